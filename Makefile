@@ -1,0 +1,47 @@
+# The two commands a newcomer runs are `pulumi up` (see README) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CHECKOV_VENV ?= .venv-checkov
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: test lint unit bench demo venv checkov-venv clean services
+
+test: lint unit ## lint everything, then run the whole test suite
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/yamllint --strict .
+	$(VENV)/bin/hadolint app/Dockerfile
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run scripts/*.sh bench/*.sh; \
+	 else echo "shellcheck not installed: skipped (scripts/services.sh installs it)"; fi
+
+unit: venv checkov-venv
+	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv ## side-by-side benchmarks; needs the services from scripts/services.sh
+	$(PY) -m bench
+
+demo: venv ## the whole GitOps loop on this machine, no AWS
+	$(PY) scripts/demo.py
+
+services: ## install and start what the tests need (root): Docker engine, registry, sshd, base image
+	bash scripts/services.sh
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache
