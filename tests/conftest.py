@@ -85,8 +85,18 @@ def wheelhouse_url() -> Iterator[str]:
     wheels = ROOT / ".cache" / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels),
-         "-r", str(ROOT / "app" / "requirements.txt")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "-d",
+            str(wheels),
+            "-r",
+            str(ROOT / "app" / "requirements.txt"),
+        ],
         check=True,
     )
     handler = functools.partial(QuietHandler, directory=str(wheels))
@@ -98,7 +108,7 @@ def wheelhouse_url() -> Iterator[str]:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
