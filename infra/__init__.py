@@ -1,0 +1,1 @@
+"""The gitops-eks Pulumi stack: one ComponentResource per concern, wired together in `infra.stack`."""

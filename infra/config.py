@@ -1,0 +1,354 @@
+"""Stack configuration: read once from `pulumi.Config`, validated into frozen dataclasses.
+
+Every problem raises `ConfigError` naming the full key (`gitops-eks:jenkins.allowedCidrs[1]`) before any
+resource is declared, so a typo never reaches AWS. Defaults are the dev values; a stack loosens or
+tightens them through config only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import yaml
+
+PROJECT = "gitops-eks"
+
+_REPOSITORY = re.compile(r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})$")
+_BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
+_K8S_VERSION = re.compile(r"^1\.\d{2}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h))+$")
+
+
+class ConfigError(ValueError):
+    """Stack configuration is invalid; the message names the key and what to do."""
+
+
+class Secret:
+    """A config value that must not reach logs, reprs or exception messages."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('[secret]')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr_block: str = "10.0.0.0/16"
+    availability_zones: int = 2
+    nat_gateways: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    kubernetes_version: str
+    instance_type: str
+    desired_size: int
+    min_size: int
+    max_size: int
+    public_access_cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JenkinsConfig:
+    instance_type: str
+    volume_size: int
+    allowed_cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FluxConfig:
+    chart_version: str
+    interval: str
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    keep_images: int = 30
+    day0_image: bool = False
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the stack reads from config. Exactly one of `cluster` and `kubeconfig` is set."""
+
+    repository: str
+    branch: str
+    cluster: ClusterConfig | None
+    jenkins: JenkinsConfig
+    flux: FluxConfig
+    network: NetworkConfig
+    registry: RegistryConfig
+    kubeconfig: Secret | None = field(default=None, repr=False)
+
+    @property
+    def owner(self) -> str:
+        return self.repository.split("/", 1)[0]
+
+    @property
+    def repository_name(self) -> str:
+        return self.repository.split("/", 1)[1]
+
+    @property
+    def byo_cluster(self) -> bool:
+        """True when the GitOps part goes into an existing cluster given by `kubeconfig`."""
+        return self.kubeconfig is not None
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+class _Object:
+    """One config object (`gitops-eks:cluster`): typed field access, unknown keys refused."""
+
+    def __init__(self, name: str, raw: Any, fields: tuple[str, ...]) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"{_key(name)}: must be an object with keys {', '.join(fields)}, got {_describe(raw)}"
+            )
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{_key(name)}.{unknown[0]}: unknown key (check the spelling); "
+                f"known keys are {', '.join(fields)}"
+            )
+        self.name = name
+        self.raw = raw
+
+    def key(self, field_name: str) -> str:
+        return _key(f"{self.name}.{field_name}")
+
+    def integer(self, field_name: str, default: int, low: int, high: int) -> int:
+        value = self.raw.get(field_name, default)
+        # bool is an int in Python; `desiredSize: true` is a typo, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(field_name)}: must be an integer, got {_describe(value)}")
+        if not low <= value <= high:
+            raise ConfigError(f"{self.key(field_name)}: {value} is out of range; use {low} to {high}")
+        return value
+
+    def boolean(self, field_name: str, default: bool) -> bool:
+        value = self.raw.get(field_name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(field_name)}: must be true or false, got {_describe(value)}")
+        return value
+
+    def string(self, field_name: str, default: str | None, pattern: re.Pattern[str], hint: str) -> str:
+        if field_name not in self.raw and default is None:
+            raise ConfigError(f"{self.key(field_name)}: missing; {hint}")
+        value = self.raw.get(field_name, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.key(field_name)}: must be a string, got {_describe(value)}; {hint}")
+        if not pattern.match(value):
+            raise ConfigError(f"{self.key(field_name)}: {value!r} is not valid; {hint}")
+        return value
+
+    def cidrs(self, field_name: str, purpose: str, allow_empty: bool) -> tuple[str, ...]:
+        """A list of CIDRs in canonical form, none of them the whole internet."""
+        hint = f"list the CIDRs that may reach {purpose}"
+        if allow_empty:
+            hint += ", or [] to allow none"
+        if field_name not in self.raw:
+            raise ConfigError(f"{self.key(field_name)}: missing; {hint}")
+        value = self.raw[field_name]
+        if not isinstance(value, list):
+            raise ConfigError(
+                f"{self.key(field_name)}: must be a list of CIDRs, got {_describe(value)}; {hint}"
+            )
+        if not value and not allow_empty:
+            raise ConfigError(f"{self.key(field_name)}: is empty; {hint}")
+        return tuple(_cidr(f"{self.key(field_name)}[{i}]", item, hint) for i, item in enumerate(value))
+
+
+def _cidr(key: str, value: Any, hint: str) -> str:
+    """The CIDR in canonical form; refuses bare addresses, host bits and the whole internet."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ConfigError(f"{key}: {value!r} is not a CIDR (like 203.0.113.0/24); {hint}")
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError as error:
+        raise ConfigError(f"{key}: {value!r} is not a CIDR ({error}); {hint}") from None
+    if network.prefixlen == 0:
+        raise ConfigError(f"{key}: {value!r} is open to the world; {hint}")
+    if network.network_address != ipaddress.ip_interface(value).ip:
+        raise ConfigError(f"{key}: {value!r} has host bits set; did you mean {network}?")
+    return str(network)
+
+
+def _network(raw: Any) -> NetworkConfig:
+    obj = _Object("network", raw, ("cidrBlock", "availabilityZones", "natGateways"))
+    defaults = NetworkConfig()
+    network = _cidr(
+        obj.key("cidrBlock"), raw.get("cidrBlock", defaults.cidr_block), "use a private /16 to /20"
+    )
+    parsed = ipaddress.ip_network(network)
+    if parsed.version != 4 or not parsed.is_private or not 16 <= parsed.prefixlen <= 20:
+        raise ConfigError(f"{obj.key('cidrBlock')}: {network!r} must be a private IPv4 range from /16 to /20")
+    zones = obj.integer("availabilityZones", defaults.availability_zones, 2, 6)
+    nat = obj.integer("natGateways", defaults.nat_gateways, 1, zones)
+    # awsx offers one NAT for the VPC or one per zone; anything between has no meaning there.
+    if nat not in (1, zones):
+        raise ConfigError(
+            f"{obj.key('natGateways')}: {nat} is not 1 (one shared NAT) or {zones} (one per zone)"
+        )
+    return NetworkConfig(cidr_block=network, availability_zones=zones, nat_gateways=nat)
+
+
+def _cluster(raw: Any) -> ClusterConfig:
+    obj = _Object(
+        "cluster",
+        raw,
+        ("kubernetesVersion", "instanceType", "desiredSize", "minSize", "maxSize", "publicAccessCidrs"),
+    )
+    min_size = obj.integer("minSize", 1, 1, 100)
+    desired = obj.integer("desiredSize", 2, 1, 100)
+    max_size = obj.integer("maxSize", 3, 1, 100)
+    if not min_size <= desired <= max_size:
+        raise ConfigError(
+            f"{obj.key('desiredSize')}: sizes must satisfy minSize <= desiredSize <= maxSize, "
+            f"got {min_size} <= {desired} <= {max_size}"
+        )
+    return ClusterConfig(
+        kubernetes_version=obj.string(
+            "kubernetesVersion", "1.33", _K8S_VERSION, "use an EKS version like '1.33'"
+        ),
+        instance_type=obj.string(
+            "instanceType", "t3.medium", _INSTANCE_TYPE, "use an EC2 type like t3.medium"
+        ),
+        desired_size=desired,
+        min_size=min_size,
+        max_size=max_size,
+        public_access_cidrs=obj.cidrs("publicAccessCidrs", "the Kubernetes API", allow_empty=True),
+    )
+
+
+def _jenkins(raw: Any) -> JenkinsConfig:
+    obj = _Object("jenkins", raw, ("instanceType", "volumeSize", "allowedCidrs"))
+    return JenkinsConfig(
+        instance_type=obj.string(
+            "instanceType", "t3.medium", _INSTANCE_TYPE, "use an EC2 type like t3.medium"
+        ),
+        volume_size=obj.integer("volumeSize", 30, 20, 16384),
+        allowed_cidrs=obj.cidrs("allowedCidrs", "Jenkins", allow_empty=False),
+    )
+
+
+def _flux(raw: Any) -> FluxConfig:
+    obj = _Object("flux", raw, ("chartVersion", "interval"))
+    return FluxConfig(
+        chart_version=obj.string("chartVersion", "2.16.4", _SEMVER, "pin a flux2 chart version like 2.16.4"),
+        interval=obj.string("interval", "1m", _DURATION, "use a duration like 1m or 30s"),
+    )
+
+
+def _registry(raw: Any) -> RegistryConfig:
+    obj = _Object("registry", raw, ("keepImages", "day0Image"))
+    defaults = RegistryConfig()
+    return RegistryConfig(
+        keep_images=obj.integer("keepImages", defaults.keep_images, 1, 1000),
+        day0_image=obj.boolean("day0Image", defaults.day0_image),
+    )
+
+
+def _kubeconfig(value: str) -> Secret:
+    """Check the shape of a bring-your-own kubeconfig without ever echoing its content."""
+    key = _key("kubeconfig")
+    try:
+        document = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(
+            f"{key}: is not valid YAML or JSON; set it with `pulumi config set --secret`"
+        ) from None
+    if not isinstance(document, Mapping) or not all(
+        isinstance(document.get(part), list) and document.get(part)
+        for part in ("clusters", "contexts", "users")
+    ):
+        raise ConfigError(f"{key}: is not a kubeconfig (needs non-empty clusters, contexts and users)")
+    return Secret(value)
+
+
+def _object(config: pulumi.Config, name: str, required: bool = False) -> Any:
+    """The parsed JSON of an object key, {} when absent (or an error when required)."""
+    text = config.get(name)
+    if text is None:
+        if required:
+            raise ConfigError(f"{_key(name)}: missing; see docs/infra.md for its keys")
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(
+            f"{_key(name)}: must be an object (YAML mapping), got the string {text!r}"
+        ) from None
+
+
+def _string(
+    config: pulumi.Config, name: str, default: str | None, check: Callable[[str], bool], hint: str
+) -> str:
+    value = config.get(name, default)
+    if value is None:
+        raise ConfigError(f"{_key(name)}: missing; {hint}")
+    if not check(value):
+        raise ConfigError(f"{_key(name)}: {value!r} is not valid; {hint}")
+    return value
+
+
+def load() -> StackConfig:
+    """Read and validate the stack's config; raise ConfigError naming the first bad key."""
+    config = pulumi.Config(PROJECT)
+    repository = _string(
+        config,
+        "repository",
+        None,
+        lambda v: bool(_REPOSITORY.match(v)) and v.split("/")[1] not in {".", ".."},
+        "set the GitHub repository as owner/name, e.g. example-org/hello-gitops",
+    )
+    github_owner = pulumi.Config("github").get("owner")
+    if github_owner is not None and github_owner.lower() != repository.split("/")[0].lower():
+        raise ConfigError(
+            f"github:owner: {github_owner!r} differs from the owner in {_key('repository')} "
+            f"({repository!r}); deploy keys and webhooks would go to the wrong account"
+        )
+    branch = _string(
+        config, "branch", "main", lambda v: bool(_BRANCH.match(v)), "use a branch name like main"
+    )
+    kubeconfig_text = config.get("kubeconfig")
+    has_cluster = config.get("cluster") is not None
+    if kubeconfig_text is not None and has_cluster:
+        raise ConfigError(
+            f"{_key('kubeconfig')}: set either {_key('kubeconfig')} (use an existing cluster) or "
+            f"{_key('cluster')} (create an EKS cluster), not both"
+        )
+    return StackConfig(
+        repository=repository,
+        branch=branch,
+        cluster=None if kubeconfig_text is not None else _cluster(_object(config, "cluster", required=True)),
+        jenkins=_jenkins(_object(config, "jenkins", required=True)),
+        flux=_flux(_object(config, "flux")),
+        network=_network(_object(config, "network")),
+        registry=_registry(_object(config, "registry")),
+        kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
+    )
