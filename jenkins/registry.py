@@ -1,0 +1,239 @@
+"""Registry adapter: log in to the image registry and resolve a tag to its digest.
+
+ECR repositories go through the AWS API (boto3: `get_authorization_token`, `describe_images`); any other
+registry through the registry HTTP API v2. Credentials travel only in HTTP headers and on docker's stdin:
+never in argv, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import subprocess
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import requests
+
+log = logging.getLogger(__name__)
+
+# <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/<name>
+ECR_PATTERN = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+    r"\.amazonaws\.com(?:\.cn)?/(?P<name>[a-z0-9][a-z0-9._/-]*)$"
+)
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+DOCKER_HUB = "registry-1.docker.io"
+TIMEOUT = 30
+
+
+class RegistryError(Exception):
+    """A registry operation failed; the message says which registry, what failed and what to try."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An image repository split into the registry host and the repository name on it."""
+
+    registry: str
+    name: str
+
+
+def is_ecr(repository: str) -> bool:
+    """True for an ECR repository URL (commercial, China and FIPS endpoints)."""
+    return ECR_PATTERN.match(repository) is not None
+
+
+def parse_repository(repository: str) -> Reference:
+    """Split REGISTRY/NAME the way docker does: the first part is a registry when it looks like a host."""
+    first, sep, rest = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return Reference(first, rest)
+    # Docker Hub: official images live under library/.
+    return Reference(DOCKER_HUB, repository if sep else f"library/{repository}")
+
+
+def login(repository: str) -> None:
+    """Log docker in to an ECR repository's registry; other registries use docker's own config."""
+    match = ECR_PATTERN.match(repository)
+    if match is None:
+        return
+    account, region = match["account"], match["region"]
+    try:
+        data = ecr_client(region).get_authorization_token(registryIds=[account])["authorizationData"][0]
+    except botocore.exceptions.BotoCoreError as exc:
+        raise RegistryError(
+            f"ECR login to account {account} in {region} failed: {type(exc).__name__}; "
+            "check the AWS credentials (instance role or AWS_* variables) and network access to ECR"
+        ) from None
+    except botocore.exceptions.ClientError as exc:
+        raise RegistryError(
+            f"ECR login to account {account} in {region} failed: {aws_error(exc)}; the caller needs "
+            "ecr:GetAuthorizationToken"
+        ) from None
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    registry = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
+    docker_login(registry, username, password)
+
+
+def docker_login(registry: str, username: str, password: str) -> None:
+    """`docker login` with the password on stdin, so it never shows in argv (ps, /proc) or logs."""
+    result = subprocess.run(
+        ["docker", "login", "--username", username, "--password-stdin", registry],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        # docker does not echo the password, but scrub it anyway: this text reaches the console.
+        detail = (result.stderr or result.stdout).strip().replace(password, "***")[-500:]
+        raise RegistryError(f"docker login to {registry} failed: {detail}")
+    log.info("logged in to %s", registry)
+
+
+def resolve_digest(repository: str, tag: str) -> str | None:
+    """The digest ("sha256:...") that REPOSITORY:TAG points at, or None when the tag is absent."""
+    match = ECR_PATTERN.match(repository)
+    if match is not None:
+        return ecr_digest(match["account"], match["region"], match["name"], tag)
+    return oci_digest(parse_repository(repository), tag)
+
+
+def ecr_client(region: str):  # boto3 clients have no importable type
+    # A fresh session reads the credentials and AWS_ENDPOINT_URL (how tests reach moto) at call time.
+    return boto3.session.Session().client("ecr", region_name=region)
+
+
+def ecr_digest(account: str, region: str, name: str, tag: str) -> str | None:
+    where = f"ECR repository {name} (account {account}, {region})"
+    try:
+        images = ecr_client(region).describe_images(
+            registryId=account, repositoryName=name, imageIds=[{"imageTag": tag}]
+        )
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ImageNotFoundException":
+            return None
+        if code == "RepositoryNotFoundException":
+            raise RegistryError(
+                f"{where} does not exist; create it (`pulumi up` does) or fix --image-repository"
+            ) from None
+        raise RegistryError(
+            f"looking up tag {tag} in {where} failed: {aws_error(exc)}; the caller needs ecr:DescribeImages"
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise RegistryError(
+            f"looking up tag {tag} in {where} failed: {type(exc).__name__}; "
+            "check the AWS credentials and network access to ECR"
+        ) from None
+    details = images.get("imageDetails", [])
+    return details[0]["imageDigest"] if details else None
+
+
+def aws_error(exc: botocore.exceptions.ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+
+
+def oci_digest(ref: Reference, tag: str) -> str | None:
+    """HEAD the manifest through the registry HTTP API v2, answering a Bearer or Basic challenge."""
+    url = f"{registry_url(ref.registry)}/v2/{ref.name}/manifests/{tag}"
+    where = f"registry {ref.registry}, repository {ref.name}"
+    session = requests.Session()
+    session.headers["Accept"] = MANIFEST_TYPES
+    try:
+        response = session.head(url, timeout=TIMEOUT)
+        if response.status_code == 401:
+            session.headers["Authorization"] = answer_challenge(session, ref, response)
+            response = session.head(url, timeout=TIMEOUT)
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                f"{where}: access denied (HTTP {response.status_code}); "
+                f"run `docker login {ref.registry}` with an account that can pull"
+            )
+        if response.status_code != 200:
+            raise RegistryError(f"{where}: HEAD manifest {tag} answered HTTP {response.status_code}")
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest is None:
+            # The header is optional in the spec: the digest is the sha256 of the manifest bytes.
+            body = session.get(url, timeout=TIMEOUT)
+            body.raise_for_status()
+            digest = "sha256:" + hashlib.sha256(body.content).hexdigest()
+    except requests.RequestException as exc:
+        raise RegistryError(
+            f"cannot reach {where} at {registry_url(ref.registry)}: {type(exc).__name__}; "
+            "check that the registry is running and the address is right"
+        ) from None
+    return digest
+
+
+def registry_url(registry: str) -> str:
+    """http for loopback registries (what docker trusts without TLS), https for everything else."""
+    host = urllib.parse.urlsplit(f"//{registry}").hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return f"{'http' if loopback else 'https'}://{registry}"
+
+
+def answer_challenge(session: requests.Session, ref: Reference, response: requests.Response) -> str:
+    """The Authorization header for a 401's WWW-Authenticate challenge (Bearer token or Basic)."""
+    scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
+    credentials = docker_credentials(ref.registry)
+    if scheme.lower() == "basic":
+        if credentials is None:
+            raise RegistryError(
+                f"registry {ref.registry} needs credentials; run `docker login {ref.registry}`"
+            )
+        return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+    if scheme.lower() != "bearer":
+        raise RegistryError(f"registry {ref.registry} asks for unsupported authentication '{scheme}'")
+    challenge = dict(re.findall(r'(\w+)="([^"]*)"', params))
+    if "realm" not in challenge:
+        raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
+    query = {"service": challenge.get("service", ""), "scope": f"repository:{ref.name}:pull"}
+    token = session.get(challenge["realm"], params=query, auth=credentials, timeout=TIMEOUT)
+    if token.status_code != 200:
+        raise RegistryError(
+            f"registry {ref.registry}: token request answered HTTP {token.status_code}; "
+            f"run `docker login {ref.registry}`"
+        )
+    body = token.json()
+    return "Bearer " + (body.get("token") or body.get("access_token", ""))
+
+
+def docker_credentials(registry: str) -> tuple[str, str] | None:
+    """user/password for a registry from docker's config.json `auths` (what `docker login` wrote)."""
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(config.read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    keys = [registry, f"https://{registry}", f"http://{registry}"]
+    if registry == DOCKER_HUB:
+        keys.append("https://index.docker.io/v1/")
+    for key in keys:
+        encoded = auths.get(key, {}).get("auth")
+        if encoded:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            return user, password
+    return None
