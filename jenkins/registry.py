@@ -11,7 +11,6 @@ import base64
 import hashlib
 import ipaddress
 import json
-import logging
 import os
 import re
 import subprocess
@@ -23,7 +22,7 @@ import boto3
 import botocore.exceptions
 import requests
 
-log = logging.getLogger(__name__)
+from jenkins import log
 
 # <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/<name>
 ECR_PATTERN = re.compile(
@@ -104,7 +103,7 @@ def docker_login(registry: str, username: str, password: str) -> None:
         # docker does not echo the password, but scrub it anyway: this text reaches the console.
         detail = (result.stderr or result.stdout).strip().replace(password, "***")[-500:]
         raise RegistryError(f"docker login to {registry} failed: {detail}")
-    log.info("logged in to %s", registry)
+    log.info(f"docker logged in to {registry}")
 
 
 def resolve_digest(repository: str, tag: str) -> str | None:
