@@ -1,0 +1,97 @@
+"""Two GitHub deploy keys, never shared: Flux reads the repository, Jenkins writes to it.
+
+Also the two facts about GitHub the stack trusts, fetched from GitHub's API at deploy time (over TLS, with
+the provider's token) instead of trusting whatever answers on first use: its SSH host keys and the source
+ranges its webhooks come from.
+
+Rotation: replace a key resource and everything derived from it follows in the same update, e.g.
+`pulumi up --replace 'urn:pulumi:dev::gitops-eks::gitops:infra:DeployKeys$tls:index/privateKey:PrivateKey::deploy-keys-flux'`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_github as github
+import pulumi_tls as tls
+
+
+@dataclass(frozen=True)
+class HookRanges:
+    """GitHub's webhook source CIDRs, split by IP family (Kubernetes LBs and SG rules want them apart)."""
+
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+
+
+def github_known_hosts() -> str:
+    """known_hosts lines (`github.com <type> <key>`) for GitHub's published SSH host keys."""
+    keys = github.get_ssh_keys().keys
+    if not keys:
+        raise ValueError(
+            "GitHub's API returned no SSH host keys; refusing to fall back to trust-on-first-use"
+        )
+    return "".join(f"github.com {key}\n" for key in keys)
+
+
+def github_hook_ranges() -> HookRanges:
+    """The CIDRs GitHub's webhook deliveries come from (`hooks` in GitHub's meta API)."""
+    hooks = github.get_ip_ranges().hooks
+    if not hooks:
+        raise ValueError("GitHub's API returned no webhook source ranges")
+    networks = [ipaddress.ip_network(cidr) for cidr in hooks]
+    return HookRanges(
+        ipv4=tuple(str(n) for n in networks if n.version == 4),
+        ipv6=tuple(str(n) for n in networks if n.version == 6),
+    )
+
+
+@dataclass(frozen=True)
+class DeployKeysArgs:
+    repository_name: str
+    """The repository's name (without owner; the owner is the `github:owner` provider setting)."""
+
+
+class DeployKeys(pulumi.ComponentResource):
+    """ED25519 key pairs registered as deploy keys: `flux` read-only, `jenkins` read/write.
+
+    Private keys exist only as Pulumi secrets (`flux_private_key`, `jenkins_private_key`); consumers put
+    them where they are needed (a flux-system Secret, AWS Secrets Manager).
+    """
+
+    def __init__(self, name: str, args: DeployKeysArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops:infra:DeployKeys", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.flux_key = tls.PrivateKey(f"{name}-flux", algorithm="ED25519", opts=child)
+        self.flux_deploy_key = github.RepositoryDeployKey(
+            f"{name}-flux",
+            repository=args.repository_name,
+            title="flux (read-only, managed by Pulumi)",
+            key=self.flux_key.public_key_openssh,
+            read_only=True,
+            opts=child,
+        )
+        self.jenkins_key = tls.PrivateKey(f"{name}-jenkins", algorithm="ED25519", opts=child)
+        self.jenkins_deploy_key = github.RepositoryDeployKey(
+            f"{name}-jenkins",
+            repository=args.repository_name,
+            title="jenkins (write: manifest commits, managed by Pulumi)",
+            key=self.jenkins_key.public_key_openssh,
+            read_only=False,
+            opts=child,
+        )
+
+        self.flux_private_key: pulumi.Output[str] = pulumi.Output.secret(self.flux_key.private_key_openssh)
+        self.flux_public_key: pulumi.Output[str] = self.flux_key.public_key_openssh
+        self.jenkins_private_key: pulumi.Output[str] = pulumi.Output.secret(
+            self.jenkins_key.private_key_openssh
+        )
+        self.register_outputs(
+            {
+                "flux_public_key": self.flux_public_key,
+                "jenkins_public_key": self.jenkins_key.public_key_openssh,
+            }
+        )

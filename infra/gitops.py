@@ -1,0 +1,201 @@
+"""Flux v2 in the cluster: the community `flux2` chart, the sync objects, and a GitHub push webhook.
+
+Flux follows `branch` of the repository over SSH with the read-only deploy key and applies `./k8s`.
+Image automation controllers stay off: Jenkins writes the image reference back to git itself.
+
+The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
+a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
+fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
+registers the GitHub webhook in the same run.
+
+Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm
+release, so Pulumi deletes them while the controllers still run; the Kustomization's finalizer prunes
+what Flux applied (including the app's load balancer) before the cluster goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_github as github
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra.config import FluxConfig
+from infra.deploy_keys import HookRanges
+
+NAMESPACE = "flux-system"
+CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
+GIT_SECRET = "flux-system"
+SOURCE_NAME = "flux-system"
+KUSTOMIZATION_NAME = "app"
+KUSTOMIZATION_PATH = "./k8s"
+KUSTOMIZATION_TIMEOUT = "5m"
+RECEIVER_NAME = "github"
+RECEIVER_TOKEN_SECRET = "receiver-token"
+RECEIVER_PORT = 9292
+
+CHART_VALUES = {
+    "installCRDs": True,
+    # Uninstalling the chart must not delete the CRDs, and with them every Flux object in the cluster.
+    "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
+    # Jenkins pushes the new image reference; Flux only applies what is in git.
+    "imageAutomationController": {"create": False},
+    "imageReflectionController": {"create": False},
+}
+
+
+def webhook_path(token: str, name: str = RECEIVER_NAME, namespace: str = NAMESPACE) -> str:
+    """The path notification-controller serves a Receiver on (same formula as Flux's GetWebhookPath)."""
+    digest = hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
+    return f"/hook/{digest}"
+
+
+@dataclass(frozen=True)
+class GitOpsArgs:
+    config: FluxConfig
+    repository: str
+    """GitHub `owner/name` Flux follows."""
+    branch: str
+    provider: k8s.Provider
+    identity: pulumi.Input[str]
+    """Flux's read-only deploy key (private, OpenSSH format; a Pulumi secret)."""
+    identity_pub: pulumi.Input[str]
+    known_hosts: str
+    hook_ranges: HookRanges
+
+
+class GitOps(pulumi.ComponentResource):
+    """Flux installed by Helm, syncing `./k8s` from one branch, woken up by GitHub push webhooks."""
+
+    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops:infra:GitOps", name, None, opts)
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        repository_name = args.repository.split("/", 1)[1]
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata={"name": NAMESPACE}, opts=in_cluster
+        )
+        namespace = self.namespace.metadata.name
+        self.release = k8s.helm.v3.Release(
+            f"{name}-flux",
+            name="flux2",
+            chart="flux2",
+            version=args.config.chart_version,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=namespace,
+            values=CHART_VALUES,
+            atomic=True,
+            timeout=600,
+            opts=in_cluster,
+        )
+        after_flux = pulumi.ResourceOptions.merge(
+            in_cluster, pulumi.ResourceOptions(depends_on=[self.release])
+        )
+
+        self.git_secret = k8s.core.v1.Secret(
+            f"{name}-git-auth",
+            metadata={"name": GIT_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data={
+                "identity": pulumi.Output.secret(args.identity),
+                "identity.pub": args.identity_pub,
+                "known_hosts": args.known_hosts,
+            },
+            opts=in_cluster,
+        )
+        self.git_repository = k8s.apiextensions.CustomResource(
+            f"{name}-source",
+            api_version="source.toolkit.fluxcd.io/v1",
+            kind="GitRepository",
+            metadata={"name": SOURCE_NAME, "namespace": namespace},
+            spec={
+                "interval": args.config.interval,
+                "url": f"ssh://git@github.com/{args.repository}.git",
+                "ref": {"branch": args.branch},
+                "secretRef": {"name": self.git_secret.metadata.name},
+            },
+            opts=after_flux,
+        )
+        self.kustomization = k8s.apiextensions.CustomResource(
+            f"{name}-kustomization",
+            api_version="kustomize.toolkit.fluxcd.io/v1",
+            kind="Kustomization",
+            metadata={"name": KUSTOMIZATION_NAME, "namespace": namespace},
+            spec={
+                "interval": args.config.interval,
+                "path": KUSTOMIZATION_PATH,
+                "prune": True,
+                "wait": True,
+                "timeout": KUSTOMIZATION_TIMEOUT,
+                "sourceRef": {"kind": "GitRepository", "name": self.git_repository.metadata["name"]},
+            },
+            opts=after_flux,
+        )
+
+        self.receiver_token = random.RandomPassword(
+            f"{name}-receiver-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.receiver_secret = k8s.core.v1.Secret(
+            f"{name}-receiver-token",
+            metadata={"name": RECEIVER_TOKEN_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data={"token": self.receiver_token.result},
+            opts=in_cluster,
+        )
+        self.receiver = k8s.apiextensions.CustomResource(
+            f"{name}-receiver",
+            api_version="notification.toolkit.fluxcd.io/v1",
+            kind="Receiver",
+            metadata={"name": RECEIVER_NAME, "namespace": namespace},
+            spec={
+                "type": "github",
+                "events": ["ping", "push"],
+                "secretRef": {"name": self.receiver_secret.metadata.name},
+                "resources": [{"kind": "GitRepository", "name": self.git_repository.metadata["name"]}],
+            },
+            opts=after_flux,
+        )
+        # The LB has only IPv4 addresses (A records), so GitHub can only come over IPv4.
+        self.receiver_service = k8s.core.v1.Service(
+            f"{name}-receiver",
+            metadata={"name": "flux-webhook-receiver", "namespace": namespace},
+            spec={
+                "type": "LoadBalancer",
+                "selector": {"app": "notification-controller"},
+                "ports": [{"name": "http", "port": 80, "target_port": RECEIVER_PORT, "protocol": "TCP"}],
+                "load_balancer_source_ranges": list(args.hook_ranges.ipv4),
+            },
+            opts=after_flux,
+        )
+
+        hostname = self.receiver_service.status.apply(_load_balancer_host)
+        self.webhook_url: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(hostname, self.receiver_token.result).apply(
+                lambda values: f"http://{values[0]}{webhook_path(values[1])}"
+            )
+        )
+        self.webhook = github.RepositoryWebhook(
+            f"{name}-webhook",
+            repository=repository_name,
+            events=["push"],
+            active=True,
+            configuration={
+                "url": self.webhook_url,
+                "content_type": "json",
+                "secret": self.receiver_token.result,
+                "insecure_ssl": False,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
+        )
+        self.register_outputs({"webhook_url": self.webhook_url})
+
+
+def _load_balancer_host(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
+    """The receiver LB's DNS name (AWS) or IP; Pulumi's await logic waits until it is assigned."""
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    if not ingress:
+        raise ValueError("the Flux receiver Service has no load balancer address yet")
+    return ingress[0].hostname or ingress[0].ip

@@ -1,0 +1,489 @@
+"""Jenkins on EC2, behind an Application Load Balancer, configured entirely by cloud-init and JCasC.
+
+Why an ALB and not port 8080 on a public instance: a security group cannot tell a GitHub webhook from a
+browser. The ALB's listener rules can: GitHub's hook ranges reach only `/github-webhook/*`, the admin
+CIDRs reach everything, anyone else gets a 403 from the ALB without touching Jenkins. The instance
+itself sits in a private subnet with no inbound rule except 8080 from the ALB, and no SSH at all
+(Session Manager instead).
+
+Secrets never enter the user data: it carries secret ARNs, and a systemd `ExecStartPre` fetches the
+values through the instance role into a tmpfs directory each time Jenkins starts (see
+jenkins/server/fetch-secrets.sh). JENKINS_HOME lives on its own encrypted EBS volume, so replacing the
+instance (new AMI, new user data) keeps the builds' state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_github as github
+import pulumi_random as random
+import yaml
+
+from infra.config import JenkinsConfig
+from infra.deploy_keys import HookRanges
+
+SERVER_DIR = Path(__file__).resolve().parent.parent / "jenkins" / "server"
+JENKINS_PORT = 8080
+WEBHOOK_PATH = "/github-webhook/"
+# EBS attachment name; AL2023's udev rules link the NVMe device back to it, so the boot script can find it.
+HOME_DEVICE = "/dev/sdf"
+# Containers (docker builds) sit one network hop further from IMDS than the host.
+IMDS_HOP_LIMIT = 2
+# An ALB rule allows five condition values in total; a path plus three sources stays within it.
+_SOURCES_PER_RULE = 3
+# Graviton instance families carry a `g` after the generation digit: t4g, m7gd, c6gn, im4gn.
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g[a-z-]*\.")
+
+
+@dataclass(frozen=True)
+class JenkinsServerArgs:
+    config: JenkinsConfig
+    repository: str
+    """GitHub `owner/name` the pipeline job builds."""
+    branch: str
+    stack_name: str
+    """Pulumi stack the pipeline previews (`PULUMI_STACK`)."""
+    region: str
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[Sequence[str]]
+    """Where the load balancer lives (two or more AZs)."""
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    """Where the instance lives (the first one)."""
+    ecr_repository_arn: pulumi.Input[str]
+    ecr_repository_url: pulumi.Input[str]
+    deploy_private_key: pulumi.Input[str]
+    """The write deploy key (a Pulumi secret); stored in Secrets Manager, never in user data."""
+    known_hosts: str
+    hook_ranges: HookRanges
+
+
+@dataclass(frozen=True)
+class BootSettings:
+    """Everything the first boot needs, none of it secret: names and ARNs, never values."""
+
+    region: str
+    repository: str
+    branch: str
+    stack_name: str
+    image_repository: str
+    jenkins_url: str
+    known_hosts: str
+    deploy_key_secret: str
+    admin_password_secret: str
+    webhook_secret: str
+    pulumi_token_secret: str
+
+
+def _server_file(name: str) -> str:
+    return (SERVER_DIR / name).read_text(encoding="utf-8")
+
+
+def boot_environment(settings: BootSettings) -> str:
+    """/etc/jenkins/gitops.env: read by Jenkins (JCasC `${...}`), the secrets fetcher and the boot script."""
+    values = {
+        "AWS_REGION": settings.region,
+        "IMAGE_REPOSITORY": settings.image_repository,
+        "GITOPS_BRANCH": settings.branch,
+        "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
+        "PULUMI_STACK": settings.stack_name,
+        "GITOPS_JENKINS_URL": settings.jenkins_url,
+        "SECRET_DEPLOY_KEY_ID": settings.deploy_key_secret,
+        "SECRET_ADMIN_PASSWORD_ID": settings.admin_password_secret,
+        "SECRET_WEBHOOK_SECRET_ID": settings.webhook_secret,
+        "SECRET_PULUMI_TOKEN_ID": settings.pulumi_token_secret,
+        "CASC_JENKINS_CONFIG": "/etc/jenkins/casc.yaml",
+        # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
+        "SECRETS": "/run/jenkins-secrets",
+        "JAVA_OPTS": "-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false",
+    }
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def render_user_data(settings: BootSettings) -> str:
+    """The #cloud-config document: packages, the Jenkins repo, config files, and one boot script."""
+
+    def file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
+        return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
+
+    document = {
+        "yum_repos": {
+            "jenkins": {
+                "name": "Jenkins LTS",
+                "baseurl": "https://pkg.jenkins.io/redhat-stable",
+                "gpgcheck": True,
+                "gpgkey": "https://pkg.jenkins.io/redhat-stable/jenkins.io-2023.key",
+                "enabled": True,
+            }
+        },
+        "packages": [
+            "java-21-amazon-corretto-headless",
+            "fontconfig",
+            "jenkins",
+            "docker",
+            "git",
+            "python3",
+            "python3-pip",
+        ],
+        "write_files": [
+            file("/etc/jenkins/gitops.env", boot_environment(settings)),
+            file("/etc/jenkins/casc.yaml", _server_file("casc.yaml")),
+            file("/etc/jenkins/plugins.txt", _server_file("plugins.txt")),
+            file("/etc/jenkins/known_hosts", settings.known_hosts),
+            file("/etc/systemd/system/jenkins.service.d/gitops.conf", _server_file("jenkins.service.conf")),
+            file("/usr/local/sbin/jenkins-fetch-secrets", _server_file("fetch-secrets.sh"), "0755"),
+            file("/usr/local/sbin/jenkins-boot", _server_file("boot.sh"), "0755"),
+        ],
+        "runcmd": [["/usr/local/sbin/jenkins-boot"]],
+    }
+    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+def _architecture(instance_type: str) -> str:
+    return "arm64" if _ARM_FAMILY.match(instance_type) else "x86_64"
+
+
+def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+class JenkinsServer(pulumi.ComponentResource):
+    """Jenkins LTS on an IMDSv2-only EC2 instance, its secrets, IAM role, ALB and GitHub webhook."""
+
+    def __init__(
+        self, name: str, args: JenkinsServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("gitops:infra:JenkinsServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        repository_name = args.repository.split("/", 1)[1]
+
+        # Secrets: one KMS key for all of them; only the instance role is granted decrypt.
+        self.kms_key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Jenkins secrets for {args.repository}",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            opts=child,
+        )
+        self.admin_password = random.RandomPassword(f"{name}-admin", length=32, special=False, opts=child)
+        self.webhook_token = random.RandomPassword(f"{name}-webhook", length=40, special=False, opts=child)
+        self.deploy_key_secret = self._secret(name, "deploy-key", args.deploy_private_key, child)
+        self.admin_password_secret = self._secret(name, "admin-password", self.admin_password.result, child)
+        self.webhook_secret = self._secret(name, "webhook-secret", self.webhook_token.result, child)
+        # Filled by the operator (`aws secretsmanager put-secret-value`) to enable PR previews.
+        self.pulumi_token_secret = self._secret(name, "pulumi-access-token", None, child)
+        secrets = [
+            self.deploy_key_secret,
+            self.admin_password_secret,
+            self.webhook_secret,
+            self.pulumi_token_secret,
+        ]
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            description="Jenkins server: push to one ECR repository, read its own secrets, SSM",
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm",
+            role=self.role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            opts=child,
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-access",
+            role=self.role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "EcrLogin",
+                            "Effect": "Allow",
+                            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+                            "Action": ["ecr:GetAuthorizationToken"],
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "EcrPushPullThisRepository",
+                            "Effect": "Allow",
+                            "Action": [
+                                "ecr:BatchCheckLayerAvailability",
+                                "ecr:BatchGetImage",
+                                "ecr:CompleteLayerUpload",
+                                "ecr:DescribeImages",
+                                "ecr:GetDownloadUrlForLayer",
+                                "ecr:InitiateLayerUpload",
+                                "ecr:ListImages",
+                                "ecr:PutImage",
+                                "ecr:UploadLayerPart",
+                            ],
+                            "Resource": args.ecr_repository_arn,
+                        },
+                        {
+                            "Sid": "ReadOwnSecrets",
+                            "Effect": "Allow",
+                            "Action": ["secretsmanager:GetSecretValue"],
+                            "Resource": [secret.arn for secret in secrets],
+                        },
+                        {
+                            "Sid": "DecryptOwnSecrets",
+                            "Effect": "Allow",
+                            "Action": ["kms:Decrypt"],
+                            "Resource": self.kms_key.arn,
+                            "Condition": {
+                                "StringEquals": {
+                                    "kms:ViaService": f"secretsmanager.{args.region}.amazonaws.com"
+                                }
+                            },
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        self.instance_profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
+
+        self.alb_security_group, self.instance_security_group = self._security_groups(name, args, child)
+        self.load_balancer = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.alb_security_group.id],
+            subnets=args.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            opts=child,
+        )
+        self.url: pulumi.Output[str] = self.load_balancer.dns_name.apply(lambda dns: f"http://{dns}/")
+        self.webhook_url: pulumi.Output[str] = self.load_balancer.dns_name.apply(
+            lambda dns: f"http://{dns}{WEBHOOK_PATH}"
+        )
+
+        ami = aws.ec2.get_ami(
+            most_recent=True,
+            owners=["amazon"],
+            filters=[
+                {"name": "name", "values": [f"al2023-ami-2023.*-{_architecture(args.config.instance_type)}"]},
+                {"name": "state", "values": ["available"]},
+            ],
+        )
+        user_data = pulumi.Output.all(
+            args.ecr_repository_url,
+            self.url,
+            *(secret.arn for secret in secrets),
+        ).apply(
+            lambda values: render_user_data(
+                BootSettings(
+                    region=args.region,
+                    repository=args.repository,
+                    branch=args.branch,
+                    stack_name=args.stack_name,
+                    image_repository=values[0],
+                    jenkins_url=values[1],
+                    known_hosts=args.known_hosts,
+                    deploy_key_secret=values[2],
+                    admin_password_secret=values[3],
+                    webhook_secret=values[4],
+                    pulumi_token_secret=values[5],
+                )
+            )
+        )
+        self.instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami.id,
+            instance_type=args.config.instance_type,
+            subnet_id=pulumi.Output.from_input(args.private_subnet_ids).apply(lambda ids: ids[0]),
+            vpc_security_group_ids=[self.instance_security_group.id],
+            iam_instance_profile=self.instance_profile.name,
+            associate_public_ip_address=False,
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+                "instance_metadata_tags": "disabled",
+            },
+            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 20},
+            ebs_optimized=True,
+            monitoring=True,
+            user_data=user_data,
+            # JENKINS_HOME is on its own volume, so a new instance for new boot config loses nothing.
+            user_data_replace_on_change=True,
+            tags={"Name": f"{name}-jenkins"},
+            # A newer AMI must not replace the server on an unrelated `pulumi up`; take it with --replace.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+        self.home_volume = aws.ebs.Volume(
+            f"{name}-home",
+            availability_zone=self.instance.availability_zone,
+            size=args.config.volume_size,
+            type="gp3",
+            encrypted=True,
+            tags={"Name": f"{name}-jenkins-home"},
+            opts=child,
+        )
+        aws.ec2.VolumeAttachment(
+            f"{name}-home",
+            device_name=HOME_DEVICE,
+            volume_id=self.home_volume.id,
+            instance_id=self.instance.id,
+            stop_instance_before_detaching=True,
+            opts=child,
+        )
+        self._listener(name, args, child)
+
+        self.webhook = github.RepositoryWebhook(
+            f"{name}-webhook",
+            repository=repository_name,
+            events=["push"],
+            active=True,
+            configuration={
+                "url": self.webhook_url,
+                "content_type": "json",
+                "secret": self.webhook_token.result,
+                "insecure_ssl": False,
+            },
+            opts=child,
+        )
+        self.admin_password_secret_name: pulumi.Output[str] = self.admin_password_secret.name
+        self.deploy_key_secret_name: pulumi.Output[str] = self.deploy_key_secret.name
+        self.register_outputs(
+            {
+                "url": self.url,
+                "webhook_url": self.webhook_url,
+                "admin_password_secret_name": self.admin_password_secret_name,
+                "deploy_key_secret_name": self.deploy_key_secret_name,
+            }
+        )
+
+    def _secret(
+        self, name: str, role: str, value: pulumi.Input[str] | None, opts: pulumi.ResourceOptions
+    ) -> aws.secretsmanager.Secret:
+        secret = aws.secretsmanager.Secret(
+            f"{name}-{role}",
+            name_prefix=f"{name}/{role}-",
+            description=f"Jenkins {role} (read at boot by the Jenkins instance role)",
+            kms_key_id=self.kms_key.arn,
+            recovery_window_in_days=7,
+            opts=opts,
+        )
+        if value is not None:
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{role}",
+                secret_id=secret.id,
+                secret_string=pulumi.Output.secret(value),
+                opts=opts,
+            )
+        return secret
+
+    def _security_groups(
+        self, name: str, args: JenkinsServerArgs, opts: pulumi.ResourceOptions
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        http = {"protocol": "tcp", "from_port": 80, "to_port": 80}
+        alb = aws.ec2.SecurityGroup(
+            f"{name}-alb",
+            description="Jenkins ALB: HTTP from the admin CIDRs and GitHub's webhook ranges only",
+            vpc_id=args.vpc_id,
+            ingress=[
+                {**http, "cidr_blocks": list(args.config.allowed_cidrs), "description": "Jenkins admins"},
+                {**http, "cidr_blocks": list(args.hook_ranges.ipv4), "description": "GitHub webhooks"},
+                {**http, "ipv6_cidr_blocks": list(args.hook_ranges.ipv6), "description": "GitHub webhooks"},
+            ],
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": JENKINS_PORT,
+                    "to_port": JENKINS_PORT,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "to the Jenkins target",
+                }
+            ],
+            opts=opts,
+        )
+        instance = aws.ec2.SecurityGroup(
+            f"{name}-instance",
+            description="Jenkins server: the UI port from its ALB only; no SSH (use Session Manager)",
+            vpc_id=args.vpc_id,
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": JENKINS_PORT,
+                    "to_port": JENKINS_PORT,
+                    "security_groups": [alb.id],
+                    "description": "from the Jenkins ALB",
+                }
+            ],
+            # Packages, GitHub, ECR, Secrets Manager and SSM endpoints.
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+            opts=opts,
+        )
+        return alb, instance
+
+    def _listener(self, name: str, args: JenkinsServerArgs, opts: pulumi.ResourceOptions) -> None:
+        target_group = aws.lb.TargetGroup(
+            f"{name}-jenkins",
+            port=JENKINS_PORT,
+            protocol="HTTP",
+            target_type="instance",
+            vpc_id=args.vpc_id,
+            health_check={"path": "/login", "matcher": "200", "interval": 30},
+            opts=opts,
+        )
+        aws.lb.TargetGroupAttachment(
+            f"{name}-jenkins",
+            target_group_arn=target_group.arn,
+            target_id=self.instance.id,
+            port=JENKINS_PORT,
+            opts=opts,
+        )
+        self.listener = aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=self.load_balancer.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                {
+                    "type": "fixed-response",
+                    "fixed_response": {"content_type": "text/plain", "status_code": "403"},
+                }
+            ],
+            opts=opts,
+        )
+        forward = [{"type": "forward", "target_group_arn": target_group.arn}]
+        hooks = [*args.hook_ranges.ipv4, *args.hook_ranges.ipv6]
+        rules: list[tuple[str, list[dict]]] = [
+            (
+                "webhook",
+                [{"path_pattern": {"values": [f"{WEBHOOK_PATH}*"]}, "source_ip": {"values": chunk}}],
+            )
+            for chunk in _chunks(hooks, _SOURCES_PER_RULE)
+        ]
+        rules += [
+            ("admins", [{"source_ip": {"values": chunk}}])
+            for chunk in _chunks(args.config.allowed_cidrs, _SOURCES_PER_RULE)
+        ]
+        for priority, (role, conditions) in enumerate(rules, start=10):
+            aws.lb.ListenerRule(
+                f"{name}-{role}-{priority}",
+                listener_arn=self.listener.arn,
+                priority=priority,
+                conditions=conditions,
+                actions=forward,
+                opts=opts,
+            )

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Fetch Jenkins' credentials from AWS Secrets Manager (through the instance role) into $SECRETS, a tmpfs
+# directory only the jenkins user can read; JCasC resolves ${NAME} from the files there. Runs before every
+# Jenkins start. Values go through files and shell variables only: never argv, never the log.
+set -euo pipefail
+set -a
+# shellcheck source=/dev/null
+. /etc/jenkins/gitops.env
+set +a
+
+log() { printf 'jenkins-fetch-secrets: %s\n' "$*" >&2; }
+
+# fetch NAME SECRET_ID REQUIRED: write the secret's value to $SECRETS/NAME (mode 0400, owner jenkins).
+fetch() {
+  local name=$1 secret_id=$2 required=$3 value
+  if ! value=$(aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$secret_id" \
+      --query SecretString --output text 2>/dev/null); then
+    if [ "$required" = required ]; then
+      log "cannot read $name ($secret_id): check the instance role and the secret"
+      return 1
+    fi
+    log "$name ($secret_id) has no value yet: the credential stays empty"
+    value=""
+  fi
+  local tmp
+  tmp=$(mktemp "$SECRETS/.$name.XXXXXX")
+  printf '%s\n' "$value" >"$tmp"
+  chown jenkins:jenkins "$tmp"
+  chmod 0400 "$tmp"
+  mv -f "$tmp" "$SECRETS/$name"
+}
+
+umask 077
+install -d -m 0700 -o jenkins -g jenkins "$SECRETS"
+fetch DEPLOY_KEY "$SECRET_DEPLOY_KEY_ID" required
+fetch ADMIN_PASSWORD "$SECRET_ADMIN_PASSWORD_ID" required
+fetch GITHUB_WEBHOOK_SECRET "$SECRET_WEBHOOK_SECRET_ID" required
+fetch PULUMI_ACCESS_TOKEN "$SECRET_PULUMI_TOKEN_ID" optional
+log "credentials refreshed"
