@@ -4,8 +4,8 @@ Also the two facts about GitHub the stack trusts, fetched from GitHub's API at d
 the provider's token) instead of trusting whatever answers on first use: its SSH host keys and the source
 ranges its webhooks come from.
 
-Rotation: replace a key resource and everything derived from it follows in the same update, e.g.
-`pulumi up --replace 'urn:pulumi:dev::gitops-eks::gitops:infra:DeployKeys$tls:index/privateKey:PrivateKey::deploy-keys-flux'`.
+Rotation: replace a key resource (`pulumi up --replace <urn of the tls PrivateKey>`, see
+docs/operations-infra.md); the GitHub deploy key and the stored copies follow in the same update.
 """
 
 from __future__ import annotations

@@ -28,13 +28,13 @@ from infra.deploy_keys import HookRanges
 
 NAMESPACE = "flux-system"
 CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
-GIT_SECRET = "flux-system"
+GIT_AUTH = "flux-system"
 SOURCE_NAME = "flux-system"
 KUSTOMIZATION_NAME = "app"
 KUSTOMIZATION_PATH = "./k8s"
 KUSTOMIZATION_TIMEOUT = "5m"
 RECEIVER_NAME = "github"
-RECEIVER_TOKEN_SECRET = "receiver-token"
+RECEIVER_AUTH = "receiver-token"
 RECEIVER_PORT = 9292
 
 CHART_VALUES = {
@@ -97,7 +97,7 @@ class GitOps(pulumi.ComponentResource):
 
         self.git_secret = k8s.core.v1.Secret(
             f"{name}-git-auth",
-            metadata={"name": GIT_SECRET, "namespace": namespace},
+            metadata={"name": GIT_AUTH, "namespace": namespace},
             type="Opaque",
             string_data={
                 "identity": pulumi.Output.secret(args.identity),
@@ -140,7 +140,7 @@ class GitOps(pulumi.ComponentResource):
         )
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-token",
-            metadata={"name": RECEIVER_TOKEN_SECRET, "namespace": namespace},
+            metadata={"name": RECEIVER_AUTH, "namespace": namespace},
             type="Opaque",
             string_data={"token": self.receiver_token.result},
             opts=in_cluster,
