@@ -1,0 +1,1 @@
+"""The release module Jenkins runs: `python -m jenkins release|promote|rollback|unhold` (docs/release.md)."""

@@ -1,0 +1,5 @@
+"""Entry point for `python -m jenkins`."""
+
+from jenkins.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""The pure decision core: what the manifest should say, and whether moving it is allowed.
+
+Nothing here touches git, the registry or the file system. The adapters gather facts (the manifest's
+current image entry, the hold record, how the deployed commit relates to the new one) and these
+functions turn them into a decision. That keeps every rule testable as plain data.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+from dataclasses import dataclass
+
+SHA_RE = re.compile(r"[0-9a-f]{40}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+SKIP_CI = "[skip ci]"
+ACTION_TRAILER = "Gitops-Action"
+
+
+class Outcome(enum.StrEnum):
+    """What a run did to the manifest (the `outcome` field of the JSON contract)."""
+
+    CHANGED = "changed"
+    NOOP = "noop"
+    STALE = "stale"
+    HELD = "held"
+
+
+class Relation(enum.Enum):
+    """How the commit the manifest names relates to the commit being promoted."""
+
+    SAME = "same"  # the manifest already names this commit
+    FORWARD = "forward"  # the deployed commit is an ancestor: moving forward
+    BACKWARD = "backward"  # the deployed commit is newer or on another line of history
+    UNKNOWN = "unknown"  # the deployed commit is a SHA that this repository does not have
+    UNVERSIONED = "unversioned"  # the deployed tag is not a commit SHA (first release, placeholder)
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """The app's entry under `images:` in kustomization.yaml."""
+
+    name: str
+    new_name: str | None = None
+    new_tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str | None:
+        """The full image reference kustomize renders, or None if the entry names no image yet."""
+        if not self.new_name:
+            return None
+        ref = self.new_name + (f":{self.new_tag}" if self.new_tag else "")
+        return ref + (f"@{self.digest}" if self.digest else "")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An operator's hold on the manifest: who set it, why and when (ISO 8601, UTC)."""
+
+    by: str
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome and a one-line reason a console reader can act on."""
+
+    outcome: Outcome
+    reason: str
+
+
+def is_sha(value: str | None) -> bool:
+    """True for a full 40-character lowercase hex commit SHA."""
+    return bool(value) and SHA_RE.fullmatch(value) is not None
+
+
+def is_digest(value: str | None) -> bool:
+    """True for a `sha256:<64 hex>` image digest."""
+    return bool(value) and DIGEST_RE.fullmatch(value) is not None
+
+
+def desired_entry(current: ImageEntry, repository: str, commit: str, digest: str) -> ImageEntry:
+    """The entry the manifest should hold to deploy repository:commit pinned by digest."""
+    return ImageEntry(name=current.name, new_name=repository, new_tag=commit, digest=digest)
+
+
+def decide_promote(
+    current: ImageEntry, hold: Hold | None, desired: ImageEntry, relation: Relation
+) -> Decision:
+    """Decide whether a release/promote may move the manifest from current to desired.
+
+    Order matters: a hold wins over everything (an operator pinned production), then the ancestry
+    guard (never move backwards), then "already there" (no change, no commit).
+    """
+    if hold is not None:
+        return Decision(
+            Outcome.HELD, f"manifest is held by {hold.by} since {hold.at}: {hold.reason} (run `unhold`)"
+        )
+    if relation is Relation.BACKWARD:
+        return Decision(
+            Outcome.STALE,
+            f"manifest already deploys {current.new_tag}, which is not an ancestor of {desired.new_tag}",
+        )
+    if relation is Relation.UNKNOWN:
+        # A SHA we cannot find may well be newer than ours (a fetch we could not complete, rewritten
+        # history): refusing is the safe side. An operator resolves it with `rollback` + `unhold`.
+        return Decision(
+            Outcome.STALE,
+            f"manifest deploys {current.new_tag}, a commit this repository does not have; not moving it",
+        )
+    if current == desired:
+        return Decision(Outcome.NOOP, f"manifest already deploys {desired.reference}")
+    return Decision(Outcome.CHANGED, f"deploy {desired.reference} (was {current.reference})")
+
+
+def decide_rollback(current: ImageEntry, hold: Hold | None, desired: ImageEntry, new_hold: Hold) -> Decision:
+    """A rollback bypasses the ancestry guard on purpose; it is a noop only if already rolled back there."""
+    if current == desired and hold is not None:
+        return Decision(Outcome.NOOP, f"manifest already held at {desired.reference}")
+    return Decision(Outcome.CHANGED, f"roll back to {desired.reference} and hold ({new_hold.reason})")
+
+
+def decide_unhold(hold: Hold | None) -> Decision:
+    """Releasing a hold is a change only if there is one."""
+    if hold is None:
+        return Decision(Outcome.NOOP, "manifest is not held")
+    return Decision(Outcome.CHANGED, f"release the hold set by {hold.by} at {hold.at}")
+
+
+def is_bot_commit(message: str, author_email: str, bot_email: str) -> bool:
+    """A commit the release bot made: its author, or a `[skip ci]` subject with our action trailer."""
+    if author_email.strip().lower() == bot_email.strip().lower():
+        return True
+    lines = message.strip().splitlines()
+    if not lines or SKIP_CI not in lines[0]:
+        return False
+    return any(line.startswith(f"{ACTION_TRAILER}:") for line in lines[1:])
+
+
+def commit_message(subject: str, body: str, trailers: dict[str, str]) -> str:
+    """A bot commit message: `[skip ci]` subject so CI never loops, then body, then git trailers."""
+    trailer_text = "\n".join(f"{key}: {value}" for key, value in trailers.items())
+    parts = [f"{subject} {SKIP_CI}", body.strip(), trailer_text]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with full-jitter exponential backoff, for pushes that lose a race."""
+
+    max_attempts: int = 20
+    base_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based): uniform in [0, cap]."""
+        cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return rng.uniform(0, cap)
+
+    @property
+    def worst_case_wait(self) -> float:
+        """Upper bound of the total time spent sleeping between attempts."""
+        return sum(min(self.max_delay, self.base_delay * 2 ** (n - 1)) for n in range(1, self.max_attempts))

@@ -1,0 +1,319 @@
+"""promote/release/rollback/unhold against real git: a bare remote and detached-HEAD workspaces."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from jenkins import core, manifest
+from jenkins.core import Decision, Outcome, RetryPolicy
+from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
+from tests.conftest import ROOT
+from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
+
+PushImage = Callable[[str, str], str]
+
+
+def promote(ws: Path, repo: str, *extra: str) -> dict:
+    result = run_cli(ws, "promote", "--image-repository", repo, "--json", *extra)
+    assert result.returncode == 0, result.output
+    return result.json
+
+
+def deployed(gitops_repo: GitopsRepo) -> core.ImageEntry:
+    return manifest.read_image(gitops_repo.manifest_at())
+
+
+def workspace_state(ws: Path) -> tuple[str, str, str]:
+    """HEAD, status and index of a workspace: none of it may change."""
+    return (
+        git(ws, "rev-parse", "HEAD"),
+        git(ws, "status", "--porcelain", "--untracked-files=all"),
+        git(ws, "ls-files", "--stage"),
+    )
+
+
+def test_promote_writes_the_pinned_image_in_one_bot_commit_and_leaves_the_workspace_alone(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    digest = push_test_image(image_repository, sha)
+    ws = gitops_repo.workspace(sha)
+    before = workspace_state(ws)
+
+    out = promote(ws, image_repository)
+
+    assert out["outcome"] == "changed"
+    assert out["image"] == f"{image_repository}:{sha}@{digest}"
+    assert out["commit"] == gitops_repo.tip()
+    assert deployed(gitops_repo) == core.ImageEntry("hello-gitops", image_repository, sha, digest)
+    assert gitops_repo.changed_paths(out["commit"]) == [MANIFEST]
+    message = git(gitops_repo.remote, "log", "-1", "--format=%an <%ae>%n%B", out["commit"])
+    assert message.startswith(f"gitops-bot <{BOT_EMAIL}>\ndeploy hello-gitops {sha[:12]} [skip ci]")
+    trailers = git(gitops_repo.remote, "interpret-trailers", "--parse", input_text=message)
+    assert f"Source-Commit: {sha}" in trailers
+    assert f"Image-Digest: {digest}" in trailers
+    assert git(gitops_repo.remote, "rev-parse", f"{out['commit']}^").strip() == sha
+    assert workspace_state(ws) == before
+    # The comments and the unrelated entry survive the edit.
+    text = gitops_repo.manifest_at()
+    assert "# The release bot owns this entry" in text and 'newTag: "1.36"' in text
+
+
+def test_same_commit_again_is_noop_without_a_commit(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+    ws = gitops_repo.workspace(sha)
+    promote(ws, image_repository)
+    tip = gitops_repo.tip()
+
+    again = promote(ws, image_repository)
+
+    assert again["outcome"] == "noop" and again["commit"] is None
+    assert gitops_repo.tip() == tip
+
+
+def test_older_commit_after_newer_is_stale_and_changes_nothing(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    old = gitops_repo.app_commit("old")
+    new = gitops_repo.app_commit("new")
+    for sha in (old, new):
+        push_test_image(image_repository, sha)
+    promote(gitops_repo.workspace(new), image_repository)
+    tip = gitops_repo.tip()
+
+    late = promote(gitops_repo.workspace(old), image_repository)
+
+    assert late["outcome"] == "stale" and late["commit"] is None
+    assert gitops_repo.tip() == tip
+    assert deployed(gitops_repo).new_tag == new
+
+
+def test_shallow_workspace_fetches_history_for_the_guard(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    first = gitops_repo.app_commit("first")
+    push_test_image(image_repository, first)
+    promote(gitops_repo.workspace(first), image_repository)
+    second = gitops_repo.app_commit("second")
+    push_test_image(image_repository, second)
+    ws = gitops_repo.workspace(second, depth=1)  # Jenkins' shallow clone: `first` is not there
+    assert git(ws, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+    out = promote(ws, image_repository)
+
+    assert out["outcome"] == "changed"
+    assert deployed(gitops_repo).new_tag == second
+
+
+def test_manifest_naming_an_unknown_commit_is_stale(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    text = manifest.with_image(
+        gitops_repo.manifest_at(), core.ImageEntry("hello-gitops", image_repository, "f" * 40, None)
+    )
+    (gitops_repo.dev / MANIFEST).write_text(text)
+    git(gitops_repo.dev, "commit", "--quiet", "-am", "point at a commit nobody has")
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = gitops_repo.app_commit("v2")
+    push_test_image(image_repository, sha)
+    tip = gitops_repo.tip()
+
+    out = promote(gitops_repo.workspace(sha), image_repository)
+
+    assert out["outcome"] == "stale"
+    assert "does not have" in out["reason"]
+    assert gitops_repo.tip() == tip
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    digest = push_test_image(image_repository, sha)
+    tip = gitops_repo.tip()
+
+    result = run_cli(
+        gitops_repo.workspace(sha), "promote", "--image-repository", image_repository, "--dry-run", "--json"
+    )
+
+    assert result.returncode == 0, result.output
+    assert result.json["outcome"] == "changed" and result.json["commit"] is None
+    assert f"+++ b/{MANIFEST}" in result.stdout
+    assert f'+    newTag: "{sha}"' in result.stdout
+    assert f"+    digest: {digest}" in result.stdout
+    assert gitops_repo.tip() == tip
+
+
+def test_release_of_a_pushed_image_skips_the_build_and_a_bot_commit_is_noop(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    digest = push_test_image(image_repository, sha)
+    # No docker involved: release finds the tag in the registry and goes straight to promote.
+    released = run_cli(
+        gitops_repo.workspace(sha), "release", "--image-repository", image_repository, "--json"
+    )
+    assert released.returncode == 0, released.output
+    assert released.json["outcome"] == "changed" and released.json["digest"] == digest
+    assert "skipping the build" in released.stderr
+    bot_commit = released.json["commit"]
+
+    on_bot = run_cli(
+        gitops_repo.workspace(bot_commit), "release", "--image-repository", image_repository, "--json"
+    )
+
+    assert on_bot.returncode == 0, on_bot.output
+    assert on_bot.json["outcome"] == "noop" and on_bot.json["commit"] is None
+    assert "release-bot commit" in on_bot.json["reason"]
+    assert gitops_repo.tip() == bot_commit
+
+
+def test_rollback_holds_until_unhold(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    v1, v2 = gitops_repo.app_commit("v1"), gitops_repo.app_commit("v2")
+    digests = {sha: push_test_image(image_repository, sha) for sha in (v1, v2)}
+    promote(gitops_repo.workspace(v2), image_repository)
+    ws = gitops_repo.workspace(v2)
+
+    rolled = run_cli(
+        ws, "rollback", "--image-repository", image_repository, "--to", v1[:10],
+        "--reason", "v2 returns 500s", "--by", "alice@example.com", "--json",
+    )  # fmt: skip
+
+    assert rolled.returncode == 0, rolled.output
+    assert rolled.json["outcome"] == "changed"
+    assert deployed(gitops_repo) == core.ImageEntry("hello-gitops", image_repository, v1, digests[v1])
+    hold = manifest.read_hold(gitops_repo.manifest_at())
+    assert hold is not None and hold.by == "alice@example.com" and hold.reason == "v2 returns 500s"
+    assert gitops_repo.changed_paths(rolled.json["commit"]) == [MANIFEST]
+
+    v3 = gitops_repo.app_commit("v3")
+    push_test_image(image_repository, v3)
+    held = promote(gitops_repo.workspace(v3), image_repository)
+    assert held["outcome"] == "held" and held["commit"] is None
+    assert "alice@example.com" in held["reason"]
+    assert deployed(gitops_repo).new_tag == v1
+
+    lifted = run_cli(gitops_repo.workspace(v3), "unhold", "--json")
+    assert lifted.returncode == 0, lifted.output
+    assert lifted.json["outcome"] == "changed"
+    assert manifest.read_hold(gitops_repo.manifest_at()) is None
+    again = run_cli(gitops_repo.workspace(v3), "unhold", "--json")
+    assert again.json["outcome"] == "noop"
+
+    assert promote(gitops_repo.workspace(v3), image_repository)["outcome"] == "changed"
+    assert deployed(gitops_repo).new_tag == v3
+
+
+def test_rollback_to_an_image_not_in_the_registry_fails_and_changes_nothing(
+    gitops_repo: GitopsRepo, image_repository: str
+) -> None:
+    sha = gitops_repo.app_commit("never built")
+    tip = gitops_repo.tip()
+    result = run_cli(
+        gitops_repo.workspace(sha), "rollback", "--image-repository", image_repository, "--to", sha,
+        "--reason", "x", "--json",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "not in the registry" in result.stderr
+    assert result.json["outcome"] == "error"
+    assert gitops_repo.tip() == tip
+
+
+def test_push_rejected_by_a_hook_exits_1_and_leaves_the_remote_alone(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+    hook = gitops_repo.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'branch protection: pushes need review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    tip = gitops_repo.tip()
+
+    result = run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json")
+
+    assert result.returncode == 1
+    assert "rejected" in result.stderr and "branch protection" in result.stderr
+    assert "hint:" in result.stderr
+    assert gitops_repo.tip() == tip
+
+
+def test_a_lost_race_is_retried_on_the_new_tip(gitops_repo: GitopsRepo) -> None:
+    """Deterministic race: the first plan() moves the branch behind our back, so the first push loses."""
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    calls: list[str] = []
+
+    def plan(text: str) -> Edit:
+        calls.append(text)
+        if len(calls) == 1:
+            gitops_repo.app_commit("sneaked in")
+        return Edit(Decision(Outcome.CHANGED, "test"), text, text + f"# edit {len(calls)}\n")
+
+    result = commit_manifest(
+        Git(ws), remote="origin", branch="main", path=MANIFEST, plan=plan, message="test [skip ci]\n",
+        bot=Identity("gitops-bot", BOT_EMAIL), policy=RetryPolicy(max_attempts=3), rng=random.Random(1),
+    )  # fmt: skip
+
+    assert result.attempts == 2
+    assert result.commit == gitops_repo.tip()
+    assert git(gitops_repo.remote, "log", "-1", "--format=%s", "main^").strip() == "app: sneaked in"
+    assert gitops_repo.manifest_at().endswith("# edit 2\n")
+
+
+def test_retries_are_bounded(gitops_repo: GitopsRepo) -> None:
+    ws = gitops_repo.workspace(gitops_repo.tip())
+
+    def plan(text: str) -> Edit:
+        gitops_repo.app_commit("always one step ahead")
+        return Edit(Decision(Outcome.CHANGED, "test"), text, text + "# edit\n")
+
+    with pytest.raises(GitError, match="gave up after 2 attempts"):
+        commit_manifest(
+            Git(ws), remote="origin", branch="main", path=MANIFEST, plan=plan, message="test [skip ci]\n",
+            bot=Identity("gitops-bot", BOT_EMAIL), policy=RetryPolicy(max_attempts=2, base_delay=0.01),
+        )  # fmt: skip
+    assert gitops_repo.bot_commits() == []
+
+
+@pytest.mark.slow
+def test_concurrent_promotes_all_succeed_and_the_newest_wins(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    commits = [gitops_repo.app_commit(f"v{n}") for n in range(12)]
+    for sha in commits:
+        push_test_image(image_repository, sha)
+    workspaces = {sha: gitops_repo.workspace(sha) for sha in commits}
+    order = commits[:]
+    random.shuffle(order)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jenkins", "promote", "--image-repository", image_repository, "--json"],
+            cwd=workspaces[sha],
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for sha in order
+    ]
+    results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
+
+    assert [code for _, _, code in results] == [0] * len(procs), [err for _, err, _ in results]
+    outcomes = [json.loads(out.splitlines()[-1])["outcome"] for out, _, _ in results]
+    assert set(outcomes) <= {"changed", "stale"} and "changed" in outcomes
+    assert deployed(gitops_repo).new_tag == commits[-1]
+    bot_commits = gitops_repo.bot_commits()
+    assert len(bot_commits) == outcomes.count("changed")
+    for commit in bot_commits:
+        assert gitops_repo.changed_paths(commit) == [MANIFEST]  # never empty, never more
