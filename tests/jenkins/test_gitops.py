@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -300,14 +301,14 @@ def test_concurrent_promotes_all_succeed_and_the_newest_wins(
         subprocess.Popen(
             [sys.executable, "-m", "jenkins", "promote", "--image-repository", image_repository, "--json"],
             cwd=workspaces[sha],
-            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for sha in order
     ]
-    results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
+    results = [(*proc.communicate(timeout=120), proc.returncode) for proc in procs]
 
     assert [code for _, _, code in results] == [0] * len(procs), [err for _, err, _ in results]
     outcomes = [json.loads(out.splitlines()[-1])["outcome"] for out, _, _ in results]
