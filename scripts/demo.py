@@ -1,0 +1,161 @@
+"""`make demo`: the whole GitOps loop on this machine, no AWS.
+
+A bare git repository plays GitHub, a local docker-registry plays ECR, and `kubectl kustomize` of the
+branch tip shows what Flux would apply. The demo makes an app commit, runs `python -m jenkins release`
+exactly as the Jenkinsfile does, prints the image Flux would now deploy and the commit it came from, then
+runs the release again to show that a rerun is a no-op that costs seconds.
+
+Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
+
+from scripts.sandbox import (
+    BASE_IMAGE,
+    ROOT,
+    GitOpsRepo,
+    Run,
+    build_arg_flags,
+    hermetic_build_args,
+    image_present,
+    jenkins_cli,
+    run_registry,
+    wheelhouse,
+)
+
+CACHE = ROOT / ".cache"
+TOOLS = {"git": "git", "docker": "docker.io", "docker-registry": "docker-registry", "kubectl": "kubectl"}
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def banner(text: str) -> None:
+    say(f"\n== {text}")
+
+
+def check_tools() -> None:
+    missing = [f"{tool} (package {package})" for tool, package in TOOLS.items() if not shutil.which(tool)]
+    if missing:
+        raise DemoError(f"missing tools: {', '.join(missing)}; `sudo make services` installs them")
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        raise DemoError(
+            "no Docker engine is reachable (`docker info` failed); `sudo make services` starts one"
+        )
+
+
+def release(repo: GitOpsRepo, repository: str, build_args: dict[str, str]) -> Run:
+    args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
+    say(f"$ python -m jenkins release {' '.join(args)} --json")
+    run = jenkins_cli(repo.work, "release", args, echo=True)
+    say(run.stdout.rstrip())
+    if run.returncode != 0 or run.outcome is None:
+        raise DemoError(f"release failed (exit {run.returncode}); its console output is above")
+    return run
+
+
+def expect(run: Run, outcome: str) -> Run:
+    if run.outcome.get("outcome") != outcome:
+        raise DemoError(f"expected outcome {outcome!r}, got {run.outcome}")
+    return run
+
+
+def show_what_flux_applies(repo: GitOpsRepo, scratch: Path) -> str:
+    rendered = repo.rendered_at_tip(scratch / "flux-view")
+    images = [line.strip() for line in rendered.splitlines() if line.strip().startswith("image:")]
+    tip = repo.tip()
+    subject = subprocess.run(
+        ["git", "log", "-1", "--format=%s%n%(trailers:only,unfold)", tip],
+        cwd=repo.remote, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    say(f"Flux follows {repo.remote} branch main, now at {tip[:12]}:")
+    for line in subject.splitlines():
+        say(f"    {line}")
+    say("`kubectl kustomize k8s` of that commit renders the Deployment with:")
+    for line in images:
+        say(f"    {line}")
+    if not images:
+        raise DemoError("the rendered manifests contain no image line")
+    return images[0]
+
+
+def demo(scratch: Path, registry: str, wheels_url: str | None) -> None:
+    repository = f"{registry}/hello-gitops"
+    build_args = hermetic_build_args(wheels_url) if wheels_url else {}
+
+    banner("1. A GitOps repository (bare git remote playing GitHub), seeded with app/ and k8s/")
+    repo = GitOpsRepo.seed(scratch)
+    say(f"remote: {repo.remote}")
+
+    banner("2. A developer pushes an app change")
+    commit = repo.app_commit("Say hello from the demo")
+    say(f"app commit {commit} pushed to main; Jenkins checks it out detached in {repo.work}")
+
+    banner("3. Jenkins runs the release: build (layer cache), push, verify, pin the digest, commit back")
+    first = expect(release(repo, repository, build_args), "changed")
+    say(f"release took {first.seconds:.1f}s")
+
+    banner("4. What Flux would apply now")
+    image = show_what_flux_applies(repo, scratch)
+    if commit not in image:
+        raise DemoError(f"the deployed image {image} does not name the app commit {commit}")
+    say(f"source commit: {commit} (the image tag), built and pushed to {repository}")
+
+    banner("5. Jenkins retries the same commit: the image is already in the registry, nothing to do")
+    repo.checkout(commit)
+    again = expect(release(repo, repository, build_args), "noop")
+    say(f"rerun took {again.seconds:.1f}s (first release: {first.seconds:.1f}s): no build, no commit")
+
+    banner("6. The bot's own manifest commit triggers Jenkins too: release does nothing, so CI never loops")
+    bot_commit = repo.checkout_tip()
+    expect(release(repo, repository, build_args), "noop")
+    say(f"release on bot commit {bot_commit[:12]}: noop")
+
+    banner("Done: app commit -> image in the registry -> manifest commit -> what Flux applies")
+
+
+def main() -> int:
+    try:
+        check_tools()
+        with contextlib.ExitStack() as stack:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gitops-demo-")))
+            banner("0. Local services (all on 127.0.0.1)")
+            registry = os.environ.get("DEMO_REGISTRY")
+            if registry:
+                say(f"registry: reusing {registry} (DEMO_REGISTRY)")
+            else:
+                (scratch / "registry").mkdir()
+                registry = stack.enter_context(run_registry(scratch / "registry"))
+                say(f"registry: started docker-registry at {registry} (stopped when the demo ends)")
+            wheels_url = None
+            if image_present(BASE_IMAGE):
+                wheels_url = stack.enter_context(wheelhouse(CACHE / "wheels"))
+                say(f"base image: {BASE_IMAGE} (built offline by `make services`)")
+                say(f"pip: only the wheels in .cache/wheels, served at {wheels_url} (PIP_NO_INDEX=1)")
+            else:
+                say(f"base image: {BASE_IMAGE} is missing, so the Dockerfile's default base image and pip's")
+                say("default index are used: this needs internet access (`sudo make services` avoids it)")
+            demo(scratch, registry, wheels_url)
+    except (DemoError, subprocess.CalledProcessError, RuntimeError) as exc:
+        say(f"\ndemo FAILED: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

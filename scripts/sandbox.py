@@ -1,0 +1,196 @@
+"""A GitOps loop on one machine, for `make demo`, the release benchmark and the end-to-end tests.
+
+A bare git repository stands in for GitHub, a working clone for the developer's and Jenkins' checkouts,
+a local docker-registry for ECR, and `kubectl kustomize` of the branch tip for what Flux would apply.
+Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The test suite's service helpers, reused so the demo and benchmark run exactly what the tests run.
+from tests.conftest import QuietHandler, run_registry
+
+__all__ = ["GitOpsRepo", "hermetic_build_args", "jenkins_cli", "run_registry", "wheelhouse"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "local/python-base:bookworm")
+BRANCH = "main"
+SEEDED = ("app", "k8s")  # what the GitOps repository holds
+DEV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
+
+
+@contextlib.contextmanager
+def wheelhouse(directory: Path) -> Iterator[str]:
+    """app/requirements.txt downloaded as wheels into DIRECTORY and served on 127.0.0.1; yields the URL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(directory),
+         "-r", str(ROOT / "app" / "requirements.txt")],
+        check=True,
+    )  # fmt: skip
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
+def hermetic_build_args(wheels_url: str, base_image: str = BASE_IMAGE) -> dict[str, str]:
+    """Build args for an offline build: the local base image and pip reading only our wheelhouse."""
+    return {"BASE_IMAGE": base_image, "PIP_FIND_LINKS": wheels_url, "PIP_NO_INDEX": "1"}
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+@dataclass
+class GitOpsRepo:
+    """A bare remote (GitHub's role) and a clone used by the developer and, detached, by Jenkins."""
+
+    remote: Path
+    work: Path
+    commits: int = field(default=0)
+
+    @classmethod
+    def seed(cls, root: Path, source: Path = ROOT) -> GitOpsRepo:
+        """Create ROOT/remote.git holding app/ and k8s/ from SOURCE, and a detached clone ROOT/work."""
+        remote, work = root / "remote.git", root / "work"
+        subprocess.run(["git", "init", "--quiet", "--bare", "-b", BRANCH, str(remote)], check=True)
+        subprocess.run(["git", "clone", "--quiet", str(remote), str(work)], check=True, capture_output=True)
+        git(work, "config", "user.name", "Dev")
+        git(work, "config", "user.email", "dev@example.com")
+        git(work, "checkout", "--quiet", "-b", BRANCH)
+        for name in SEEDED:
+            shutil.copytree(source / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        git(work, "add", *SEEDED)
+        git(work, "commit", "--quiet", "-m", "Seed the GitOps repository with app/ and k8s/")
+        git(work, "push", "--quiet", "origin", BRANCH)
+        repo = cls(remote, work)
+        repo.checkout_tip()
+        return repo
+
+    def checkout_tip(self) -> str:
+        """Jenkins' view: the remote branch tip, detached."""
+        git(self.work, "fetch", "--quiet", "origin")
+        git(self.work, "checkout", "--quiet", "--detach", f"origin/{BRANCH}")
+        return self.head()
+
+    def checkout(self, commit: str) -> None:
+        git(self.work, "checkout", "--quiet", "--detach", commit)
+
+    def head(self) -> str:
+        return git(self.work, "rev-parse", "HEAD")
+
+    def tip(self) -> str:
+        return git(self.remote, "rev-parse", BRANCH)
+
+    def app_commit(self, message: str | None = None) -> str:
+        """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it)."""
+        self.checkout_tip()
+        self.commits += 1
+        # A real code change: the layers that copy the app are rebuilt, the dependency layers are not.
+        with (self.work / "app" / "app.py").open("a") as source:
+            source.write(f"# change {self.commits} at {time.time_ns()}\n")
+        git(self.work, "add", "app/app.py")
+        git(self.work, "commit", "--quiet", "-m", message or f"App change {self.commits}", env=DEV)
+        git(self.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+        return self.head()
+
+    def file_at_tip(self, path: str) -> str:
+        return git(self.remote, "show", f"{BRANCH}:{path}")
+
+    def deployed_tag(self) -> str | None:
+        """The app commit the manifest at the branch tip deploys (its image's newTag)."""
+        from jenkins.manifest import read_image
+
+        return read_image(self.file_at_tip("k8s/kustomization.yaml")).new_tag
+
+    def rendered_at_tip(self, destination: Path) -> str:
+        """`kubectl kustomize k8s` of the branch tip: what Flux would apply."""
+        if destination.exists():
+            shutil.rmtree(destination)
+        subprocess.run(["git", "clone", "--quiet", str(self.remote), str(destination)], check=True)
+        return subprocess.run(
+            ["kubectl", "kustomize", str(destination / "k8s")], capture_output=True, text=True, check=True
+        ).stdout
+
+
+@dataclass
+class Run:
+    """One `python -m jenkins ...` run: exit code, the JSON outcome (if any), console text, seconds."""
+
+    returncode: int
+    outcome: dict[str, object] | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def jenkins_popen(
+    cwd: Path, command: str, args: Sequence[str], *, echo: bool = False
+) -> subprocess.Popen[str]:
+    """Start the release module as Jenkins does, from a checkout, with --json; console on stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jenkins", command, *args, "--json"],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=None if echo else subprocess.PIPE,
+        text=True,
+    )
+
+
+def jenkins_cli(cwd: Path, command: str, args: Sequence[str], *, echo: bool = False) -> Run:
+    """Run the release module to completion; echo=True streams its console instead of capturing it."""
+    started = time.monotonic()
+    proc = jenkins_popen(cwd, command, args, echo=echo)
+    stdout, stderr = proc.communicate()
+    return finished(proc, stdout, stderr, time.monotonic() - started)
+
+
+def finished(proc: subprocess.Popen[str], stdout: str, stderr: str | None, seconds: float) -> Run:
+    lines = stdout.strip().splitlines()
+    try:
+        outcome = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        outcome = None
+    return Run(proc.returncode, outcome, stdout, stderr or "", seconds)
+
+
+def build_arg_flags(build_args: Mapping[str, str]) -> list[str]:
+    return [flag for name, value in build_args.items() for flag in ("--build-arg", f"{name}={value}")]
+
+
+def image_present(image: str) -> bool:
+    return (
+        subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode
+        == 0
+    )
