@@ -25,6 +25,7 @@ _K8S_VERSION = re.compile(r"^1\.\d{2}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h))+$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
 
 class ConfigError(ValueError):
@@ -92,6 +93,7 @@ class StackConfig:
 
     repository: str
     branch: str
+    region: str
     cluster: ClusterConfig | None
     jenkins: JenkinsConfig
     flux: FluxConfig
@@ -335,6 +337,10 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.match(v)), "use a branch name like main"
     )
+    region = pulumi.Config("aws").get("region")
+    if region is None or not _REGION.match(region):
+        problem = "missing" if region is None else f"{region!r} is not an AWS region"
+        raise ConfigError(f"aws:region: {problem}; set it, e.g. `pulumi config set aws:region us-east-1`")
     kubeconfig_text = config.get("kubeconfig")
     has_cluster = config.get("cluster") is not None
     if kubeconfig_text is not None and has_cluster:
@@ -345,6 +351,7 @@ def load() -> StackConfig:
     return StackConfig(
         repository=repository,
         branch=branch,
+        region=region,
         cluster=None if kubeconfig_text is not None else _cluster(_object(config, "cluster", required=True)),
         jenkins=_jenkins(_object(config, "jenkins", required=True)),
         flux=_flux(_object(config, "flux")),

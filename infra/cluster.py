@@ -1,0 +1,118 @@
+"""The EKS cluster: private API endpoint, access entries, audit logs, KMS-encrypted secrets, and a
+managed node group in private subnets with IMDSv2. Plus the Kubernetes provider built from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from infra.config import ClusterConfig
+
+LOG_TYPES = ("api", "audit", "authenticator")
+# What a worker node needs to join the cluster, run the VPC CNI and pull images; nothing more.
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+
+NODE_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    config: ClusterConfig
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[list[str]]
+    private_subnet_ids: pulumi.Input[list[str]]
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster, its node group, and `provider`, a Kubernetes provider for it."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops:infra:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        self.secrets_key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"EKS secrets envelope encryption for {pulumi.get_project()}-{pulumi.get_stack()}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=child,
+        )
+        self.eks = eks.Cluster(
+            f"{name}-eks",
+            version=config.kubernetes_version,
+            vpc_id=args.vpc_id,
+            public_subnet_ids=args.public_subnet_ids,
+            private_subnet_ids=args.private_subnet_ids,
+            node_associate_public_ip_address=False,
+            authentication_mode=eks.AuthenticationMode.API,
+            create_oidc_provider=True,
+            enabled_cluster_log_types=list(LOG_TYPES),
+            encryption_config_key_arn=self.secrets_key.arn,
+            endpoint_private_access=True,
+            # An empty list means nobody on the internet: the API is then reachable only from the VPC.
+            endpoint_public_access=bool(config.public_access_cidrs),
+            public_access_cidrs=list(config.public_access_cidrs) or None,
+            skip_default_node_group=True,
+            opts=child,
+        )
+        self.node_role = aws.iam.Role(
+            f"{name}-node",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child
+            )
+            for arn in NODE_POLICIES
+        ]
+        # EKS creates the node role's access entry itself for managed node groups (API mode).
+        self.node_group = eks.ManagedNodeGroup(
+            f"{name}-nodes",
+            cluster=self.eks,
+            node_role=self.node_role,
+            subnet_ids=args.private_subnet_ids,
+            instance_types=[config.instance_type],
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                desired_size=config.desired_size, min_size=config.min_size, max_size=config.max_size
+            ),
+            enable_imd_sv2=True,
+            # The autoscaler (or a human) may move desired size; Pulumi should not fight it.
+            ignore_scaling_changes=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments]),
+        )
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(self.eks.kubeconfig_json)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=child,
+        )
+        self.register_outputs(
+            {"kubeconfig": self.kubeconfig, "oidc_provider_arn": self.eks.oidc_provider_arn}
+        )

@@ -1,0 +1,129 @@
+"""The whole stack: read the config, declare every component, wire them together, export outputs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import config as stack_config
+from infra.cluster import Cluster, ClusterArgs
+from infra.config import ConfigError, StackConfig
+from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
+from infra.gitops import GitOps, GitOpsArgs
+from infra.jenkins_server import JenkinsServer, JenkinsServerArgs
+from infra.network import Network, NetworkArgs
+from infra.registry import Registry, RegistryArgs
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def head_commit() -> str:
+    """The commit of this checkout: the day-0 image is built from it and tagged with it."""
+    result = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "--verify", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(
+            "gitops-eks:registry.day0Image: needs a git checkout with a commit to tag the image with; "
+            "run `pulumi up` from a clone, or set it to false"
+        )
+    return result.stdout.strip()
+
+
+def build() -> None:
+    """Declare the stack. Config errors surface here, before any resource or data source."""
+    config = stack_config.load()
+    day0_commit = head_commit() if config.registry.day0_image else None
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            cidr_block=config.network.cidr_block,
+            availability_zones=config.network.availability_zones,
+            nat_gateways=config.network.nat_gateways,
+        ),
+    )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            # One account may hold several stacks: namespace the repository by stack.
+            repository_name=f"{pulumi.get_stack()}/{config.repository_name.lower()}",
+            keep_images=config.registry.keep_images,
+            day0_commit=day0_commit,
+        ),
+    )
+    provider, kubeconfig, in_cluster_after = _kubernetes(config, network)
+
+    known_hosts = github_known_hosts()
+    hook_ranges = github_hook_ranges()
+    keys = DeployKeys("deploy-keys", DeployKeysArgs(repository_name=config.repository_name))
+    jenkins = JenkinsServer(
+        "jenkins",
+        JenkinsServerArgs(
+            config=config.jenkins,
+            repository=config.repository,
+            branch=config.branch,
+            stack_name=pulumi.get_stack(),
+            region=config.region,
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            private_subnet_ids=network.private_subnet_ids,
+            ecr_repository_arn=registry.repository_arn,
+            ecr_repository_url=registry.repository_url,
+            deploy_private_key=keys.jenkins_private_key,
+            known_hosts=known_hosts,
+            hook_ranges=hook_ranges,
+        ),
+    )
+    gitops = GitOps(
+        "gitops",
+        GitOpsArgs(
+            config=config.flux,
+            repository=config.repository,
+            branch=config.branch,
+            provider=provider,
+            identity=keys.flux_private_key,
+            identity_pub=keys.flux_public_key,
+            known_hosts=known_hosts,
+            hook_ranges=hook_ranges,
+        ),
+        # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be pruned
+        # while the nodes that run Flux, the cluster and its VPC still exist, so Pulumi deletes GitOps first.
+        opts=pulumi.ResourceOptions(depends_on=in_cluster_after),
+    )
+
+    pulumi.export("kubeconfig", kubeconfig)
+    pulumi.export("ecrRepositoryUrl", registry.repository_url)
+    pulumi.export("jenkinsUrl", jenkins.url)
+    pulumi.export("fluxWebhookUrl", gitops.webhook_url)
+    pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
+    pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    if registry.day0_image is not None:
+        pulumi.export("day0Image", registry.day0_image)
+
+
+def _kubernetes(
+    config: StackConfig, network: Network
+) -> tuple[k8s.Provider, pulumi.Output[str], list[pulumi.Resource]]:
+    """The Kubernetes provider, the kubeconfig (secret) and what in-cluster resources must outlive."""
+    if config.kubeconfig is not None:
+        kubeconfig = pulumi.Output.secret(config.kubeconfig.reveal())
+        provider = k8s.Provider("byo-cluster", kubeconfig=kubeconfig, enable_server_side_apply=True)
+        return provider, kubeconfig, []
+    assert config.cluster is not None  # load() guarantees exactly one of kubeconfig and cluster
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            config=config.cluster,
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            private_subnet_ids=network.private_subnet_ids,
+        ),
+    )
+    return cluster.provider, cluster.kubeconfig, [cluster.eks, cluster.node_group, network.vpc]

@@ -1,0 +1,553 @@
+"""Run the real Pulumi program under mocks and record everything it declares.
+
+`run_program()` executes `infra.stack.build()` with the config of the real Pulumi.dev.yaml (plus
+overrides) under `pulumi.runtime.set_mocks(..., preview=False)`, waits for every output, and returns a
+`Program`: each registered resource with its inputs, mocked outputs, parent, provider and dependencies
+(as the engine would see them), every invoke, and the stack outputs (with their secretness).
+
+The mocks answer with realistic camelCase data. A resource type without special outputs gets its inputs
+echoed back plus an id (and an ARN for AWS types); an invoke the mocks do not know fails loudly, so a
+new data source cannot silently return nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "gitops-eks"
+STACK = "dev"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+DELETE = object()
+"""Override value that removes a key (or a field inside an object) from the config."""
+
+GITHUB_HOST_KEYS = [
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nk"
+    "t5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+]
+GITHUB_HOOK_RANGES_V4 = ["192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20"]
+GITHUB_HOOK_RANGES_V6 = ["2a0a:a440::/29", "2606:50c0::/32"]
+AL2023_AMI = "ami-0a1b2c3d4e5f60718"
+OIDC_HOST = f"oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One registered resource, as the engine would have received it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    """Plain values: secrets unwrapped (see `secret_inputs`), resource references as their URN."""
+    secret_inputs: frozenset[str]
+    """Top-level input names whose value is, or contains, a secret."""
+    outputs: dict[str, Any]
+    custom: bool
+    parent: str
+    provider: str
+    dependencies: tuple[str, ...]
+    property_dependencies: dict[str, tuple[str, ...]]
+    options: dict[str, Any]
+    """Other resource options sent to the engine: protect, retainOnDelete, deletedWith, ignoreChanges,
+    additionalSecretOutputs, deleteBeforeReplace, replaceOnChanges."""
+
+    @property
+    def provider_urn(self) -> str:
+        """The URN part of the provider reference (`urn::id`), or ''."""
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+
+@dataclass(frozen=True)
+class Invoke:
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Program:
+    """What one run of the program declared."""
+
+    resources: list[Resource]
+    invokes: list[Invoke]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+    by_urn: dict[str, Resource] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_urn = {r.urn: r for r in self.resources}
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        """The single resource of this type (and name, when given); fails if there are 0 or many."""
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {type_} {name or ''}, found {[r.name for r in found]}"
+        return found[0]
+
+    def named(self, name: str) -> Resource:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+    def types(self) -> set[str]:
+        return {r.type for r in self.resources}
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def invokes_of(self, token: str) -> list[Invoke]:
+        return [i for i in self.invokes if i.token == token]
+
+    def direct_dependencies(self, resource: Resource) -> set[str]:
+        """URNs the engine must keep until `resource` is deleted: its dependencies, property
+        dependencies, provider and parent (children are deleted before their parent)."""
+        urns = set(resource.dependencies)
+        for deps in resource.property_dependencies.values():
+            urns.update(deps)
+        if resource.provider_urn:
+            urns.add(resource.provider_urn)
+        if resource.parent:
+            urns.add(resource.parent)
+        return urns
+
+    def deleted_before(self, first: Resource, second: Resource) -> bool:
+        """True when the engine's dependency graph forces `first` to be deleted before `second`."""
+        seen: set[str] = set()
+        todo = [first.urn]
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            resource = self.by_urn.get(urn)
+            if resource is None:
+                continue
+            direct = self.direct_dependencies(resource)
+            if second.urn in direct:
+                return True
+            todo.extend(direct)
+        return False
+
+
+def dev_config() -> dict[str, Any]:
+    """The `config:` block of the real Pulumi.dev.yaml, parsed (objects as dicts)."""
+    return yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set (or DELETE) keys. `jenkins.allowedCidrs` reaches inside the `gitops-eks:jenkins` object."""
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        top, _, inner = _full_key(key).partition(".")
+        if not inner:
+            if value is DELETE:
+                config.pop(top, None)
+            else:
+                config[top] = value
+            continue
+        target = config.setdefault(top, {})
+        if value is DELETE:
+            target.pop(inner, None)
+        else:
+            target[inner] = value
+    return config
+
+
+def flatten(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config as the Pulumi engine hands it to a program: strings raw, everything else as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def _policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Render aws.iam.get_policy_document's statements the way AWS would (camelCase in, JSON out)."""
+
+    def principals(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        return {p["type"]: p["identifiers"] for p in items}
+
+    statements = []
+    for s in args.get("statements", []):
+        statement: dict[str, Any] = {"Effect": s.get("effect", "Allow")}
+        for key, name in (("sid", "Sid"), ("actions", "Action"), ("notActions", "NotAction")):
+            if key in s:
+                statement[name] = s[key]
+        for key, name in (("resources", "Resource"), ("notResources", "NotResource")):
+            if key in s:
+                statement[name] = s[key]
+        if "principals" in s:
+            statement["Principal"] = principals(s["principals"])
+        if "conditions" in s:
+            conditions: dict[str, dict[str, Any]] = {}
+            for c in s["conditions"]:
+                conditions.setdefault(c["test"], {})[c["variable"]] = c["values"]
+            statement["Condition"] = conditions
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _kubeconfig(cluster: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {
+                    "server": f"https://{cluster.upper()}.gr7.{REGION}.eks.amazonaws.com",
+                    "certificate-authority-data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t",
+                },
+            }
+        ],
+        "contexts": [{"name": "aws", "context": {"cluster": cluster, "user": "aws"}}],
+        "current-context": "aws",
+        "users": [
+            {
+                "name": "aws",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": ["eks", "get-token", "--cluster-name", cluster, "--output", "json"],
+                    }
+                },
+            }
+        ],
+    }
+
+
+def _arn(type_: str, name: str) -> str:
+    service = type_.split(":")[1].split("/")[0]
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}"
+
+
+def _subnets(kind: str, zones: int) -> list[str]:
+    return [f"subnet-{kind}-{chr(ord('a') + i)}" for i in range(zones)]
+
+
+def _pem(label: str, body: str) -> str:
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+
+
+def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Type-specific outputs a real provider would return (camelCase)."""
+    if typ == "awsx:ec2:Vpc":
+        zones = int(inputs.get("numberOfAvailabilityZones", 3))
+        specs = {s.get("type") for s in inputs.get("subnetSpecs", [{"type": "Public"}, {"type": "Private"}])}
+        return {
+            "vpcId": f"vpc-{name}",
+            "publicSubnetIds": _subnets("public", zones) if "Public" in specs else [],
+            "privateSubnetIds": _subnets("private", zones) if "Private" in specs else [],
+            "isolatedSubnetIds": [],
+        }
+    if typ == "eks:index:Cluster":
+        kubeconfig = _kubeconfig(name)
+        return {
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "clusterSecurityGroupId": f"sg-{name}-cluster",
+            "nodeSecurityGroupId": f"sg-{name}-node",
+            "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_HOST}",
+            "oidcProviderUrl": OIDC_HOST,
+            "oidcIssuer": f"https://{OIDC_HOST}",
+        }
+    if typ == "aws:ecr/repository:Repository":
+        repo = inputs.get("name", name)
+        return {
+            "name": repo,
+            "registryId": ACCOUNT,
+            "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}",
+        }
+    if typ == "aws:kms/key:Key":
+        return {"keyId": f"key-{name}", "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/key-{name}"}
+    if typ == "aws:iam/role:Role":
+        return {"name": inputs.get("name", name), "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+    if typ in ("aws:ec2/instance:Instance", "aws:ec2/eip:Eip"):
+        return {
+            "publicIp": "198.51.100.10",
+            "publicDns": "ec2-198-51-100-10.compute-1.amazonaws.com",
+            "privateIp": "10.0.0.10",
+        }
+    if typ == "aws:lb/loadBalancer:LoadBalancer":
+        return {"dnsName": f"{name}-1234567890.{REGION}.elb.amazonaws.com", "zoneId": "Z35SXDOTRQ7X7K"}
+    if typ == "aws:secretsmanager/secret:Secret":
+        return {"name": inputs.get("name", name)}
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {
+            "publicKeyOpenssh": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{name[:20]:0<20} \n",
+            "privateKeyOpenssh": _pem("OPENSSH PRIVATE KEY", name),
+            "privateKeyPem": _pem("PRIVATE KEY", name),
+            "publicKeyFingerprintSha256": f"SHA256:{name}",
+        }
+    if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
+        return {"result": ("p4ss-" + name * 8)[: int(inputs.get("length", 32))]}
+    if typ == "random:index/randomId:RandomId":
+        return {"hex": "0123456789abcdef0123456789abcdef", "b64Url": "ASNFZ4mrze8BI0VniavN7w"}
+    if typ == "kubernetes:core/v1:Service":
+        return {
+            "status": {"loadBalancer": {"ingress": [{"hostname": f"{name}-1234.{REGION}.elb.amazonaws.com"}]}}
+        }
+    if typ == "kubernetes:helm.sh/v3:Release":
+        return {"status": {"status": "deployed", "namespace": inputs.get("namespace", "default")}}
+    if typ in ("docker:index/image:Image", "docker:index/registryImage:RegistryImage"):
+        image = inputs.get("imageName", inputs.get("name", name))
+        digest = "sha256:" + "ab" * 32
+        return {
+            "imageName": image,
+            "repoDigest": f"{str(image).rsplit(':', 1)[0]}@{digest}",
+            "sha256Digest": digest,
+        }
+    return {}
+
+
+def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    results: dict[str, Callable[[], dict[str, Any]]] = {
+        "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
+            "id": REGION,
+            "names": [f"{REGION}{z}" for z in "abc"],
+            "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)],
+            "state": "available",
+        },
+        "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
+            "id": ACCOUNT,
+            "accountId": ACCOUNT,
+            "arn": f"arn:aws:iam::{ACCOUNT}:user/platform",
+            "userId": "AIDAEXAMPLE",
+        },
+        "aws:index/getRegion:getRegion": lambda: {
+            "id": REGION,
+            "name": REGION,
+            "region": REGION,
+            "description": "US East (N. Virginia)",
+            "endpoint": f"ec2.{REGION}.amazonaws.com",
+        },
+        "aws:index/getPartition:getPartition": lambda: {
+            "id": "aws",
+            "partition": "aws",
+            "dnsSuffix": "amazonaws.com",
+            "reverseDnsPrefix": "com.amazonaws",
+        },
+        "aws:iam/getPolicyDocument:getPolicyDocument": lambda: {
+            "id": "policy",
+            "json": json.dumps(_policy_document(args)),
+            "minifiedJson": json.dumps(_policy_document(args), separators=(",", ":")),
+        },
+        "aws:ec2/getAmi:getAmi": lambda: {
+            "id": AL2023_AMI,
+            "imageId": AL2023_AMI,
+            "name": "al2023-ami-2023.9.20251110.0-kernel-6.1-x86_64",
+            "architecture": "x86_64",
+            "ownerId": "137112412989",
+        },
+        "aws:ssm/getParameter:getParameter": lambda: {
+            "id": args.get("name", ""),
+            "name": args.get("name", ""),
+            "type": "String",
+            "value": AL2023_AMI,
+            "insecureValue": AL2023_AMI,
+            "version": 1,
+        },
+        "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda: {
+            "id": REGION,
+            "authorizationToken": "QVdTOm1vY2stdG9rZW4=",
+            "userName": "AWS",
+            "password": "mock-token",
+            "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+            "expiresAt": "2026-11-25T00:00:00Z",
+        },
+        "github:index/getSshKeys:getSshKeys": lambda: {"id": "github", "keys": GITHUB_HOST_KEYS},
+        "github:index/getIpRanges:getIpRanges": lambda: {
+            "id": "github",
+            "hooks": GITHUB_HOOK_RANGES_V4 + GITHUB_HOOK_RANGES_V6,
+            "hooksIpv4s": GITHUB_HOOK_RANGES_V4,
+            "hooksIpv6s": GITHUB_HOOK_RANGES_V6,
+            "gits": ["192.30.252.0/22"],
+            "webs": ["192.30.252.0/22"],
+            "apis": ["192.30.252.0/22"],
+        },
+    }
+    if token not in results:
+        raise AssertionError(f"the mocks do not answer invoke {token}; add it to tests/infra/conftest.py")
+    return results[token]()
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers resources and invokes; `extra_outputs` lets a test add outputs for a type."""
+
+    def __init__(self, extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None) -> None:
+        self.extra_outputs = dict(extra_outputs or {})
+        self.invokes: list[Invoke] = []
+        self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        # A custom resource echoes its inputs, as providers do; a (remote) component's outputs are its
+        # own and often differ in type from same-named inputs (awsx Vpc `natGateways`).
+        echoed = args.inputs if args.custom else {}
+        outputs = {**echoed, **_resource_outputs(args.typ, args.name, args.inputs)}
+        if args.typ in self.extra_outputs:
+            outputs.update(self.extra_outputs[args.typ](args.name, args.inputs))
+        if args.typ.startswith("aws:") and "arn" not in outputs:
+            outputs["arn"] = _arn(args.typ, args.name)
+        self.outputs[(args.typ, args.name)] = outputs
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        self.invokes.append(Invoke(args.token, dict(args.args)))
+        return _invoke_result(args.token, args.args), []
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping what the SDK sent for each registration (parent, deps, options)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[tuple[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append((response.urn, request))
+        return response
+
+
+def _plain(value: Any) -> tuple[Any, bool]:
+    """A wire value as plain Python, and whether it held a secret. Integral numbers become ints
+    (the wire only has doubles); resource references become their URN."""
+    if isinstance(value, dict):
+        kind = value.get(rpc._special_sig_key)
+        if kind == rpc._special_secret_sig:
+            return _plain(value["value"])[0], True
+        if kind == rpc._special_resource_sig:
+            return value["urn"], False
+        items = {k: _plain(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(secret for _, secret in items.values())
+    if isinstance(value, list):
+        items = [_plain(v) for v in value]
+        return [v for v, _ in items], any(secret for _, secret in items)
+    if isinstance(value, float) and value.is_integer():
+        return int(value), False
+    return value, False
+
+
+def _record(monitor: RecordingMonitor, mocks: RecordingMocks) -> list[Resource]:
+    resources = []
+    for urn, request in monitor.registrations:
+        wire = json_format.MessageToDict(request.object)
+        fields = {key: _plain(value) for key, value in wire.items()}
+        resources.append(
+            Resource(
+                type=request.type,
+                name=request.name,
+                urn=urn,
+                inputs={key: value for key, (value, _) in fields.items()},
+                secret_inputs=frozenset(key for key, (_, secret) in fields.items() if secret),
+                outputs=mocks.outputs.get((request.type, request.name), {}),
+                custom=request.custom,
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+                options={
+                    "protect": request.protect,
+                    "retainOnDelete": request.retainOnDelete,
+                    "deletedWith": request.deletedWith,
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                },
+            )
+        )
+    return resources
+
+
+def _stack_outputs() -> tuple[dict[str, Any], frozenset[str]]:
+    root = pulumi_settings.get_root_resource()
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for name, output in getattr(root, "outputs", {}).items():
+        out = pulumi.Output.from_input(output)
+        values[name] = _sync_await(out.future())
+        if _sync_await(out.is_secret()):
+            secret.add(name)
+    return values, frozenset(secret)
+
+
+def _start(
+    overrides: Mapping[str, Any] | None,
+    secrets: Iterable[str] = (),
+    extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> tuple[RecordingMocks, RecordingMonitor]:
+    """Fresh runtime state: new root stack, new mocks and monitor, the config set."""
+    values = apply_overrides(dev_config() if config is None else dict(config), overrides or {})
+    pulumi_settings.ROOT.set(None)
+    mocks = RecordingMocks(extra_outputs)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(flatten(values), [_full_key(k) for k in secrets])
+    return mocks, monitor
+
+
+def _build() -> None:
+    from infra import stack  # imported late: a fresh runtime must be configured first
+
+    _sync_await(run_pulumi_func(stack.build))
+
+
+def run_program(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    secrets: Iterable[str] = (),
+    extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Program:
+    """Run `infra.stack.build()` under fresh mocks with Pulumi.dev.yaml's config plus `overrides`.
+
+    `overrides` keys are `repository`, `jenkins.allowedCidrs`, `aws:region`...; a value of DELETE
+    removes the key. `secrets` names keys to mark secret (like `pulumi config set --secret`).
+    `config` replaces Pulumi.dev.yaml as the starting point.
+    """
+    mocks, monitor = _start(overrides, secrets, extra_outputs, config)
+    _build()
+    outputs, secret_outputs = _stack_outputs()
+    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
+
+
+def config_error(overrides: Mapping[str, Any], **kwargs: Any) -> str:
+    """Run the program expecting a ConfigError; return its message. Asserts nothing was declared."""
+    from infra.config import ConfigError
+
+    mocks, monitor = _start(overrides, **kwargs)
+    with pytest.raises(ConfigError) as raised:
+        _build()
+    assert monitor.registrations == [], "resources were declared before the config was validated"
+    assert mocks.invokes == [], "data sources were read before the config was validated"
+    return str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def dev_program() -> Program:
+    """The program run once with the real Pulumi.dev.yaml, shared by a module's read-only assertions."""
+    return run_program()
