@@ -137,7 +137,10 @@ class Git:
     def fetch_branch(self, remote: str, branch: str) -> str:
         """Fetch remote's branch into refs/remotes/<remote>/<branch>; return its tip SHA."""
         ref = f"refs/remotes/{remote}/{branch}"
-        self.run("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{ref}")
+        try:
+            self.run("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{ref}")
+        except GitError as exc:
+            raise GitError(f"cannot fetch branch {branch!r} from remote {remote!r}: {exc}") from None
         return self.run("rev-parse", "--verify", ref).strip()
 
     def ensure_commit(self, remote: str, sha: str) -> bool:

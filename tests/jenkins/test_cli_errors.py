@@ -1,0 +1,170 @@
+"""Wrong input exits 2 with a message naming the input, and touches neither the workspace nor the
+remote; operational failures exit 1 with what failed and what to try, and never print a secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.jenkins.conftest import GitopsRepo, git, run_cli
+
+SECRET = "s3cr3t-token-7f1e"
+
+
+def snapshot(gitops_repo: GitopsRepo, ws: Path) -> tuple[str, ...]:
+    """Everything a failed run must leave alone: remote refs, workspace HEAD, status, index, remote refs."""
+    return (
+        git(gitops_repo.remote, "for-each-ref"),
+        git(ws, "rev-parse", "HEAD"),
+        git(ws, "status", "--porcelain", "--untracked-files=all"),
+        git(ws, "ls-files", "--stage"),
+        git(ws, "for-each-ref"),
+    )
+
+
+@pytest.fixture
+def ws(gitops_repo: GitopsRepo) -> Path:
+    return gitops_repo.workspace(gitops_repo.app_commit("v1"))
+
+
+REPO = "127.0.0.1:5000/hello"
+
+BAD_INPUT = {
+    "commit not a sha": (
+        ["promote", "--image-repository", REPO, "--commit", "not-a-sha"],
+        "--commit 'not-a-sha'",
+    ),
+    "commit unknown": (
+        ["promote", "--image-repository", REPO, "--commit", "f" * 40],
+        f"--commit '{'f' * 40}'",
+    ),
+    "commit option-like": (["promote", "--image-repository", REPO, "--commit=--all"], "--commit '--all'"),
+    "repository missing": (["promote"], "--image-repository"),
+    "repository with tag": (["promote", "--image-repository", f"{REPO}:latest"], "--image-repository"),
+    "repository with scheme": (["release", "--image-repository", f"https://{REPO}"], "--image-repository"),
+    "repository uppercase": (["promote", "--image-repository", "127.0.0.1:5000/Hello"], "--image-repository"),
+    "manifest dir missing": (
+        ["promote", "--image-repository", REPO, "--manifest-dir", "nope"],
+        "--manifest-dir 'nope'",
+    ),
+    "manifest dir outside": (["unhold", "--manifest-dir", "../.."], "--manifest-dir '../..'"),
+    "no images entry": (
+        ["promote", "--image-repository", REPO, "--image-name", "other"],
+        "--image-name 'other'",
+    ),
+    "unknown remote": (
+        ["promote", "--image-repository", REPO, "--remote", "upstream"],
+        "--remote 'upstream'",
+    ),
+    "build arg without =": (
+        ["release", "--image-repository", REPO, "--build-arg", "PIP_NO_INDEX"],
+        "--build-arg",
+    ),
+    "build arg bad key": (
+        ["release", "--image-repository", REPO, "--build-arg", f"1X={SECRET}"],
+        "--build-arg #1",
+    ),
+    "context without Dockerfile": (
+        ["release", "--image-repository", REPO, "--context", "k8s"],
+        "--context 'k8s'",
+    ),
+    "digest malformed": (
+        ["promote", "--image-repository", REPO, "--digest", "sha256:xyz"],
+        "--digest 'sha256:xyz'",
+    ),
+    "empty reason": (["rollback", "--image-repository", REPO, "--to", "HEAD", "--reason", " "], "--reason"),
+    "rollback target unknown": (
+        ["rollback", "--image-repository", REPO, "--to", "v9", "--reason", "x"],
+        "--to 'v9'",
+    ),
+    "max attempts": (["unhold", "--max-attempts", "0"], "--max-attempts 0"),
+    "unknown command": (["deploy"], "invalid choice: 'deploy'"),
+    "unknown flag": (["unhold", "--force"], "unrecognized arguments: --force"),
+}
+
+
+@pytest.mark.parametrize(("argv", "named"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_exits_2_names_it_and_touches_nothing(
+    gitops_repo: GitopsRepo, ws: Path, argv: list[str], named: str
+) -> None:
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, *argv, "--json")
+    assert result.returncode == 2, result.output
+    assert named in result.stderr
+    assert SECRET not in result.output
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_not_a_git_checkout(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "promote", "--image-repository", REPO, "--json")
+    assert result.returncode == 2
+    assert f"not inside a git working copy: {tmp_path}" in result.stderr
+    assert result.json == {
+        "outcome": "error",
+        "command": "promote",
+        "error": result.json["error"],
+        "exit_code": 2,
+    }
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_without_the_images_entry(gitops_repo: GitopsRepo, ws: Path) -> None:
+    (ws / "k8s" / "kustomization.yaml").write_text("kind: Kustomization\nresources: [deployment.yaml]\n")
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, "promote", "--image-repository", REPO)
+    assert result.returncode == 2
+    assert "--manifest-dir 'k8s'" in result.stderr and "no `images:` list" in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_digest_that_does_not_match_the_registry(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: Callable[[str, str], str]
+) -> None:
+    sha = gitops_repo.app_commit("v2")
+    digest = push_test_image(image_repository, sha)
+    ws = gitops_repo.workspace(sha)
+    before = snapshot(gitops_repo, ws)
+    wrong = "sha256:" + "9" * 64
+    result = run_cli(ws, "promote", "--image-repository", image_repository, "--digest", wrong)
+    assert result.returncode == 2
+    assert f"--digest {wrong}" in result.stderr and digest in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+    ok = run_cli(ws, "promote", "--image-repository", image_repository, "--digest", digest, "--json")
+    assert ok.returncode == 0 and ok.json["outcome"] == "changed", ok.output
+
+
+def test_image_not_in_registry_exits_1(gitops_repo: GitopsRepo, ws: Path, image_repository: str) -> None:
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, "promote", "--image-repository", image_repository, "--json")
+    assert result.returncode == 1
+    assert "is not in the registry" in result.stderr and "run `release`" in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_unreachable_registry_exits_1(gitops_repo: GitopsRepo, ws: Path) -> None:
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, "promote", "--image-repository", f"127.0.0.1:{free_port()}/hello")
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr and "hint: nothing was written to git" in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_missing_branch_exits_1_and_names_it(gitops_repo: GitopsRepo, ws: Path) -> None:
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, "unhold", "--branch", "production")
+    assert result.returncode == 1
+    assert "production" in result.stderr and "hint:" in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_credentials_in_a_remote_url_never_reach_the_output(gitops_repo: GitopsRepo, ws: Path) -> None:
+    git(
+        ws, "remote", "set-url", "origin", f"https://x-access-token:{SECRET}@127.0.0.1:{free_port()}/repo.git"
+    )
+    result = run_cli(ws, "unhold", "--json")
+    assert result.returncode == 1
+    assert "cannot fetch branch 'main' from remote 'origin'" in result.stderr
+    assert SECRET not in result.output
