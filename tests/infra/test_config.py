@@ -1,0 +1,254 @@
+"""Stack config: the real Pulumi.dev.yaml loads; every bad value is refused, naming the key, before the
+program declares anything."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra import config
+from infra.config import ClusterConfig, FluxConfig, JenkinsConfig, NetworkConfig, RegistryConfig
+from tests.infra.conftest import DELETE, apply_overrides, config_error, dev_config, flatten
+
+KUBECONFIG = json.dumps(
+    {
+        "apiVersion": "v1",
+        "clusters": [{"name": "k", "cluster": {"server": "https://k8s.example.internal"}}],
+        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+        "users": [{"name": "k", "user": {"token": "s3cr3t-token-value"}}],
+    }
+)
+
+
+def load(overrides: dict[str, Any] | None = None, base: dict[str, Any] | None = None) -> config.StackConfig:
+    values = apply_overrides(dev_config() if base is None else base, overrides or {})
+    pulumi.runtime.set_all_config(flatten(values))
+    return config.load()
+
+
+def test_dev_stack_file_loads_into_typed_config() -> None:
+    loaded = load()
+    assert loaded.repository == "example-org/hello-gitops"
+    assert (loaded.owner, loaded.repository_name) == ("example-org", "hello-gitops")
+    assert loaded.branch == "main"
+    assert loaded.region == "us-east-1"
+    assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ("203.0.113.0/24",))
+    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("203.0.113.0/24",))
+    assert loaded.flux == FluxConfig("2.16.4", "1m")
+    assert loaded.network == NetworkConfig("10.0.0.0/16", 2, 1)
+    assert loaded.registry == RegistryConfig(30, False)
+    assert loaded.kubeconfig is None and not loaded.byo_cluster
+
+
+def test_minimal_config_takes_the_documented_defaults() -> None:
+    loaded = load(
+        base={
+            "aws:region": "eu-west-1",
+            "gitops-eks:repository": "acme/app",
+            "gitops-eks:cluster": {"publicAccessCidrs": []},
+            "gitops-eks:jenkins": {"allowedCidrs": ["198.51.100.0/24"]},
+        }
+    )
+    assert loaded.branch == "main"
+    assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ())
+    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("198.51.100.0/24",))
+    assert loaded.flux == FluxConfig("2.16.4", "1m")
+    assert loaded.network == NetworkConfig()
+    assert loaded.registry == RegistryConfig()
+
+
+def test_cidrs_are_kept_in_canonical_form_and_ipv6_is_accepted() -> None:
+    loaded = load({"jenkins.allowedCidrs": ["2001:DB8::/32", "198.51.100.7/32"]})
+    assert loaded.jenkins.allowed_cidrs == ("2001:db8::/32", "198.51.100.7/32")
+
+
+def test_one_nat_per_zone_is_accepted() -> None:
+    loaded = load({"network": {"availabilityZones": 3, "natGateways": 3}})
+    assert loaded.network == NetworkConfig("10.0.0.0/16", 3, 3)
+
+
+def test_byo_kubeconfig_replaces_the_cluster_object_and_stays_secret() -> None:
+    loaded = load({"cluster": DELETE, "kubeconfig": KUBECONFIG})
+    assert loaded.cluster is None and loaded.byo_cluster
+    assert loaded.kubeconfig is not None and loaded.kubeconfig.reveal() == KUBECONFIG
+    assert "s3cr3t" not in repr(loaded)
+    assert "s3cr3t" not in repr(loaded.kubeconfig)
+
+
+WORLD = "is open to the world"
+
+BAD_CONFIG = {
+    # repository
+    "repository missing": (
+        {"repository": DELETE},
+        "gitops-eks:repository: missing; set the GitHub repository",
+    ),
+    "repository without owner": (
+        {"repository": "hello-gitops"},
+        "gitops-eks:repository: 'hello-gitops' is not valid",
+    ),
+    "repository as URL": (
+        {"repository": "https://github.com/a/b"},
+        "gitops-eks:repository: 'https://github.com/a/b'",
+    ),
+    "repository with three parts": ({"repository": "a/b/c"}, "gitops-eks:repository: 'a/b/c' is not valid"),
+    "repository dot-dot": ({"repository": "a/.."}, "gitops-eks:repository: 'a/..' is not valid"),
+    "github owner differs": (
+        {"github:owner": "someone-else"},
+        "github:owner: 'someone-else' differs from the owner",
+    ),
+    "branch option-like": ({"branch": "-f"}, "gitops-eks:branch: '-f' is not valid"),
+    "branch with dot-dot": ({"branch": "a..b"}, "gitops-eks:branch: 'a..b' is not valid"),
+    "region missing": ({"aws:region": DELETE}, "aws:region: missing"),
+    "region malformed": ({"aws:region": "virginia"}, "aws:region: 'virginia' is not an AWS region"),
+    # jenkins.allowedCidrs
+    "jenkins missing": ({"jenkins": DELETE}, "gitops-eks:jenkins: missing"),
+    "jenkins as string": ({"jenkins": "t3.medium"}, "gitops-eks:jenkins: must be an object (YAML mapping)"),
+    "jenkins as list": ({"jenkins": ["t3.medium"]}, "gitops-eks:jenkins: must be an object with keys"),
+    "allowedCidrs missing": (
+        {"jenkins.allowedCidrs": DELETE},
+        "gitops-eks:jenkins.allowedCidrs: missing; list the CIDRs that may reach Jenkins",
+    ),
+    "allowedCidrs empty": ({"jenkins.allowedCidrs": []}, "gitops-eks:jenkins.allowedCidrs: is empty"),
+    "allowedCidrs a string": (
+        {"jenkins.allowedCidrs": "203.0.113.0/24"},
+        "gitops-eks:jenkins.allowedCidrs: must be a list of CIDRs, got str",
+    ),
+    "allowedCidrs world v4": (
+        {"jenkins.allowedCidrs": ["203.0.113.0/24", "0.0.0.0/0"]},
+        "gitops-eks:jenkins.allowedCidrs[1]: '0.0.0.0/0' is open to the world; "
+        "list the CIDRs that may reach Jenkins",
+    ),
+    "allowedCidrs world v6": (
+        {"jenkins.allowedCidrs": ["::/0"]},
+        f"gitops-eks:jenkins.allowedCidrs[0]: '::/0' {WORLD}",
+    ),
+    "allowedCidrs not a CIDR": (
+        {"jenkins.allowedCidrs": ["office/24"]},
+        "gitops-eks:jenkins.allowedCidrs[0]: 'office/24' is not a CIDR",
+    ),
+    "allowedCidrs bare address": (
+        {"jenkins.allowedCidrs": ["203.0.113.7"]},
+        "gitops-eks:jenkins.allowedCidrs[0]: '203.0.113.7' is not a CIDR (like 203.0.113.0/24)",
+    ),
+    "allowedCidrs prefix too long": (
+        {"jenkins.allowedCidrs": ["10.0.0.0/33"]},
+        "gitops-eks:jenkins.allowedCidrs[0]: '10.0.0.0/33' is not a CIDR",
+    ),
+    "allowedCidrs host bits": (
+        {"jenkins.allowedCidrs": ["203.0.113.7/24"]},
+        "gitops-eks:jenkins.allowedCidrs[0]: '203.0.113.7/24' has host bits set; "
+        "did you mean 203.0.113.0/24?",
+    ),
+    "allowedCidrs number": (
+        {"jenkins.allowedCidrs": [42]},
+        "gitops-eks:jenkins.allowedCidrs[0]: 42 is not a CIDR",
+    ),
+    "jenkins typo": ({"jenkins.allowedCidr": ["10.0.0.0/8"]}, "gitops-eks:jenkins.allowedCidr: unknown key"),
+    "jenkins volume too small": (
+        {"jenkins.volumeSize": 8},
+        "gitops-eks:jenkins.volumeSize: 8 is out of range",
+    ),
+    "jenkins instance type": (
+        {"jenkins.instanceType": "big"},
+        "gitops-eks:jenkins.instanceType: 'big' is not valid",
+    ),
+    # cluster
+    "cluster missing": ({"cluster": DELETE}, "gitops-eks:cluster: missing"),
+    "publicAccessCidrs missing": (
+        {"cluster.publicAccessCidrs": DELETE},
+        "gitops-eks:cluster.publicAccessCidrs: missing; "
+        "list the CIDRs that may reach the Kubernetes API, or [] to allow none",
+    ),
+    "publicAccessCidrs world": (
+        {"cluster.publicAccessCidrs": ["0.0.0.0/0"]},
+        f"gitops-eks:cluster.publicAccessCidrs[0]: '0.0.0.0/0' {WORLD}; "
+        "list the CIDRs that may reach the Kubernetes API",
+    ),
+    "min above desired": (
+        {"cluster.minSize": 3, "cluster.desiredSize": 2},
+        "gitops-eks:cluster.desiredSize: sizes must satisfy minSize <= desiredSize <= maxSize, "
+        "got 3 <= 2 <= 3",
+    ),
+    "desired above max": (
+        {"cluster.desiredSize": 4},
+        "minSize <= desiredSize <= maxSize, got 1 <= 4 <= 3",
+    ),
+    "min zero": ({"cluster.minSize": 0}, "gitops-eks:cluster.minSize: 0 is out of range; use 1 to 100"),
+    "max too large": (
+        {"cluster.maxSize": 500},
+        "gitops-eks:cluster.maxSize: 500 is out of range; use 1 to 100",
+    ),
+    "size as string": (
+        {"cluster.desiredSize": "2"},
+        "gitops-eks:cluster.desiredSize: must be an integer, got str '2'",
+    ),
+    "size as bool": (
+        {"cluster.desiredSize": True},
+        "gitops-eks:cluster.desiredSize: must be an integer, got bool",
+    ),
+    "size as float": (
+        {"cluster.maxSize": 2.5},
+        "gitops-eks:cluster.maxSize: must be an integer, got float 2.5",
+    ),
+    "version as number": (
+        {"cluster.kubernetesVersion": 1.33},
+        "gitops-eks:cluster.kubernetesVersion: must be a string",
+    ),
+    "version malformed": (
+        {"cluster.kubernetesVersion": "v1.33"},
+        "gitops-eks:cluster.kubernetesVersion: 'v1.33'",
+    ),
+    "cluster typo": (
+        {"cluster.desiredsize": 2},
+        "gitops-eks:cluster.desiredsize: unknown key (check the spelling)",
+    ),
+    "kubeconfig and cluster": ({"kubeconfig": KUBECONFIG}, "set either gitops-eks:kubeconfig"),
+    # flux, network, registry
+    "flux chart unpinned": (
+        {"flux.chartVersion": "latest"},
+        "gitops-eks:flux.chartVersion: 'latest' is not valid",
+    ),
+    "flux interval": ({"flux.interval": "1 minute"}, "gitops-eks:flux.interval: '1 minute' is not valid"),
+    "flux typo": ({"flux.intervall": "1m"}, "gitops-eks:flux.intervall: unknown key"),
+    "no NAT": ({"network.natGateways": 0}, "gitops-eks:network.natGateways: 0 is out of range; use 1 to 2"),
+    "NAT count between": (
+        {"network": {"availabilityZones": 3, "natGateways": 2}},
+        "gitops-eks:network.natGateways: 2 is not 1 (one shared NAT) or 3 (one per zone)",
+    ),
+    "one zone": ({"network.availabilityZones": 1}, "gitops-eks:network.availabilityZones: 1 is out of range"),
+    "public VPC range": (
+        {"network.cidrBlock": "8.8.0.0/16"},
+        "gitops-eks:network.cidrBlock: '8.8.0.0/16' must be",
+    ),
+    "VPC range too big": (
+        {"network.cidrBlock": "10.0.0.0/8"},
+        "gitops-eks:network.cidrBlock: '10.0.0.0/8' must be",
+    ),
+    "network typo": ({"network.natGateway": 1}, "gitops-eks:network.natGateway: unknown key"),
+    "keep no images": ({"registry.keepImages": 0}, "gitops-eks:registry.keepImages: 0 is out of range"),
+    "day0 not bool": ({"registry.day0Image": "yes"}, "gitops-eks:registry.day0Image: must be true or false"),
+}
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_CONFIG.values(), ids=BAD_CONFIG.keys())
+def test_bad_config_is_refused_before_anything_is_declared(overrides: dict[str, Any], message: str) -> None:
+    assert message in config_error(overrides)
+
+
+@pytest.mark.parametrize(
+    "kubeconfig",
+    [
+        "{not yaml: [",
+        "clusters: []\ncontexts: []\nusers: []\ntoken: s3cr3t-token-value",
+        "s3cr3t-token-value",
+    ],
+    ids=["unparsable", "empty lists", "scalar"],
+)
+def test_bad_byo_kubeconfig_is_refused_without_echoing_it(kubeconfig: str) -> None:
+    message = config_error({"cluster": DELETE, "kubeconfig": kubeconfig}, secrets=["kubeconfig"])
+    assert message.startswith("gitops-eks:kubeconfig: is not")
+    assert "s3cr3t" not in message and "not yaml" not in message
