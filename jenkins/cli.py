@@ -153,9 +153,10 @@ def run(args: argparse.Namespace) -> actions.Report:
     repository = check_repository(args.image_repository)
     if args.command == "rollback":
         commit = check_commit(git, "--to", args.to)
-        if not args.reason.strip():
+        reason = " ".join(args.reason.split())  # one line: it is shown in log lines and annotations
+        if not reason:
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")
-        hold = Hold(by=args.by or operator(git), reason=args.reason.strip(), at=utc_now())
+        hold = Hold(by=args.by or operator(git), reason=reason, at=utc_now())
         return actions.rollback(ctx, repository, commit, actions.verified_digest(repository, commit), hold)
     commit = check_commit(git, "--commit", args.commit)
     if args.command == "release":

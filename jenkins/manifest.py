@@ -114,7 +114,10 @@ def with_hold(text: str, hold: Hold | None) -> str:
     metadata = doc.get("metadata")
     if hold is not None:
         if metadata is None:
-            metadata = doc["metadata"] = CommentedMap()
+            # Where a reader looks for it: right after apiVersion/kind, as in any Kubernetes object.
+            metadata = CommentedMap()
+            keys = list(doc)
+            doc.insert(keys.index("kind") + 1 if "kind" in keys else 0, "metadata", metadata)
         annotations = metadata.setdefault("annotations", CommentedMap())
         for field, key in HOLD_KEYS.items():
             annotations[HOLD_PREFIX + key] = getattr(hold, field)
