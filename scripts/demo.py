@@ -63,9 +63,11 @@ def release(repo: GitOpsRepo, repository: str, build_args: dict[str, str]) -> Ru
     args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
     say(f"$ python -m jenkins release {' '.join(args)} --json")
     run = jenkins_cli(repo.work, "release", args, echo=True)
-    say(run.stdout.rstrip())
     if run.returncode != 0 or run.outcome is None:
         raise DemoError(f"release failed (exit {run.returncode}); its console output is above")
+    say(
+        f"-> JSON outcome (last stdout line): outcome={run.outcome['outcome']} commit={run.outcome['commit']}"
+    )
     return run
 
 
@@ -77,7 +79,7 @@ def expect(run: Run, outcome: str) -> Run:
 
 def show_what_flux_applies(repo: GitOpsRepo, scratch: Path) -> str:
     rendered = repo.rendered_at_tip(scratch / "flux-view")
-    images = [line.strip() for line in rendered.splitlines() if line.strip().startswith("image:")]
+    images = [line.strip(" -") for line in rendered.splitlines() if line.strip(" -").startswith("image:")]
     tip = repo.tip()
     subject = subprocess.run(
         ["git", "log", "-1", "--format=%s%n%(trailers:only,unfold)", tip],

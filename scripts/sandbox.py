@@ -37,11 +37,13 @@ DEV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
 def wheelhouse(directory: Path) -> Iterator[str]:
     """app/requirements.txt downloaded as wheels into DIRECTORY and served on 127.0.0.1; yields the URL."""
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    pip = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(directory),
          "-r", str(ROOT / "app" / "requirements.txt")],
-        check=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip download of app/requirements.txt failed: {pip.stderr.strip()[-1000:]}")
     handler = functools.partial(QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
