@@ -50,25 +50,11 @@ def push_image(image: str) -> str:
     """Push IMAGE and return the digest the registry stored it under."""
     output = run_streaming(["docker", "push", image], dict(os.environ), f"docker push of {image} failed")
     found = PUSHED_DIGEST.findall("\n".join(output))
-    if found:
-        return found[-1]
-    return repo_digest(image)
-
-
-def repo_digest(image: str) -> str:
-    """The digest docker recorded for IMAGE's repository after a push (fallback for quiet push output)."""
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for entry in re.findall(r'"([^"]+)"', result.stdout):
-        name, _, digest = entry.partition("@")
-        if name == repository:
-            return digest
-    raise BuildError(f"pushed {image} but docker reported no digest for {repository}")
+    if not found:
+        raise BuildError(
+            f"pushed {image} but docker printed no digest; check the registry with `docker pull`"
+        )
+    return found[-1]
 
 
 @functools.cache
