@@ -7,10 +7,14 @@ run in file order: the rollback story, which moves the manifest, comes last.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import boto3
 import pytest
 
 from jenkins.registry import resolve_digest
@@ -182,3 +186,29 @@ def test_the_bots_commits_touch_only_the_manifest(story: Story) -> None:
     for commit in bot_commits:
         changed = git(story.repo.remote, "diff-tree", "--no-commit-id", "--name-only", "-r", commit)
         assert changed == "k8s/kustomization.yaml"
+
+
+def test_ecr_repository_through_the_cli(aws_env: str, tmp_path: Path) -> None:
+    """The ECR path end to end against moto: promote pins the digest ECR reports; a release that must
+    build logs in with the ECR token on docker's stdin only, and fails cleanly when the login does."""
+    require((ROOT / "k8s" / "kustomization.yaml").is_file(), "k8s/kustomization.yaml is missing")
+    repo = GitOpsRepo.seed(tmp_path)
+    ecr = boto3.client("ecr", region_name="eu-west-1")
+    repository = ecr.create_repository(repositoryName="e2e/hello-gitops")["repository"]["repositoryUri"]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    password = base64.b64decode(token).decode().partition(":")[2]
+
+    built = repo.app_commit("App change built by an earlier job")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}
+    put = ecr.put_image(repositoryName="e2e/hello-gitops", imageManifest=json.dumps(manifest), imageTag=built)
+    run = jenkins_cli(repo.work, "promote", ["--image-repository", repository, "--commit", built])
+    assert run.returncode == 0, run.stderr
+    assert run.outcome["outcome"] == "changed"
+    assert f"digest: {put['image']['imageId']['imageDigest']}" in repo.file_at_tip("k8s/kustomization.yaml")
+
+    unbuilt = repo.app_commit("App change not in ECR yet")
+    run = jenkins_cli(repo.work, "release", ["--image-repository", repository])
+    assert run.returncode == 1
+    assert f"docker login to {repository.split('/')[0]} failed" in run.stderr
+    assert password not in run.stdout + run.stderr
+    assert repo.tip() == unbuilt  # only the developer's commit: no manifest commit on a failed release
