@@ -311,8 +311,9 @@ def test_concurrent_promotes_all_succeed_and_the_newest_wins(
     results = [(*proc.communicate(timeout=120), proc.returncode) for proc in procs]
 
     assert [code for _, _, code in results] == [0] * len(procs), [err for _, err, _ in results]
-    outcomes = [json.loads(out.splitlines()[-1])["outcome"] for out, _, _ in results]
-    assert set(outcomes) <= {"changed", "stale"} and "changed" in outcomes
+    reports = [json.loads(out.splitlines()[-1]) for out, _, _ in results]
+    outcomes = [r["outcome"] for r in reports]
+    assert set(outcomes) <= {"changed", "stale"} and "changed" in outcomes, reports
     assert deployed(gitops_repo).new_tag == commits[-1]
     bot_commits = gitops_repo.bot_commits()
     assert len(bot_commits) == outcomes.count("changed")
