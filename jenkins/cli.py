@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> actions.Report:
     git = Git(root)
     if not git.has_remote(args.remote):
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
+    if not git.is_branch_name(args.branch):
+        raise InputError(f"--branch {args.branch!r}: not a valid branch name")
     if args.max_attempts < 1:
         raise InputError(f"--max-attempts {args.max_attempts}: must be at least 1")
     manifest_path = check_manifest(root, args.manifest_dir, args.image_name)

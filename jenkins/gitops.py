@@ -111,7 +111,12 @@ class Git:
     def config(self, key: str) -> str | None:
         """A git config value, or None when unset."""
         proc = self._run(("config", "--get", key))
-        return proc.stdout.strip() or None if proc.returncode == 0 else None
+        value = proc.stdout.strip() if proc.returncode == 0 else ""
+        return value or None
+
+    def is_branch_name(self, name: str) -> bool:
+        """True if name is a valid branch name (so it is safe inside a refspec)."""
+        return not name.startswith("-") and self.ok("check-ref-format", f"refs/heads/{name}")
 
     def has_remote(self, remote: str) -> bool:
         return self.ok("remote", "get-url", "--", remote)

@@ -80,6 +80,8 @@ BAD_INPUT = {
         ["rollback", "--image-repository", REPO, "--to", "v9", "--reason", "x"],
         "--to 'v9'",
     ),
+    "branch not a name": (["unhold", "--branch", "main:evil"], "--branch 'main:evil'"),
+    "branch option-like": (["unhold", "--branch=-x"], "--branch '-x'"),
     "max attempts": (["unhold", "--max-attempts", "0"], "--max-attempts 0"),
     "unknown command": (["deploy"], "invalid choice: 'deploy'"),
     "unknown flag": (["unhold", "--force"], "unrecognized arguments: --force"),
