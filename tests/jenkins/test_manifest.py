@@ -24,16 +24,27 @@ def entry(tag: str, digest: str | None = DIGEST) -> ImageEntry:
     return ImageEntry("hello-gitops", "127.0.0.1:5000/hello", tag, digest)
 
 
-def kustomize(text: str, tmp_path: Path) -> str:
-    """`kubectl kustomize` of text next to the test deployment; returns the rendered YAML."""
+def kustomize(text: str, directory: Path, resources: Path = DATA) -> str:
+    """`kubectl kustomize` of text with the resources next to it; returns the rendered YAML."""
     require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
-    (tmp_path / "kustomization.yaml").write_text(text)
-    shutil.copy(DATA / "deployment.yaml", tmp_path / "deployment.yaml")
+    shutil.copytree(resources, directory, dirs_exist_ok=True)
+    (directory / "kustomization.yaml").write_text(text)
     proc = subprocess.run(
-        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=False
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def yamllint(path: Path) -> None:
+    """yamllint --strict with the project's config, as `make lint` runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "yamllint", "--strict", "-c", str(ROOT / ".yamllint"), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout
 
 
 def test_with_image_changes_only_the_entry_and_keeps_comments_and_order() -> None:
@@ -81,21 +92,7 @@ def test_hold_keeps_other_annotations() -> None:
 def test_edited_manifest_passes_yamllint_strict(tmp_path: Path) -> None:
     path = tmp_path / "kustomization.yaml"
     path.write_text(manifest.with_hold(manifest.with_image(ORIGINAL, entry("4" * 40)), HOLD))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "yamllint",
-            "--strict",
-            "-c",
-            str(ROOT / ".yamllint"),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout
+    yamllint(path)
 
 
 def test_explicit_document_start_is_kept() -> None:
@@ -124,3 +121,15 @@ def test_unified_diff() -> None:
     assert diff.startswith("--- a/k8s/kustomization.yaml\n+++ b/k8s/kustomization.yaml\n")
     assert "-    newTag: bootstrap\n" in diff and f"+    digest: {DIGEST}\n" in diff
     assert manifest.unified_diff(ORIGINAL, ORIGINAL, "x") == ""
+
+
+def test_the_repositorys_own_manifest_takes_every_edit(tmp_path: Path) -> None:
+    """k8s/kustomization.yaml as shipped: the release edits keep it a valid, lint-clean kustomization."""
+    source = ROOT / "k8s" / "kustomization.yaml"
+    require(source.is_file(), "k8s/kustomization.yaml is missing")
+    text = source.read_text()
+    manifest.read_image(text)
+    edited = manifest.with_hold(manifest.with_image(text, entry("7" * 40)), HOLD)
+    rendered = kustomize(edited, tmp_path / "k8s", resources=source.parent)
+    assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
+    yamllint(tmp_path / "k8s")
