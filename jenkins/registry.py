@@ -92,17 +92,23 @@ def login(repository: str) -> None:
 
 def docker_login(registry: str, username: str, password: str) -> None:
     """`docker login` with the password on stdin, so it never shows in argv (ps, /proc) or logs."""
-    result = subprocess.run(
-        ["docker", "login", "--username", username, "--password-stdin", registry],
-        input=password,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            ["docker", "login", "--username", username, "--password-stdin", registry],
+            input=password,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise RegistryError(
+            f"docker login to {registry} failed: cannot run docker ({exc.strerror})"
+        ) from None
     if result.returncode != 0:
-        # docker does not echo the password, but scrub it anyway: this text reaches the console.
-        detail = (result.stderr or result.stdout).strip().replace(password, "***")[-500:]
-        raise RegistryError(f"docker login to {registry} failed: {detail}")
+        detail = (result.stderr or result.stdout).strip()
+        if password:  # docker does not echo it, but this text reaches the console: scrub it anyway
+            detail = detail.replace(password, "***")
+        raise RegistryError(f"docker login to {registry} failed: {detail[-500:]}")
     log.info(f"docker logged in to {registry}")
 
 
