@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from jenkins import actions, core, log, manifest
 from jenkins.build import BuildError
@@ -35,9 +36,16 @@ class InputError(Exception):
     """Bad input: the message names the flag or file and what is wrong with it."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that raises InputError instead of exiting, so --json still ends with a JSON line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{self.prog}: {message}")
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI; see docs/release.md."""
-    top = argparse.ArgumentParser(prog="python -m jenkins", description="Release the app through GitOps.")
+    top = Parser(prog="python -m jenkins", description="Release the app through GitOps.")
     sub = top.add_subparsers(dest="command", required=True, metavar="{release,promote,rollback,unhold}")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -80,7 +88,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the process exit code."""
-    args = parser().parse_args(argv)  # argparse exits 2 on unknown/missing flags, like our InputError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(argv)
+    except InputError as exc:
+        command = next((word for word in argv if not word.startswith("-")), None)
+        args = argparse.Namespace(json="--json" in argv, command=command)
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
     except InputError as exc:

@@ -98,6 +98,7 @@ def test_bad_input_exits_2_names_it_and_touches_nothing(
     assert named in result.stderr
     assert SECRET not in result.output
     assert snapshot(gitops_repo, ws) == before
+    assert result.json["outcome"] == "error" and result.json["exit_code"] == 2
 
 
 def test_not_a_git_checkout(tmp_path: Path) -> None:
