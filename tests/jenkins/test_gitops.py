@@ -319,3 +319,27 @@ def test_concurrent_promotes_all_succeed_and_the_newest_wins(
     assert len(bot_commits) == outcomes.count("changed")
     for commit in bot_commits:
         assert gitops_repo.changed_paths(commit) == [MANIFEST]  # never empty, never more
+
+
+def test_bot_identity_is_configurable_and_recognised(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+    bot = {"GITOPS_BOT_NAME": "Release Robot", "GITOPS_BOT_EMAIL": "robot@example.com"}
+    out = run_cli(
+        gitops_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json", env=bot
+    )
+    assert out.returncode == 0, out.output
+    author = git(gitops_repo.remote, "log", "-1", "--format=%an <%ae>|%cn <%ce>", out.json["commit"]).strip()
+    assert author == "Release Robot <robot@example.com>|Release Robot <robot@example.com>"
+
+    again = run_cli(
+        gitops_repo.workspace(out.json["commit"]),
+        "release",
+        "--image-repository",
+        image_repository,
+        "--json",
+        env=bot,
+    )
+    assert again.returncode == 0 and again.json["outcome"] == "noop", again.output
