@@ -211,12 +211,18 @@ def check_commit(git: Git, flag: str, value: str) -> str:
     return sha
 
 
+def inside(flag: str, value: str) -> PurePosixPath:
+    """value as a path relative to the repository root; InputError if it points outside."""
+    relative = PurePosixPath(value)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise InputError(f"{flag} {value!r}: must be a relative path inside the repository")
+    return relative
+
+
 def check_manifest(root: Path, manifest_dir: str, image_name: str) -> str:
     """The manifest's path relative to root, after checking it exists and has the image entry."""
-    relative = PurePosixPath(manifest_dir) / manifest.FILE_NAME
-    path = (root / relative).resolve()
-    if relative.is_absolute() or ".." in relative.parts or not path.is_relative_to(root.resolve()):
-        raise InputError(f"--manifest-dir {manifest_dir!r}: must be a directory inside the repository")
+    relative = inside("--manifest-dir", manifest_dir) / manifest.FILE_NAME
+    path = root / relative
     if not path.is_file():
         raise InputError(f"--manifest-dir {manifest_dir!r}: no {manifest.FILE_NAME} at {path}")
     try:
@@ -227,7 +233,7 @@ def check_manifest(root: Path, manifest_dir: str, image_name: str) -> str:
 
 
 def check_context(root: Path, context: str) -> Path:
-    path = root / context
+    path = root / inside("--context", context)
     if not (path / "Dockerfile").is_file():
         raise InputError(f"--context {context!r}: no Dockerfile in {path}")
     return path

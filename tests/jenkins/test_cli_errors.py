@@ -71,6 +71,7 @@ BAD_INPUT = {
         ["release", "--image-repository", REPO, "--context", "k8s"],
         "--context 'k8s'",
     ),
+    "context outside": (["release", "--image-repository", REPO, "--context", "/etc"], "--context '/etc'"),
     "digest malformed": (
         ["promote", "--image-repository", REPO, "--digest", "sha256:xyz"],
         "--digest 'sha256:xyz'",
