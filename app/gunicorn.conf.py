@@ -1,0 +1,67 @@
+"""gunicorn settings for the hello app: `gunicorn -c gunicorn.conf.py app:app` (run from app/).
+
+Environment knobs, all optional: HOST (default 0.0.0.0), PORT (8000), WEB_CONCURRENCY (worker
+processes; default from the CPUs this container may use), THREADS (per worker), DRAIN_SECONDS and
+GRACEFUL_TIMEOUT (the two phases of a shutdown, below).
+
+Shutdown on SIGTERM, so that a rolling update drops no request:
+1. drain: /readyz answers 503 in every worker while they keep serving, for DRAIN_SECONDS; Kubernetes
+   takes the pod out of the Service's endpoints meanwhile, so new connections go elsewhere;
+2. stop: gunicorn's graceful stop closes the listener and lets in-flight requests finish, for at most
+   GRACEFUL_TIMEOUT seconds.
+The Deployment's terminationGracePeriodSeconds is larger than the two together (k8s/deployment.yaml).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from gunicorn.arbiter import Arbiter
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's cpu limit)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 - a pod serves its IP
+# Threaded workers keep connections alive and do not stall on slow clients (there is no buffering
+# proxy in front of the pods, only the cloud load balancer); one process per usable CPU.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", usable_cpus()))
+threads = int(os.environ.get("THREADS", "4"))
+# Import the app once in the master: workers fork from it (less memory, faster start) and share the
+# readiness flag the master sets on SIGTERM (app.Lifecycle).
+preload_app = True
+timeout = 30
+keepalive = 5
+drain_seconds = float(os.environ.get("DRAIN_SECONDS", "5"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
+# The runtime control socket wants a writable home directory and nothing here uses it.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"
+
+
+def when_ready(server: Arbiter) -> None:
+    """Replace gunicorn's immediate stop on SIGTERM by drain-then-stop (see the module docstring)."""
+
+    def drain_then_stop() -> None:
+        server.app.wsgi().extensions["lifecycle"].begin_shutdown()
+        server.log.info("SIGTERM: /readyz now 503; serving %.1fs more before stopping", drain_seconds)
+        # The master only supervises here: workers keep serving while it sleeps.
+        time.sleep(drain_seconds)
+        raise StopIteration  # gunicorn's graceful stop: close the listener, finish in-flight requests
+
+    server.handle_term = drain_then_stop
