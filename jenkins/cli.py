@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> actions.Report:
         return actions.unhold(ctx, args.by or operator(git))
     repository = check_repository(args.image_repository)
     if args.command == "rollback":
-        commit = check_commit(git, "--to", args.to)
+        # A rollback needs the image, not the commit: a full SHA from the registry or a log will do
+        # even when this (possibly shallow) checkout does not have that commit.
+        commit = args.to if core.is_sha(args.to) else check_commit(git, "--to", args.to)
         reason = " ".join(args.reason.split())  # one line: it is shown in log lines and annotations
         if not reason:
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")

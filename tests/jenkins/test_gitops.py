@@ -343,3 +343,21 @@ def test_bot_identity_is_configurable_and_recognised(
         env=bot,
     )
     assert again.returncode == 0 and again.json["outcome"] == "noop", again.output
+
+
+def test_rollback_from_a_shallow_checkout_by_full_sha(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    old = gitops_repo.app_commit("old")
+    digest = push_test_image(image_repository, old)
+    new = gitops_repo.app_commit("new")
+    push_test_image(image_repository, new)
+    promote(gitops_repo.workspace(new), image_repository)
+    ws = gitops_repo.workspace(gitops_repo.tip(), depth=1)  # `old` is not in this checkout
+
+    result = run_cli(
+        ws, "rollback", "--image-repository", image_repository, "--to", old, "--reason", "bad", "--json"
+    )
+
+    assert result.returncode == 0, result.output
+    assert deployed(gitops_repo) == core.ImageEntry("hello-gitops", image_repository, old, digest)
