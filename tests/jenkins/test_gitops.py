@@ -287,6 +287,17 @@ def test_retries_are_bounded(gitops_repo: GitopsRepo) -> None:
     assert gitops_repo.bot_commits() == []
 
 
+# pre-receive hook: hold the first pushes until three have arrived (or 5 s passed), so at least three
+# runs certainly push on the same old tip and all but one must fetch, re-plan and retry.
+RACE_BARRIER = """#!/bin/sh
+mkdir -p arrivals && touch "arrivals/$$"
+[ "$(ls arrivals | wc -l)" -gt 3 ] && exit 0
+i=0
+while [ "$(ls arrivals | wc -l)" -lt 3 ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+exit 0
+"""
+
+
 @pytest.mark.slow
 def test_concurrent_promotes_all_succeed_and_the_newest_wins(
     gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
@@ -295,6 +306,9 @@ def test_concurrent_promotes_all_succeed_and_the_newest_wins(
     for sha in commits:
         push_test_image(image_repository, sha)
     workspaces = {sha: gitops_repo.workspace(sha) for sha in commits}
+    hook = gitops_repo.remote / "hooks" / "pre-receive"
+    hook.write_text(RACE_BARRIER)
+    hook.chmod(0o755)
     order = commits[:]
     random.shuffle(order)
     procs = [
@@ -314,6 +328,7 @@ def test_concurrent_promotes_all_succeed_and_the_newest_wins(
     reports = [json.loads(out.splitlines()[-1]) for out, _, _ in results]
     outcomes = [r["outcome"] for r in reports]
     assert set(outcomes) <= {"changed", "stale"} and "changed" in outcomes, reports
+    assert sum(r["attempts"] for r in reports) > len(reports), "the barrier guarantees lost races"
     assert deployed(gitops_repo).new_tag == commits[-1]
     bot_commits = gitops_repo.bot_commits()
     assert len(bot_commits) == outcomes.count("changed")
