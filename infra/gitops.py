@@ -142,7 +142,7 @@ class GitOps(pulumi.ComponentResource):
             f"{name}-receiver-token",
             metadata={"name": RECEIVER_AUTH, "namespace": namespace},
             type="Opaque",
-            string_data={"token": self.receiver_token.result},
+            string_data={"token": pulumi.Output.secret(self.receiver_token.result)},
             opts=in_cluster,
         )
         self.receiver = k8s.apiextensions.CustomResource(
@@ -185,7 +185,7 @@ class GitOps(pulumi.ComponentResource):
             configuration={
                 "url": self.webhook_url,
                 "content_type": "json",
-                "secret": self.receiver_token.result,
+                "secret": pulumi.Output.secret(self.receiver_token.result),
                 "insecure_ssl": False,
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),

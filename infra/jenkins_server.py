@@ -356,7 +356,7 @@ class JenkinsServer(pulumi.ComponentResource):
             configuration={
                 "url": self.webhook_url,
                 "content_type": "json",
-                "secret": self.webhook_token.result,
+                "secret": pulumi.Output.secret(self.webhook_token.result),
                 "insecure_ssl": False,
             },
             opts=child,

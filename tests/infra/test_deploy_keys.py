@@ -1,0 +1,105 @@
+"""Deploy keys: two separate ED25519 keys, Flux read-only, Jenkins read/write; private keys kept secret."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from infra import deploy_keys
+from tests.infra.conftest import GITHUB_HOOK_RANGES_V4, GITHUB_HOOK_RANGES_V6, GITHUB_HOST_KEYS, Program
+
+TLS_KEY = "tls:index/privateKey:PrivateKey"
+DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
+
+
+def _component(program: Program) -> object:
+    return program.one("gitops:infra:DeployKeys")
+
+
+def _keys(program: Program) -> dict[str, tuple]:
+    """role -> (tls key, github deploy key), matched by the public key the deploy key registers."""
+    component = _component(program)
+    tls_keys = [r for r in program.children(component) if r.type == TLS_KEY]
+    github_keys = [r for r in program.children(component) if r.type == DEPLOY_KEY]
+    pairs = {}
+    for key in tls_keys:
+        registered = [g for g in github_keys if g.inputs["key"] == key.outputs["publicKeyOpenssh"]]
+        assert len(registered) == 1, f"{key.name} must be registered exactly once"
+        pairs[key.name.rsplit("-", 1)[1]] = (key, registered[0])
+    return pairs
+
+
+def test_two_separate_ed25519_keys(dev_program: Program) -> None:
+    pairs = _keys(dev_program)
+    assert set(pairs) == {"flux", "jenkins"}
+    flux_tls, jenkins_tls = pairs["flux"][0], pairs["jenkins"][0]
+    assert flux_tls.urn != jenkins_tls.urn
+    assert flux_tls.outputs["publicKeyOpenssh"] != jenkins_tls.outputs["publicKeyOpenssh"]
+    assert {flux_tls.inputs["algorithm"], jenkins_tls.inputs["algorithm"]} == {"ED25519"}
+
+
+def test_flux_key_is_read_only_and_jenkins_key_can_write(dev_program: Program) -> None:
+    pairs = _keys(dev_program)
+    assert pairs["flux"][1].inputs["readOnly"] is True
+    assert pairs["jenkins"][1].inputs["readOnly"] is False
+    for _, registered in pairs.values():
+        assert registered.inputs["repository"] == "hello-gitops"
+
+
+def test_flux_secret_has_identity_public_key_and_pinned_known_hosts(dev_program: Program) -> None:
+    flux_tls = _keys(dev_program)["flux"][0]
+    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
+    assert secret.inputs["metadata"] == {"name": "flux-system", "namespace": "flux-system"}
+    assert "stringData" in secret.secret_inputs, "the private key must reach the engine as a secret"
+    data = secret.inputs["stringData"]
+    assert set(data) == {"identity", "identity.pub", "known_hosts"}
+    assert data["identity"] == flux_tls.outputs["privateKeyOpenssh"]
+    assert data["identity.pub"] == flux_tls.outputs["publicKeyOpenssh"]
+    assert data["known_hosts"].splitlines() == [f"github.com {key}" for key in GITHUB_HOST_KEYS]
+    assert dev_program.invokes_of("github:index/getSshKeys:getSshKeys"), "host keys come from GitHub's API"
+
+
+def test_jenkins_private_key_goes_to_secrets_manager_encrypted(dev_program: Program) -> None:
+    jenkins_tls = _keys(dev_program)["jenkins"][0]
+    version = dev_program.one("aws:secretsmanager/secretVersion:SecretVersion", "jenkins-deploy-key")
+    assert "secretString" in version.secret_inputs
+    assert version.inputs["secretString"] == jenkins_tls.outputs["privateKeyOpenssh"]
+    secret = dev_program.one("aws:secretsmanager/secret:Secret", "jenkins-deploy-key")
+    kms_key = dev_program.one("aws:kms/key:Key", "jenkins-secrets")
+    assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
+
+
+def test_private_keys_never_in_plain_text_outputs(dev_program: Program) -> None:
+    # Compared in JSON form: the keys' newlines are escaped there too.
+    private = [json.dumps(pair[0].outputs["privateKeyOpenssh"])[1:-1] for pair in _keys(dev_program).values()]
+    plain_outputs = json.dumps(
+        {k: v for k, v in dev_program.outputs.items() if k not in dev_program.secret_outputs}
+    )
+    assert not [key for key in private if key in plain_outputs]
+    # Only the tls keys themselves, the flux Secret and the Secrets Manager version may hold them.
+    holders = {
+        r.name
+        for r in dev_program.resources
+        if r.type != TLS_KEY and any(key in json.dumps(r.inputs) for key in private)
+    }
+    assert holders == {"gitops-git-auth", "jenkins-deploy-key"}
+
+
+def test_hook_ranges_split_by_family(dev_program: Program) -> None:
+    ranges = deploy_keys.github_hook_ranges()
+    assert ranges == deploy_keys.HookRanges(tuple(GITHUB_HOOK_RANGES_V4), tuple(GITHUB_HOOK_RANGES_V6))
+
+
+@pytest.mark.parametrize(
+    ("function", "invoke"),
+    [("github_known_hosts", "get_ssh_keys"), ("github_hook_ranges", "get_ip_ranges")],
+)
+def test_empty_answers_from_github_are_refused(
+    monkeypatch: pytest.MonkeyPatch, function: str, invoke: str
+) -> None:
+    # An empty list would mean no host key pinned (Flux/Jenkins would fail or fall back) or no webhook source.
+    monkeypatch.setattr(deploy_keys.github, invoke, lambda: SimpleNamespace(keys=[], hooks=[]))
+    with pytest.raises(ValueError, match="GitHub's API returned no"):
+        getattr(deploy_keys, function)()
