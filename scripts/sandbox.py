@@ -12,6 +12,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,21 @@ class GitOpsRepo:
             shutil.copytree(source / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         git(work, "add", *SEEDED)
         git(work, "commit", "--quiet", "-m", "Seed the GitOps repository with app/ and k8s/")
+        # Upstream, the manifest's placeholder tag is the repository's first commit; here that commit
+        # does not exist, and the ancestry guard would rightly refuse to move past it. Name ours instead.
+        manifest = work / "k8s" / "kustomization.yaml"
+        seed = git(work, "rev-parse", "HEAD")
+        manifest.write_text(re.sub(r'(newTag: ")[0-9a-f]{40}(")', rf"\g<1>{seed}\g<2>", manifest.read_text()))
+        git(
+            work,
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            "Bootstrap: the manifest names the seed commit",
+            "--",
+            "k8s",
+        )
         git(work, "push", "--quiet", "origin", BRANCH)
         repo = cls(remote, work)
         repo.checkout_tip()
