@@ -101,11 +101,29 @@ def with_image(text: str, entry: ImageEntry) -> str:
     # (kustomize) and an all-digit one an integer.
     fields = {"newName": entry.new_name, "newTag": entry.new_tag, "digest": entry.digest}
     for key, value in fields.items():
+        if item.get(key) == value:
+            continue
+        _drop_end_of_line_comment(item, key)
         if value is None:
             item.pop(key, None)
         else:
             item[key] = DoubleQuotedScalarString(value) if key == "newTag" else value
     return render(doc, text)
+
+
+def _drop_end_of_line_comment(item: CommentedMap, key: str) -> None:
+    """A comment at the end of a line we rewrite describes the old value ("placeholder"): drop it.
+
+    ruamel stores it together with any full-line comments that follow; those are kept.
+    """
+    slots = item.ca.items.get(key)
+    if not slots or slots[2] is None:
+        return
+    _, _, following = slots[2].value.partition("\n")
+    if following:
+        slots[2].value = "\n" + following
+    else:
+        slots[2] = None
 
 
 def with_hold(text: str, hold: Hold | None) -> str:
