@@ -22,11 +22,11 @@ from pathlib import Path
 from gunicorn.arbiter import Arbiter
 
 
-def usable_cpus() -> int:
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's cpu limit)."""
     cpus = len(os.sched_getaffinity(0))
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = cpu_max.read_text().split()
     except (OSError, ValueError):
         return cpus
     if quota == "max":
@@ -34,19 +34,33 @@ def usable_cpus() -> int:
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 - a pod serves its IP
+def env_number(name: str, default: float, kind: type[int] | type[float] = int) -> int | float:
+    """A non-negative number from the environment; a bad value stops start-up with a message naming it."""
+    raw = os.environ.get(name, "")
+    try:
+        value = kind(raw) if raw else kind(default)
+    except ValueError:
+        raise SystemExit(
+            f"gunicorn.conf.py: {name}={raw!r} is not a{' whole' if kind is int else ''} number"
+        ) from None
+    if value < 0:
+        raise SystemExit(f"gunicorn.conf.py: {name}={raw!r} must not be negative")
+    return value
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{env_number('PORT', 8000)}"  # noqa: S104 - a pod serves its IP
 # Threaded workers keep connections alive and do not stall on slow clients (there is no buffering
 # proxy in front of the pods, only the cloud load balancer); one process per usable CPU.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", usable_cpus()))
-threads = int(os.environ.get("THREADS", "4"))
+workers = env_number("WEB_CONCURRENCY", usable_cpus())
+threads = env_number("THREADS", 4)
 # Import the app once in the master: workers fork from it (less memory, faster start) and share the
 # readiness flag the master sets on SIGTERM (app.Lifecycle).
 preload_app = True
 timeout = 30
 keepalive = 5
-drain_seconds = float(os.environ.get("DRAIN_SECONDS", "5"))
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
+drain_seconds = env_number("DRAIN_SECONDS", 5, float)
+graceful_timeout = env_number("GRACEFUL_TIMEOUT", 20)
 # The runtime control socket wants a writable home directory and nothing here uses it.
 control_socket_disable = True
 accesslog = "-"

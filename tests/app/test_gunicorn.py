@@ -1,0 +1,148 @@
+"""The app as gunicorn serves it (app/gunicorn.conf.py), over real HTTP on 127.0.0.1, SIGTERM included."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bench.app import APP_DIR
+from tests.conftest import free_port, wait_for_http
+
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+DRAIN_SECONDS = 1.5
+COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    port: int
+
+    def get(self, path: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            response = conn.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            conn.close()
+
+
+def start(port: int, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [GUNICORN, "-c", "gunicorn.conf.py", "app:app"],
+        cwd=APP_DIR,
+        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    port = free_port()
+    proc = start(port, WEB_CONCURRENCY="2", DRAIN_SECONDS=str(DRAIN_SECONDS), GIT_COMMIT=COMMIT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
+        yield Server(proc, port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_endpoints_over_http(server: Server) -> None:
+    assert server.get("/") == (200, "Hello World!")
+    assert server.get("/healthz")[0] == 200
+    assert server.get("/readyz")[0] == 200
+    status, body = server.get("/version")
+    assert (status, json.loads(body)) == (200, {"commit": COMMIT})
+    assert server.get("/does-not-exist")[0] == 404
+
+
+@dataclass
+class Traffic:
+    """Clients that keep sending requests, each on a new connection, until told to stop."""
+
+    server: Server
+    stop: threading.Event = field(default_factory=threading.Event)
+    served: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                status, _ = self.server.get("/")
+            except OSError as exc:
+                self.failures.append(repr(exc))
+                continue
+            if status == 200:
+                self.served.append(time.monotonic())
+            else:
+                self.failures.append(f"HTTP {status}")
+
+
+def test_sigterm_drains_without_dropping_requests(server: Server) -> None:
+    """On SIGTERM readiness turns 503 while every request still gets its answer, then gunicorn exits 0.
+
+    The clients play the load balancer: they keep sending until they have seen /readyz fail, as a
+    Service's endpoints drop a pod that is not ready; not one of their requests may fail.
+    """
+    traffic = Traffic(server)
+    clients = [threading.Thread(target=traffic.run) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(traffic.served) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert traffic.served, "no request was served before SIGTERM"
+        sigterm_at = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        readyz = 200
+        while readyz == 200 and time.monotonic() - sigterm_at < DRAIN_SECONDS:
+            readyz, _ = server.get("/readyz")
+        not_ready_at = time.monotonic()
+        time.sleep(0.2)  # what the endpoints controller takes to react, roughly
+    finally:
+        traffic.stop.set()
+        for client in clients:
+            client.join(timeout=10)
+    assert readyz == 503, "readiness never turned 503 during the drain"
+    assert not_ready_at - sigterm_at < 1.0
+    assert traffic.failures == []
+    assert any(t > not_ready_at for t in traffic.served), "requests were refused as soon as readiness failed"
+    assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+    log = server.proc.stdout.read()
+    assert "SIGTERM: /readyz now 503" in log
+    assert '"GET / HTTP/1.1" 200' in log, "the access log goes to stdout"
+
+
+def test_stops_accepting_after_the_drain(server: Server) -> None:
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+    with pytest.raises(ConnectionRefusedError):
+        server.get("/")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PORT", "http"), ("DRAIN_SECONDS", "soon"), ("GRACEFUL_TIMEOUT", "-3"), ("THREADS", "2.5")],
+)
+def test_bad_settings_stop_startup_naming_the_variable(name: str, value: str) -> None:
+    proc = start(free_port(), **{name: value})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert f"{name}={value!r}" in out
