@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             EXIT_FAILED,
             str(exc),
-            "check the remote URL, the deploy key and known_hosts; the branch was not changed by this run",
+            "check the remote URL, the deploy key and known_hosts. A push is all or nothing: the branch "
+            "is unchanged or holds the whole bot commit, so re-running is safe (noop if it landed)",
         )
     except (RegistryError, BuildError, actions.ActionError) as exc:
         return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
