@@ -25,7 +25,20 @@ from pathlib import Path
 # The test suite's service helpers, reused so the demo and benchmark run exactly what the tests run.
 from tests.conftest import QuietHandler, run_registry
 
-__all__ = ["GitOpsRepo", "hermetic_build_args", "jenkins_cli", "run_registry", "wheelhouse"]
+__all__ = [
+    "BASE_IMAGE",
+    "ROOT",
+    "GitOpsRepo",
+    "Run",
+    "build_arg_flags",
+    "git",
+    "hermetic_build_args",
+    "image_present",
+    "jenkins_cli",
+    "jenkins_popen",
+    "run_registry",
+    "wheelhouse",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "local/python-base:bookworm")
