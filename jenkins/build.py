@@ -18,6 +18,7 @@ from pathlib import Path
 
 TAIL_LINES = 30
 BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_NAME = re.compile(r"^(PATH|HOME|DOCKER_\w*)$")
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
@@ -36,6 +37,10 @@ def build_image(
     bad = sorted(name for name in args if not BUILD_ARG_NAME.match(name))
     if bad:
         raise BuildError(f"invalid build-arg name(s): {', '.join(bad)} (expected letters, digits, _)")
+    # The values ride in docker's own environment, so names docker itself reads cannot be build args.
+    reserved = sorted(name for name in args if RESERVED_NAME.match(name))
+    if reserved:
+        raise BuildError(f"build-arg name(s) {', '.join(reserved)} are reserved for the docker CLI itself")
     argv = ["docker", "build", "--file", str(dockerfile), "--tag", image]
     for name in args:
         argv += ["--build-arg", name]
