@@ -1,0 +1,184 @@
+"""k8s/ as Flux applies it: rendered by kustomize, validated strictly, hardened, and scanned by checkov."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import all_versions
+
+from tests.conftest import ROOT, require
+
+K8S = ROOT / "k8s"
+
+
+def stack_kubernetes_version() -> str:
+    """The cluster version the dev stack deploys (Pulumi.dev.yaml), as kubernetes-validate names it.
+
+    An exact major.minor match is used; if the bundled schemas lack it (a newer cluster than this
+    kubernetes-validate release knows), the newest schema it has is the closest strict check there is.
+    """
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    wanted = str(config[f"{project}:cluster"]["kubernetesVersion"])
+    known = all_versions()
+    return next((v for v in reversed(known) if v.startswith(f"{wanted}.")), known[-1])
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    out = subprocess.run(["kubectl", "kustomize", str(K8S)], check=True, capture_output=True, text=True)
+    return list(yaml.safe_load_all(out.stdout))
+
+
+def one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    matches = [r for r in resources if r["kind"] == kind]
+    assert len(matches) == 1, f"expected one {kind}, got {len(matches)}"
+    return matches[0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def test_validates_strictly_for_the_stack_kubernetes_version(rendered: list[dict[str, Any]]) -> None:
+    version = stack_kubernetes_version()
+    for resource in rendered:
+        kubernetes_validate.validate(resource, version, strict=True)
+    assert {r["kind"] for r in rendered} >= {"Deployment", "Service", "PodDisruptionBudget", "Namespace"}
+
+
+def test_stack_kubernetes_version_is_read_from_the_stack_file() -> None:
+    config = (ROOT / "Pulumi.dev.yaml").read_text()
+    wanted = re.search(r'kubernetesVersion:\s*"?([\d.]+)', config).group(1)
+    assert stack_kubernetes_version().startswith(f"{wanted}."), (
+        "kubernetes-validate lacks the stack's version"
+    )
+
+
+def test_everything_lands_in_the_app_namespace(rendered: list[dict[str, Any]]) -> None:
+    namespace = one(rendered, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for resource in rendered:
+        if resource["kind"] != "Namespace":
+            assert resource["metadata"]["namespace"] == namespace["metadata"]["name"]
+
+
+def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["runAsNonRoot"] is True
+    assert isinstance(security["runAsUser"], int) and security["runAsUser"] > 0
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in security["capabilities"]
+    assert security["seccompProfile"]["type"] == "RuntimeDefault"
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+    [tmp] = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
+    assert "emptyDir" in volume
+
+
+def test_rollout_never_drops_below_desired(rendered: list[dict[str, Any]]) -> None:
+    spec = one(rendered, "Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pdb = one(rendered, "PodDisruptionBudget")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert pdb["minAvailable"] == 1
+
+
+def test_probes_and_shutdown_timing_agree_with_the_server(rendered: list[dict[str, Any]]) -> None:
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    readiness = container["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/readyz", "port": "http"}
+    env = env_of(container)
+    drain, graceful = float(env["DRAIN_SECONDS"]), float(env["GRACEFUL_TIMEOUT"])
+    # The kubelet notices the 503 well before the drain ends and the listener closes...
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] < drain / 2
+    # ...and never SIGKILLs a pod that is still finishing requests.
+    assert pod["terminationGracePeriodSeconds"] > drain + graceful
+
+
+def test_service_is_a_load_balancer_from_80_to_8000(rendered: list[dict[str, Any]]) -> None:
+    service = one(rendered, "Service")["spec"]
+    deployment = one(rendered, "Deployment")["spec"]["template"]
+    assert service["type"] == "LoadBalancer"
+    [port] = service["ports"]
+    [container] = deployment["spec"]["containers"]
+    target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
+    assert (port["port"], target) == (80, 8000)
+    assert service["selector"].items() <= deployment["metadata"]["labels"].items()
+
+
+def test_images_entry_is_the_release_contract(rendered: list[dict[str, Any]]) -> None:
+    """One images entry, named as deployment.yaml names the image; newName, a full SHA, maybe a digest."""
+    text = (K8S / "kustomization.yaml").read_text()
+    [entry] = yaml.safe_load(text)["images"]
+    [raw_container] = yaml.safe_load((K8S / "deployment.yaml").read_text())["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert entry["name"] == raw_container["image"] == "hello-gitops"
+    assert set(entry) <= {"name", "newName", "newTag", "digest"}
+    assert re.fullmatch(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+", entry["newName"])
+    assert re.fullmatch(r"[0-9a-f]{40}", entry["newTag"])
+    if "digest" in entry:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", entry["digest"])
+    [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    expected = (
+        f"{entry['newName']}@{entry['digest']}"
+        if "digest" in entry
+        else f"{entry['newName']}:{entry['newTag']}"
+    )
+    assert container["image"] == expected
+    assert "release module" in text, "the comment telling readers who edits the entry is gone"
+
+
+def checkov(*args: str) -> str:
+    binary = os.environ.get("CHECKOV", "")
+    require(
+        bool(binary) and Path(binary).is_file(),
+        "checkov is not installed (CHECKOV unset; `make checkov-venv`)",
+    )
+    # --skip-download: no network; the checks themselves ship with checkov.
+    result = subprocess.run(
+        [binary, *args, "--compact", "--skip-download", "--output", "json"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"checkov {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-d", "k8s", "--framework", "kubernetes"), ("-f", "app/Dockerfile", "--framework", "dockerfile")],
+    ids=["k8s", "dockerfile"],
+)
+def test_checkov_passes(args: tuple[str, ...]) -> None:
+    report = yaml.safe_load(checkov(*args))  # JSON is YAML
+    summary = report["summary"]
+    assert (summary["failed"], summary["parsing_errors"]) == (0, 0)
+    assert summary["passed"] > 0, "checkov checked nothing"
+    for skipped in report["results"]["skipped_checks"]:
+        assert skipped["check_result"].get("suppress_comment"), (
+            f"{skipped['check_id']} is skipped without a reason"
+        )
