@@ -1,0 +1,260 @@
+"""Jenkins server: IMDSv2, encrypted volumes, no SSH, ALB rules, least-privilege role, secrets, webhook."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+
+from infra.jenkins_server import _architecture
+from tests.infra.conftest import (
+    AL2023_AMI,
+    GITHUB_HOOK_RANGES_V4,
+    GITHUB_HOOK_RANGES_V6,
+    Program,
+    Resource,
+    dev_config,
+    run_program,
+)
+
+ALLOWED_CIDRS = dev_config()["gitops-eks:jenkins"]["allowedCidrs"]
+HOOKS = GITHUB_HOOK_RANGES_V4 + GITHUB_HOOK_RANGES_V6
+ECR_PUSH = {"ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    """The dev stack; the mocks also give the auto-named instance profile its name, as AWS would."""
+    return run_program(
+        extra_outputs={"aws:iam/instanceProfile:InstanceProfile": lambda name, _: {"name": name}}
+    )
+
+
+def _mine(program: Program, type_: str) -> list[Resource]:
+    component = program.one("gitops:infra:JenkinsServer")
+    return [r for r in program.children(component) if r.type == type_]
+
+
+def _statements(program: Program) -> list[dict[str, Any]]:
+    (policy,) = _mine(program, "aws:iam/rolePolicy:RolePolicy")
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_instance_requires_imdsv2_with_a_hop_for_containers(program: Program) -> None:
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    options = instance.inputs["metadataOptions"]
+    assert options["httpTokens"] == "required"
+    assert options["httpPutResponseHopLimit"] == 2
+    assert instance.inputs["associatePublicIpAddress"] is False
+    assert instance.inputs["subnetId"] == "subnet-private-a"
+
+
+def test_root_and_home_volumes_are_encrypted_and_home_survives_the_instance(program: Program) -> None:
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    assert instance.inputs["rootBlockDevice"]["encrypted"] is True
+    (volume,) = _mine(program, "aws:ebs/volume:Volume")
+    assert volume.inputs["encrypted"] is True
+    assert volume.inputs["size"] == dev_config()["gitops-eks:jenkins"]["volumeSize"]
+    (attachment,) = _mine(program, "aws:ec2/volumeAttachment:VolumeAttachment")
+    assert attachment.inputs["deviceName"] == "/dev/sdf"
+    assert attachment.inputs["volumeId"] == f"{volume.name}-id"
+    assert attachment.inputs["instanceId"] == f"{instance.name}-id"
+
+
+def test_ami_is_looked_up_not_hard_coded(program: Program) -> None:
+    (lookup,) = program.invokes_of("aws:ec2/getAmi:getAmi")
+    assert lookup.args["owners"] == ["amazon"]
+    names = [f["values"] for f in lookup.args["filters"] if f["name"] == "name"]
+    assert names == [["al2023-ami-2023.*-x86_64"]]
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    assert instance.inputs["ami"] == AL2023_AMI
+    assert "ami" in instance.options["ignoreChanges"], "a new AMI must not replace the server silently"
+
+
+def test_graviton_instance_types_get_the_arm64_ami() -> None:
+    program = run_program({"jenkins.instanceType": "t4g.medium"})
+    (lookup,) = program.invokes_of("aws:ec2/getAmi:getAmi")
+    assert [f["values"] for f in lookup.args["filters"] if f["name"] == "name"] == [
+        ["al2023-ami-2023.*-arm64"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "architecture"),
+    [
+        ("t3.medium", "x86_64"),
+        ("m7i-flex.large", "x86_64"),
+        ("g5.xlarge", "x86_64"),
+        ("t4g.medium", "arm64"),
+        ("m7gd.large", "arm64"),
+        ("c6gn.xlarge", "arm64"),
+        ("im4gn.large", "arm64"),
+    ],
+)
+def test_architecture_from_instance_type(instance_type: str, architecture: str) -> None:
+    assert _architecture(instance_type) == architecture
+
+
+def _ingress_rules(program: Program) -> list[dict[str, Any]]:
+    rules = []
+    for group in program.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        rules += [{**rule, "group": group.name} for rule in group.inputs.get("ingress", [])]
+    for type_ in (
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    ):
+        for rule in program.of_type(type_):
+            if rule.inputs.get("type", "ingress") == "ingress":
+                rules.append({**rule.inputs, "group": rule.name})
+    return rules
+
+
+def test_no_ssh_and_no_world_open_ingress_anywhere(program: Program) -> None:
+    rules = _ingress_rules(program)
+    assert rules, "the stack declares security groups"
+    for rule in rules:
+        low, high = rule.get("fromPort", 0), rule.get("toPort", 65535)
+        assert not (rule.get("protocol") in ("-1", "all") or low <= 22 <= high), f"SSH reachable: {rule}"
+        sources = _as_list(rule.get("cidrBlocks", [])) + _as_list(rule.get("ipv6CidrBlocks", []))
+        sources += _as_list(rule.get("cidrIpv4", [])) + _as_list(rule.get("cidrIpv6", []))
+        for cidr in sources:
+            assert ipaddress.ip_network(cidr).prefixlen > 0, f"world-open ingress: {rule}"
+
+
+def test_alb_admits_admin_cidrs_and_github_hooks_only(program: Program) -> None:
+    (alb_group,) = [
+        g for g in _mine(program, "aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-alb")
+    ]
+    ingress = alb_group.inputs["ingress"]
+    assert {(r["fromPort"], r["toPort"], r["protocol"]) for r in ingress} == {(80, 80, "tcp")}
+    assert sorted(c for r in ingress for c in r.get("cidrBlocks", [])) == sorted(
+        ALLOWED_CIDRS + GITHUB_HOOK_RANGES_V4
+    )
+    assert sorted(c for r in ingress for c in r.get("ipv6CidrBlocks", [])) == sorted(GITHUB_HOOK_RANGES_V6)
+
+
+def test_instance_admits_only_its_alb(program: Program) -> None:
+    groups = {g.name: g for g in _mine(program, "aws:ec2/securityGroup:SecurityGroup")}
+    (ingress,) = groups["jenkins-instance"].inputs["ingress"]
+    assert (ingress["fromPort"], ingress["toPort"]) == (8080, 8080)
+    assert ingress["securityGroups"] == ["jenkins-alb-id"]
+    assert not ingress.get("cidrBlocks") and not ingress.get("ipv6CidrBlocks")
+
+
+def test_listener_rules_route_hooks_to_the_webhook_path_only(program: Program) -> None:
+    (listener,) = _mine(program, "aws:lb/listener:Listener")
+    (default,) = listener.inputs["defaultActions"]
+    assert default["type"] == "fixed-response" and default["fixedResponse"]["statusCode"] == "403"
+    hook_sources: list[str] = []
+    admin_sources: list[str] = []
+    for rule in _mine(program, "aws:lb/listenerRule:ListenerRule"):
+        (condition,) = rule.inputs["conditions"]
+        sources = condition["sourceIp"]["values"]
+        # ALB limit: five condition values per rule.
+        assert len(sources) + len(condition.get("pathPattern", {}).get("values", [])) <= 5
+        if "pathPattern" in condition:
+            assert condition["pathPattern"]["values"] == ["/github-webhook/*"]
+            hook_sources += sources
+        else:
+            admin_sources += sources
+    assert sorted(hook_sources) == sorted(HOOKS)
+    assert sorted(admin_sources) == sorted(ALLOWED_CIDRS)
+
+
+def test_many_admin_cidrs_are_split_across_rules() -> None:
+    cidrs = [f"198.51.100.{i * 16}/28" for i in range(7)]
+    program = run_program({"jenkins.allowedCidrs": cidrs})
+    rules = _mine(program, "aws:lb/listenerRule:ListenerRule")
+    admin = [r for r in rules if "pathPattern" not in r.inputs["conditions"][0]]
+    assert len(admin) == 3
+    assert sorted(c for r in admin for c in r.inputs["conditions"][0]["sourceIp"]["values"]) == sorted(cidrs)
+    assert len({r.inputs["priority"] for r in rules}) == len(rules)
+
+
+def test_role_policy_has_no_wildcard_actions(program: Program) -> None:
+    for statement in _statements(program):
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, statement
+        if statement["Resource"] == "*":
+            assert _as_list(statement["Action"]) == ["ecr:GetAuthorizationToken"], statement
+
+
+def test_ecr_push_only_on_this_repository(program: Program) -> None:
+    repository = program.one("aws:ecr/repository:Repository")
+    pushing = [s for s in _statements(program) if ECR_PUSH & set(_as_list(s["Action"]))]
+    assert pushing
+    for statement in pushing:
+        assert set(statement["Action"]) >= ECR_PUSH
+        assert _as_list(statement["Resource"]) == [repository.outputs["arn"]]
+
+
+def test_role_reads_only_its_own_secrets(program: Program) -> None:
+    secrets = _mine(program, "aws:secretsmanager/secret:Secret")
+    assert {s.name for s in secrets} == {
+        "jenkins-deploy-key",
+        "jenkins-admin-password",
+        "jenkins-webhook-secret",
+        "jenkins-pulumi-access-token",
+    }
+    (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
+    (kms_key,) = _mine(program, "aws:kms/key:Key")
+    (decrypt,) = [s for s in _statements(program) if "kms:Decrypt" in s["Action"]]
+    assert decrypt["Resource"] == kms_key.outputs["arn"]
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.us-east-1.amazonaws.com"
+    for secret in secrets:
+        assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
+
+
+def test_role_is_for_ec2_with_ssm_core(program: Program) -> None:
+    (role,) = _mine(program, "aws:iam/role:Role")
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
+    (attachment,) = _mine(program, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    (profile,) = _mine(program, "aws:iam/instanceProfile:InstanceProfile")
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    assert instance.inputs["iamInstanceProfile"] == profile.outputs["name"]
+
+
+def test_generated_secrets_are_stored_and_only_the_pulumi_token_is_left_to_the_operator(
+    program: Program,
+) -> None:
+    passwords = {
+        p.name: p.outputs["result"] for p in _mine(program, "random:index/randomPassword:RandomPassword")
+    }
+    versions = {v.name: v for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")}
+    assert set(versions) == {"jenkins-deploy-key", "jenkins-admin-password", "jenkins-webhook-secret"}
+    assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
+    assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
+    assert all("secretString" in v.secret_inputs for v in versions.values())
+
+
+def test_github_webhook_to_jenkins_is_signed(program: Program) -> None:
+    (webhook,) = _mine(program, "github:index/repositoryWebhook:RepositoryWebhook")
+    (alb,) = _mine(program, "aws:lb/loadBalancer:LoadBalancer")
+    (token,) = [
+        p for p in _mine(program, "random:index/randomPassword:RandomPassword") if p.name == "jenkins-webhook"
+    ]
+    assert webhook.inputs["repository"] == "hello-gitops"
+    assert webhook.inputs["events"] == ["push"]
+    configuration = webhook.inputs["configuration"]
+    assert configuration["url"] == f"http://{alb.outputs['dnsName']}/github-webhook/"
+    assert configuration["contentType"] == "json"
+    assert configuration["secret"] == token.outputs["result"]
+    assert configuration["insecureSsl"] is False
+    assert "configuration" in webhook.secret_inputs
+
+
+def test_outputs_name_the_secrets_and_the_url(program: Program) -> None:
+    (alb,) = _mine(program, "aws:lb/loadBalancer:LoadBalancer")
+    outputs = program.outputs
+    assert outputs["jenkinsUrl"] == f"http://{alb.outputs['dnsName']}/"
+    assert outputs["jenkinsAdminPasswordSecret"] == "jenkins-admin-password"
+    assert outputs["jenkinsDeployKeySecret"] == "jenkins-deploy-key"
