@@ -1,0 +1,138 @@
+"""Flux: the Helm release, the sync custom resources, the webhook Receiver and its GitHub webhook."""
+
+from __future__ import annotations
+
+import hashlib
+
+from infra.gitops import webhook_path
+from tests.infra.conftest import GITHUB_HOOK_RANGES_V4, Program, Resource, dev_config, run_program
+
+FLUX = dev_config()["gitops-eks:flux"]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+GIT_REPOSITORY = "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"
+KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
+RECEIVER = "kubernetes:notification.toolkit.fluxcd.io/v1:Receiver"
+
+
+def _mine(program: Program, type_: str) -> list[Resource]:
+    component = program.one("gitops:infra:GitOps")
+    return [r for r in program.children(component) if r.type == type_]
+
+
+def _only(program: Program, type_: str) -> Resource:
+    (resource,) = _mine(program, type_)
+    return resource
+
+
+def test_release_pins_the_community_chart_into_flux_system(dev_program: Program) -> None:
+    release = _only(dev_program, RELEASE)
+    assert release.inputs["chart"] == "flux2"
+    assert release.inputs["version"] == FLUX["chartVersion"]
+    assert release.inputs["repositoryOpts"] == {"repo": "https://fluxcd-community.github.io/helm-charts"}
+    assert release.inputs["namespace"] == "flux-system"
+    namespace = _only(dev_program, "kubernetes:core/v1:Namespace")
+    assert namespace.inputs["metadata"]["name"] == "flux-system"
+    assert namespace.urn in release.property_dependencies["namespace"]
+
+
+def test_release_values_turn_image_automation_off_and_keep_crds(dev_program: Program) -> None:
+    values = _only(dev_program, RELEASE).inputs["values"]
+    assert values["imageAutomationController"] == {"create": False}
+    assert values["imageReflectionController"] == {"create": False}
+    assert values["installCRDs"] is True
+    assert values["crds"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_everything_in_cluster_uses_the_stack_provider(dev_program: Program) -> None:
+    provider = dev_program.one("pulumi:providers:kubernetes")
+    in_cluster = [r for r in dev_program.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert len(in_cluster) == 8
+    assert {r.provider_urn for r in in_cluster} == {provider.urn}
+
+
+def test_git_repository_follows_the_branch_over_ssh_with_the_deploy_key(dev_program: Program) -> None:
+    source = _only(dev_program, GIT_REPOSITORY)
+    assert source.inputs["apiVersion"] == "source.toolkit.fluxcd.io/v1"
+    assert source.inputs["kind"] == "GitRepository"
+    assert source.inputs["metadata"] == {"name": "flux-system", "namespace": "flux-system"}
+    assert source.inputs["spec"] == {
+        "interval": FLUX["interval"],
+        "url": "ssh://git@github.com/example-org/hello-gitops.git",
+        "ref": {"branch": "main"},
+        "secretRef": {"name": "flux-system"},
+    }
+
+
+def test_branch_comes_from_config() -> None:
+    program = run_program({"branch": "release"})
+    assert _only(program, GIT_REPOSITORY).inputs["spec"]["ref"] == {"branch": "release"}
+
+
+def test_kustomization_applies_k8s_with_prune_and_health_checks(dev_program: Program) -> None:
+    kustomization = _only(dev_program, KUSTOMIZATION)
+    assert kustomization.inputs["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1"
+    assert kustomization.inputs["kind"] == "Kustomization"
+    assert kustomization.inputs["spec"] == {
+        "interval": FLUX["interval"],
+        "path": "./k8s",
+        "prune": True,
+        "wait": True,
+        "timeout": "5m",
+        "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+    }
+
+
+def test_receiver_wakes_the_git_repository_on_github_pushes(dev_program: Program) -> None:
+    receiver = _only(dev_program, RECEIVER)
+    assert receiver.inputs["apiVersion"] == "notification.toolkit.fluxcd.io/v1"
+    assert receiver.inputs["metadata"] == {"name": "github", "namespace": "flux-system"}
+    spec = receiver.inputs["spec"]
+    assert spec["type"] == "github"
+    assert spec["events"] == ["ping", "push"]
+    assert spec["resources"] == [{"kind": "GitRepository", "name": "flux-system"}]
+    token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-receiver-token")
+    assert spec["secretRef"] == {"name": token_secret.inputs["metadata"]["name"]}
+    token = _only(dev_program, "random:index/randomPassword:RandomPassword")
+    assert token_secret.inputs["stringData"] == {"token": token.outputs["result"]}
+    assert "stringData" in token_secret.secret_inputs
+
+
+def test_receiver_service_admits_github_hook_ranges_only(dev_program: Program) -> None:
+    service = _only(dev_program, "kubernetes:core/v1:Service")
+    spec = service.inputs["spec"]
+    assert spec["type"] == "LoadBalancer"
+    assert spec["selector"] == {"app": "notification-controller"}
+    assert spec["ports"] == [{"name": "http", "port": 80, "targetPort": 9292, "protocol": "TCP"}]
+    assert spec["loadBalancerSourceRanges"] == GITHUB_HOOK_RANGES_V4
+
+
+def test_custom_resources_and_service_go_before_the_release_on_destroy(dev_program: Program) -> None:
+    release = _only(dev_program, RELEASE)
+    for type_ in (GIT_REPOSITORY, KUSTOMIZATION, RECEIVER, "kubernetes:core/v1:Service"):
+        assert dev_program.deleted_before(_only(dev_program, type_), release), type_
+
+
+def test_webhook_path_is_fluxs_formula() -> None:
+    # notification-controller: sha256(token + name + namespace), hex, under /hook/.
+    assert webhook_path("s3cret") == "/hook/" + hashlib.sha256(b"s3cretgithubflux-system").hexdigest()
+    assert webhook_path("s3cret", "other", "ns") != webhook_path("s3cret")
+
+
+def test_github_webhook_calls_the_receiver_with_the_token(dev_program: Program) -> None:
+    webhook = _only(dev_program, "github:index/repositoryWebhook:RepositoryWebhook")
+    service = _only(dev_program, "kubernetes:core/v1:Service")
+    token = _only(dev_program, "random:index/randomPassword:RandomPassword").outputs["result"]
+    host = service.outputs["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    digest = hashlib.sha256(f"{token}githubflux-system".encode()).hexdigest()
+    url = f"http://{host}/hook/{digest}"
+    assert webhook.inputs["repository"] == "hello-gitops"
+    assert webhook.inputs["events"] == ["push"]
+    assert webhook.inputs["configuration"] == {
+        "url": url,
+        "contentType": "json",
+        "secret": token,
+        "insecureSsl": False,
+    }
+    assert "configuration" in webhook.secret_inputs
+    assert dev_program.outputs["fluxWebhookUrl"] == url
+    assert "fluxWebhookUrl" in dev_program.secret_outputs
