@@ -23,6 +23,7 @@ import pulumi
 import pytest
 import yaml
 from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -56,7 +57,7 @@ class Resource:
     name: str
     urn: str
     inputs: dict[str, Any]
-    """Plain values: secrets unwrapped (see `secret_inputs`), resource references as their URN."""
+    """Plain values: secrets unwrapped (see `secret_inputs`), resource references replaced by their URN."""
     secret_inputs: frozenset[str]
     """Top-level input names whose value is, or contains, a secret."""
     outputs: dict[str, Any]
@@ -425,21 +426,35 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[tuple[str, Any]] = []
 
     def RegisterResource(self, request: Any) -> Any:
+        # The stock monitor rehydrates resource references (ManagedNodeGroup's `cluster`) into live
+        # Resource objects on its worker thread, whose lookups then run on another event loop: flaky
+        # "attached to a different loop" errors and hangs. The URN is all a test needs.
+        request.object.CopyFrom(
+            json_format.ParseDict(_refs_to_urns(json_format.MessageToDict(request.object)), Struct())
+        )
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append((response.urn, request))
         return response
 
 
+def _refs_to_urns(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_resource_sig:
+            return value["urn"]
+        return {k: _refs_to_urns(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_refs_to_urns(v) for v in value]
+    return value
+
+
 def _plain(value: Any) -> tuple[Any, bool]:
     """A wire value as plain Python, and whether it held a secret. Integral numbers become ints
-    (the wire only has doubles); resource references become their URN."""
+    (the wire only has doubles)."""
     if isinstance(value, dict):
         kind = value.get(rpc._special_sig_key)
         if kind == rpc._special_secret_sig:
             return _plain(value["value"])[0], True
-        if kind == rpc._special_resource_sig:
-            return value["urn"], False
         items = {k: _plain(v) for k, v in value.items()}
         return {k: v for k, (v, _) in items.items()}, any(secret for _, secret in items.values())
     if isinstance(value, list):
