@@ -1,0 +1,178 @@
+"""The Jenkins server's boot: cloud-init user data (validated by cloud-init itself), JCasC and plugins."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.jenkins_server import SERVER_DIR
+from tests.conftest import require
+from tests.infra.conftest import GITHUB_HOST_KEYS, Program
+
+SECRET_TYPES = {
+    "tls:index/privateKey:PrivateKey": ("privateKeyOpenssh", "privateKeyPem"),
+    "random:index/randomPassword:RandomPassword": ("result",),
+}
+JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
+REQUIRED_PLUGINS = {"configuration-as-code", "job-dsl", "workflow-aggregator", "git", "github", "credentials"}
+
+
+@pytest.fixture(scope="module")
+def user_data(dev_program: Program) -> str:
+    return dev_program.one("aws:ec2/instance:Instance").inputs["userData"]
+
+
+@pytest.fixture(scope="module")
+def written(user_data: str) -> dict[str, str]:
+    """path -> content of every file the user data writes."""
+    document = yaml.safe_load(user_data)
+    return {f["path"]: f["content"] for f in document["write_files"]}
+
+
+def _environment(written: dict[str, str]) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in written["/etc/jenkins/gitops.env"].splitlines())
+
+
+def _schema_check(document: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    require(
+        shutil.which("cloud-init") is not None, "cloud-init is not installed (apt-get install cloud-init)"
+    )
+    path = tmp_path / "user-data.yaml"
+    path.write_text(document)
+    return subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_user_data_passes_cloud_init_schema(user_data: str, tmp_path: Path) -> None:
+    assert user_data.startswith("#cloud-config\n")
+    result = _schema_check(user_data, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+
+
+def test_schema_check_rejects_an_invalid_document(user_data: str, tmp_path: Path) -> None:
+    # Proves the check above can fail: a write_files entry without its required `path`.
+    broken = yaml.safe_load(user_data)
+    del broken["write_files"][0]["path"]
+    result = _schema_check("#cloud-config\n" + yaml.safe_dump(broken), tmp_path)
+    assert result.returncode != 0
+
+
+def test_no_secret_value_in_user_data(dev_program: Program, user_data: str) -> None:
+    values = [
+        r.outputs[key]
+        for type_, keys in SECRET_TYPES.items()
+        for r in dev_program.of_type(type_)
+        for key in keys
+    ]
+    assert len(values) >= 6, "the mocks must produce the private keys and passwords to look for"
+    rendered = [user_data, json.dumps(user_data)]
+    leaked = [v for v in values for text in rendered if v.strip() in text]
+    assert not leaked
+    # What the boot does get: where to fetch them.
+    secrets = dev_program.of_type("aws:secretsmanager/secret:Secret")
+    for secret in secrets:
+        assert secret.outputs["arn"] in user_data
+
+
+def test_boot_environment_names_the_stack_and_the_secrets(
+    dev_program: Program, written: dict[str, str]
+) -> None:
+    environment = _environment(written)
+    repository = dev_program.one("aws:ecr/repository:Repository")
+    assert environment["IMAGE_REPOSITORY"] == repository.outputs["repositoryUrl"]
+    assert environment["AWS_REGION"] == "us-east-1"
+    assert environment["GITOPS_BRANCH"] == "main"
+    assert environment["PULUMI_STACK"] == "dev"
+    assert environment["GITOPS_REPOSITORY_URL"] == "git@github.com:example-org/hello-gitops.git"
+    assert environment["GITOPS_JENKINS_URL"] == dev_program.outputs["jenkinsUrl"]
+    assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml"
+    secret_arns = {s.outputs["arn"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
+    assert {v for k, v in environment.items() if k.startswith("SECRET_")} == secret_arns
+
+
+def test_boot_writes_the_repository_files_and_pinned_host_keys(written: dict[str, str]) -> None:
+    assert written["/etc/jenkins/casc.yaml"] == (SERVER_DIR / "casc.yaml").read_text()
+    assert written["/etc/jenkins/plugins.txt"] == (SERVER_DIR / "plugins.txt").read_text()
+    assert written["/usr/local/sbin/jenkins-boot"] == (SERVER_DIR / "boot.sh").read_text()
+    assert written["/etc/jenkins/known_hosts"].splitlines() == [f"github.com {k}" for k in GITHUB_HOST_KEYS]
+    drop_in = written["/etc/systemd/system/jenkins.service.d/gitops.conf"]
+    assert "ExecStartPre=+/usr/local/sbin/jenkins-fetch-secrets" in drop_in
+    assert "EnvironmentFile=/etc/jenkins/gitops.env" in drop_in
+
+
+def test_boot_installs_jenkins_lts_java_docker_python_and_git(user_data: str) -> None:
+    document = yaml.safe_load(user_data)
+    assert document["yum_repos"]["jenkins"]["baseurl"].endswith("/redhat-stable")
+    assert document["yum_repos"]["jenkins"]["gpgcheck"] is True
+    assert {"jenkins", "java-21-amazon-corretto-headless", "docker", "git", "python3"} <= set(
+        document["packages"]
+    )
+    assert document["runcmd"] == [["/usr/local/sbin/jenkins-boot"]]
+
+
+def _casc() -> dict:
+    return yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())
+
+
+def test_casc_defines_the_contract_the_jenkinsfile_relies_on() -> None:
+    casc = _casc()
+    (domain,) = casc["credentials"]["system"]["domainCredentials"]
+    ssh = [c["basicSSHUserPrivateKey"] for c in domain["credentials"] if "basicSSHUserPrivateKey" in c]
+    assert [(c["id"], c["username"]) for c in ssh] == [("gitops-deploy-key", "git")]
+    (properties,) = casc["jenkins"]["globalNodeProperties"]
+    assert {e["key"] for e in properties["envVars"]["env"]} == JENKINSFILE_ENV
+    strategy = casc["security"]["gitHostKeyVerificationConfiguration"]["sshHostKeyVerificationStrategy"]
+    assert strategy == "knownHostsFileVerificationStrategy"
+    assert (
+        casc["jenkins"]["authorizationStrategy"]["loggedInUsersCanDoAnything"]["allowAnonymousRead"] is False
+    )
+    assert casc["jenkins"]["securityRealm"]["local"]["allowsSignup"] is False
+
+
+def test_casc_job_builds_the_repository_with_the_jenkinsfile_on_push() -> None:
+    (job,) = _casc()["jobs"]
+    script = job["script"]
+    assert "pipelineJob('gitops-release')" in script
+    assert "scriptPath('jenkins/Jenkinsfile')" in script
+    assert "githubPush()" in script
+    assert "credentials('gitops-deploy-key')" in script
+    assert "url('${GITOPS_REPOSITORY_URL}')" in script
+
+
+def test_every_casc_variable_is_provided_at_boot(written: dict[str, str]) -> None:
+    used = set(re.findall(r"\$\{([A-Z_]+)\}", (SERVER_DIR / "casc.yaml").read_text()))
+    fetched = set(re.findall(r"^fetch ([A-Z_]+) ", (SERVER_DIR / "fetch-secrets.sh").read_text(), re.M))
+    assert fetched == {"DEPLOY_KEY", "ADMIN_PASSWORD", "GITHUB_WEBHOOK_SECRET", "PULUMI_ACCESS_TOKEN"}
+    assert used - fetched - set(_environment(written)) == set()
+    # Credentials only from the fetched files, never from the (readable) environment file.
+    assert not fetched & set(_environment(written))
+
+
+def test_plugins_are_pinned() -> None:
+    lines = [
+        line
+        for line in (SERVER_DIR / "plugins.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for line in lines:
+        assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9._-]+", line), f"not pinned: {line!r}"
+    assert {line.split(":")[0] for line in lines} >= REQUIRED_PLUGINS
+
+
+@pytest.mark.parametrize("script", ["boot.sh", "fetch-secrets.sh"])
+def test_boot_scripts_pass_shellcheck(script: str) -> None:
+    require(
+        shutil.which("shellcheck") is not None, "shellcheck is not installed (apt-get install shellcheck)"
+    )
+    result = subprocess.run(
+        ["shellcheck", str(SERVER_DIR / script)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
