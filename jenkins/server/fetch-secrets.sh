@@ -10,9 +10,11 @@ set +a
 
 log() { printf 'jenkins-fetch-secrets: %s\n' "$*" >&2; }
 
-# fetch NAME SECRET_ID REQUIRED: write the secret's value to $SECRETS/NAME (mode 0400, owner jenkins).
+# fetch NAME SECRET_ID required|optional [key]: write the secret's value to $SECRETS/NAME (mode 0400, owner
+# jenkins). JCasC reads the file verbatim: values are written without a trailing newline, except an SSH key,
+# which OpenSSH only loads with its final newline.
 fetch() {
-  local name=$1 secret_id=$2 required=$3 value
+  local name=$1 secret_id=$2 required=$3 kind=${4:-text} value
   if ! value=$(aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$secret_id" \
       --query SecretString --output text 2>/dev/null); then
     if [ "$required" = required ]; then
@@ -24,7 +26,11 @@ fetch() {
   fi
   local tmp
   tmp=$(mktemp "$SECRETS/.$name.XXXXXX")
-  printf '%s\n' "$value" >"$tmp"
+  if [ "$kind" = key ]; then
+    printf '%s\n' "$value" >"$tmp"
+  else
+    printf '%s' "$value" >"$tmp"
+  fi
   chown jenkins:jenkins "$tmp"
   chmod 0400 "$tmp"
   mv -f "$tmp" "$SECRETS/$name"
@@ -32,7 +38,7 @@ fetch() {
 
 umask 077
 install -d -m 0700 -o jenkins -g jenkins "$SECRETS"
-fetch DEPLOY_KEY "$SECRET_DEPLOY_KEY_ID" required
+fetch DEPLOY_KEY "$SECRET_DEPLOY_KEY_ID" required key
 fetch ADMIN_PASSWORD "$SECRET_ADMIN_PASSWORD_ID" required
 fetch GITHUB_WEBHOOK_SECRET "$SECRET_WEBHOOK_SECRET_ID" required
 fetch PULUMI_ACCESS_TOKEN "$SECRET_PULUMI_TOKEN_ID" optional
