@@ -1,0 +1,338 @@
+"""The stack's security properties as pulumi-policy validations (`pulumi preview --policy-pack policy`).
+
+Each validation is a plain function over a resource's type and input properties (camelCase, as the engine
+sees them), so tests call them directly: constructing a `PolicyPack` blocks waiting for the engine.
+Values unknown during a preview (computed from other resources) are skipped, not guessed.
+This module imports only pulumi_policy and the standard library: the policy pack runs it in its own venv.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+EKS_LOG_TYPES = frozenset({"api", "audit", "authenticator"})
+# Writing to ECR is scoped to one repository; only the registry login token is account-wide.
+ECR_WRITE_ACTIONS = frozenset(
+    {
+        "ecr:putimage",
+        "ecr:initiatelayerupload",
+        "ecr:uploadlayerpart",
+        "ecr:completelayerupload",
+        "ecr:batchdeleteimage",
+        "ecr:deleterepository",
+        "ecr:*",
+    }
+)
+SECRET_READ_ACTIONS = frozenset({"secretsmanager:getsecretvalue", "secretsmanager:*"})
+SSH_PORT = 22
+
+Props = Mapping[str, Any]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _is_world(cidr: Any) -> bool:
+    try:
+        return isinstance(cidr, str) and ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+# --- per-resource checks: each returns the problems it finds in one resource's props -----------------
+
+
+def ecr_problems(props: Props) -> list[str]:
+    problems = []
+    if props.get("imageTagMutability") != "IMMUTABLE":
+        problems.append("ECR tags must be IMMUTABLE: a pushed commit image can never be overwritten")
+    if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
+        problems.append("ECR repositories must scan images on push")
+    return problems
+
+
+def kms_problems(props: Props) -> list[str]:
+    if props.get("customerMasterKeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+        return []  # AWS rotates only symmetric keys
+    return [] if props.get("enableKeyRotation") is True else ["KMS keys must have automatic rotation on"]
+
+
+def _eks_view(resource_type: str, props: Props) -> dict[str, Any]:
+    """The EKS settings we check, from either the AWS resource or the pulumi-eks component."""
+    if resource_type == "eks:index:Cluster":
+        return {
+            "mode": props.get("authenticationMode"),
+            "logs": props.get("enabledClusterLogTypes"),
+            "encrypted": bool(props.get("encryptionConfigKeyArn")),
+            "private": props.get("endpointPrivateAccess"),
+            "public": props.get("endpointPublicAccess", True),
+            "cidrs": props.get("publicAccessCidrs"),
+        }
+    vpc = props.get("vpcConfig") or {}
+    encryption = _as_list(props.get("encryptionConfig"))
+    return {
+        "mode": (props.get("accessConfig") or {}).get("authenticationMode"),
+        "logs": props.get("enabledClusterLogTypes"),
+        "encrypted": any(
+            "secrets" in _as_list(e.get("resources")) and (e.get("provider") or {}).get("keyArn")
+            for e in encryption
+        ),
+        "private": vpc.get("endpointPrivateAccess"),
+        "public": vpc.get("endpointPublicAccess", True),
+        "cidrs": vpc.get("publicAccessCidrs"),
+    }
+
+
+def eks_problems(resource_type: str, props: Props) -> list[str]:
+    view = _eks_view(resource_type, props)
+    problems = []
+    if view["mode"] != "API":
+        problems.append("EKS must authenticate with access entries only (authentication mode API)")
+    missing = EKS_LOG_TYPES - set(_as_list(view["logs"]))
+    if missing:
+        problems.append(f"EKS control-plane logs missing: {', '.join(sorted(missing))}")
+    if not view["encrypted"]:
+        problems.append("EKS secrets must be envelope-encrypted with a KMS key")
+    if view["private"] is not True:
+        problems.append("the EKS private API endpoint must be on")
+    if view["public"] is not False:
+        cidrs = _as_list(view["cidrs"])
+        # AWS opens an unrestricted public endpoint to 0.0.0.0/0 when no CIDR is given.
+        if not cidrs or any(_is_world(c) for c in cidrs):
+            problems.append(
+                "the EKS public API endpoint must be off or limited to listed CIDRs, never 0.0.0.0/0"
+            )
+    return problems
+
+
+def imds_problems(resource_type: str, props: Props) -> list[str]:
+    if resource_type == "eks:index:ManagedNodeGroup":
+        ok = props.get("enableIMDSv2") is True or bool(props.get("launchTemplate"))
+    else:
+        ok = (props.get("metadataOptions") or {}).get("httpTokens") == "required"
+    return [] if ok else ["instances must require IMDSv2 (metadata httpTokens = required)"]
+
+
+def volume_problems(resource_type: str, props: Props) -> list[str]:
+    if resource_type == "aws:ebs/volume:Volume":
+        return [] if props.get("encrypted") is True else ["EBS volumes must be encrypted"]
+    devices = [props.get("rootBlockDevice") or {}, *_as_list(props.get("ebsBlockDevices"))]
+    return [] if all(d.get("encrypted") is True for d in devices) else ["instance volumes must be encrypted"]
+
+
+def _ingress_rules(resource_type: str, props: Props) -> Iterable[dict[str, Any]]:
+    """Ingress rules as {protocol, fromPort, toPort, cidrs}, whatever resource declares them."""
+    if resource_type == "aws:ec2/securityGroup:SecurityGroup":
+        for rule in _as_list(props.get("ingress")):
+            yield {**rule, "cidrs": _as_list(rule.get("cidrBlocks")) + _as_list(rule.get("ipv6CidrBlocks"))}
+    elif resource_type == "aws:ec2/securityGroupRule:SecurityGroupRule":
+        if props.get("type") == "ingress":
+            yield {
+                **props,
+                "cidrs": _as_list(props.get("cidrBlocks")) + _as_list(props.get("ipv6CidrBlocks")),
+            }
+    elif resource_type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+        yield {
+            "protocol": props.get("ipProtocol"),
+            "fromPort": props.get("fromPort"),
+            "toPort": props.get("toPort"),
+            "cidrs": _as_list(props.get("cidrIpv4")) + _as_list(props.get("cidrIpv6")),
+        }
+
+
+def _covers_ssh(rule: Mapping[str, Any]) -> bool:
+    protocol = str(rule.get("protocol", "")).lower()
+    if protocol in {"-1", "all"}:
+        return True
+    low, high = rule.get("fromPort"), rule.get("toPort")
+    return protocol in {"tcp", "6"} and isinstance(low, int | float) and low <= SSH_PORT <= (high or low)
+
+
+def ingress_problems(resource_type: str, props: Props) -> list[str]:
+    problems = []
+    for rule in _ingress_rules(resource_type, props):
+        ports = f"{rule.get('protocol')} {rule.get('fromPort')}-{rule.get('toPort')}"
+        if any(_is_world(c) for c in rule["cidrs"]):
+            problems.append(f"ingress {ports} is open to the world; list the CIDRs that need it")
+        if rule["cidrs"] and _covers_ssh(rule):
+            problems.append(f"ingress {ports} opens SSH; use SSM Session Manager instead")
+    return problems
+
+
+def service_problems(props: Props) -> list[str]:
+    spec = props.get("spec") or {}
+    if spec.get("type") != "LoadBalancer":
+        return []
+    ranges = _as_list(spec.get("loadBalancerSourceRanges"))
+    if not ranges or any(_is_world(r) for r in ranges):
+        return ["LoadBalancer Services must set loadBalancerSourceRanges, and not to the whole internet"]
+    return []
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return []
+    return [s for s in _as_list((document or {}).get("Statement")) if isinstance(s, dict)]
+
+
+def iam_problems(props: Props) -> list[str]:
+    problems = []
+    for statement in _statements(props.get("policy")):
+        if statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            problems.append("IAM Allow with NotAction grants everything else; list the actions instead")
+        actions = {str(a).lower() for a in _as_list(statement.get("Action"))}
+        resources = _as_list(statement.get("Resource"))
+        if any(a == "*" or a.endswith(":*") for a in actions):
+            problems.append(f"IAM actions must be listed, not wildcards: {sorted(actions)}")
+        if "*" in resources and actions & ECR_WRITE_ACTIONS:
+            problems.append("ECR push/delete must be scoped to the repository's ARN, not Resource *")
+        if "*" in resources and actions & SECRET_READ_ACTIONS:
+            problems.append("reading secrets must be scoped to the stack's own secret ARNs, not Resource *")
+    return problems
+
+
+# --- the policies ------------------------------------------------------------------------------------
+
+Check = Callable[[str, Props], list[str]]
+
+CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
+    "ecr-immutable-and-scanned": (
+        "ECR repositories: immutable tags, scan on push",
+        frozenset({"aws:ecr/repository:Repository"}),
+        lambda _type, props: ecr_problems(props),
+    ),
+    "kms-key-rotation": (
+        "KMS keys rotate automatically",
+        frozenset({"aws:kms/key:Key"}),
+        lambda _type, props: kms_problems(props),
+    ),
+    "eks-cluster-hardened": (
+        "EKS: access entries, control-plane logs, KMS secrets, private endpoint, restricted public endpoint",
+        frozenset({"aws:eks/cluster:Cluster", "eks:index:Cluster"}),
+        eks_problems,
+    ),
+    "imdsv2-required": (
+        "EC2 instances and node groups require IMDSv2",
+        frozenset(
+            {
+                "aws:ec2/instance:Instance",
+                "aws:ec2/launchTemplate:LaunchTemplate",
+                "eks:index:ManagedNodeGroup",
+            }
+        ),
+        imds_problems,
+    ),
+    "volumes-encrypted": (
+        "EBS volumes (root and data) are encrypted",
+        frozenset({"aws:ec2/instance:Instance", "aws:ebs/volume:Volume"}),
+        volume_problems,
+    ),
+    "no-world-or-ssh-ingress": (
+        "No security group ingress from 0.0.0.0/0 or ::/0, and no SSH port",
+        frozenset(
+            {
+                "aws:ec2/securityGroup:SecurityGroup",
+                "aws:ec2/securityGroupRule:SecurityGroupRule",
+                "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            }
+        ),
+        ingress_problems,
+    ),
+    "load-balancer-services-restricted": (
+        "Kubernetes LoadBalancer Services admit only listed source ranges",
+        frozenset({"kubernetes:core/v1:Service"}),
+        lambda _type, props: service_problems(props),
+    ),
+    "iam-least-privilege": (
+        "IAM policies: no wildcard actions, no ECR push or secret reads on Resource *",
+        frozenset(
+            {
+                "aws:iam/policy:Policy",
+                "aws:iam/rolePolicy:RolePolicy",
+                "aws:iam/userPolicy:UserPolicy",
+                "aws:iam/groupPolicy:GroupPolicy",
+            }
+        ),
+        lambda _type, props: iam_problems(props),
+    ),
+}
+
+
+def problems_for(resource_type: str, props: Props) -> dict[str, list[str]]:
+    """Every policy's problems with one resource (policy name -> messages); empty when compliant."""
+    found = {}
+    for name, (_description, types, check) in CHECKS.items():
+        if resource_type in types:
+            problems = check(resource_type, props)
+            if problems:
+                found[name] = problems
+    return found
+
+
+def _validation(
+    types: frozenset[str], check: Check
+) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type in types:
+            for problem in check(args.resource_type, args.props):
+                report_violation(f"{args.name}: {problem}", None)
+
+    return validate
+
+
+def deploy_keys_separate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Flux and Jenkins never share a deploy key, and only one key may write."""
+    keys = [
+        r for r in args.resources if r.resource_type == "github:index/repositoryDeployKey:RepositoryDeployKey"
+    ]
+    public_keys = [str(r.props.get("key", "")).strip() for r in keys if r.props.get("key")]
+    if len(set(public_keys)) != len(public_keys):
+        report_violation("two deploy keys share one key pair; each consumer needs its own", None)
+    writers = [
+        r.name for r in keys if r.props.get("readOnly", True) is False
+    ]  # the provider defaults to read-only
+    if len(writers) > 1:
+        report_violation(f"only one deploy key may write to the repository, found {writers}", None)
+
+
+def resource_policies() -> list[ResourceValidationPolicy]:
+    return [
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=_validation(types, check),
+            enforcement_level=EnforcementLevel.MANDATORY,
+        )
+        for name, (description, types, check) in CHECKS.items()
+    ]
+
+
+def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """What the policy pack enforces: every resource check plus the stack-wide deploy-key rule."""
+    stack_policy = StackValidationPolicy(
+        name="deploy-keys-separate",
+        description="Flux and Jenkins deploy keys are distinct; at most one can write",
+        validate=deploy_keys_separate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+    return [*resource_policies(), stack_policy]
