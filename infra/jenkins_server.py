@@ -127,6 +127,7 @@ def render_user_data(settings: BootSettings) -> str:
             "jenkins",
             "docker",
             "git",
+            "make",
             "python3",
             "python3-pip",
         ],

@@ -20,7 +20,18 @@ SECRET_TYPES = {
     "random:index/randomPassword:RandomPassword": ("result",),
 }
 JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
-REQUIRED_PLUGINS = {"configuration-as-code", "job-dsl", "workflow-aggregator", "git", "github", "credentials"}
+# JCasC and its job, plus the steps jenkins/Jenkinsfile uses (sshagent, lock, withCredentials).
+REQUIRED_PLUGINS = {
+    "configuration-as-code",
+    "job-dsl",
+    "workflow-aggregator",
+    "git",
+    "github",
+    "credentials",
+    "credentials-binding",
+    "ssh-agent",
+    "lockable-resources",
+}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +123,7 @@ def test_boot_installs_jenkins_lts_java_docker_python_and_git(user_data: str) ->
     document = yaml.safe_load(user_data)
     assert document["yum_repos"]["jenkins"]["baseurl"].endswith("/redhat-stable")
     assert document["yum_repos"]["jenkins"]["gpgcheck"] is True
-    assert {"jenkins", "java-21-amazon-corretto-headless", "docker", "git", "python3"} <= set(
+    assert {"jenkins", "java-21-amazon-corretto-headless", "docker", "git", "make", "python3"} <= set(
         document["packages"]
     )
     assert document["runcmd"] == [["/usr/local/sbin/jenkins-boot"]]
