@@ -130,6 +130,9 @@ def render_user_data(settings: BootSettings) -> str:
             "make",
             "python3",
             "python3-pip",
+            # The project needs Python 3.11; AL2023's default python3 is 3.9 (JCasC sets PYTHON for make).
+            "python3.11",
+            "python3.11-pip",
         ],
         "write_files": [
             file("/etc/jenkins/gitops.env", boot_environment(settings)),

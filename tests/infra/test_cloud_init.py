@@ -20,6 +20,7 @@ SECRET_TYPES = {
     "random:index/randomPassword:RandomPassword": ("result",),
 }
 JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
+USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
 # JCasC and its job, plus the steps jenkins/Jenkinsfile uses (sshagent, lock, withCredentials).
 REQUIRED_PLUGINS = {
     "configuration-as-code",
@@ -66,6 +67,10 @@ def test_user_data_passes_cloud_init_schema(user_data: str, tmp_path: Path) -> N
     result = _schema_check(user_data, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
+
+
+def test_user_data_fits_ec2s_limit(user_data: str) -> None:
+    assert len(user_data.encode()) < USER_DATA_LIMIT
 
 
 def test_schema_check_rejects_an_invalid_document(user_data: str, tmp_path: Path) -> None:
@@ -123,7 +128,7 @@ def test_boot_installs_jenkins_lts_java_docker_python_and_git(user_data: str) ->
     document = yaml.safe_load(user_data)
     assert document["yum_repos"]["jenkins"]["baseurl"].endswith("/redhat-stable")
     assert document["yum_repos"]["jenkins"]["gpgcheck"] is True
-    assert {"jenkins", "java-21-amazon-corretto-headless", "docker", "git", "make", "python3"} <= set(
+    assert {"jenkins", "java-21-amazon-corretto-headless", "docker", "git", "make", "python3.11"} <= set(
         document["packages"]
     )
     assert document["runcmd"] == [["/usr/local/sbin/jenkins-boot"]]
@@ -139,7 +144,9 @@ def test_casc_defines_the_contract_the_jenkinsfile_relies_on() -> None:
     ssh = [c["basicSSHUserPrivateKey"] for c in domain["credentials"] if "basicSSHUserPrivateKey" in c]
     assert [(c["id"], c["username"]) for c in ssh] == [("gitops-deploy-key", "git")]
     (properties,) = casc["jenkins"]["globalNodeProperties"]
-    assert {e["key"] for e in properties["envVars"]["env"]} == JENKINSFILE_ENV
+    env = {e["key"]: e["value"] for e in properties["envVars"]["env"]}
+    assert set(env) == {*JENKINSFILE_ENV, "PYTHON"}
+    assert env["PYTHON"] == "python3.11"
     strategy = casc["security"]["gitHostKeyVerificationConfiguration"]["sshHostKeyVerificationStrategy"]
     assert strategy == "knownHostsFileVerificationStrategy"
     assert (
