@@ -261,7 +261,7 @@ def _jenkins(raw: Any) -> JenkinsConfig:
 def _flux(raw: Any) -> FluxConfig:
     obj = _Object("flux", raw, ("chartVersion", "interval"))
     return FluxConfig(
-        chart_version=obj.string("chartVersion", "2.16.4", _SEMVER, "pin a flux2 chart version like 2.16.4"),
+        chart_version=obj.string("chartVersion", "2.19.0", _SEMVER, "pin a flux2 chart version like 2.19.0"),
         interval=obj.string("interval", "1m", _DURATION, "use a duration like 1m or 30s"),
     )
 

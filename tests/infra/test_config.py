@@ -37,7 +37,7 @@ def test_dev_stack_file_loads_into_typed_config() -> None:
     assert loaded.region == "us-east-1"
     assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ("203.0.113.0/24",))
     assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("203.0.113.0/24",))
-    assert loaded.flux == FluxConfig("2.16.4", "1m")
+    assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig("10.0.0.0/16", 2, 1)
     assert loaded.registry == RegistryConfig(30, False)
     assert loaded.kubeconfig is None and not loaded.byo_cluster
@@ -55,7 +55,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     assert loaded.branch == "main"
     assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ())
     assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("198.51.100.0/24",))
-    assert loaded.flux == FluxConfig("2.16.4", "1m")
+    assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig()
     assert loaded.registry == RegistryConfig()
 
