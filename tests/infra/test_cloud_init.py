@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
@@ -194,3 +197,92 @@ def test_boot_scripts_pass_shellcheck(script: str) -> None:
         ["shellcheck", str(SERVER_DIR / script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+DEPLOY_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+)
+
+
+@pytest.fixture
+def secrets_manager(aws_env: str, tmp_path: Path) -> dict[str, str]:
+    """Jenkins' secrets in moto's Secrets Manager, and the boot env file naming them; returns the env."""
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arns = {
+        name: client.create_secret(
+            Name=f"{tmp_path.name}/{name}", **({"SecretString": value} if value else {})
+        )["ARN"]
+        for name, value in (
+            ("deploy-key", DEPLOY_KEY),
+            ("admin-password", "pa55word"),
+            ("webhook-secret", "hmac-secret"),
+            ("pulumi-access-token", None),
+        )
+    }
+    env_file = tmp_path / "gitops.env"
+    env_file.write_text(
+        "AWS_REGION=us-east-1\n"
+        f"SECRETS={tmp_path / 'run-secrets'}\n"
+        f"SECRET_DEPLOY_KEY_ID={arns['deploy-key']}\n"
+        f"SECRET_ADMIN_PASSWORD_ID={arns['admin-password']}\n"
+        f"SECRET_WEBHOOK_SECRET_ID={arns['webhook-secret']}\n"
+        f"SECRET_PULUMI_TOKEN_ID={arns['pulumi-access-token']}\n"
+    )
+    return {"env_file": str(env_file), **arns}
+
+
+def _fetch(secrets_manager: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    require(shutil.which("aws") is not None, "the AWS CLI is not installed (apt-get install awscli)")
+    return subprocess.run(
+        ["bash", str(SERVER_DIR / "fetch-secrets.sh")],
+        env={**os.environ, "GITOPS_ENV_FILE": secrets_manager["env_file"], "JENKINS_USER": getpass.getuser()},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _written_secrets(tmp_path: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in (tmp_path / "run-secrets").iterdir()}
+
+
+def test_fetch_secrets_writes_each_credential_and_refreshes_it_on_restart(
+    secrets_manager: dict[str, str], tmp_path: Path
+) -> None:
+    result = _fetch(secrets_manager)
+    assert result.returncode == 0, result.stderr
+    directory = tmp_path / "run-secrets"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    # Exactly what JCasC will read: the key with its final newline, the rest verbatim; no temp files left.
+    assert _written_secrets(tmp_path) == {
+        "DEPLOY_KEY": DEPLOY_KEY,
+        "ADMIN_PASSWORD": "pa55word",
+        "GITHUB_WEBHOOK_SECRET": "hmac-secret",
+        "PULUMI_ACCESS_TOKEN": "",
+    }
+    assert {p.stat().st_mode & 0o777 for p in directory.iterdir()} == {0o400}
+    for value in ("b3BlbnNzaC1rZXktdjEAAAAA", "pa55word", "hmac-secret"):
+        assert value not in result.stdout + result.stderr
+    assert "PULUMI_ACCESS_TOKEN" in result.stderr  # the operator learns the optional token is unset
+
+    # A rotated or newly set value is what the next Jenkins start (ExecStartPre) reads.
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    client.put_secret_value(SecretId=secrets_manager["admin-password"], SecretString="n3w-pa55word")
+    client.put_secret_value(SecretId=secrets_manager["pulumi-access-token"], SecretString="pul-token")
+    assert _fetch(secrets_manager).returncode == 0
+    written = _written_secrets(tmp_path)
+    assert (written["ADMIN_PASSWORD"], written["PULUMI_ACCESS_TOKEN"]) == ("n3w-pa55word", "pul-token")
+
+
+def test_fetch_secrets_fails_clearly_without_a_required_secret(
+    secrets_manager: dict[str, str], tmp_path: Path
+) -> None:
+    boto3.client("secretsmanager", region_name="us-east-1").delete_secret(
+        SecretId=secrets_manager["admin-password"], ForceDeleteWithoutRecovery=True
+    )
+    result = _fetch(secrets_manager)
+    assert result.returncode != 0
+    assert f"cannot read ADMIN_PASSWORD ({secrets_manager['admin-password']})" in result.stderr
+    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in result.stdout + result.stderr
+    assert "ADMIN_PASSWORD" not in _written_secrets(tmp_path)
