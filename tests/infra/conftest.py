@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import runpy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -525,10 +526,13 @@ def _start(
     return mocks, monitor
 
 
-def _build() -> None:
+def _build(entry_point: bool = False) -> None:
     from infra import stack  # imported late: a fresh runtime must be configured first
 
-    _sync_await(run_pulumi_func(stack.build))
+    if entry_point:  # what `pulumi up` runs: the project's __main__.py
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    else:
+        _sync_await(run_pulumi_func(stack.build))
 
 
 def run_program(
@@ -537,15 +541,16 @@ def run_program(
     secrets: Iterable[str] = (),
     extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
     config: Mapping[str, Any] | None = None,
+    entry_point: bool = False,
 ) -> Program:
     """Run `infra.stack.build()` under fresh mocks with Pulumi.dev.yaml's config plus `overrides`.
 
     `overrides` keys are `repository`, `jenkins.allowedCidrs`, `aws:region`...; a value of DELETE
     removes the key. `secrets` names keys to mark secret (like `pulumi config set --secret`).
-    `config` replaces Pulumi.dev.yaml as the starting point.
+    `config` replaces Pulumi.dev.yaml as the starting point. `entry_point` runs __main__.py instead.
     """
     mocks, monitor = _start(overrides, secrets, extra_outputs, config)
-    _build()
+    _build(entry_point)
     outputs, secret_outputs = _stack_outputs()
     return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
 

@@ -322,3 +322,12 @@ def test_deleted_before_follows_only_declared_dependencies(dev_program: Program)
     """The ordering helper is not trivially true: unrelated resources have no order."""
     assert not dev_program.deleted_before(dev_program.one(ECR), dev_program.one(VPC))
     assert not dev_program.deleted_before(dev_program.one(VPC), dev_program.one(ECR))
+
+
+def test_pulumi_entry_point_declares_the_same_stack(dev_program: Program) -> None:
+    """`pulumi up` runs __main__.py: it must build exactly what `infra.stack.build()` builds."""
+    program = run_program(entry_point=True)
+    assert sorted((r.type, r.name) for r in program.resources) == sorted(
+        (r.type, r.name) for r in dev_program.resources
+    )
+    assert program.outputs.keys() == dev_program.outputs.keys()
