@@ -4,6 +4,7 @@ program declares anything."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -252,3 +253,13 @@ def test_bad_byo_kubeconfig_is_refused_without_echoing_it(kubeconfig: str) -> No
     message = config_error({"cluster": DELETE, "kubeconfig": kubeconfig}, secrets=["kubeconfig"])
     assert message.startswith("gitops-eks:kubeconfig: is not")
     assert "s3cr3t" not in message and "not yaml" not in message
+
+
+def test_day0_image_outside_a_git_checkout_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from infra import stack
+
+    monkeypatch.setattr(stack, "PROJECT_DIR", tmp_path)  # a directory git knows nothing about
+    message = config_error({"registry.day0Image": True})
+    assert message.startswith("gitops-eks:registry.day0Image: needs a git checkout with a commit")
