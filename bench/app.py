@@ -9,6 +9,7 @@ tests/app uses, so the benchmark measures exactly what the tests check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import http.server
 import os
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 # The test suite's loopback helpers: one copy, shared.
@@ -100,28 +100,33 @@ def image_size_mb(image: str) -> float:
     return int(inspected.stdout) / 1e6
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Load:
-    """One wrk run."""
+    """One wrk run, and the CPU the server's processes spent on it."""
 
     requests_per_s: float
     p99_ms: float
     errors: int
+    requests: int
+    cpu_us_per_request: float = 0.0
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def parse_wrk(output: str) -> Load:
-    """Requests/s, p99 latency (from --latency) and error count out of wrk's report."""
+    """Requests/s, p99 latency (from --latency), errors and request count out of wrk's report."""
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
-    if not rps or not p99:
+    total = re.search(r"^\s+(\d+) requests in", output, re.M)
+    if not rps or not p99 or not total:
         raise ValueError(f"unexpected wrk output:\n{output}")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors += int(non_2xx.group(1)) if non_2xx else 0
-    return Load(float(rps.group(1)), float(p99.group(1)) * _UNIT_MS[p99.group(2)], errors)
+    return Load(
+        float(rps.group(1)), float(p99.group(1)) * _UNIT_MS[p99.group(2)], errors, int(total.group(1))
+    )
 
 
 def wrk(url: str, seconds: int = SECONDS) -> Load:
@@ -132,32 +137,62 @@ def wrk(url: str, seconds: int = SECONDS) -> Load:
     return parse_wrk(out.stdout)
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (a container's processes are host processes too)."""
+    tree = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended has no children
+            for child in (task / "children").read_text().split():
+                tree += process_tree(int(child))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        # utime and stime (fields 14 and 15), the process's threads included, those ended too.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int  # the root of the server's processes
+
+
 @contextlib.contextmanager
-def shipped_server(image: str | None) -> Iterator[str]:
+def shipped_server(image: str | None) -> Iterator[Server]:
     """The image's own server (gunicorn per app/gunicorn.conf.py); the venv's gunicorn without docker."""
     port = free_port()
     if image:
         container = run_container(image, port)
         try:
-            yield f"http://127.0.0.1:{port}/"
+            pid = subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Pid}}", container],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            yield Server(f"http://127.0.0.1:{port}/", int(pid))
         finally:
             remove_container(container)
         return
     with _process(
         [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "app:app"], port
-    ) as url:
-        yield url
+    ) as s:
+        yield s
 
 
 @contextlib.contextmanager
-def original_server() -> Iterator[str]:
+def original_server() -> Iterator[Server]:
     """The original's way: `python app.py`, i.e. `app.run(debug=True)`, the reloader included."""
-    with _process([sys.executable, "app.py"], free_port()) as url:
-        yield url
+    with _process([sys.executable, "app.py"], free_port()) as server:
+        yield server
 
 
 @contextlib.contextmanager
-def _process(argv: list[str], port: int) -> Iterator[str]:
+def _process(argv: list[str], port: int) -> Iterator[Server]:
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DRAIN_SECONDS": "0"}
     # A session of its own: the debug server's reloader forks a child, and both must go at the end.
     proc = subprocess.Popen(
@@ -169,17 +204,21 @@ def _process(argv: list[str], port: int) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield Server(f"http://127.0.0.1:{port}/", proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
-def measure(server: contextlib.AbstractContextManager[str]) -> Load:
-    with server as url:
-        wait_for_http(url)
-        wrk(url, seconds=1)  # warm-up: imports, first connections
-        return wrk(url)
+def measure(server: contextlib.AbstractContextManager[Server]) -> Load:
+    with server as s:
+        wait_for_http(s.url)
+        wrk(s.url, seconds=1)  # warm-up: imports, first connections, all workers up
+        pids = process_tree(s.pid)
+        before = cpu_seconds(pids)
+        load = wrk(s.url)
+        used = cpu_seconds(pids) - before
+        return dataclasses.replace(load, cpu_us_per_request=used / max(load.requests, 1) * 1e6)
 
 
 def docker_ready() -> bool:
@@ -221,14 +260,18 @@ def report(shipped: list[Load], original: list[Load], added_mb: float | None, sh
 
     rows = [(f"as shipped: {shipped_label}", shipped), ("original: app.run(debug=True)", original)]
     load = f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{SECONDS}s on 127.0.0.1"
-    print(f"\nbench.app: {load}, {ROUNDS} alternating rounds, medians")
-    print(f"{'server':<34}{'requests/s':>12}{'p99 ms':>10}{'errors':>8}")
+    print(
+        f"\nbench.app: {load}, {ROUNDS} alternating rounds, medians ({os.cpu_count()} CPUs, shared with wrk)"
+    )
+    print(f"{'server':<34}{'requests/s':>12}{'p99 ms':>10}{'CPU us/req':>12}{'errors':>8}")
     for label, loads in rows:
-        rps, p99 = median(loads, "requests_per_s"), median(loads, "p99_ms")
-        print(f"{label:<34}{rps:>12.0f}{p99:>10.1f}{sum(run.errors for run in loads):>8}")
+        rps, p99, cpu = (median(loads, f) for f in ("requests_per_s", "p99_ms", "cpu_us_per_request"))
+        print(f"{label:<34}{rps:>12.0f}{p99:>10.1f}{cpu:>12.0f}{sum(run.errors for run in loads):>8}")
     throughput = median(shipped, "requests_per_s") / median(original, "requests_per_s")
     latency = median(original, "p99_ms") / median(shipped, "p99_ms")
-    print(f"throughput ratio (shipped / original): {throughput:.1f}x   (goal >= 4x)")
-    print(f"p99 ratio (original / shipped):        {latency:.1f}x   (goal > 1x, i.e. lower p99)")
+    efficiency = median(original, "cpu_us_per_request") / median(shipped, "cpu_us_per_request")
+    print(f"throughput ratio (shipped / original):   {throughput:.1f}x  (goal >= 4x)")
+    print(f"p99 ratio (original / shipped):          {latency:.1f}x  (goal > 1x, i.e. a lower p99)")
+    print(f"CPU per request (original / shipped):    {efficiency:.1f}x  (server processes only)")
     if added_mb is not None:
-        print(f"image adds {added_mb:.1f} MB over its base image                (goal < 30 MB)")
+        print(f"the app adds {added_mb:.1f} MB to its base image        (goal < 30 MB)")
