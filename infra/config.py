@@ -328,8 +328,15 @@ def load() -> StackConfig:
         lambda v: bool(_REPOSITORY.match(v)) and v.split("/")[1] not in {".", ".."},
         "set the GitHub repository as owner/name, e.g. example-org/hello-gitops",
     )
+    # The GitHub provider places deploy keys and webhooks under `github:owner`; without it, under the
+    # token's own user, which for an organisation's repository is silently the wrong repository.
     github_owner = pulumi.Config("github").get("owner")
-    if github_owner is not None and github_owner.lower() != repository.split("/")[0].lower():
+    if github_owner is None:
+        raise ConfigError(
+            f"github:owner: missing; set it to the owner in {_key('repository')}: "
+            f"`pulumi config set github:owner {repository.split('/')[0]}`"
+        )
+    if github_owner.lower() != repository.split("/")[0].lower():
         raise ConfigError(
             f"github:owner: {github_owner!r} differs from the owner in {_key('repository')} "
             f"({repository!r}); deploy keys and webhooks would go to the wrong account"

@@ -48,6 +48,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     loaded = load(
         base={
             "aws:region": "eu-west-1",
+            "github:owner": "acme",
             "gitops-eks:repository": "acme/app",
             "gitops-eks:cluster": {"publicAccessCidrs": []},
             "gitops-eks:jenkins": {"allowedCidrs": ["198.51.100.0/24"]},
@@ -100,6 +101,11 @@ BAD_CONFIG = {
     "github owner differs": (
         {"github:owner": "someone-else"},
         "github:owner: 'someone-else' differs from the owner",
+    ),
+    "github owner missing": (
+        {"github:owner": DELETE},
+        "github:owner: missing; set it to the owner in gitops-eks:repository: "
+        "`pulumi config set github:owner example-org`",
     ),
     "branch option-like": ({"branch": "-f"}, "gitops-eks:branch: '-f' is not valid"),
     "branch with dot-dot": ({"branch": "a..b"}, "gitops-eks:branch: 'a..b' is not valid"),
