@@ -32,11 +32,15 @@ def stack_kubernetes_version() -> str:
     return next((v for v in reversed(known) if v.startswith(f"{wanted}.")), known[-1])
 
 
+def render(directory: Path) -> list[dict[str, Any]]:
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    out = subprocess.run(["kubectl", "kustomize", str(directory)], check=True, capture_output=True, text=True)
+    return list(yaml.safe_load_all(out.stdout))
+
+
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
-    out = subprocess.run(["kubectl", "kustomize", str(K8S)], check=True, capture_output=True, text=True)
-    return list(yaml.safe_load_all(out.stdout))
+    return render(K8S)
 
 
 def one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -134,23 +138,35 @@ def test_images_entry_is_the_release_contract(rendered: list[dict[str, Any]]) ->
     """One images entry, named as deployment.yaml names the image; newName, a full SHA, maybe a digest."""
     text = (K8S / "kustomization.yaml").read_text()
     [entry] = yaml.safe_load(text)["images"]
-    [raw_container] = yaml.safe_load((K8S / "deployment.yaml").read_text())["spec"]["template"]["spec"][
-        "containers"
-    ]
+    deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    [raw_container] = deployment["spec"]["template"]["spec"]["containers"]
     assert entry["name"] == raw_container["image"] == "hello-gitops"
     assert set(entry) <= {"name", "newName", "newTag", "digest"}
     assert re.fullmatch(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+", entry["newName"])
     assert re.fullmatch(r"[0-9a-f]{40}", entry["newTag"])
+    expected = f"{entry['newName']}:{entry['newTag']}"
     if "digest" in entry:
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", entry["digest"])
+        expected += f"@{entry['digest']}"
     [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
-    expected = (
-        f"{entry['newName']}@{entry['digest']}"
-        if "digest" in entry
-        else f"{entry['newName']}:{entry['newTag']}"
-    )
     assert container["image"] == expected
     assert "release module" in text, "the comment telling readers who edits the entry is gone"
+
+
+def test_a_pinned_digest_renders_and_validates(tmp_path: Path) -> None:
+    """What the release module writes once the registry confirmed the image: tag and digest."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    kustomization = tmp_path / "k8s" / "kustomization.yaml"
+    data = yaml.safe_load(kustomization.read_text())
+    digest = "sha256:" + "ab" * 32
+    data["images"][0]["digest"] = digest
+    kustomization.write_text(yaml.safe_dump(data))
+    resources = render(tmp_path / "k8s")
+    for resource in resources:
+        kubernetes_validate.validate(resource, stack_kubernetes_version(), strict=True)
+    [container] = one(resources, "Deployment")["spec"]["template"]["spec"]["containers"]
+    entry = data["images"][0]
+    assert container["image"] == f"{entry['newName']}:{entry['newTag']}@{digest}"
 
 
 def checkov(*args: str) -> str:
