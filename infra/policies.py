@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import (
@@ -42,9 +42,11 @@ Props = Mapping[str, Any]
 
 
 def _as_list(value: Any) -> list[Any]:
+    # The analyzer hands props over as Mapping/Sequence proxies (they raise on values unknown during
+    # preview), not as dicts and lists: test for the abstract types.
     if value is None:
         return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
 
 
 def _is_world(cidr: Any) -> bool:
@@ -190,7 +192,9 @@ def _statements(document: Any) -> list[dict[str, Any]]:
             document = json.loads(document)
         except json.JSONDecodeError:
             return []
-    return [s for s in _as_list((document or {}).get("Statement")) if isinstance(s, dict)]
+    if not isinstance(document, Mapping):
+        return []
+    return [s for s in _as_list(document.get("Statement")) if isinstance(s, Mapping)]
 
 
 def iam_problems(props: Props) -> list[str]:
