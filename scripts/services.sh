@@ -22,6 +22,13 @@ install_packages() {
   else
     log "packages present"
   fi
+  # The boot script's test runs the real AWS CLI against moto; Debian's awscli where none is on PATH.
+  if ! command -v aws >/dev/null; then
+    log "apt-get install awscli"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends awscli >/dev/null
+  fi
+  # sshd refuses to start without its privilege-separation directory (tests start their own sshd).
+  mkdir -p /run/sshd
 }
 
 start_dockerd() {
