@@ -331,3 +331,25 @@ def test_pulumi_entry_point_declares_the_same_stack(dev_program: Program) -> Non
         (r.type, r.name) for r in dev_program.resources
     )
     assert program.outputs.keys() == dev_program.outputs.keys()
+
+
+def test_program_survives_a_first_preview_where_cloud_values_are_unknown(dev_program: Program) -> None:
+    """The PR workflow runs `pulumi preview`: the program must declare the same stack while URLs, ARNs
+    and the kubeconfig are still unknown (apply callbacks do not run on unknowns)."""
+    program = run_program(preview=True)
+    assert program.outputs["ecrRepositoryUrl"] is None  # unknown: the mocks computed nothing
+    assert sorted((r.type, r.name) for r in program.resources) == sorted(
+        (r.type, r.name) for r in dev_program.resources
+    )
+
+
+def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Program) -> None:
+    """One ComponentResource per concern; children named `<component>-<role>`."""
+    stack_children = {
+        r.name for r in dev_program.resources if r.parent.endswith("::pulumi:pulumi:Stack::gitops-eks-dev")
+    }
+    assert stack_children == {"network", "cluster", "registry", "deploy-keys", "jenkins", "gitops"}
+    for resource in dev_program.resources:
+        if resource.name not in stack_children:
+            parent = dev_program.by_urn[resource.parent]
+            assert resource.name.startswith(f"{parent.name}-"), (resource.name, parent.name)
