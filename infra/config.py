@@ -27,6 +27,12 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h))+$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
+# Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
+DEFAULT_KUBERNETES_VERSION = "1.33"
+DEFAULT_INSTANCE_TYPE = "t3.medium"
+DEFAULT_FLUX_CHART = "2.19.0"
+_INSTANCE_HINT = f"use an EC2 instance type like {DEFAULT_INSTANCE_TYPE}"
+
 
 class ConfigError(ValueError):
     """Stack configuration is invalid; the message names the key and what to do."""
@@ -235,11 +241,9 @@ def _cluster(raw: Any) -> ClusterConfig:
         )
     return ClusterConfig(
         kubernetes_version=obj.string(
-            "kubernetesVersion", "1.33", _K8S_VERSION, "use an EKS version like '1.33'"
+            "kubernetesVersion", DEFAULT_KUBERNETES_VERSION, _K8S_VERSION, "use an EKS version like '1.33'"
         ),
-        instance_type=obj.string(
-            "instanceType", "t3.medium", _INSTANCE_TYPE, "use an EC2 type like t3.medium"
-        ),
+        instance_type=obj.string("instanceType", DEFAULT_INSTANCE_TYPE, _INSTANCE_TYPE, _INSTANCE_HINT),
         desired_size=desired,
         min_size=min_size,
         max_size=max_size,
@@ -250,9 +254,7 @@ def _cluster(raw: Any) -> ClusterConfig:
 def _jenkins(raw: Any) -> JenkinsConfig:
     obj = _Object("jenkins", raw, ("instanceType", "volumeSize", "allowedCidrs"))
     return JenkinsConfig(
-        instance_type=obj.string(
-            "instanceType", "t3.medium", _INSTANCE_TYPE, "use an EC2 type like t3.medium"
-        ),
+        instance_type=obj.string("instanceType", DEFAULT_INSTANCE_TYPE, _INSTANCE_TYPE, _INSTANCE_HINT),
         volume_size=obj.integer("volumeSize", 30, 20, 16384),
         allowed_cidrs=obj.cidrs("allowedCidrs", "Jenkins", allow_empty=False),
     )
@@ -261,7 +263,12 @@ def _jenkins(raw: Any) -> JenkinsConfig:
 def _flux(raw: Any) -> FluxConfig:
     obj = _Object("flux", raw, ("chartVersion", "interval"))
     return FluxConfig(
-        chart_version=obj.string("chartVersion", "2.19.0", _SEMVER, "pin a flux2 chart version like 2.19.0"),
+        chart_version=obj.string(
+            "chartVersion",
+            DEFAULT_FLUX_CHART,
+            _SEMVER,
+            f"pin a flux2 chart version like {DEFAULT_FLUX_CHART}",
+        ),
         interval=obj.string("interval", "1m", _DURATION, "use a duration like 1m or 30s"),
     )
 
