@@ -57,7 +57,6 @@ class Cluster(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             public_subnet_ids=args.public_subnet_ids,
             private_subnet_ids=args.private_subnet_ids,
-            node_associate_public_ip_address=False,
             authentication_mode=eks.AuthenticationMode.API,
             create_oidc_provider=True,
             enabled_cluster_log_types=list(LOG_TYPES),

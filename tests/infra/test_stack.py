@@ -76,7 +76,6 @@ def test_eks_cluster_is_hardened(dev_program: Program) -> None:
     assert eks["endpointPublicAccess"] is True
     assert eks["publicAccessCidrs"] == ["203.0.113.0/24"]
     assert eks["skipDefaultNodeGroup"] is True
-    assert eks["nodeAssociatePublicIpAddress"] is False
 
 
 def test_eks_secrets_are_encrypted_with_a_rotating_kms_key(dev_program: Program) -> None:
