@@ -8,6 +8,11 @@ overrides) under `pulumi.runtime.set_mocks(..., preview=False)`, waits for every
 The mocks answer with realistic camelCase data. A resource type without special outputs gets its inputs
 echoed back plus an id (and an ARN for AWS types); an invoke the mocks do not know fails loudly, so a
 new data source cannot silently return nothing.
+
+    program = run_program({"jenkins.allowedCidrs": ["198.51.100.0/24"]})
+    repo = program.one("aws:ecr/repository:Repository")        # .inputs .outputs .secret_inputs
+    program.deleted_before(program.one(KUSTOMIZATION), program.one("awsx:ec2:Vpc"))
+    message = config_error({"repository": "no-owner"})          # asserts nothing was declared
 """
 
 from __future__ import annotations
