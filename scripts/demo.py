@@ -34,7 +34,13 @@ from scripts.sandbox import (
 )
 
 CACHE = ROOT / ".cache"
-TOOLS = {"git": "git", "docker": "docker.io", "docker-registry": "docker-registry", "kubectl": "kubectl"}
+# tool -> how to get it
+TOOLS = {
+    "git": "apt-get install git",
+    "docker": "`sudo make services`",
+    "docker-registry": "`sudo make services`",
+    "kubectl": "any recent kubectl release (it bundles kustomize)",
+}
 
 
 class DemoError(Exception):
@@ -50,9 +56,9 @@ def banner(text: str) -> None:
 
 
 def check_tools() -> None:
-    missing = [f"{tool} (package {package})" for tool, package in TOOLS.items() if not shutil.which(tool)]
+    missing = [f"{tool} ({how})" for tool, how in TOOLS.items() if not shutil.which(tool)]
     if missing:
-        raise DemoError(f"missing tools: {', '.join(missing)}; `sudo make services` installs them")
+        raise DemoError(f"missing tools: {'; '.join(missing)}")
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         raise DemoError(
             "no Docker engine is reachable (`docker info` failed); `sudo make services` starts one"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def test_release_builds_pushes_and_pins_the_digest(story: Story) -> None:
     )
     assert "[skip ci]" in git(story.repo.remote, "log", "-1", "--format=%B", tip)
 
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
     rendered = story.repo.rendered_at_tip(story.repo.work.parent / "flux-view")
     assert f"image: {story.repository}:{commit}@{digest}" in rendered
 
