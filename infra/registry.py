@@ -4,6 +4,7 @@ optional day-0 image so the cluster has something to pull before Jenkins' first 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,17 @@ APP_DIR = Path(__file__).resolve().parent.parent / "app"
 @dataclass(frozen=True)
 class RegistryArgs:
     repository_name: str
-    """ECR repository name (lower case; may contain a `stack/` namespace)."""
+    """ECR repository name (see `ecr_repository_name`)."""
     keep_images: int
     """How many tagged (commit) images to keep; older ones expire."""
     day0_commit: str | None = None
     """When set, build app/ and push it as `<repository>:<day0_commit>` once, at creation."""
+
+
+def ecr_repository_name(stack: str, repository_name: str) -> str:
+    """`<stack>/<repo>` in the alphabet ECR accepts (lower case, single separators): one account can hold
+    several stacks, and GitHub allows names ECR refuses (`.dotfiles`, `My_Repo`)."""
+    return "/".join(re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") for part in (stack, repository_name))
 
 
 def lifecycle_policy(keep_images: int) -> str:

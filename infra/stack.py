@@ -15,7 +15,7 @@ from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, gi
 from infra.gitops import GitOps, GitOpsArgs
 from infra.jenkins_server import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
-from infra.registry import Registry, RegistryArgs
+from infra.registry import Registry, RegistryArgs, ecr_repository_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,8 +52,7 @@ def build() -> None:
     registry = Registry(
         "registry",
         RegistryArgs(
-            # One account may hold several stacks: namespace the repository by stack.
-            repository_name=f"{pulumi.get_stack()}/{config.repository_name.lower()}",
+            repository_name=ecr_repository_name(pulumi.get_stack(), config.repository_name),
             keep_images=config.registry.keep_images,
             day0_commit=day0_commit,
         ),

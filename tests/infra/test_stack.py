@@ -352,3 +352,8 @@ def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Progr
         if resource.name not in stack_children:
             parent = dev_program.by_urn[resource.parent]
             assert resource.name.startswith(f"{parent.name}-"), (resource.name, parent.name)
+
+
+def test_ecr_name_is_namespaced_by_stack_and_valid_for_any_github_name() -> None:
+    program = run_program({"repository": "example-org/.My_Repo..v2"})
+    assert program.one(ECR).inputs["name"] == "dev/my-repo-v2"
