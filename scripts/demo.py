@@ -87,12 +87,12 @@ def show_what_flux_applies(repo: GitOpsRepo, scratch: Path) -> str:
     rendered = repo.rendered_at_tip(scratch / "flux-view")
     images = [line.strip(" -") for line in rendered.splitlines() if line.strip(" -").startswith("image:")]
     tip = repo.tip()
-    subject = subprocess.run(
+    message = subprocess.run(
         ["git", "log", "-1", "--format=%s%n%(trailers:only,unfold)", tip],
         cwd=repo.remote, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     say(f"Flux follows {repo.remote} branch main, now at {tip[:12]}:")
-    for line in subject.splitlines():
+    for line in message.splitlines():
         say(f"    {line}")
     say("`kubectl kustomize k8s` of that commit renders the Deployment with:")
     for line in images:
