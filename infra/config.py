@@ -33,6 +33,23 @@ DEFAULT_INSTANCE_TYPE = "t3.medium"
 DEFAULT_FLUX_CHART = "2.19.0"
 _INSTANCE_HINT = f"use an EC2 instance type like {DEFAULT_INSTANCE_TYPE}"
 
+# Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
+SCALAR_KEYS = ("repository", "branch", "kubeconfig")
+OBJECT_KEYS = {
+    "cluster": (
+        "kubernetesVersion",
+        "instanceType",
+        "desiredSize",
+        "minSize",
+        "maxSize",
+        "publicAccessCidrs",
+    ),
+    "jenkins": ("instanceType", "volumeSize", "allowedCidrs"),
+    "flux": ("chartVersion", "interval"),
+    "network": ("cidrBlock", "availabilityZones", "natGateways"),
+    "registry": ("keepImages", "day0Image"),
+}
+
 
 class ConfigError(ValueError):
     """Stack configuration is invalid; the message names the key and what to do."""
@@ -132,7 +149,8 @@ def _describe(value: Any) -> str:
 class _Object:
     """One config object (`gitops-eks:cluster`): typed field access, unknown keys refused."""
 
-    def __init__(self, name: str, raw: Any, fields: tuple[str, ...]) -> None:
+    def __init__(self, name: str, raw: Any) -> None:
+        fields = OBJECT_KEYS[name]
         if not isinstance(raw, Mapping):
             raise ConfigError(
                 f"{_key(name)}: must be an object with keys {', '.join(fields)}, got {_describe(raw)}"
@@ -207,7 +225,7 @@ def _cidr(key: str, value: Any, hint: str) -> str:
 
 
 def _network(raw: Any) -> NetworkConfig:
-    obj = _Object("network", raw, ("cidrBlock", "availabilityZones", "natGateways"))
+    obj = _Object("network", raw)
     defaults = NetworkConfig()
     network = _cidr(
         obj.key("cidrBlock"), raw.get("cidrBlock", defaults.cidr_block), "use a private /16 to /20"
@@ -226,11 +244,7 @@ def _network(raw: Any) -> NetworkConfig:
 
 
 def _cluster(raw: Any) -> ClusterConfig:
-    obj = _Object(
-        "cluster",
-        raw,
-        ("kubernetesVersion", "instanceType", "desiredSize", "minSize", "maxSize", "publicAccessCidrs"),
-    )
+    obj = _Object("cluster", raw)
     min_size = obj.integer("minSize", 1, 1, 100)
     desired = obj.integer("desiredSize", 2, 1, 100)
     max_size = obj.integer("maxSize", 3, 1, 100)
@@ -252,7 +266,7 @@ def _cluster(raw: Any) -> ClusterConfig:
 
 
 def _jenkins(raw: Any) -> JenkinsConfig:
-    obj = _Object("jenkins", raw, ("instanceType", "volumeSize", "allowedCidrs"))
+    obj = _Object("jenkins", raw)
     return JenkinsConfig(
         instance_type=obj.string("instanceType", DEFAULT_INSTANCE_TYPE, _INSTANCE_TYPE, _INSTANCE_HINT),
         volume_size=obj.integer("volumeSize", 30, 20, 16384),
@@ -261,7 +275,7 @@ def _jenkins(raw: Any) -> JenkinsConfig:
 
 
 def _flux(raw: Any) -> FluxConfig:
-    obj = _Object("flux", raw, ("chartVersion", "interval"))
+    obj = _Object("flux", raw)
     return FluxConfig(
         chart_version=obj.string(
             "chartVersion",
@@ -274,7 +288,7 @@ def _flux(raw: Any) -> FluxConfig:
 
 
 def _registry(raw: Any) -> RegistryConfig:
-    obj = _Object("registry", raw, ("keepImages", "day0Image"))
+    obj = _Object("registry", raw)
     defaults = RegistryConfig()
     return RegistryConfig(
         keep_images=obj.integer("keepImages", defaults.keep_images, 1, 1000),

@@ -12,7 +12,7 @@ import pytest
 
 from infra import config
 from infra.config import ClusterConfig, FluxConfig, JenkinsConfig, NetworkConfig, RegistryConfig
-from tests.infra.conftest import DELETE, apply_overrides, config_error, dev_config, flatten
+from tests.infra.conftest import DELETE, ROOT, apply_overrides, config_error, dev_config, flatten
 
 KUBECONFIG = json.dumps(
     {
@@ -269,3 +269,17 @@ def test_day0_image_outside_a_git_checkout_is_refused(
     monkeypatch.setattr(stack, "PROJECT_DIR", tmp_path)  # a directory git knows nothing about
     message = config_error({"registry.day0Image": True})
     assert message.startswith("gitops-eks:registry.day0Image: needs a git checkout with a commit")
+
+
+def test_every_config_key_is_documented() -> None:
+    """docs/infra.md's configuration table is the user's reference: no key the code reads is missing."""
+    table = (ROOT / "docs" / "infra.md").read_text()
+    keys = [*config.SCALAR_KEYS, *(f"{o}.{f}" for o, fields in config.OBJECT_KEYS.items() for f in fields)]
+    undocumented = [k for k in keys if f"`{k}`" not in table and not _documented_as_group(k, table)]
+    assert undocumented == []
+
+
+def _documented_as_group(key: str, table: str) -> bool:
+    """`cluster.minSize` / `desiredSize` / `maxSize` documents the three in one row."""
+    obj, _, field = key.partition(".")
+    return bool(field) and f"`{field}`" in table and f"`{obj}." in table
