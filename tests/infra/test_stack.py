@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -357,3 +358,27 @@ def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Progr
 def test_ecr_name_is_namespaced_by_stack_and_valid_for_any_github_name() -> None:
     program = run_program({"repository": "example-org/.My_Repo..v2"})
     assert program.one(ECR).inputs["name"] == "dev/my-repo-v2"
+
+
+IMPORT_UNDER_MOCKS = """
+import pulumi
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+from tests.infra.conftest import RecordingMocks, RecordingMonitor
+
+mocks = RecordingMocks()
+monitor = RecordingMonitor(mocks)
+pulumi.runtime.set_mocks(mocks, project="gitops-eks", stack="dev", preview=False, monitor=monitor)
+import infra.stack, infra.policies  # noqa: E401 - importing is the test
+_sync_await(wait_for_rpcs())
+print(len(monitor.registrations), len(mocks.invokes))
+"""
+
+
+def test_importing_the_stack_declares_nothing() -> None:
+    """Nothing is created or looked up at import time, only when build() runs (fresh interpreter)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_UNDER_MOCKS], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "0"]
