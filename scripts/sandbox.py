@@ -7,23 +7,18 @@ Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The test suite's service helpers, reused so the demo and benchmark run exactly what the tests run.
-from tests.conftest import QuietHandler, run_registry
+from scripts.localservices import BASE_IMAGE, ROOT, run_registry, wheelhouse
 
 __all__ = [
     "BASE_IMAGE",
@@ -40,32 +35,9 @@ __all__ = [
     "wheelhouse",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "local/python-base:bookworm")
 BRANCH = "main"
 SEEDED = ("app", "k8s")  # what the GitOps repository holds
 DEV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
-
-
-@contextlib.contextmanager
-def wheelhouse(directory: Path) -> Iterator[str]:
-    """app/requirements.txt downloaded as wheels into DIRECTORY and served on 127.0.0.1; yields the URL."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(directory),
-         "-r", str(ROOT / "app" / "requirements.txt")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if pip.returncode != 0:
-        raise RuntimeError(f"pip download of app/requirements.txt failed: {pip.stderr.strip()[-1000:]}")
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
 
 
 def hermetic_build_args(wheels_url: str, base_image: str = BASE_IMAGE) -> dict[str, str]:
