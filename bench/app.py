@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import http.server
 import os
 import re
 import shutil
@@ -19,16 +17,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-# The test suite's loopback helpers: one copy, shared.
-from tests.conftest import docker_available, free_port, wait_for_http
+from scripts.localservices import BASE_IMAGE, ROOT, docker_available, free_port, wait_for_http, wheelhouse
 
-ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "app"
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "local/python-base:bookworm")
 ROUNDS = 3
 SECONDS = 5
 CONNECTIONS = 16
@@ -61,29 +55,6 @@ def run_container(image: str, port: int, *env: str) -> str:
 
 def remove_container(container: str) -> None:
     subprocess.run(["docker", "rm", "--force", container], check=False, capture_output=True)
-
-
-@contextlib.contextmanager
-def wheelhouse() -> Iterator[str]:
-    """app/requirements.txt as wheels served on 127.0.0.1 (a PIP_FIND_LINKS URL for build_image)."""
-    wheels = ROOT / ".cache" / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheels),
-         "-r", str(APP_DIR / "requirements.txt")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=wheels))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
 
 
 def remove_image(image: str) -> None:
@@ -240,7 +211,7 @@ def main() -> None:
     with contextlib.ExitStack() as cleanup:
         if docker_ready():
             image = f"bench/hello-gitops:{commit[:12]}"
-            with wheelhouse() as find_links:
+            with wheelhouse(ROOT / ".cache" / "wheels") as find_links:
                 build_image(image, commit=commit, base_image=BASE_IMAGE, find_links=find_links)
             cleanup.callback(remove_image, image)
             added_mb = image_size_mb(image) - image_size_mb(BASE_IMAGE)
