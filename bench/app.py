@@ -207,7 +207,7 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.strip()
-    image = None
+    image, added_mb = None, None
     with contextlib.ExitStack() as cleanup:
         if docker_ready():
             image = f"bench/hello-gitops:{commit[:12]}"
@@ -222,7 +222,7 @@ def main() -> None:
         for _ in range(ROUNDS):
             shipped.append(measure(shipped_server(image)))
             original.append(measure(original_server()))
-    report(shipped, original, added_mb if image else None, "image (gunicorn)" if image else "venv gunicorn")
+    report(shipped, original, added_mb, "image (gunicorn)" if image else "venv gunicorn")
 
 
 def report(shipped: list[Load], original: list[Load], added_mb: float | None, shipped_label: str) -> None:
