@@ -10,12 +10,15 @@ registers the GitHub webhook in the same run.
 
 Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm
 release, so Pulumi deletes them while the controllers still run; the Kustomization's finalizer prunes
-what Flux applied (including the app's load balancer) before the cluster goes.
+what Flux applied (including the app's load balancer) before the cluster goes. Every in-cluster
+resource also depends directly on `GitOpsArgs.outlived_by` (cluster, node group, VPC): the Python SDK
+does not hand a component's `depends_on` to its children, so the edge is declared on each of them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -65,6 +68,9 @@ class GitOpsArgs:
     identity_pub: pulumi.Input[str]
     known_hosts: str
     hook_ranges: HookRanges
+    outlived_by: Sequence[pulumi.Resource] = ()
+    """What must still exist while Flux's objects are deleted (the cluster, its nodes, the VPC the load
+    balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
 
 
 class GitOps(pulumi.ComponentResource):
@@ -72,7 +78,9 @@ class GitOps(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gitops:infra:GitOps", name, None, opts)
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.outlived_by)
+        )
         repository_name = args.repository.split("/", 1)[1]
 
         self.namespace = k8s.core.v1.Namespace(

@@ -91,10 +91,10 @@ def build() -> None:
             identity_pub=keys.flux_public_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
+            # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
+            # pruned while the nodes that run Flux, the cluster and its VPC still exist.
+            outlived_by=in_cluster_after,
         ),
-        # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be pruned
-        # while the nodes that run Flux, the cluster and its VPC still exist, so Pulumi deletes GitOps first.
-        opts=pulumi.ResourceOptions(depends_on=in_cluster_after),
     )
 
     pulumi.export("kubeconfig", kubeconfig)

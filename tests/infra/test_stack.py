@@ -312,6 +312,27 @@ def test_flux_load_balancers_are_deleted_before_the_cluster_nodes_and_vpc(
         assert not dev_program.deleted_before(underneath, resource)
 
 
+@pytest.mark.parametrize("infrastructure", [EKS, NODE_GROUP, VPC])
+def test_flux_resources_depend_directly_on_the_cluster_nodes_and_vpc(
+    dev_program: Program, infrastructure: str
+) -> None:
+    """The edge is on each resource, not only on the GitOps component: the Python SDK does not pass a
+    component's depends_on to its children, and the ordering must not rest on the parent edge."""
+    underneath = dev_program.one(infrastructure)
+    for resource in [*in_cluster_load_balancers(dev_program), dev_program.one(HELM)]:
+        assert underneath.urn in resource.dependencies, (
+            f"{resource.name} lacks a direct edge to {underneath.name}"
+        )
+    assert underneath.urn not in dev_program.one("gitops:infra:GitOps").dependencies
+
+
+def test_byo_cluster_flux_resources_depend_on_no_stack_infrastructure(byo_program: Program) -> None:
+    """The VPC of a BYO stack only holds Jenkins: destroying it has nothing to wait for in the cluster."""
+    vpc = byo_program.one(VPC)
+    for resource in [*in_cluster_load_balancers(byo_program), byo_program.one(HELM)]:
+        assert not byo_program.deleted_before(resource, vpc), resource.name
+
+
 def test_flux_controllers_outlive_the_kustomization_they_must_prune(dev_program: Program) -> None:
     release = dev_program.one(HELM)
     assert dev_program.deleted_before(dev_program.one(KUSTOMIZATION), release)
