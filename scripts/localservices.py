@@ -95,15 +95,18 @@ def wheelhouse(directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def run_registry(storage: Path) -> Iterator[str]:
-    """A real OCI registry (Debian's docker-registry) on a random loopback port; yields host:port."""
+def run_registry(storage: Path, auth: str | None = None) -> Iterator[str]:
+    """A real OCI registry (Debian's docker-registry) on a random loopback port; yields host:port.
+
+    `auth` is the registry's `auth:` config section in YAML flow style (htpasswd or token), if any.
+    """
     port = free_port()
     config = storage / "config.yml"
     config.write_text(
         "version: 0.1\n"
-        "log: {level: error}\n"
+        "log: {level: error, accesslog: {disabled: true}}\n"
         f"storage: {{filesystem: {{rootdirectory: {storage / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n" + (f"auth: {auth}\n" if auth else "")
     )
     proc = subprocess.Popen(
         ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import http.server
 import json
@@ -26,7 +25,7 @@ from cryptography.x509.oid import NameOID
 import jenkins.registry as api
 from jenkins.build import build_image, push_image
 from jenkins.registry import Reference, RegistryError
-from tests.conftest import free_port, require, wait_for_http
+from tests.conftest import free_port, require, run_registry
 
 with warnings.catch_warnings():
     # crypt (gone in 3.13) is the stdlib's only bcrypt, the hash docker-registry's htpasswd needs.
@@ -80,38 +79,15 @@ def test_unreachable_registry_is_a_clear_error() -> None:
     assert "check that the registry is running" in message
 
 
-@contextlib.contextmanager
-def registry_with_auth(storage: Path, auth: str) -> Iterator[str]:
-    """docker-registry on a random loopback port with the given `auth:` section; yields host:port."""
-    require(shutil.which("docker-registry") is not None, "docker-registry is not installed")
-    port = free_port()
-    config = storage / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: error, accesslog: {disabled: true}}\n"
-        f"storage: {{filesystem: {{rootdirectory: {storage / 'data'}}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
-        f"auth: {auth}\n"
-    )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v2/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A registry that demands Basic auth (htpasswd, bcrypt)."""
+    require(shutil.which("docker-registry") is not None, "docker-registry is not installed")
     storage = tmp_path_factory.mktemp("auth-registry")
     hashed = crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 - bcrypt
     (storage / "htpasswd").write_text(f"{USER}:{hashed}\n")
-    with registry_with_auth(
-        storage, f"{{htpasswd: {{realm: test, path: {storage / 'htpasswd'}}}}}"
+    with run_registry(
+        storage, auth=f"{{htpasswd: {{realm: test, path: {storage / 'htpasswd'}}}}}"
     ) as address:
         yield address
 
@@ -264,7 +240,8 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         f" rootcertbundle: {bundle}}}}}"
     )
     try:
-        with registry_with_auth(storage, auth) as address:
+        require(shutil.which("docker-registry") is not None, "docker-registry is not installed")
+        with run_registry(storage, auth) as address:
             yield address, seen
     finally:
         issuer.shutdown()
