@@ -26,6 +26,11 @@ _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h))+$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+_ACM_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:acm:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:certificate/[0-9a-f-]{36}$"
+)
+# A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
+_HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 # Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
 DEFAULT_KUBERNETES_VERSION = "1.33"
@@ -44,7 +49,7 @@ OBJECT_KEYS = {
         "maxSize",
         "publicAccessCidrs",
     ),
-    "jenkins": ("instanceType", "volumeSize", "allowedCidrs"),
+    "jenkins": ("instanceType", "volumeSize", "allowedCidrs", "certificateArn", "hostname"),
     "flux": ("chartVersion", "interval"),
     "network": ("cidrBlock", "availabilityZones", "natGateways"),
     "registry": ("keepImages", "day0Image"),
@@ -96,6 +101,10 @@ class JenkinsConfig:
     instance_type: str
     volume_size: int
     allowed_cidrs: tuple[str, ...]
+    certificate_arn: str | None = None
+    """ACM certificate for the ALB's HTTPS listener; unset = plain HTTP (dev only)."""
+    hostname: str | None = None
+    """DNS name the operator points at the ALB (and the certificate covers); unset = the ALB's name."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,12 @@ class _Object:
             raise ConfigError(f"{self.key(field_name)}: {value!r} is not valid; {hint}")
         return value
 
+    def optional_string(self, field_name: str, pattern: re.Pattern[str], hint: str) -> str | None:
+        """The value when set (checked like `string`), None when the key is absent."""
+        if field_name not in self.raw:
+            return None
+        return self.string(field_name, None, pattern, hint)
+
     def cidrs(self, field_name: str, purpose: str, allow_empty: bool) -> tuple[str, ...]:
         """A list of CIDRs in canonical form, none of them the whole internet."""
         hint = f"list the CIDRs that may reach {purpose}"
@@ -265,12 +280,34 @@ def _cluster(raw: Any) -> ClusterConfig:
     )
 
 
-def _jenkins(raw: Any) -> JenkinsConfig:
+def _jenkins(raw: Any, region: str) -> JenkinsConfig:
     obj = _Object("jenkins", raw)
+    certificate_arn = obj.optional_string(
+        "certificateArn",
+        _ACM_ARN,
+        f"use an ACM certificate ARN like arn:aws:acm:{region}:123456789012:certificate/<uuid>",
+    )
+    hostname = obj.optional_string("hostname", _HOSTNAME, "use a DNS name like jenkins.example.com")
+    arn = _ACM_ARN.match(certificate_arn or "")
+    if arn is not None:
+        # An ALB only takes certificates from ACM in its own region.
+        if arn["region"] != region:
+            raise ConfigError(
+                f"{obj.key('certificateArn')}: the certificate is in {arn['region']}, the stack in {region}; "
+                "request or import it in ACM in the stack's region"
+            )
+        # The ALB's own DNS name is never on the certificate: browsers and GitHub would refuse it.
+        if hostname is None:
+            raise ConfigError(
+                f"{obj.key('hostname')}: missing; with {obj.key('certificateArn')} set, give the DNS name "
+                "the certificate covers (you point it at the load balancer)"
+            )
     return JenkinsConfig(
         instance_type=obj.string("instanceType", DEFAULT_INSTANCE_TYPE, _INSTANCE_TYPE, _INSTANCE_HINT),
         volume_size=obj.integer("volumeSize", 30, 20, 16384),
         allowed_cidrs=obj.cidrs("allowedCidrs", "Jenkins", allow_empty=False),
+        certificate_arn=certificate_arn,
+        hostname=hostname,
     )
 
 
@@ -381,7 +418,7 @@ def load() -> StackConfig:
         branch=branch,
         region=region,
         cluster=None if kubeconfig_text is not None else _cluster(_object(config, "cluster", required=True)),
-        jenkins=_jenkins(_object(config, "jenkins", required=True)),
+        jenkins=_jenkins(_object(config, "jenkins", required=True), region),
         flux=_flux(_object(config, "flux")),
         network=_network(_object(config, "network")),
         registry=_registry(_object(config, "registry")),

@@ -2,7 +2,10 @@
 
 Why an ALB and not port 8080 on a public instance: a security group cannot tell a GitHub webhook from a
 browser. The ALB's listener rules can: GitHub's hook ranges reach only `/github-webhook/*`, the admin
-CIDRs reach everything, anyone else gets a 403 from the ALB without touching Jenkins. The instance
+CIDRs reach everything, anyone else gets a 403 from the ALB without touching Jenkins. With
+`jenkins.certificateArn` those rules sit on an HTTPS listener (TLS 1.2+ policy) and port 80 only
+redirects to it; without it they sit on plain HTTP, where the admin login crosses the network in clear
+(acceptable for a throwaway dev stack only; the `alb-http-forwards` policy flags it). The instance
 itself sits in a private subnet with no inbound rule except 8080 from the ALB, and no SSH at all
 (Session Manager instead).
 
@@ -31,6 +34,10 @@ from infra.deploy_keys import HookRanges
 SERVER_DIR = Path(__file__).resolve().parent.parent / "jenkins" / "server"
 JENKINS_PORT = 8080
 WEBHOOK_PATH = "/github-webhook/"
+HTTP_PORT = 80
+HTTPS_PORT = 443
+# TLS 1.3 and 1.2 with forward-secret AEAD ciphers only: what AWS recommends for new listeners.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # EBS attachment name; AL2023's udev rules link the NVMe device back to it, so the boot script can find it.
 HOME_DEVICE = "/dev/sdf"
 # Containers (docker builds) sit one network hop further from IMDS than the host.
@@ -275,10 +282,16 @@ class JenkinsServer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             opts=child,
         )
-        self.url: pulumi.Output[str] = self.load_balancer.dns_name.apply(lambda dns: f"http://{dns}/")
-        self.webhook_url: pulumi.Output[str] = self.load_balancer.dns_name.apply(
-            lambda dns: f"http://{dns}{WEBHOOK_PATH}"
+        # The operator points `jenkins.hostname` at this name (DNS is theirs to manage).
+        self.load_balancer_dns_name: pulumi.Output[str] = self.load_balancer.dns_name
+        scheme = "https" if args.config.certificate_arn else "http"
+        host = (
+            pulumi.Output.from_input(args.config.hostname)
+            if args.config.hostname
+            else self.load_balancer.dns_name
         )
+        self.url: pulumi.Output[str] = host.apply(lambda name: f"{scheme}://{name}/")
+        self.webhook_url: pulumi.Output[str] = host.apply(lambda name: f"{scheme}://{name}{WEBHOOK_PATH}")
 
         ami = aws.ec2.get_ami(
             most_recent=True,
@@ -399,15 +412,37 @@ class JenkinsServer(pulumi.ComponentResource):
     def _security_groups(
         self, name: str, args: JenkinsServerArgs, opts: pulumi.ResourceOptions
     ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
-        http = {"protocol": "tcp", "from_port": 80, "to_port": 80}
+        # GitHub calls the serving port only; admins may also hit :80 and get redirected to HTTPS.
+        serving = HTTPS_PORT if args.config.certificate_arn else HTTP_PORT
+        admin_ports = sorted({serving, HTTP_PORT})
+
+        def port(number: int) -> dict[str, str | int]:
+            return {"protocol": "tcp", "from_port": number, "to_port": number}
+
         alb = aws.ec2.SecurityGroup(
             f"{name}-alb",
+            # Unchanged by TLS on purpose: a new description would replace the group (ForceNew).
             description="Jenkins ALB: HTTP from the admin CIDRs and GitHub's webhook ranges only",
             vpc_id=args.vpc_id,
             ingress=[
-                {**http, "cidr_blocks": list(args.config.allowed_cidrs), "description": "Jenkins admins"},
-                {**http, "cidr_blocks": list(args.hook_ranges.ipv4), "description": "GitHub webhooks"},
-                {**http, "ipv6_cidr_blocks": list(args.hook_ranges.ipv6), "description": "GitHub webhooks"},
+                *(
+                    {
+                        **port(p),
+                        "cidr_blocks": list(args.config.allowed_cidrs),
+                        "description": "Jenkins admins",
+                    }
+                    for p in admin_ports
+                ),
+                {
+                    **port(serving),
+                    "cidr_blocks": list(args.hook_ranges.ipv4),
+                    "description": "GitHub webhooks",
+                },
+                {
+                    **port(serving),
+                    "ipv6_cidr_blocks": list(args.hook_ranges.ipv6),
+                    "description": "GitHub webhooks",
+                },
             ],
             egress=[
                 {
@@ -456,19 +491,43 @@ class JenkinsServer(pulumi.ComponentResource):
             port=JENKINS_PORT,
             opts=opts,
         )
-        self.listener = aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=self.load_balancer.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[
-                {
-                    "type": "fixed-response",
-                    "fixed_response": {"content_type": "text/plain", "status_code": "403"},
-                }
-            ],
-            opts=opts,
-        )
+        forbidden = [
+            {"type": "fixed-response", "fixed_response": {"content_type": "text/plain", "status_code": "403"}}
+        ]
+        if args.config.certificate_arn:
+            self.listener = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTPS_PORT,
+                protocol="HTTPS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=args.config.certificate_arn,
+                default_actions=forbidden,
+                opts=opts,
+            )
+            # Port 80 serves nothing: every request, from anyone, is sent to HTTPS before it carries data.
+            aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=[
+                    {
+                        "type": "redirect",
+                        "redirect": {"protocol": "HTTPS", "port": str(HTTPS_PORT), "status_code": "HTTP_301"},
+                    }
+                ],
+                opts=opts,
+            )
+        else:
+            self.listener = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=forbidden,
+                opts=opts,
+            )
         forward = [{"type": "forward", "target_group_arn": target_group.arn}]
         hooks = [*args.hook_ranges.ipv4, *args.hook_ranges.ipv6]
         rules: list[tuple[str, list[dict]]] = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -319,6 +320,60 @@ def deploy_keys_separate(args: StackValidationArgs, report_violation: ReportViol
         report_violation(f"only one deploy key may write to the repository, found {writers}", None)
 
 
+LISTENER = "aws:lb/listener:Listener"
+LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
+LOAD_BALANCER_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
+
+
+def _linked(
+    resource: PolicyResource, prop: str, candidates: Iterable[PolicyResource]
+) -> list[PolicyResource]:
+    """The candidates `resource.props[prop]` points at: by property dependency (known in a preview,
+    before the ARNs are), else by ARN (a plain ARN string, as for an imported load balancer)."""
+    candidates = list(candidates)
+    urns = {r.urn for r in resource.property_dependencies.get(prop, [])}
+    if urns:
+        return [c for c in candidates if c.urn in urns]
+    value = resource.props.get(prop)
+    return [c for c in candidates if value is not None and c.props.get("arn") == value]
+
+
+def _forwards(actions: Any) -> bool:
+    return any(isinstance(a, Mapping) and a.get("type") == "forward" for a in _as_list(actions))
+
+
+def http_listener_problems(resources: Sequence[PolicyResource]) -> list[tuple[PolicyResource, str]]:
+    """Internet-facing load balancer listeners on plain HTTP that forward requests (not only redirect
+    them to HTTPS): logins and tokens sent there cross the internet in clear."""
+    balancers = [r for r in resources if r.resource_type in LOAD_BALANCER_TYPES]
+    rules = [r for r in resources if r.resource_type == LISTENER_RULE]
+    problems = []
+    for listener in (r for r in resources if r.resource_type == LISTENER):
+        if listener.props.get("protocol", "HTTP") != "HTTP":
+            continue
+        if not any(
+            not b.props.get("internal", False) for b in _linked(listener, "loadBalancerArn", balancers)
+        ):
+            continue
+        mine = [r for r in rules if listener in _linked(r, "listenerArn", [listener])]
+        if _forwards(listener.props.get("defaultActions")) or any(
+            _forwards(r.props.get("actions")) for r in mine
+        ):
+            problems.append(
+                (
+                    listener,
+                    f"{listener.name}: internet-facing listener serves plain HTTP; "
+                    "add an HTTPS listener (jenkins.certificateArn) and make this one redirect to it",
+                )
+            )
+    return problems
+
+
+def no_plain_http_from_the_internet(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for listener, problem in http_listener_problems(args.resources):
+        report_violation(problem, listener.urn)
+
+
 def resource_policies() -> list[ResourceValidationPolicy]:
     return [
         ResourceValidationPolicy(
@@ -332,11 +387,19 @@ def resource_policies() -> list[ResourceValidationPolicy]:
 
 
 def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
-    """What the policy pack enforces: every resource check plus the stack-wide deploy-key rule."""
+    """What the policy pack enforces: every resource check, the stack-wide deploy-key rule, and the
+    advisory plain-HTTP listener rule."""
     stack_policy = StackValidationPolicy(
         name="deploy-keys-separate",
         description="Flux and Jenkins deploy keys are distinct; at most one can write",
         validate=deploy_keys_separate,
         enforcement_level=EnforcementLevel.MANDATORY,
     )
-    return [*resource_policies(), stack_policy]
+    http_policy = StackValidationPolicy(
+        name="alb-http-forwards",
+        description="Internet-facing load balancer listeners on HTTP only redirect to HTTPS",
+        validate=no_plain_http_from_the_internet,
+        # Advisory: a dev stack may run without a certificate; prod sets jenkins.certificateArn.
+        enforcement_level=EnforcementLevel.ADVISORY,
+    )
+    return [*resource_policies(), stack_policy, http_policy]

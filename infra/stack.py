@@ -103,6 +103,8 @@ def build() -> None:
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
+        pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:
         pulumi.export("day0Image", registry.day0_image)
 

@@ -14,6 +14,7 @@ from infra import config
 from infra.config import ClusterConfig, FluxConfig, JenkinsConfig, NetworkConfig, RegistryConfig
 from tests.infra.conftest import DELETE, ROOT, apply_overrides, config_error, dev_config, flatten
 
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 KUBECONFIG = json.dumps(
     {
         "apiVersion": "v1",
@@ -60,6 +61,12 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig()
     assert loaded.registry == RegistryConfig()
+
+
+def test_jenkins_tls_settings_load() -> None:
+    loaded = load({"jenkins.certificateArn": CERTIFICATE, "jenkins.hostname": "ci.example.org"})
+    assert (loaded.jenkins.certificate_arn, loaded.jenkins.hostname) == (CERTIFICATE, "ci.example.org")
+    assert (load().jenkins.certificate_arn, load().jenkins.hostname) == (None, None)
 
 
 def test_cidrs_are_kept_in_canonical_form_and_ipv6_is_accepted() -> None:
@@ -214,6 +221,37 @@ BAD_CONFIG = {
         "gitops-eks:cluster.desiredsize: unknown key (check the spelling)",
     ),
     "kubeconfig and cluster": ({"kubeconfig": KUBECONFIG}, "set either gitops-eks:kubeconfig"),
+    "certificate not an ARN": (
+        {"jenkins.certificateArn": "jenkins.example.com", "jenkins.hostname": "jenkins.example.com"},
+        "gitops-eks:jenkins.certificateArn: 'jenkins.example.com' is not valid; use an ACM certificate ARN",
+    ),
+    "certificate from IAM": (
+        {"jenkins.certificateArn": "arn:aws:iam::123456789012:server-certificate/jenkins"},
+        "gitops-eks:jenkins.certificateArn: 'arn:aws:iam::123456789012:server-certificate/jenkins' is not",
+    ),
+    "certificate in another region": (
+        {
+            "jenkins.certificateArn": CERTIFICATE.replace("us-east-1", "eu-west-1"),
+            "jenkins.hostname": "j.example.com",
+        },
+        "gitops-eks:jenkins.certificateArn: the certificate is in eu-west-1, the stack in us-east-1",
+    ),
+    "certificate without hostname": (
+        {"jenkins.certificateArn": CERTIFICATE},
+        "gitops-eks:jenkins.hostname: missing; with gitops-eks:jenkins.certificateArn set",
+    ),
+    "hostname a URL": (
+        {"jenkins.hostname": "https://jenkins.example.com/"},
+        "gitops-eks:jenkins.hostname: 'https://jenkins.example.com/' is not valid; use a DNS name",
+    ),
+    "hostname not qualified": (
+        {"jenkins.hostname": "jenkins"},
+        "gitops-eks:jenkins.hostname: 'jenkins' is not",
+    ),
+    "certificate as list": (
+        {"jenkins.certificateArn": [CERTIFICATE]},
+        "gitops-eks:jenkins.certificateArn: must be a string",
+    ),
     # flux, network, registry
     "flux chart unpinned": (
         {"flux.chartVersion": "latest"},

@@ -147,13 +147,14 @@ def test_instance_admits_only_its_alb(program: Program) -> None:
     assert not ingress.get("cidrBlocks") and not ingress.get("ipv6CidrBlocks")
 
 
-def test_listener_rules_route_hooks_to_the_webhook_path_only(program: Program) -> None:
-    (listener,) = _mine(program, "aws:lb/listener:Listener")
+def assert_rules_route_hooks_to_the_webhook_path_only(program: Program, listener: Resource) -> None:
+    """Every rule sits on `listener`; GitHub's ranges reach the webhook path, the admins everything."""
     (default,) = listener.inputs["defaultActions"]
     assert default["type"] == "fixed-response" and default["fixedResponse"]["statusCode"] == "403"
     hook_sources: list[str] = []
     admin_sources: list[str] = []
     for rule in _mine(program, "aws:lb/listenerRule:ListenerRule"):
+        assert rule.property_dependencies["listenerArn"] == (listener.urn,)
         (condition,) = rule.inputs["conditions"]
         sources = condition["sourceIp"]["values"]
         # ALB limit: five condition values per rule.
@@ -165,6 +166,12 @@ def test_listener_rules_route_hooks_to_the_webhook_path_only(program: Program) -
             admin_sources += sources
     assert sorted(hook_sources) == sorted(HOOKS)
     assert sorted(admin_sources) == sorted(ALLOWED_CIDRS)
+
+
+def test_listener_rules_route_hooks_to_the_webhook_path_only(program: Program) -> None:
+    (listener,) = _mine(program, "aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
+    assert_rules_route_hooks_to_the_webhook_path_only(program, listener)
 
 
 def test_many_admin_cidrs_are_split_across_rules() -> None:
@@ -258,3 +265,71 @@ def test_outputs_name_the_secrets_and_the_url(program: Program) -> None:
     assert outputs["jenkinsUrl"] == f"http://{alb.outputs['dnsName']}/"
     assert outputs["jenkinsAdminPasswordSecret"] == "jenkins-admin-password"
     assert outputs["jenkinsDeployKeySecret"] == "jenkins-deploy-key"
+
+
+# --- TLS: jenkins.certificateArn and jenkins.hostname -------------------------------------------------
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+HOSTNAME = "jenkins.example.com"
+
+
+@pytest.fixture(scope="module")
+def tls_program() -> Program:
+    return run_program({"jenkins.certificateArn": CERTIFICATE, "jenkins.hostname": HOSTNAME})
+
+
+def _listener(program: Program, port: int) -> Resource:
+    (listener,) = [r for r in _mine(program, "aws:lb/listener:Listener") if r.inputs["port"] == port]
+    return listener
+
+
+def test_tls_serves_jenkins_on_https_with_a_modern_policy_and_the_same_rules(tls_program: Program) -> None:
+    https = _listener(tls_program, 443)
+    assert https.inputs["protocol"] == "HTTPS"
+    assert https.inputs["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https.inputs["certificateArn"] == CERTIFICATE
+    assert_rules_route_hooks_to_the_webhook_path_only(tls_program, https)
+
+
+def test_tls_port_80_only_redirects_to_https(tls_program: Program) -> None:
+    http = _listener(tls_program, 80)
+    assert http.inputs["protocol"] == "HTTP"
+    assert http.inputs["defaultActions"] == [
+        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
+    ]
+    assert len(_mine(tls_program, "aws:lb/listener:Listener")) == 2
+
+
+def test_tls_security_group_admits_admins_on_80_and_443_and_github_on_443_only(tls_program: Program) -> None:
+    (alb_group,) = [
+        g for g in _mine(tls_program, "aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-alb")
+    ]
+    by_port: dict[int, list[str]] = {}
+    for rule in alb_group.inputs["ingress"]:
+        assert rule["fromPort"] == rule["toPort"] and rule["protocol"] == "tcp"
+        by_port.setdefault(rule["fromPort"], []).extend(
+            rule.get("cidrBlocks", []) + rule.get("ipv6CidrBlocks", [])
+        )
+    assert sorted(by_port) == [80, 443]
+    assert sorted(by_port[80]) == sorted(ALLOWED_CIDRS)
+    assert sorted(by_port[443]) == sorted(ALLOWED_CIDRS + HOOKS)
+
+
+def test_tls_urls_and_the_github_webhook_use_https_and_the_hostname(tls_program: Program) -> None:
+    (webhook,) = _mine(tls_program, "github:index/repositoryWebhook:RepositoryWebhook")
+    (alb,) = _mine(tls_program, "aws:lb/loadBalancer:LoadBalancer")
+    assert webhook.inputs["configuration"]["url"] == f"https://{HOSTNAME}/github-webhook/"
+    assert webhook.inputs["configuration"]["insecureSsl"] is False
+    assert tls_program.outputs["jenkinsUrl"] == f"https://{HOSTNAME}/"
+    # The operator's DNS record for the hostname points at the load balancer's own name.
+    assert tls_program.outputs["jenkinsLoadBalancer"] == alb.outputs["dnsName"]
+    user_data = tls_program.one("aws:ec2/instance:Instance").inputs["userData"]
+    assert f"GITOPS_JENKINS_URL=https://{HOSTNAME}/\n" in user_data
+
+
+def test_hostname_without_certificate_stays_on_http() -> None:
+    program = run_program({"jenkins.hostname": HOSTNAME})
+    assert program.outputs["jenkinsUrl"] == f"http://{HOSTNAME}/"
+    (listener,) = _mine(program, "aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
+    assert "jenkinsLoadBalancer" in program.outputs

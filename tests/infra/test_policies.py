@@ -4,12 +4,14 @@ accepts compliant props and reports non-compliant ones; the real program passes 
 from __future__ import annotations
 
 import ast
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
@@ -435,4 +437,125 @@ def test_policy_pack_directory_runs_these_policies() -> None:
 
 def test_policy_names_are_unique() -> None:
     names = [p.name for p in policies.all_policies()]
-    assert len(names) == len(set(names)) == len(policies.CHECKS) + 1
+    assert len(names) == len(set(names)) == len(policies.CHECKS) + 2
+
+
+# --- advisory: internet-facing listeners on plain HTTP --------------------------------------------------
+
+ALB = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
+RULE = "aws:lb/listenerRule:ListenerRule"
+FORWARD = [{"type": "forward", "targetGroupArn": "arn:tg"}]
+DENY = [{"type": "fixed-response", "fixedResponse": {"statusCode": "403"}}]
+REDIRECT = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]
+
+
+def http_policy_violations(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
+    """Run the `alb-http-forwards` stack policy as the analyzer would; (message, urn) pairs."""
+    (chosen,) = [p for p in policies.all_policies() if p.name == "alb-http-forwards"]
+    reported: list[tuple[str, str | None]] = []
+    chosen.validate(StackValidationArgs(resources), lambda message, urn=None: reported.append((message, urn)))
+    return reported
+
+
+def policy_resource(type_: str, name: str, props: dict[str, Any], **links: PolicyResource) -> PolicyResource:
+    """A resource whose `links` props (loadBalancerArn=alb) come from other resources, as in a preview."""
+    return PolicyResource(
+        type_,
+        unknown_checking_proxy(props),
+        f"urn:{name}",
+        name,
+        OPTS,
+        None,
+        None,
+        [],
+        {k: [v] for k, v in links.items()},
+    )
+
+
+def alb_with(
+    listener_props: dict[str, Any], rule_actions: list | None = None, internal: bool = False
+) -> list[PolicyResource]:
+    alb = policy_resource(ALB, "alb", {"internal": internal, "loadBalancerType": "application"})
+    listener = policy_resource(LISTENER, "listener", listener_props, loadBalancerArn=alb)
+    rules = (
+        []
+        if rule_actions is None
+        else [policy_resource(RULE, "rule", {"actions": rule_actions}, listenerArn=listener)]
+    )
+    return [alb, listener, *rules]
+
+
+def test_http_policy_is_advisory() -> None:
+    (chosen,) = [p for p in policies.all_policies() if p.name == "alb-http-forwards"]
+    assert chosen.enforcement_level == EnforcementLevel.ADVISORY
+
+
+@pytest.mark.parametrize(
+    ("resources", "flagged"),
+    [
+        (alb_with({"protocol": "HTTP", "port": 80, "defaultActions": FORWARD}), True),
+        (alb_with({"protocol": "HTTP", "port": 80, "defaultActions": DENY}, FORWARD), True),
+        (alb_with({"port": 80, "defaultActions": FORWARD}), True),  # HTTP is the ALB's default protocol
+        (alb_with({"protocol": "HTTP", "port": 80, "defaultActions": REDIRECT}), False),
+        (alb_with({"protocol": "HTTP", "port": 80, "defaultActions": DENY}, DENY), False),
+        (alb_with({"protocol": "HTTPS", "port": 443, "defaultActions": DENY}, FORWARD), False),
+        (alb_with({"protocol": "HTTP", "port": 80, "defaultActions": FORWARD}, internal=True), False),
+    ],
+    ids=["forward", "rule-forwards", "default-protocol", "redirect", "deny-only", "https", "internal"],
+)
+def test_http_policy_flags_internet_facing_http_that_forwards(
+    resources: list[PolicyResource], flagged: bool
+) -> None:
+    reported = http_policy_violations(resources)
+    if flagged:
+        assert reported == [
+            (
+                "listener: internet-facing listener serves plain HTTP; add an HTTPS listener "
+                "(jenkins.certificateArn) and make this one redirect to it",
+                "urn:listener",
+            )
+        ]
+    else:
+        assert reported == []
+
+
+def test_http_policy_links_by_arn_when_there_is_no_property_dependency() -> None:
+    """An imported load balancer's ARN is a plain string in the listener's props."""
+    arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/jenkins/1"
+    alb = policy_resource(ALB, "alb", {"internal": False, "arn": arn})
+    listener = policy_resource(
+        LISTENER, "listener", {"protocol": "HTTP", "loadBalancerArn": arn, "defaultActions": FORWARD}
+    )
+    assert len(http_policy_violations([alb, listener])) == 1
+    other = policy_resource(ALB, "alb", {"internal": False, "arn": arn + "0"})
+    assert http_policy_violations([other, listener]) == []
+
+
+def program_resources(program: Program) -> list[PolicyResource]:
+    """The program's resources as a stack policy sees them: outputs, linked by property dependency."""
+    by_urn = {
+        r.urn: PolicyResource(r.type, {**r.inputs, **r.outputs}, r.urn, r.name, OPTS, None, None, [], {})
+        for r in program.resources
+    }
+    for r in program.resources:
+        by_urn[r.urn].property_dependencies.update(
+            {prop: [by_urn[u] for u in urns if u in by_urn] for prop, urns in r.property_dependencies.items()}
+        )
+    return list(by_urn.values())
+
+
+def test_http_policy_flags_the_dev_stacks_plain_http_jenkins(dev_program: Program) -> None:
+    (http_listener,) = dev_program.of_type(LISTENER)
+    assert [urn for _, urn in http_policy_violations(program_resources(dev_program))] == [http_listener.urn]
+
+
+def test_http_policy_passes_a_stack_with_a_jenkins_certificate() -> None:
+    program = run_program(
+        {
+            "jenkins.certificateArn": f"arn:aws:acm:us-east-1:123456789012:certificate/{uuid.uuid4()}",
+            "jenkins.hostname": "jenkins.example.com",
+        }
+    )
+    assert len(program.of_type(LISTENER)) == 2
+    assert http_policy_violations(program_resources(program)) == []
