@@ -1,5 +1,6 @@
-"""The EKS cluster: private API endpoint, access entries, audit logs, KMS-encrypted secrets, and a
-managed node group in private subnets with IMDSv2. Plus the Kubernetes provider built from it."""
+"""The EKS cluster: private API endpoint, access entries, audit logs, KMS-encrypted secrets, NetworkPolicy
+enforcement, and a managed node group in private subnets with IMDSv2. Plus the Kubernetes provider built
+from it."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=bool(config.public_access_cidrs),
             public_access_cidrs=list(config.public_access_cidrs) or None,
             skip_default_node_group=True,
+            # The VPC CNI only enforces NetworkPolicy (k8s/networkpolicy.yaml, Flux's own policies) with its
+            # network policy agent on; without it those objects install and guard nothing. pulumi-eks
+            # manages the CNI as the vpc-cni addon, so the option lands in its configuration.
+            use_default_vpc_cni=False,
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             opts=child,
         )
         self.node_role = aws.iam.Role(

@@ -68,6 +68,9 @@ class GitOpsArgs:
     identity_pub: pulumi.Input[str]
     known_hosts: str
     hook_ranges: HookRanges
+    receiver_source_cidr: str | None = None
+    """Where the receiver's load balancer reaches the pod from (the VPC), admitted by a NetworkPolicy:
+    Flux's chart only admits pods. None for a bring-your-own cluster, whose network we do not know."""
     outlived_by: Sequence[pulumi.Resource] = ()
     """What must still exist while Flux's objects are deleted (the cluster, its nodes, the VPC the load
     balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
@@ -178,6 +181,25 @@ class GitOps(pulumi.ComponentResource):
             },
             opts=after_flux,
         )
+
+        if args.receiver_source_cidr is not None:
+            # The chart's `allow-webhooks` policy admits other pods only; the load balancer's traffic
+            # arrives from VPC addresses (the ELB's, or a node's after kube-proxy's SNAT).
+            self.receiver_policy = k8s.networking.v1.NetworkPolicy(
+                f"{name}-receiver",
+                metadata={"name": "allow-webhook-receiver", "namespace": namespace},
+                spec={
+                    "pod_selector": {"match_labels": {"app": "notification-controller"}},
+                    "policy_types": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [{"ip_block": {"cidr": args.receiver_source_cidr}}],
+                            "ports": [{"port": RECEIVER_PORT, "protocol": "TCP"}],
+                        }
+                    ],
+                },
+                opts=after_flux,
+            )
 
         hostname = self.receiver_service.status.apply(_load_balancer_host)
         self.webhook_url: pulumi.Output[str] = pulumi.Output.secret(

@@ -94,6 +94,7 @@ def build() -> None:
             # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
             # pruned while the nodes that run Flux, the cluster and its VPC still exist.
             outlived_by=in_cluster_after,
+            receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
         ),
     )
 

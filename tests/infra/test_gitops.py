@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from infra.gitops import webhook_path
-from tests.infra.conftest import GITHUB_HOOK_RANGES_V4, Program, Resource, dev_config, run_program
+from tests.infra.conftest import DELETE, GITHUB_HOOK_RANGES_V4, Program, Resource, dev_config, run_program
 
 FLUX = dev_config()["gitops-eks:flux"]
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -46,7 +46,7 @@ def test_release_values_turn_image_automation_off_and_keep_crds(dev_program: Pro
 def test_everything_in_cluster_uses_the_stack_provider(dev_program: Program) -> None:
     provider = dev_program.one("pulumi:providers:kubernetes")
     in_cluster = [r for r in dev_program.resources if r.type.startswith("kubernetes:") and r.custom]
-    assert len(in_cluster) == 8
+    assert len(in_cluster) == 9
     assert {r.provider_urn for r in in_cluster} == {provider.urn}
 
 
@@ -104,6 +104,36 @@ def test_receiver_service_admits_github_hook_ranges_only(dev_program: Program) -
     assert spec["selector"] == {"app": "notification-controller"}
     assert spec["ports"] == [{"name": "http", "port": 80, "targetPort": 9292, "protocol": "TCP"}]
     assert spec["loadBalancerSourceRanges"] == GITHUB_HOOK_RANGES_V4
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def test_receiver_admits_its_load_balancer_from_the_vpc_under_enforced_network_policies() -> None:
+    """EKS enforces NetworkPolicy, and the flux2 chart's `allow-webhooks` policy admits pods only: the
+    load balancer's traffic (from VPC addresses) needs its own rule, on the receiver's port only."""
+    program = run_program({"network.cidrBlock": "10.20.0.0/16"})
+    policy = _only(program, NETWORK_POLICY)
+    service = _only(program, "kubernetes:core/v1:Service")
+    assert policy.inputs["metadata"]["namespace"] == "flux-system"
+    assert policy.inputs["spec"] == {
+        "podSelector": {"matchLabels": service.inputs["spec"]["selector"]},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 9292, "protocol": "TCP"}]}
+        ],
+    }
+    assert service.inputs["spec"]["ports"][0]["targetPort"] == 9292
+    assert _only(program, RELEASE).urn in policy.dependencies
+
+
+def test_byo_cluster_gets_no_receiver_network_policy() -> None:
+    """The stack does not know a bring-your-own cluster's network (docs/infra.md says what to add)."""
+    program = run_program(
+        {"cluster": DELETE, "kubeconfig": '{"clusters": [1], "contexts": [1], "users": [1]}'}
+    )
+    assert _mine(program, NETWORK_POLICY) == []
+    assert _mine(program, "kubernetes:core/v1:Service")
 
 
 def test_custom_resources_and_service_go_before_the_release_on_destroy(dev_program: Program) -> None:
