@@ -38,7 +38,9 @@ HTTP_PORT = 80
 HTTPS_PORT = 443
 # TLS 1.3 and 1.2 with forward-secret AEAD ciphers only: what AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-# EBS attachment name; AL2023's udev rules link the NVMe device back to it, so the boot script can find it.
+# EBS attachment name. Nitro instances ignore it (the volume shows up as /dev/nvmeXn1 in attachment order),
+# so the boot script finds the volume by its id (JENKINS_HOME_VOLUME_ID) and uses this name only as a
+# fallback (Xen instance types, or AL2023's udev link).
 HOME_DEVICE = "/dev/sdf"
 # Containers (docker builds) sit one network hop further from IMDS than the host.
 IMDS_HOP_LIMIT = 2
@@ -85,6 +87,7 @@ class BootSettings:
     admin_password_secret: str
     webhook_secret: str
     pulumi_token_secret: str
+    home_volume_id: str
 
 
 def _server_file(name: str) -> str:
@@ -104,6 +107,7 @@ def boot_environment(settings: BootSettings) -> str:
         "SECRET_ADMIN_PASSWORD_ID": settings.admin_password_secret,
         "SECRET_WEBHOOK_SECRET_ID": settings.webhook_secret,
         "SECRET_PULUMI_TOKEN_ID": settings.pulumi_token_secret,
+        "JENKINS_HOME_VOLUME_ID": settings.home_volume_id,
         "CASC_JENKINS_CONFIG": "/etc/jenkins/casc.yaml",
         # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
         "SECRETS": "/run/jenkins-secrets",
@@ -301,9 +305,21 @@ class JenkinsServer(pulumi.ComponentResource):
                 {"name": "state", "values": ["available"]},
             ],
         )
+        subnet_id = pulumi.Output.from_input(args.private_subnet_ids).apply(lambda ids: ids[0])
+        # Created before the instance (in its subnet's zone) so the boot script can be told the volume's id.
+        self.home_volume = aws.ebs.Volume(
+            f"{name}-home",
+            availability_zone=aws.ec2.get_subnet_output(id=subnet_id).availability_zone,
+            size=args.config.volume_size,
+            type="gp3",
+            encrypted=True,
+            tags={"Name": f"{name}-jenkins-home"},
+            opts=child,
+        )
         user_data = pulumi.Output.all(
             args.ecr_repository_url,
             self.url,
+            self.home_volume.id,
             *(secret.arn for secret in secrets),
         ).apply(
             lambda values: render_user_data(
@@ -314,11 +330,12 @@ class JenkinsServer(pulumi.ComponentResource):
                     stack_name=args.stack_name,
                     image_repository=values[0],
                     jenkins_url=values[1],
+                    home_volume_id=values[2],
                     known_hosts=args.known_hosts,
-                    deploy_key_secret=values[2],
-                    admin_password_secret=values[3],
-                    webhook_secret=values[4],
-                    pulumi_token_secret=values[5],
+                    deploy_key_secret=values[3],
+                    admin_password_secret=values[4],
+                    webhook_secret=values[5],
+                    pulumi_token_secret=values[6],
                 )
             )
         )
@@ -326,7 +343,7 @@ class JenkinsServer(pulumi.ComponentResource):
             f"{name}-instance",
             ami=ami.id,
             instance_type=args.config.instance_type,
-            subnet_id=pulumi.Output.from_input(args.private_subnet_ids).apply(lambda ids: ids[0]),
+            subnet_id=subnet_id,
             vpc_security_group_ids=[self.instance_security_group.id],
             iam_instance_profile=self.instance_profile.name,
             associate_public_ip_address=False,
@@ -345,15 +362,6 @@ class JenkinsServer(pulumi.ComponentResource):
             tags={"Name": f"{name}-jenkins"},
             # A newer AMI must not replace the server on an unrelated `pulumi up`; take it with --replace.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
-        )
-        self.home_volume = aws.ebs.Volume(
-            f"{name}-home",
-            availability_zone=self.instance.availability_zone,
-            size=args.config.volume_size,
-            type="gp3",
-            encrypted=True,
-            tags={"Name": f"{name}-jenkins-home"},
-            opts=child,
         )
         aws.ec2.VolumeAttachment(
             f"{name}-home",

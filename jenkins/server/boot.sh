@@ -3,24 +3,42 @@
 # EBS volume, set up Docker, pin GitHub's host keys, install the pinned plugins, start Jenkins.
 # Safe to re-run: it formats the volume only when it has no filesystem, and every step converges.
 set -euo pipefail
+# Overridable for tests; the server uses the defaults.
+readonly ENV_FILE=${GITOPS_ENV_FILE:-/etc/jenkins/gitops.env} DEV_DIR=${JENKINS_DEV_DIR:-/dev}
 set -a
 # shellcheck source=/dev/null
-. /etc/jenkins/gitops.env
+. "$ENV_FILE"
 set +a
 
-readonly DEVICE=/dev/sdf HOME_DIR=/var/lib/jenkins
+readonly HOME_DIR=/var/lib/jenkins
 readonly PLUGIN_MANAGER_VERSION=2.13.2
 readonly PLUGIN_MANAGER=/opt/jenkins-plugin-manager-${PLUGIN_MANAGER_VERSION}.jar
 
 log() { printf '%s jenkins-boot: %s\n' "$(date -u +%FT%TZ)" "$*"; }
 
+# Print the JENKINS_HOME volume's block device, or fail if it is not attached (yet). Nitro instances show
+# EBS volumes as /dev/nvmeXn1 in attachment order, whatever name the attachment asked for; udev's by-id link
+# carries the volume id (without its dash), so that is the reliable name. /dev/sdf and /dev/xvdf cover Xen
+# instance types and AL2023's own links to the requested name.
+home_device() {
+  local candidate
+  for candidate in "$DEV_DIR/disk/by-id/nvme-Amazon_Elastic_Block_Store_${JENKINS_HOME_VOLUME_ID//-/}" \
+    "$DEV_DIR/sdf" "$DEV_DIR/xvdf"; do
+    if [ -b "$candidate" ]; then
+      readlink -f "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 mount_home() {
   # The volume is attached after the instance starts: wait for it (up to 10 minutes).
-  local tries=0
-  until [ -b "$DEVICE" ]; do
+  local tries=0 DEVICE
+  until DEVICE=$(home_device); do
     tries=$((tries + 1))
     if [ "$tries" -gt 120 ]; then
-      log "no JENKINS_HOME volume at $DEVICE"
+      log "JENKINS_HOME volume $JENKINS_HOME_VOLUME_ID is not attached"
       return 1
     fi
     sleep 5
@@ -35,7 +53,7 @@ mount_home() {
   mkdir -p "$HOME_DIR"
   mountpoint -q "$HOME_DIR" || mount "$HOME_DIR"
   chown jenkins:jenkins "$HOME_DIR"
-  log "JENKINS_HOME mounted from $DEVICE"
+  log "JENKINS_HOME mounted from $DEVICE ($JENKINS_HOME_VOLUME_ID)"
 }
 
 setup_docker() {
@@ -68,8 +86,15 @@ start_jenkins() {
   log "Jenkins started; configuration from $CASC_JENKINS_CONFIG"
 }
 
-mount_home
-setup_docker
-pin_github_host_keys
-install_plugins
-start_jenkins
+main() {
+  mount_home
+  setup_docker
+  pin_github_host_keys
+  install_plugins
+  start_jenkins
+}
+
+# Sourced (tests), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main
+fi

@@ -367,6 +367,11 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "architecture": "x86_64",
             "ownerId": "137112412989",
         },
+        "aws:ec2/getSubnet:getSubnet": lambda: {  # subnet-private-b lies in zone b
+            "id": args["id"],
+            "availabilityZone": f"{REGION}{args['id'][-1]}",
+            "vpcId": "vpc-network-vpc",
+        },
         "aws:ssm/getParameter:getParameter": lambda: {
             "id": args.get("name", ""),
             "name": args.get("name", ""),

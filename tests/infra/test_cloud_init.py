@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -115,6 +116,20 @@ def test_boot_environment_names_the_stack_and_the_secrets(
     assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml"
     secret_arns = {s.outputs["arn"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
     assert {v for k, v in environment.items() if k.startswith("SECRET_")} == secret_arns
+
+
+def test_boot_is_told_the_home_volume_id_which_exists_before_the_instance(
+    dev_program: Program, written: dict[str, str]
+) -> None:
+    """Nitro instances rename EBS devices (nvme1n1), so the boot script looks the volume up by its id; the
+    volume must therefore not depend on the instance (it takes the zone of the instance's subnet)."""
+    volume = dev_program.one("aws:ebs/volume:Volume")
+    instance = dev_program.one("aws:ec2/instance:Instance")
+    assert _environment(written)["JENKINS_HOME_VOLUME_ID"] == f"{volume.name}-id"
+    assert volume.inputs["availabilityZone"] == "us-east-1a"
+    (lookup,) = dev_program.invokes_of("aws:ec2/getSubnet:getSubnet")
+    assert lookup.args["id"] == instance.inputs["subnetId"] == "subnet-private-a"
+    assert not dev_program.deleted_before(volume, instance)
 
 
 def test_boot_writes_the_repository_files_and_pinned_host_keys(written: dict[str, str]) -> None:
@@ -286,3 +301,60 @@ def test_fetch_secrets_fails_clearly_without_a_required_secret(
     assert f"cannot read ADMIN_PASSWORD ({secrets_manager['admin-password']})" in result.stderr
     assert "b3BlbnNzaC1rZXktdjEAAAAA" not in result.stdout + result.stderr
     assert "ADMIN_PASSWORD" not in _written_secrets(tmp_path)
+
+
+VOLUME_ID = "vol-0123456789abcdef0"
+
+
+def _fake_dev(tmp_path: Path, devices: list[str], links: dict[str, str]) -> Path:
+    """A /dev stand-in: block device nodes (never opened) and udev-style symlinks to them."""
+    require(os.geteuid() == 0, "creating block device nodes needs root")
+    dev = tmp_path / "dev"
+    (dev / "disk" / "by-id").mkdir(parents=True)
+    for minor, name in enumerate(devices):
+        os.mknod(dev / name, stat.S_IFBLK | 0o600, os.makedev(259, 100 + minor))
+    for link, target in links.items():
+        (dev / link).symlink_to(dev / target)
+    return dev
+
+
+def _home_device(dev: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env_file = tmp_path / "gitops.env"
+    env_file.write_text(f"JENKINS_HOME_VOLUME_ID={VOLUME_ID}\n")
+    return subprocess.run(
+        ["bash", "-c", f'. "{SERVER_DIR / "boot.sh"}" && home_device'],
+        env={**os.environ, "GITOPS_ENV_FILE": str(env_file), "JENKINS_DEV_DIR": str(dev)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def test_boot_finds_the_home_volume_by_id_on_nitro(tmp_path: Path) -> None:
+    """On Nitro the root disk is nvme0n1 and the home volume nvme1n1; /dev/sdf may not exist at all."""
+    dev = _fake_dev(
+        tmp_path,
+        ["nvme0n1", "nvme1n1"],
+        {
+            "disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0aaaaaaaaaaaaaaaa": "nvme0n1",
+            "disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0": "nvme1n1",
+        },
+    )
+    result = _home_device(dev, tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, str(dev / "nvme1n1")), result.stderr
+
+
+def test_boot_falls_back_to_the_attachment_name_on_xen(tmp_path: Path) -> None:
+    dev = _fake_dev(tmp_path, ["xvda", "xvdf"], {})
+    result = _home_device(dev, tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, str(dev / "xvdf")), result.stderr
+
+
+def test_boot_never_takes_another_volume_for_jenkins_home(tmp_path: Path) -> None:
+    """Only the root disk is attached so far: nothing qualifies, so mount_home keeps waiting."""
+    dev = _fake_dev(
+        tmp_path, ["nvme0n1"], {"disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0aaaaaaaaaaaaaaaa": "nvme0n1"}
+    )
+    result = _home_device(dev, tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
