@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
+# git's null object id: the manifest's "nothing released yet" tag. It has the shape of a full SHA (so
+# the manifest contract holds) but no repository has that commit, so it names no release.
+NOTHING_RELEASED = "0" * 40
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 SKIP_CI = "[skip ci]"
 ACTION_TRAILER = "Gitops-Action"
@@ -34,7 +37,7 @@ class Relation(enum.Enum):
     FORWARD = "forward"  # the deployed commit is an ancestor: moving forward
     BACKWARD = "backward"  # the deployed commit is newer or on another line of history
     UNKNOWN = "unknown"  # the deployed commit is a SHA that this repository does not have
-    UNVERSIONED = "unversioned"  # the deployed tag is not a commit SHA (first release, placeholder)
+    UNVERSIONED = "unversioned"  # the deployed tag names no release (NOTHING_RELEASED, not a SHA)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ class Decision:
 def is_sha(value: str | None) -> bool:
     """True for a full 40-character lowercase hex commit SHA."""
     return bool(value) and SHA_RE.fullmatch(value) is not None
+
+
+def names_release(tag: str | None) -> bool:
+    """True if a deployed tag names a released commit, so the ancestry guard applies to it.
+
+    NOTHING_RELEASED and non-SHA tags name none: the first release may replace them.
+    """
+    return is_sha(tag) and tag != NOTHING_RELEASED
 
 
 def is_digest(value: str | None) -> bool:

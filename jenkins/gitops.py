@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
-from jenkins.core import Decision, Outcome, Relation, RetryPolicy, is_sha
+from jenkins.core import Decision, Outcome, Relation, RetryPolicy, names_release
 
 # Rejections that mean "someone else moved the branch first": fetch, re-apply, try again.
 _RACE_MARKERS = (
@@ -160,7 +160,7 @@ class Git:
 
     def relation(self, remote: str, deployed_tag: str | None, target: str) -> Relation:
         """How the commit the manifest deploys relates to target; fetches history when it must."""
-        if not is_sha(deployed_tag):
+        if not names_release(deployed_tag):
             return Relation.UNVERSIONED
         if deployed_tag == target:
             return Relation.SAME

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -69,7 +68,11 @@ class GitOpsRepo:
 
     @classmethod
     def seed(cls, root: Path, source: Path = ROOT) -> GitOpsRepo:
-        """Create ROOT/remote.git holding app/ and k8s/ from SOURCE, and a detached clone ROOT/work."""
+        """Create ROOT/remote.git holding app/ and k8s/ from SOURCE, and a detached clone ROOT/work.
+
+        One commit, without this repository's history, as a team starting from a copy of it has: the
+        manifest is exactly as shipped, naming no release yet.
+        """
         remote, work = root / "remote.git", root / "work"
         subprocess.run(["git", "init", "--quiet", "--bare", "-b", BRANCH, str(remote)], check=True)
         subprocess.run(["git", "clone", "--quiet", str(remote), str(work)], check=True, capture_output=True)
@@ -80,21 +83,6 @@ class GitOpsRepo:
             shutil.copytree(source / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         git(work, "add", *SEEDED)
         git(work, "commit", "--quiet", "-m", "Seed the GitOps repository with app/ and k8s/")
-        # Upstream, the manifest's placeholder tag is the repository's first commit; here that commit
-        # does not exist, and the ancestry guard would rightly refuse to move past it. Name ours instead.
-        manifest = work / "k8s" / "kustomization.yaml"
-        seed = git(work, "rev-parse", "HEAD")
-        manifest.write_text(re.sub(r'(newTag: ")[0-9a-f]{40}(")', rf"\g<1>{seed}\g<2>", manifest.read_text()))
-        git(
-            work,
-            "commit",
-            "--quiet",
-            "--allow-empty",
-            "-m",
-            "Bootstrap: the manifest names the seed commit",
-            "--",
-            "k8s",
-        )
         git(work, "push", "--quiet", "origin", BRANCH)
         repo = cls(remote, work)
         repo.checkout_tip()

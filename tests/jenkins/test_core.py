@@ -98,6 +98,16 @@ def test_is_sha(value: str | None, ok: bool) -> None:
     assert core.is_sha(value) is ok
 
 
+@pytest.mark.parametrize(
+    ("tag", "names"),
+    [(NEW, True), (core.NOTHING_RELEASED, False), ("bootstrap", False), (None, False)],
+)
+def test_the_null_id_placeholder_names_no_release(tag: str | None, names: bool) -> None:
+    # The shipped manifest's tag has the shape of a SHA (the manifest contract) but names no release.
+    assert core.is_sha(core.NOTHING_RELEASED)
+    assert core.names_release(tag) is names
+
+
 @pytest.mark.parametrize(("value", "ok"), [(DIGEST, True), ("sha256:abc", False), ("md5:" + "c" * 64, False)])
 def test_is_digest(value: str, ok: bool) -> None:
     assert core.is_digest(value) is ok

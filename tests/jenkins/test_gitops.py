@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from jenkins import core, manifest
-from jenkins.core import Decision, Outcome, RetryPolicy
+from jenkins.core import Decision, Outcome, Relation, RetryPolicy
 from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
+from scripts.sandbox import GitOpsRepo as FreshCopy
 from tests.conftest import ROOT
 from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 
@@ -134,6 +135,46 @@ def test_manifest_naming_an_unknown_commit_is_stale(
     assert out["outcome"] == "stale"
     assert "does not have" in out["reason"]
     assert gitops_repo.tip() == tip
+
+
+def test_relation_treats_the_null_id_as_no_release_and_real_shas_by_ancestry(gitops_repo: GitopsRepo) -> None:
+    first, second = gitops_repo.app_commit("first"), gitops_repo.app_commit("second")
+    repo = Git(gitops_repo.workspace(second))
+    assert repo.relation("origin", core.NOTHING_RELEASED, second) is Relation.UNVERSIONED
+    assert repo.relation("origin", "bootstrap", second) is Relation.UNVERSIONED
+    assert repo.relation("origin", "f" * 40, second) is Relation.UNKNOWN
+    assert repo.relation("origin", first, second) is Relation.FORWARD
+    assert repo.relation("origin", second, first) is Relation.BACKWARD
+    assert repo.relation("origin", second, second) is Relation.SAME
+
+
+def test_a_fresh_copy_without_our_history_releases_from_the_shipped_manifest(
+    tmp_path: Path, image_repository: str, push_test_image: PushImage
+) -> None:
+    """A team that starts from a copy of app/ and k8s/ (a template, no history): the shipped
+    placeholder lets the first promote through, and from then on the ancestry guard holds."""
+    repo = FreshCopy.seed(tmp_path)  # one commit; k8s/kustomization.yaml exactly as shipped
+    assert manifest.read_image(repo.file_at_tip(MANIFEST)).new_tag == core.NOTHING_RELEASED
+    old, new = repo.app_commit("old"), repo.app_commit("new")
+    digests = {sha: push_test_image(image_repository, sha) for sha in (old, new)}
+
+    repo.checkout(new)
+    first = promote(repo.work, image_repository)
+    assert first["outcome"] == "changed", first
+    assert first["commit"] == repo.tip()
+    assert manifest.read_image(repo.file_at_tip(MANIFEST)) == core.ImageEntry(
+        "hello-gitops", image_repository, new, digests[new]
+    )
+
+    repo.checkout(old)
+    late = promote(repo.work, image_repository)
+    assert late["outcome"] == "stale" and late["commit"] is None
+    assert repo.deployed_tag() == new
+
+    newest = repo.app_commit("newest")
+    push_test_image(image_repository, newest)
+    assert promote(repo.work, image_repository)["outcome"] == "changed"
+    assert repo.deployed_tag() == newest
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(
