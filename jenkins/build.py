@@ -17,13 +17,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 TAIL_LINES = 30
-BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_NAME = re.compile(r"^(PATH|HOME|DOCKER_\w*)$")
+BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Build-arg values ride in docker's own environment, so names the docker CLI itself reads are out.
+RESERVED_NAME = re.compile(r"PATH|HOME|DOCKER_\w*")
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
 class BuildError(Exception):
     """docker build or push failed; the message ends with the tail of docker's output."""
+
+
+def build_arg_name_error(name: str) -> str | None:
+    """Why NAME cannot be a build-arg name, or None if it can (the one rule the CLI and the build use)."""
+    if not BUILD_ARG_NAME.fullmatch(name):
+        return "expected letters, digits and _, not starting with a digit"
+    if RESERVED_NAME.fullmatch(name):
+        return "reserved for the docker CLI itself (PATH, HOME, DOCKER_*)"
+    return None
 
 
 def build_image(
@@ -34,13 +44,9 @@ def build_image(
     if not dockerfile.is_file():
         raise BuildError(f"no Dockerfile at {dockerfile}; --context must name the app's build directory")
     args = {**build_args, "GIT_COMMIT": git_commit}
-    bad = sorted(name for name in args if not BUILD_ARG_NAME.match(name))
-    if bad:
-        raise BuildError(f"invalid build-arg name(s): {', '.join(bad)} (expected letters, digits, _)")
-    # The values ride in docker's own environment, so names docker itself reads cannot be build args.
-    reserved = sorted(name for name in args if RESERVED_NAME.match(name))
-    if reserved:
-        raise BuildError(f"build-arg name(s) {', '.join(reserved)} are reserved for the docker CLI itself")
+    problems = sorted(f"{name!r}: {why}" for name in args if (why := build_arg_name_error(name)))
+    if problems:
+        raise BuildError(f"bad build-arg name(s): {'; '.join(problems)}")
     argv = ["docker", "build", "--file", str(dockerfile), "--tag", image]
     for name in args:
         argv += ["--build-arg", name]

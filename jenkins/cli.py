@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 from jenkins import actions, core, log, manifest
-from jenkins.build import BuildError
+from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
 from jenkins.gitops import Git, GitError, Identity
 from jenkins.registry import RegistryError
@@ -29,7 +29,6 @@ DEFAULT_BOT = Identity("gitops-bot", "gitops-bot@users.noreply.github.com")
 REPOSITORY_RE = re.compile(
     r"(?:[A-Za-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
-BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class InputError(Exception):
@@ -243,15 +242,17 @@ def check_context(root: Path, context: str) -> Path:
 
 
 def check_build_args(values: list[str]) -> dict[str, str]:
-    """KEY=VALUE pairs; errors name the key (or the position) but never echo a value: it may be secret."""
+    """KEY=VALUE pairs, KEY by the build's own rule; errors name the key (or, when the key is not a valid
+    name and so may be a mistyped value, its position) but never echo a value: it may be secret."""
     result: dict[str, str] = {}
     for position, item in enumerate(values, start=1):
         key, sep, value = item.partition("=")
-        if not sep or not BUILD_ARG_RE.fullmatch(key):
-            shown = repr(key) if BUILD_ARG_RE.fullmatch(key) else f"#{position}"
-            raise InputError(
-                f"--build-arg {shown}: expected KEY=VALUE with KEY made of letters, digits and _"
-            )
+        why = build_arg_name_error(key)
+        shown = repr(key) if BUILD_ARG_NAME.fullmatch(key) else f"#{position}"
+        if not sep:
+            raise InputError(f"--build-arg {shown}: expected KEY=VALUE")
+        if why:
+            raise InputError(f"--build-arg {shown}: {why}")
         result[key] = value
     return result
 

@@ -102,8 +102,15 @@ def test_missing_dockerfile_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("build_args", "message"),
     [
-        ({"BAD NAME": "x", "A=B": "y"}, "invalid build-arg name(s): A=B, BAD NAME"),
-        ({"PATH": "/tmp", "DOCKER_HOST": "tcp://127.0.0.1:9"}, "DOCKER_HOST, PATH are reserved"),
+        (
+            {"BAD NAME": "x", "A=B": "y"},
+            "bad build-arg name(s): 'A=B': expected letters, digits and _, not starting with a digit; "
+            "'BAD NAME': expected letters",
+        ),
+        (
+            {"PATH": "/tmp", "DOCKER_HOST": "tcp://127.0.0.1:9"},
+            "'DOCKER_HOST': reserved for the docker CLI itself (PATH, HOME, DOCKER_*); 'PATH': reserved",
+        ),
     ],
 )
 def test_bad_build_arg_names_are_rejected_before_docker_runs(

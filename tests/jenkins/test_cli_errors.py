@@ -67,6 +67,20 @@ BAD_INPUT = {
         ["release", "--image-repository", REPO, "--build-arg", f"1X={SECRET}"],
         "--build-arg #1",
     ),
+    # Names the docker CLI reads itself: refused by the CLI (exit 2) before any registry lookup or build,
+    # with the same rule build_image applies.
+    "build arg PATH": (
+        ["release", "--image-repository", REPO, "--build-arg", f"PATH={SECRET}"],
+        "--build-arg 'PATH': reserved for the docker CLI itself",
+    ),
+    "build arg HOME": (
+        ["release", "--image-repository", REPO, "--build-arg", "A=1", "--build-arg", f"HOME={SECRET}"],
+        "--build-arg 'HOME': reserved",
+    ),
+    "build arg DOCKER_": (
+        ["release", "--image-repository", REPO, "--build-arg", f"DOCKER_CONFIG={SECRET}"],
+        "--build-arg 'DOCKER_CONFIG': reserved",
+    ),
     "context without Dockerfile": (
         ["release", "--image-repository", REPO, "--context", "k8s"],
         "--context 'k8s'",
