@@ -4,7 +4,6 @@ from it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
@@ -13,6 +12,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from infra.config import ClusterConfig
+from infra.iam import EC2_ASSUME_ROLE_POLICY
 
 LOG_TYPES = ("api", "audit", "authenticator")
 # What a worker node needs to join the cluster, run the VPC CNI and pull images; nothing more.
@@ -76,18 +76,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.node_role = aws.iam.Role(
             f"{name}-node",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=EC2_ASSUME_ROLE_POLICY,
             opts=child,
         )
         attachments = [

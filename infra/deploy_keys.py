@@ -1,6 +1,7 @@
 """Two GitHub deploy keys, never shared: Flux reads the repository, Jenkins writes to it.
 
-Also the two facts about GitHub the stack trusts, fetched from GitHub's API at deploy time (over TLS, with
+Also the one shape of GitHub webhook the stack registers (Jenkins' and Flux's), and the two facts about
+GitHub the stack trusts, fetched from GitHub's API at deploy time (over TLS, with
 the provider's token) instead of trusting whatever answers on first use: its SSH host keys and the source
 ranges its webhooks come from.
 
@@ -45,6 +46,29 @@ def github_hook_ranges() -> HookRanges:
     return HookRanges(
         ipv4=tuple(str(n) for n in networks if n.version == 4),
         ipv6=tuple(str(n) for n in networks if n.version == 6),
+    )
+
+
+def signed_push_webhook(
+    name: str,
+    repository_name: str,
+    url: pulumi.Input[str],
+    secret: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> github.RepositoryWebhook:
+    """A webhook for push events, JSON payloads, HMAC-signed with secret, TLS verified when https."""
+    return github.RepositoryWebhook(
+        name,
+        repository=repository_name,
+        events=["push"],
+        active=True,
+        configuration={
+            "url": url,
+            "content_type": "json",
+            "secret": pulumi.Output.secret(secret),
+            "insecure_ssl": False,
+        },
+        opts=opts,
     )
 
 

@@ -22,12 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_github as github
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.config import FluxConfig
-from infra.deploy_keys import HookRanges
+from infra.deploy_keys import HookRanges, signed_push_webhook
 
 NAMESPACE = "flux-system"
 CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
@@ -207,18 +206,12 @@ class GitOps(pulumi.ComponentResource):
                 lambda values: f"http://{values[0]}{webhook_path(values[1])}"
             )
         )
-        self.webhook = github.RepositoryWebhook(
+        self.webhook = signed_push_webhook(
             f"{name}-webhook",
-            repository=repository_name,
-            events=["push"],
-            active=True,
-            configuration={
-                "url": self.webhook_url,
-                "content_type": "json",
-                "secret": pulumi.Output.secret(self.receiver_token.result),
-                "insecure_ssl": False,
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
+            repository_name,
+            self.webhook_url,
+            self.receiver_token.result,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
         )
         self.register_outputs({"webhook_url": self.webhook_url})
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_github as github
 import pulumi_random as random
 import yaml
 
 from infra.config import JenkinsConfig
-from infra.deploy_keys import HookRanges
+from infra.deploy_keys import HookRanges, signed_push_webhook
+from infra.iam import EC2_ASSUME_ROLE_POLICY
 
 SERVER_DIR = Path(__file__).resolve().parent.parent / "jenkins" / "server"
 JENKINS_PORT = 8080
@@ -202,18 +202,7 @@ class JenkinsServer(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             description="Jenkins server: push to one ECR repository, read its own secrets, SSM",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=EC2_ASSUME_ROLE_POLICY,
             opts=child,
         )
         aws.iam.RolePolicyAttachment(
@@ -373,18 +362,8 @@ class JenkinsServer(pulumi.ComponentResource):
         )
         self._listener(name, args, child)
 
-        self.webhook = github.RepositoryWebhook(
-            f"{name}-webhook",
-            repository=repository_name,
-            events=["push"],
-            active=True,
-            configuration={
-                "url": self.webhook_url,
-                "content_type": "json",
-                "secret": pulumi.Output.secret(self.webhook_token.result),
-                "insecure_ssl": False,
-            },
-            opts=child,
+        self.webhook = signed_push_webhook(
+            f"{name}-webhook", repository_name, self.webhook_url, self.webhook_token.result, child
         )
         self.admin_password_secret_name: pulumi.Output[str] = self.admin_password_secret.name
         self.deploy_key_secret_name: pulumi.Output[str] = self.deploy_key_secret.name
