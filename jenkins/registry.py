@@ -1,7 +1,7 @@
 """Registry adapter: log in to the image registry and resolve a tag to its digest.
 
-ECR repositories go through the AWS API (boto3: `get_authorization_token`, `describe_images`); any other
-registry through the registry HTTP API v2. Credentials travel only in HTTP headers and on docker's stdin:
+ECR repositories go through the AWS API (jenkins/ecr.py, imported only for them); any other registry
+through the registry HTTP API v2. Credentials travel only in HTTP headers and on docker's stdin:
 never in argv, a log line or an exception message.
 """
 
@@ -17,12 +17,12 @@ import subprocess
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-
-import boto3
-import botocore.exceptions
-import requests
+from typing import TYPE_CHECKING
 
 from jenkins import log
+
+if TYPE_CHECKING:
+    import requests
 
 # <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/<name>
 ECR_PATTERN = re.compile(
@@ -70,24 +70,10 @@ def parse_repository(repository: str) -> Reference:
 def login(repository: str) -> None:
     """Log docker in to an ECR repository's registry; other registries use docker's own config."""
     match = ECR_PATTERN.match(repository)
-    if match is None:
-        return
-    account, region = match["account"], match["region"]
-    try:
-        data = ecr_client(region).get_authorization_token(registryIds=[account])["authorizationData"][0]
-    except botocore.exceptions.BotoCoreError as exc:
-        raise RegistryError(
-            f"ECR login to account {account} in {region} failed: {type(exc).__name__}; "
-            "check the AWS credentials (instance role or AWS_* variables) and network access to ECR"
-        ) from None
-    except botocore.exceptions.ClientError as exc:
-        raise RegistryError(
-            f"ECR login to account {account} in {region} failed: {aws_error(exc)}; the caller needs "
-            "ecr:GetAuthorizationToken"
-        ) from None
-    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    registry = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
-    docker_login(registry, username, password)
+    if match is not None:
+        from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
+
+        ecr.login(match["account"], match["region"])
 
 
 def docker_login(registry: str, username: str, password: str) -> None:
@@ -116,48 +102,16 @@ def resolve_digest(repository: str, tag: str) -> str | None:
     """The digest ("sha256:...") that REPOSITORY:TAG points at, or None when the tag is absent."""
     match = ECR_PATTERN.match(repository)
     if match is not None:
-        return ecr_digest(match["account"], match["region"], match["name"], tag)
+        from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
+
+        return ecr.image_digest(match["account"], match["region"], match["name"], tag)
     return oci_digest(parse_repository(repository), tag)
-
-
-def ecr_client(region: str):  # boto3 clients have no importable type
-    # A fresh session reads the credentials and AWS_ENDPOINT_URL (how tests reach moto) at call time.
-    return boto3.session.Session().client("ecr", region_name=region)
-
-
-def ecr_digest(account: str, region: str, name: str, tag: str) -> str | None:
-    where = f"ECR repository {name} (account {account}, {region})"
-    try:
-        images = ecr_client(region).describe_images(
-            registryId=account, repositoryName=name, imageIds=[{"imageTag": tag}]
-        )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ImageNotFoundException":
-            return None
-        if code == "RepositoryNotFoundException":
-            raise RegistryError(
-                f"{where} does not exist; create it (`pulumi up` does) or fix --image-repository"
-            ) from None
-        raise RegistryError(
-            f"looking up tag {tag} in {where} failed: {aws_error(exc)}; the caller needs ecr:DescribeImages"
-        ) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise RegistryError(
-            f"looking up tag {tag} in {where} failed: {type(exc).__name__}; "
-            "check the AWS credentials and network access to ECR"
-        ) from None
-    details = images.get("imageDetails", [])
-    return details[0]["imageDigest"] if details else None
-
-
-def aws_error(exc: botocore.exceptions.ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
 
 
 def oci_digest(ref: Reference, tag: str) -> str | None:
     """HEAD the manifest through the registry HTTP API v2, answering a Bearer or Basic challenge."""
+    import requests  # imported where used: commands that never ask a registry skip its import cost
+
     url = f"{registry_url(ref.registry)}/v2/{ref.name}/manifests/{tag}"
     where = f"registry {ref.registry}, repository {ref.name}"
     session = requests.Session()
