@@ -14,12 +14,16 @@ The Deployment's terminationGracePeriodSeconds is larger than the two together (
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
 
 
 def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -68,6 +72,51 @@ control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger with an access log that costs a few µs per request instead of ~70.
+
+    gunicorn's own access() builds a dict of every log atom (each request and response header, the
+    whole WSGI environ) and runs it through `logging` for every request: measured, a sixth of the
+    CPU a request costs here (docs/app.md). This writes the same line, Apache's combined format plus
+    the duration in seconds, straight to the access log's stream handlers ("-" or a file, which
+    gunicorn reopens on USR1). `access_log_format` and the basic-auth user are not used. Any other
+    access-log handler (syslog, a logconfig) gets gunicorn's own access(), unchanged.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        handlers = self.access_log.handlers
+        self._fast = bool(handlers) and all(
+            type(h) in (logging.StreamHandler, logging.FileHandler) for h in handlers
+        )
+        self._stamp = (0, "")
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        if not (self._fast and self.access_log_enabled):
+            super().access(resp, req, environ, request_time)
+            return
+        second, stamp = self._stamp
+        now = int(time.time())
+        if now != second:  # the timestamp has a one-second resolution: format it once a second
+            stamp = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
+            self._stamp = (now, stamp)
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        sent = "-" if resp.sent is None else resp.sent
+        get = environ.get
+        line = (
+            f'{get("REMOTE_ADDR", "-")} - - {stamp} "{environ["REQUEST_METHOD"]} {environ["RAW_URI"]} '
+            f'{environ["SERVER_PROTOCOL"]}" {status} {sent} "{get("HTTP_REFERER", "-")}" '
+            f'"{get("HTTP_USER_AGENT", "-")}" {request_time.seconds}.{request_time.microseconds:06d}\n'
+        )
+        for handler in self.access_log.handlers:
+            with handler.lock:  # worker threads share the stream; one whole line at a time
+                handler.stream.write(line)
+                handler.stream.flush()
+
+
+logger_class = AccessLogger
 
 
 def when_ready(server: Arbiter) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from scripts.localservices import BASE_IMAGE, ROOT, docker_available, free_port, wait_for_http, wheelhouse
 
 APP_DIR = ROOT / "app"
-ROUNDS = 3
+ROUNDS = 5
 SECONDS = 5
 CONNECTIONS = 16
 WRK_THREADS = 2
@@ -229,15 +229,25 @@ def report(shipped: list[Load], original: list[Load], added_mb: float | None, sh
     def median(loads: list[Load], field: str) -> float:
         return statistics.median(getattr(load, field) for load in loads)
 
+    def spread(loads: list[Load], field: str, number: str) -> str:
+        values = [getattr(load, field) for load in loads]
+        return f"({number.format(min(values))}-{number.format(max(values))})"
+
     rows = [(f"as shipped: {shipped_label}", shipped), ("original: app.run(debug=True)", original)]
     load = f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{SECONDS}s on 127.0.0.1"
     print(
         f"\nbench.app: {load}, {ROUNDS} alternating rounds, medians ({os.cpu_count()} CPUs, shared with wrk)"
     )
-    print(f"{'server':<34}{'requests/s':>12}{'p99 ms':>10}{'CPU us/req':>12}{'errors':>8}")
+    header = ("requests/s", "(min-max)", "p99 ms", "(min-max)", "CPU us/req", "errors")
+    print(
+        f"{'server':<34}" + "".join(f"{h:>{w}}" for h, w in zip(header, (12, 13, 8, 13, 12, 8), strict=True))
+    )
     for label, loads in rows:
         rps, p99, cpu = (median(loads, f) for f in ("requests_per_s", "p99_ms", "cpu_us_per_request"))
-        print(f"{label:<34}{rps:>12.0f}{p99:>10.1f}{cpu:>12.0f}{sum(run.errors for run in loads):>8}")
+        rps_range = spread(loads, "requests_per_s", "{:.0f}")
+        p99_range = spread(loads, "p99_ms", "{:.1f}")
+        errors = sum(run.errors for run in loads)
+        print(f"{label:<34}{rps:>12.0f}{rps_range:>13}{p99:>8.1f}{p99_range:>13}{cpu:>12.0f}{errors:>8}")
     throughput = median(shipped, "requests_per_s") / median(original, "requests_per_s")
     latency = median(original, "p99_ms") / median(shipped, "p99_ms")
     efficiency = median(original, "cpu_us_per_request") / median(shipped, "cpu_us_per_request")
@@ -246,3 +256,7 @@ def report(shipped: list[Load], original: list[Load], added_mb: float | None, sh
     print(f"CPU per request (original / shipped):    {efficiency:.1f}x  (server processes only)")
     if added_mb is not None:
         print(f"the app adds {added_mb:.1f} MB to its base image        (goal < 30 MB)")
+
+
+if __name__ == "__main__":
+    main()

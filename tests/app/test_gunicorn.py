@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,10 @@ from tests.conftest import free_port, wait_for_http
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 DRAIN_SECONDS = 2.5
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+# One access-log line (gunicorn.conf.py's AccessLogger): combined log format, then seconds taken.
+ACCESS_LINE = (
+    r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "%s HTTP/1\.1" %d %d "-" "-" \d+\.\d{6}'
+)
 
 
 @dataclass
@@ -127,7 +132,23 @@ def test_sigterm_drains_without_dropping_requests(server: Server) -> None:
     assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
     log = server.proc.stdout.read()
     assert "SIGTERM: /readyz now 503" in log
-    assert '"GET / HTTP/1.1" 200' in log, "the access log goes to stdout"
+    hello_lines = re.findall("^" + ACCESS_LINE % ("GET /", 200, len("Hello World!")) + "$", log, re.M)
+    assert len(hello_lines) == len(traffic.served), "one access-log line on stdout per request served"
+
+
+def test_access_log_to_a_file(tmp_path: Path) -> None:
+    """A log file instead of stdout (gunicorn's --access-logfile) gets the same lines."""
+    access_log = tmp_path / "access.log"
+    port = free_port()
+    proc = start(port, GUNICORN_CMD_ARGS=f"--access-logfile {access_log}", DRAIN_SECONDS="0")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
+        status, body = Server(proc, port).get("/nope?x=1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    line = ACCESS_LINE % (re.escape("GET /nope?x=1"), status, len(body))
+    assert re.search("^" + line + "$", access_log.read_text(), re.M), access_log.read_text()
 
 
 def test_stops_accepting_after_the_drain(server: Server) -> None:
