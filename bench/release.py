@@ -8,7 +8,7 @@ which is exactly what a Jenkins agent has. Scenarios, each repeated BENCH_REPEAT
 1. after an app change (a new commit): target ours <= 0.5x the original;
 2. rerun of the same commit (a retried build): target ours <= 0.1x;
 3. 10 promotes of 10 different commits started at once: time until all finished (all exit 0, newest wins);
-4. a single promote: p50 latency.
+4. a single promote: p50 latency over 7 runs (SINGLE_PROMOTES).
 
 Results print as a table and are written to bench/results/release.json.
 """
@@ -43,6 +43,7 @@ from scripts.sandbox import (
 ORIGINAL = ROOT / "bench" / "original_release.sh"
 RESULTS = ROOT / "bench" / "results" / "release.json"
 CONCURRENT = 10
+SINGLE_PROMOTES = 7
 TARGETS = {"after an app change": 0.5, "rerun of the same commit": 0.1}
 
 
@@ -180,7 +181,7 @@ def promote_scenarios(bench: Bench, repeat: int) -> dict[str, list[float]]:
             f"  round {round_}: {CONCURRENT} concurrent promotes finished in {together[-1]:.1f}s", flush=True
         )
     single: list[float] = []
-    for _ in range(max(5, repeat)):
+    for _ in range(SINGLE_PROMOTES):
         commit = bench.repo.app_commit("Single promote")
         bench.image_for(commit, built)
         git(workspaces[0], "fetch", "--quiet", "origin")
