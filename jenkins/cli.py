@@ -169,8 +169,9 @@ def run(args: argparse.Namespace) -> actions.Report:
     repository = check_repository(args.image_repository)
     if args.command == "rollback":
         # A rollback needs the image, not the commit: a full SHA from the registry or a log will do
-        # even when this (possibly shallow) checkout does not have that commit.
-        commit = args.to if core.is_sha(args.to) else check_commit(git, "--to", args.to)
+        # even when this (possibly shallow) checkout does not have that commit. The null id is no
+        # release (there is no image to go back to), so it goes through check_commit and fails there.
+        commit = args.to if core.names_release(args.to) else check_commit(git, "--to", args.to)
         reason = " ".join(args.reason.split())  # one line: it is shown in log lines and annotations
         if not reason:
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")

@@ -95,6 +95,10 @@ BAD_INPUT = {
         ["rollback", "--image-repository", REPO, "--to", "v9", "--reason", "x"],
         "--to 'v9'",
     ),
+    "rollback to the null id": (
+        ["rollback", "--image-repository", REPO, "--to", "0" * 40, "--reason", "x"],
+        f"--to '{'0' * 40}'",
+    ),
     "branch not a name": (["unhold", "--branch", "main:evil"], "--branch 'main:evil'"),
     "branch option-like": (["unhold", "--branch=-x"], "--branch '-x'"),
     "max attempts": (["unhold", "--max-attempts", "0"], "--max-attempts 0"),
