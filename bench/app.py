@@ -240,14 +240,14 @@ def report(shipped: list[Load], original: list[Load], added_mb: float | None, sh
     )
     header = ("requests/s", "(min-max)", "p99 ms", "(min-max)", "CPU us/req", "errors")
     print(
-        f"{'server':<34}" + "".join(f"{h:>{w}}" for h, w in zip(header, (12, 13, 8, 13, 12, 8), strict=True))
+        f"{'server':<34}" + "".join(f"{h:>{w}}" for h, w in zip(header, (12, 13, 8, 14, 12, 8), strict=True))
     )
     for label, loads in rows:
         rps, p99, cpu = (median(loads, f) for f in ("requests_per_s", "p99_ms", "cpu_us_per_request"))
         rps_range = spread(loads, "requests_per_s", "{:.0f}")
         p99_range = spread(loads, "p99_ms", "{:.1f}")
         errors = sum(run.errors for run in loads)
-        print(f"{label:<34}{rps:>12.0f}{rps_range:>13}{p99:>8.1f}{p99_range:>13}{cpu:>12.0f}{errors:>8}")
+        print(f"{label:<34}{rps:>12.0f}{rps_range:>13}{p99:>8.1f}{p99_range:>14}{cpu:>12.0f}{errors:>8}")
     throughput = median(shipped, "requests_per_s") / median(original, "requests_per_s")
     latency = median(original, "p99_ms") / median(shipped, "p99_ms")
     efficiency = median(original, "cpu_us_per_request") / median(shipped, "cpu_us_per_request")
