@@ -286,6 +286,8 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             "registryId": ACCOUNT,
             "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}",
         }
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        return {"latestVersion": 1, "defaultVersion": 1}
     if typ == "aws:kms/key:Key":
         return {"keyId": f"key-{name}", "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/key-{name}"}
     if typ == "aws:iam/role:Role":

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.infra.conftest import DELETE, ROOT, Program, Resource, run_program
+from tests.infra.conftest import DELETE, ROOT, Program, Resource, config_error, run_program
 
 VPC = "awsx:ec2:Vpc"
 EKS = "eks:index:Cluster"
@@ -118,7 +118,22 @@ def test_managed_node_group_runs_in_private_subnets_with_imdsv2(dev_program: Pro
     assert not set(group["subnetIds"]) & set(vpc["publicSubnetIds"])
     assert group["scalingConfig"] == {"desiredSize": 2, "minSize": 1, "maxSize": 3}
     assert group["instanceTypes"] == ["t3.medium"]
-    assert group["enableIMDSv2"] is True
+
+
+def test_pods_cannot_reach_the_node_role_through_imds(dev_program: Program) -> None:
+    """IMDSv2 with a PUT response hop limit of 1 (AWS EC2 user guide, "Configure the instance metadata
+    options": a limit of 1 keeps the token from leaving the instance, so a container in its own network
+    namespace gets no token). pulumi-eks' own `enableIMDSv2` template uses 2, so the stack owns the
+    launch template and must not also set `enableIMDSv2` (pulumi-eks refuses both together)."""
+    group = dev_program.one(NODE_GROUP).inputs
+    template = dev_program.one("aws:ec2/launchTemplate:LaunchTemplate", "cluster-nodes")
+    assert template.inputs["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+    }
+    assert group["launchTemplate"] == {"id": f"{template.name}-id", "version": "1"}
+    assert "enableIMDSv2" not in group
 
 
 def test_node_group_sizes_follow_config() -> None:
@@ -293,11 +308,11 @@ def test_byo_cluster_keeps_a_vpc_for_jenkins_and_the_registry(byo_program: Progr
     assert byo_program.of_type("aws:ec2/instance:Instance")
 
 
-def test_byo_kubeconfig_output_is_secret_even_when_set_in_plain_text() -> None:
-    program = run_program({"cluster": DELETE, "kubeconfig": BYO_KUBECONFIG})
-    assert "kubeconfig" in program.secret_outputs
-    assert program.outputs["kubeconfig"] == BYO_KUBECONFIG
-    assert "kubeconfig" in program.one(K8S_PROVIDER).secret_inputs
+def test_byo_kubeconfig_set_in_plain_text_is_refused() -> None:
+    """It would sit in clear text in the stack file; the program stops before declaring anything."""
+    message = config_error({"cluster": DELETE, "kubeconfig": BYO_KUBECONFIG})
+    assert message.startswith("gitops-eks:kubeconfig: is set in plain text")
+    assert "byo-t0ken-value" not in message
 
 
 # --- safe destroy ----------------------------------------------------------------------------------
