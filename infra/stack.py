@@ -91,6 +91,9 @@ def build() -> None:
             identity_pub=keys.flux_public_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
+            commit_status_token=(
+                None if config.commit_status_token is None else config.commit_status_token.reveal()
+            ),
             # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
             # pruned while the nodes that run Flux, the cluster and its VPC still exist.
             outlived_by=in_cluster_after,
