@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import config as stack_config
+from infra.ci_preview import PreviewAccess, PreviewAccessArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
 from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
@@ -101,12 +102,23 @@ def build() -> None:
         ),
     )
 
+    preview = PreviewAccess(
+        "preview",
+        PreviewAccessArgs(
+            config=config.preview,
+            owner=config.owner,
+            repository_name=config.repository_name,
+            region=config.region,
+        ),
+    )
+
     pulumi.export("kubeconfig", kubeconfig)
     pulumi.export("ecrRepositoryUrl", registry.repository_url)
     pulumi.export("jenkinsUrl", jenkins.url)
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    pulumi.export("previewRoleArn", preview.role.arn)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:

@@ -251,6 +251,7 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "fluxWebhookUrl",
         "jenkinsAdminPasswordSecret",
         "jenkinsDeployKeySecret",
+        "previewRoleArn",
     }
     assert "kubeconfig" in dev_program.secret_outputs
     assert json.loads(outputs["kubeconfig"])["clusters"][0]["name"] == "cluster-eks"
@@ -393,7 +394,7 @@ def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Progr
     stack_children = {
         r.name for r in dev_program.resources if r.parent.endswith("::pulumi:pulumi:Stack::gitops-eks-dev")
     }
-    assert stack_children == {"network", "cluster", "registry", "deploy-keys", "jenkins", "gitops"}
+    assert stack_children == {"network", "cluster", "registry", "deploy-keys", "jenkins", "gitops", "preview"}
     for resource in dev_program.resources:
         if resource.name not in stack_children:
             parent = dev_program.by_urn[resource.parent]
