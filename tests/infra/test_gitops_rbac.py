@@ -255,3 +255,13 @@ def test_a_privileged_pod_template_is_refused_by_the_namespaces_pod_security(dev
     assert "privileged" in " ".join(restricted_violations(PRIVILEGED_POD_SPEC))
     (app,) = [r for r in rendered_k8s() if r["kind"] == "Deployment"]
     assert restricted_violations(app["spec"]["template"]["spec"]) == []
+
+
+def test_the_applier_outlives_the_kustomization_that_prunes_with_its_rights(dev_program: Program) -> None:
+    """On destroy the Kustomization's finalizer prunes `k8s/` as `flux-applier`: its account, Role and
+    binding (and the namespace) must still exist then."""
+    (kustomization,) = dev_program.of_type(KUSTOMIZATION)
+    for type_ in ("kubernetes:core/v1:ServiceAccount", ROLE, ROLE_BINDING):
+        assert dev_program.deleted_before(kustomization, dev_program.one(type_)), type_
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-app-namespace")
+    assert dev_program.deleted_before(kustomization, namespace)
