@@ -153,7 +153,14 @@ class GitOps(pulumi.ComponentResource):
 
         self.app_namespace = k8s.core.v1.Namespace(
             f"{name}-app-namespace",
-            metadata={"name": APP_NAMESPACE, "labels": POD_SECURITY_LABELS},
+            metadata={
+                "name": APP_NAMESPACE,
+                "labels": POD_SECURITY_LABELS,
+                # Flux's garbage collection skips objects annotated so (kustomize-controller
+                # `deleteObjects` exclusions): a Kustomization that once applied this namespace
+                # (k8s/namespace.yaml before it moved here) must never prune it.
+                "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
+            },
             opts=in_cluster,
         )
         app_namespace = self.app_namespace.metadata.name

@@ -166,6 +166,9 @@ def test_the_namespace_and_its_pod_security_labels_belong_to_the_stack(dev_progr
         "pod-security.kubernetes.io/audit": "restricted",
         "pod-security.kubernetes.io/warn": "restricted",
     }
+    # Never garbage-collected by Flux (kustomize-controller docs, "kustomize.toolkit.fluxcd.io/prune"):
+    # the Kustomization that applied k8s/namespace.yaml before the upgrade would otherwise delete it.
+    assert namespace.inputs["metadata"]["annotations"] == {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
     (kustomization,) = dev_program.of_type(KUSTOMIZATION)
     assert namespace.urn in kustomization.property_dependencies["metadata"]
 

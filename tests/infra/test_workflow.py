@@ -115,6 +115,8 @@ def test_preview_is_judged_by_the_base_branchs_policy_pack(workflow: dict[str, A
     pr, base = steps(job, "actions/checkout")
     assert "ref" not in pr["with"] and pr["with"]["path"] == "pr"
     assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    # The pack imports ../infra/policies.py: the whole base tree, not just policy/.
+    assert "sparse-checkout" not in base["with"]
     pulumi = step(job, "pulumi/actions")["with"]
     assert pulumi["command"] == "preview"
     assert pulumi["work-dir"] == pr["with"]["path"]
