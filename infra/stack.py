@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import config as stack_config
+from infra.branch_protection import BranchProtection, BranchProtectionArgs
 from infra.ci_preview import PreviewAccess, PreviewAccessArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
@@ -102,6 +103,10 @@ def build() -> None:
         ),
     )
 
+    BranchProtection(
+        "branch-protection",
+        BranchProtectionArgs(repository_name=config.repository_name, branch=config.branch),
+    )
     preview = PreviewAccess(
         "preview",
         PreviewAccessArgs(

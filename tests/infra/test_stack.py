@@ -395,7 +395,16 @@ def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Progr
     stack_children = {
         r.name for r in dev_program.resources if r.parent.endswith("::pulumi:pulumi:Stack::gitops-eks-dev")
     }
-    assert stack_children == {"network", "cluster", "registry", "deploy-keys", "jenkins", "gitops", "preview"}
+    assert stack_children == {
+        "network",
+        "cluster",
+        "registry",
+        "deploy-keys",
+        "jenkins",
+        "gitops",
+        "preview",
+        "branch-protection",
+    }
     for resource in dev_program.resources:
         if resource.name not in stack_children:
             parent = dev_program.by_urn[resource.parent]
