@@ -32,7 +32,8 @@ _ACM_ARN = re.compile(
 # A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
 # GitHub logins: letters, digits and single inner hyphens, at most 39 characters.
 _GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
-# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes.
+# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes. The
+# preview role's trust policy relies on it: no `*`/`?` (IAM wildcards) and no `/` (infra/ci_preview.py).
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"

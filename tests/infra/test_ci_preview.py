@@ -48,12 +48,19 @@ def may_assume(program: Program, claims: dict[str, str]) -> bool:
         if statement["Effect"] != "Allow" or statement["Action"] != "sts:AssumeRoleWithWebIdentity":
             continue
         conditions = statement["Condition"]
-        ok = all(
-            claims.get(key) in ([v] if isinstance(v, str) else v)
-            for key, v in conditions.get("StringEquals", {}).items()
-        ) and all(
-            key in claims and any(like(p, claims[key]) for p in ([v] if isinstance(v, str) else v))
-            for key, v in conditions.get("StringLike", {}).items()
+        ok = (
+            all(
+                claims.get(key) in ([v] if isinstance(v, str) else v)
+                for key, v in conditions.get("StringEquals", {}).items()
+            )
+            and all(
+                key in claims and any(like(p, claims[key]) for p in ([v] if isinstance(v, str) else v))
+                for key, v in conditions.get("StringLike", {}).items()
+            )
+            and all(
+                not any(like(p, claims.get(key, "")) for p in ([v] if isinstance(v, str) else v))
+                for key, v in conditions.get("StringNotLike", {}).items()
+            )
         )
         if ok:
             return True
@@ -139,6 +146,17 @@ REFUSED_SUBS = {
     "another repository of the owner": "repo:example-org/other:environment:preview",
     "a recycled repository name": "repo:example-org@1234567/hello-gitops@55:environment:preview",
     "a fork's owner": "repo:attacker/hello-gitops:environment:preview",
+    # A repository admin may replace the repository's `sub` template (REST `PUT /repos/{owner}/{repo}/
+    # actions/oidc/customization/sub`, `use_default: false`, `include_claim_keys`), and claims such as
+    # `workflow` (the workflow's free-text `name:`) or `environment` may carry `/`, `@` and `:`. Any
+    # member who can create a repository under the owner could then end their `sub` with ours; a `*`
+    # that spans `/` would let it through.
+    "a sibling repository whose workflow name forges the tail": (
+        f"repo:example-org@1234567/evil@42:workflow:x/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    ),
+    "a sibling repository whose environment name forges the tail": (
+        f"repo:example-org@1234567/evil@42:environment:x/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    ),
 }
 
 
@@ -167,6 +185,8 @@ def test_trust_policy_pins_aud_and_sub_with_no_open_wildcard(dev_program: Progra
     assert subjects[0] == SUB and "*" not in subjects[0]
     # The only wildcard stands for the owner's numeric id; the repository's id is fixed.
     assert subjects[1] == f"repo:example-org@*/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    # ...and cannot run past the owner's id: a `sub` with a second `/` is refused outright.
+    assert statement["Condition"]["StringNotLike"] == {"token.actions.githubusercontent.com:sub": "*/*/*"}
     assert "ForAllValues" not in json.dumps(statement)  # true on a missing claim (AWS warns)
     assert role(dev_program).inputs["maxSessionDuration"] == 3600
 
