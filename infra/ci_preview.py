@@ -180,7 +180,19 @@ class PreviewAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
         reviewer_ids = [int(github.get_user(username=login).id) for login in config.reviewers]
-        repository_id = github.get_repository(full_name=f"{args.owner}/{args.repository_name}").repo_id
+        full_name = f"{args.owner}/{args.repository_name}"
+        repository = github.get_repository(full_name=full_name)
+        repository_id = repository.repo_id
+        if repository.visibility != "public":
+            # GitHub enforces required reviewers on private and internal repositories only with
+            # GitHub Enterprise and ignores them on other plans: the preview would run unapproved.
+            pulumi.log.warn(
+                f"{full_name} is {repository.visibility}: GitHub enforces the '{config.environment}' "
+                "environment's required reviewers on private and internal repositories only with "
+                "GitHub Enterprise; on other plans every pull request's preview runs unapproved with "
+                "the preview role and Pulumi token (docs/security.md)",
+                resource=self,
+            )
 
         self.environment = github.RepositoryEnvironment(
             f"{name}-environment",

@@ -5,6 +5,7 @@ issues) and its permissions (evaluated against the actions that read secrets or 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -104,6 +105,21 @@ def test_environment_requires_a_reviewer_who_is_not_the_author(dev_program: Prog
     }
     looked_up = [i.args["username"] for i in dev_program.invokes_of("github:index/getUser:getUser")]
     assert looked_up == ["example-maintainer"]
+
+
+def test_a_private_repository_is_warned_that_its_gate_may_be_open(
+    dev_program: Program, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GitHub docs ("Deployments and environments", "Reviewing deployments"): required reviewers in
+    private or internal repositories need GitHub Enterprise; on other plans they are ignored (a public
+    repository made private keeps its rules but GitHub ignores them). The preview would then run
+    without approval and hold the role and the Pulumi token: the operator must hear it."""
+    assert not [r for r in caplog.records if "required reviewers" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        run_program({"repository": "example-org/hello-private"})
+    (warning,) = [r for r in caplog.records if "required reviewers" in r.getMessage()]
+    assert "example-org/hello-private" in warning.getMessage()
+    assert "GitHub Enterprise" in warning.getMessage()
 
 
 def test_workflow_variables_live_in_the_environment_and_hold_no_secret(dev_program: Program) -> None:
