@@ -370,9 +370,14 @@ def _preview(raw: Any) -> PreviewConfig:
         raise ConfigError(
             f"{obj.key('reviewers')}: must be a list of 1 to 6 logins, got {_describe(reviewers)}"
         )
+    seen: set[str] = set()
     for i, login in enumerate(reviewers):
         if not isinstance(login, str) or not _GITHUB_LOGIN.match(login):
             raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
+        # GitHub logins are case-insensitive: two spellings are one account, sent twice.
+        if login.lower() in seen:
+            raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is listed twice; list each login once")
+        seen.add(login.lower())
     return PreviewConfig(
         reviewers=tuple(reviewers),
         environment=obj.string(
