@@ -32,7 +32,8 @@ _ACM_ARN = re.compile(
 # A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
 # GitHub logins: letters, digits and single inner hyphens, at most 39 characters.
 _GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
-# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes.
+# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes. The
+# preview role's trust policy relies on it: no `*`/`?` (IAM wildcards) and no `/` (infra/ci_preview.py).
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
@@ -369,9 +370,14 @@ def _preview(raw: Any) -> PreviewConfig:
         raise ConfigError(
             f"{obj.key('reviewers')}: must be a list of 1 to 6 logins, got {_describe(reviewers)}"
         )
+    seen: set[str] = set()
     for i, login in enumerate(reviewers):
         if not isinstance(login, str) or not _GITHUB_LOGIN.match(login):
             raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
+        # GitHub logins are case-insensitive: two spellings are one account, sent twice.
+        if login.lower() in seen:
+            raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is listed twice; list each login once")
+        seen.add(login.lower())
     return PreviewConfig(
         reviewers=tuple(reviewers),
         environment=obj.string(

@@ -404,6 +404,8 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "fullName": args["fullName"],
             "repoId": GITHUB_REPO_ID,
             "nodeId": "R_kgDOEXAMPLE",
+            # A repository named `*-private` stands for a private one (tests of plan-dependent gates).
+            "visibility": "private" if args["fullName"].endswith("-private") else "public",
         },
         "github:index/getIpRanges:getIpRanges": lambda: {
             "id": "github",

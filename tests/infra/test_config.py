@@ -282,6 +282,12 @@ BAD_CONFIG = {
         {"preview.reviewers": ["ok", "-bad-"]},
         "gitops-eks:preview.reviewers[1]: '-bad-' is not a GitHub login",
     ),
+    # GitHub logins are case-insensitive: `Octocat` and `octocat` are one account, counted twice
+    # against the limit of 6 and sent twice to GitHub.
+    "reviewer listed twice": (
+        {"preview.reviewers": ["octocat", "hubot", "Octocat"]},
+        "gitops-eks:preview.reviewers[2]: 'Octocat' is listed twice",
+    ),
     "environment name": (
         {"preview.environment": "pre view"},
         "gitops-eks:preview.environment: 'pre view' is not valid",
