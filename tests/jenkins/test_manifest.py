@@ -85,7 +85,7 @@ def test_hold_is_valid_kustomize_and_does_not_touch_rendered_resources(tmp_path:
     held = manifest.with_hold(plain, HOLD)
     assert manifest.read_hold(held) == HOLD
     assert manifest.read_hold(plain) is None
-    assert "kind: Kustomization\nmetadata:\n  annotations:\n    release.gitops/held-by: \"alice" in held
+    assert 'kind: Kustomization\nmetadata:\n  annotations:\n    release.gitops/held-by: "alice' in held
     assert kustomize(held, tmp_path) == kustomize(plain, tmp_path)  # no rollout just for a hold
     assert manifest.with_hold(held, None) == plain
 
