@@ -428,3 +428,31 @@ def test_valid_repositories_are_accepted(repository: str) -> None:
     from jenkins.cli import repository_error
 
     assert repository_error(repository) is None
+
+
+# --- 7. through git: a CRLF manifest keeps its line endings in the bot commit ------------------------
+
+
+def test_a_crlf_manifest_keeps_its_line_endings_through_git(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    path = gitops_repo.dev / MANIFEST
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    git(gitops_repo.dev, "commit", "--quiet", "-am", "manifest written on Windows")
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+
+    result = run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json")
+
+    assert result.returncode == 0, result.output
+    numstat = git(gitops_repo.remote, "diff", "--numstat", f"{result.json['commit']}^", result.json["commit"])
+    assert numstat.split()[:3] == ["3", "2", MANIFEST]  # newName, newTag + digest; nothing else
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"main:{MANIFEST}"],
+        cwd=gitops_repo.remote,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob.count(b"\r\n") == blob.count(b"\n")
