@@ -89,8 +89,11 @@ def tag_image(account: str, region: str, name: str, digest: str, tag: str) -> No
             **({"imageManifestMediaType": media_type} if media_type else {}),
         )
     except botocore.exceptions.ClientError as exc:
-        # The tag already on this very image: nothing to do (AWS and moto name the error this way).
-        if exc.response.get("Error", {}).get("Code") == "ImageAlreadyExistsException":
+        # AWS: ImageAlreadyExistsException means this tag is already on this very image (nothing to do);
+        # a tag that may not move is ImageTagAlreadyExistsException. moto names both the first way, so
+        # the registry's answer decides.
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "ImageAlreadyExistsException" and image_digest(account, region, name, tag) == digest:
             return
         raise EcrError(
             f"tagging {digest} as {tag} in {where} failed: {aws_error(exc)}; the caller needs "
