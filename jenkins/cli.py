@@ -37,8 +37,8 @@ DOMAIN_RE = re.compile(
     r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]+))?"
 )
 NAME_TOTAL_LENGTH_MAX = 255
-# ECR's own repository-name rule (CreateRepository: repositoryName), stricter than docker's.
-ECR_NAME_RE = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# ECR's own repository-name rule, 2-256 characters (the RepositoryName shape of the ECR API model).
+ECR_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
 
 
 class InputError(Exception):

@@ -397,7 +397,7 @@ def test_a_push_rejected_by_a_rule_says_which_rule_and_is_not_retried(
         "-registry.example.com/hello",
         "registry.example.com/Hello",
         "registry.example.com/hello//world",
-        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/a__b",  # docker allows __, ECR does not
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/a",  # ECR names have at least 2 characters
         "r.example.com/" + "a" * 250,  # longer than the 255 of the reference grammar
     ],
 )
