@@ -46,6 +46,17 @@ NETWORK_TIMEOUT = float(os.environ.get("GITOPS_GIT_TIMEOUT", "120"))
 # Each git run ignores the checkout's hooks: the bot's fetches and pushes must not run code that
 # happens to sit in .git/hooks (or core.hooksPath) of a build workspace.
 _SAFE = ("-c", "core.hooksPath=/dev/null")
+# Variables that would point git at another repository, index or object store than the one we run in
+# (a dry run's scratch repository must not write into the checkout through them).
+_REPOSITORY_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+)
 
 
 class GitError(Exception):
@@ -88,7 +99,8 @@ class Git:
     def __init__(self, cwd: Path, *, timeout: float = NETWORK_TIMEOUT) -> None:
         self.cwd = cwd
         self.timeout = timeout
-        self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        inherited = {key: value for key, value in os.environ.items() if key not in _REPOSITORY_ENV}
+        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
     def run(self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run git; return stdout; raise GitError with git's own message on failure."""
@@ -160,7 +172,8 @@ class Git:
         return not name.startswith("-") and self.ok("check-ref-format", f"refs/heads/{name}")
 
     def has_remote(self, remote: str) -> bool:
-        return self.ok("remote", "get-url", "--", remote)
+        """True if remote is a configured remote (a name, never an option: it goes into argv)."""
+        return not remote.startswith("-") and self.ok("remote", "get-url", "--", remote)
 
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
@@ -182,9 +195,11 @@ class Git:
 
     def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str, str]]:
         """(sha, author email, message) of sha and its first-parent ancestors, newest first."""
-        out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H%x00%ae%x00%B%x1e", sha)
-        entries = [record.strip("\n").split("\0", 2) for record in out.split("\x1e") if record.strip()]
-        return [(sha_, email, message) for sha_, email, message in entries]
+        # -z ends each commit with NUL, which no commit message can contain; the SHA and the email are
+        # one line each, so the message is whatever follows them.
+        out = self.run("log", "-z", "--first-parent", f"--max-count={limit}", "--format=%H%n%ae%n%B", sha)
+        entries = [record.lstrip("\n").split("\n", 2) for record in out.split("\0") if record.strip()]
+        return [(fields[0], fields[1], fields[2] if len(fields) > 2 else "") for fields in entries]
 
     def read_file(self, commit: str, path: str) -> str | None:
         """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.
@@ -198,6 +213,11 @@ class Git:
             return proc.stdout.decode()
         except UnicodeDecodeError as exc:
             raise GitError(f"{path} at {commit[:12]} is not UTF-8 (byte {exc.start}); fix it") from None
+
+    def is_regular_file(self, commit: str, path: str) -> bool:
+        """True if path in commit's tree is a regular file (mode 100644 or 100755)."""
+        mode = self.run("ls-tree", commit, "--", path).split(" ", 1)[0]
+        return mode in ("100644", "100755")
 
     def has_path(self, commit: str, path: str) -> bool:
         """True if path exists in commit's tree."""
@@ -341,6 +361,11 @@ def commit_manifest(
             text = git.read_file(tip, path)
         if text is None:
             raise GitError(f"{path} does not exist on {remote}/{branch} ({tip[:12]})")
+        if not git.is_regular_file(tip, path):
+            raise GitError(
+                f"{path} on {remote}/{branch} is not a regular file (a symlink or submodule in git); "
+                "the release edits only a regular file: replace it with the file itself"
+            )
         with log.step("plan manifest edit"):
             edit = plan(text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")

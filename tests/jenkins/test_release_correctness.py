@@ -456,3 +456,71 @@ def test_a_crlf_manifest_keeps_its_line_endings_through_git(
         check=True,
     ).stdout
     assert blob.count(b"\r\n") == blob.count(b"\n")
+
+
+# --- attacks beyond the numbered points -------------------------------------------------------------
+
+
+def test_a_symlinked_manifest_in_git_is_refused_not_replaced_by_a_link(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (gitops_repo.dev / "k8s" / "real.yaml").write_text((gitops_repo.dev / MANIFEST).read_text())
+    (gitops_repo.dev / MANIFEST).unlink()
+    (gitops_repo.dev / MANIFEST).symlink_to("real.yaml")
+    git(gitops_repo.dev, "add", "-A", "k8s")
+    git(gitops_repo.dev, "commit", "--quiet", "-m", "manifest behind a symlink")
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+    tip = gitops_repo.tip()
+
+    result = run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json")
+
+    assert result.returncode == 1, result.output
+    assert "is not a regular file" in result.json["error"]
+    assert gitops_repo.tip() == tip
+
+
+def test_git_dir_in_the_environment_cannot_redirect_a_dry_run(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+    ws = gitops_repo.workspace(sha, depth=1)
+    before = snapshot(gitops_repo, ws)
+
+    env = {"GIT_DIR": str(ws / ".git"), "GIT_WORK_TREE": str(ws)}
+    result = run_cli(ws, "promote", "--image-repository", image_repository, "--dry-run", "--json", env=env)
+
+    assert result.returncode == 0, result.output
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_hostile_commit_messages_do_not_confuse_the_walk_to_the_human_commit(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (gitops_repo.dev / "app" / "version.txt").write_text("odd\n")
+    git(gitops_repo.dev, "commit", "--quiet", "-am", "app: odd\x1e\x1f message\n\nGitops-Action: promote")
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    human = gitops_repo.tip()
+    push_test_image(image_repository, human)
+    ops = gitops_repo.workspace(human)
+    assert run_cli(ops, "unhold").returncode == 0  # noop: no bot commit; now make one on top
+    rolled = run_cli(ops, "rollback", "--image-repository", image_repository, "--to", human, "--reason", "x")
+    assert rolled.returncode == 0, rolled.output
+    assert run_cli(ops, "unhold").returncode == 0
+
+    result = run_cli(gitops_repo.workspace(gitops_repo.tip()), "release", "--image-repository",
+                     image_repository, "--json")  # fmt: skip
+
+    assert result.returncode == 0, result.output
+    assert result.json["source_commit"] == human  # a human's [skip ci]-less trailer is not the bot
+
+
+def test_a_remote_that_looks_like_an_option_is_bad_input(gitops_repo: GitopsRepo, tmp_path: Path) -> None:
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    result = run_cli(ws, "unhold", "--remote=--upload-pack=touch " + str(tmp_path / "pwned"), "--json")
+    assert result.returncode == 2, result.output
+    assert not (tmp_path / "pwned").exists()
