@@ -95,6 +95,7 @@ def release(
     if current.new_name == repository and current.new_tag == target and core.is_digest(current.digest):
         # Already deployed (a retried job, or this very release's bot commit): nothing to build or
         # look up; the digest was verified when it was written.
+        log.info(f"the manifest already deploys {repository}:{target} ({current.digest}); skipping the build")
         return promote(ctx, repository, target, current.digest, mark_noop=False)
     image = f"{repository}:{target}"
     with log.step(f"look up {image} in the registry"):
