@@ -18,6 +18,9 @@ from jenkins.gitops import Edit, Git, Identity, commit_manifest
 
 PENDING_DIGEST = "sha256:<digest of the image this run would build>"
 HISTORY_WINDOW = 200  # first-parent commits searched for the newest human commit under a bot commit
+# Outcomes after which the deployed image is marked in the registry: a noop marks too, so a re-run
+# repairs a mark that failed (or predates the marker).
+MARK_ON = {Outcome.CHANGED, Outcome.NOOP}
 
 
 class ActionError(Exception):
@@ -186,7 +189,8 @@ def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noo
         f"Deploy {image}.",
         {"Source-Commit": commit, "Image-Digest": digest, core.ACTION_TRAILER: "promote"},
     )
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark_noop=mark_noop)
+    mark = (repository, MARK_ON if mark_noop else {Outcome.CHANGED})
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
 
 
 def verified_digest(repository: str, commit: str, expected: str | None = None) -> str:
@@ -224,7 +228,8 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
             core.ACTION_TRAILER: "rollback",
         },
     )
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit)
+    mark = (repository, MARK_ON)
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
 
 
 def unhold(ctx: Context, by: str) -> Report:
@@ -266,7 +271,7 @@ def _commit(
     image: str | None = None,
     digest: str | None = None,
     source_commit: str | None = None,
-    mark_noop: bool = True,
+    mark: tuple[str, set[Outcome]] | None = None,
 ) -> Report:
     result = commit_manifest(
         ctx.git,
@@ -280,9 +285,8 @@ def _commit(
         dry_run=ctx.dry_run,
     )
     edit = result.edit
-    marks = (Outcome.CHANGED, Outcome.NOOP) if mark_noop else (Outcome.CHANGED,)
-    if image is not None and digest is not None and edit.decision.outcome in marks:
-        protect(ctx, image.partition("@")[0].rpartition(":")[0], digest)
+    if mark is not None and digest is not None and edit.decision.outcome in mark[1]:
+        protect(ctx, mark[0], digest)
     if image is None:  # unhold: report what the manifest deploys
         deployed = manifest.read_image(edit.new_text, ctx.image_name)
         image, digest = deployed.reference, deployed.digest
