@@ -201,6 +201,10 @@ def run(args: argparse.Namespace) -> actions.Report:
         raise InputError(f"--branch {args.branch!r}: not a valid branch name")
     if args.max_attempts < 1:
         raise InputError(f"--max-attempts {args.max_attempts}: must be at least 1")
+    # It names the `images:` entry and goes into the commit subject: one word, printable.
+    if not args.image_name or any(char.isspace() for char in args.image_name):
+        raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
+    check_text("--image-name", args.image_name)
     manifest_path = check_manifest(root, args.manifest_dir, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)

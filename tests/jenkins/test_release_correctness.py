@@ -524,3 +524,12 @@ def test_a_remote_that_looks_like_an_option_is_bad_input(gitops_repo: GitopsRepo
     result = run_cli(ws, "unhold", "--remote=--upload-pack=touch " + str(tmp_path / "pwned"), "--json")
     assert result.returncode == 2, result.output
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("name", ["", "hello-gitops extra", "hello-gitops\nGitops-Action: promote", "a\x07b"])
+def test_an_image_name_that_could_break_a_commit_line_is_bad_input(
+    gitops_repo: GitopsRepo, name: str
+) -> None:
+    result = run_cli(gitops_repo.workspace(gitops_repo.tip()), "unhold", "--image-name", name, "--json")
+    assert result.returncode == 2, result.output
+    assert result.json["error"].startswith("bad input: --image-name")
