@@ -60,10 +60,22 @@ def _is_world(cidr: Any) -> bool:
 # --- per-resource checks: each returns the problems it finds in one resource's props -----------------
 
 
+# The one tag that may move: the release's marker of the deployed image (infra/registry.py). An exact
+# name, no wildcard, so no commit tag can ever be overwritten.
+MOVABLE_TAGS = [{"filter": "deployed", "filterType": "WILDCARD"}]
+
+
 def ecr_problems(props: Props) -> list[str]:
     problems = []
-    if props.get("imageTagMutability") != "IMMUTABLE":
-        problems.append("ECR tags must be IMMUTABLE: a pushed commit image can never be overwritten")
+    mutability = props.get("imageTagMutability")
+    exclusions = [dict(f) for f in props.get("imageTagMutabilityExclusionFilters") or []]
+    if not (
+        mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and exclusions == MOVABLE_TAGS)
+    ):
+        problems.append(
+            "ECR tags must be IMMUTABLE (only the `deployed` marker may move): a pushed commit image can "
+            "never be overwritten"
+        )
     if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
         problems.append("ECR repositories must scan images on push")
     return problems

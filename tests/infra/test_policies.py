@@ -94,6 +94,26 @@ CASES = {
         {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
         "IMMUTABLE",
     ),
+    "ecr deployed marker movable": (
+        "ecr-immutable-and-scanned",
+        ECR,
+        {
+            "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filter": "deployed", "filterType": "WILDCARD"}],
+            "imageScanningConfiguration": {"scanOnPush": True},
+        },
+        None,
+    ),
+    "ecr commit tags movable": (
+        "ecr-immutable-and-scanned",
+        ECR,
+        {
+            "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filter": "*", "filterType": "WILDCARD"}],
+            "imageScanningConfiguration": {"scanOnPush": True},
+        },
+        "IMMUTABLE",
+    ),
     "ecr no scan": (
         "ecr-immutable-and-scanned",
         ECR,
