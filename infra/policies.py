@@ -243,7 +243,8 @@ ONCE_PER_RULE = frozenset({"hostHeader", "httpRequestMethod", "pathPattern", "so
 VALUES_PER_CONDITION = 3
 VALUES_PER_RULE = 5
 WILDCARDS_PER_RULE = 5
-# Names AWS limits in length: resource type -> (name limit, name-prefix limit or None).
+# Names AWS limits in length: resource type -> (name limit, name-prefix limit or None). A prefix leaves room
+# for the 26 characters the AWS provider appends to it (terraform-plugin-sdk helper/id).
 NAME_LIMITS: dict[str, tuple[int, int | None]] = {
     "aws:lb/loadBalancer:LoadBalancer": (32, 6),
     "aws:lb/targetGroup:TargetGroup": (32, 6),
@@ -252,7 +253,7 @@ NAME_LIMITS: dict[str, tuple[int, int | None]] = {
     "aws:iam/instanceProfile:InstanceProfile": (128, 102),
     "aws:iam/rolePolicy:RolePolicy": (128, 102),
     "aws:ec2/securityGroup:SecurityGroup": (255, 229),
-    "aws:secretsmanager/secret:Secret": (512, 480),
+    "aws:secretsmanager/secret:Secret": (512, 486),
     "aws:ecr/repository:Repository": (256, None),
     "aws:eks/cluster:Cluster": (100, None),
 }
@@ -262,11 +263,11 @@ _ELB_NAME = re.compile(r"^(?!internal-)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$
 _IAM_TEXT = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
 DESCRIPTION_LIMITS: dict[str, tuple[str, int, re.Pattern[str] | None]] = {
     "aws:iam/role:Role": ("description", 1000, _IAM_TEXT),
-    "aws:iam/policy:Policy": ("description", 1000, _IAM_TEXT),
+    "aws:iam/policy:Policy": ("description", 1000, None),
     "aws:secretsmanager/secret:Secret": ("description", 2048, None),
     "aws:kms/key:Key": ("description", 8192, None),
 }
-# EC2 (and most services') tags: 50 per resource, keys up to 128 characters, values up to 256.
+# Tags: 50 per resource, keys up to 128 characters, values up to 256 (EC2, ELB, IAM, KMS, Secrets Manager).
 TAGS_MAX, TAG_KEY_MAX, TAG_VALUE_MAX = 50, 128, 256
 
 

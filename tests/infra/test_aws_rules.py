@@ -244,3 +244,66 @@ def test_the_rules_catch_the_old_program_shapes() -> None:
     assert policies.problems_for(SG, old_alb_group)
     assert policies.problems_for(RULE, old_webhook_rule)
     assert "imdsv2-required" in policies.problems_for("aws:ec2/instance:Instance", old_instance)
+
+
+def _api_shape(service: str, shape: str) -> dict[str, Any]:
+    """A shape of AWS's own API model, as botocore ships it (botocore/data/<service>/<version>)."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    import botocore
+
+    (model,) = sorted((Path(botocore.__file__).parent / "data" / service).glob("*/service-2.json*"))[-1:]
+    opener = gzip.open if model.suffix == ".gz" else open
+    with opener(model, "rt") as handle:
+        return json.load(handle)["shapes"][shape]
+
+
+@pytest.mark.parametrize(
+    ("limit", "service", "shape"),
+    [
+        (policies.NAME_LIMITS["aws:iam/role:Role"][0], "iam", "roleNameType"),
+        (policies.NAME_LIMITS["aws:iam/policy:Policy"][0], "iam", "policyNameType"),
+        (
+            policies.NAME_LIMITS["aws:iam/instanceProfile:InstanceProfile"][0],
+            "iam",
+            "instanceProfileNameType",
+        ),
+        (policies.NAME_LIMITS["aws:iam/rolePolicy:RolePolicy"][0], "iam", "policyNameType"),
+        (policies.NAME_LIMITS["aws:secretsmanager/secret:Secret"][0], "secretsmanager", "NameType"),
+        (policies.NAME_LIMITS["aws:ecr/repository:Repository"][0], "ecr", "RepositoryName"),
+        (policies.NAME_LIMITS["aws:eks/cluster:Cluster"][0], "eks", "ClusterName"),
+        (policies.DESCRIPTION_LIMITS["aws:iam/role:Role"][1], "iam", "roleDescriptionType"),
+        (policies.DESCRIPTION_LIMITS["aws:iam/policy:Policy"][1], "iam", "policyDescriptionType"),
+        (
+            policies.DESCRIPTION_LIMITS["aws:secretsmanager/secret:Secret"][1],
+            "secretsmanager",
+            "DescriptionType",
+        ),
+        (policies.DESCRIPTION_LIMITS["aws:kms/key:Key"][1], "kms", "DescriptionType"),
+        (policies.TAG_KEY_MAX, "ec2", "TagKey"),
+        (policies.TAG_KEY_MAX, "elbv2", "TagKey"),
+        (policies.TAG_VALUE_MAX, "elbv2", "TagValue"),
+        (policies.TAG_KEY_MAX, "iam", "tagKeyType"),
+        (policies.TAG_VALUE_MAX, "kms", "TagValueType"),
+        (50000, "elbv2", "RulePriority"),
+    ],
+)
+def test_limits_match_awss_own_api_model(limit: int, service: str, shape: str) -> None:
+    """The numbers come from AWS's API model (what the service validates), not from memory."""
+    assert _api_shape(service, shape)["max"] == limit
+
+
+def test_name_prefixes_leave_room_for_the_providers_26_character_suffix() -> None:
+    """terraform-plugin-sdk helper/id: a prefixed unique id is the prefix plus a 26-digit suffix; the AWS
+    provider documents the result for target groups as "cannot be longer than 6 characters" (32 - 26)."""
+    for limit, prefix in policies.NAME_LIMITS.values():
+        assert prefix is None or prefix == limit - 26
+    assert policies.NAME_LIMITS["aws:lb/targetGroup:TargetGroup"] == (32, 6)
+
+
+def test_the_iam_description_character_set_is_awss() -> None:
+    assert _api_shape("iam", "roleDescriptionType")["pattern"] == (
+        "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*"
+    )
