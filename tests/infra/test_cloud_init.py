@@ -386,3 +386,13 @@ def test_env_file_refuses_values_its_readers_would_read_differently(value: str) 
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"GITOPS_BRANCH: .* cannot be written to gitops\.env"):
         boot_environment(settings)
+
+
+def test_the_job_url_is_one_the_github_plugin_matches_to_the_pushed_repository(
+    written: dict[str, str],
+) -> None:
+    """The github plugin matches a push to a job by parsing its SCM URLs with these patterns (github-plugin
+    v1.47.0, GitHubRepositoryName.java, the first `.git` pattern); an URL it cannot parse never triggers."""
+    url = _environment(written)["GITOPS_REPOSITORY_URL"]
+    match = re.fullmatch(r".+@(.+):([^/]+)/([^/]+)\.git(?:/)?", url)
+    assert match is not None and match.groups() == ("github.com", "example-org", "hello-gitops")
