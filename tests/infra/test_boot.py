@@ -230,3 +230,19 @@ def test_an_unquoted_env_file_stops_the_boot_before_anything_happens(
     assert code == 127, output[-2000:]
     assert "-Djenkins.install.runSetupWizard=false: command not found" in output
     assert report["log"] == []
+
+
+def test_the_boot_harness_passes_hadolint_and_shellcheck() -> None:
+    import shutil
+
+    require(
+        shutil.which("shellcheck") is not None, "shellcheck is not installed (apt-get install shellcheck)"
+    )
+    scripts = [str(p) for p in (BOOT_DIR / "standins").iterdir()] + [str(BOOT_DIR / "inspect.sh")]
+    shellcheck = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
+    assert shellcheck.returncode == 0, shellcheck.stdout
+    hadolint = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "hadolint"), str(BOOT_DIR / "Dockerfile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert hadolint.returncode == 0, hadolint.stdout
