@@ -365,3 +365,26 @@ def test_hostname_without_certificate_stays_on_http() -> None:
     (listener,) = _mine(program, "aws:lb/listener:Listener")
     assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
     assert "jenkinsLoadBalancer" in program.outputs
+
+
+@pytest.mark.parametrize("architecture", ["x86_64", "arm64"])
+def test_ami_name_pattern_selects_the_standard_al2023_images_amazon_publishes(architecture: str) -> None:
+    """Checked against real AMI names: moto ships the latest public AMIs of each region as AWS lists them
+    (moto/ec2/resources/latest_amis, owner 137112412989 = amazon). The pattern must take the standard
+    AL2023 images (any kernel) and never the minimal ones, which lack packages the boot relies on."""
+    import fnmatch
+    import gzip
+    from pathlib import Path
+
+    import moto
+
+    path = Path(moto.__file__).parent / "ec2" / "resources" / "latest_amis" / "us-east-1.json.gz"
+    with gzip.open(path, "rt") as handle:
+        names = {image["name"] for image in json.load(handle) if image["owner_id"] == "137112412989"}
+    pattern = f"al2023-ami-2023.*-{architecture}"
+    chosen = {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+    assert chosen, f"no AL2023 {architecture} image matches {pattern}"
+    assert all(n.startswith("al2023-ami-2023.") and "minimal" not in n for n in chosen)
+    assert {n for n in names if n.startswith("al2023-ami-minimal")} and not chosen & {
+        n for n in names if "minimal" in n
+    }
