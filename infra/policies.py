@@ -236,6 +236,9 @@ _SG_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")
 # IpRange / UserIdGroupPair Description: the same set without "&".
 _SG_RULE_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]*$")
 SG_TEXT_MAX = 255
+# VPC quota: 60 inbound and 60 outbound rules per security group, counted separately for IPv4 and IPv6;
+# every CIDR (or referenced group) of a rule block is one rule. Adjustable; a new account has this.
+SG_RULES_PER_DIRECTION = 60
 # ELB listener rules: at most one of each of these condition types per rule, three match values per
 # condition, five per rule, five wildcards per rule, priorities 1-50000.
 CONDITION_FIELDS = ("hostHeader", "httpHeader", "httpRequestMethod", "pathPattern", "queryString", "sourceIp")
@@ -302,6 +305,25 @@ def security_group_text_problems(resource_type: str, props: Props) -> list[str]:
             problems += _text_problems(
                 f"{where} description", rule.get("description"), SG_TEXT_MAX, _SG_RULE_TEXT
             )
+    return problems
+
+
+def security_group_quota_problems(props: Props) -> list[str]:
+    """Inline rules of one security group against the default rules-per-group quota."""
+    problems = []
+    for direction in ("ingress", "egress"):
+        counts = {"IPv4": 0, "IPv6": 0}
+        for rule in (r for r in _as_list(props.get(direction)) if isinstance(r, Mapping)):
+            counts["IPv4"] += len(_as_list(rule.get("cidrBlocks"))) + len(
+                _as_list(rule.get("securityGroups"))
+            )
+            counts["IPv4"] += len(_as_list(rule.get("prefixListIds"))) + (1 if rule.get("self") else 0)
+            counts["IPv6"] += len(_as_list(rule.get("ipv6CidrBlocks")))
+        problems += [
+            f"{count} {version} {direction} rules; a security group holds {SG_RULES_PER_DIRECTION} by default"
+            for version, count in counts.items()
+            if count > SG_RULES_PER_DIRECTION
+        ]
     return problems
 
 
@@ -465,6 +487,11 @@ CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
         "Security group names, descriptions and rule descriptions use EC2's character set, 255 at most",
         SECURITY_GROUP_TYPES,
         security_group_text_problems,
+    ),
+    "aws-security-group-rule-quota": (
+        "At most 60 inbound and 60 outbound rules per security group and IP version (the default VPC quota)",
+        frozenset({"aws:ec2/securityGroup:SecurityGroup"}),
+        lambda _type, props: security_group_quota_problems(props),
     ),
     "aws-listener-rule-shape": (
         "Listener rules: one field per condition block, ELB's per-condition and per-rule value limits",

@@ -63,6 +63,64 @@ CASES = {
         {"description": "from the Jenkins ALB (port 8080)"},
         None,
     ),
+    # security group rules quota (prefix lists count by their size; ours use none)
+    "sg 60 admin cidrs ok": (
+        "aws-security-group-rule-quota",
+        SG,
+        {
+            "ingress": [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 80,
+                    "toPort": 80,
+                    "cidrBlocks": [f"1.2.{i}.0/24" for i in range(60)],
+                }
+            ]
+        },
+        None,
+    ),
+    "sg 61 ipv4 ingress": (
+        "aws-security-group-rule-quota",
+        SG,
+        {
+            "ingress": [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 80,
+                    "toPort": 80,
+                    "cidrBlocks": [f"1.2.{i}.0/24" for i in range(31)],
+                },
+                {
+                    "protocol": "tcp",
+                    "fromPort": 443,
+                    "toPort": 443,
+                    "cidrBlocks": [f"1.2.{i}.0/24" for i in range(30)],
+                },
+            ]
+        },
+        "61 IPv4 ingress rules; a security group holds 60 by default",
+    ),
+    "sg ipv6 counted apart": (
+        "aws-security-group-rule-quota",
+        SG,
+        {
+            "ingress": [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 80,
+                    "toPort": 80,
+                    "cidrBlocks": [f"1.2.{i}.0/24" for i in range(60)],
+                },
+                {
+                    "protocol": "tcp",
+                    "fromPort": 80,
+                    "toPort": 80,
+                    "ipv6CidrBlocks": [f"2600:{i:x}::/32" for i in range(60)],
+                },
+            ]
+        },
+        None,
+    ),
     # listener rules
     "rule two blocks ok": (
         "aws-listener-rule-shape",
@@ -234,6 +292,20 @@ def test_the_whole_program_passes_every_aws_rule(overrides: dict[str, Any]) -> N
     assert problems(program) == {}
     governed = {r.type for r in program.resources} & set().union(*(t for _, t, _ in policies.CHECKS.values()))
     assert {"aws:ec2/securityGroup:SecurityGroup", RULE, "aws:lb/loadBalancer:LoadBalancer"} <= governed
+
+
+def test_too_many_admin_cidrs_fail_at_preview_not_halfway_through_the_first_up() -> None:
+    """With TLS the admin CIDRs are allowed on 80 and 443 beside GitHub's four IPv4 hook ranges on 443:
+    28 CIDRs make 2 x 28 + 4 = 60 IPv4 ingress rules on the ALB's group; 29 make 62, which AWS refuses."""
+    tls = {"jenkins.certificateArn": CERTIFICATE, "jenkins.hostname": "jenkins.example.com"}
+    fits = run_program({**tls, "jenkins.allowedCidrs": [f"100.20.{i}.0/24" for i in range(28)]})
+    assert problems(fits) == {}
+    over = run_program({**tls, "jenkins.allowedCidrs": [f"100.20.{i}.0/24" for i in range(29)]})
+    assert problems(over) == {
+        "jenkins-alb": {
+            "aws-security-group-rule-quota": ["62 IPv4 ingress rules; a security group holds 60 by default"]
+        }
+    }
 
 
 def test_the_rules_catch_the_old_program_shapes() -> None:
