@@ -11,7 +11,7 @@ import pytest
 
 from infra.registry import DEPLOYED_TAG
 from jenkins import registry as jenkins_registry
-from tests.infra.conftest import DELETE, ROOT, Program, Resource, config_error, run_program
+from tests.infra.conftest import DELETE, OPERATOR_CIDRS, ROOT, Program, Resource, config_error, run_program
 from tests.infra.leaks import leaks
 
 VPC = "awsx:ec2:Vpc"
@@ -72,13 +72,13 @@ def test_nat_gateway_per_zone_when_configured() -> None:
 
 def test_eks_cluster_is_hardened(dev_program: Program) -> None:
     eks = dev_program.one(EKS).inputs
-    assert eks["version"] == "1.33"
+    assert eks["version"] == "1.35"
     assert eks["authenticationMode"] == "API"
     assert eks["createOidcProvider"] is True
     assert eks["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
     assert eks["endpointPrivateAccess"] is True
     assert eks["endpointPublicAccess"] is True
-    assert eks["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert eks["publicAccessCidrs"] == OPERATOR_CIDRS
     assert eks["skipDefaultNodeGroup"] is True
 
 
