@@ -16,6 +16,7 @@ SIGINT (Ctrl-C) skips the drain.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -154,8 +155,10 @@ def main() -> None:
     # granian's workers_kill_timeout: 0 would mean "wait forever" there, so at least one second.
     graceful_timeout = env_number("GRACEFUL_TIMEOUT", 20, low=1, high=1800)
 
-    # Imported once here: the workers are forked from this process (granian uses multiprocessing's
-    # default start method, fork on Linux) and so share the readiness flag set on SIGTERM.
+    # Imported once here, and the workers forked from this process, so that they share the readiness
+    # flag set on SIGTERM. granian starts workers with multiprocessing's start method; fork is the
+    # default on Linux only up to Python 3.13, hence set here.
+    multiprocessing.set_start_method("fork", force=True)
     from app import app
 
     server = DrainingServer(
@@ -163,7 +166,8 @@ def main() -> None:
         address=host,
         port=port,
         interface=Interfaces.WSGI,
-        http=HTTPModes.http1,
+        http=HTTPModes.http1,  # what the cloud load balancer speaks to the pods
+        websockets=False,  # WSGI has none; granian would log that it ignores them
         # One process per CPU, as granian's README advises; in each, THREADS Python threads run the app
         # and one single-threaded Rust runtime ("st", which granian's README finds more efficient
         # with few processes; "auto" would pick "mt" for WSGI) does all network I/O.
