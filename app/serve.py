@@ -15,6 +15,8 @@ SIGINT (Ctrl-C) skips the drain.
 
 from __future__ import annotations
 
+import ctypes
+import ipaddress
 import math
 import multiprocessing
 import os
@@ -120,6 +122,20 @@ class AccessLog:
             self.stream.flush()
 
 
+def exit_with(main_pid: int) -> None:
+    """In a worker: be sent SIGTERM (granian's graceful stop) when the main process dies, even by SIGKILL.
+
+    Inside a container the kernel ends every process with PID 1; elsewhere (a test, a supervisor
+    that signals one PID) a worker would go on serving on its own. PR_SET_PDEATHSIG fires when the
+    thread that forked the worker ends: granian forks workers from the main thread only.
+    """
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != main_pid:  # it died before prctl took effect
+        raise SystemExit(0)
+
+
 class DrainingServer(MPServer):
     """granian's process manager, with drain-then-stop on SIGTERM instead of an immediate stop."""
 
@@ -147,6 +163,12 @@ class DrainingServer(MPServer):
 
 def main() -> None:
     host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a pod serves on its own IP
+    try:
+        ipaddress.ip_address(host)  # granian binds to an address, it resolves no names
+    except ValueError:
+        raise SystemExit(
+            f"serve.py: HOST={host!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)"
+        ) from None
     port = env_number("PORT", 8000, low=1, high=65535)
     workers = env_number("WEB_CONCURRENCY", usable_cpus(), low=1)
     threads = env_number("THREADS", 2, low=1)
@@ -182,7 +204,13 @@ def main() -> None:
         drain_seconds=drain_seconds,
     )
     wsgi = AccessLog(app, sys.stdout)
-    server.serve(target_loader=lambda: wsgi, wrap_loader=False)
+    main_pid = os.getpid()
+
+    def load_in_worker() -> WSGIApp:  # granian calls it in each worker, right after the fork
+        exit_with(main_pid)
+        return wsgi
+
+    server.serve(target_loader=load_in_worker, wrap_loader=False)
 
 
 if __name__ == "__main__":

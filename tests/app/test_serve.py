@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -175,6 +176,23 @@ def test_idle_keep_alive_connection_does_not_hold_up_the_stop(server: Server) ->
         conn.close()
 
 
+def test_workers_exit_when_the_main_process_is_killed(server: Server) -> None:
+    """SIGKILL of the main process (the OOM killer, a supervisor outside a container): no worker goes on."""
+    workers = [
+        int(pid)
+        for pid in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    ]
+    assert len(workers) == 2
+    server.proc.kill()
+    server.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphaned workers still running"
+    with pytest.raises(ConnectionRefusedError):
+        server.get("/")
+
+
 def test_stops_accepting_after_the_drain(server: Server) -> None:
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
@@ -185,6 +203,7 @@ def test_stops_accepting_after_the_drain(server: Server) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("HOST", "localhost"),
         ("PORT", "http"),
         ("PORT", "70000"),
         ("DRAIN_SECONDS", "soon"),
