@@ -64,9 +64,14 @@ def env_number(
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Characters a client controls that must not reach the log as they are: granian hands the app a
-# percent-decoded PATH_INFO, so "/%0A..." would otherwise start a forged log line. Escaped the way
-# Apache's mod_log_config escapes them: quote and backslash with a backslash, the rest as \xhh.
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0x100))} | {0x22: '\\"', 0x5C: "\\\\"}
+# percent-decoded PATH_INFO, so "/%0A..." would otherwise start a forged log line. Escaped as Apache
+# httpd's ap_escape_logitem (mod_log_config) does: \b \n \r \t \v in C style, quote and backslash
+# with a backslash, every other control or non-ASCII byte as \xhh.
+_ESCAPES = (
+    {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0x100))}
+    | {ord(c): "\\" + name for c, name in zip("\b\n\r\t\v", "bnrtv", strict=True)}
+    | {0x22: '\\"', 0x5C: "\\\\"}
+)
 
 
 class AccessLog:

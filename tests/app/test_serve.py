@@ -138,12 +138,13 @@ def test_sigterm_drains_without_dropping_requests(server: Server) -> None:
 def test_access_log_escapes_what_the_client_sent(server: Server) -> None:
     """granian percent-decodes the path: a client's newline or quote must not forge or break a line.
 
-    Escaped as Apache's mod_log_config does: `"` and `\\` with a backslash, control bytes as \\xhh.
+    Escaped as Apache httpd's ap_escape_logitem: `"` and `\\` with a backslash, \\n (and \\b \\r \\t \\v) in C
+    style, other control bytes as \\xhh.
     """
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         conn.request(
-            "GET", "/x%0A127.0.0.1%22?q=%0A", headers={"User-Agent": 'evil" \\ agent', "Referer": "r"}
+            "GET", "/x%0A127.0.0.1%22%01?q=%0A", headers={"User-Agent": 'evil" \\ agent', "Referer": "r"}
         )
         response = conn.getresponse()
         assert (response.status, len(response.read())) == (404, 207)
@@ -152,8 +153,8 @@ def test_access_log_escapes_what_the_client_sent(server: Server) -> None:
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
     log = server.proc.stdout.read()
-    # What the log must hold, as the characters written: a backslash before `"` and `\`, \x0a for LF.
-    request = r'"GET /x\x0a127.0.0.1\"?q=%0A HTTP/1.1" 404 207 "r" "evil\" \\ agent" '
+    # What the log must hold, as the characters written.
+    request = r'"GET /x\n127.0.0.1\"\x01?q=%0A HTTP/1.1" 404 207 "r" "evil\" \\ agent" '
     line = re.compile(r"^127\.0\.0\.1 - - \[[^]]+\] " + re.escape(request) + r"\d+\.\d{6}$", re.M)
     assert line.search(log), log
     assert not re.search(r'^127\.0\.0\.1"', log, re.M), "the decoded newline started a forged line"
