@@ -127,7 +127,7 @@ class AccessLog:
             self.stream.flush()
 
 
-def exit_with(main_pid: int) -> None:
+def stop_with_main(main_pid: int) -> None:
     """In a worker: be sent SIGTERM (granian's graceful stop) when the main process dies, even by SIGKILL.
 
     Inside a container the kernel ends every process with PID 1; elsewhere (a test, a supervisor
@@ -212,7 +212,7 @@ def main() -> None:
     main_pid = os.getpid()
 
     def load_in_worker() -> WSGIApp:  # granian calls it in each worker, right after the fork
-        exit_with(main_pid)
+        stop_with_main(main_pid)
         return wsgi
 
     server.serve(target_loader=load_in_worker, wrap_loader=False)
