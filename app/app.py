@@ -1,8 +1,8 @@
 """The hello app: a greeting, liveness and readiness probes, and the commit the image was built from.
 
-`app` is the WSGI object gunicorn serves (see gunicorn.conf.py). Readiness is shared across processes
-so that the gunicorn master can turn every worker's /readyz to 503 with one write when it is asked
-to stop, while the workers keep serving the requests that still arrive.
+`app` is the WSGI object the server serves (see serve.py). Readiness is shared across processes so
+that the server's main process can turn every worker's /readyz to 503 with one write when it is
+asked to stop, while the workers keep serving the requests that still arrive.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ class Lifecycle:
     """Whether the server is shutting down, visible to every process forked after it is created."""
 
     def __init__(self) -> None:
-        # An anonymous MAP_SHARED page: gunicorn forks its workers after importing this module
-        # (preload_app), so a byte the master writes here is read by every worker.
+        # An anonymous MAP_SHARED page: serve.py forks its workers after importing this module, so
+        # a byte the main process writes here is read by every worker.
         self._flag = mmap.mmap(-1, 1)
 
     def begin_shutdown(self) -> None:

@@ -1,15 +1,17 @@
-"""The app as shipped (its image, gunicorn) against the original way of serving it (Flask's debug server).
+"""The app as shipped (its image, granian) against other WSGI servers and the original (Flask's debug server).
 
-Same app code, same machine, one run: wrk loads each server on 127.0.0.1 in alternating rounds, so
-background noise hits both alike; the table shows the median requests/s and p99 latency, their ratios,
-and how many MB the app adds to its base image. The image build and container run below are also what
-tests/app uses, so the benchmark measures exactly what the tests check.
+Same app code, same machine, one run: wrk loads each server on 127.0.0.1 in interleaved rounds (every
+server once per round), so background noise hits all alike; the table shows medians and min-max of
+requests/s, p99 latency and CPU per request, each server's ratios to the original in the same round,
+the machine's load average, and how many MB the app adds to its base image. The image build and
+container run below are also what tests/app uses, so the benchmark measures exactly what the tests check.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import os
 import re
 import shutil
@@ -17,12 +19,14 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from scripts.localservices import BASE_IMAGE, ROOT, docker_available, free_port, wait_for_http, wheelhouse
 
 APP_DIR = ROOT / "app"
+BENCH_DIR = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
 ROUNDS = 5
 SECONDS = 5
 CONNECTIONS = 16
@@ -135,39 +139,28 @@ class Server:
 
 
 @contextlib.contextmanager
-def shipped_server(image: str | None) -> Iterator[Server]:
-    """The image's own server (gunicorn per app/gunicorn.conf.py); the venv's gunicorn without docker."""
-    port = free_port()
-    if image:
-        container = run_container(image, port)
-        try:
-            pid = subprocess.run(
-                ["docker", "inspect", "--format", "{{.State.Pid}}", container],
-                check=True, capture_output=True, text=True,
-            ).stdout  # fmt: skip
-            yield Server(f"http://127.0.0.1:{port}/", int(pid))
-        finally:
-            remove_container(container)
-        return
-    with _process(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "app:app"], port
-    ) as s:
-        yield s
+def image_server(image: str) -> Iterator[Server]:
+    """The image's own server (granian per app/serve.py), read-only, host network."""
+    container = run_container(image, free_port())
+    try:
+        inspected = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Pid}} {{.Config.Env}}", container],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        port = re.search(r"\bPORT=(\d+)", inspected).group(1)
+        yield Server(f"http://127.0.0.1:{port}/", int(inspected.split()[0]))
+    finally:
+        remove_container(container)
 
 
 @contextlib.contextmanager
-def original_server() -> Iterator[Server]:
-    """The original's way: `python app.py`, i.e. `app.run(debug=True)`, the reloader included."""
-    with _process([sys.executable, "app.py"], free_port()) as server:
-        yield server
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], port: int) -> Iterator[Server]:
+def process_server(argv: list[str], port: int | None = None) -> Iterator[Server]:
+    """A server process started from app/ (HOST and PORT in its environment); its whole session ends after."""
+    port = port or free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DRAIN_SECONDS": "0"}
     # A session of its own: the debug server's reloader forks a child, and both must go at the end.
     proc = subprocess.Popen(
-        argv,
+        [arg.format(port=port) for arg in argv],
         cwd=APP_DIR,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -177,8 +170,40 @@ def _process(argv: list[str], port: int) -> Iterator[Server]:
     try:
         yield Server(f"http://127.0.0.1:{port}/", proc.pid)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGKILL if argv[0].endswith("uwsgi") else signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    label: str
+    server: Callable[[], contextlib.AbstractContextManager[Server]]
+
+
+def version(distribution: str) -> str:
+    return importlib.metadata.version(distribution)
+
+
+# uWSGI's HTTP router in front of its workers: --http, which its docs advise when nothing else is in front
+UWSGI = [str(VENV_BIN / "uwsgi"), "--http", "127.0.0.1:{port}", "--http-keepalive", "--master",
+         "--die-on-term", "--processes", str(os.cpu_count()), "--threads", "2", "--need-app",
+         "--wsgi-file", "app.py", "--callable", "app"]  # fmt: skip
+# Each server with its best configuration measured on this machine (docs/app.md: how it was chosen).
+# Every one writes an access log with each request's duration, to /dev/null here.
+VENV_CANDIDATES = [
+    Candidate(
+        f"granian {version('granian')}, venv",
+        lambda: process_server([sys.executable, "serve.py"]),
+    ),
+    Candidate(
+        f"gunicorn {version('gunicorn')} gthread (before)",
+        lambda: process_server(
+            [str(VENV_BIN / "gunicorn"), "-c", str(BENCH_DIR / "gunicorn.conf.py"), "app:app"]
+        ),
+    ),
+    Candidate(f"uWSGI {version('pyuwsgi')}", lambda: process_server(UWSGI)),
+]
+ORIGINAL = Candidate("original: app.run(debug=True)", lambda: process_server([sys.executable, "app.py"]))
 
 
 def measure(server: contextlib.AbstractContextManager[Server]) -> Load:
@@ -200,14 +225,18 @@ def docker_ready() -> bool:
     return inspected.returncode == 0
 
 
+def load_average() -> str:
+    return "/".join(f"{n:.1f}" for n in os.getloadavg())
+
+
 def main() -> None:
-    """Build the image, load both servers in alternating rounds, print the table."""
+    """Build the image, load every server in interleaved rounds, print the table."""
     if not shutil.which("wrk"):
         sys.exit("bench.app needs wrk (apt-get install wrk, or `sudo make services`)")
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.strip()
-    image, added_mb = None, None
+    candidates, added_mb = list(VENV_CANDIDATES), None
     with contextlib.ExitStack() as cleanup:
         if docker_ready():
             image = f"bench/hello-gitops:{commit[:12]}"
@@ -215,47 +244,62 @@ def main() -> None:
                 build_image(image, commit=commit, base_image=BASE_IMAGE, find_links=find_links)
             cleanup.callback(remove_image, image)
             added_mb = image_size_mb(image) - image_size_mb(BASE_IMAGE)
+            candidates.insert(0, Candidate("as shipped: the image (granian)", lambda: image_server(image)))
         else:
-            print(f"bench.app: no Docker engine or no {BASE_IMAGE}: 'as shipped' is gunicorn from the venv")
-        shipped: list[Load] = []
-        original: list[Load] = []
+            print(f"bench.app: no Docker engine or no {BASE_IMAGE}: only the venv's servers are measured")
+        candidates.append(ORIGINAL)
+        started = load_average()
+        results: dict[str, list[Load]] = {c.label: [] for c in candidates}
         for _ in range(ROUNDS):
-            shipped.append(measure(shipped_server(image)))
-            original.append(measure(original_server()))
-    report(shipped, original, added_mb, "image (gunicorn)" if image else "venv gunicorn")
+            for candidate in candidates:
+                results[candidate.label].append(measure(candidate.server()))
+    report(results, ORIGINAL.label, added_mb, (started, load_average()))
 
 
-def report(shipped: list[Load], original: list[Load], added_mb: float | None, shipped_label: str) -> None:
-    def median(loads: list[Load], field: str) -> float:
-        return statistics.median(getattr(load, field) for load in loads)
+def report(
+    results: dict[str, list[Load]], original: str, added_mb: float | None, load: tuple[str, str]
+) -> None:
+    """Medians and min-max of each server, and its ratios to the original measured in the same round."""
 
-    def spread(loads: list[Load], field: str, number: str) -> str:
-        values = [getattr(load, field) for load in loads]
-        return f"({number.format(min(values))}-{number.format(max(values))})"
+    def column(loads: list[Load], field: str, number: str) -> tuple[str, str]:
+        values = [getattr(run, field) for run in loads]
+        low, high = number.format(min(values)), number.format(max(values))
+        return number.format(statistics.median(values)), f"({low}-{high})"
 
-    rows = [(f"as shipped: {shipped_label}", shipped), ("original: app.run(debug=True)", original)]
-    load = f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{SECONDS}s on 127.0.0.1"
+    def ratios(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f}x ({min(values):.1f}-{max(values):.1f})"
+
+    rounds = len(results[original])
     print(
-        f"\nbench.app: {load}, {ROUNDS} alternating rounds, medians ({os.cpu_count()} CPUs, shared with wrk)"
+        f"\nbench.app: wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{SECONDS}s on 127.0.0.1, {rounds} interleaved "
+        f"rounds, {os.cpu_count()} CPUs shared with wrk; load average {load[0]} (start), {load[1]} (end)"
     )
-    header = ("requests/s", "(min-max)", "p99 ms", "(min-max)", "CPU us/req", "errors")
-    print(
-        f"{'server':<34}" + "".join(f"{h:>{w}}" for h, w in zip(header, (12, 13, 8, 14, 12, 8), strict=True))
-    )
-    for label, loads in rows:
-        rps, p99, cpu = (median(loads, f) for f in ("requests_per_s", "p99_ms", "cpu_us_per_request"))
-        rps_range = spread(loads, "requests_per_s", "{:.0f}")
-        p99_range = spread(loads, "p99_ms", "{:.1f}")
-        errors = sum(run.errors for run in loads)
-        print(f"{label:<34}{rps:>12.0f}{rps_range:>13}{p99:>8.1f}{p99_range:>14}{cpu:>12.0f}{errors:>8}")
-    throughput = median(shipped, "requests_per_s") / median(original, "requests_per_s")
-    latency = median(original, "p99_ms") / median(shipped, "p99_ms")
-    efficiency = median(original, "cpu_us_per_request") / median(shipped, "cpu_us_per_request")
-    print(f"throughput ratio (shipped / original):   {throughput:.1f}x  (goal >= 4x)")
-    print(f"p99 ratio (original / shipped):          {latency:.1f}x  (goal > 1x, i.e. a lower p99)")
-    print(f"CPU per request (original / shipped):    {efficiency:.1f}x  (server processes only)")
+    header = ("requests/s", "(min-max)", "p99 ms", "(min-max)", "CPU us/req", "(min-max)", "errors")
+    widths = (11, 14, 8, 14, 11, 12, 7)
+    print(f"{'server':<36}" + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    for label, loads in results.items():
+        cells = (
+            *column(loads, "requests_per_s", "{:.0f}"),
+            *column(loads, "p99_ms", "{:.1f}"),
+            *column(loads, "cpu_us_per_request", "{:.0f}"),
+            str(sum(run.errors for run in loads)),
+        )
+        print(f"{label:<36}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
+    print("\nratios to the original, per round: median (min-max)")
+    print(f"{'server':<36}{'throughput':>18}{'p99 (orig/this)':>20}{'CPU/req (orig/this)':>22}")
+    for label, loads in results.items():
+        if label == original:
+            continue
+        pairs = list(zip(loads, results[original], strict=True))
+        cells = (
+            ratios([this.requests_per_s / orig.requests_per_s for this, orig in pairs]),
+            ratios([orig.p99_ms / this.p99_ms for this, orig in pairs]),
+            ratios([orig.cpu_us_per_request / this.cpu_us_per_request for this, orig in pairs]),
+        )
+        print(f"{label:<36}{cells[0]:>18}{cells[1]:>20}{cells[2]:>22}")
+    print("goals: throughput >= 4x the original's, p99 ratio > 1x (a lower p99)")
     if added_mb is not None:
-        print(f"the app adds {added_mb:.1f} MB to its base image        (goal < 30 MB)")
+        print(f"the app adds {added_mb:.1f} MB to its base image (goal < 30 MB)")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def test_registry_speaks_v2(registry: str) -> None:
 def test_wheelhouse_serves_app_requirements(wheelhouse_url: str) -> None:
     with urllib.request.urlopen(wheelhouse_url, timeout=5) as resp:  # noqa: S310
         listing = resp.read().decode()
-    assert "flask-" in listing.lower() and "gunicorn-" in listing.lower()
+    assert "flask-" in listing.lower() and "granian-" in listing.lower()
 
 
 def test_moto_is_the_aws_api(aws_env: str) -> None:

@@ -82,7 +82,7 @@ def test_only_get_is_served(client: FlaskClient) -> None:
 
 
 def test_shutdown_flag_is_shared_with_forked_workers(lifecycle: hello.Lifecycle) -> None:
-    """What gunicorn relies on: a flag the parent sets after fork is seen by the child."""
+    """What serve.py relies on: a flag the parent sets after fork is seen by the child."""
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # the "worker": wait for the parent's go, report what it sees
@@ -99,7 +99,7 @@ def test_shutdown_flag_is_shared_with_forked_workers(lifecycle: hello.Lifecycle)
     [("max 100000\n", None), ("50000 100000\n", 1), ("100000 100000\n", 1), ("150000 100000\n", 2)],
 )
 def test_workers_follow_the_cpu_quota(tmp_path: Path, cpu_max: str, expected: int | None) -> None:
-    conf = load_module("gunicorn_conf", APP_DIR / "gunicorn.conf.py")
+    conf = load_module("serve", APP_DIR / "serve.py")
     cpus = len(os.sched_getaffinity(0))
     (tmp_path / "cpu.max").write_text(cpu_max)
     assert conf.usable_cpus(tmp_path / "cpu.max") == min(cpus, expected or cpus)

@@ -85,7 +85,7 @@ def test_adds_little_to_its_base_image(app_image: str, base_image: str) -> None:
 
 
 def test_sigterm_drains_then_exits_zero(app_image: str) -> None:
-    """SIGTERM (what `docker stop` and the kubelet send) drains, then gunicorn exits 0 on its own."""
+    """SIGTERM (what `docker stop` and the kubelet send) drains, then the server exits 0 on its own."""
     port = free_port()
     cid = run_container(app_image, port, "DRAIN_SECONDS=3")
     try:

@@ -1,4 +1,7 @@
-"""gunicorn settings for the hello app: `gunicorn -c gunicorn.conf.py app:app` (run from app/).
+"""gunicorn settings for the hello app, as the image shipped them until granian replaced gunicorn.
+
+Kept unchanged as bench.app's reference ("gunicorn ... (before)"): `gunicorn -c ../bench/gunicorn.conf.py
+app:app` (run from app/). docs/app.md has the numbers and why granian serves the image now.
 
 Environment knobs, all optional: HOST (default 0.0.0.0), PORT (8000), WEB_CONCURRENCY (worker
 processes; default twice the CPUs this container may use), THREADS (per worker), DRAIN_SECONDS and

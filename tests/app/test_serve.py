@@ -1,4 +1,4 @@
-"""The app as gunicorn serves it (app/gunicorn.conf.py), over real HTTP on 127.0.0.1, SIGTERM included."""
+"""The app as the image serves it (app/serve.py: granian), over real HTTP on 127.0.0.1, SIGTERM included."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ import pytest
 from bench.app import APP_DIR
 from tests.conftest import free_port, wait_for_http
 
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 DRAIN_SECONDS = 2.5
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
-# One access-log line (gunicorn.conf.py's AccessLogger): combined log format, then seconds taken.
+# One access-log line (serve.py's AccessLog): Apache's combined log format, then the seconds taken.
 ACCESS_LINE = (
     r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "%s HTTP/1\.1" %d %d "-" "-" \d+\.\d{6}'
 )
@@ -46,7 +45,7 @@ class Server:
 
 def start(port: int, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [GUNICORN, "-c", "gunicorn.conf.py", "app:app"],
+        [sys.executable, "serve.py"],
         cwd=APP_DIR,
         env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env},
         stdout=subprocess.PIPE,
@@ -100,7 +99,7 @@ class Traffic:
 
 
 def test_sigterm_drains_without_dropping_requests(server: Server) -> None:
-    """On SIGTERM readiness turns 503 while every request still gets its answer, then gunicorn exits 0.
+    """On SIGTERM readiness turns 503 while every request still gets its answer, then the server exits 0.
 
     The clients play the load balancer: they keep sending until they have seen /readyz fail, as a
     Service's endpoints drop a pod that is not ready; not one of their requests may fail.
@@ -136,19 +135,63 @@ def test_sigterm_drains_without_dropping_requests(server: Server) -> None:
     assert len(hello_lines) == len(traffic.served), "one access-log line on stdout per request served"
 
 
-def test_access_log_to_a_file(tmp_path: Path) -> None:
-    """A log file instead of stdout (gunicorn's --access-logfile) gets the same lines."""
-    access_log = tmp_path / "access.log"
-    port = free_port()
-    proc = start(port, GUNICORN_CMD_ARGS=f"--access-logfile {access_log}", DRAIN_SECONDS="0")
+def test_access_log_escapes_what_the_client_sent(server: Server) -> None:
+    """granian percent-decodes the path: a client's newline or quote must not forge or break a line.
+
+    Escaped as Apache httpd's ap_escape_logitem: `"` and `\\` with a backslash, \\n (and \\b \\r \\t \\v) in C
+    style, other control bytes as \\xhh.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
-        status, body = Server(proc, port).get("/nope?x=1")
+        conn.request(
+            "GET", "/x%0A127.0.0.1%22%01?q=%0A", headers={"User-Agent": 'evil" \\ agent', "Referer": "r"}
+        )
+        response = conn.getresponse()
+        assert (response.status, len(response.read())) == (404, 207)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    line = ACCESS_LINE % (re.escape("GET /nope?x=1"), status, len(body))
-    assert re.search("^" + line + "$", access_log.read_text(), re.M), access_log.read_text()
+        conn.close()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+    log = server.proc.stdout.read()
+    # What the log must hold, as the characters written.
+    request = r'"GET /x\n127.0.0.1\"\x01?q=%0A HTTP/1.1" 404 207 "r" "evil\" \\ agent" '
+    line = re.compile(r"^127\.0\.0\.1 - - \[[^]]+\] " + re.escape(request) + r"\d+\.\d{6}$", re.M)
+    assert line.search(log), log
+    assert not re.search(r'^127\.0\.0\.1"', log, re.M), "the decoded newline started a forged line"
+
+
+def test_idle_keep_alive_connection_does_not_hold_up_the_stop(server: Server) -> None:
+    """A keep-alive connection is served through the drain, then closed: the stop does not wait for it."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"Hello World!"
+        sigterm_at = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        conn.request("GET", "/readyz")  # the same connection, during the drain
+        assert conn.getresponse().status == 503
+        assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+        assert time.monotonic() - sigterm_at < DRAIN_SECONDS + 3
+    finally:
+        conn.close()
+
+
+def test_workers_exit_when_the_main_process_is_killed(server: Server) -> None:
+    """SIGKILL of the main process (the OOM killer, a supervisor outside a container): no worker goes on."""
+    workers = [
+        int(pid)
+        for pid in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    ]
+    assert len(workers) == 2
+    server.proc.kill()
+    server.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphaned workers still running"
+    with pytest.raises(ConnectionRefusedError):
+        server.get("/")
 
 
 def test_stops_accepting_after_the_drain(server: Server) -> None:
@@ -160,7 +203,17 @@ def test_stops_accepting_after_the_drain(server: Server) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "http"), ("DRAIN_SECONDS", "soon"), ("GRACEFUL_TIMEOUT", "-3"), ("THREADS", "2.5")],
+    [
+        ("HOST", "localhost"),
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("DRAIN_SECONDS", "soon"),
+        ("DRAIN_SECONDS", "nan"),
+        ("GRACEFUL_TIMEOUT", "-3"),
+        ("GRACEFUL_TIMEOUT", "0"),
+        ("THREADS", "2.5"),
+        ("WEB_CONCURRENCY", "0"),
+    ],
 )
 def test_bad_settings_stop_startup_naming_the_variable(name: str, value: str) -> None:
     proc = start(free_port(), **{name: value})
