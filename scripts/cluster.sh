@@ -11,13 +11,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-STATE="$ROOT/.cluster"
+STATE="${GITOPS_CLUSTER_STATE:-$ROOT/.cluster}"
 TOOLS="$ROOT/tools"
 CACHE_ROOT="${GITOPS_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitops-cluster}"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 KUBECTL="${KUBECTL:-$(command -v kubectl || echo "$ROOT/.venv/bin/kubectl")}"
 # Every module under tools/ names a go version this machine's Go has; never fetch another toolchain.
-export GOTOOLCHAIN=local CGO_ENABLED=0
+export GOTOOLCHAIN=local
 NAMESPACE=flux-system
 CONTROLLERS=(source-controller kustomize-controller)
 
@@ -150,15 +150,18 @@ pki() {
   chmod 600 "$p"/*.key
 }
 
-kubeconfig() { # kubeconfig FILE USER-ARGS...
-  local file=$1
-  shift
-  KUBECONFIG="$file" "$KUBECTL" config set-cluster local --server="https://127.0.0.1:$API_PORT" \
-    --certificate-authority="$STATE/pki/ca.crt" --embed-certs=true >/dev/null
-  KUBECONFIG="$file" "$KUBECTL" config set-credentials user "$@" >/dev/null
-  KUBECONFIG="$file" "$KUBECTL" config set-context local --cluster=local --user=user >/dev/null
-  KUBECONFIG="$file" "$KUBECTL" config use-context local >/dev/null
-  chmod 600 "$file"
+# kubeconfig FILE USER-YAML: written with shell builtins, so no credential ever appears in a process's argv.
+kubeconfig() {
+  local file=$1 user=$2 ca
+  ca="$(base64 -w0 <"$STATE/pki/ca.crt")"
+  (
+    umask 077
+    printf '%s\n' "apiVersion: v1" "kind: Config" "current-context: local" \
+      "clusters:" "- name: local" "  cluster:" "    server: https://127.0.0.1:$API_PORT" \
+      "    certificate-authority-data: $ca" \
+      "contexts:" "- name: local" "  context: {cluster: local, user: user}" \
+      "users:" "- name: user" "  user:" "$user" >"$file"
+  )
 }
 
 kc() { KUBECONFIG="$STATE/kubeconfig" "$KUBECTL" "$@"; }
@@ -199,8 +202,9 @@ up() {
     --service-account-signing-key-file="$STATE/pki/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 \
     --endpoint-reconciler-type=none --profiling=false
-  kubeconfig "$STATE/kubeconfig" --client-certificate="$STATE/pki/admin.crt" \
-    --client-key="$STATE/pki/admin.key" --embed-certs=true
+  kubeconfig "$STATE/kubeconfig" "$(printf '    %s\n' \
+    "client-certificate-data: $(base64 -w0 <"$STATE/pki/admin.crt")" \
+    "client-key-data: $(base64 -w0 <"$STATE/pki/admin.key")")"
   wait_until kube-apiserver 120 "$STATE/logs/kube-apiserver.log" kc get --raw /readyz
 
   kc apply --server-side -f "$dir/crds/" >/dev/null
@@ -211,7 +215,7 @@ up() {
   for c in "${CONTROLLERS[@]}"; do
     # Each controller authenticates as its own service account, with a token the API server signed.
     token="$(kc create token "$c" -n "$NAMESPACE" --duration=48h)"
-    kubeconfig "$STATE/$c.kubeconfig" --token="$token"
+    kubeconfig "$STATE/$c.kubeconfig" "    token: $token"
     health=$(free_port)
     local args=(--watch-all-namespaces=true --enable-leader-election=false --metrics-addr=0
       --health-addr="127.0.0.1:$health" --log-level=info --log-encoding=json)
@@ -248,20 +252,25 @@ down() {
     rm -rf "$STATE"
     return
   }
-  local f pid name
+  local f pid name cache
+  cache="$(readlink -f "$CACHE_ROOT")"
   # Controllers first, the API server next, its storage last.
   for name in "${CONTROLLERS[@]}" kube-apiserver etcd; do
     f="$STATE/pids/$name"
     [ -f "$f" ] || continue
     pid="$(cat "$f")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-      done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    # A pid left by a crashed run may have been reused: stop it only while it still runs our binary.
+    case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
+      "$cache"/*)
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 40); do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.25
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        ;;
+      *) log "$name (pid $pid) is not running" ;;
+    esac
     rm -f "$f"
   done
   rm -rf "$STATE"

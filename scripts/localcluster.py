@@ -183,7 +183,7 @@ class RolloutReporter:
     Deployment in `namespace` whose status lags its spec is given the status it gets once all its
     pods are Ready (the fields kstatus reads), so Flux's health check can pass."""
 
-    def __init__(self, cluster: Cluster, namespace: str, interval: float = 0.2) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, interval: float = 0.5) -> None:
         self.cluster, self.namespace, self.interval = cluster, namespace, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rollout-reporter", daemon=True)
