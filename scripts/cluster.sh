@@ -121,6 +121,10 @@ wait_until() {
   shift 3
   local deadline=$(($(date +%s) + seconds))
   until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$STATE/pids/$what")" 2>/dev/null; then
+      tail -n 30 "$log" >&2 || true
+      die "$what exited (log: $log)"
+    fi
     if (($(date +%s) > deadline)); then
       tail -n 30 "$log" >&2 || true
       die "$what not ready after ${seconds}s (log: $log)"
@@ -176,7 +180,9 @@ up() {
   dir="$(build)"
   local bin=$dir/bin start_time
   start_time=$(date +%s)
-  mkdir -p "$STATE/logs" "$STATE/pids"
+  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
+  # A start that fails half-way stops what it started; its logs are kept in .cluster-failed/.
+  trap 'rm -rf "$STATE-failed"; cp -r "$STATE/logs" "$STATE-failed"; down' EXIT
   ETCD_PORT=$(free_port) ETCD_PEER_PORT=$(free_port) API_PORT=$(free_port)
   pki
 
@@ -241,6 +247,7 @@ up() {
     echo "CACHE=$dir"
     cat "$dir/versions"
   } >"$STATE/env"
+  trap - EXIT
   log "up in $(($(date +%s) - start_time))s: export KUBECONFIG=$STATE/kubeconfig"
 }
 

@@ -286,7 +286,7 @@ def flux_objects(keys: Path, host_public_key: str) -> tuple[list[dict[str, Any]]
         for r in program.resources
         if r.type.startswith("kubernetes:") and r.custom and r.type not in SKIPPED_TYPES
     ]
-    return objects, harness.dev_config()["repository"]
+    return objects, harness.dev_config()[f"{harness.PROJECT}:repository"]
 
 
 def pointed_at(
