@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from jenkins.registry import resolve_digest
-from scripts.localcluster import Cluster, FluxLoop, condition, flux_loop, rendered_k8s
+from scripts.localcluster import Cluster, FluxLoop, condition, flux_loop, keygen, rendered_k8s
 from scripts.sandbox import Run, build_arg_flags, hermetic_build_args, jenkins_cli
 from tests.conftest import require
 
@@ -127,3 +127,31 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     image = flux.deployment_image()
     assert re.fullmatch(rf"{re.escape(repository)}:{third}@sha256:[0-9a-f]{{64}}", image), image
     assert image == f"{repository}:{third}@{resolve_digest(repository, third)}"
+
+
+def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_path: Path) -> None:
+    """source-controller checks the sshd's host key against the Secret's known_hosts (no TOFU)."""
+    (source,) = [o for o in flux.objects if o["kind"] == "GitRepository"]
+    auth = next(
+        o
+        for o in flux.objects
+        if o["kind"] == "Secret" and o["metadata"]["name"] == source["spec"]["secretRef"]["name"]
+    )
+    pinned = auth["stringData"]["known_hosts"]
+    host = pinned.split(" ", 1)[0]
+    _, impostor = keygen(tmp_path / "impostor")
+    flux.cluster.apply(
+        [{**auth, "stringData": {**auth["stringData"], "known_hosts": f"{host} {impostor}\n"}}]
+    )
+    try:
+        flux.push_event()
+
+        def refused() -> str:
+            ready = condition(flux.status("GitRepository"), "Ready")
+            return ready["message"] if ready and ready["status"] == "False" else ""
+
+        message = flux.cluster.wait_for("the GitRepository to refuse the host key", refused, timeout=120)
+        assert "knownhosts" in message or "host key" in message, message
+    finally:
+        flux.cluster.apply([auth])
+        flux.push_event()
