@@ -30,12 +30,13 @@ die() {
 # --- build ------------------------------------------------------------------------------------------
 
 cache_key() {
-  # The versions are the go.mod/go.sum files; the Go version and this script's build lines change the
-  # binaries too.
+  # The versions are the go.mod/go.sum files (comments aside); the Go version and this script's build
+  # lines change the binaries too.
   {
     "$GO" version
     sed -n '/^build_into()/,/^}/p' "$0"
-    cat "$TOOLS"/*/go.mod "$TOOLS"/*/go.sum
+    grep -hv '^[[:space:]]*//' "$TOOLS"/*/go.mod
+    cat "$TOOLS"/*/go.sum
   } | sha256sum | cut -c1-16
 }
 

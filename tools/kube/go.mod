@@ -8,7 +8,7 @@ go 1.25.0
 // k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging/src/k8s.io/*
 // (its go.mod at v1.35.4, read from the module proxy 2026-12-01); outside its tree each must be replaced
 // by the published module of the same release, v0.35.4. The same pattern: chaos-mesh/chaos-mesh
-// e2e-test/go.mod (k8s.io/kubernetes v1.35.3 -> v0.35.3) and kubernetes/autoscaler cluster-autoscaler/go.mod.
+// e2e-test/go.mod (k8s.io/kubernetes v1.35.3, every staging module replaced by v0.35.3).
 // Keep the list equal to the v0.0.0 requirements of the k8s.io/kubernetes version above.
 replace (
 	k8s.io/api => k8s.io/api v0.35.4
