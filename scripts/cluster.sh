@@ -7,7 +7,7 @@
 #   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
 #   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
 #   scripts/cluster.sh down    stop every process `up` started (by pid) and remove .cluster/
-#   scripts/cluster.sh status  exit 0 when the API server answers /readyz
+#   scripts/cluster.sh status  exit 0 when every process runs and the API server answers /readyz
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -95,8 +95,8 @@ build() {
       rm -rf "$tmp"
       die "build failed (output above)"
     }
-    rm -rf "$dir"
-    mv "$tmp" "$dir"
+    # Another checkout may have finished the same build meanwhile: keep its copy, which may be running.
+    if [ -f "$dir/versions" ]; then rm -rf "$tmp"; else mv -T "$tmp" "$dir"; fi
     log "built in $(($(date +%s) - start))s"
   fi
   echo "$dir"
@@ -286,7 +286,11 @@ down() {
 }
 
 status() {
-  [ -f "$STATE/kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1
+  local name
+  for name in etcd kube-apiserver "${CONTROLLERS[@]}"; do
+    [ -f "$STATE/pids/$name" ] && kill -0 "$(cat "$STATE/pids/$name")" 2>/dev/null || return 1
+  done
+  kc get --raw /readyz >/dev/null 2>&1
 }
 
 case "${1:-}" in
