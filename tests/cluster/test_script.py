@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from scripts.localcluster import Cluster
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "scripts" / "cluster.sh"
@@ -55,3 +56,22 @@ def test_down_never_stops_a_process_that_reused_a_recorded_pid(tmp_path: Path) -
 
 def test_status_fails_when_nothing_runs(tmp_path: Path) -> None:
     assert run("status", env={"GITOPS_CLUSTER_STATE": str(tmp_path / "none")}).returncode != 0
+
+
+def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path: Path) -> None:
+    """A second control plane in its own state directory (the binaries come from the cache the session's
+    cluster was started from): up, down, up again, down."""
+    env = {"GITOPS_CLUSTER_STATE": str(tmp_path / "state")}
+    for _ in range(2):
+        started = run("up", env=env)
+        assert started.returncode == 0, started.stderr
+        pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
+        assert len(pids) == 4  # etcd, kube-apiserver, source- and kustomize-controller
+        assert run("status", env=env).returncode == 0
+
+        stopped = run("down", env=env)
+
+        assert stopped.returncode == 0, stopped.stderr
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        assert alive == [], f"processes left behind: {alive}"
+        assert not (tmp_path / "state").exists()
