@@ -6,6 +6,7 @@ Flux -> the Deployment in the API server names the new image by digest; then a r
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ def flux(
     cluster: Cluster, app_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FluxLoop]:
     require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
+    require(os.geteuid() == 0, "a real sshd on loopback needs root")
     with flux_loop(cluster, tmp_path_factory.mktemp("flux")) as loop:
         yield loop
 
