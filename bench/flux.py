@@ -1,0 +1,75 @@
+"""Commit -> applied latency through the real Flux controllers: push event against polling.
+
+Each run pushes a manifest commit as the release bot does (a new `newTag` in k8s/kustomization.yaml) and
+times how long until the Kustomization is Ready at that commit and the Deployment in the API server
+names the new tag. "webhook" asks for a reconcile right after the push, as the Receiver does for
+GitHub's push event; "polling" waits for the GitRepository's own interval (the stack's flux.interval).
+Needs `make cluster-up` (and root, for the local sshd).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from scripts.localcluster import Cluster, FluxLoop, flux_loop
+from scripts.sandbox import git
+
+RUNS = {"webhook": 5, "polling": 3}
+NEW_TAG = re.compile(r'(newTag: )"[0-9a-f]{40}"')
+
+
+def bot_commit(loop: FluxLoop) -> tuple[str, str]:
+    """Push a commit that moves the app to a new tag, as the release bot's commit does."""
+    tag = secrets.token_hex(20)
+    work = loop.repo.work
+    loop.repo.checkout_tip()
+    manifest = work / "k8s" / "kustomization.yaml"
+    text, count = NEW_TAG.subn(rf'\g<1>"{tag}"', manifest.read_text())
+    assert count == 1, "k8s/kustomization.yaml has no 40-character newTag to move"
+    manifest.write_text(text)
+    git(work, "commit", "--quiet", "-am", f"bench: deploy {tag[:12]} [skip ci]")
+    git(work, "push", "--quiet", "origin", "HEAD:main")
+    return git(work, "rev-parse", "HEAD"), tag
+
+
+def one_run(loop: FluxLoop, webhook: bool) -> float:
+    commit, tag = bot_commit(loop)
+    started = time.monotonic()
+    if webhook:
+        loop.push_event()
+    loop.cluster.wait_for(
+        f"Flux to apply {commit[:12]}",
+        lambda: loop.applied(commit) and f":{tag}" in loop.deployment_image(),
+        timeout=300,
+        interval=0.05,
+    )
+    return time.monotonic() - started
+
+
+def main() -> None:
+    cluster = Cluster.find()
+    if cluster is None:
+        print("no control plane at .cluster/kubeconfig: run `make cluster-up` first; skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp, flux_loop(cluster, Path(tmp)) as loop:
+        loop.wait_applied(loop.repo.tip())
+        interval = loop.named("GitRepository")["spec"]["interval"]
+        results = {mode: [one_run(loop, mode == "webhook") for _ in range(n)] for mode, n in RUNS.items()}
+    print(
+        f"commit -> applied (Kustomization Ready at the commit, Deployment updated); poll interval {interval}"
+    )
+    print(f"{'mode':<8} {'runs':>4} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for mode, seconds in results.items():
+        median, low, high = statistics.median(seconds), min(seconds), max(seconds)
+        print(f"{mode:<8} {len(seconds):>4} {median:>9.2f} {low:>7.2f} {high:>7.2f}")
+    ratio = statistics.median(results["polling"]) / statistics.median(results["webhook"])
+    print(f"polling / webhook (medians): {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

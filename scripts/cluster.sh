@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# A real control plane on 127.0.0.1 for the tests: etcd, kube-apiserver (RBAC, service-account tokens,
+# PodSecurity admission) and Flux's source- and kustomize-controller, built from the Go modules pinned
+# under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects are admitted,
+# stored and reconciled by Flux; pods are never run.
+#
+#   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
+#   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
+#   scripts/cluster.sh down    stop every process `up` started (by pid) and remove .cluster/
+#   scripts/cluster.sh status  exit 0 when every process runs and the API server answers /readyz
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="${GITOPS_CLUSTER_STATE:-$ROOT/.cluster}"
+TOOLS="$ROOT/tools"
+CACHE_ROOT="${GITOPS_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitops-cluster}"
+GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+KUBECTL="${KUBECTL:-$(command -v kubectl || echo "$ROOT/.venv/bin/kubectl")}"
+# Every module under tools/ names a go version this machine's Go has; never fetch another toolchain.
+export GOTOOLCHAIN=local
+NAMESPACE=flux-system
+CONTROLLERS=(source-controller kustomize-controller)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() {
+  printf '[cluster] error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- build ------------------------------------------------------------------------------------------
+
+cache_key() {
+  # The versions are the go.mod/go.sum files (comments aside); the Go version and this script's build
+  # lines change the binaries too.
+  {
+    "$GO" version
+    sed -n '/^build_into()/,/^}/p' "$0"
+    grep -hv '^[[:space:]]*//' "$TOOLS"/*/go.mod
+    cat "$TOOLS"/*/go.sum
+  } | sha256sum | cut -c1-16
+}
+
+module_version() { (cd "$TOOLS/$1" && "$GO" list -m -f '{{.Version}}' "$2"); }
+module_dir() { (cd "$TOOLS/$1" && "$GO" list -m -f '{{.Dir}}' "$2"); }
+
+build_into() {
+  local out=$1 kube version minor
+  kube="$(module_version kube k8s.io/kubernetes)"
+  minor="${kube#v1.}"
+  minor="${minor%%.*}"
+  # What Kubernetes' own build stamps (hack/lib/version.sh), so /version reports the real release.
+  version="-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1"
+  version+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w $version" \
+    -o "$out/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
+    -o "$out/bin/etcd" go.etcd.io/etcd/server/v3)
+  local c
+  for c in "${CONTROLLERS[@]}"; do
+    (cd "$TOOLS/$c" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
+      -o "$out/bin/$c" "github.com/fluxcd/$c")
+    # The CRDs come from the same module version as the controller that serves them.
+    mkdir -p "$out/crds"
+    cp "$(module_dir "$c" "github.com/fluxcd/$c")"/config/crd/bases/*.yaml "$out/crds/"
+  done
+  # notification-controller is not served by the module proxy; its CRDs are generated from its API
+  # module with the controller-gen version and options of its own Makefile (identical to the release's).
+  (cd "$TOOLS/notification-api" && "$GO" build -mod=readonly -trimpath -o "$out/controller-gen" \
+    sigs.k8s.io/controller-tools/cmd/controller-gen)
+  (cd "$TOOLS/notification-api" && "$out/controller-gen" crd:crdVersions=v1 \
+    paths=github.com/fluxcd/notification-controller/api/... output:crd:dir="$out/crds")
+  rm "$out/controller-gen"
+  chmod -R u+w "$out/crds"
+  {
+    echo "kubernetes=$kube"
+    echo "etcd=$(module_version kube go.etcd.io/etcd/server/v3)"
+    for c in "${CONTROLLERS[@]}"; do echo "$c=$(module_version "$c" "github.com/fluxcd/$c")"; done
+    echo "notification-api=$(module_version notification-api github.com/fluxcd/notification-controller/api)"
+  } >"$out/versions"
+}
+
+build() {
+  [ -x "$GO" ] || die "no Go toolchain at '$GO' (set GO=/path/to/go); see docs/cluster.md"
+  local key dir tmp start
+  key="$(cache_key)"
+  dir="$CACHE_ROOT/$key"
+  if [ -f "$dir/versions" ]; then
+    log "binaries cached in $dir"
+  else
+    start=$(date +%s)
+    log "building into $dir (first build on a machine takes minutes; see docs/cluster.md)"
+    mkdir -p "$CACHE_ROOT"
+    tmp="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
+    build_into "$tmp" || {
+      rm -rf "$tmp"
+      die "build failed (output above)"
+    }
+    # Another checkout may have finished the same build meanwhile: keep its copy, which may be running.
+    if [ -f "$dir/versions" ]; then rm -rf "$tmp"; else mv -T "$tmp" "$dir"; fi
+    log "built in $(($(date +%s) - start))s"
+  fi
+  echo "$dir"
+}
+
+# --- up ---------------------------------------------------------------------------------------------
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start NAME CMD...: run CMD in its own session, logging to .cluster/logs/NAME.log; its pid is recorded
+# so that `down` stops exactly what `up` started.
+start() {
+  local name=$1
+  shift
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/$name"
+}
+
+wait_until() {
+  local what=$1 seconds=$2 log=$3
+  shift 3
+  local deadline=$(($(date +%s) + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$STATE/pids/$what")" 2>/dev/null; then
+      tail -n 30 "$log" >&2 || true
+      die "$what exited (log: $log)"
+    fi
+    if (($(date +%s) > deadline)); then
+      tail -n 30 "$log" >&2 || true
+      die "$what not ready after ${seconds}s (log: $log)"
+    fi
+    sleep 0.5
+  done
+}
+
+pki() {
+  local p=$STATE/pki
+  mkdir -p "$p"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=gitops-test-ca" \
+    -keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
+  issue() { # issue NAME SUBJECT [EXTENSIONS]
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$2" \
+      -keyout "$p/$1.key" -out "$p/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 2 \
+      -extfile <(printf '%s\n' "${3:-extendedKeyUsage=clientAuth}") -out "$p/$1.crt" 2>/dev/null
+  }
+  issue apiserver "/CN=kube-apiserver" \
+    "$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"
+  # The test suite's identity: cluster-admin through the system:masters group, as `kubeadm` gives.
+  issue admin "/O=system:masters/CN=gitops-test-admin"
+  # The key the API server signs service-account tokens with (TokenRequest), and verifies them by.
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key" 2>/dev/null
+  openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
+  chmod 600 "$p"/*.key
+}
+
+# kubeconfig FILE USER-YAML: written with shell builtins, so no credential ever appears in a process's argv.
+kubeconfig() {
+  local file=$1 user=$2 ca
+  ca="$(base64 -w0 <"$STATE/pki/ca.crt")"
+  (
+    umask 077
+    printf '%s\n' "apiVersion: v1" "kind: Config" "current-context: local" \
+      "clusters:" "- name: local" "  cluster:" "    server: https://127.0.0.1:$API_PORT" \
+      "    certificate-authority-data: $ca" \
+      "contexts:" "- name: local" "  context: {cluster: local, user: user}" \
+      "users:" "- name: user" "  user:" "$user" >"$file"
+  )
+}
+
+kc() { KUBECONFIG="$STATE/kubeconfig" "$KUBECTL" "$@"; }
+
+up() {
+  if status >/dev/null 2>&1; then
+    log "already up ($STATE/kubeconfig)"
+    return
+  fi
+  [ ! -d "$STATE/pids" ] || down
+  local dir
+  dir="$(build)"
+  local bin=$dir/bin start_time
+  start_time=$(date +%s)
+  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
+  # A start that fails half-way stops what it started; its logs are kept in .cluster-failed/.
+  trap 'rm -rf "$STATE-failed"; cp -r "$STATE/logs" "$STATE-failed"; down' EXIT
+  ETCD_PORT=$(free_port) ETCD_PEER_PORT=$(free_port) API_PORT=$(free_port)
+  pki
+
+  # Test data only: fsync off makes etcd fast on a shared disk and loses nothing a test needs.
+  start etcd "$bin/etcd" --name default --data-dir "$STATE/etcd" --unsafe-no-fsync \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT"
+  wait_until etcd 60 "$STATE/logs/etcd.log" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+  # --allow-privileged=true as on EKS, so a privileged pod is refused by Pod Security, not by this flag.
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
+    --client-ca-file="$STATE/pki/ca.crt" \
+    --authorization-mode=RBAC --anonymous-auth=false \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,LimitRanger,ResourceQuota \
+    --allow-privileged=true \
+    --service-account-issuer="https://127.0.0.1:$API_PORT" \
+    --service-account-key-file="$STATE/pki/sa.pub" \
+    --service-account-signing-key-file="$STATE/pki/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --endpoint-reconciler-type=none --profiling=false
+  kubeconfig "$STATE/kubeconfig" "$(printf '    %s\n' \
+    "client-certificate-data: $(base64 -w0 <"$STATE/pki/admin.crt")" \
+    "client-key-data: $(base64 -w0 <"$STATE/pki/admin.key")")"
+  wait_until kube-apiserver 120 "$STATE/logs/kube-apiserver.log" kc get --raw /readyz
+
+  kc apply --server-side -f "$dir/crds/" >/dev/null
+  kc apply --server-side -f "$ROOT/scripts/cluster-rbac.yaml" >/dev/null
+  kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
+
+  local c health port token
+  for c in "${CONTROLLERS[@]}"; do
+    # Each controller authenticates as its own service account, with a token the API server signed.
+    token="$(kc create token "$c" -n "$NAMESPACE" --duration=48h)"
+    kubeconfig "$STATE/$c.kubeconfig" "    token: $token"
+    health=$(free_port)
+    local args=(--watch-all-namespaces=true --enable-leader-election=false --metrics-addr=0
+      --health-addr="127.0.0.1:$health" --log-level=info --log-encoding=json)
+    if [ "$c" = source-controller ]; then
+      port=$(free_port)
+      STORAGE_PORT=$port
+      args+=(--storage-path="$STATE/artifacts" --storage-addr="127.0.0.1:$port"
+        --storage-adv-addr="127.0.0.1:$port")
+    fi
+    start "$c" env KUBECONFIG="$STATE/$c.kubeconfig" RUNTIME_NAMESPACE="$NAMESPACE" "$bin/$c" "${args[@]}"
+    printf -v "HEALTH_${c//-/_}" '%s' "$health"
+  done
+  for c in "${CONTROLLERS[@]}"; do
+    local h="HEALTH_${c//-/_}"
+    wait_until "$c" 60 "$STATE/logs/$c.log" curl -fsS "http://127.0.0.1:${!h}/readyz"
+  done
+
+  {
+    echo "API_PORT=$API_PORT"
+    echo "ETCD_PORT=$ETCD_PORT"
+    echo "STORAGE_PORT=$STORAGE_PORT"
+    echo "NAMESPACE=$NAMESPACE"
+    echo "CACHE=$dir"
+    cat "$dir/versions"
+  } >"$STATE/env"
+  trap - EXIT
+  log "up in $(($(date +%s) - start_time))s: export KUBECONFIG=$STATE/kubeconfig"
+}
+
+# --- down / status ----------------------------------------------------------------------------------
+
+down() {
+  [ -d "$STATE/pids" ] || {
+    log "not running"
+    rm -rf "$STATE"
+    return
+  }
+  local f pid name cache
+  cache="$(readlink -f "$CACHE_ROOT")"
+  # Controllers first, the API server next, its storage last.
+  for name in "${CONTROLLERS[@]}" kube-apiserver etcd; do
+    f="$STATE/pids/$name"
+    [ -f "$f" ] || continue
+    pid="$(cat "$f")"
+    # A pid left by a crashed run may have been reused: stop it only while it still runs our binary.
+    case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
+      "$cache"/*)
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 40); do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.25
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        ;;
+      *) log "$name (pid $pid) is not running" ;;
+    esac
+    rm -f "$f"
+  done
+  rm -rf "$STATE"
+  log "down"
+}
+
+status() {
+  local name
+  for name in etcd kube-apiserver "${CONTROLLERS[@]}"; do
+    [ -f "$STATE/pids/$name" ] && kill -0 "$(cat "$STATE/pids/$name")" 2>/dev/null || return 1
+  done
+  kc get --raw /readyz >/dev/null 2>&1
+}
+
+case "${1:-}" in
+  build) build >/dev/null ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 build|up|down|status" ;;
+esac

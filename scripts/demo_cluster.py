@@ -1,0 +1,97 @@
+"""`make demo-cluster`: the GitOps loop against the real control plane of `make cluster-up`.
+
+Same stand-ins as `make demo` (a bare git remote for GitHub, docker-registry for ECR), but what Flux
+applies is no longer a `kubectl kustomize` rendering: the stack's own GitRepository, Secret and
+Kustomization (rendered from the Pulumi program) are in a real kube-apiserver, source-controller clones
+the repository over SSH, kustomize-controller applies ./k8s, and the demo reads the Deployment back
+from the API server. Then a rollback goes through the same path. Needs root (sshd) and Docker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
+
+from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
+from scripts.localcluster import Cluster, ClusterError, FluxLoop, flux_loop
+from scripts.sandbox import (
+    BASE_IMAGE,
+    hermetic_build_args,
+    image_present,
+    jenkins_cli,
+    run_registry,
+    wheelhouse,
+)
+
+
+def applied(loop: FluxLoop, what: str) -> str:
+    """Send the push event, wait until Flux has applied the branch tip, return the Deployment's image."""
+    tip, started = loop.repo.tip(), time.monotonic()
+    loop.push_event()
+    loop.wait_applied(tip)
+    image = loop.deployment_image()
+    seconds = time.monotonic() - started
+    say(f"{what}: Kustomization Ready at main@{tip[:12]} {seconds:.1f}s after the push event")
+    say(f"    Deployment in the API server: image {image}")
+    return image
+
+
+def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
+    banner("1. Flux follows the repository: the stack's objects, in a real API server")
+    loop.wait_applied(loop.repo.tip())
+    url = loop.named("GitRepository")["spec"]["url"]
+    say(f"GitRepository {url} cloned with the stack's deploy-key Secret")
+    say(f"Kustomization applied ./k8s; Deployment image: {loop.deployment_image()}")
+
+    banner("2. A developer pushes an app change; Jenkins releases it")
+    first = loop.repo.app_commit("Say hello from the cluster demo")
+    expect(release(loop.repo, repository, build_args), "changed")
+    image = applied(loop, "3. Push event -> Flux")
+    if f":{first}@sha256:" not in image:
+        raise DemoError(f"the Deployment names {image}, not {first} by digest")
+
+    banner("4. A second change, then a rollback to the first")
+    loop.repo.app_commit("A change we will regret")
+    expect(release(loop.repo, repository, build_args), "changed")
+    applied(loop, "second release")
+    loop.repo.checkout_tip()
+    args = ["--image-repository", repository, "--to", first, "--reason", "demo: roll back"]
+    rollback = jenkins_cli(loop.repo.work, "rollback", args, echo=True)
+    if rollback.returncode != 0:
+        raise DemoError("rollback failed; its console output is above")
+    if f":{first}@sha256:" not in applied(loop, "rollback"):
+        raise DemoError("the rollback did not reach the API server")
+    banner("Done: app commit -> image -> bot commit -> Flux -> Deployment in a real API server, and back")
+
+
+def main() -> int:
+    try:
+        check_tools()
+        cluster = Cluster.find()
+        if cluster is None:
+            raise DemoError("no control plane at .cluster/kubeconfig: run `make cluster-up` first")
+        with contextlib.ExitStack() as stack:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gitops-demo-cluster-")))
+            (scratch / "registry").mkdir()
+            registry = stack.enter_context(run_registry(scratch / "registry"))
+            build_args = {}
+            if image_present(BASE_IMAGE):
+                build_args = hermetic_build_args(stack.enter_context(wheelhouse(CACHE / "wheels")))
+            banner(
+                f"0. kube-apiserver {cluster.env.get('kubernetes')}, Flux controllers, registry {registry}"
+            )
+            loop = stack.enter_context(flux_loop(cluster, scratch / "flux"))
+            demo(loop, f"{registry}/hello-gitops", build_args)
+    except (DemoError, ClusterError, RuntimeError) as exc:
+        say(f"\ndemo FAILED: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The real control plane of `make cluster-up` (scripts/cluster.sh): kube-apiserver with RBAC and Pod
+Security admission on etcd, and Flux's source- and kustomize-controller, all on 127.0.0.1.
+
+Tests here skip when no cluster answers, except under CI=true, where .ci/run starts one first.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.localcluster import Cluster, ensure_app_namespace
+from tests.conftest import require
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: needs the control plane of `make cluster-up`")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/cluster/" in item.nodeid:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found = Cluster.find()
+    require(found is not None, "no control plane answers at .cluster/kubeconfig (run `make cluster-up`)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def app_namespace(cluster: Cluster) -> str:
+    """The app's namespace, in the API server with the labels it is declared with."""
+    return ensure_app_namespace(cluster)

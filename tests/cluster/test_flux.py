@@ -1,0 +1,159 @@
+"""The Flux objects the stack declares, rendered from the real program under mocks and applied as they
+are (scripts/localcluster.py says exactly what is pointed at this machine), and the whole loop:
+app commit -> `python -m jenkins release` (real Docker and registry) -> bot commit -> push event ->
+Flux -> the Deployment in the API server names the new image by digest; then a rollback and an unhold.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jenkins.registry import resolve_digest
+from scripts.localcluster import Cluster, FluxLoop, condition, flux_loop, keygen, rendered_k8s
+from scripts.sandbox import Run, build_arg_flags, hermetic_build_args, jenkins_cli
+from tests.conftest import require
+
+HOLD_BY = "release.gitops/held-by"
+
+
+@pytest.fixture(scope="module")
+def flux(
+    cluster: Cluster, app_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FluxLoop]:
+    require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
+    require(os.geteuid() == 0, "a real sshd on loopback needs root")
+    with flux_loop(cluster, tmp_path_factory.mktemp("flux")) as loop:
+        yield loop
+
+
+def test_source_controller_clones_over_ssh_with_the_stacks_secret(flux: FluxLoop) -> None:
+    revision = f"main@sha1:{flux.repo.tip()}"
+
+    def cloned() -> bool:
+        source = flux.status("GitRepository")
+        ready = condition(source, "Ready")
+        artifact = source.get("status", {}).get("artifact", {})
+        return bool(ready and ready["status"] == "True" and artifact.get("revision") == revision)
+
+    # The object may still carry the status of an earlier run's repository: wait for this one's commit.
+    flux.cluster.wait_for(f"the GitRepository to be Ready at {revision}", cloned)
+
+
+def test_kustomize_controller_applies_k8s_and_reports_ready_at_the_commit(flux: FluxLoop) -> None:
+    tip = flux.repo.tip()
+
+    flux.wait_applied(tip)
+
+    kustomization = flux.status("Kustomization")
+    inventory = {entry["id"] for entry in kustomization["status"]["inventory"]["entries"]}
+    for obj in rendered_k8s():
+        group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+        namespace = obj["metadata"].get("namespace", "")
+        assert f"{namespace}_{obj['metadata']['name']}_{group}_{obj['kind']}" in inventory
+    assert flux.deployment_image().endswith(":0000000000000000000000000000000000000000")
+
+
+@pytest.fixture(scope="module")
+def releases(
+    flux: FluxLoop, base_image: str, wheelhouse_url: str, registry: str
+) -> tuple[str, dict[str, str]]:
+    return f"{registry}/cluster/hello-gitops", hermetic_build_args(wheelhouse_url, base_image)
+
+
+def release(flux: FluxLoop, repository: str, build_args: dict[str, str], commit: str) -> Run:
+    flux.repo.checkout(commit)
+    args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
+    run = jenkins_cli(flux.repo.work, "release", args)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def cli(flux: FluxLoop, command: str, *args: str) -> Run:
+    flux.repo.checkout_tip()
+    run = jenkins_cli(flux.repo.work, command, list(args))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
+    flux: FluxLoop, releases: tuple[str, dict[str, str]]
+) -> None:
+    repository, build_args = releases
+    first = flux.repo.app_commit("First app change")
+    run = release(flux, repository, build_args, first)
+    assert run.outcome and run.outcome["outcome"] == "changed"
+    digest = resolve_digest(repository, first)
+    assert run.outcome["image"] == f"{repository}:{first}@{digest}"
+    bot = flux.repo.tip()
+    assert run.outcome["commit"] == bot
+
+    flux.push_event()
+    flux.wait_applied(bot)
+    assert flux.deployment_image() == f"{repository}:{first}@{digest}"
+
+    second = flux.repo.app_commit("Second app change (the bad one)")
+    release(flux, repository, build_args, second)
+    flux.push_event()
+    flux.wait_applied(flux.repo.tip())
+    assert flux.deployment_image().startswith(f"{repository}:{second}@sha256:")
+
+    run = cli(
+        flux, "rollback", "--image-repository", repository, "--to", first, "--reason", "second breaks /readyz"
+    )
+    assert run.outcome and run.outcome["outcome"] == "changed"
+    flux.push_event()
+    flux.wait_applied(flux.repo.tip())
+    assert flux.deployment_image() == f"{repository}:{first}@{digest}"
+
+    third = flux.repo.app_commit("Third app change while held")
+    run = release(flux, repository, build_args, third)
+    assert run.outcome and run.outcome["outcome"] == "held"
+    held_tip = flux.repo.tip()
+    flux.push_event()
+    flux.wait_applied(held_tip)
+    assert flux.deployment_image() == f"{repository}:{first}@{digest}"
+
+    cli(flux, "unhold")
+    assert HOLD_BY not in flux.repo.file_at_tip("k8s/kustomization.yaml")
+    run = release(flux, repository, build_args, third)
+    assert run.outcome and run.outcome["outcome"] == "changed"
+    flux.push_event()
+    flux.wait_applied(flux.repo.tip())
+    image = flux.deployment_image()
+    assert re.fullmatch(rf"{re.escape(repository)}:{third}@sha256:[0-9a-f]{{64}}", image), image
+    assert image == f"{repository}:{third}@{resolve_digest(repository, third)}"
+
+
+def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_path: Path) -> None:
+    """source-controller checks the sshd's host key against the Secret's known_hosts (no TOFU)."""
+    (source,) = [o for o in flux.objects if o["kind"] == "GitRepository"]
+    auth = next(
+        o
+        for o in flux.objects
+        if o["kind"] == "Secret" and o["metadata"]["name"] == source["spec"]["secretRef"]["name"]
+    )
+    pinned = auth["stringData"]["known_hosts"]
+    host = pinned.split(" ", 1)[0]
+    _, impostor = keygen(tmp_path / "impostor")
+    flux.cluster.apply(
+        [{**auth, "stringData": {**auth["stringData"], "known_hosts": f"{host} {impostor}\n"}}]
+    )
+    try:
+        flux.push_event()
+
+        def refused() -> str:
+            ready = condition(flux.status("GitRepository"), "Ready")
+            return ready["message"] if ready and ready["status"] == "False" else ""
+
+        message = flux.cluster.wait_for("the GitRepository to refuse the host key", refused, timeout=120)
+        assert "knownhosts" in message or "host key" in message, message
+    finally:
+        flux.cluster.apply([auth])
+        flux.push_event()

@@ -1,0 +1,77 @@
+"""scripts/cluster.sh's edges, without a control plane: bad input, a missing toolchain, and a stale state
+directory whose pids now belong to someone else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from scripts.localcluster import Cluster
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "cluster.sh"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_an_unknown_command_is_refused_with_the_usage() -> None:
+    result = run("start")
+    assert result.returncode == 1
+    assert "usage:" in result.stderr and "build|up|down|status" in result.stderr
+
+
+def test_a_missing_go_toolchain_is_named(tmp_path: Path) -> None:
+    result = run(
+        "build", env={"GO": str(tmp_path / "no-go"), "GITOPS_CLUSTER_CACHE": str(tmp_path / "cache")}
+    )
+    assert result.returncode == 1
+    assert f"no Go toolchain at '{tmp_path / 'no-go'}'" in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_down_never_stops_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "pids").mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        (state / "pids" / "kube-apiserver").write_text(f"{bystander.pid}\n")
+        result = run("down", env={"GITOPS_CLUSTER_STATE": str(state), "GITOPS_CLUSTER_CACHE": str(tmp_path)})
+        assert result.returncode == 0, result.stderr
+        assert bystander.poll() is None, "down killed a process it did not start"
+        assert "is not running" in result.stderr
+        assert not state.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_status_fails_when_nothing_runs(tmp_path: Path) -> None:
+    assert run("status", env={"GITOPS_CLUSTER_STATE": str(tmp_path / "none")}).returncode != 0
+
+
+def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path: Path) -> None:
+    """A second control plane in its own state directory (the binaries come from the cache the session's
+    cluster was started from): up, down, up again, down."""
+    env = {"GITOPS_CLUSTER_STATE": str(tmp_path / "state")}
+    for _ in range(2):
+        started = run("up", env=env)
+        assert started.returncode == 0, started.stderr
+        pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
+        assert len(pids) == 4  # etcd, kube-apiserver, source- and kustomize-controller
+        assert run("status", env=env).returncode == 0
+
+        stopped = run("down", env=env)
+
+        assert stopped.returncode == 0, stopped.stderr
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        assert alive == [], f"processes left behind: {alive}"
+        assert not (tmp_path / "state").exists()
