@@ -242,7 +242,7 @@ class _Object:
         value = self.raw.get(field_name, default)
         if not isinstance(value, str):
             raise ConfigError(f"{self.key(field_name)}: must be a string, got {_describe(value)}; {hint}")
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ConfigError(f"{self.key(field_name)}: {value!r} is not valid; {hint}")
         return value
 
@@ -303,7 +303,7 @@ class _Object:
                     f"{key}: {arn!r} is a session, not a principal; EKS access entries take the role: "
                     f"arn:aws:iam::{session[1]}:role/{session[2]} (with its path, if it has one)"
                 )
-            if not isinstance(arn, str) or not _IAM_PRINCIPAL.match(arn):
+            if not isinstance(arn, str) or not _IAM_PRINCIPAL.fullmatch(arn):
                 raise ConfigError(f"{key}: {arn!r} is not an IAM user or role ARN; {hint}")
             if arn in seen:
                 raise ConfigError(
@@ -383,7 +383,7 @@ def _jenkins(raw: Any, region: str) -> JenkinsConfig:
         f"use an ACM certificate ARN like arn:aws:acm:{region}:123456789012:certificate/<uuid>",
     )
     hostname = obj.optional_string("hostname", _HOSTNAME, "use a DNS name like jenkins.example.com")
-    arn = _ACM_ARN.match(certificate_arn or "")
+    arn = _ACM_ARN.fullmatch(certificate_arn or "")
     if arn is not None:
         # An ALB only takes certificates from ACM in its own region.
         if arn["region"] != region:
@@ -440,7 +440,7 @@ def _preview(raw: Any) -> PreviewConfig:
         )
     seen: set[str] = set()
     for i, login in enumerate(reviewers):
-        if not isinstance(login, str) or not _GITHUB_LOGIN.match(login):
+        if not isinstance(login, str) or not _GITHUB_LOGIN.fullmatch(login):
             raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
         # GitHub logins are case-insensitive: two spellings are one account, sent twice.
         if login.lower() in seen:
@@ -540,7 +540,7 @@ def load() -> StackConfig:
         config,
         "repository",
         None,
-        lambda v: bool(_REPOSITORY.match(v)) and v.split("/")[1] not in {".", ".."},
+        lambda v: bool(_REPOSITORY.fullmatch(v)) and v.split("/")[1] not in {".", ".."},
         "set the GitHub repository as owner/name, e.g. example-org/hello-gitops",
     )
     # The GitHub provider places deploy keys and webhooks under `github:owner`; without it, under the
@@ -557,10 +557,10 @@ def load() -> StackConfig:
             f"({repository!r}); deploy keys and webhooks would go to the wrong account"
         )
     branch = _string(
-        config, "branch", "main", lambda v: bool(_BRANCH.match(v)), "use a branch name like main"
+        config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
     region = pulumi.Config("aws").get("region")
-    if region is None or not _REGION.match(region):
+    if region is None or not _REGION.fullmatch(region):
         problem = "missing" if region is None else f"{region!r} is not an AWS region"
         raise ConfigError(f"aws:region: {problem}; set it, e.g. `pulumi config set aws:region us-east-1`")
     kubeconfig_text = config.get("kubeconfig")

@@ -282,6 +282,20 @@ DESCRIPTION_LIMITS: dict[str, tuple[str, int, re.Pattern[str] | None]] = {
     "aws:secretsmanager/secret:Secret": ("description", 2048, None),
     "aws:kms/key:Key": ("description", 8192, None),
 }
+# IAM (IAM and AWS STS quotas): policy documents are measured in non-whitespace characters; an entity's
+# inline policies share one budget (so one inline policy over it can never be attached); trust policies
+# 2048 by default (adjustable to 4096). Characters: the IAM API model's policyDocumentType and
+# roleNameType / policyNameType / instanceProfileNameType patterns (inline policy names included).
+IAM_DOCUMENT_LIMITS: dict[str, tuple[str, int]] = {
+    "aws:iam/policy:Policy": ("policy", 6144),
+    "aws:iam/rolePolicy:RolePolicy": ("policy", 10240),
+    "aws:iam/userPolicy:UserPolicy": ("policy", 2048),
+    "aws:iam/groupPolicy:GroupPolicy": ("policy", 5120),
+    "aws:iam/role:Role": ("assumeRolePolicy", 2048),
+}
+IAM_NAMED_TYPES = frozenset({*IAM_DOCUMENT_LIMITS, "aws:iam/instanceProfile:InstanceProfile"})
+_IAM_DOCUMENT = re.compile(r"^[\u0009\u000A\u000D\u0020-\u00FF]*$")
+_IAM_NAME = re.compile(r"^[A-Za-z0-9_+=,.@-]*$")
 # Tags: 50 per resource, keys up to 128 characters, values up to 256 (EC2, ELB, IAM, KMS, Secrets Manager).
 TAGS_MAX, TAG_KEY_MAX, TAG_VALUE_MAX = 50, 128, 256
 
@@ -292,8 +306,8 @@ def _text_problems(what: str, value: Any, limit: int, allowed: re.Pattern[str] |
     problems = []
     if len(value) > limit:
         problems.append(f"{what} is {len(value)} characters; AWS allows {limit}")
-    if allowed is not None and not allowed.match(value):
-        bad = sorted({c for c in value if not allowed.match(c)})
+    if allowed is not None and not allowed.fullmatch(value):
+        bad = sorted({c for c in value if not allowed.fullmatch(c)})
         problems.append(f"{what} {value!r} has characters AWS refuses: {''.join(bad)!r}")
     return problems
 
@@ -385,7 +399,7 @@ def name_problems(resource_type: str, props: Props) -> list[str]:
         problems += _text_problems("namePrefix", prefix, prefix_limit, None)
     if resource_type in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
         name = props.get("name")
-        if isinstance(name, str) and not _ELB_NAME.match(name):
+        if isinstance(name, str) and not _ELB_NAME.fullmatch(name):
             problems.append(
                 f"name {name!r}: letters, digits and inner hyphens only, not starting with internal-"
             )
@@ -397,6 +411,38 @@ def description_problems(resource_type: str, props: Props) -> list[str]:
     return _text_problems(field, props.get(field), limit, allowed)
 
 
+def _plain(value: Any) -> Any:
+    """A policy engine's read-only proxies (of mappings and lists) as plain JSON-serializable values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value
+
+
+def iam_document_problems(resource_type: str, props: Props) -> list[str]:
+    """IAM policy documents within IAM's size quota and character set; IAM names in their character set."""
+    problems = []
+    if resource_type in IAM_DOCUMENT_LIMITS:
+        field, limit = IAM_DOCUMENT_LIMITS[resource_type]
+        document = props.get(field)
+        if isinstance(document, Mapping):
+            # How the provider sends it: compact JSON (whitespace is not counted anyway).
+            document = json.dumps(_plain(document), separators=(",", ":"), ensure_ascii=False)
+        if isinstance(document, str):
+            size = sum(1 for c in document if not c.isspace())
+            if size > limit:
+                problems.append(
+                    f"{field} is {size} non-whitespace characters; IAM allows {limit}: split it or "
+                    "use a managed policy"
+                )
+            problems += _text_problems(field, document, len(document), _IAM_DOCUMENT)
+    if resource_type in IAM_NAMED_TYPES:
+        name = props.get("name")
+        problems += _text_problems("name", name, len(str(name)), _IAM_NAME)
+    return problems
+
+
 def tag_problems(props: Props) -> list[str]:
     tags = props.get("tags")
     if not isinstance(tags, Mapping):
@@ -404,6 +450,11 @@ def tag_problems(props: Props) -> list[str]:
     problems = [f"{len(tags)} tags; AWS allows {TAGS_MAX}"] if len(tags) > TAGS_MAX else []
     for key, value in tags.items():
         problems += _text_problems(f"tag key {key[:20]!r}", key, TAG_KEY_MAX, None)
+        problems += [
+            f"tag {what} {str(text)[:20]!r} starts with aws:, which AWS reserves (any case); rename it"
+            for what, text in (("key", key), ("value", value))
+            if isinstance(text, str) and text[:4].lower() == "aws:"
+        ]
         problems += _text_problems(f"tag {key[:20]!r} value", value, TAG_VALUE_MAX, None)
     return problems
 
@@ -520,8 +571,13 @@ CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
         frozenset(DESCRIPTION_LIMITS),
         description_problems,
     ),
+    "aws-iam-documents": (
+        "IAM policy documents within IAM's size quotas and character set; IAM names in theirs",
+        IAM_NAMED_TYPES,
+        iam_document_problems,
+    ),
     "aws-tag-limits": (
-        "At most 50 tags, keys up to 128 and values up to 256 characters",
+        "At most 50 tags, keys up to 128 and values up to 256 characters, none starting with aws:",
         TAGGED_TYPES,
         lambda _type, props: tag_problems(props),
     ),

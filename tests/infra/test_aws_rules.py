@@ -10,6 +10,8 @@ AWS provider (one field per condition block), ELB/IAM/Secrets Manager/EKS/ECR na
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -29,6 +31,13 @@ def sources(*cidrs: str) -> dict[str, Any]:
     return {"sourceIp": {"values": list(cidrs)}}
 
 
+def policy_of(size: int) -> str:
+    """A policy document of exactly `size` non-whitespace characters (IAM's measure)."""
+    head = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"'
+    tail = '"}]}'
+    return head + "x" * (size - len(head) - len(tail)) + tail
+
+
 CASES = {
     # security groups: EC2's character set and 255 characters
     "sg description ok": (
@@ -42,6 +51,12 @@ CASES = {
         SG,
         {"description": "Jenkins ALB: HTTP from the admin CIDRs and GitHub's webhook ranges only"},
         'has characters AWS refuses: "\'"',
+    ),
+    "sg description trailing newline": (  # `$` alone would let it through
+        "aws-security-group-text",
+        SG,
+        {"description": "Jenkins ALB\n"},
+        "has characters AWS refuses: '\\n'",
     ),
     "sg description too long": ("aws-security-group-text", SG, {"description": "x" * 256}, "AWS allows 255"),
     "sg name sg-": ("aws-security-group-text", SG, {"name": "sg-jenkins"}, "starts with sg-"),
@@ -201,6 +216,12 @@ CASES = {
         {"name": "jenkins_tg"},
         "letters",
     ),
+    "tg name trailing newline": (
+        "aws-name-limits",
+        "aws:lb/targetGroup:TargetGroup",
+        {"name": "jenkins\n"},
+        "letters",
+    ),
     "tg prefix 7": (
         "aws-name-limits",
         "aws:lb/targetGroup:TargetGroup",
@@ -244,6 +265,60 @@ CASES = {
         "AWS allows 256",
     ),
     "51 tags": ("aws-tag-limits", "aws:kms/key:Key", {"tags": {f"k{i}": "v" for i in range(51)}}, "51 tags"),
+    "tag key aws:": ("aws-tag-limits", "aws:ec2/instance:Instance", {"tags": {"aws:owner": "x"}}, "aws:"),
+    "tag key AWS: any case": ("aws-tag-limits", "aws:ebs/volume:Volume", {"tags": {"AWS:x": "y"}}, "aws:"),
+    # IAM: documents' size (non-whitespace characters) and character set; names' character set
+    "managed policy 6144": ("aws-iam-documents", "aws:iam/policy:Policy", {"policy": policy_of(6144)}, None),
+    "managed policy 6145": (
+        "aws-iam-documents",
+        "aws:iam/policy:Policy",
+        {"policy": policy_of(6145)},
+        "6145 non-whitespace characters; IAM allows 6144",
+    ),
+    "whitespace is not counted": (
+        "aws-iam-documents",
+        "aws:iam/policy:Policy",
+        {"policy": policy_of(6144).replace(",", ",   \n  ")},
+        None,
+    ),
+    "role inline policy 10241": (
+        "aws-iam-documents",
+        "aws:iam/rolePolicy:RolePolicy",
+        {"policy": policy_of(10241)},
+        "IAM allows 10240",
+    ),
+    "user inline policy 2049": (
+        "aws-iam-documents",
+        "aws:iam/userPolicy:UserPolicy",
+        {"policy": policy_of(2049)},
+        "IAM allows 2048",
+    ),
+    "trust policy 2049": (
+        "aws-iam-documents",
+        "aws:iam/role:Role",
+        {"assumeRolePolicy": policy_of(2049)},
+        "assumeRolePolicy is 2049",
+    ),
+    "trust policy as a mapping": (
+        "aws-iam-documents",
+        "aws:iam/role:Role",
+        {"assumeRolePolicy": json.loads(policy_of(2048))},
+        None,
+    ),
+    "policy document emoji": (
+        "aws-iam-documents",
+        "aws:iam/policy:Policy",
+        {"policy": policy_of(200).replace("xxxx", "\U0001f680", 1)},
+        "has characters AWS refuses",
+    ),
+    "role name with a space": ("aws-iam-documents", "aws:iam/role:Role", {"name": "jenkins role"}, "' '"),
+    "role name ok": ("aws-iam-documents", "aws:iam/role:Role", {"name": "jenkins+ci=a,b.c@d_e-f"}, None),
+    "inline policy name slash": (
+        "aws-iam-documents",
+        "aws:iam/rolePolicy:RolePolicy",
+        {"name": "ecr/push"},
+        "'/'",
+    ),
 }
 
 
@@ -365,6 +440,24 @@ def _api_shape(service: str, shape: str) -> dict[str, Any]:
 def test_limits_match_awss_own_api_model(limit: int, service: str, shape: str) -> None:
     """The numbers come from AWS's API model (what the service validates), not from memory."""
     assert _api_shape(service, shape)["max"] == limit
+
+
+@pytest.mark.parametrize(
+    ("ours", "shape"),
+    [
+        ("_IAM_DOCUMENT", "policyDocumentType"),
+        ("_IAM_NAME", "roleNameType"),
+        ("_IAM_NAME", "policyNameType"),  # PutRolePolicy's PolicyName too
+        ("_IAM_NAME", "instanceProfileNameType"),
+    ],
+)
+def test_iam_character_sets_are_the_api_models(ours: str, shape: str) -> None:
+    """Our patterns accept exactly what IAM's model accepts, over all of Latin-1 plus a few beyond
+    (Java's \\w, as in the model, is [a-zA-Z_0-9])."""
+    model = re.compile(_api_shape("iam", shape)["pattern"].replace("\\w", "a-zA-Z_0-9"))
+    pattern = getattr(policies, ours)
+    for c in [*map(chr, range(0x100)), "\u0100", "\u2013", "\U0001f680"]:
+        assert bool(pattern.fullmatch(c)) == bool(model.fullmatch(c)), repr(c)
 
 
 def test_name_prefixes_leave_room_for_the_providers_26_character_suffix() -> None:

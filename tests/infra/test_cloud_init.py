@@ -198,6 +198,61 @@ def test_casc_job_builds_the_repository_with_the_jenkinsfile_on_push() -> None:
     assert script.rstrip().endswith("queue('gitops-release')")
 
 
+def _jenkinsfile() -> str:
+    return (SERVER_DIR.parent / "Jenkinsfile").read_text()
+
+
+def test_casc_job_scm_excludes_bot_commits_like_the_jenkinsfile() -> None:
+    """Polling asks every SCM the last build checked out, and before the first build the job's own
+    definition SCM: without the same exclusions there, a bot push schedules a build (a CI loop).
+
+    job-dsl 3654.vdf58f53e2d15: GitContext.extensions is a GitExtensionContext, an
+    AbstractExtensibleContext over GitSCMExtension, so any extension is available by its @Symbol or
+    its uncapitalized class name (plugin/structs/DescribableHelper.uncapitalize). git-plugin
+    git-5.10.1: MessageExclusion(String excludedMessage), UserExclusion(String excludedUsers), neither
+    with a @Symbol, hence messageExclusion / userExclusion.
+    """
+    script = _casc()["jobs"][0]["script"]
+    jenkinsfile = _jenkinsfile()
+    message = re.search(r"excludedMessage: ('[^']*')", jenkinsfile)
+    user = re.search(r"excludedUsers: env.GITOPS_BOT_NAME \?: ('[^']*')", jenkinsfile)
+    assert message and user
+    extensions = re.search(r"\n( *)extensions \{\n(.*?)\n\1\}", script, flags=re.DOTALL)
+    assert extensions, "the pipelineJob's git SCM has no extensions block"
+    body = extensions.group(2)
+    # The same Groovy literals: one regex and one bot name, written once per file.
+    assert re.search(r"messageExclusion \{\s*excludedMessage\(" + re.escape(message.group(1)) + r"\)", body)
+    assert re.search(r"userExclusion \{\s*excludedUsers\(" + re.escape(user.group(1)) + r"\)", body)
+    # GITOPS_BOT_NAME is not a node property here, so the Jenkinsfile's fallback is the name in effect.
+    assert "GITOPS_BOT_NAME" not in _casc_env()
+
+
+def _casc_env() -> dict[str, str]:
+    (properties,) = _casc()["jenkins"]["globalNodeProperties"]
+    return {e["key"]: e["value"] for e in properties["envVars"]["env"]}
+
+
+def test_casc_job_triggers_agree_with_the_jenkinsfile() -> None:
+    """The Jenkinsfile's `triggers` replace the job's triggers at its first build; until then the
+    casc.yaml ones run, so both must be the same: githubPush() and the slow pollSCM fallback.
+
+    job-dsl: pipelineTriggers { triggers { ... } } is the dynamic DSL (docs/Migration.md, 1.77);
+    core hudson.triggers.SCMTrigger: @Symbol("pollSCM"), @DataBoundConstructor(String scmpoll_spec)
+    (job-dsl-plugin src/test/resources/expected-dsl.json lists scmpoll_spec as its required method).
+    """
+    script = _casc()["jobs"][0]["script"]
+    triggers = re.search(r"triggers \{(.*?)\n    \}", _jenkinsfile(), flags=re.DOTALL)
+    assert triggers
+    spec = re.search(r"pollSCM\('([^']*)'\)", triggers.group(1))
+    assert spec and "githubPush()" in triggers.group(1)
+    casc_triggers = re.search(r"\n( *)triggers \{\n(.*?)\n\1\}", script, flags=re.DOTALL)
+    assert casc_triggers
+    assert "githubPush()" in casc_triggers.group(2)
+    assert re.search(
+        r"pollSCM \{\s*scmpoll_spec\('" + re.escape(spec.group(1)) + r"'\)\s*\}", casc_triggers.group(2)
+    )
+
+
 def test_every_casc_variable_is_provided_at_boot(written: dict[str, str]) -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)\}", (SERVER_DIR / "casc.yaml").read_text()))
     fetched = set(re.findall(r"^fetch ([A-Z_]+) ", (SERVER_DIR / "fetch-secrets.sh").read_text(), re.M))

@@ -133,3 +133,21 @@ def test_dev_config_used_by_the_tests_is_the_committed_file_plus_the_operator_ci
     assert {k: v for k, v in used.items() if k not in ("gitops-eks:cluster", "gitops-eks:jenkins")} == {
         k: v for k, v in committed.items() if k not in ("gitops-eks:cluster", "gitops-eks:jenkins")
     }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"cluster.adminPrincipals": [TEAM[0] + "\n"]}, "gitops-eks:cluster.adminPrincipals[0]: "),
+        ({"cluster.kubernetesVersion": "1.35\n"}, "gitops-eks:cluster.kubernetesVersion: "),
+        ({"jenkins.instanceType": "t3.medium\n"}, "gitops-eks:jenkins.instanceType: "),
+        ({"flux.interval": "1m\n"}, "gitops-eks:flux.interval: "),
+        ({"branch": "main\n"}, "gitops-eks:branch: "),
+        ({"repository": "example-org/hello-gitops\n"}, "gitops-eks:repository: "),
+    ],
+    ids=["principal", "kubernetes version", "instance type", "flux interval", "branch", "repository"],
+)
+def test_a_value_with_a_trailing_newline_is_refused(overrides: dict[str, Any], expected: str) -> None:
+    """Python's `$` also matches before a final newline, so a pasted value ending in one passed every
+    pattern; AWS (EKS CreateAccessEntry, RunInstances), git and Flux refuse it halfway through `up`."""
+    assert config_error(overrides).startswith(expected)
