@@ -34,7 +34,6 @@ from scripts.sandbox import GitOpsRepo
 
 STATE = ROOT / ".cluster"
 SKIPPED_TYPES = {"kubernetes:helm.sh/v3:Release"}  # Flux itself: its controllers run from scripts/cluster.sh
-WIRE_FIELDS = ("apiVersion", "kind", "metadata", "type", "stringData", "data", "spec")
 FLUX_NAMESPACE = "flux-system"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 """The annotation that asks a Flux object to reconcile now (fluxcd/pkg/apis/meta ReconcileRequestAnnotation):
@@ -282,7 +281,7 @@ def flux_objects(keys: Path, host_public_key: str) -> tuple[list[dict[str, Any]]
         patch.setattr(harness, "GITHUB_HOST_KEYS", [host_public_key])
         program = harness.run_program(extra_outputs={"tls:index/privateKey:PrivateKey": real_key})
     objects = [
-        {k: r.inputs[k] for k in WIRE_FIELDS if k in r.inputs}
+        dict(r.inputs)  # a Kubernetes resource's inputs are the object's own fields, camelCase
         for r in program.resources
         if r.type.startswith("kubernetes:") and r.custom and r.type not in SKIPPED_TYPES
     ]
