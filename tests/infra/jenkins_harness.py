@@ -1,0 +1,20 @@
+"""Run one infra/jenkins component on its own under the same mocks as the whole program."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from tests.infra.conftest import GITHUB_HOST_KEYS, Program, _record, _stack_outputs, _start
+
+KNOWN_HOSTS = "".join(f"github.com {key}\n" for key in GITHUB_HOST_KEYS)
+
+
+def run_components(declare: Callable[[], None]) -> Program:
+    """Declare resources with `declare()` under fresh mocks (dev config) and record them."""
+    mocks, monitor = _start(None)
+    _sync_await(run_pulumi_func(declare))
+    outputs, secret_outputs = _stack_outputs()
+    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
