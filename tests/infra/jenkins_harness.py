@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -12,9 +12,11 @@ from tests.infra.conftest import GITHUB_HOST_KEYS, Program, _record, _stack_outp
 KNOWN_HOSTS = "".join(f"github.com {key}\n" for key in GITHUB_HOST_KEYS)
 
 
-def run_components(declare: Callable[[], None]) -> Program:
+def run_components(
+    declare: Callable[[], None], extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None
+) -> Program:
     """Declare resources with `declare()` under fresh mocks (dev config) and record them."""
-    mocks, monitor = _start(None)
+    mocks, monitor = _start(None, extra_outputs=extra_outputs)
     _sync_await(run_pulumi_func(declare))
     outputs, secret_outputs = _stack_outputs()
     return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
