@@ -6,6 +6,10 @@ set -euo pipefail
 
 READY=/var/lib/jenkins-agent/ready
 AGENT_USER=jenkins
+# The plugin's fsRoot (infra/jenkins/clouds.py). Jenkins puts each workspace under workspace/ and, beside
+# it, the <workspace>@tmp directory where a step that binds a credential (sshagent, withCredentials)
+# writes the key file: in memory, it never reaches a disk.
+AGENT_ROOT=/home/jenkins/agent
 
 log() { echo "jenkins-agent-boot: $*"; }
 
@@ -24,6 +28,9 @@ if ((${#missing[@]})); then
     exit 1
 fi
 docker info >/dev/null
+
+install -d -o "$AGENT_USER" -g "$AGENT_USER" -m 0700 "$AGENT_ROOT" "$AGENT_ROOT/workspace"
+mount -t tmpfs -o "mode=0700,uid=$AGENT_USER,gid=$AGENT_USER,nosuid,nodev" tmpfs "$AGENT_ROOT/workspace"
 
 install -d -m 0755 "$(dirname "$READY")"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$READY"

@@ -20,6 +20,7 @@ import yaml
 from infra.jenkins.agent_boot import AGENT_DIR, BOOT_COMMAND, PACKAGES, WAIT_COMMAND
 from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs
 from infra.jenkins.agents_config import AgentsConfig
+from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from tests.conftest import require
 from tests.infra.conftest import GITHUB_HOST_KEYS
 from tests.infra.jenkins_harness import KNOWN_HOSTS, run_components
@@ -42,7 +43,7 @@ install -m 0666 /dev/null /var/log/stand-ins.log
 for tool in /stage/tools/*; do
     [ "$(basename "$tool")" = "$missing" ] || install -m 0755 "$tool" /opt/stand-ins/
 done
-install -m 0755 /stage/tools/systemctl /opt/stand-ins/systemctl
+install -m 0755 /stage/tools/systemctl /stage/tools/mount /opt/stand-ins/
 install -m 0755 /stage/tools/cloud-init /opt/stand-ins/cloud-init
 export PATH=/opt/stand-ins:$PATH
 while IFS=' ' read -r path mode owner; do
@@ -119,7 +120,7 @@ def _boot(user_data: str, tmp_path: Path, base_image: str, missing: str = "") ->
     document = yaml.safe_load(user_data)
     stage = tmp_path / "stage"
     (stage / "tools").mkdir(parents=True)
-    for tool in (*TOOLS, "systemctl"):
+    for tool in (*TOOLS, "systemctl", "mount"):
         (stage / "tools" / tool).write_text(STUB)
     # `cloud-init status --wait` returns once the boot is over; here it is over before the launch runs.
     (stage / "tools" / "cloud-init").write_text(STUB)
@@ -158,6 +159,10 @@ def test_boot_starts_docker_for_the_jenkins_user_and_the_launch_proceeds(
     assert "systemctl enable --now docker.service" in calls
     assert "systemctl reload sshd.service" in calls
     assert "docker info" in calls
+    # Workspaces and their @tmp siblings (bound key files) in memory, where the plugin's fsRoot puts them.
+    fs_root = ec2_fleet_cloud(CloudSettings(AgentsConfig(), "group", "us-east-1"))["jenkins"]["clouds"][0]
+    workspace = fs_root["eC2Fleet"]["fsRoot"] + "/workspace"
+    assert f"mount -t tmpfs -o mode=0700,uid=jenkins,gid=jenkins,nosuid,nodev tmpfs {workspace}" in calls
     # The launcher's command ran, as jenkins, after the wait: the agent process would start.
     assert "cloud-init status --wait" in calls
     assert "launch ok" in calls
