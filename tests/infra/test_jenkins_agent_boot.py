@@ -176,3 +176,26 @@ def test_a_failed_boot_refuses_the_launch(user_data: str, tmp_path: Path, base_i
     assert "jenkins-agent: the boot did not complete" in output
     assert "launch refused" in output
     assert "java -jar remoting.jar" not in output
+
+
+def test_sshd_accepts_the_agents_drop_in_and_lets_only_jenkins_in_by_key(tmp_path: Path) -> None:
+    # The real OpenSSH server reads the drop-in through an `Include`, as the distribution's sshd_config
+    # includes /etc/ssh/sshd_config.d/*.conf (first value wins, so 10- beats cloud-init's 50-): `-t`
+    # refuses an unknown keyword, `-T` prints the effective settings.
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    require(Path(sshd).exists(), "openssh-server is not installed (sshd)")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "host")], check=True)
+    drop_in = tmp_path / "10-jenkins-agent.conf"
+    drop_in.write_text((AGENT_DIR / "sshd.conf").read_text())
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {tmp_path / 'host'}\nInclude {drop_in}\n")
+    checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    effective = subprocess.run([sshd, "-T", "-f", str(config)], capture_output=True, text=True, check=True)
+    settings = dict(line.split(" ", 1) for line in effective.stdout.splitlines() if " " in line)
+    assert settings["allowusers"] == "jenkins"
+    assert settings["permitrootlogin"] == "no"
+    assert settings["passwordauthentication"] == "no"
+    assert settings["kbdinteractiveauthentication"] == "no"
+    assert settings["allowtcpforwarding"] == "no"
+    assert settings["allowagentforwarding"] == "no"
