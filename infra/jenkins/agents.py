@@ -99,7 +99,7 @@ def agent_role_policy(ecr_repository_arn: str) -> dict[str, Any]:
 def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str) -> dict[str, Any]:
     """What the EC2 Fleet plugin calls for an Auto Scaling group fleet, scoped to this group.
 
-    From the plugin's source (AutoScalingGroupFleet, EC2Api, EC2FleetCloud at 4.3.0.549): describe the
+    From the plugin's source (AutoScalingGroupFleet, EC2Api, EC2FleetCloud at 4.2.3.540): describe the
     group and its instances, UpdateAutoScalingGroup (capacity, scale-in protection),
     TerminateInstanceInAutoScalingGroup (idle or used-up agents) and CreateTags (its cloud-name tag).
     """

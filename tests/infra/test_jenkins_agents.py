@@ -177,7 +177,7 @@ def test_controller_can_manage_only_this_group_and_pass_no_role() -> None:
     statements = _statements(controller_agents_policy(GROUP_ARN, TAG))
     by_action = {a: s for s in statements for a in _actions(s)}
     # What the EC2 Fleet plugin calls for an Auto Scaling group (AutoScalingGroupFleet.java, EC2Api.java,
-    # EC2FleetCloud.java at tag 4.3.0.549.vf2a_da_a_d19b_5e).
+    # EC2FleetCloud.java at tag 4.2.3.540.va_6eedb_7b_c112).
     assert set(by_action) == {
         "autoscaling:DescribeAutoScalingGroups",
         "ec2:DescribeInstances",

@@ -1,7 +1,7 @@
 """The agents' JCasC cloud entry, checked against the plugins' own configuration model.
 
 tests/infra/data/jcasc_model.json records the @DataBoundConstructor parameters and @DataBoundSetter
-properties of EC2FleetCloud (ec2-fleet 4.3.0.549.vf2a_da_a_d19b_5e) and SSHConnector (ssh-slaves
+properties of EC2FleetCloud (ec2-fleet 4.2.3.540.va_6eedb_7b_c112) and SSHConnector (ssh-slaves
 3.1097.v868116049892), copied from their source with the paths and commits. JCasC refuses a key that is
 not one of them and fails to bind a value of the wrong type.
 """
