@@ -1,6 +1,6 @@
 """The EKS cluster: private API endpoint, access entries, audit logs, KMS-encrypted secrets, NetworkPolicy
-enforcement, and a managed node group in private subnets with IMDSv2. Plus the Kubernetes provider built
-from it."""
+enforcement, and a managed node group in private subnets with IMDSv2 and an IMDS hop limit of 1. Plus the
+Kubernetes provider built from it."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
+
+NODE_IMDS_HOP_LIMIT = 1
 
 NODE_TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -85,6 +87,20 @@ class Cluster(pulumi.ComponentResource):
             )
             for arn in NODE_POLICIES
         ]
+        # pulumi-eks' own template for `enable_imd_sv2` sets a hop limit of 2 (nodegroup.ts,
+        # createMNGCustomLaunchTemplate), which lets every pod reach IMDS and take the node role's
+        # credentials. With 1, a response from IMDS dies one hop out of the node: host-network pods
+        # (VPC CNI, kube-proxy) still reach it, pods in their own network namespace do not.
+        self.launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-nodes",
+            description="EKS nodes: IMDSv2 only, hop limit 1 (pods cannot reach the node role)",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=NODE_IMDS_HOP_LIMIT,
+            ),
+            opts=child,
+        )
         # EKS creates the node role's access entry itself for managed node groups (API mode).
         self.node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
@@ -95,7 +111,10 @@ class Cluster(pulumi.ComponentResource):
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 desired_size=config.desired_size, min_size=config.min_size, max_size=config.max_size
             ),
-            enable_imd_sv2=True,
+            # A custom launch template excludes pulumi-eks' enable_imd_sv2 (it would build its own).
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=self.launch_template.id, version=self.launch_template.latest_version.apply(str)
+            ),
             # The autoscaler (or a human) may move desired size; Pulumi should not fight it.
             ignore_scaling_changes=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.eks, *attachments]),

@@ -30,6 +30,13 @@ _ACM_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:acm:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:certificate/[0-9a-f-]{36}$"
 )
 # A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
+# GitHub logins: letters, digits and single inner hyphens, at most 39 characters.
+_GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
+# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes.
+_ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_OIDC_PROVIDER_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+)
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 # Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
@@ -39,7 +46,7 @@ DEFAULT_FLUX_CHART = "2.19.0"
 _INSTANCE_HINT = f"use an EC2 instance type like {DEFAULT_INSTANCE_TYPE}"
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
-SCALAR_KEYS = ("repository", "branch", "kubeconfig")
+SCALAR_KEYS = ("repository", "branch", "kubeconfig", "commitStatusToken")
 OBJECT_KEYS = {
     "cluster": (
         "kubernetesVersion",
@@ -53,7 +60,12 @@ OBJECT_KEYS = {
     "flux": ("chartVersion", "interval"),
     "network": ("cidrBlock", "availabilityZones", "natGateways"),
     "registry": ("keepImages", "day0Image"),
+    "preview": ("environment", "reviewers", "oidcProviderArn"),
 }
+
+# Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
+# reach the program unmarked, so nothing keeps them out of plain outputs.
+CREDENTIAL_KEYS = ("github:token", f"{PROJECT}:kubeconfig", f"{PROJECT}:commitStatusToken")
 
 
 class ConfigError(ValueError):
@@ -120,6 +132,17 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class PreviewConfig:
+    """The pull-request preview's gate: a GitHub Environment and the AWS role pinned to it."""
+
+    reviewers: tuple[str, ...]
+    """GitHub logins of whoever may approve a preview run (at least one; GitHub takes up to 6)."""
+    environment: str = "preview"
+    oidc_provider_arn: str | None = None
+    """An IAM OIDC provider for GitHub Actions the account already has (there can be only one)."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything the stack reads from config. Exactly one of `cluster` and `kubeconfig` is set."""
 
@@ -131,7 +154,10 @@ class StackConfig:
     flux: FluxConfig
     network: NetworkConfig
     registry: RegistryConfig
+    preview: PreviewConfig
     kubeconfig: Secret | None = field(default=None, repr=False)
+    commit_status_token: Secret | None = field(default=None, repr=False)
+    """Fine-grained GitHub token with "Commit statuses: write" only, for Flux's deploy reports."""
 
     @property
     def owner(self) -> str:
@@ -333,6 +359,43 @@ def _registry(raw: Any) -> RegistryConfig:
     )
 
 
+def _preview(raw: Any) -> PreviewConfig:
+    obj = _Object("preview", raw)
+    hint = "list the GitHub logins that may approve a pull request's preview (1 to 6)"
+    reviewers = obj.raw.get("reviewers")
+    if reviewers is None:
+        raise ConfigError(f"{obj.key('reviewers')}: missing; {hint}")
+    if not isinstance(reviewers, list) or not 1 <= len(reviewers) <= 6:
+        raise ConfigError(
+            f"{obj.key('reviewers')}: must be a list of 1 to 6 logins, got {_describe(reviewers)}"
+        )
+    for i, login in enumerate(reviewers):
+        if not isinstance(login, str) or not _GITHUB_LOGIN.match(login):
+            raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
+    return PreviewConfig(
+        reviewers=tuple(reviewers),
+        environment=obj.string(
+            "environment", "preview", _ENVIRONMENT, "use letters, digits, '.', '_' or '-', like preview"
+        ),
+        oidc_provider_arn=obj.optional_string(
+            "oidcProviderArn",
+            _OIDC_PROVIDER_ARN,
+            "use the ARN of the account's GitHub Actions OIDC provider, "
+            "arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com, or leave it unset",
+        ),
+    )
+
+
+def refuse_plain_credentials() -> None:
+    """Refuse a credential key that was set without `--secret`, naming it (never echoing its value)."""
+    for key in CREDENTIAL_KEYS:
+        if pulumi.runtime.get_config(key) is not None and not pulumi.runtime.is_config_secret(key):
+            raise ConfigError(
+                f"{key}: is set in plain text, readable in the stack file; remove it "
+                f"(`pulumi config rm {key}`) and set it again with `pulumi config set --secret {key}`"
+            )
+
+
 def _kubeconfig(value: str) -> Secret:
     """Check the shape of a bring-your-own kubeconfig without ever echoing its content."""
     key = _key("kubeconfig")
@@ -378,6 +441,7 @@ def _string(
 
 def load() -> StackConfig:
     """Read and validate the stack's config; raise ConfigError naming the first bad key."""
+    refuse_plain_credentials()
     config = pulumi.Config(PROJECT)
     repository = _string(
         config,
@@ -422,5 +486,16 @@ def load() -> StackConfig:
         flux=_flux(_object(config, "flux")),
         network=_network(_object(config, "network")),
         registry=_registry(_object(config, "registry")),
+        preview=_preview(_object(config, "preview", required=True)),
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
+        commit_status_token=_optional_secret(config, "commitStatusToken"),
     )
+
+
+def _optional_secret(config: pulumi.Config, name: str) -> Secret | None:
+    value = config.get(name)
+    if value is not None and not value.strip():
+        raise ConfigError(
+            f"{_key(name)}: is empty; set the token with `pulumi config set --secret {_key(name)}`"
+        )
+    return None if value is None else Secret(value.strip())

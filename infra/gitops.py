@@ -3,6 +3,20 @@
 Flux follows `branch` of the repository over SSH with the read-only deploy key and applies `./k8s`.
 Image automation controllers stay off: Jenkins writes the image reference back to git itself.
 
+Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; the chart's `multitenancy`
+values): kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace
+(with Pod Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization,
+Receiver, Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across
+namespaces), and the Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that
+allows only the kinds `./k8s` uses. kustomize-controller impersonates
+`system:serviceaccount:<the Kustomization's namespace>:<serviceAccountName>` (kustomize-controller,
+`kustomization_controller.go`, `WithServiceAccount(..., obj.GetNamespace())`).
+
+Deploy reports: a `github` Provider and an Alert on the Kustomization's events set a commit status on
+each commit Flux applies (success, or failure with Flux's reason), with a token that can set commit
+statuses only (`commit_status_token`, in a Secret under the key `token`, as notification-controller's
+Provider docs require).
+
 The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
 a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
 fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
@@ -29,9 +43,30 @@ from infra.config import FluxConfig
 from infra.deploy_keys import HookRanges, signed_push_webhook
 
 NAMESPACE = "flux-system"
+APP_NAMESPACE = "hello"
+"""The app's namespace: k8s/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
 CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
-GIT_AUTH = "flux-system"
-SOURCE_NAME = "flux-system"
+GIT_AUTH = "git-auth"
+SOURCE_NAME = "app"
+APPLIER = "flux-applier"
+STATUS_PROVIDER = "github-status"
+STATUS_AUTH = "github-status-token"
+# The kinds ./k8s applies, as Role rules (API group, resource). tests/infra/test_gitops_rbac.py checks
+# that every kind `kubectl kustomize k8s` renders is here, and nothing else is.
+APP_KINDS = {
+    "apps": ("deployments",),
+    "": ("services",),
+    "policy": ("poddisruptionbudgets",),
+    "networking.k8s.io": ("networkpolicies",),
+}
+# Server-side apply is a PATCH (create on first apply); prune deletes; health checks and drift
+# detection read.
+APPLIER_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+# Pod Security Admission labels (kubernetes.io/docs/concepts/security/pod-security-admission):
+# the API server refuses pods that break the `restricted` standard, and warns and audits the same.
+POD_SECURITY_LABELS = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
 KUSTOMIZATION_NAME = "app"
 KUSTOMIZATION_PATH = "./k8s"
 KUSTOMIZATION_TIMEOUT = "5m"
@@ -46,10 +81,19 @@ CHART_VALUES = {
     # Jenkins pushes the new image reference; Flux only applies what is in git.
     "imageAutomationController": {"create": False},
     "imageReflectionController": {"create": False},
+    # Nothing here is a HelmRelease: one controller fewer that could act in the cluster.
+    "helmController": {"create": False},
+    # flux2 chart templates: `enabled` adds --no-cross-namespace-refs=true and
+    # --default-service-account to the controllers; `privileged: false` drops the cluster-admin
+    # ClusterRoleBinding `cluster-reconciler` and binds only `impersonate` on serviceaccounts instead.
+    # The default service account has no permissions, so a Kustomization without one applies nothing.
+    "multitenancy": {"enabled": True, "defaultServiceAccount": "default", "privileged": False},
+    # Every resource must come from the repository: no remote bases fetched at apply time.
+    "kustomizeController": {"container": {"additionalArgs": ["--no-remote-bases=true"]}},
 }
 
 
-def webhook_path(token: str, name: str = RECEIVER_NAME, namespace: str = NAMESPACE) -> str:
+def webhook_path(token: str, name: str = RECEIVER_NAME, namespace: str = APP_NAMESPACE) -> str:
     """The path notification-controller serves a Receiver on (same formula as Flux's GetWebhookPath)."""
     digest = hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
     return f"/hook/{digest}"
@@ -67,6 +111,8 @@ class GitOpsArgs:
     identity_pub: pulumi.Input[str]
     known_hosts: str
     hook_ranges: HookRanges
+    commit_status_token: pulumi.Input[str] | None = None
+    """GitHub token that can set commit statuses only; None = no deploy reports."""
     receiver_source_cidr: str | None = None
     """Where the receiver's load balancer reaches the pod from (the VPC), admitted by a NetworkPolicy:
     Flux's chart only admits pods. None for a bring-your-own cluster, whose network we do not know."""
@@ -105,9 +151,48 @@ class GitOps(pulumi.ComponentResource):
             in_cluster, pulumi.ResourceOptions(depends_on=[self.release])
         )
 
+        self.app_namespace = k8s.core.v1.Namespace(
+            f"{name}-app-namespace",
+            metadata={
+                "name": APP_NAMESPACE,
+                "labels": POD_SECURITY_LABELS,
+                # Flux's garbage collection skips objects annotated so (kustomize-controller
+                # `deleteObjects` exclusions): a Kustomization that once applied this namespace
+                # (k8s/namespace.yaml before it moved here) must never prune it.
+                "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
+            },
+            opts=in_cluster,
+        )
+        app_namespace = self.app_namespace.metadata.name
+        self.applier = k8s.core.v1.ServiceAccount(
+            f"{name}-applier",
+            metadata={"name": APPLIER, "namespace": app_namespace},
+            # Flux impersonates it; nothing ever needs a token for it.
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        self.applier_role = k8s.rbac.v1.Role(
+            f"{name}-applier",
+            metadata={"name": APPLIER, "namespace": app_namespace},
+            rules=[
+                {"api_groups": [group], "resources": list(resources), "verbs": list(APPLIER_VERBS)}
+                for group, resources in APP_KINDS.items()
+            ],
+            opts=in_cluster,
+        )
+        self.applier_binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-applier",
+            metadata={"name": APPLIER, "namespace": app_namespace},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": APPLIER},
+            subjects=[{"kind": "ServiceAccount", "name": APPLIER, "namespace": APP_NAMESPACE}],
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=[self.applier, self.applier_role])
+            ),
+        )
+
         self.git_secret = k8s.core.v1.Secret(
             f"{name}-git-auth",
-            metadata={"name": GIT_AUTH, "namespace": namespace},
+            metadata={"name": GIT_AUTH, "namespace": app_namespace},
             type="Opaque",
             string_data={
                 "identity": pulumi.Output.secret(args.identity),
@@ -120,7 +205,7 @@ class GitOps(pulumi.ComponentResource):
             f"{name}-source",
             api_version="source.toolkit.fluxcd.io/v1",
             kind="GitRepository",
-            metadata={"name": SOURCE_NAME, "namespace": namespace},
+            metadata={"name": SOURCE_NAME, "namespace": app_namespace},
             spec={
                 "interval": args.config.interval,
                 "url": f"ssh://git@github.com/{args.repository}.git",
@@ -133,7 +218,7 @@ class GitOps(pulumi.ComponentResource):
             f"{name}-kustomization",
             api_version="kustomize.toolkit.fluxcd.io/v1",
             kind="Kustomization",
-            metadata={"name": KUSTOMIZATION_NAME, "namespace": namespace},
+            metadata={"name": KUSTOMIZATION_NAME, "namespace": app_namespace},
             spec={
                 "interval": args.config.interval,
                 "path": KUSTOMIZATION_PATH,
@@ -141,16 +226,23 @@ class GitOps(pulumi.ComponentResource):
                 "wait": True,
                 "timeout": KUSTOMIZATION_TIMEOUT,
                 "sourceRef": {"kind": "GitRepository", "name": self.git_repository.metadata["name"]},
+                "serviceAccountName": self.applier.metadata.name,
+                "targetNamespace": APP_NAMESPACE,
             },
-            opts=after_flux,
+            # Without the binding, the first reconcile would fail on permissions; on destroy, the
+            # applier must outlive the Kustomization whose finalizer prunes with its rights.
+            opts=pulumi.ResourceOptions.merge(
+                after_flux, pulumi.ResourceOptions(depends_on=[self.applier_binding])
+            ),
         )
+        self._deploy_reports(name, args, app_namespace, after_flux)
 
         self.receiver_token = random.RandomPassword(
             f"{name}-receiver-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-token",
-            metadata={"name": RECEIVER_AUTH, "namespace": namespace},
+            metadata={"name": RECEIVER_AUTH, "namespace": app_namespace},
             type="Opaque",
             string_data={"token": pulumi.Output.secret(self.receiver_token.result)},
             opts=in_cluster,
@@ -159,7 +251,7 @@ class GitOps(pulumi.ComponentResource):
             f"{name}-receiver",
             api_version="notification.toolkit.fluxcd.io/v1",
             kind="Receiver",
-            metadata={"name": RECEIVER_NAME, "namespace": namespace},
+            metadata={"name": RECEIVER_NAME, "namespace": app_namespace},
             spec={
                 "type": "github",
                 "events": ["ping", "push"],
@@ -214,6 +306,51 @@ class GitOps(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
         )
         self.register_outputs({"webhook_url": self.webhook_url})
+
+    def _deploy_reports(
+        self, name: str, args: GitOpsArgs, namespace: pulumi.Output[str], opts: pulumi.ResourceOptions
+    ) -> None:
+        """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
+        Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
+        if args.commit_status_token is None:
+            pulumi.log.warn(
+                "gitops-eks:commitStatusToken is unset: deploys will not report back to their commits; "
+                "set a token with only 'Commit statuses: write' (docs/security.md)",
+                resource=self,
+            )
+            return
+        self.status_secret = k8s.core.v1.Secret(
+            f"{name}-status-token",
+            metadata={"name": STATUS_AUTH, "namespace": namespace},
+            type="Opaque",
+            string_data={"token": pulumi.Output.secret(args.commit_status_token)},
+            opts=opts,
+        )
+        self.status_provider = k8s.apiextensions.CustomResource(
+            f"{name}-status-provider",
+            api_version="notification.toolkit.fluxcd.io/v1beta3",
+            kind="Provider",
+            metadata={"name": STATUS_PROVIDER, "namespace": namespace},
+            spec={
+                "type": "github",
+                "address": f"https://github.com/{args.repository}",
+                "secretRef": {"name": self.status_secret.metadata.name},
+            },
+            opts=opts,
+        )
+        self.status_alert = k8s.apiextensions.CustomResource(
+            f"{name}-status-alert",
+            api_version="notification.toolkit.fluxcd.io/v1beta3",
+            kind="Alert",
+            metadata={"name": STATUS_PROVIDER, "namespace": namespace},
+            spec={
+                "providerRef": {"name": self.status_provider.metadata["name"]},
+                # info passes every event through: a commit gets "applied" as well as failures.
+                "eventSeverity": "info",
+                "eventSources": [{"kind": "Kustomization", "name": self.kustomization.metadata["name"]}],
+            },
+            opts=opts,
+        )
 
 
 def _load_balancer_host(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

@@ -9,6 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import config as stack_config
+from infra.branch_protection import BranchProtection, BranchProtectionArgs
+from infra.ci_preview import PreviewAccess, PreviewAccessArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
 from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
@@ -91,10 +93,27 @@ def build() -> None:
             identity_pub=keys.flux_public_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
+            commit_status_token=(
+                None if config.commit_status_token is None else config.commit_status_token.reveal()
+            ),
             # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
             # pruned while the nodes that run Flux, the cluster and its VPC still exist.
             outlived_by=in_cluster_after,
             receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
+        ),
+    )
+
+    BranchProtection(
+        "branch-protection",
+        BranchProtectionArgs(repository_name=config.repository_name, branch=config.branch),
+    )
+    preview = PreviewAccess(
+        "preview",
+        PreviewAccessArgs(
+            config=config.preview,
+            owner=config.owner,
+            repository_name=config.repository_name,
+            region=config.region,
         ),
     )
 
@@ -104,6 +123,7 @@ def build() -> None:
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    pulumi.export("previewRoleArn", preview.role.arn)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:

@@ -39,6 +39,7 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "gitops-eks"
 STACK = "dev"
+PULUMI_ORG = "example-pulumi-org"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 DELETE = object()
@@ -52,6 +53,8 @@ GITHUB_HOST_KEYS = [
 GITHUB_HOOK_RANGES_V4 = ["192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20"]
 GITHUB_HOOK_RANGES_V6 = ["2a0a:a440::/29", "2606:50c0::/32"]
 AL2023_AMI = "ami-0a1b2c3d4e5f60718"
+GITHUB_USER_IDS = {"example-maintainer": 5820001}
+GITHUB_REPO_ID = 987654321
 OIDC_HOST = f"oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
 
@@ -286,6 +289,8 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             "registryId": ACCOUNT,
             "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}",
         }
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        return {"latestVersion": 1, "defaultVersion": 1}
     if typ == "aws:kms/key:Key":
         return {"keyId": f"key-{name}", "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/key-{name}"}
     if typ == "aws:iam/role:Role":
@@ -389,6 +394,17 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "expiresAt": "2026-11-25T00:00:00Z",
         },
         "github:index/getSshKeys:getSshKeys": lambda: {"id": "github", "keys": GITHUB_HOST_KEYS},
+        # GitHub users' numeric ids (the REST API's `id`), derived from the login so each differs.
+        "github:index/getUser:getUser": lambda: {
+            "id": str(GITHUB_USER_IDS.get(args["username"], 1000 + len(args["username"]))),
+            "login": args["username"],
+        },
+        "github:index/getRepository:getRepository": lambda: {
+            "id": args["fullName"].split("/")[1],
+            "fullName": args["fullName"],
+            "repoId": GITHUB_REPO_ID,
+            "nodeId": "R_kgDOEXAMPLE",
+        },
         "github:index/getIpRanges:getIpRanges": lambda: {
             "id": "github",
             "hooks": GITHUB_HOOK_RANGES_V4 + GITHUB_HOOK_RANGES_V6,
@@ -537,7 +553,9 @@ def _start(
     pulumi_settings.ROOT.set(None)
     mocks = RecordingMocks(extra_outputs, preview)
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor, organization=PULUMI_ORG
+    )
     pulumi.runtime.set_all_config(flatten(values), [_full_key(k) for k in secrets])
     return mocks, monitor
 

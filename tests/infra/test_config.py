@@ -11,7 +11,14 @@ import pulumi
 import pytest
 
 from infra import config
-from infra.config import ClusterConfig, FluxConfig, JenkinsConfig, NetworkConfig, RegistryConfig
+from infra.config import (
+    ClusterConfig,
+    FluxConfig,
+    JenkinsConfig,
+    NetworkConfig,
+    PreviewConfig,
+    RegistryConfig,
+)
 from tests.infra.conftest import DELETE, ROOT, apply_overrides, config_error, dev_config, flatten
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
@@ -25,9 +32,15 @@ KUBECONFIG = json.dumps(
 )
 
 
-def load(overrides: dict[str, Any] | None = None, base: dict[str, Any] | None = None) -> config.StackConfig:
+def load(
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+    secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken"),
+) -> config.StackConfig:
+    """Load config; `secrets` are marked as set with `--secret` (full or project-relative keys)."""
     values = apply_overrides(dev_config() if base is None else base, overrides or {})
-    pulumi.runtime.set_all_config(flatten(values))
+    keys = [k if ":" in k else f"gitops-eks:{k}" for k in secrets]
+    pulumi.runtime.set_all_config(flatten(values), keys)
     return config.load()
 
 
@@ -42,7 +55,9 @@ def test_dev_stack_file_loads_into_typed_config() -> None:
     assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig("10.0.0.0/16", 2, 1)
     assert loaded.registry == RegistryConfig(30, False)
+    assert loaded.preview == PreviewConfig(("example-maintainer",), "preview", None)
     assert loaded.kubeconfig is None and not loaded.byo_cluster
+    assert loaded.commit_status_token is None
 
 
 def test_minimal_config_takes_the_documented_defaults() -> None:
@@ -53,9 +68,11 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
             "gitops-eks:repository": "acme/app",
             "gitops-eks:cluster": {"publicAccessCidrs": []},
             "gitops-eks:jenkins": {"allowedCidrs": ["198.51.100.0/24"]},
+            "gitops-eks:preview": {"reviewers": ["octocat"]},
         }
     )
     assert loaded.branch == "main"
+    assert loaded.preview == PreviewConfig(("octocat",))
     assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ())
     assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("198.51.100.0/24",))
     assert loaded.flux == FluxConfig("2.19.0", "1m")
@@ -252,6 +269,28 @@ BAD_CONFIG = {
         {"jenkins.certificateArn": [CERTIFICATE]},
         "gitops-eks:jenkins.certificateArn: must be a string",
     ),
+    # preview
+    "preview missing": ({"preview": DELETE}, "gitops-eks:preview: missing"),
+    "no reviewers": ({"preview.reviewers": DELETE}, "gitops-eks:preview.reviewers: missing"),
+    "empty reviewers": ({"preview.reviewers": []}, "gitops-eks:preview.reviewers: must be a list of 1 to 6"),
+    # GitHub takes at most 6 users per environment (REST API, "Create or update an environment").
+    "seven reviewers": (
+        {"preview.reviewers": [f"user{i}" for i in range(7)]},
+        "gitops-eks:preview.reviewers: must be a list of 1 to 6",
+    ),
+    "reviewer not a login": (
+        {"preview.reviewers": ["ok", "-bad-"]},
+        "gitops-eks:preview.reviewers[1]: '-bad-' is not a GitHub login",
+    ),
+    "environment name": (
+        {"preview.environment": "pre view"},
+        "gitops-eks:preview.environment: 'pre view' is not valid",
+    ),
+    "oidc provider arn for another issuer": (
+        {"preview.oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/gitlab.com"},
+        "gitops-eks:preview.oidcProviderArn: 'arn:aws:iam::123456789012:oidc-provider/gitlab.com' is not",
+    ),
+    "preview typo": ({"preview.reviewer": ["x"]}, "gitops-eks:preview.reviewer: unknown key"),
     # flux, network, registry
     "flux chart unpinned": (
         {"flux.chartVersion": "latest"},
@@ -281,7 +320,7 @@ BAD_CONFIG = {
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIG.values(), ids=BAD_CONFIG.keys())
 def test_bad_config_is_refused_before_anything_is_declared(overrides: dict[str, Any], message: str) -> None:
-    assert message in config_error(overrides)
+    assert message in config_error(overrides, secrets=["kubeconfig"])
 
 
 @pytest.mark.parametrize(
@@ -297,6 +336,37 @@ def test_bad_byo_kubeconfig_is_refused_without_echoing_it(kubeconfig: str) -> No
     message = config_error({"cluster": DELETE, "kubeconfig": kubeconfig}, secrets=["kubeconfig"])
     assert message.startswith("gitops-eks:kubeconfig: is not")
     assert "s3cr3t" not in message and "not yaml" not in message
+
+
+PLAIN_CREDENTIALS = {
+    "github:token": ({"github:token": "ghp_s3cr3t"}, []),
+    "gitops-eks:kubeconfig": ({"cluster": DELETE, "kubeconfig": KUBECONFIG}, ["github:token"]),
+    "gitops-eks:commitStatusToken": ({"commitStatusToken": "github_pat_s3cr3t"}, []),
+}
+
+
+@pytest.mark.parametrize(("key", "case"), PLAIN_CREDENTIALS.items(), ids=PLAIN_CREDENTIALS.keys())
+def test_a_credential_set_without_secret_is_refused_naming_the_key(
+    key: str, case: tuple[dict[str, Any], list[str]]
+) -> None:
+    """`pulumi config set` without `--secret` writes the value in clear into Pulumi.<stack>.yaml; the
+    engine hands the program the list of secret keys (PULUMI_CONFIG_SECRET_KEYS, read by
+    pulumi-language-python-exec into `pulumi.runtime.is_config_secret`)."""
+    overrides, other_secrets = case
+    message = config_error(overrides, secrets=other_secrets)
+    assert message.startswith(f"{key}: is set in plain text")
+    assert f"pulumi config set --secret {key}" in message
+    assert "s3cr3t" not in message
+
+
+def test_credentials_set_with_secret_load() -> None:
+    loaded = load(
+        {"cluster": DELETE, "kubeconfig": KUBECONFIG, "github:token": "ghp_x", "commitStatusToken": " t0k "},
+        secrets=("kubeconfig", "commitStatusToken", "github:token"),
+    )
+    assert loaded.kubeconfig is not None and loaded.kubeconfig.reveal() == KUBECONFIG
+    assert loaded.commit_status_token is not None and loaded.commit_status_token.reveal() == "t0k"
+    assert "t0k" not in repr(loaded)
 
 
 def test_day0_image_outside_a_git_checkout_is_refused(

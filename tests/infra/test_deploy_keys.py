@@ -51,7 +51,7 @@ def test_flux_key_is_read_only_and_jenkins_key_can_write(dev_program: Program) -
 def test_flux_secret_has_identity_public_key_and_pinned_known_hosts(dev_program: Program) -> None:
     flux_tls = _keys(dev_program)["flux"][0]
     secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
-    assert secret.inputs["metadata"] == {"name": "flux-system", "namespace": "flux-system"}
+    assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
     assert "stringData" in secret.secret_inputs, "the private key must reach the engine as a secret"
     data = secret.inputs["stringData"]
     assert set(data) == {"identity", "identity.pub", "known_hosts"}

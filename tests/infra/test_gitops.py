@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from infra.gitops import webhook_path
 from tests.infra.conftest import DELETE, GITHUB_HOOK_RANGES_V4, Program, Resource, dev_config, run_program
 
@@ -30,7 +32,7 @@ def test_release_pins_the_community_chart_into_flux_system(dev_program: Program)
     assert release.inputs["version"] == FLUX["chartVersion"]
     assert release.inputs["repositoryOpts"] == {"repo": "https://fluxcd-community.github.io/helm-charts"}
     assert release.inputs["namespace"] == "flux-system"
-    namespace = _only(dev_program, "kubernetes:core/v1:Namespace")
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-namespace")
     assert namespace.inputs["metadata"]["name"] == "flux-system"
     assert namespace.urn in release.property_dependencies["namespace"]
 
@@ -46,7 +48,7 @@ def test_release_values_turn_image_automation_off_and_keep_crds(dev_program: Pro
 def test_everything_in_cluster_uses_the_stack_provider(dev_program: Program) -> None:
     provider = dev_program.one("pulumi:providers:kubernetes")
     in_cluster = [r for r in dev_program.resources if r.type.startswith("kubernetes:") and r.custom]
-    assert len(in_cluster) == 9
+    assert len(in_cluster) == 13
     assert {r.provider_urn for r in in_cluster} == {provider.urn}
 
 
@@ -54,13 +56,15 @@ def test_git_repository_follows_the_branch_over_ssh_with_the_deploy_key(dev_prog
     source = _only(dev_program, GIT_REPOSITORY)
     assert source.inputs["apiVersion"] == "source.toolkit.fluxcd.io/v1"
     assert source.inputs["kind"] == "GitRepository"
-    assert source.inputs["metadata"] == {"name": "flux-system", "namespace": "flux-system"}
+    assert source.inputs["metadata"] == {"name": "app", "namespace": "hello"}
     assert source.inputs["spec"] == {
         "interval": FLUX["interval"],
         "url": "ssh://git@github.com/example-org/hello-gitops.git",
         "ref": {"branch": "main"},
-        "secretRef": {"name": "flux-system"},
+        "secretRef": {"name": "git-auth"},
     }
+    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
+    assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
 
 
 def test_branch_comes_from_config() -> None:
@@ -78,18 +82,21 @@ def test_kustomization_applies_k8s_with_prune_and_health_checks(dev_program: Pro
         "prune": True,
         "wait": True,
         "timeout": "5m",
-        "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+        "sourceRef": {"kind": "GitRepository", "name": "app"},
+        "serviceAccountName": "flux-applier",
+        "targetNamespace": "hello",
     }
+    assert kustomization.inputs["metadata"] == {"name": "app", "namespace": "hello"}
 
 
 def test_receiver_wakes_the_git_repository_on_github_pushes(dev_program: Program) -> None:
     receiver = _only(dev_program, RECEIVER)
     assert receiver.inputs["apiVersion"] == "notification.toolkit.fluxcd.io/v1"
-    assert receiver.inputs["metadata"] == {"name": "github", "namespace": "flux-system"}
+    assert receiver.inputs["metadata"] == {"name": "github", "namespace": "hello"}
     spec = receiver.inputs["spec"]
     assert spec["type"] == "github"
     assert spec["events"] == ["ping", "push"]
-    assert spec["resources"] == [{"kind": "GitRepository", "name": "flux-system"}]
+    assert spec["resources"] == [{"kind": "GitRepository", "name": "app"}]
     token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-receiver-token")
     assert spec["secretRef"] == {"name": token_secret.inputs["metadata"]["name"]}
     token = _only(dev_program, "random:index/randomPassword:RandomPassword")
@@ -130,7 +137,8 @@ def test_receiver_admits_its_load_balancer_from_the_vpc_under_enforced_network_p
 def test_byo_cluster_gets_no_receiver_network_policy() -> None:
     """The stack does not know a bring-your-own cluster's network (docs/infra.md says what to add)."""
     program = run_program(
-        {"cluster": DELETE, "kubeconfig": '{"clusters": [1], "contexts": [1], "users": [1]}'}
+        {"cluster": DELETE, "kubeconfig": '{"clusters": [1], "contexts": [1], "users": [1]}'},
+        secrets=["kubeconfig"],
     )
     assert _mine(program, NETWORK_POLICY) == []
     assert _mine(program, "kubernetes:core/v1:Service")
@@ -144,7 +152,7 @@ def test_custom_resources_and_service_go_before_the_release_on_destroy(dev_progr
 
 def test_webhook_path_is_fluxs_formula() -> None:
     # notification-controller: sha256(token + name + namespace), hex, under /hook/.
-    assert webhook_path("s3cret") == "/hook/" + hashlib.sha256(b"s3cretgithubflux-system").hexdigest()
+    assert webhook_path("s3cret") == "/hook/" + hashlib.sha256(b"s3cretgithubhello").hexdigest()
     assert webhook_path("s3cret", "other", "ns") != webhook_path("s3cret")
 
 
@@ -153,7 +161,7 @@ def test_github_webhook_calls_the_receiver_with_the_token(dev_program: Program) 
     service = _only(dev_program, "kubernetes:core/v1:Service")
     token = _only(dev_program, "random:index/randomPassword:RandomPassword").outputs["result"]
     host = service.outputs["status"]["loadBalancer"]["ingress"][0]["hostname"]
-    digest = hashlib.sha256(f"{token}githubflux-system".encode()).hexdigest()
+    digest = hashlib.sha256(f"{token}githubhello".encode()).hexdigest()
     url = f"http://{host}/hook/{digest}"
     assert webhook.inputs["repository"] == "hello-gitops"
     assert webhook.inputs["events"] == ["push"]
@@ -166,3 +174,45 @@ def test_github_webhook_calls_the_receiver_with_the_token(dev_program: Program) 
     assert "configuration" in webhook.secret_inputs
     assert dev_program.outputs["fluxWebhookUrl"] == url
     assert "fluxWebhookUrl" in dev_program.secret_outputs
+
+
+# --- deploy reports ----------------------------------------------------------------------------------
+
+PROVIDER = "kubernetes:notification.toolkit.fluxcd.io/v1beta3:Provider"
+ALERT = "kubernetes:notification.toolkit.fluxcd.io/v1beta3:Alert"
+STATUS_TOKEN = "github_pat_11AAAAAAA0s3cr3tStatusOnly"
+
+
+def test_every_deploy_reports_a_commit_status_with_a_status_only_token() -> None:
+    """notification-controller docs (docs/spec/v1beta3/providers.md, "Git Commit Status Updates" and
+    "GitHub"): a `github` Provider with `address` = the repository URL and a Secret whose key `token`
+    holds a token allowed to set commit statuses; an Alert whose eventSources name the Kustomization."""
+    program = run_program({"commitStatusToken": STATUS_TOKEN}, secrets=["commitStatusToken"])
+    provider, alert = _only(program, PROVIDER), _only(program, ALERT)
+    secret = program.one("kubernetes:core/v1:Secret", "gitops-status-token")
+    assert secret.inputs["metadata"] == {"name": "github-status-token", "namespace": "hello"}
+    assert secret.inputs["stringData"] == {"token": STATUS_TOKEN}
+    assert "stringData" in secret.secret_inputs
+    assert provider.inputs["metadata"] == {"name": "github-status", "namespace": "hello"}
+    assert provider.inputs["spec"] == {
+        "type": "github",
+        "address": "https://github.com/example-org/hello-gitops",
+        "secretRef": {"name": "github-status-token"},
+    }
+    assert alert.inputs["metadata"] == {"name": "github-status", "namespace": "hello"}
+    assert alert.inputs["spec"] == {
+        "providerRef": {"name": "github-status"},
+        "eventSeverity": "info",
+        "eventSources": [{"kind": "Kustomization", "name": "app"}],
+    }
+    release = _only(program, RELEASE)
+    for resource in (provider, alert, secret):
+        assert program.deleted_before(resource, release)
+
+
+def test_without_a_status_token_nothing_reports_and_the_stack_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    program = run_program()
+    assert _mine(program, PROVIDER) == [] and _mine(program, ALERT) == []
+    assert "gitops-eks:commitStatusToken is unset" in caplog.text

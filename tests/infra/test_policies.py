@@ -398,7 +398,7 @@ def governed(program: Program) -> set[str]:
     ids=["dev", "byo-cluster"],
 )
 def test_the_program_passes_every_policy(overrides: dict[str, Any]) -> None:
-    program = run_program(overrides)
+    program = run_program(overrides, secrets=["kubeconfig"])  # plain credentials are refused
     found = {
         r.name: problems
         for r in program.resources

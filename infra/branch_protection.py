@@ -1,0 +1,74 @@
+"""`main`'s protection as a GitHub repository ruleset: people land changes through a reviewed pull
+request whose CI check passed; the Jenkins deploy key is the only bypass, so the bot's manifest-only
+commits still land.
+
+A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, OpenAPI schema
+`repository-ruleset-bypass-actor`: "If `actor_type` is `DeployKey`, this should be null", and bypass
+mode `pull_request` "is not applicable for the `DeployKey` actor type"). It therefore admits every
+deploy key of the repository that can push: the stack registers exactly one such key (Jenkins'; Flux's
+is read-only), and whoever can add another one already administers the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_github as github
+
+# The check GitHub reports for the pull-request workflow's test job: a job's check is named by its
+# `name:` (.github/workflows/pull-request.yaml, job `test`; tests/infra/test_branch_protection.py
+# keeps the two in step).
+REQUIRED_CHECK = "make test"
+REQUIRED_APPROVALS = 1
+
+
+@dataclass(frozen=True)
+class BranchProtectionArgs:
+    repository_name: str
+    branch: str
+
+
+class BranchProtection(pulumi.ComponentResource):
+    """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with an approval
+    (not the last pusher's own) and a green CI check; only deploy keys bypass."""
+
+    def __init__(
+        self, name: str, args: BranchProtectionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("gitops:infra:BranchProtection", name, None, opts)
+        self.ruleset = github.RepositoryRuleset(
+            f"{name}-ruleset",
+            name=f"protect {args.branch}",
+            repository=args.repository_name,
+            target="branch",
+            enforcement="active",
+            conditions=github.RepositoryRulesetConditionsArgs(
+                ref_name=github.RepositoryRulesetConditionsRefNameArgs(
+                    includes=[f"refs/heads/{args.branch}"], excludes=[]
+                )
+            ),
+            bypass_actors=[
+                github.RepositoryRulesetBypassActorArgs(actor_type="DeployKey", bypass_mode="always")
+            ],
+            rules=github.RepositoryRulesetRulesArgs(
+                deletion=True,
+                non_fast_forward=True,
+                pull_request=github.RepositoryRulesetRulesPullRequestArgs(
+                    required_approving_review_count=REQUIRED_APPROVALS,
+                    dismiss_stale_reviews_on_push=True,
+                    require_last_push_approval=True,
+                    required_review_thread_resolution=True,
+                ),
+                required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
+                    required_checks=[
+                        github.RepositoryRulesetRulesRequiredStatusChecksRequiredCheckArgs(
+                            context=REQUIRED_CHECK
+                        )
+                    ],
+                    strict_required_status_checks_policy=True,
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"ruleset": self.ruleset.name})

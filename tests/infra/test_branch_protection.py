@@ -1,0 +1,52 @@
+"""`main`'s ruleset: reviewed pull requests with a green CI check for people, deploy keys (Jenkins' is the
+only one that can push) as the only bypass."""
+
+from __future__ import annotations
+
+import yaml
+
+from infra.branch_protection import REQUIRED_CHECK
+from tests.infra.conftest import ROOT, Program, run_program
+
+RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
+DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
+
+
+def test_the_followed_branch_is_protected(dev_program: Program) -> None:
+    ruleset = dev_program.one(RULESET).inputs
+    assert ruleset["repository"] == "hello-gitops"
+    assert (ruleset["target"], ruleset["enforcement"]) == ("branch", "active")
+    assert ruleset["conditions"] == {"refName": {"includes": ["refs/heads/main"], "excludes": []}}
+    other = run_program({"branch": "release"}).one(RULESET).inputs
+    assert other["conditions"]["refName"]["includes"] == ["refs/heads/release"]
+
+
+def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Program) -> None:
+    rules = dev_program.one(RULESET).inputs["rules"]
+    assert rules["deletion"] is True and rules["nonFastForward"] is True
+    assert rules["pullRequest"] == {
+        "requiredApprovingReviewCount": 1,
+        "dismissStaleReviewsOnPush": True,
+        "requireLastPushApproval": True,
+        "requiredReviewThreadResolution": True,
+    }
+    assert rules["requiredStatusChecks"] == {
+        "requiredChecks": [{"context": REQUIRED_CHECK}],
+        "strictRequiredStatusChecksPolicy": True,
+    }
+
+
+def test_the_required_check_is_the_workflows_test_job() -> None:
+    """A GitHub Actions job reports its check under its `name:`."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pull-request.yaml").read_text())
+    assert workflow["jobs"]["test"]["name"] == REQUIRED_CHECK
+
+
+def test_only_deploy_keys_bypass_and_only_jenkins_key_can_push(dev_program: Program) -> None:
+    """GitHub REST API (OpenAPI schema repository-ruleset-bypass-actor): a DeployKey actor has no id
+    and no `pull_request` mode, so it admits every deploy key with write access; the stack registers
+    one (Jenkins'), Flux's is read-only."""
+    bypass = dev_program.one(RULESET).inputs["bypassActors"]
+    assert bypass == [{"actorType": "DeployKey", "bypassMode": "always"}]
+    writable = [k.name for k in dev_program.of_type(DEPLOY_KEY) if k.inputs["readOnly"] is False]
+    assert writable == ["deploy-keys-jenkins"]
