@@ -20,6 +20,10 @@ import pulumi_github as github
 # `name:` (.github/workflows/pull-request.yaml, job `test`; tests/infra/test_branch_protection.py
 # keeps the two in step).
 REQUIRED_CHECK = "make test"
+# Only a check run by GitHub Actions counts: without an integration id, a commit status of the same
+# name from anyone who can write statuses (every collaborator with write access, Flux's commit-status
+# token) would satisfy the rule. 15368 is GitHub Actions' app id (a check run's `app.id`; docs/security.md).
+GITHUB_ACTIONS_APP_ID = 15368
 REQUIRED_APPROVALS = 1
 
 
@@ -63,7 +67,7 @@ class BranchProtection(pulumi.ComponentResource):
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[
                         github.RepositoryRulesetRulesRequiredStatusChecksRequiredCheckArgs(
-                            context=REQUIRED_CHECK
+                            context=REQUIRED_CHECK, integration_id=GITHUB_ACTIONS_APP_ID
                         )
                     ],
                     strict_required_status_checks_policy=True,

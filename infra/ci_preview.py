@@ -89,8 +89,17 @@ DENIED_ACTIONS = (
 )
 
 
+# Our `sub` holds exactly one `/` (between owner and repository: neither the names nor the environment,
+# `_ENVIRONMENT` in infra/config.py, may contain one). IAM's `*` matches any run of characters, `/`
+# included, so without this a sibling repository of the owner whose `sub` ends in a forged copy of our
+# tail (an environment or a workflow name in a custom `sub` template may hold `/`, `@` and `:`) would
+# match the immutable form's owner-id wildcard.
+SECOND_SLASH = "*/*/*"
+
+
 def trust_policy(provider_arn: str, subjects: list[str]) -> str:
-    """Only GitHub's OIDC tokens for STS, and only for the given `sub` values."""
+    """Only GitHub's OIDC tokens for STS, and only for the given `sub` values (wildcards never
+    spanning a second `/`)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -102,6 +111,7 @@ def trust_policy(provider_arn: str, subjects: list[str]) -> str:
                     "Condition": {
                         "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE},
                         "StringLike": {f"{GITHUB_OIDC_HOST}:sub": subjects},
+                        "StringNotLike": {f"{GITHUB_OIDC_HOST}:sub": SECOND_SLASH},
                     },
                 }
             ],
@@ -113,7 +123,7 @@ def environment_subjects(owner: str, repository: str, repository_id: int, enviro
     """The `sub` a job in the environment carries: the name-only form, and the immutable form that
     repositories created since 15 July 2026 emit. The immutable form is pinned by the repository's
     numeric id (permanent and unique on GitHub), so a recycled owner or repository name never matches;
-    the owner's id is left as `*` (it never contains `/`, so the rest of the claim is fixed)."""
+    the owner's id is left as `*`, which `trust_policy` keeps from spanning a `/`."""
     suffix = f":environment:{environment}"
     return [f"repo:{owner}/{repository}{suffix}", f"repo:{owner}@*/{repository}@{repository_id}{suffix}"]
 
@@ -170,7 +180,19 @@ class PreviewAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
         reviewer_ids = [int(github.get_user(username=login).id) for login in config.reviewers]
-        repository_id = github.get_repository(full_name=f"{args.owner}/{args.repository_name}").repo_id
+        full_name = f"{args.owner}/{args.repository_name}"
+        repository = github.get_repository(full_name=full_name)
+        repository_id = repository.repo_id
+        if repository.visibility != "public":
+            # GitHub enforces required reviewers on private and internal repositories only with
+            # GitHub Enterprise and ignores them on other plans: the preview would run unapproved.
+            pulumi.log.warn(
+                f"{full_name} is {repository.visibility}: GitHub enforces the '{config.environment}' "
+                "environment's required reviewers on private and internal repositories only with "
+                "GitHub Enterprise; on other plans every pull request's preview runs unapproved with "
+                "the preview role and Pulumi token (docs/security.md)",
+                resource=self,
+            )
 
         self.environment = github.RepositoryEnvironment(
             f"{name}-environment",

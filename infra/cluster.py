@@ -4,6 +4,7 @@ Kubernetes provider built from it."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +16,8 @@ from infra.config import ClusterConfig
 from infra.iam import EC2_ASSUME_ROLE_POLICY
 
 LOG_TYPES = ("api", "audit", "authenticator")
+# EKS's managed access policy granting cluster-admin, scoped to the whole cluster.
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # What a worker node needs to join the cluster, run the VPC CNI and pull images; nothing more.
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -38,6 +41,26 @@ class ClusterArgs:
     vpc_id: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
+
+
+def admin_access_entries(principals: tuple[str, ...]) -> dict[str, eks.AccessEntryArgs]:
+    """One access entry per principal, each bound to cluster-admin for the whole cluster.
+
+    Keyed by a digest of the ARN, not by list position: reordering the list must not move a principal to
+    another entry (EKS refuses a second entry for a principal while the first still exists). The cluster's
+    creator must not be listed: EKS already gave it an entry at creation and refuses another one."""
+    return {
+        f"admin-{hashlib.sha256(arn.encode()).hexdigest()[:12]}": eks.AccessEntryArgs(
+            principal_arn=arn,
+            access_policies={
+                "cluster-admin": eks.AccessPolicyAssociationArgs(
+                    policy_arn=CLUSTER_ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )
+            },
+        )
+        for arn in principals
+    }
 
 
 class Cluster(pulumi.ComponentResource):
@@ -69,6 +92,9 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=bool(config.public_access_cidrs),
             public_access_cidrs=list(config.public_access_cidrs) or None,
             skip_default_node_group=True,
+            # The creator gets admin from EKS itself (bootstrapClusterCreatorAdminPermissions); everyone else
+            # who runs `pulumi up` (teammates, CI roles) needs an access entry of their own.
+            access_entries=admin_access_entries(config.admin_principals) or None,
             # The VPC CNI only enforces NetworkPolicy (k8s/networkpolicy.yaml, Flux's own policies) with its
             # network policy agent on; without it those objects install and guard nothing. pulumi-eks
             # manages the CNI as the vpc-cni addon, so the option lands in its configuration.

@@ -32,7 +32,8 @@ _ACM_ARN = re.compile(
 # A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
 # GitHub logins: letters, digits and single inner hyphens, at most 39 characters.
 _GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
-# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes.
+# GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes. The
+# preview role's trust policy relies on it: no `*`/`?` (IAM wildcards) and no `/` (infra/ci_preview.py).
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
@@ -40,10 +41,25 @@ _OIDC_PROVIDER_ARN = re.compile(
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 # Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
-DEFAULT_KUBERNETES_VERSION = "1.33"
+# EKS bills a version past its end of standard support at the extended-support rate (6x the control plane):
+# keep the default in standard support (EKS calendar in docs/verified-identifiers.md; bumping: docs/infra.md).
+DEFAULT_KUBERNETES_VERSION = "1.35"
 DEFAULT_INSTANCE_TYPE = "t3.medium"
 DEFAULT_FLUX_CHART = "2.19.0"
 _INSTANCE_HINT = f"use an EC2 instance type like {DEFAULT_INSTANCE_TYPE}"
+# Address blocks reserved for documentation (RFC 5737, RFC 3849, RFC 9637): no packet ever comes from them,
+# so a rule that admits only them admits nobody, and copied examples fail late (health checks time out).
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
+)
+# How to find the value to set: the address your requests leave from (AWS's own echo service).
+EGRESS_HINT = "your egress address is `curl -s https://checkip.amazonaws.com` (add /32)"
+# IAM users and roles (roles may carry a path, which EKS access entries accept).
+_IAM_PRINCIPAL = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:(?:user|role)/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+)
+_ASSUMED_ROLE = re.compile(r"^arn:aws(?:-[a-z]+)*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
 SCALAR_KEYS = ("repository", "branch", "kubeconfig", "commitStatusToken")
@@ -55,6 +71,7 @@ OBJECT_KEYS = {
         "minSize",
         "maxSize",
         "publicAccessCidrs",
+        "adminPrincipals",
     ),
     "jenkins": ("instanceType", "volumeSize", "allowedCidrs", "certificateArn", "hostname"),
     "flux": ("chartVersion", "interval"),
@@ -106,6 +123,8 @@ class ClusterConfig:
     min_size: int
     max_size: int
     public_access_cidrs: tuple[str, ...]
+    admin_principals: tuple[str, ...] = ()
+    """IAM users and roles that administer the cluster (EKS access entries), besides its creator."""
 
 
 @dataclass(frozen=True)
@@ -233,13 +252,19 @@ class _Object:
             return None
         return self.string(field_name, None, pattern, hint)
 
-    def cidrs(self, field_name: str, purpose: str, allow_empty: bool) -> tuple[str, ...]:
-        """A list of CIDRs in canonical form, none of them the whole internet."""
+    def cidrs(
+        self, field_name: str, purpose: str, allow_empty: bool, public_only: bool = False
+    ) -> tuple[str, ...]:
+        """A list of CIDRs in canonical form, none of them the whole internet or a documentation range
+        (and, with `public_only`, none reserved: private, shared, loopback...)."""
         hint = f"list the CIDRs that may reach {purpose}"
         if allow_empty:
             hint += ", or [] to allow none"
         if field_name not in self.raw:
-            raise ConfigError(f"{self.key(field_name)}: missing; {hint}")
+            raise ConfigError(
+                f"{self.key(field_name)}: missing; {hint}: "
+                f"`pulumi config set --path '{self.key(field_name)}[0]' <CIDR>`; {EGRESS_HINT}"
+            )
         value = self.raw[field_name]
         if not isinstance(value, list):
             raise ConfigError(
@@ -247,7 +272,45 @@ class _Object:
             )
         if not value and not allow_empty:
             raise ConfigError(f"{self.key(field_name)}: is empty; {hint}")
-        return tuple(_cidr(f"{self.key(field_name)}[{i}]", item, hint) for i, item in enumerate(value))
+        cidrs = tuple(_cidr(f"{self.key(field_name)}[{i}]", item, hint) for i, item in enumerate(value))
+        for i, cidr in enumerate(cidrs):
+            key, network = f"{self.key(field_name)}[{i}]", ipaddress.ip_network(cidr)
+            if any(network.version == d.version and network.subnet_of(d) for d in DOCUMENTATION_RANGES):
+                raise ConfigError(
+                    f"{key}: {cidr!r} is a documentation range (RFC 5737/3849/9637) that no client ever "
+                    f"has; set the CIDRs of the machines that reach {purpose}: {EGRESS_HINT}"
+                )
+            # EKS refuses reserved blocks in publicAccessCidrs; they never reach a public endpoint anyway.
+            if public_only and not network.is_global:
+                raise ConfigError(
+                    f"{key}: {cidr!r} is a reserved (non-public) range, which a public endpoint never sees "
+                    f"and EKS refuses; {EGRESS_HINT}"
+                )
+        return cidrs
+
+    def principals(self, field_name: str) -> tuple[str, ...]:
+        """IAM user and role ARNs, each at most once; an STS session ARN is refused with its role's ARN."""
+        value = self.raw.get(field_name, [])
+        hint = "list IAM role or user ARNs like arn:aws:iam::123456789012:role/platform-admins"
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.key(field_name)}: must be a list, got {_describe(value)}; {hint}")
+        seen: set[str] = set()
+        for i, arn in enumerate(value):
+            key = f"{self.key(field_name)}[{i}]"
+            session = _ASSUMED_ROLE.match(arn) if isinstance(arn, str) else None
+            if session is not None:
+                raise ConfigError(
+                    f"{key}: {arn!r} is a session, not a principal; EKS access entries take the role: "
+                    f"arn:aws:iam::{session[1]}:role/{session[2]} (with its path, if it has one)"
+                )
+            if not isinstance(arn, str) or not _IAM_PRINCIPAL.match(arn):
+                raise ConfigError(f"{key}: {arn!r} is not an IAM user or role ARN; {hint}")
+            if arn in seen:
+                raise ConfigError(
+                    f"{key}: {arn!r} is listed twice; EKS allows one access entry per principal"
+                )
+            seen.add(arn)
+        return tuple(value)
 
 
 def _cidr(key: str, value: Any, hint: str) -> str:
@@ -296,13 +359,19 @@ def _cluster(raw: Any) -> ClusterConfig:
         )
     return ClusterConfig(
         kubernetes_version=obj.string(
-            "kubernetesVersion", DEFAULT_KUBERNETES_VERSION, _K8S_VERSION, "use an EKS version like '1.33'"
+            "kubernetesVersion",
+            DEFAULT_KUBERNETES_VERSION,
+            _K8S_VERSION,
+            f"use an EKS version in standard support like '{DEFAULT_KUBERNETES_VERSION}'",
         ),
         instance_type=obj.string("instanceType", DEFAULT_INSTANCE_TYPE, _INSTANCE_TYPE, _INSTANCE_HINT),
         desired_size=desired,
         min_size=min_size,
         max_size=max_size,
-        public_access_cidrs=obj.cidrs("publicAccessCidrs", "the Kubernetes API", allow_empty=True),
+        public_access_cidrs=obj.cidrs(
+            "publicAccessCidrs", "the Kubernetes API", allow_empty=True, public_only=True
+        ),
+        admin_principals=obj.principals("adminPrincipals"),
     )
 
 
@@ -369,9 +438,14 @@ def _preview(raw: Any) -> PreviewConfig:
         raise ConfigError(
             f"{obj.key('reviewers')}: must be a list of 1 to 6 logins, got {_describe(reviewers)}"
         )
+    seen: set[str] = set()
     for i, login in enumerate(reviewers):
         if not isinstance(login, str) or not _GITHUB_LOGIN.match(login):
             raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
+        # GitHub logins are case-insensitive: two spellings are one account, sent twice.
+        if login.lower() in seen:
+            raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is listed twice; list each login once")
+        seen.add(login.lower())
     return PreviewConfig(
         reviewers=tuple(reviewers),
         environment=obj.string(
@@ -439,6 +513,25 @@ def _string(
     return value
 
 
+def _operator_cidrs_set(cluster: Any, jenkins: Any) -> None:
+    """On a first run, name every CIDR key the operator still has to set, with the commands, in one error."""
+    missing = [
+        (name, key)
+        for name, raw, key in (
+            ("cluster", cluster, "publicAccessCidrs"),
+            ("jenkins", jenkins, "allowedCidrs"),
+        )
+        if isinstance(raw, Mapping) and key not in raw
+    ]
+    if len(missing) < 2:
+        return  # one missing key is reported by its own check, with the same command
+    commands = "; ".join(f"`pulumi config set --path '{_key(f'{n}.{k}')}[0]' <CIDR>`" for n, k in missing)
+    raise ConfigError(
+        f"{', '.join(_key(f'{n}.{k}') for n, k in missing)}: missing; list the CIDRs that may reach the "
+        f"Kubernetes API and Jenkins: {commands}; {EGRESS_HINT}"
+    )
+
+
 def load() -> StackConfig:
     """Read and validate the stack's config; raise ConfigError naming the first bad key."""
     refuse_plain_credentials()
@@ -477,12 +570,15 @@ def load() -> StackConfig:
             f"{_key('kubeconfig')}: set either {_key('kubeconfig')} (use an existing cluster) or "
             f"{_key('cluster')} (create an EKS cluster), not both"
         )
+    cluster_raw = None if kubeconfig_text is not None else _object(config, "cluster", required=True)
+    jenkins_raw = _object(config, "jenkins", required=True)
+    _operator_cidrs_set(cluster_raw, jenkins_raw)
     return StackConfig(
         repository=repository,
         branch=branch,
         region=region,
-        cluster=None if kubeconfig_text is not None else _cluster(_object(config, "cluster", required=True)),
-        jenkins=_jenkins(_object(config, "jenkins", required=True), region),
+        cluster=None if cluster_raw is None else _cluster(cluster_raw),
+        jenkins=_jenkins(jenkins_raw, region),
         flux=_flux(_object(config, "flux")),
         network=_network(_object(config, "network")),
         registry=_registry(_object(config, "registry")),

@@ -17,6 +17,7 @@ instance (new AMI, new user data) keeps the builds' state.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,10 +43,21 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # so the boot script finds the volume by its id (JENKINS_HOME_VOLUME_ID) and uses this name only as a
 # fallback (Xen instance types, or AL2023's udev link).
 HOME_DEVICE = "/dev/sdf"
-# Containers (docker builds) sit one network hop further from IMDS than the host.
-IMDS_HOP_LIMIT = 2
-# An ALB rule allows five condition values in total; a path plus three sources stays within it.
+# Containers (docker builds) sit one network hop further from IMDS than the host: with 1 hop the instance
+# role's credentials stay out of their reach. Nothing in a container here needs IMDS.
+IMDS_HOP_LIMIT = 1
+# ELB allows three values per condition and five per rule: three sources plus one path stays within both.
 _SOURCES_PER_RULE = 3
+# The plugin lock and the Jenkins LTS it is checked against (the RPM the boot installs): one file, so the
+# core and the plugins cannot drift apart. Sources and dates in docs/verified-identifiers.md.
+PLUGIN_LOCK = json.loads((SERVER_DIR / "plugins.json").read_text(encoding="utf-8"))
+JENKINS_VERSION: str = PLUGIN_LOCK["core"]["version"]
+# Jenkins' RPM repository for LTS releases and the key that signs it (rotated to the 2026 key with 2.541.1).
+JENKINS_RPM_REPOSITORY = "https://pkg.jenkins.io/rpm-stable"
+JENKINS_RPM_KEY = f"{JENKINS_RPM_REPOSITORY}/jenkins.io-2026.key"
+# What both readers of /etc/jenkins/gitops.env (bash `.` and systemd's EnvironmentFile=) take literally
+# inside single quotes: no quote, backslash, dollar, backtick or line break.
+_ENV_UNSAFE = re.compile(r"['\\\"$`\n\r\x00]")
 # Graviton instance families carry a `g` after the generation digit: t4g, m7gd, c6gn, im4gn.
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g[a-z-]*\.")
 
@@ -94,6 +106,12 @@ def _server_file(name: str) -> str:
     return (SERVER_DIR / name).read_text(encoding="utf-8")
 
 
+def plugins_txt() -> str:
+    """/etc/jenkins/plugins.txt for jenkins-plugin-manager: every plugin of the lock, pinned."""
+    pins = "".join(f"{name}:{plugin['version']}\n" for name, plugin in PLUGIN_LOCK["plugins"].items())
+    return "# Rendered from jenkins/server/plugins.json (the lock); edit that file.\n" + pins
+
+
 def boot_environment(settings: BootSettings) -> str:
     """/etc/jenkins/gitops.env: read by Jenkins (JCasC `${...}`), the secrets fetcher and the boot script."""
     values = {
@@ -112,8 +130,15 @@ def boot_environment(settings: BootSettings) -> str:
         # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
         "SECRETS": "/run/jenkins-secrets",
         "JAVA_OPTS": "-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false",
+        "JENKINS_VERSION": JENKINS_VERSION,
     }
-    return "".join(f"{key}={value}\n" for key, value in values.items())
+    for key, value in values.items():
+        if _ENV_UNSAFE.search(value):
+            raise ValueError(
+                f"{key}: {value!r} cannot be written to gitops.env (quote, $, backslash, newline)"
+            )
+    # Single-quoted: bash (`set -a; .`) and systemd read every value, spaces included, as one literal word.
+    return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
 
 def render_user_data(settings: BootSettings) -> str:
@@ -124,18 +149,20 @@ def render_user_data(settings: BootSettings) -> str:
 
     document = {
         "yum_repos": {
+            # Disabled by default: only the boot's own `dnf --enablerepo=jenkins` reads it, so a problem with
+            # Jenkins' repository cannot fail the package transaction that brings Java, docker and git.
             "jenkins": {
                 "name": "Jenkins LTS",
-                "baseurl": "https://pkg.jenkins.io/redhat-stable",
+                "baseurl": JENKINS_RPM_REPOSITORY,
                 "gpgcheck": True,
-                "gpgkey": "https://pkg.jenkins.io/redhat-stable/jenkins.io-2023.key",
-                "enabled": True,
+                "repo_gpgcheck": True,
+                "gpgkey": JENKINS_RPM_KEY,
+                "enabled": False,
             }
         },
         "packages": [
             "java-21-amazon-corretto-headless",
             "fontconfig",
-            "jenkins",
             "docker",
             "git",
             "make",
@@ -148,7 +175,7 @@ def render_user_data(settings: BootSettings) -> str:
         "write_files": [
             file("/etc/jenkins/gitops.env", boot_environment(settings)),
             file("/etc/jenkins/casc.yaml", _server_file("casc.yaml")),
-            file("/etc/jenkins/plugins.txt", _server_file("plugins.txt")),
+            file("/etc/jenkins/plugins.txt", plugins_txt()),
             file("/etc/jenkins/known_hosts", settings.known_hosts),
             file("/etc/systemd/system/jenkins.service.d/gitops.conf", _server_file("jenkins.service.conf")),
             file("/usr/local/sbin/jenkins-fetch-secrets", _server_file("fetch-secrets.sh"), "0755"),
@@ -358,7 +385,9 @@ class JenkinsServer(pulumi.ComponentResource):
             volume_id=self.home_volume.id,
             instance_id=self.instance.id,
             stop_instance_before_detaching=True,
-            opts=child,
+            # A replaced instance gets a new attachment; AWS refuses it while the volume is still attached to
+            # the old instance (VolumeInUse), so the old attachment goes first.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self._listener(name, args, child)
 
@@ -409,7 +438,7 @@ class JenkinsServer(pulumi.ComponentResource):
         alb = aws.ec2.SecurityGroup(
             f"{name}-alb",
             # Unchanged by TLS on purpose: a new description would replace the group (ForceNew).
-            description="Jenkins ALB: HTTP from the admin CIDRs and GitHub's webhook ranges only",
+            description="Jenkins ALB: HTTP(S) from the admin CIDRs and the GitHub webhook ranges only",
             vpc_id=args.vpc_id,
             ingress=[
                 *(
@@ -517,20 +546,20 @@ class JenkinsServer(pulumi.ComponentResource):
             )
         forward = [{"type": "forward", "target_group_arn": target_group.arn}]
         hooks = [*args.hook_ranges.ipv4, *args.hook_ranges.ipv6]
-        rules: list[tuple[str, list[dict]]] = [
-            (
-                "webhook",
-                [{"path_pattern": {"values": [f"{WEBHOOK_PATH}*"]}, "source_ip": {"values": chunk}}],
-            )
+        # One field per condition block (the AWS provider refuses two in one block).
+        rules: list[list[dict]] = [
+            [{"path_pattern": {"values": [f"{WEBHOOK_PATH}*"]}}, {"source_ip": {"values": chunk}}]
             for chunk in _chunks(hooks, _SOURCES_PER_RULE)
         ]
         rules += [
-            ("admins", [{"source_ip": {"values": chunk}}])
+            [{"source_ip": {"values": chunk}}]
             for chunk in _chunks(args.config.allowed_cidrs, _SOURCES_PER_RULE)
         ]
-        for priority, (role, conditions) in enumerate(rules, start=10):
+        # Named by priority: when the CIDR lists change, a rule is updated in place rather than a new rule
+        # being created at a priority the old one still holds (ELB refuses that: PriorityInUse).
+        for priority, conditions in enumerate(rules, start=10):
             aws.lb.ListenerRule(
-                f"{name}-{role}-{priority}",
+                f"{name}-rule-{priority}",
                 listener_arn=self.listener.arn,
                 priority=priority,
                 conditions=conditions,

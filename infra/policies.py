@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ ECR_WRITE_ACTIONS = frozenset(
 )
 SECRET_READ_ACTIONS = frozenset({"secretsmanager:getsecretvalue", "secretsmanager:*"})
 SSH_PORT = 22
+LISTENER = "aws:lb/listener:Listener"
+LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 
 Props = Mapping[str, Any]
 
@@ -60,10 +63,22 @@ def _is_world(cidr: Any) -> bool:
 # --- per-resource checks: each returns the problems it finds in one resource's props -----------------
 
 
+# The one tag that may move: the release's marker of the deployed image (infra/registry.py). An exact
+# name, no wildcard, so no commit tag can ever be overwritten.
+MOVABLE_TAGS = [{"filter": "deployed", "filterType": "WILDCARD"}]
+
+
 def ecr_problems(props: Props) -> list[str]:
     problems = []
-    if props.get("imageTagMutability") != "IMMUTABLE":
-        problems.append("ECR tags must be IMMUTABLE: a pushed commit image can never be overwritten")
+    mutability = props.get("imageTagMutability")
+    exclusions = [dict(f) for f in props.get("imageTagMutabilityExclusionFilters") or []]
+    if not (
+        mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and exclusions == MOVABLE_TAGS)
+    ):
+        problems.append(
+            "ECR tags must be IMMUTABLE (only the `deployed` marker may move): a pushed commit image can "
+            "never be overwritten"
+        )
     if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
         problems.append("ECR repositories must scan images on push")
     return problems
@@ -128,7 +143,16 @@ def imds_problems(resource_type: str, props: Props) -> list[str]:
         ok = props.get("enableIMDSv2") is True or bool(props.get("launchTemplate"))
     else:
         ok = (props.get("metadataOptions") or {}).get("httpTokens") == "required"
-    return [] if ok else ["instances must require IMDSv2 (metadata httpTokens = required)"]
+    problems = [] if ok else ["instances must require IMDSv2 (metadata httpTokens = required)"]
+    if resource_type == "aws:ec2/instance:Instance":
+        # A hop limit of 2 lets every container on the host (docker builds) read the instance role's
+        # credentials; nothing in a container on our instances needs IMDS. (EKS nodes: their launch template.)
+        hops = (props.get("metadataOptions") or {}).get("httpPutResponseHopLimit")
+        if hops != 1:
+            problems.append(
+                f"instance metadata hop limit must be 1 (got {hops}): containers must not reach IMDS"
+            )
+    return problems
 
 
 def volume_problems(resource_type: str, props: Props) -> list[str]:
@@ -216,6 +240,197 @@ def iam_problems(props: Props) -> list[str]:
     return problems
 
 
+# --- AWS API rules: shapes AWS (or the AWS provider) refuses, caught before anything is sent -----------
+# Each limit is cited in docs/verified-identifiers.md (AWS API reference / ELB and IAM quotas, 2026-12-01).
+
+# EC2 CreateSecurityGroup GroupDescription / GroupName: up to 255 characters of this set.
+_SG_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")
+# IpRange / UserIdGroupPair Description: the same set without "&".
+_SG_RULE_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]*$")
+SG_TEXT_MAX = 255
+# VPC quota: 60 inbound and 60 outbound rules per security group, counted separately for IPv4 and IPv6;
+# every CIDR (or referenced group) of a rule block is one rule. Adjustable; a new account has this.
+SG_RULES_PER_DIRECTION = 60
+# ELB listener rules: at most one of each of these condition types per rule, three match values per
+# condition, five per rule, five wildcards per rule, priorities 1-50000.
+CONDITION_FIELDS = ("hostHeader", "httpHeader", "httpRequestMethod", "pathPattern", "queryString", "sourceIp")
+ONCE_PER_RULE = frozenset({"hostHeader", "httpRequestMethod", "pathPattern", "sourceIp"})
+VALUES_PER_CONDITION = 3
+VALUES_PER_RULE = 5
+WILDCARDS_PER_RULE = 5
+# Names AWS limits in length: resource type -> (name limit, name-prefix limit or None). A prefix leaves room
+# for the 26 characters the AWS provider appends to it (terraform-plugin-sdk helper/id).
+NAME_LIMITS: dict[str, tuple[int, int | None]] = {
+    "aws:lb/loadBalancer:LoadBalancer": (32, 6),
+    "aws:lb/targetGroup:TargetGroup": (32, 6),
+    "aws:iam/role:Role": (64, 38),
+    "aws:iam/policy:Policy": (128, 102),
+    "aws:iam/instanceProfile:InstanceProfile": (128, 102),
+    "aws:iam/rolePolicy:RolePolicy": (128, 102),
+    "aws:ec2/securityGroup:SecurityGroup": (255, 229),
+    "aws:secretsmanager/secret:Secret": (512, 486),
+    "aws:ecr/repository:Repository": (256, None),
+    "aws:eks/cluster:Cluster": (100, None),
+}
+# ELB names: letters, digits and hyphens, no hyphen at either end, not starting with "internal-".
+_ELB_NAME = re.compile(r"^(?!internal-)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+# Descriptions AWS limits: resource type -> (property, max length, allowed characters or None).
+_IAM_TEXT = re.compile(r"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$")
+DESCRIPTION_LIMITS: dict[str, tuple[str, int, re.Pattern[str] | None]] = {
+    "aws:iam/role:Role": ("description", 1000, _IAM_TEXT),
+    "aws:iam/policy:Policy": ("description", 1000, None),
+    "aws:secretsmanager/secret:Secret": ("description", 2048, None),
+    "aws:kms/key:Key": ("description", 8192, None),
+}
+# Tags: 50 per resource, keys up to 128 characters, values up to 256 (EC2, ELB, IAM, KMS, Secrets Manager).
+TAGS_MAX, TAG_KEY_MAX, TAG_VALUE_MAX = 50, 128, 256
+
+
+def _text_problems(what: str, value: Any, limit: int, allowed: re.Pattern[str] | None) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    problems = []
+    if len(value) > limit:
+        problems.append(f"{what} is {len(value)} characters; AWS allows {limit}")
+    if allowed is not None and not allowed.match(value):
+        bad = sorted({c for c in value if not allowed.match(c)})
+        problems.append(f"{what} {value!r} has characters AWS refuses: {''.join(bad)!r}")
+    return problems
+
+
+def security_group_text_problems(resource_type: str, props: Props) -> list[str]:
+    """Security group names, descriptions and rule descriptions: EC2's character set and length."""
+    problems = []
+    rules: list[tuple[str, Any]] = []
+    if resource_type == "aws:ec2/securityGroup:SecurityGroup":
+        problems += _text_problems("description", props.get("description"), SG_TEXT_MAX, _SG_TEXT)
+        name = props.get("name")
+        problems += _text_problems("name", name, SG_TEXT_MAX, _SG_TEXT)
+        if isinstance(name, str) and name.startswith("sg-"):
+            problems.append(f"name {name!r} starts with sg-, which AWS reserves for group ids")
+        for direction in ("ingress", "egress"):
+            rules += [(f"{direction}[{i}]", r) for i, r in enumerate(_as_list(props.get(direction)))]
+    else:
+        rules = [("rule", props)]
+    for where, rule in rules:
+        if isinstance(rule, Mapping):
+            problems += _text_problems(
+                f"{where} description", rule.get("description"), SG_TEXT_MAX, _SG_RULE_TEXT
+            )
+    return problems
+
+
+def security_group_quota_problems(props: Props) -> list[str]:
+    """Inline rules of one security group against the default rules-per-group quota."""
+    problems = []
+    for direction in ("ingress", "egress"):
+        counts = {"IPv4": 0, "IPv6": 0}
+        for rule in (r for r in _as_list(props.get(direction)) if isinstance(r, Mapping)):
+            counts["IPv4"] += len(_as_list(rule.get("cidrBlocks"))) + len(
+                _as_list(rule.get("securityGroups"))
+            )
+            counts["IPv4"] += len(_as_list(rule.get("prefixListIds"))) + (1 if rule.get("self") else 0)
+            counts["IPv6"] += len(_as_list(rule.get("ipv6CidrBlocks")))
+        problems += [
+            f"{count} {version} {direction} rules; a security group holds {SG_RULES_PER_DIRECTION} by default"
+            for version, count in counts.items()
+            if count > SG_RULES_PER_DIRECTION
+        ]
+    return problems
+
+
+def listener_rule_problems(props: Props) -> list[str]:
+    """ELB listener rules: one field per condition block (the AWS provider), and ELB's rule quotas."""
+    problems = []
+    conditions = [c for c in _as_list(props.get("conditions")) if isinstance(c, Mapping)]
+    seen: dict[str, int] = {}
+    values = wildcards = 0
+    for i, condition in enumerate(conditions):
+        fields = [f for f in CONDITION_FIELDS if condition.get(f) is not None]
+        if len(fields) != 1:
+            problems.append(
+                f"conditions[{i}] sets {fields or 'no field'}; each condition block takes exactly one of "
+                f"{', '.join(CONDITION_FIELDS)}: split it into one block per field"
+            )
+        for field in fields:
+            seen[field] = seen.get(field, 0) + 1
+            items = _as_list((condition[field] or {}).get("values"))
+            if len(items) > VALUES_PER_CONDITION:
+                problems.append(
+                    f"conditions[{i}].{field} has {len(items)} values; ELB allows {VALUES_PER_CONDITION}"
+                )
+            values += len(items)
+            if field != "sourceIp":
+                wildcards += sum(str(v).count("*") + str(v).count("?") for v in items)
+    for field, count in seen.items():
+        if field in ONCE_PER_RULE and count > 1:
+            problems.append(f"{field} appears in {count} conditions; ELB allows one per rule")
+    if values > VALUES_PER_RULE:
+        problems.append(f"the rule has {values} condition values; ELB allows {VALUES_PER_RULE} per rule")
+    if wildcards > WILDCARDS_PER_RULE:
+        problems.append(f"the rule has {wildcards} wildcards; ELB allows {WILDCARDS_PER_RULE} per rule")
+    priority = props.get("priority")
+    if isinstance(priority, int | float) and not 1 <= priority <= 50000:
+        problems.append(f"priority {priority} is outside ELB's 1-50000")
+    return problems
+
+
+def name_problems(resource_type: str, props: Props) -> list[str]:
+    """Explicit names and name prefixes within AWS's length limits (and ELB's character rules)."""
+    problems = []
+    limit, prefix_limit = NAME_LIMITS[resource_type]
+    problems += _text_problems("name", props.get("name"), limit, None)
+    prefix = props.get("namePrefix")
+    if prefix_limit is not None:
+        problems += _text_problems("namePrefix", prefix, prefix_limit, None)
+    if resource_type in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+        name = props.get("name")
+        if isinstance(name, str) and not _ELB_NAME.match(name):
+            problems.append(
+                f"name {name!r}: letters, digits and inner hyphens only, not starting with internal-"
+            )
+    return problems
+
+
+def description_problems(resource_type: str, props: Props) -> list[str]:
+    field, limit, allowed = DESCRIPTION_LIMITS[resource_type]
+    return _text_problems(field, props.get(field), limit, allowed)
+
+
+def tag_problems(props: Props) -> list[str]:
+    tags = props.get("tags")
+    if not isinstance(tags, Mapping):
+        return []
+    problems = [f"{len(tags)} tags; AWS allows {TAGS_MAX}"] if len(tags) > TAGS_MAX else []
+    for key, value in tags.items():
+        problems += _text_problems(f"tag key {key[:20]!r}", key, TAG_KEY_MAX, None)
+        problems += _text_problems(f"tag {key[:20]!r} value", value, TAG_VALUE_MAX, None)
+    return problems
+
+
+SECURITY_GROUP_TYPES = frozenset(
+    {
+        "aws:ec2/securityGroup:SecurityGroup",
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    }
+)
+TAGGED_TYPES = frozenset(
+    {
+        "aws:ec2/instance:Instance",
+        "aws:ebs/volume:Volume",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/targetGroup:TargetGroup",
+        "aws:iam/role:Role",
+        "aws:kms/key:Key",
+        "aws:secretsmanager/secret:Secret",
+        "aws:ecr/repository:Repository",
+    }
+)
+
+
 # --- the policies ------------------------------------------------------------------------------------
 
 Check = Callable[[str, Props], list[str]]
@@ -237,7 +452,7 @@ CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
         eks_problems,
     ),
     "imdsv2-required": (
-        "EC2 instances and node groups require IMDSv2",
+        "EC2 instances and node groups require IMDSv2; instances keep IMDS one hop away (no containers)",
         frozenset(
             {
                 "aws:ec2/instance:Instance",
@@ -280,6 +495,36 @@ CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
         ),
         lambda _type, props: iam_problems(props),
     ),
+    "aws-security-group-text": (
+        "Security group names, descriptions and rule descriptions use EC2's character set, 255 at most",
+        SECURITY_GROUP_TYPES,
+        security_group_text_problems,
+    ),
+    "aws-security-group-rule-quota": (
+        "At most 60 inbound and 60 outbound rules per security group and IP version (the default VPC quota)",
+        frozenset({"aws:ec2/securityGroup:SecurityGroup"}),
+        lambda _type, props: security_group_quota_problems(props),
+    ),
+    "aws-listener-rule-shape": (
+        "Listener rules: one field per condition block, ELB's per-condition and per-rule value limits",
+        frozenset({LISTENER_RULE}),
+        lambda _type, props: listener_rule_problems(props),
+    ),
+    "aws-name-limits": (
+        "Resource names and name prefixes within AWS's length limits",
+        frozenset(NAME_LIMITS),
+        name_problems,
+    ),
+    "aws-description-limits": (
+        "Descriptions within AWS's length limits and character sets",
+        frozenset(DESCRIPTION_LIMITS),
+        description_problems,
+    ),
+    "aws-tag-limits": (
+        "At most 50 tags, keys up to 128 and values up to 256 characters",
+        TAGGED_TYPES,
+        lambda _type, props: tag_problems(props),
+    ),
 }
 
 
@@ -320,8 +565,6 @@ def deploy_keys_separate(args: StackValidationArgs, report_violation: ReportViol
         report_violation(f"only one deploy key may write to the repository, found {writers}", None)
 
 
-LISTENER = "aws:lb/listener:Listener"
-LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 LOAD_BALANCER_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
 
 

@@ -1,5 +1,11 @@
 """The app's ECR repository: immutable tags, scan on push, KMS encryption, a lifecycle policy, and an
-optional day-0 image so the cluster has something to pull before Jenkins' first release."""
+optional day-0 image so the cluster has something to pull before Jenkins' first release.
+
+What is deployed never expires: the release moves the one mutable tag, DEPLOYED_TAG, to the digest the
+manifest deploys (also after a rollback, so what a hold pins is covered), and the lifecycle policy's
+first rule matches that tag. AWS: "An image that matches the tagging requirements of a rule cannot be
+expired by a rule with a lower priority" (Amazon ECR User Guide, Lifecycle policies; see docs/release.md).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
+# The tag jenkins/registry.py moves to the deployed digest (the same value: tests/infra checks it).
+DEPLOYED_TAG = "deployed"
 
 
 @dataclass(frozen=True)
@@ -32,12 +40,26 @@ def ecr_repository_name(stack: str, repository_name: str) -> str:
 
 
 def lifecycle_policy(keep_images: int) -> str:
-    """Untagged images (superseded pushes, failed builds) go after a day; keep the newest N tagged."""
+    """The deployed image stays; untagged images (superseded pushes, failed builds) go after a day; of
+    the commit images the newest N stay."""
     return json.dumps(
         {
             "rules": [
                 {
+                    # Only one image can carry the tag, so "more than 1" never expires it; and being
+                    # matched here, no lower-priority rule may expire it either.
                     "rulePriority": 1,
+                    "description": f"keep the deployed image (tag {DEPLOYED_TAG})",
+                    "selection": {
+                        "tagStatus": "tagged",
+                        "tagPatternList": [DEPLOYED_TAG],
+                        "countType": "imageCountMoreThan",
+                        "countNumber": 1,
+                    },
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
                     "description": "expire untagged images after 1 day",
                     "selection": {
                         "tagStatus": "untagged",
@@ -48,7 +70,7 @@ def lifecycle_policy(keep_images: int) -> str:
                     "action": {"type": "expire"},
                 },
                 {
-                    "rulePriority": 2,
+                    "rulePriority": 3,
                     "description": f"keep the last {keep_images} commit images",
                     "selection": {
                         "tagStatus": "tagged",
@@ -72,7 +94,13 @@ class Registry(pulumi.ComponentResource):
         self.repository = aws.ecr.Repository(
             f"{name}-repo",
             name=args.repository_name,
-            image_tag_mutability="IMMUTABLE",
+            # Every tag is immutable except DEPLOYED_TAG, which follows what the manifest deploys.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=DEPLOYED_TAG, filter_type="WILDCARD"
+                )
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")],
             opts=child,

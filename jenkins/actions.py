@@ -7,6 +7,7 @@ plus a hold; `unhold` lifts the hold. Inputs arrive here already validated by th
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,18 @@ from jenkins.core import Hold, Outcome, RetryPolicy
 from jenkins.gitops import Edit, Git, Identity, commit_manifest
 
 PENDING_DIGEST = "sha256:<digest of the image this run would build>"
+HISTORY_WINDOW = 200  # first-parent commits searched for the newest human commit under a bot commit
+# Outcomes after which the deployed image is marked in the registry: a noop marks too, so a re-run
+# repairs a mark that failed (or predates the marker).
+MARK_ON = {Outcome.CHANGED, Outcome.NOOP}
 
 
 class ActionError(Exception):
     """A step failed in a way that is not bad input (exit 1); the message says what to try."""
+
+
+class BadInput(Exception):
+    """The input names something that may not be deployed (exit 2); nothing was built or pushed."""
 
 
 @dataclass(frozen=True)
@@ -66,37 +75,91 @@ def release(
     repository: str,
     commit: str,
     *,
-    context_dir: Path,
+    context: str,
     build_args: Mapping[str, str],
     network: str | None,
 ) -> Report:
-    """Build and push REPOSITORY:COMMIT unless the registry has it, then promote it."""
-    image = f"{repository}:{commit}"
-    message, author = ctx.git.commit_info(commit)
-    if core.is_bot_commit(message, author, ctx.bot.email):
-        # The bot's own manifest commit: building it again would only loop CI.
-        return Report(Outcome.NOOP, f"{commit[:12]} is a release-bot commit; nothing to release", image=image)
+    """Build and push REPOSITORY:<sha> from that commit's own tree unless the registry has it, then
+    promote it. <sha> is commit, or for a bot commit the newest human commit under it."""
+    tip = check_on_branch(ctx, commit, "--commit")
+    target = newest_human_commit(ctx, commit)
+    if target is None:
+        return Report(Outcome.NOOP, f"only release-bot commits under {commit[:12]}; nothing to release")
+    if target != commit:
+        # The build checked out a bot commit (a release, rollback or unhold that landed on top): the
+        # human commit under it is what this push asked for, and it may not be deployed yet.
+        log.info(f"{commit[:12]} is a release-bot commit; releasing {target[:12]}, the human commit under it")
+    # The manifest on the branch must be one we can edit before anything is built (exit 2, nothing done).
+    text = ctx.git.read_file(tip, ctx.manifest_path)
+    if text is None:
+        raise BadInput(f"{ctx.manifest_path} does not exist on {ctx.remote}/{ctx.branch} ({tip[:12]})")
+    current = manifest.read_image(text, ctx.image_name)
+    manifest.read_hold(text)
+    if current.new_name == repository and current.new_tag == target and core.is_digest(current.digest):
+        # Already deployed (a retried job, or this very release's bot commit): nothing to build or
+        # look up; the digest was verified when it was written.
+        log.info(f"the manifest already deploys {repository}:{target} ({current.digest}); skipping the build")
+        return promote(ctx, repository, target, current.digest, mark_noop=False)
+    image = f"{repository}:{target}"
     with log.step(f"look up {image} in the registry"):
-        digest = registry.resolve_digest(repository, commit)
+        digest = registry.resolve_digest(repository, target)
     if digest is not None:
         log.info(f"{image} is already in the registry ({digest}); skipping the build")
     elif ctx.dry_run:
         log.info(f"dry run: {image} is not in the registry; a real run would build and push it")
         digest = PENDING_DIGEST
     else:
-        digest = build_and_push(repository, commit, context_dir, build_args, network)
-    return promote(ctx, repository, commit, digest)
+        digest = build_and_push(ctx.git, repository, target, context, build_args, network)
+    try:
+        return promote(ctx, repository, target, digest)
+    except manifest.ManifestError as exc:
+        raise ActionError(
+            f"{image} is in the registry, but the manifest on {ctx.remote}/{ctx.branch} changed into one "
+            f"that cannot be edited: {exc}; fix it in git and re-run (the build is skipped then)"
+        ) from None
+
+
+def check_on_branch(ctx: Context, commit: str, flag: str) -> str:
+    """Fetch the branch and refuse (BadInput) a commit that is not on it; return the branch tip.
+
+    Production runs only code that is in git on the branch: not an unpushed commit, not another
+    branch's, whatever this checkout holds.
+    """
+    with log.step(f"check that {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
+        tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
+        on_branch = ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.reachable(ctx.remote, commit, tip)
+    if not on_branch:
+        raise BadInput(
+            f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}); only commits pushed to "
+            f"that branch are deployed: push it, or pick one from `git log {ctx.remote}/{ctx.branch}`"
+        )
+    return tip
+
+
+def newest_human_commit(ctx: Context, commit: str) -> str | None:
+    """commit, or if the bot made it, the newest commit under it on its first-parent line that a
+    person made (deepening a shallow clone when the bot's commits reach its boundary)."""
+    for attempt in range(2):
+        line = ctx.git.first_parent_line(commit, HISTORY_WINDOW)
+        found = core.newest_human(line, ctx.bot.email)
+        if found is not None or attempt or len(line) >= HISTORY_WINDOW or not ctx.git.is_shallow():
+            return found
+        ctx.git.unshallow(ctx.remote)
+    return None
 
 
 def build_and_push(
-    repository: str, commit: str, context_dir: Path, build_args: Mapping[str, str], network: str | None
+    git: Git, repository: str, commit: str, context: str, build_args: Mapping[str, str], network: str | None
 ) -> str:
-    """docker build + push, then check that the registry serves the digest we pushed."""
+    """docker build of the commit's own tree + push, then check that the registry serves that digest."""
     image = f"{repository}:{commit}"
     with log.step(f"log in to the registry of {repository}"):
         registry.login(repository)
-    with log.step(f"docker build {image}"):
-        build.build_image(context_dir, image, git_commit=commit, build_args=build_args, network=network)
+    with tempfile.TemporaryDirectory(prefix="gitops-context-") as tmp:
+        with log.step(f"export {context}/ as committed in {commit[:12]}"):
+            git.export_tree(commit, context, Path(tmp))
+        with log.step(f"docker build {image}"):
+            build.build_image(Path(tmp), image, git_commit=commit, build_args=build_args, network=network)
     with log.step(f"docker push {image}"):
         pushed = build.push_image(image)
     with log.step(f"verify {image} in the registry"):
@@ -109,7 +172,7 @@ def build_and_push(
     return pushed
 
 
-def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
+def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noop: bool = True) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there."""
 
     def plan(text: str) -> Edit:
@@ -126,7 +189,8 @@ def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
         f"Deploy {image}.",
         {"Source-Commit": commit, "Image-Digest": digest, core.ACTION_TRAILER: "promote"},
     )
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit)
+    mark = (repository, MARK_ON if mark_noop else {Outcome.CHANGED})
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
 
 
 def verified_digest(repository: str, commit: str, expected: str | None = None) -> str:
@@ -141,8 +205,10 @@ def verified_digest(repository: str, commit: str, expected: str | None = None) -
     return digest
 
 
-def rollback(ctx: Context, repository: str, commit: str, digest: str, hold: Hold) -> Report:
+def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
     """Deploy an older, verified image and hold the manifest there (the ancestry guard is bypassed)."""
+    check_on_branch(ctx, commit, "--to")
+    digest = verified_digest(repository, commit)
 
     def plan(text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
@@ -162,13 +228,15 @@ def rollback(ctx: Context, repository: str, commit: str, digest: str, hold: Hold
             core.ACTION_TRAILER: "rollback",
         },
     )
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit)
+    mark = (repository, MARK_ON)
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
 
 
 def unhold(ctx: Context, by: str) -> Report:
     """Remove the hold so the next release moves the manifest again."""
 
     def plan(text: str) -> Edit:
+        manifest.read_image(text, ctx.image_name)  # the report names it: refuse a bad manifest before pushing
         decision = core.decide_unhold(manifest.read_hold(text))
         changed = decision.outcome is Outcome.CHANGED
         return Edit(decision, text, manifest.with_hold(text, None) if changed else text)
@@ -181,6 +249,20 @@ def unhold(ctx: Context, by: str) -> Report:
     return _commit(ctx, plan, message)
 
 
+def protect(ctx: Context, repository: str, digest: str) -> None:
+    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it."""
+    if ctx.dry_run or not core.is_digest(digest):
+        return
+    try:
+        with log.step(f"mark {digest} as deployed in {repository}"):
+            registry.mark_deployed(repository, digest)
+    except registry.RegistryError as exc:
+        raise ActionError(
+            f"the manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it is "
+            "marked the lifecycle policy may expire it: re-run (a noop that marks it again)"
+        ) from None
+
+
 def _commit(
     ctx: Context,
     plan: Callable[[str], Edit],
@@ -189,6 +271,7 @@ def _commit(
     image: str | None = None,
     digest: str | None = None,
     source_commit: str | None = None,
+    mark: tuple[str, set[Outcome]] | None = None,
 ) -> Report:
     result = commit_manifest(
         ctx.git,
@@ -202,6 +285,8 @@ def _commit(
         dry_run=ctx.dry_run,
     )
     edit = result.edit
+    if mark is not None and digest is not None and edit.decision.outcome in mark[1]:
+        protect(ctx, mark[0], digest)
     if image is None:  # unhold: report what the manifest deploys
         deployed = manifest.read_image(edit.new_text, ctx.image_name)
         image, digest = deployed.reference, deployed.digest

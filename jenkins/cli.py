@@ -7,8 +7,10 @@ built or pushed), 1 any other failure. With --json the last stdout line is one J
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import getpass
+import ipaddress
 import json
 import os
 import re
@@ -21,14 +23,22 @@ from jenkins import actions, core, log, manifest
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
 from jenkins.gitops import Git, GitError, Identity
-from jenkins.registry import RegistryError
+from jenkins.registry import ECR_PATTERN, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_BOT = Identity("gitops-bot", "gitops-bot@users.noreply.github.com")
-# docker's reference grammar: optional registry host[:port], then lowercase path components; no tag.
-REPOSITORY_RE = re.compile(
-    r"(?:[A-Za-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+# The reference grammar of distribution/reference (what docker and every registry parse): a path of
+# lowercase components joined by separators; the name is at most 255 characters; the first part is a
+# registry host only when it has a dot or a port, or is localhost (docker's own rule).
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+PATH_RE = re.compile(rf"{PATH_COMPONENT}(?:/{PATH_COMPONENT})*")
+DOMAIN_RE = re.compile(
+    r"(?P<host>(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]+))?"
 )
+NAME_TOTAL_LENGTH_MAX = 255
+# ECR's own repository-name rule, 2-256 characters (the RepositoryName shape of the ECR API model).
+ECR_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
 
 
 class InputError(Exception):
@@ -36,10 +46,22 @@ class InputError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of exiting, so --json still ends with a JSON line."""
+    """argparse that raises InputError instead of exiting, so --json still ends with a JSON line, and
+    that takes no abbreviated flags (`--js` is an error, never a silent `--json`)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
         raise InputError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        # Only --help (and -h) get here: argparse printed the help; main() ends with the JSON line.
+        raise HelpShown(self.prog)
+
+
+class HelpShown(Exception):
+    """--help was printed; under --json the run still ends with a JSON line."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,17 +108,40 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return the process exit code."""
+    """Run one command; return the process exit code. No traceback ever reaches the user."""
+    # Text that is not UTF-8 (an argument, git's output) must not make printing it fail.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser().parse_args(argv)
-    except InputError as exc:
+        return _main(argv)
+    except Exception as exc:  # a bug of ours: say so in one line, keep the --json contract
         command = next((word for word in argv if not word.startswith("-")), None)
         args = argparse.Namespace(json="--json" in argv, command=command)
+        return fail(
+            args,
+            EXIT_FAILED,
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in the release module; re-run with the same arguments, and report it",
+        )
+
+
+def _main(argv: list[str]) -> int:
+    wants_json = "--json" in argv
+    command = next((word for word in argv if not word.startswith("-")), None)
+    try:
+        args = parser().parse_args(argv)
+    except HelpShown:
+        if wants_json:
+            print(json.dumps({"outcome": "help", "command": command, "exit_code": EXIT_OK}))
+        return EXIT_OK
+    except InputError as exc:
+        args = argparse.Namespace(json=wants_json, command=command)
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
-    except InputError as exc:
+    except (InputError, actions.BadInput) as exc:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "nothing was changed")
     except manifest.ManifestError as exc:
         return fail(
@@ -138,11 +183,17 @@ def fail(args: argparse.Namespace, code: int, message: str, hint: str) -> int:
 
 
 def run(args: argparse.Namespace) -> actions.Report:
-    """Validate everything that can be checked locally, then run the command."""
+    """Validate everything that can be checked locally, then run the command (a dry run in a scratch
+    repository, so that not even a ref of the checkout moves)."""
     git = Git(Path.cwd())
-    root = git.toplevel()
-    if root is None:
-        raise InputError(f"not inside a git working copy: {Path.cwd()} (run from the GitOps repository)")
+    try:
+        root = git.toplevel()
+    except GitError as exc:
+        if "not a git repository" in str(exc):
+            raise InputError(
+                f"not inside a git working copy: {Path.cwd()} (run from the GitOps repository); {exc}"
+            ) from None
+        raise
     git = Git(root)
     if not git.has_remote(args.remote):
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
@@ -150,9 +201,20 @@ def run(args: argparse.Namespace) -> actions.Report:
         raise InputError(f"--branch {args.branch!r}: not a valid branch name")
     if args.max_attempts < 1:
         raise InputError(f"--max-attempts {args.max_attempts}: must be at least 1")
+    # It names the `images:` entry and goes into the commit subject: one word, printable.
+    if not args.image_name or any(char.isspace() for char in args.image_name):
+        raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
+    check_text("--image-name", args.image_name)
     manifest_path = check_manifest(root, args.manifest_dir, args.image_name)
+    if args.command != "unhold":
+        check_repository(args.image_repository)
+    with git.scratch() if args.dry_run else contextlib.nullcontext(git) as work:
+        return _run(args, git, work, manifest_path)
+
+
+def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> actions.Report:
     ctx = actions.Context(
-        git=git,
+        git=work,
         remote=args.remote,
         branch=args.branch,
         manifest_path=manifest_path,
@@ -165,32 +227,33 @@ def run(args: argparse.Namespace) -> actions.Report:
         dry_run=args.dry_run,
     )
     if args.command == "unhold":
-        return actions.unhold(ctx, args.by or operator(git))
-    repository = check_repository(args.image_repository)
+        return actions.unhold(ctx, check_text("--by", args.by or operator(git)))
+    repository = args.image_repository
     if args.command == "rollback":
         # A rollback needs the image, not the commit: a full SHA from the registry or a log will do
-        # even when this (possibly shallow) checkout does not have that commit. The null id is no
-        # release (there is no image to go back to), so it goes through check_commit and fails there.
+        # even when this (possibly shallow) checkout does not have that commit (it must still be on
+        # the branch: actions.rollback deepens the history to check). The null id is no release
+        # (there is no image to go back to), so it goes through check_commit and fails there.
         commit = args.to if core.names_release(args.to) else check_commit(git, "--to", args.to)
-        reason = " ".join(args.reason.split())  # one line: it is shown in log lines and annotations
+        reason = check_text("--reason", args.reason)  # one line: shown in log lines and annotations
         if not reason:
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")
-        hold = Hold(by=args.by or operator(git), reason=reason, at=utc_now())
-        return actions.rollback(ctx, repository, commit, actions.verified_digest(repository, commit), hold)
+        hold = Hold(by=check_text("--by", args.by or operator(git)), reason=reason, at=utc_now())
+        return actions.rollback(ctx, repository, commit, hold)
     commit = check_commit(git, "--commit", args.commit)
     if args.command == "release":
-        context_dir = check_context(root, args.context)
         build_args = check_build_args(args.build_arg)
         return actions.release(
             ctx,
             repository,
             commit,
-            context_dir=context_dir,
+            context=check_context(git, commit, args.context),
             build_args=build_args,
             network=args.build_network,
         )
     if args.digest is not None and not core.is_digest(args.digest):
         raise InputError(f"--digest {args.digest!r}: expected sha256: followed by 64 hex digits")
+    actions.check_on_branch(ctx, commit, "--commit")
     digest = actions.verified_digest(repository, commit)
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
@@ -198,13 +261,55 @@ def run(args: argparse.Namespace) -> actions.Report:
 
 
 def check_repository(value: str) -> str:
-    if not REPOSITORY_RE.fullmatch(value):
+    """An image repository every registry would accept, checked before any network call."""
+    why = repository_error(value)
+    if why:
         raise InputError(
-            f"--image-repository {value!r}: expected a repository such as "
+            f"--image-repository {value!r}: {why}; expected a repository such as "
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello or 127.0.0.1:5000/hello "
-            "(no tag, no digest)"
+            "(no scheme, no tag, no digest)"
         )
     return value
+
+
+def repository_error(value: str) -> str | None:
+    """Why value is not an image repository name, or None if it is one."""
+    first, sep, rest = value.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        domain = DOMAIN_RE.fullmatch(first)
+        if domain is None:
+            return f"{first!r} is not a registry host[:port]"
+        port = domain["port"]
+        if port is not None and not 1 <= int(port) <= 65535:
+            return f"port {port} is out of range (1-65535)"
+        host = domain["host"]
+        if host.startswith("["):
+            try:
+                ipaddress.IPv6Address(host[1:-1])
+            except ValueError:
+                return f"{host} is not an IPv6 address"
+        path = rest
+    else:
+        path = value
+    if not PATH_RE.fullmatch(path):
+        return (
+            f"{path!r} is not a repository path (lowercase letters, digits and separators . _ __ -, "
+            "components joined by /)"
+        )
+    if len(value) > NAME_TOTAL_LENGTH_MAX:
+        return f"longer than {NAME_TOTAL_LENGTH_MAX} characters"
+    match = ECR_PATTERN.match(value)
+    if match is not None and not (2 <= len(match["name"]) <= 256 and ECR_NAME_RE.fullmatch(match["name"])):
+        return f"{match['name']!r} is not an ECR repository name"
+    return None
+
+
+def check_text(flag: str, value: str) -> str:
+    """value as one line of plain text (see core.one_line); InputError naming the flag otherwise."""
+    try:
+        return core.one_line(value)
+    except ValueError as exc:
+        raise InputError(f"{flag}: {exc}") from None
 
 
 def check_commit(git: Git, flag: str, value: str) -> str:
@@ -229,17 +334,21 @@ def check_manifest(root: Path, manifest_dir: str, image_name: str) -> str:
     if not path.is_file():
         raise InputError(f"--manifest-dir {manifest_dir!r}: no {manifest.FILE_NAME} at {path}")
     try:
-        manifest.read_image(path.read_text(), image_name)
+        manifest.read_image(path.read_bytes().decode(), image_name)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--manifest-dir {manifest_dir!r}: {path} is not UTF-8 (byte {exc.start})") from None
     except manifest.ManifestError as exc:
         raise InputError(f"--manifest-dir {manifest_dir!r} / --image-name {image_name!r}: {exc}") from None
     return str(relative)
 
 
-def check_context(root: Path, context: str) -> Path:
-    path = root / inside("--context", context)
-    if not (path / "Dockerfile").is_file():
-        raise InputError(f"--context {context!r}: no Dockerfile in {path}")
-    return path
+def check_context(git: Git, commit: str, context: str) -> str:
+    """The build context as a path in the commit's tree (that tree is what gets built)."""
+    relative = str(inside("--context", context))
+    dockerfile = "Dockerfile" if relative == "." else f"{relative}/Dockerfile"
+    if not git.has_path(commit, dockerfile):
+        raise InputError(f"--context {context!r}: commit {commit[:12]} has no {dockerfile}")
+    return relative
 
 
 def check_build_args(values: list[str]) -> dict[str, str]:
@@ -259,8 +368,14 @@ def check_build_args(values: list[str]) -> dict[str, str]:
 
 
 def operator(git: Git) -> str:
-    """Who is acting: the git user if configured, else the login name."""
-    return git.config("user.email") or getpass.getuser()
+    """Who is acting: the git user if configured, else the login name, else the user id (container
+    agents often run as a uid with no passwd entry)."""
+    if email := git.config("user.email"):
+        return email
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def utc_now() -> str:

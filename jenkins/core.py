@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import random
 import re
+import unicodedata
 from dataclasses import dataclass
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
@@ -19,6 +20,9 @@ NOTHING_RELEASED = "0" * 40
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 SKIP_CI = "[skip ci]"
 ACTION_TRAILER = "Gitops-Action"
+MAX_TEXT = 1000  # characters of a --reason or --by: an annotation and a commit line, not an essay
+# Bidirectional overrides make text display in another order than it reads ("Trojan Source").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class Outcome(enum.StrEnum):
@@ -141,6 +145,30 @@ def decide_unhold(hold: Hold | None) -> Decision:
     return Decision(Outcome.CHANGED, f"release the hold set by {hold.by} at {hold.at}")
 
 
+def one_line(value: str) -> str:
+    """value as one line of plain text: each run of whitespace (line breaks too) becomes one space.
+
+    ValueError says why text cannot be kept as it reads: bytes that are not UTF-8 (they arrive as
+    lone surrogates), control characters, bidirectional overrides, more than MAX_TEXT characters.
+    """
+    text = " ".join(value.split())
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise ValueError("is not valid UTF-8 text")
+        if category == "Cc" or char in BIDI_CONTROLS or (category == "Cn" and _noncharacter(char)):
+            raise ValueError(f"contains the non-printable character U+{ord(char):04X}")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"is {len(text)} characters long; at most {MAX_TEXT}")
+    return text
+
+
+def _noncharacter(char: str) -> bool:
+    """U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF: never meant for interchange (YAML can only escape them)."""
+    code = ord(char)
+    return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+
+
 def is_bot_commit(message: str, author_email: str, bot_email: str) -> bool:
     """A commit the release bot made: its author, or a `[skip ci]` subject with our action trailer."""
     if author_email.strip().lower() == bot_email.strip().lower():
@@ -149,6 +177,11 @@ def is_bot_commit(message: str, author_email: str, bot_email: str) -> bool:
     if not lines or SKIP_CI not in lines[0]:
         return False
     return any(line.startswith(f"{ACTION_TRAILER}:") for line in lines[1:])
+
+
+def newest_human(line: list[tuple[str, str, str]], bot_email: str) -> str | None:
+    """The first commit of (sha, author email, message), newest first, that the bot did not make."""
+    return next((sha for sha, email, message in line if not is_bot_commit(message, email, bot_email)), None)
 
 
 def commit_message(subject: str, body: str, trailers: dict[str, str]) -> str:

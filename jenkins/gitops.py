@@ -4,29 +4,58 @@ The bot commit is built with plumbing (a private index file, `write-tree`, `comm
 `<remote>/<branch>`, then pushed as a fast-forward. The working tree, the index and HEAD of the checkout
 we run in (Jenkins' workspace, usually a detached HEAD) are never touched, and the commit can only
 contain the manifest file because it is the only path we write into the tree.
+
+Defensive by default: every network operation has a deadline, the checkout's own hooks never run
+(core.hooksPath=/dev/null; the remote's hooks and rules still apply), nothing prompts, and a dry run
+works in a scratch repository that borrows this one's objects, so it changes no ref, no shallow
+boundary and no file of the checkout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
 from jenkins.core import Decision, Outcome, Relation, RetryPolicy, names_release
 
-# Rejections that mean "someone else moved the branch first": fetch, re-apply, try again.
-_RACE_MARKERS = (
+# Reasons in a rejected ref's porcelain status line that mean "someone else moved the branch first":
+# fetch, re-apply, try again. Only git's own status line is read: a remote's rule text may use the
+# same words, and a rule never goes away by retrying.
+_RACE_REASONS = (
     "fetch first",
     "non-fast-forward",
     "failed to update ref",
     "cannot lock ref",
     "incorrect old value",
+)
+_PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(?P<summary>.*)$", re.MULTILINE)
+# Seconds a single fetch, push or ls-remote may take (GITOPS_GIT_TIMEOUT overrides): a hung remote
+# fails this run with a clear message instead of eating the stage's timeout.
+NETWORK_TIMEOUT = float(os.environ.get("GITOPS_GIT_TIMEOUT", "120"))
+# Each git run ignores the checkout's hooks: the bot's fetches and pushes must not run code that
+# happens to sit in .git/hooks (or core.hooksPath) of a build workspace.
+_SAFE = ("-c", "core.hooksPath=/dev/null")
+# Variables that would point git at another repository, index or object store than the one we run in
+# (a dry run's scratch repository must not write into the checkout through them).
+_REPOSITORY_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
 )
 
 
@@ -67,39 +96,63 @@ class Result:
 class Git:
     """git commands run in one repository, never prompting for credentials."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, *, timeout: float = NETWORK_TIMEOUT) -> None:
         self.cwd = cwd
-        self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        self.timeout = timeout
+        inherited = {key: value for key, value in os.environ.items() if key not in _REPOSITORY_ENV}
+        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
     def run(self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run git; return stdout; raise GitError with git's own message on failure."""
         proc = self._run(args, stdin, env)
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip()
-            raise GitError(log.redact(f"`git {args[0]}` failed: {detail}"))
+            raise GitError(log.redact(f"`git {args[0]}` failed: {_detail(proc)}"))
         return proc.stdout
 
     def _run(
-        self, args: tuple[str, ...], stdin: str | None = None, env: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["git", *args],
+        self,
+        args: tuple[str, ...],
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        network: bool = False,
+        binary: bool = False,
+    ) -> subprocess.CompletedProcess:
+        """git with args; text output (undecodable bytes replaced) unless binary. A network command
+        runs in its own process group, killed as a whole (ssh included) when it overruns."""
+        proc = subprocess.Popen(
+            ["git", *_SAFE, *args],
             cwd=self.cwd,
-            input=stdin,
-            capture_output=True,
-            text=True,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**self.env, **(env or {})},
-            check=False,
+            start_new_session=network,
         )
+        data = stdin.encode() if stdin is not None else None
+        try:
+            out, err = proc.communicate(data, timeout=self.timeout if network else None)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise GitError(
+                f"`git {args[0]}` gave no answer within {self.timeout:.0f}s (GITOPS_GIT_TIMEOUT); "
+                "check the network path to the remote and that it is up"
+            ) from None
+        stdout = out if binary else out.decode(errors="replace")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.decode(errors="replace"))
 
     def ok(self, *args: str) -> bool:
         """True if the git command exits 0 (for questions like `merge-base --is-ancestor`)."""
         return self._run(args).returncode == 0
 
-    def toplevel(self) -> Path | None:
-        """The root of the working copy, or None if cwd is not inside one."""
+    def toplevel(self) -> Path:
+        """The root of the working copy; GitError in git's own words when git refuses (not a working
+        copy, dubious ownership, a broken .git)."""
         proc = self._run(("rev-parse", "--show-toplevel"))
-        return Path(proc.stdout.strip()) if proc.returncode == 0 else None
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise GitError(f"git cannot use {self.cwd} as a working copy: {_detail(proc) or 'no work tree'}")
+        return Path(proc.stdout.strip())
 
     def resolve_commit(self, rev: str) -> str | None:
         """The full SHA of rev if it names a commit here, else None."""
@@ -119,10 +172,16 @@ class Git:
         return not name.startswith("-") and self.ok("check-ref-format", f"refs/heads/{name}")
 
     def has_remote(self, remote: str) -> bool:
-        return self.ok("remote", "get-url", "--", remote)
+        """True if remote is a configured remote (a name, never an option: it goes into argv)."""
+        return not remote.startswith("-") and self.ok("remote", "get-url", "--", remote)
 
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
+
+    def unshallow(self, remote: str) -> None:
+        """Fetch the history a shallow clone lacks (a no-op on a full clone)."""
+        if self.is_shallow():
+            self._run(("fetch", "--quiet", "--no-tags", "--unshallow", remote), network=True)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True if ancestor is reachable from descendant (a commit is its own ancestor)."""
@@ -134,29 +193,89 @@ class Git:
         email, _, message = out.partition("\0")
         return message, email
 
+    def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str, str]]:
+        """(sha, author email, message) of sha and its first-parent ancestors, newest first."""
+        # -z ends each commit with NUL, which no commit message can contain; the SHA and the email are
+        # one line each, so the message is whatever follows them.
+        out = self.run("log", "-z", "--first-parent", f"--max-count={limit}", "--format=%H%n%ae%n%B", sha)
+        entries = [record.lstrip("\n").split("\n", 2) for record in out.split("\0") if record.strip()]
+        return [(fields[0], fields[1], fields[2] if len(fields) > 2 else "") for fields in entries]
+
     def read_file(self, commit: str, path: str) -> str | None:
-        """The content of path at commit, or None if it is not there."""
-        proc = self._run(("cat-file", "blob", f"{commit}:{path}"))
-        return proc.stdout if proc.returncode == 0 else None
+        """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.
+
+        GitError if it is not UTF-8 text: a manifest we cannot read is not one we may rewrite.
+        """
+        proc = self._run(("cat-file", "blob", f"{commit}:{path}"), binary=True)
+        if proc.returncode != 0:
+            return None
+        try:
+            return proc.stdout.decode()
+        except UnicodeDecodeError as exc:
+            raise GitError(f"{path} at {commit[:12]} is not UTF-8 (byte {exc.start}); fix it") from None
+
+    def is_regular_file(self, commit: str, path: str) -> bool:
+        """True if path in commit's tree is a regular file (mode 100644 or 100755)."""
+        mode = self.run("ls-tree", commit, "--", path).split(" ", 1)[0]
+        return mode in ("100644", "100755")
+
+    def has_path(self, commit: str, path: str) -> bool:
+        """True if path exists in commit's tree."""
+        return self.ok("cat-file", "-e", f"{commit}:{path}")
+
+    def export_tree(self, commit: str, path: str, dest: Path) -> None:
+        """Write path (a directory; "." for the root) as it is in commit into dest: exactly the committed
+        files, whatever the working copy holds. A private index leaves the checkout's own untouched."""
+        tree = f"{commit}^{{tree}}" if path in ("", ".") else f"{commit}:{path}"
+        with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
+            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self.run("read-tree", tree, env=index)
+            self.run("checkout-index", "--all", f"--prefix={dest}/", env=index)
 
     def fetch_branch(self, remote: str, branch: str) -> str:
         """Fetch remote's branch into refs/remotes/<remote>/<branch>; return its tip SHA."""
         ref = f"refs/remotes/{remote}/{branch}"
-        try:
-            self.run("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{ref}")
-        except GitError as exc:
-            raise GitError(f"cannot fetch branch {branch!r} from remote {remote!r}: {exc}") from None
+        refspec = f"+refs/heads/{branch}:{ref}"
+        proc = self._run(("fetch", "--quiet", "--no-tags", remote, refspec), network=True)
+        if proc.returncode != 0:
+            detail = _detail(proc)
+            raise GitError(log.redact(f"cannot fetch branch {branch!r} from remote {remote!r}: {detail}"))
         return self.run("rev-parse", "--verify", ref).strip()
 
     def ensure_commit(self, remote: str, sha: str) -> bool:
         """Make sha available locally (unshallow, then fetch it by id); True if we have it."""
         if self.resolve_commit(sha):
             return True
-        if self.is_shallow():
-            self._run(("fetch", "--quiet", "--no-tags", "--unshallow", remote))
+        self.unshallow(remote)
         if not self.resolve_commit(sha):
-            self._run(("fetch", "--quiet", "--no-tags", remote, sha))  # servers may refuse: that is fine
+            # Servers may refuse a fetch by id: that is fine, the answer is then "unknown".
+            self._run(("fetch", "--quiet", "--no-tags", remote, sha), network=True)
         return self.resolve_commit(sha) is not None
+
+    def reachable(self, remote: str, sha: str, tip: str) -> bool:
+        """True if sha is on the branch whose tip is tip (deepening a shallow clone to find out)."""
+        if self.is_ancestor(sha, tip):
+            return True
+        if self.is_shallow():
+            self.unshallow(remote)
+            return self.is_ancestor(sha, tip)
+        return False
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Git]:
+        """A throwaway bare repository that borrows this one's objects (alternates), shallow boundary
+        and config: everything a dry run fetches or deepens lands there and is deleted afterwards."""
+        common = Path(self.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        with tempfile.TemporaryDirectory(prefix="gitops-dry-run-") as tmp:
+            scratch = Git(Path(tmp), timeout=self.timeout)
+            scratch.run("init", "--quiet", "--bare", tmp)
+            shutil.copyfile(common / "config", Path(tmp) / "config")
+            scratch.run("config", "core.bare", "true")
+            scratch.ok("config", "--unset", "core.worktree")
+            (Path(tmp) / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
+            if (common / "shallow").is_file():
+                shutil.copyfile(common / "shallow", Path(tmp) / "shallow")
+            yield scratch
 
     def relation(self, remote: str, deployed_tag: str | None, target: str) -> Relation:
         """How the commit the manifest deploys relates to target; fetches history when it must."""
@@ -166,14 +285,8 @@ class Git:
             return Relation.SAME
         if not self.ensure_commit(remote, deployed_tag):
             return Relation.UNKNOWN
-        if self.is_ancestor(deployed_tag, target):
-            return Relation.FORWARD
-        if self.is_shallow():
-            # A shallow boundary can hide the path between the two commits: look at all history.
-            self._run(("fetch", "--quiet", "--no-tags", "--unshallow", remote))
-            if self.is_ancestor(deployed_tag, target):
-                return Relation.FORWARD
-        return Relation.BACKWARD
+        # A shallow boundary can hide the path between the two commits: reachable() looks at all history.
+        return Relation.FORWARD if self.reachable(remote, deployed_tag, target) else Relation.BACKWARD
 
     def commit_file(self, parent: str, path: str, content: str, message: str, bot: Identity) -> str:
         """A new commit on parent that changes only path to content; nothing else is touched."""
@@ -193,14 +306,32 @@ class Git:
         return self.run("commit-tree", tree, "-p", parent, "-F", "-", stdin=message, env=who).strip()
 
     def push(self, remote: str, commit: str, branch: str) -> None:
-        """Fast-forward remote's branch to commit; PushRaceLost if it moved, GitError otherwise."""
-        proc = self._run(("push", "--porcelain", "--quiet", remote, f"{commit}:refs/heads/{branch}"))
+        """Fast-forward remote's branch to commit; PushRaceLost if it moved, GitError otherwise.
+
+        A rejection by a rule (protected branch, ruleset, pre-receive hook) carries the remote's own
+        words (its `remote:` lines) and git's status, so the user sees which rule refused the push.
+        """
+        proc = self._run(
+            ("push", "--porcelain", "--no-verify", remote, f"{commit}:refs/heads/{branch}"), network=True
+        )
         if proc.returncode == 0:
             return
-        detail = log.redact((proc.stdout + proc.stderr).strip())
-        if any(marker in detail for marker in _RACE_MARKERS):
-            raise PushRaceLost(f"push to {remote}/{branch} lost a race: {detail}")
-        raise GitError(f"`git push` to {remote}/{branch} was rejected: {detail}")
+        rejected = [m["summary"].strip() for m in _PORCELAIN_REJECTED.finditer(proc.stdout)]
+        said = [
+            line.removeprefix("remote:").strip()
+            for line in proc.stderr.splitlines()
+            if line.startswith("remote:") and line.removeprefix("remote:").strip()
+        ]
+        if rejected and any(reason in rejected[0] for reason in _RACE_REASONS):
+            raise PushRaceLost(log.redact(f"push to {remote}/{branch} lost a race: {rejected[0]}"))
+        status = rejected[0] if rejected else _detail(proc)
+        remote_said = f"; the remote said: {' / '.join(said)}" if said else ""
+        raise GitError(log.redact(f"`git push` to {remote}/{branch} was rejected: {status}{remote_said}"))
+
+
+def _detail(proc: subprocess.CompletedProcess) -> str:
+    """What git said about a failure, on one line per message."""
+    return " ".join(str(proc.stderr or proc.stdout).split("\n")).strip()
 
 
 def commit_manifest(
@@ -230,6 +361,11 @@ def commit_manifest(
             text = git.read_file(tip, path)
         if text is None:
             raise GitError(f"{path} does not exist on {remote}/{branch} ({tip[:12]})")
+        if not git.is_regular_file(tip, path):
+            raise GitError(
+                f"{path} on {remote}/{branch} is not a regular file (a symlink or submodule in git); "
+                "the release edits only a regular file: replace it with the file itself"
+            )
         with log.step("plan manifest edit"):
             edit = plan(text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")

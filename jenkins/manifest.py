@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import difflib
 import io
+from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from jenkins.core import Hold, ImageEntry
 
@@ -30,46 +32,127 @@ class ManifestError(Exception):
     """The manifest cannot be read or does not have what we need; the message names the problem."""
 
 
-def _yaml() -> YAML:
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the file is written, so an edit changes only the lines it must: byte-order mark, line
+    endings, final newline, `---` start, and the indentation of mappings and block sequences."""
+
+    bom: bool
+    newline: str
+    final_newline: bool
+    explicit_start: bool
+    mapping: int
+    sequence: int  # column of a sequence item's content, relative to its parent key
+    offset: int  # column of the dash, relative to its parent key
+
+    @classmethod
+    def of(cls, text: str) -> tuple[str, Layout]:
+        """text normalised for the parser (no BOM, LF line ends), and the layout to write it back."""
+        bom = text.startswith(BOM)
+        body = text.removeprefix(BOM)
+        crlf = body.count("\r\n")
+        newline = "\r\n" if crlf and crlf * 2 >= body.count("\n") else "\n"
+        body = body.replace("\r\n", "\n")
+        try:
+            _, sequence, offset = load_yaml_guess_indent(body, yaml=_NoLoad())
+        except IndexError:  # its line scanner trips on some odd lines; the parser judges the text
+            sequence = offset = None
+        return body, cls(
+            bom=bom,
+            newline=newline,
+            final_newline=body.endswith("\n") or not body,
+            explicit_start=body.lstrip().startswith("---"),
+            mapping=_mapping_indent(body),
+            # No block sequence yet: the style yamllint's default and kubectl users expect.
+            sequence=sequence if offset is not None else 4,
+            offset=offset if offset is not None else 2,
+        )
+
+
+class _NoLoad:
+    """Stands in for YAML in load_yaml_guess_indent: we only want its indentation guess."""
+
+    def load(self, _text: str) -> None:
+        return None
+
+
+def _mapping_indent(body: str) -> int:
+    """Indent of the first nested mapping (2 when there is none)."""
+    previous: int | None = None
+    for line in body.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        column = len(line) - len(line.lstrip(" "))
+        if previous is not None and column > previous and not stripped.startswith("- "):
+            return column - previous
+        previous = column if stripped.endswith(":") and not stripped.startswith("- ") else None
+    return 2
+
+
+def _yaml(layout: Layout | None = None) -> YAML:
     yaml = YAML()  # round-trip mode
     yaml.preserve_quotes = True
-    # Indented sequences (`  - name:`) are what yamllint's default config and kubectl users expect.
-    yaml.indent(mapping=2, sequence=4, offset=2)
+    if layout is not None:
+        yaml.indent(mapping=layout.mapping, sequence=layout.sequence, offset=layout.offset)
+        yaml.explicit_start = layout.explicit_start
     yaml.width = 4096  # never fold a long hold reason onto several lines
     return yaml
 
 
-def parse(text: str) -> CommentedMap:
+def load(text: str) -> tuple[CommentedMap, Layout]:
     """Parse kustomization.yaml text; raise ManifestError unless it is a YAML mapping."""
+    body, layout = Layout.of(text)
     try:
-        doc = _yaml().load(text)
+        doc = _yaml().load(body)
     except YAMLError as exc:
         raise ManifestError(f"{FILE_NAME} is not valid YAML: {exc}") from exc
     if not isinstance(doc, CommentedMap):
         raise ManifestError(f"{FILE_NAME} is not a YAML mapping")
-    return doc
+    return doc, layout
 
 
-def render(doc: CommentedMap, original: str) -> str:
-    """Serialise doc, keeping the original's explicit `---` document start if it had one."""
-    yaml = _yaml()
-    yaml.explicit_start = original.lstrip().startswith("---")
+def parse(text: str) -> CommentedMap:
+    """The document as a round-trip mapping (see load)."""
+    return load(text)[0]
+
+
+def render(doc: CommentedMap, layout: Layout) -> str:
+    """Serialise doc the way the original was written (see Layout)."""
     out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()
+    _yaml(layout).dump(doc, out)
+    text = out.getvalue()
+    if not layout.final_newline:
+        text = text.removesuffix("\n")
+    return (BOM if layout.bom else "") + text.replace("\n", layout.newline)
+
+
+def _mapping(value: object, where: str) -> dict | None:
+    """value if it is a mapping, None if empty (`key:` with no value); ManifestError otherwise."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise ManifestError(f"{FILE_NAME}: `{where}` must be a mapping, not {type(value).__name__}")
 
 
 def _entry_map(doc: CommentedMap, name: str) -> CommentedMap:
     images = doc.get("images")
     if not isinstance(images, list):
         raise ManifestError(f"{FILE_NAME} has no `images:` list (expected an entry named {name!r})")
-    for item in images:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item
-    raise ManifestError(f"{FILE_NAME} has no `images:` entry named {name!r}")
+    found = [item for item in images if isinstance(item, dict) and item.get("name") == name]
+    if not found:
+        raise ManifestError(f"{FILE_NAME} has no `images:` entry named {name!r}")
+    if len(found) > 1:
+        raise ManifestError(f"{FILE_NAME} has {len(found)} `images:` entries named {name!r}; keep one")
+    return found[0]
 
 
-def _str_or_none(value: object) -> str | None:
+def _scalar(item: dict, key: str) -> str | None:
+    value = item.get(key)
+    if isinstance(value, dict | list):
+        raise ManifestError(f"{FILE_NAME}: `{key}` of the app's `images:` entry must be a string")
     return None if value is None else str(value)
 
 
@@ -78,24 +161,29 @@ def read_image(text: str, name: str = DEFAULT_IMAGE_NAME) -> ImageEntry:
     item = _entry_map(parse(text), name)
     return ImageEntry(
         name=name,
-        new_name=_str_or_none(item.get("newName")),
-        new_tag=_str_or_none(item.get("newTag")),
-        digest=_str_or_none(item.get("digest")),
+        new_name=_scalar(item, "newName"),
+        new_tag=_scalar(item, "newTag"),
+        digest=_scalar(item, "digest"),
     )
+
+
+def _annotations(doc: CommentedMap) -> dict:
+    metadata = _mapping(doc.get("metadata"), "metadata") or {}
+    return _mapping(metadata.get("annotations"), "metadata.annotations") or {}
 
 
 def read_hold(text: str) -> Hold | None:
     """The hold record, or None when the manifest is not held."""
-    annotations = (parse(text).get("metadata") or {}).get("annotations") or {}
+    annotations = _annotations(parse(text))
     values = {field: annotations.get(HOLD_PREFIX + key) for field, key in HOLD_KEYS.items()}
     if values["by"] is None and values["reason"] is None:
         return None
-    return Hold(**{field: str(value or "") for field, value in values.items()})
+    return Hold(**{field: "" if value is None else str(value) for field, value in values.items()})
 
 
 def with_image(text: str, entry: ImageEntry) -> str:
     """text with the app's entry set to entry's newName/newTag/digest (comments and order kept)."""
-    doc = parse(text)
+    doc, layout = load(text)
     item = _entry_map(doc, entry.name)
     # Always quote the tag: a SHA such as 1234e567... is otherwise a float to YAML 1.1 readers
     # (kustomize) and an all-digit one an integer.
@@ -108,7 +196,7 @@ def with_image(text: str, entry: ImageEntry) -> str:
             item.pop(key, None)
         else:
             item[key] = DoubleQuotedScalarString(value) if key == "newTag" else value
-    return render(doc, text)
+    return render(doc, layout)
 
 
 def _drop_end_of_line_comment(item: CommentedMap, key: str) -> None:
@@ -117,7 +205,7 @@ def _drop_end_of_line_comment(item: CommentedMap, key: str) -> None:
     ruamel stores it together with any full-line comments that follow; those are kept.
     """
     slots = item.ca.items.get(key)
-    if not slots or slots[2] is None:
+    if not slots or len(slots) < 3 or slots[2] is None:
         return
     _, _, following = slots[2].value.partition("\n")
     if following:
@@ -128,17 +216,25 @@ def _drop_end_of_line_comment(item: CommentedMap, key: str) -> None:
 
 def with_hold(text: str, hold: Hold | None) -> str:
     """text with the hold record set (hold) or removed (None); empty containers are removed too."""
-    doc = parse(text)
+    doc, layout = load(text)
+    _annotations(doc)  # refuse a metadata or annotations that is not a mapping before editing
     metadata = doc.get("metadata")
     if hold is not None:
         if metadata is None:
-            # Where a reader looks for it: right after apiVersion/kind, as in any Kubernetes object.
             metadata = CommentedMap()
-            keys = list(doc)
-            doc.insert(keys.index("kind") + 1 if "kind" in keys else 0, "metadata", metadata)
-        annotations = metadata.setdefault("annotations", CommentedMap())
+            if "metadata" in doc:
+                doc["metadata"] = metadata
+            else:
+                # Where a reader looks for it: right after apiVersion/kind, as in any Kubernetes object.
+                keys = list(doc)
+                doc.insert(keys.index("kind") + 1 if "kind" in keys else 0, "metadata", metadata)
+        if metadata.get("annotations") is None:
+            metadata["annotations"] = CommentedMap()
+        annotations = metadata["annotations"]
         for field, key in HOLD_KEYS.items():
-            annotations[HOLD_PREFIX + key] = getattr(hold, field)
+            # Double-quoted: every YAML reader (1.1 or 1.2) reads it back as this very string, never
+            # as a boolean, null, number or date; line breaks and control characters are escaped.
+            annotations[HOLD_PREFIX + key] = DoubleQuotedScalarString(getattr(hold, field))
     elif metadata is not None:
         annotations = metadata.get("annotations") or {}
         for key in HOLD_KEYS.values():
@@ -147,13 +243,13 @@ def with_hold(text: str, hold: Hold | None) -> str:
             del metadata["annotations"]
         if not metadata:
             del doc["metadata"]
-    return render(doc, text)
+    return render(doc, layout)
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
-    """A `git diff`-style unified diff of one file."""
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
-        )
+    """A `git diff`-style unified diff of one file, marking a last line without a newline as git does."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
     )
+    marker = "\n\\ No newline at end of file\n"
+    return "".join(line if line.endswith("\n") else line + marker for line in lines)

@@ -1,8 +1,8 @@
-"""Registry adapter: log in to the image registry and resolve a tag to its digest.
+"""Registry adapter: log in to the image registry, resolve a tag to its digest, mark what is deployed.
 
-ECR repositories go through the AWS API (jenkins/ecr.py, imported only for them); any other registry
-through the registry HTTP API v2. Credentials travel only in HTTP headers and on docker's stdin:
-never in argv, a log line or an exception message.
+ECR repositories go through the AWS API (jenkins/ecr.py, imported only for them; it never imports this
+module); any other registry through the registry HTTP API v2. Credentials travel only in HTTP headers
+and on docker's stdin: never in argv, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ MANIFEST_TYPES = ", ".join(
 )
 DOCKER_HUB = "registry-1.docker.io"
 TIMEOUT = 30
+# The one mutable tag in the app's ECR repository: it follows what the manifest deploys, and the
+# lifecycle policy (infra/registry.py) never expires the image that carries it.
+DEPLOYED_TAG = "deployed"
 
 
 class RegistryError(Exception):
@@ -73,7 +76,11 @@ def login(repository: str) -> None:
     if match is not None:
         from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
 
-        ecr.login(match["account"], match["region"])
+        try:
+            registry, username, password = ecr.authorization(match["account"], match["region"])
+        except ecr.EcrError as exc:
+            raise RegistryError(str(exc)) from None
+        docker_login(registry, username, password)
 
 
 def docker_login(registry: str, username: str, password: str) -> None:
@@ -104,8 +111,28 @@ def resolve_digest(repository: str, tag: str) -> str | None:
     if match is not None:
         from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
 
-        return ecr.image_digest(match["account"], match["region"], match["name"], tag)
+        try:
+            return ecr.image_digest(match["account"], match["region"], match["name"], tag)
+        except ecr.EcrError as exc:
+            raise RegistryError(str(exc)) from None
     return oci_digest(parse_repository(repository), tag)
+
+
+def mark_deployed(repository: str, digest: str) -> bool:
+    """Move DEPLOYED_TAG to DIGEST in an ECR repository, so its lifecycle policy keeps that image.
+
+    Other registries have no lifecycle policy of ours: False, nothing done.
+    """
+    match = ECR_PATTERN.match(repository)
+    if match is None:
+        return False
+    from jenkins import ecr
+
+    try:
+        ecr.tag_image(match["account"], match["region"], match["name"], digest, DEPLOYED_TAG)
+    except ecr.EcrError as exc:
+        raise RegistryError(str(exc)) from None
+    return True
 
 
 def oci_digest(ref: Reference, tag: str) -> str | None:

@@ -1,6 +1,7 @@
 #!/bin/bash
-# First boot of the Jenkins server (cloud-init runcmd, once per instance): mount JENKINS_HOME from its own
-# EBS volume, set up Docker, pin GitHub's host keys, install the pinned plugins, start Jenkins.
+# First boot of the Jenkins server (cloud-init runcmd, once per instance): install the pinned Jenkins LTS,
+# mount JENKINS_HOME from its own EBS volume, set up Docker, pin GitHub's host keys, install the locked
+# plugins, start Jenkins.
 # Safe to re-run: it formats the volume only when it has no filesystem, and every step converges.
 set -euo pipefail
 # Overridable for tests; the server uses the defaults.
@@ -11,8 +12,9 @@ set -a
 set +a
 
 readonly HOME_DIR=/var/lib/jenkins
-readonly PLUGIN_MANAGER_VERSION=2.13.2
+readonly PLUGIN_MANAGER_VERSION=2.15.0
 readonly PLUGIN_MANAGER=/opt/jenkins-plugin-manager-${PLUGIN_MANAGER_VERSION}.jar
+readonly PLUGIN_MANAGER_URL=https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/${PLUGIN_MANAGER_VERSION}/jenkins-plugin-manager-${PLUGIN_MANAGER_VERSION}.jar
 
 log() { printf '%s jenkins-boot: %s\n' "$(date -u +%FT%TZ)" "$*"; }
 
@@ -32,12 +34,20 @@ home_device() {
   return 1
 }
 
+install_jenkins() {
+  # Jenkins' repository is disabled in yum.repos.d (see infra/jenkins_server.py): only this install reads it,
+  # so its GPG check cannot fail the transaction that installed Java, docker and git.
+  dnf install -y --enablerepo=jenkins "jenkins-${JENKINS_VERSION}"
+  log "Jenkins ${JENKINS_VERSION} installed"
+}
+
 mount_home() {
-  # The volume is attached after the instance starts: wait for it (up to 10 minutes).
+  # The volume is attached after the instance starts; when the instance replaces another one, only after the
+  # old instance is stopped and the volume detached from it. Wait for it (up to 20 minutes).
   local tries=0 DEVICE
   until DEVICE=$(home_device); do
     tries=$((tries + 1))
-    if [ "$tries" -gt 120 ]; then
+    if [ "$tries" -gt 240 ]; then
       log "JENKINS_HOME volume $JENKINS_HOME_VOLUME_ID is not attached"
       return 1
     fi
@@ -69,12 +79,23 @@ pin_github_host_keys() {
 
 install_plugins() {
   if [ ! -f "$PLUGIN_MANAGER" ]; then
-    curl -fsSL --retry 5 -o "$PLUGIN_MANAGER.tmp" \
-      "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/${PLUGIN_MANAGER_VERSION}/jenkins-plugin-manager-${PLUGIN_MANAGER_VERSION}.jar"
+    # The release publishes the jar's SHA-256 beside it (`<jar>.sha256`, the digest alone): a download that
+    # does not match it is never run.
+    local digest
+    curl -fsSL --retry 5 -o "$PLUGIN_MANAGER.tmp" "$PLUGIN_MANAGER_URL"
+    digest=$(curl -fsSL --retry 5 "$PLUGIN_MANAGER_URL.sha256")
+    if ! printf '%s  %s\n' "${digest%% *}" "$PLUGIN_MANAGER.tmp" | sha256sum --check --strict --quiet; then
+      rm -f "$PLUGIN_MANAGER.tmp"
+      log "jenkins-plugin-manager ${PLUGIN_MANAGER_VERSION}: checksum mismatch, refusing to run it"
+      return 1
+    fi
     mv "$PLUGIN_MANAGER.tmp" "$PLUGIN_MANAGER"
   fi
   install -d -o jenkins -g jenkins "$HOME_DIR/plugins"
+  # --latest false: dependencies not pinned in plugins.txt resolve to the versions the pinned plugins
+  # require (their manifests), never to whatever is newest on the update center that day.
   runuser -u jenkins -- java -jar "$PLUGIN_MANAGER" --war /usr/share/java/jenkins.war \
+    --jenkins-version "$JENKINS_VERSION" --latest false \
     --plugin-download-directory "$HOME_DIR/plugins" --plugin-file /etc/jenkins/plugins.txt
   log "plugins installed from /etc/jenkins/plugins.txt"
 }
@@ -87,6 +108,7 @@ start_jenkins() {
 }
 
 main() {
+  install_jenkins
   mount_home
   setup_docker
   pin_github_host_keys

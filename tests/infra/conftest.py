@@ -9,7 +9,7 @@ The mocks answer with realistic camelCase data. A resource type without special 
 echoed back plus an id (and an ARN for AWS types); an invoke the mocks do not know fails loudly, so a
 new data source cannot silently return nothing.
 
-    program = run_program({"jenkins.allowedCidrs": ["198.51.100.0/24"]})
+    program = run_program({"jenkins.allowedCidrs": ["100.20.0.0/24"]})
     repo = program.one("aws:ecr/repository:Repository")        # .inputs .outputs .secret_inputs
     program.deleted_before(program.one(KUSTOMIZATION), program.one("awsx:ec2:Vpc"))
     message = config_error({"repository": "no-owner"})          # asserts nothing was declared
@@ -158,9 +158,20 @@ class Program:
         return False
 
 
-def dev_config() -> dict[str, Any]:
-    """The `config:` block of the real Pulumi.dev.yaml, parsed (objects as dicts)."""
+# What the operator adds to Pulumi.dev.yaml before the first run (its header says how): the CIDRs allowed
+# to reach the Kubernetes API and Jenkins. A public range that is not reserved for documentation.
+OPERATOR_CIDRS = ["100.20.0.0/24"]
+OPERATOR_CONFIG = {"cluster.publicAccessCidrs": OPERATOR_CIDRS, "jenkins.allowedCidrs": OPERATOR_CIDRS}
+
+
+def committed_config() -> dict[str, Any]:
+    """The `config:` block of the real Pulumi.dev.yaml as committed, parsed (objects as dicts)."""
     return yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def dev_config() -> dict[str, Any]:
+    """The real Pulumi.dev.yaml plus the values its header asks the operator to set (OPERATOR_CONFIG)."""
+    return apply_overrides(committed_config(), OPERATOR_CONFIG)
 
 
 def _full_key(key: str) -> str:
@@ -404,6 +415,8 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "fullName": args["fullName"],
             "repoId": GITHUB_REPO_ID,
             "nodeId": "R_kgDOEXAMPLE",
+            # A repository named `*-private` stands for a private one (tests of plan-dependent gates).
+            "visibility": "private" if args["fullName"].endswith("-private") else "public",
         },
         "github:index/getIpRanges:getIpRanges": lambda: {
             "id": "github",

@@ -31,9 +31,25 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "requiredReviewThreadResolution": True,
     }
     assert rules["requiredStatusChecks"] == {
-        "requiredChecks": [{"context": REQUIRED_CHECK}],
+        "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
         "strictRequiredStatusChecksPolicy": True,
     }
+
+
+# GitHub Actions' app id, as GitHub reports it in a check run's `app.id` (GET /repos/{owner}/{repo}/
+# commits/{ref}/check-runs) and as rulesets pin it (github/rest-api-description: `integration_id`, "The
+# optional integration ID that this status check must originate from"); widely recorded as 15368
+# (joshjohanning/github-misc-scripts#57: "GitHub Actions (`15368`)").
+GITHUB_ACTIONS_APP_ID = 15368
+
+
+def test_the_required_check_only_counts_from_github_actions(dev_program: Program) -> None:
+    """Without an integration id, any commit status named `make test` satisfies the rule: anyone with
+    write access (`POST /repos/{owner}/{repo}/statuses/{sha}`), or Flux's commit-status token, which
+    pods in the app's namespace can mount (docs/security.md), could mark an untested pull request
+    green."""
+    (check,) = dev_program.one(RULESET).inputs["rules"]["requiredStatusChecks"]["requiredChecks"]
+    assert check.get("integrationId") == GITHUB_ACTIONS_APP_ID
 
 
 def test_the_required_check_is_the_workflows_test_job() -> None:

@@ -5,6 +5,7 @@ issues) and its permissions (evaluated against the actions that read secrets or 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -48,12 +49,19 @@ def may_assume(program: Program, claims: dict[str, str]) -> bool:
         if statement["Effect"] != "Allow" or statement["Action"] != "sts:AssumeRoleWithWebIdentity":
             continue
         conditions = statement["Condition"]
-        ok = all(
-            claims.get(key) in ([v] if isinstance(v, str) else v)
-            for key, v in conditions.get("StringEquals", {}).items()
-        ) and all(
-            key in claims and any(like(p, claims[key]) for p in ([v] if isinstance(v, str) else v))
-            for key, v in conditions.get("StringLike", {}).items()
+        ok = (
+            all(
+                claims.get(key) in ([v] if isinstance(v, str) else v)
+                for key, v in conditions.get("StringEquals", {}).items()
+            )
+            and all(
+                key in claims and any(like(p, claims[key]) for p in ([v] if isinstance(v, str) else v))
+                for key, v in conditions.get("StringLike", {}).items()
+            )
+            and all(
+                not any(like(p, claims.get(key, "")) for p in ([v] if isinstance(v, str) else v))
+                for key, v in conditions.get("StringNotLike", {}).items()
+            )
         )
         if ok:
             return True
@@ -99,6 +107,21 @@ def test_environment_requires_a_reviewer_who_is_not_the_author(dev_program: Prog
     assert looked_up == ["example-maintainer"]
 
 
+def test_a_private_repository_is_warned_that_its_gate_may_be_open(
+    dev_program: Program, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GitHub docs ("Deployments and environments", "Reviewing deployments"): required reviewers in
+    private or internal repositories need GitHub Enterprise; on other plans they are ignored (a public
+    repository made private keeps its rules but GitHub ignores them). The preview would then run
+    without approval and hold the role and the Pulumi token: the operator must hear it."""
+    assert not [r for r in caplog.records if "required reviewers" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        run_program({"repository": "example-org/hello-private"})
+    (warning,) = [r for r in caplog.records if "required reviewers" in r.getMessage()]
+    assert "example-org/hello-private" in warning.getMessage()
+    assert "GitHub Enterprise" in warning.getMessage()
+
+
 def test_workflow_variables_live_in_the_environment_and_hold_no_secret(dev_program: Program) -> None:
     variables = {v.inputs["variableName"]: v.inputs for v in dev_program.of_type(VARIABLE)}
     assert {v["environment"] for v in variables.values()} == {"preview"}
@@ -139,6 +162,17 @@ REFUSED_SUBS = {
     "another repository of the owner": "repo:example-org/other:environment:preview",
     "a recycled repository name": "repo:example-org@1234567/hello-gitops@55:environment:preview",
     "a fork's owner": "repo:attacker/hello-gitops:environment:preview",
+    # A repository admin may replace the repository's `sub` template (REST `PUT /repos/{owner}/{repo}/
+    # actions/oidc/customization/sub`, `use_default: false`, `include_claim_keys`), and claims such as
+    # `workflow` (the workflow's free-text `name:`) or `environment` may carry `/`, `@` and `:`. Any
+    # member who can create a repository under the owner could then end their `sub` with ours; a `*`
+    # that spans `/` would let it through.
+    "a sibling repository whose workflow name forges the tail": (
+        f"repo:example-org@1234567/evil@42:workflow:x/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    ),
+    "a sibling repository whose environment name forges the tail": (
+        f"repo:example-org@1234567/evil@42:environment:x/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    ),
 }
 
 
@@ -167,6 +201,8 @@ def test_trust_policy_pins_aud_and_sub_with_no_open_wildcard(dev_program: Progra
     assert subjects[0] == SUB and "*" not in subjects[0]
     # The only wildcard stands for the owner's numeric id; the repository's id is fixed.
     assert subjects[1] == f"repo:example-org@*/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    # ...and cannot run past the owner's id: a `sub` with a second `/` is refused outright.
+    assert statement["Condition"]["StringNotLike"] == {"token.actions.githubusercontent.com:sub": "*/*/*"}
     assert "ForAllValues" not in json.dumps(statement)  # true on a missing claim (AWS warns)
     assert role(dev_program).inputs["maxSessionDuration"] == 3600
 

@@ -19,7 +19,15 @@ from infra.config import (
     PreviewConfig,
     RegistryConfig,
 )
-from tests.infra.conftest import DELETE, ROOT, apply_overrides, config_error, dev_config, flatten
+from tests.infra.conftest import (
+    DELETE,
+    OPERATOR_CIDRS,
+    ROOT,
+    apply_overrides,
+    config_error,
+    dev_config,
+    flatten,
+)
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 KUBECONFIG = json.dumps(
@@ -50,8 +58,8 @@ def test_dev_stack_file_loads_into_typed_config() -> None:
     assert (loaded.owner, loaded.repository_name) == ("example-org", "hello-gitops")
     assert loaded.branch == "main"
     assert loaded.region == "us-east-1"
-    assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ("203.0.113.0/24",))
-    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("203.0.113.0/24",))
+    assert loaded.cluster == ClusterConfig("1.35", "t3.medium", 2, 1, 3, tuple(OPERATOR_CIDRS))
+    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, tuple(OPERATOR_CIDRS))
     assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig("10.0.0.0/16", 2, 1)
     assert loaded.registry == RegistryConfig(30, False)
@@ -67,14 +75,14 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
             "github:owner": "acme",
             "gitops-eks:repository": "acme/app",
             "gitops-eks:cluster": {"publicAccessCidrs": []},
-            "gitops-eks:jenkins": {"allowedCidrs": ["198.51.100.0/24"]},
+            "gitops-eks:jenkins": {"allowedCidrs": ["100.20.0.0/24"]},
             "gitops-eks:preview": {"reviewers": ["octocat"]},
         }
     )
     assert loaded.branch == "main"
     assert loaded.preview == PreviewConfig(("octocat",))
-    assert loaded.cluster == ClusterConfig("1.33", "t3.medium", 2, 1, 3, ())
-    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("198.51.100.0/24",))
+    assert loaded.cluster == ClusterConfig("1.35", "t3.medium", 2, 1, 3, ())
+    assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("100.20.0.0/24",))
     assert loaded.flux == FluxConfig("2.19.0", "1m")
     assert loaded.network == NetworkConfig()
     assert loaded.registry == RegistryConfig()
@@ -87,8 +95,8 @@ def test_jenkins_tls_settings_load() -> None:
 
 
 def test_cidrs_are_kept_in_canonical_form_and_ipv6_is_accepted() -> None:
-    loaded = load({"jenkins.allowedCidrs": ["2001:DB8::/32", "198.51.100.7/32"]})
-    assert loaded.jenkins.allowed_cidrs == ("2001:db8::/32", "198.51.100.7/32")
+    loaded = load({"jenkins.allowedCidrs": ["2600:1F18::/36", "100.20.0.7/32"]})
+    assert loaded.jenkins.allowed_cidrs == ("2600:1f18::/36", "100.20.0.7/32")
 
 
 def test_one_nat_per_zone_is_accepted() -> None:
@@ -149,7 +157,7 @@ BAD_CONFIG = {
         "gitops-eks:jenkins.allowedCidrs: must be a list of CIDRs, got str",
     ),
     "allowedCidrs world v4": (
-        {"jenkins.allowedCidrs": ["203.0.113.0/24", "0.0.0.0/0"]},
+        {"jenkins.allowedCidrs": ["100.20.0.0/24", "0.0.0.0/0"]},
         "gitops-eks:jenkins.allowedCidrs[1]: '0.0.0.0/0' is open to the world; "
         "list the CIDRs that may reach Jenkins",
     ),
@@ -281,6 +289,12 @@ BAD_CONFIG = {
     "reviewer not a login": (
         {"preview.reviewers": ["ok", "-bad-"]},
         "gitops-eks:preview.reviewers[1]: '-bad-' is not a GitHub login",
+    ),
+    # GitHub logins are case-insensitive: `Octocat` and `octocat` are one account, counted twice
+    # against the limit of 6 and sent twice to GitHub.
+    "reviewer listed twice": (
+        {"preview.reviewers": ["octocat", "hubot", "Octocat"]},
+        "gitops-eks:preview.reviewers[2]: 'Octocat' is listed twice",
     ),
     "environment name": (
         {"preview.environment": "pre view"},

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.jenkins_server import _architecture
 from tests.infra.conftest import (
@@ -18,6 +19,7 @@ from tests.infra.conftest import (
     dev_config,
     run_program,
 )
+from tests.infra.envfile import bash_reads
 
 ALLOWED_CIDRS = dev_config()["gitops-eks:jenkins"]["allowedCidrs"]
 HOOKS = GITHUB_HOOK_RANGES_V4 + GITHUB_HOOK_RANGES_V6
@@ -46,11 +48,14 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def test_instance_requires_imdsv2_with_a_hop_for_containers(program: Program) -> None:
+def test_instance_requires_imdsv2_one_hop_away_from_containers(program: Program) -> None:
+    """A hop limit of 2 let every container on the host (docker builds) read the instance role's
+    credentials; with 1 the IMDSv2 token response cannot cross the container network hop (EC2 user guide,
+    "Instance metadata access considerations": hop limit 1 blocks containers)."""
     (instance,) = _mine(program, "aws:ec2/instance:Instance")
     options = instance.inputs["metadataOptions"]
     assert options["httpTokens"] == "required"
-    assert options["httpPutResponseHopLimit"] == 2
+    assert options["httpPutResponseHopLimit"] == 1
     assert instance.inputs["associatePublicIpAddress"] is False
     assert instance.inputs["subnetId"] == "subnet-private-a"
 
@@ -155,12 +160,14 @@ def assert_rules_route_hooks_to_the_webhook_path_only(program: Program, listener
     admin_sources: list[str] = []
     for rule in _mine(program, "aws:lb/listenerRule:ListenerRule"):
         assert rule.property_dependencies["listenerArn"] == (listener.urn,)
-        (condition,) = rule.inputs["conditions"]
-        sources = condition["sourceIp"]["values"]
-        # ALB limit: five condition values per rule.
-        assert len(sources) + len(condition.get("pathPattern", {}).get("values", [])) <= 5
-        if "pathPattern" in condition:
-            assert condition["pathPattern"]["values"] == ["/github-webhook/*"]
+        # The AWS provider takes exactly one field per condition block: path and source are two blocks.
+        conditions = {field: c[field]["values"] for c in rule.inputs["conditions"] for field in c}
+        assert len(conditions) == len(rule.inputs["conditions"]), rule.inputs["conditions"]
+        sources = conditions["sourceIp"]
+        # ELB: three values per condition, five per rule.
+        assert len(sources) <= 3 and sum(len(v) for v in conditions.values()) <= 5
+        if "pathPattern" in conditions:
+            assert conditions["pathPattern"] == ["/github-webhook/*"]
             hook_sources += sources
         else:
             admin_sources += sources
@@ -175,13 +182,37 @@ def test_listener_rules_route_hooks_to_the_webhook_path_only(program: Program) -
 
 
 def test_many_admin_cidrs_are_split_across_rules() -> None:
-    cidrs = [f"198.51.100.{i * 16}/28" for i in range(7)]
+    cidrs = [f"100.20.0.{i * 16}/28" for i in range(7)]
     program = run_program({"jenkins.allowedCidrs": cidrs})
     rules = _mine(program, "aws:lb/listenerRule:ListenerRule")
-    admin = [r for r in rules if "pathPattern" not in r.inputs["conditions"][0]]
+    admin = [r for r in rules if len(r.inputs["conditions"]) == 1]
     assert len(admin) == 3
     assert sorted(c for r in admin for c in r.inputs["conditions"][0]["sourceIp"]["values"]) == sorted(cidrs)
     assert len({r.inputs["priority"] for r in rules}) == len(rules)
+
+
+def test_listener_rules_are_named_by_priority_so_changes_update_them_in_place() -> None:
+    """A rule created under a new name at a priority an old rule still holds fails (PriorityInUse): Pulumi
+    creates before it deletes. Named by priority, a changed CIDR list updates rules in place."""
+    before = {r.name: r.inputs["priority"] for r in _mine(run_program(), "aws:lb/listenerRule:ListenerRule")}
+    cidrs = [f"100.20.0.{i * 16}/28" for i in range(5)]
+    after = {
+        r.name: r.inputs["priority"]
+        for r in _mine(run_program({"jenkins.allowedCidrs": cidrs}), "aws:lb/listenerRule:ListenerRule")
+    }
+    for rules in (before, after):
+        assert all(name == f"jenkins-rule-{priority}" for name, priority in rules.items())
+    assert set(before) < set(after)
+
+
+def test_replacing_the_instance_detaches_the_home_volume_before_attaching_it_again(program: Program) -> None:
+    """TLS or boot-file changes replace the instance (user_data_replace_on_change). The attachment then
+    points at a new instance id; created before the old one is deleted, AWS refuses it (VolumeInUse)."""
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    assert instance.inputs["userDataReplaceOnChange"] is True
+    (attachment,) = _mine(program, "aws:ec2/volumeAttachment:VolumeAttachment")
+    assert attachment.options["deleteBeforeReplace"] is True
+    assert attachment.inputs["stopInstanceBeforeDetaching"] is True
 
 
 def test_role_policy_has_no_wildcard_actions(program: Program) -> None:
@@ -323,8 +354,9 @@ def test_tls_urls_and_the_github_webhook_use_https_and_the_hostname(tls_program:
     assert tls_program.outputs["jenkinsUrl"] == f"https://{HOSTNAME}/"
     # The operator's DNS record for the hostname points at the load balancer's own name.
     assert tls_program.outputs["jenkinsLoadBalancer"] == alb.outputs["dnsName"]
-    user_data = tls_program.one("aws:ec2/instance:Instance").inputs["userData"]
-    assert f"GITOPS_JENKINS_URL=https://{HOSTNAME}/\n" in user_data
+    user_data = yaml.safe_load(tls_program.one("aws:ec2/instance:Instance").inputs["userData"])
+    (env_file,) = [f["content"] for f in user_data["write_files"] if f["path"] == "/etc/jenkins/gitops.env"]
+    assert bash_reads(env_file)["GITOPS_JENKINS_URL"] == f"https://{HOSTNAME}/"
 
 
 def test_hostname_without_certificate_stays_on_http() -> None:
@@ -333,3 +365,26 @@ def test_hostname_without_certificate_stays_on_http() -> None:
     (listener,) = _mine(program, "aws:lb/listener:Listener")
     assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
     assert "jenkinsLoadBalancer" in program.outputs
+
+
+@pytest.mark.parametrize("architecture", ["x86_64", "arm64"])
+def test_ami_name_pattern_selects_the_standard_al2023_images_amazon_publishes(architecture: str) -> None:
+    """Checked against real AMI names: moto ships the latest public AMIs of each region as AWS lists them
+    (moto/ec2/resources/latest_amis, owner 137112412989 = amazon). The pattern must take the standard
+    AL2023 images (any kernel) and never the minimal ones, which lack packages the boot relies on."""
+    import fnmatch
+    import gzip
+    from pathlib import Path
+
+    import moto
+
+    path = Path(moto.__file__).parent / "ec2" / "resources" / "latest_amis" / "us-east-1.json.gz"
+    with gzip.open(path, "rt") as handle:
+        names = {image["name"] for image in json.load(handle) if image["owner_id"] == "137112412989"}
+    pattern = f"al2023-ami-2023.*-{architecture}"
+    chosen = {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+    assert chosen, f"no AL2023 {architecture} image matches {pattern}"
+    assert all(n.startswith("al2023-ami-2023.") and "minimal" not in n for n in chosen)
+    assert {n for n in names if n.startswith("al2023-ami-minimal")} and not chosen & {
+        n for n in names if "minimal" in n
+    }

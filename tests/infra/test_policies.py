@@ -66,7 +66,7 @@ GOOD_EKS = {
     },
 }
 GOOD_INSTANCE = {
-    "metadataOptions": {"httpTokens": "required"},
+    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
     "rootBlockDevice": {"encrypted": True},
     "ebsBlockDevices": [{"encrypted": True}],
 }
@@ -92,6 +92,26 @@ CASES = {
         "ecr-immutable-and-scanned",
         ECR,
         {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
+        "IMMUTABLE",
+    ),
+    "ecr deployed marker movable": (
+        "ecr-immutable-and-scanned",
+        ECR,
+        {
+            "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filter": "deployed", "filterType": "WILDCARD"}],
+            "imageScanningConfiguration": {"scanOnPush": True},
+        },
+        None,
+    ),
+    "ecr commit tags movable": (
+        "ecr-immutable-and-scanned",
+        ECR,
+        {
+            "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filter": "*", "filterType": "WILDCARD"}],
+            "imageScanningConfiguration": {"scanOnPush": True},
+        },
         "IMMUTABLE",
     ),
     "ecr no scan": (
@@ -170,6 +190,12 @@ CASES = {
         INSTANCE,
         {**GOOD_INSTANCE, "metadataOptions": {"httpTokens": "optional"}},
         "IMDSv2",
+    ),
+    "imds two hops": (
+        "imdsv2-required",
+        INSTANCE,
+        {**GOOD_INSTANCE, "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2}},
+        "hop limit must be 1",
     ),
     "imds launch template unset": ("imdsv2-required", "aws:ec2/launchTemplate:LaunchTemplate", {}, "IMDSv2"),
     "imds node group off": (

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.infra.conftest import DELETE, ROOT, Program, Resource, config_error, run_program
+from infra.registry import DEPLOYED_TAG
+from jenkins import registry as jenkins_registry
+from tests.infra.conftest import DELETE, OPERATOR_CIDRS, ROOT, Program, Resource, config_error, run_program
 from tests.infra.leaks import leaks
 
 VPC = "awsx:ec2:Vpc"
@@ -70,13 +72,13 @@ def test_nat_gateway_per_zone_when_configured() -> None:
 
 def test_eks_cluster_is_hardened(dev_program: Program) -> None:
     eks = dev_program.one(EKS).inputs
-    assert eks["version"] == "1.33"
+    assert eks["version"] == "1.35"
     assert eks["authenticationMode"] == "API"
     assert eks["createOidcProvider"] is True
     assert eks["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
     assert eks["endpointPrivateAccess"] is True
     assert eks["endpointPublicAccess"] is True
-    assert eks["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert eks["publicAccessCidrs"] == OPERATOR_CIDRS
     assert eks["skipDefaultNodeGroup"] is True
 
 
@@ -183,7 +185,9 @@ def test_every_kubernetes_resource_goes_through_the_stack_provider(dev_program: 
 def test_ecr_repository_is_immutable_scanned_and_encrypted(dev_program: Program) -> None:
     repo = dev_program.one(ECR).inputs
     assert repo["name"] == "dev/hello-gitops"
-    assert repo["imageTagMutability"] == "IMMUTABLE"
+    # Immutable but for the deployed marker the release moves (issue 8 point 11).
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert repo["imageTagMutabilityExclusionFilters"] == [{"filter": DEPLOYED_TAG, "filterType": "WILDCARD"}]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
     assert not repo.get("forceDelete", False)
@@ -198,7 +202,7 @@ def lifecycle_rules(program: Program) -> list[dict]:
 def test_lifecycle_expires_untagged_after_a_day_and_keeps_the_last_commit_images(
     dev_program: Program,
 ) -> None:
-    untagged, tagged = sorted(lifecycle_rules(dev_program), key=lambda rule: rule["rulePriority"])
+    _, untagged, tagged = sorted(lifecycle_rules(dev_program), key=lambda rule: rule["rulePriority"])
     assert untagged["selection"] == {
         "tagStatus": "untagged",
         "countType": "sinceImagePushed",
@@ -213,7 +217,34 @@ def test_lifecycle_expires_untagged_after_a_day_and_keeps_the_last_commit_images
 
 def test_lifecycle_keeps_as_many_images_as_configured() -> None:
     rules = lifecycle_rules(run_program({"registry.keepImages": 5}))
-    assert [r["selection"]["countNumber"] for r in rules if r["selection"]["tagStatus"] == "tagged"] == [5]
+    keep = [r["selection"]["countNumber"] for r in rules if r["selection"].get("tagPatternList") == ["*"]]
+    assert keep == [5]
+
+
+def test_lifecycle_never_expires_the_deployed_image(dev_program: Program) -> None:
+    """Issue 8 point 11. Amazon ECR User Guide, "Lifecycle policies" (2026-12-01): "An image that matches
+    the tagging requirements of a rule cannot be expired by a rule with a lower priority"; priorities are
+    unique, applied lowest first; a `tagStatus: any` rule must have the highest priority; `tagged` needs
+    tagPatternList or tagPrefixList; at most four wildcards per pattern; a tagPatternList selects images
+    that carry all of its patterns."""
+    rules = sorted(lifecycle_rules(dev_program), key=lambda rule: rule["rulePriority"])
+    priorities = [rule["rulePriority"] for rule in rules]
+    assert len(set(priorities)) == len(priorities)
+    assert all(rule["selection"]["tagStatus"] != "any" for rule in rules[:-1])
+    for rule in rules:
+        selection = rule["selection"]
+        if selection["tagStatus"] == "tagged":
+            patterns = selection.get("tagPatternList") or selection.get("tagPrefixList")
+            assert patterns and all(p.count("*") <= 4 for p in patterns)
+    first = rules[0]
+    # The deployed marker is matched first; only one image can carry it, so "more than 1" keeps it.
+    assert first["selection"] == {
+        "tagStatus": "tagged",
+        "tagPatternList": [DEPLOYED_TAG],
+        "countType": "imageCountMoreThan",
+        "countNumber": 1,
+    }
+    assert DEPLOYED_TAG == jenkins_registry.DEPLOYED_TAG  # the tag the release moves
 
 
 def test_no_day0_image_unless_asked(dev_program: Program) -> None:
@@ -306,7 +337,7 @@ def test_byo_cluster_installs_gitops_through_the_given_kubeconfig(byo_program: P
 
 def test_byo_cluster_keeps_a_vpc_for_jenkins_and_the_registry(byo_program: Program) -> None:
     assert byo_program.one(VPC).inputs["natGateways"] == {"strategy": "Single"}
-    assert byo_program.one(ECR).inputs["imageTagMutability"] == "IMMUTABLE"
+    assert byo_program.one(ECR).inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     assert byo_program.of_type("aws:ec2/instance:Instance")
 
 

@@ -88,6 +88,17 @@ def test_preview_waits_in_the_environment_the_stack_declares(workflow: dict[str,
     assert "head.repo.full_name == github.repository" in job["if"]
 
 
+def test_a_new_push_cancels_the_run_still_waiting_for_approval(workflow: dict[str, Any]) -> None:
+    """GitHub docs, "Control the concurrency of workflows and jobs": `cancel-in-progress: true` also
+    cancels the running (here: waiting) run of the group, and `queue` would keep older pending runs.
+    Keyed by the pull request, a reviewer is never left an older commit's run to approve by mistake
+    (a pull request can still drop this block in its own copy: docs/security.md)."""
+    concurrency = workflow["concurrency"]
+    assert concurrency["group"] == "pull-request-${{ github.event.pull_request.number }}"
+    assert concurrency["cancel-in-progress"] is True
+    assert "queue" not in concurrency
+
+
 def test_preview_holds_no_stored_secret_and_no_write_permission(workflow: dict[str, Any]) -> None:
     job = workflow["jobs"]["preview"]
     assert job["permissions"] == {"contents": "read", "id-token": "write"}

@@ -216,7 +216,8 @@ def test_release_of_a_pushed_image_skips_the_build_and_a_bot_commit_is_noop(
 
     assert on_bot.returncode == 0, on_bot.output
     assert on_bot.json["outcome"] == "noop" and on_bot.json["commit"] is None
-    assert "release-bot commit" in on_bot.json["reason"]
+    # The bot commit's human commit is the one already deployed (point 3 of issue 8 releases it).
+    assert on_bot.json["source_commit"] == sha and "already deploys" in on_bot.json["reason"]
     assert gitops_repo.tip() == bot_commit
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from tests.conftest import ROOT, require
 DATA = Path(__file__).parent / "data"
 ORIGINAL = (DATA / "kustomization.yaml").read_text()
 DIGEST = "sha256:" + "0" * 64
+BOM = "\ufeff"  # a UTF-8 byte-order mark, which some Windows editors write
 HOLD = Hold(by="alice@example.com", reason="v2: 500s on /checkout, see INC-42", at="2026-11-24T07:00:00Z")
 
 
@@ -85,7 +87,7 @@ def test_hold_is_valid_kustomize_and_does_not_touch_rendered_resources(tmp_path:
     held = manifest.with_hold(plain, HOLD)
     assert manifest.read_hold(held) == HOLD
     assert manifest.read_hold(plain) is None
-    assert "kind: Kustomization\nmetadata:\n  annotations:\n    release.gitops/held-by: alice" in held
+    assert 'kind: Kustomization\nmetadata:\n  annotations:\n    release.gitops/held-by: "alice' in held
     assert kustomize(held, tmp_path) == kustomize(plain, tmp_path)  # no rollout just for a hold
     assert manifest.with_hold(held, None) == plain
 
@@ -143,3 +145,125 @@ def test_the_repositorys_own_manifest_takes_every_edit(tmp_path: Path) -> None:
     rendered = kustomize(edited, tmp_path / "k8s", resources=source.parent)
     assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
     yamllint(tmp_path / "k8s")
+
+
+# --- issue 8 point 6: every manifest kustomize accepts is edited or refused cleanly -----------------
+
+ENTRY = "images:\n- name: hello-gitops\n  newTag: v1\n"
+ACCEPTED_SHAPES = {
+    "annotations with no value": "metadata:\n  annotations:\n" + ENTRY,
+    "metadata with no value": "metadata:\n" + ENTRY,
+    "empty metadata": "metadata: {}\n" + ENTRY,
+    "empty annotations": "metadata:\n  annotations: {}\n" + ENTRY,
+    "flow style images": "images: [{name: hello-gitops, newTag: v1}]\n",
+    "entry with only a name": "images:\n- name: hello-gitops\n",
+    "document start and end": "---\n" + ENTRY + "...\n",
+    "other annotations": "metadata:\n  annotations:\n    team: web\n    note: 'yes'\n" + ENTRY,
+}
+
+
+@pytest.mark.parametrize("text", ACCEPTED_SHAPES.values(), ids=ACCEPTED_SHAPES.keys())
+def test_shapes_kustomize_accepts_take_every_edit(text: str, tmp_path: Path) -> None:
+    (tmp_path / "none").mkdir()  # no resources: the kustomization alone
+    kustomize(text, tmp_path / "before", resources=tmp_path / "none")  # kustomize accepts the original
+    edited = manifest.with_hold(manifest.with_image(text, entry("a" * 40)), HOLD)
+    kustomize(edited, tmp_path / "after", resources=tmp_path / "none")
+    assert manifest.read_image(edited) == entry("a" * 40)
+    assert manifest.read_hold(edited) == HOLD
+    released = manifest.with_hold(edited, None)
+    assert manifest.read_hold(released) is None
+    kustomize(released, tmp_path / "released", resources=tmp_path / "none")
+
+
+REFUSED_SHAPES = {
+    "metadata a list": ("metadata: [a]\n" + ENTRY, "`metadata` must be a mapping"),
+    "annotations a list": ("metadata:\n  annotations: [a]\n" + ENTRY, "`metadata.annotations` must be"),
+    "annotations a string": ("metadata:\n  annotations: x\n" + ENTRY, "`metadata.annotations` must be"),
+    "images a mapping": ("images: {name: hello-gitops}\n", "no `images:` list"),
+    "entry twice": (ENTRY + "- name: hello-gitops\n", "2 `images:` entries named 'hello-gitops'"),
+    "newName a mapping": ("images:\n- name: hello-gitops\n  newName: {a: b}\n", "`newName`"),
+    "empty file": ("", "not a YAML mapping"),
+    "two documents": (ENTRY + "---\nkind: x\n", "not valid YAML"),
+    "duplicate keys": (ENTRY + "images: []\n", "not valid YAML"),
+    "tabs": ("images:\n\t- name: hello-gitops\n", "not valid YAML"),
+}
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED_SHAPES.values(), ids=REFUSED_SHAPES.keys())
+def test_other_shapes_are_refused_with_a_manifest_error(text: str, message: str) -> None:
+    for edit in (
+        lambda: manifest.read_image(text),
+        lambda: manifest.read_hold(text),
+        lambda: manifest.with_image(text, entry("b" * 40)),
+        lambda: manifest.with_hold(text, HOLD),
+    ):
+        try:
+            edit()
+        except manifest.ManifestError as exc:
+            assert message in str(exc)
+        # Only read_hold may succeed (it does not need the entry); nothing else may raise.
+
+
+# --- issue 8 point 7: the bot changes only the lines it must ----------------------------------------
+
+# What `kustomize edit set image` writes: sequences not indented under their key.
+KUSTOMIZE_EDIT_STYLE = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- deployment.yaml
+images:
+- name: hello-gitops
+  newName: registry.invalid/hello
+  newTag: bootstrap
+- name: busybox
+  newTag: "1.36"
+"""
+
+
+def changed_lines(old: str, new: str) -> tuple[list[str], list[str]]:
+    """(removed, added) lines, byte-exact (line endings included)."""
+    diff = list(difflib.ndiff(old.splitlines(keepends=True), new.splitlines(keepends=True)))
+    return [d[2:] for d in diff if d.startswith("- ")], [d[2:] for d in diff if d.startswith("+ ")]
+
+
+LAYOUTS = {
+    "kustomize edit style": KUSTOMIZE_EDIT_STYLE,
+    "indented sequences": KUSTOMIZE_EDIT_STYLE.replace("\n- ", "\n  - ").replace("\n  new", "\n    new"),
+    "CRLF": KUSTOMIZE_EDIT_STYLE.replace("\n", "\r\n"),
+    "BOM": BOM + KUSTOMIZE_EDIT_STYLE,
+    "no final newline": KUSTOMIZE_EDIT_STYLE.rstrip("\n"),
+    "four-space mappings": "metadata:\n    labels:\n        a: b\n" + KUSTOMIZE_EDIT_STYLE,
+}
+
+
+@pytest.mark.parametrize("text", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_an_edit_changes_only_the_image_lines(text: str, tmp_path: Path) -> None:
+    eol = "\r\n" if "\r\n" in text else "\n"
+    edited = manifest.with_image(text, entry("c" * 40))
+
+    removed, added = changed_lines(text, edited)
+    assert [line.strip() for line in removed] == ["newName: registry.invalid/hello", "newTag: bootstrap"]
+    assert [line.strip() for line in added] == [
+        "newName: 127.0.0.1:5000/hello",
+        f'newTag: "{"c" * 40}"',
+        f"digest: {DIGEST}",
+    ]
+    assert edited.startswith(BOM) == text.startswith(BOM)
+    assert edited.endswith(eol) == text.endswith(eol)
+    assert edited.count("\r\n") == edited.count("\n") if eol == "\r\n" else "\r" not in edited
+    # And a hold adds its lines and nothing else.
+    held_removed, held_added = changed_lines(edited, manifest.with_hold(edited, HOLD))
+    # metadata: (unless there is one), annotations:, three keys
+    assert held_removed == [] and len(held_added) == (4 if "metadata:" in text else 5)
+    kustomize(edited.removeprefix(BOM), tmp_path)
+
+
+@pytest.mark.parametrize("text", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_the_dry_run_diff_applies_with_git(text: str, tmp_path: Path) -> None:
+    edited = manifest.with_image(text, entry("d" * 40))
+    diff = manifest.unified_diff(text, edited, "kustomization.yaml")
+    (tmp_path / "kustomization.yaml").write_bytes(text.encode())
+    (tmp_path / "change.diff").write_bytes(diff.encode())
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    subprocess.run(["git", "apply", "change.diff"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "kustomization.yaml").read_bytes() == edited.encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from infra.registry import lifecycle_policy
 from jenkins import registry
-from jenkins.registry import RegistryError
+from jenkins.registry import DEPLOYED_TAG, RegistryError
+from tests.conftest import ROOT
+from tests.jenkins.conftest import GitopsRepo, run_cli
 from tests.jenkins.dockerspy import spy_on_docker
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -130,3 +134,126 @@ def test_login_is_a_noop_for_other_registries(tmp_path: Path, monkeypatch: pytes
     spy = spy_on_docker(tmp_path, monkeypatch)
     registry.login("127.0.0.1:5000/app")
     assert spy.calls() == []
+
+
+# --- issue 8 point 11: what is deployed, and what a hold pins, never expires -------------------------
+
+
+@pytest.fixture
+def protected_repository(aws_env: str, request: pytest.FixtureRequest) -> str:
+    """A repository configured as infra/registry.py declares it: immutable tags but the deployed marker,
+    and the lifecycle policy (moto validates it against ECR's schema)."""
+    name = f"gitops/{request.node.name.lower().replace('_', '-')[:60].strip('-[]')}"
+    client = boto3.client("ecr", region_name="eu-west-1")
+    uri = client.create_repository(
+        repositoryName=name,
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filter": DEPLOYED_TAG, "filterType": "WILDCARD"}],
+    )["repository"]["repositoryUri"]
+    client.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=lifecycle_policy(30))
+    yield uri
+    client.delete_repository(repositoryName=name, force=True)
+
+
+def put_commit_image(repository_uri: str, commit: str) -> str:
+    """A distinct image tagged with the commit SHA; returns its digest. (moto derives an image's digest
+    from its layer digests, not from the manifest bytes: each image gets a layer of its own.)"""
+    layer = {
+        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "size": 1,
+        "digest": "sha256:" + commit.ljust(64, "0"),
+    }
+    body = {**MANIFEST, "layers": [layer]}
+    put = boto3.client("ecr", region_name="eu-west-1").put_image(
+        repositoryName=repository_uri.split("/", 1)[1], imageManifest=json.dumps(body), imageTag=commit
+    )
+    return put["image"]["imageId"]["imageDigest"]
+
+
+def deployed_digest(repository_uri: str) -> str | None:
+    return registry.resolve_digest(repository_uri, DEPLOYED_TAG)
+
+
+def test_the_deployed_marker_follows_promote_rollback_and_hold(
+    protected_repository: str, gitops_repo: GitopsRepo
+) -> None:
+    first = gitops_repo.app_commit("v1")
+    second = gitops_repo.app_commit("v2")
+    digests = {sha: put_commit_image(protected_repository, sha) for sha in (first, second)}
+    assert digests[first] != digests[second]
+    ws = gitops_repo.workspace(second)
+
+    promoted = run_cli(ws, "promote", "--image-repository", protected_repository, "--json")
+    assert promoted.returncode == 0, promoted.output
+    assert deployed_digest(protected_repository) == digests[second]
+
+    rolled = run_cli(
+        ws, "rollback", "--image-repository", protected_repository, "--to", first, "--reason", "INC-1"
+    )
+    assert rolled.returncode == 0, rolled.output
+    assert deployed_digest(protected_repository) == digests[first]  # what the hold pins
+
+    third = gitops_repo.app_commit("v3")
+    put_commit_image(protected_repository, third)
+    held = run_cli(
+        gitops_repo.workspace(third), "promote", "--image-repository", protected_repository, "--json"
+    )
+    assert held.json["outcome"] == "held"
+    assert deployed_digest(protected_repository) == digests[first]  # a held run moves nothing
+
+    # The commit tags stay immutable: only the marker moved (moto enforces the exclusion filter).
+    other = {**MANIFEST, "layers": [{"mediaType": "x", "size": 1, "digest": "sha256:" + "e" * 64}]}
+    client = boto3.client("ecr", region_name="eu-west-1")
+    with pytest.raises(client.exceptions.ImageAlreadyExistsException):
+        client.put_image(
+            repositoryName=protected_repository.split("/", 1)[1],
+            imageManifest=json.dumps(other),
+            imageTag=first,
+        )
+
+
+def test_a_noop_promote_marks_an_unmarked_deployed_image(
+    protected_repository: str, gitops_repo: GitopsRepo
+) -> None:
+    sha = gitops_repo.app_commit("v1")
+    digest = put_commit_image(protected_repository, sha)
+    ws = gitops_repo.workspace(sha)
+    assert run_cli(ws, "promote", "--image-repository", protected_repository).returncode == 0
+    client = boto3.client("ecr", region_name="eu-west-1")
+    client.batch_delete_image(
+        repositoryName=protected_repository.split("/", 1)[1], imageIds=[{"imageTag": DEPLOYED_TAG}]
+    )
+    assert deployed_digest(protected_repository) is None  # e.g. a repository from before the marker
+
+    again = run_cli(ws, "promote", "--image-repository", protected_repository, "--json")
+
+    assert again.returncode == 0 and again.json["outcome"] == "noop", again.output
+    assert deployed_digest(protected_repository) == digest
+
+
+def test_marking_needs_the_movable_tag_and_says_so(aws_env: str, gitops_repo: GitopsRepo) -> None:
+    client = boto3.client("ecr", region_name="eu-west-1")
+    uri = client.create_repository(repositoryName="gitops/all-immutable", imageTagMutability="IMMUTABLE")[
+        "repository"
+    ]["repositoryUri"]
+    first = gitops_repo.app_commit("v1")
+    second = gitops_repo.app_commit("v2")
+    put_commit_image(uri, first)
+    put_commit_image(uri, second)
+    assert run_cli(gitops_repo.workspace(first), "promote", "--image-repository", uri).returncode == 0
+
+    result = run_cli(gitops_repo.workspace(second), "promote", "--image-repository", uri, "--json")
+
+    assert result.returncode == 1
+    assert "marking it as deployed failed" in result.json["error"]
+    assert "image tag mutability exclusion for 'deployed'" in result.json["error"]
+    assert "re-run" in result.stderr
+
+
+def test_ecr_adapter_imports_nothing_of_ours() -> None:
+    """Issue 8, Shape: registry.py depends on ecr.py, never the other way round."""
+    tree = ast.parse((ROOT / "jenkins" / "ecr.py").read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    assert not {name for name in imported if name.split(".")[0] == "jenkins"}

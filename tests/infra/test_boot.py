@@ -1,0 +1,248 @@
+"""The Jenkins boot, executed: the user data rendered by the real program (mocks, the real Pulumi.dev.yaml)
+is applied the way cloud-init would (write_files, then runcmd) inside a container from the local base
+image, with real bash, coreutils, runuser and the real AWS CLI against moto's Secrets Manager holding the
+values the program stores. Stand-ins only for what cannot run here, each recording what it was asked
+(tests/infra/boot/standins): dnf, systemctl, blkid/mkfs/mount of the EBS volume, usermod, curl (GitHub
+release downloads) and java (the plugin download)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from infra.jenkins_server import JENKINS_VERSION
+from scripts.localservices import serve_directory
+from tests.conftest import ROOT, require
+from tests.infra.conftest import Program, run_program
+from tests.infra.envfile import bash_reads
+
+BOOT_DIR = Path(__file__).resolve().parent / "boot"
+IMAGE = "local/jenkins-boot-test"
+SECRET = "aws:secretsmanager/secret:Secret"
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+# Secrets Manager secret (logical name) -> the file fetch-secrets.sh writes for JCasC.
+FILES = {
+    "jenkins-deploy-key": "DEPLOY_KEY",
+    "jenkins-admin-password": "ADMIN_PASSWORD",
+    "jenkins-webhook-secret": "GITHUB_WEBHOOK_SECRET",
+    "jenkins-pulumi-access-token": "PULUMI_ACCESS_TOKEN",
+}
+MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
+
+
+@pytest.fixture(scope="module")
+def boot_image(base_image: str) -> str:
+    """The base image plus the AWS CLI (from wheels downloaded on the host) and the stand-ins; tagged with
+    a digest of its inputs, so it is built once per change, not once per session."""
+    base_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", base_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    digest = hashlib.sha256(base_id.encode())
+    for path in sorted(p for p in BOOT_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(BOOT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    image = f"{IMAGE}:{digest.hexdigest()[:16]}"
+    if (
+        subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode
+        == 0
+    ):
+        return image
+    wheels = ROOT / ".cache" / "boot-wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    download = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+         "-d", str(wheels), "-r", str(BOOT_DIR / "requirements.txt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    require(download.returncode == 0, f"cannot download the AWS CLI wheels: {download.stderr[-500:]}")
+    with serve_directory(wheels) as url:
+        build = subprocess.run(
+            ["docker", "build", "--network", "host", "--quiet", "-t", image,
+             "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"PIP_FIND_LINKS={url}",
+             str(BOOT_DIR)],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    return image
+
+
+def _program_with_real_secrets(tmp_path: Path) -> tuple[Program, dict[str, str]]:
+    """Create the four secrets in moto, run the program with their real ARNs, and store in moto what the
+    program's SecretVersions would store. Returns the program and logical name -> stored value."""
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arns = {name: client.create_secret(Name=f"{tmp_path.name}/{name}")["ARN"] for name in FILES}
+    program = run_program(extra_outputs={SECRET: lambda name, _inputs: {"arn": arns[name]}})
+    stored = {}
+    for version in program.of_type(VERSION):
+        stored[version.name] = version.inputs["secretString"]
+        client.put_secret_value(SecretId=arns[version.name], SecretString=stored[version.name])
+    assert set(stored) == set(FILES) - {"jenkins-pulumi-access-token"}
+    return program, stored
+
+
+def _probe_values(values: list[str]) -> list[str]:
+    """Each secret as it could leak: verbatim, JSON-escaped (a key's newlines), and each line of a
+    multi-line key (YAML folds and re-indents them) except its BEGIN/END armour."""
+    forms = set()
+    for value in values:
+        forms |= {value.strip(), json.dumps(value)[1:-1]}
+        forms |= {line for line in value.splitlines() if line.strip() and not line.startswith("-----")}
+    return sorted(forms)
+
+
+def boot(
+    boot_image: str,
+    moto_server: str,
+    tmp_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    edit: Any = None,
+) -> tuple[int, dict[str, Any], dict[str, str], str]:
+    """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output)."""
+    program, stored = _program_with_real_secrets(tmp_path)
+    document = yaml.safe_load(program.one("aws:ec2/instance:Instance").inputs["userData"])
+    volume = bash_reads(_written(document, "/etc/jenkins/gitops.env"))["JENKINS_HOME_VOLUME_ID"]
+    if edit is not None:
+        edit(document)
+    work, probe = tmp_path / "work", tmp_path / "probe"
+    work.mkdir()
+    probe.mkdir()
+    (work / "user-data.json").write_text(
+        json.dumps({"write_files": document["write_files"], "runcmd": document["runcmd"]})
+    )
+    (probe / "values").write_text(
+        "\n".join(base64.b64encode(v.encode()).decode() for v in _probe_values(list(stored.values())))
+    )
+    # A Nitro instance's view of the attached volume: an NVMe block device and udev's by-id link to it.
+    link = f"/tmp/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume.replace('-', '')}"
+    prepare = (
+        f"mkdir -p /tmp/dev/disk/by-id && mknod /tmp/dev/nvme1n1 b 259 101 && ln -s /tmp/dev/nvme1n1 {link}"
+    )
+    variables = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",  # on the instance: the instance role, through IMDS
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "JENKINS_DEV_DIR": "/tmp/dev",
+        **(env or {}),
+    }
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", "--tmpfs", "/run:mode=0755",
+         "-v", f"{work}:/work:ro", "-v", f"{probe}:/probe:ro",
+         *(arg for k, v in variables.items() for arg in ("-e", f"{k}={v}")),
+         boot_image, "bash", "-c",
+         f"{prepare} && python3 /usr/local/boot-test/cloud_init.py; rc=$?;"
+         " printf 'REPORT:'; /usr/local/boot-test/inspect.sh; exit $rc"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    output, _, report = result.stdout.rpartition("REPORT:")
+    assert report, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.returncode, json.loads(report), stored, output + result.stderr
+
+
+def _written(document: dict[str, Any], path: str) -> str:
+    (content,) = [f["content"] for f in document["write_files"] if f["path"] == path]
+    return content
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _index(log: list[str], prefix: str) -> int:
+    matches = [i for i, line in enumerate(log) if line.startswith(prefix)]
+    assert matches, f"nothing in the stand-ins' log starts with {prefix!r}: {log}"
+    return matches[0]
+
+
+def test_the_rendered_boot_reaches_start_jenkins_with_casc_and_every_secret_on_tmpfs(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    code, report, stored, output = boot(boot_image, aws_env, tmp_path)
+    assert code == 0, output[-4000:]
+    log = report["log"]
+    # Jenkins, pinned, from its own repository, before the volume is mounted (the RPM makes the user).
+    assert log[_index(log, "dnf ")] == f"dnf install -y --enablerepo=jenkins jenkins-{JENKINS_VERSION}"
+    assert _index(log, "dnf ") < _index(log, "mkfs.xfs ") < _index(log, "mount ")
+    assert log[_index(log, "mkfs.xfs ")] == "mkfs.xfs -L jenkins-home /tmp/dev/nvme1n1"
+    assert (
+        "UUID=0b5e7c1a-3f6d-4c8e-9a2b-1d4f6e8a0c35 /var/lib/jenkins xfs defaults,nofail 0 2"
+        in report["fstab"]
+    )
+    # The plugin manager: downloaded with its published checksum, run as jenkins, without "latest".
+    assert f"curl -fsSL --retry 5 {MANAGER}jenkins-plugin-manager-2.15.0.jar.sha256" in log
+    java = log[_index(log, "java ")].split()
+    assert java[1] == "jenkins"
+    assert " ".join(java[2:]) == (
+        "-jar /opt/jenkins-plugin-manager-2.15.0.jar --war /usr/share/java/jenkins.war "
+        f"--jenkins-version {JENKINS_VERSION} --latest false "
+        "--plugin-download-directory /var/lib/jenkins/plugins --plugin-file /etc/jenkins/plugins.txt"
+    )
+    # Start Jenkins: ExecStartPre fetched the secrets, then the unit started with the JCasC file.
+    assert _index(log, "java ") < _index(log, "systemctl restart jenkins") < _index(log, "started ")
+    assert log[_index(log, "started ")] == "started CASC_JENKINS_CONFIG=/etc/jenkins/casc.yaml"
+    assert report["casc"] is True
+    assert "jenkins-boot: Jenkins started; configuration from /etc/jenkins/casc.yaml" in output
+    # Every secret, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
+    assert report["secrets_dir"] == "/run/jenkins-secrets" and report["secrets_fstype"] == "tmpfs"
+    expected = {FILES[name]: value for name, value in stored.items()}
+    expected["DEPLOY_KEY"] = expected["DEPLOY_KEY"].rstrip("\n") + "\n"
+    expected["PULUMI_ACCESS_TOKEN"] = ""
+    assert {n: f["sha256"] for n, f in report["files"].items()} == {
+        n: _sha256(v) for n, v in expected.items()
+    }
+    assert {(f["mode"], f["owner"]) for f in report["files"].values()} == {("0o400", report["jenkins_uid"])}
+    assert report["leaks"] == [], "a secret value exists outside the tmpfs directory"
+    for value in _probe_values(list(stored.values())):
+        assert value not in output
+
+
+def test_a_plugin_manager_that_does_not_match_its_checksum_is_never_run(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, env={"STANDIN_WRONG_DIGEST": "1"})
+    assert code != 0
+    assert "checksum mismatch, refusing to run it" in output
+    assert not any(line.startswith(("java ", "systemctl restart")) for line in report["log"])
+
+
+def test_an_unquoted_env_file_stops_the_boot_before_anything_happens(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """The env file as it was rendered before issue 7 (values unquoted): bash runs the second word of
+    JAVA_OPTS as a command under `set -e`; nothing is installed, mounted or started."""
+
+    def unquote(document: dict[str, Any]) -> None:
+        for entry in document["write_files"]:
+            if entry["path"] == "/etc/jenkins/gitops.env":
+                entry["content"] = entry["content"].replace("'", "")
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=unquote)
+    assert code == 127, output[-2000:]
+    assert "-Djenkins.install.runSetupWizard=false: command not found" in output
+    assert report["log"] == []
+
+
+def test_the_boot_harness_passes_hadolint_and_shellcheck() -> None:
+    import shutil
+
+    require(
+        shutil.which("shellcheck") is not None, "shellcheck is not installed (apt-get install shellcheck)"
+    )
+    scripts = [str(p) for p in (BOOT_DIR / "standins").iterdir()] + [str(BOOT_DIR / "inspect.sh")]
+    shellcheck = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
+    assert shellcheck.returncode == 0, shellcheck.stdout
+    hadolint = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "hadolint"), str(BOOT_DIR / "Dockerfile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert hadolint.returncode == 0, hadolint.stdout
