@@ -15,7 +15,7 @@ from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
 from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
 from infra.gitops import GitOps, GitOpsArgs
-from infra.jenkins_server import JenkinsServer, JenkinsServerArgs
+from infra.jenkins.controller import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs, ecr_repository_name
 
@@ -78,6 +78,7 @@ def build() -> None:
             ecr_repository_arn=registry.repository_arn,
             ecr_repository_url=registry.repository_url,
             deploy_private_key=keys.jenkins_private_key,
+            checkout_private_key=keys.checkout_private_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
         ),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import ConfigError
+from infra.errors import ConfigError
 
 KEY = "gitops-eks:jenkins.agents"
 FIELDS = ("instanceType", "maxAgents", "idleMinutes")

@@ -18,7 +18,7 @@ import boto3
 import pytest
 import yaml
 
-from infra.jenkins_server import JENKINS_VERSION
+from infra.jenkins.boot import JENKINS_VERSION
 from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, run_program
