@@ -109,7 +109,7 @@ class JenkinsServer(pulumi.ComponentResource):
         # The controller logs in to its build agents with this key (ECDSA P-256: AL2023's sshd and the SSH
         # launcher's trilead-ssh2 both accept it); agents get only the public half.
         self.agent_key = tls.PrivateKey(
-            f"{name}-agent-ssh", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+            f"{name}-agent-login", algorithm="ECDSA", ecdsa_curve="P256", opts=child
         )
         self.agent_key_secret = self._secret(name, "agent-ssh-key", self.agent_key.private_key_openssh, child)
         self.checkout_key_secret = self._secret(name, "checkout-key", args.checkout_private_key, child)
