@@ -124,6 +124,9 @@ def build() -> None:
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
+    pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
+    pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
     pulumi.export("previewRoleArn", preview.role.arn)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)

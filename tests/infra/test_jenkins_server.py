@@ -427,3 +427,31 @@ def test_ami_name_pattern_selects_the_standard_al2023_images_amazon_publishes(ar
     assert {n for n in names if n.startswith("al2023-ami-minimal")} and not chosen & {
         n for n in names if "minimal" in n
     }
+
+
+def test_home_volume_is_snapshotted_daily_and_once_more_before_it_is_deleted(program: Program) -> None:
+    (volume,) = _mine(program, "aws:ebs/volume:Volume")
+    # aws.ebs.Volume final_snapshot: "snapshot will be created before volume deletion" (pulumi-aws 7.51).
+    assert volume.inputs["finalSnapshot"] is True
+    policy = program.one("aws:dlm/lifecyclePolicy:LifecyclePolicy")
+    target = policy.inputs["policyDetails"]["targetTags"]
+    assert target == {"gitops-eks:jenkins-home-backup": "gitops-eks-dev"}
+    assert target.items() <= volume.inputs["tags"].items()
+
+
+def test_the_agents_cloud_in_the_user_data_names_the_stacks_group() -> None:
+    import yaml
+
+    from tests.infra.test_jenkins_clouds import _type_problems
+
+    # The group is auto-named; the provider reports the name AWS got, as here.
+    program = run_program(
+        extra_outputs={"aws:autoscaling/group:Group": lambda name, _: {"name": f"{name}-0a1b2c3"}}
+    )
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    files = {f["path"]: f["content"] for f in yaml.safe_load(instance.inputs["userData"])["write_files"]}
+    (cloud,) = yaml.safe_load(files["/etc/jenkins/casc-agents.yaml"])["jenkins"]["clouds"]
+    group = program.one("aws:autoscaling/group:Group")
+    assert cloud["eC2Fleet"]["fleet"] == group.outputs["name"] == "jenkins-agents-agents-0a1b2c3"
+    assert cloud["eC2Fleet"]["maxSize"] == group.inputs["maxSize"] == 2
+    assert _type_problems("eC2Fleet", cloud["eC2Fleet"]) == []
