@@ -38,16 +38,24 @@ def github_known_hosts() -> str:
     return "".join(f"github.com {key}\n" for key in keys)
 
 
-def github_hook_ranges() -> HookRanges:
-    """The CIDRs GitHub's webhook deliveries come from (`hooks` in GitHub's meta API)."""
-    hooks = github.get_ip_ranges().hooks
-    if not hooks:
-        raise ValueError("GitHub's API returned no webhook source ranges")
-    networks = [ipaddress.ip_network(cidr) for cidr in hooks]
+def _by_family(cidrs: list[str], what: str) -> HookRanges:
+    if not cidrs:
+        raise ValueError(f"GitHub's API returned no {what} ranges")
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
     return HookRanges(
         ipv4=tuple(str(n) for n in networks if n.version == 4),
         ipv6=tuple(str(n) for n in networks if n.version == 6),
     )
+
+
+def github_hook_ranges() -> HookRanges:
+    """The CIDRs GitHub's webhook deliveries come from (`hooks` in GitHub's meta API)."""
+    return _by_family(github.get_ip_ranges().hooks, "webhook source")
+
+
+def github_git_ranges() -> HookRanges:
+    """The CIDRs GitHub serves git from (`git` in GitHub's meta API): where build agents may SSH to."""
+    return _by_family(github.get_ip_ranges().gits, "git")
 
 
 def signed_push_webhook(

@@ -13,7 +13,13 @@ from infra.branch_protection import BranchProtection, BranchProtectionArgs
 from infra.ci_preview import PreviewAccess, PreviewAccessArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
-from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
+from infra.deploy_keys import (
+    DeployKeys,
+    DeployKeysArgs,
+    github_git_ranges,
+    github_hook_ranges,
+    github_known_hosts,
+)
 from infra.gitops import GitOps, GitOpsArgs
 from infra.jenkins.controller import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
@@ -81,6 +87,7 @@ def build() -> None:
             checkout_private_key=keys.checkout_private_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
+            git_ranges=github_git_ranges(),
         ),
     )
     gitops = GitOps(

@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.deploy_keys import HookRanges
 from infra.iam import EC2_ASSUME_ROLE_POLICY
 from infra.jenkins.agent_boot import AgentBootSettings, render_agent_user_data
 from infra.jenkins.agents_config import AgentsConfig
@@ -65,6 +66,8 @@ class JenkinsAgentsArgs:
     """OpenSSH public key the controller logs in to agents with."""
     known_hosts: str
     """GitHub's host keys, pinned for the release step's git push."""
+    git_ranges: HookRanges
+    """GitHub's git ranges (meta API): the only places an agent may reach over SSH."""
     tag_value: str
     """Value of AGENT_TAG_KEY on this stack's agents (unique per stack in the account)."""
 
@@ -187,9 +190,22 @@ class JenkinsAgents(pulumi.ComponentResource):
                     "protocol": "tcp",
                     "from_port": SSH_PORT,
                     "to_port": SSH_PORT,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                    "description": "git over SSH to GitHub (release step)",
+                    "cidr_blocks": list(args.git_ranges.ipv4),
+                    "description": "git over SSH to GitHub only",
                 },
+                *(
+                    [
+                        {
+                            "protocol": "tcp",
+                            "from_port": SSH_PORT,
+                            "to_port": SSH_PORT,
+                            "ipv6_cidr_blocks": list(args.git_ranges.ipv6),
+                            "description": "git over SSH to GitHub only",
+                        }
+                    ]
+                    if args.git_ranges.ipv6
+                    else []
+                ),
             ],
             opts=child,
         )

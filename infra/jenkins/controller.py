@@ -75,6 +75,8 @@ class JenkinsServerArgs:
     """The read-only deploy key every build checks out with (a Pulumi secret)."""
     known_hosts: str
     hook_ranges: HookRanges
+    git_ranges: HookRanges
+    """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -176,6 +178,7 @@ class JenkinsServer(pulumi.ComponentResource):
                 ecr_repository_arn=args.ecr_repository_arn,
                 controller_public_key=self.agent_key.public_key_openssh,
                 known_hosts=args.known_hosts,
+                git_ranges=args.git_ranges,
                 tag_value=tag_value,
             ),
             opts=child,

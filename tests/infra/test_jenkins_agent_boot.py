@@ -23,7 +23,7 @@ from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from tests.conftest import require
 from tests.infra.conftest import GITHUB_HOST_KEYS
-from tests.infra.jenkins_harness import KNOWN_HOSTS, run_components
+from tests.infra.jenkins_harness import GIT_RANGES, KNOWN_HOSTS, run_components
 
 PUBLIC_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBExample controller"
 # What the packages step provides: each tool a recording stub (dnf cannot run here).
@@ -72,6 +72,7 @@ def user_data() -> str:
                 ecr_repository_arn="arn:aws:ecr:us-east-1:123456789012:repository/app",
                 controller_public_key=PUBLIC_KEY,
                 known_hosts=KNOWN_HOSTS,
+                git_ranges=GIT_RANGES,
                 tag_value="gitops-eks-dev",
             ),
         )

@@ -20,7 +20,7 @@ from infra.jenkins.agents import (
 )
 from infra.jenkins.agents_config import AgentsConfig
 from tests.infra.conftest import AL2023_AMI, Program
-from tests.infra.jenkins_harness import KNOWN_HOSTS, run_components
+from tests.infra.jenkins_harness import GIT_RANGES, KNOWN_HOSTS, run_components
 
 CONTROLLER_SG = "sg-jenkins-instance"
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/dev-hello-gitops"
@@ -40,6 +40,7 @@ def _declare(config: AgentsConfig) -> None:
             ecr_repository_arn=REPOSITORY_ARN,
             controller_public_key=PUBLIC_KEY,
             known_hosts=KNOWN_HOSTS,
+            git_ranges=GIT_RANGES,
             tag_value=TAG,
         ),
     )
@@ -141,11 +142,18 @@ def test_only_the_controller_reaches_an_agent(program: Program) -> None:
     assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks") and not rule.get("self")
 
 
-def test_agents_reach_https_and_githubs_ssh_only(program: Program) -> None:
+def test_agents_reach_https_and_ssh_to_githubs_git_ranges_only(program: Program) -> None:
     egress = program.one("aws:ec2/securityGroup:SecurityGroup").inputs["egress"]
     assert sorted((r["protocol"], r["fromPort"], r["toPort"]) for r in egress) == [
         ("tcp", 22, 22),
+        ("tcp", 22, 22),
         ("tcp", 443, 443),
+    ]
+    ssh = [r for r in egress if r["fromPort"] == 22]
+    # GitHub's meta API `git` ranges, split by family (the stack reads them at deploy time).
+    assert [r.get("cidrBlocks") or r.get("ipv6CidrBlocks") for r in ssh] == [
+        list(GIT_RANGES.ipv4),
+        list(GIT_RANGES.ipv6),
     ]
 
 
