@@ -19,6 +19,8 @@ AGENT_HOME = f"/home/{AGENT_USER}"
 # The controller's SSH launcher runs this before the agent process (EC2FleetCloud prefixStartSlaveCmd).
 WAIT_COMMAND = "/usr/local/bin/jenkins-agent-wait"
 BOOT_COMMAND = "/usr/local/sbin/jenkins-agent-boot"
+# GitHub's pinned host keys; the boot script installs them as the jenkins user's known_hosts.
+KNOWN_HOSTS = "/etc/jenkins-agent/known_hosts"
 # What a build runs: `make test` (python3.11, make), the app's image build (docker), git over SSH for
 # the release commit, and Java for the Jenkins agent process itself.
 PACKAGES = (
@@ -49,11 +51,10 @@ def render_agent_user_data(settings: AgentBootSettings) -> str:
     if "\n" in public_key or not public_key.startswith(("ssh-", "ecdsa-")):
         raise ValueError("controller_public_key: expected one OpenSSH public key line")
 
-    def file(path: str, content: str, permissions: str = "0644", owner: str = "root:root") -> dict:
-        entry = {"path": path, "content": content, "owner": owner, "permissions": permissions}
-        if owner != "root:root":
-            entry["defer"] = True  # written after the users step has created the owner
-        return entry
+    # All root-owned: write_files runs before the users step, so the boot script hands the jenkins user
+    # its copies (no reliance on write_files' newer `defer`).
+    def file(path: str, content: str, permissions: str = "0644") -> dict:
+        return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
 
     document = {
         "users": [
@@ -69,11 +70,7 @@ def render_agent_user_data(settings: AgentBootSettings) -> str:
         "packages": list(PACKAGES),
         "write_files": [
             file("/etc/ssh/sshd_config.d/10-jenkins-agent.conf", _agent_file("sshd.conf"), "0600"),
-            file(
-                f"{AGENT_HOME}/.ssh/known_hosts",
-                settings.known_hosts,
-                owner=f"{AGENT_USER}:{AGENT_USER}",
-            ),
+            file(KNOWN_HOSTS, settings.known_hosts),
             file(BOOT_COMMAND, _agent_file("boot.sh"), "0755"),
             file(WAIT_COMMAND, _agent_file("wait.sh"), "0755"),
         ],

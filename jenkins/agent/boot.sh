@@ -29,6 +29,10 @@ if ((${#missing[@]})); then
 fi
 docker info >/dev/null
 
+# GitHub's host keys, pinned at deploy time: git over SSH (checkout, release push) checks against them.
+install -d -o "$AGENT_USER" -g "$AGENT_USER" -m 0700 "/home/$AGENT_USER/.ssh"
+install -o "$AGENT_USER" -g "$AGENT_USER" -m 0644 /etc/jenkins-agent/known_hosts "/home/$AGENT_USER/.ssh/known_hosts"
+
 install -d -o "$AGENT_USER" -g "$AGENT_USER" -m 0700 "$AGENT_ROOT" "$AGENT_ROOT/workspace"
 mount -t tmpfs -o "mode=0700,uid=$AGENT_USER,gid=$AGENT_USER,nosuid,nodev" tmpfs "$AGENT_ROOT/workspace"
 

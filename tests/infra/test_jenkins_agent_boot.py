@@ -29,8 +29,8 @@ PUBLIC_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNT
 # What the packages step provides: each tool a recording stub (dnf cannot run here).
 TOOLS = ("java", "git", "docker", "make", "python3.11", "ssh")
 STUB = '#!/bin/bash\necho "$(basename "$0") $*" >> /var/log/stand-ins.log\n'
-# The cloud-init steps, as the modules run them: users (init stage), packages and write_files (config
-# stage; deferred files in final), runcmd (final stage). `missing` names a tool the stand-in leaves out.
+# The cloud-init steps the boot depends on: the users step (init stage), packages (config stage),
+# write_files, runcmd (final stage). `missing` names a tool the stand-in package step leaves out.
 CLOUD_INIT = r"""
 set -euo pipefail
 missing="${1:-}"
@@ -55,6 +55,8 @@ echo "boot exit $status"
 echo "--- launch"
 su jenkins -c "PATH=/opt/stand-ins:\$PATH $(cat /stage/prefix) cd /home/jenkins && java -jar remoting.jar" \
     && echo "launch ok" || echo "launch refused"
+[ "$(stat -c %U /home/jenkins/.ssh/known_hosts)" = jenkins ] && cmp -s /etc/jenkins-agent/known_hosts \
+    /home/jenkins/.ssh/known_hosts && echo "known_hosts installed for jenkins"
 cat /var/log/stand-ins.log
 """
 
@@ -102,10 +104,10 @@ def test_user_data_installs_the_toolchain_and_writes_the_repository_files(user_d
     files = {f["path"]: f for f in document["write_files"]}
     assert files[BOOT_COMMAND]["content"] == (AGENT_DIR / "boot.sh").read_text()
     assert files[WAIT_COMMAND]["content"] == (AGENT_DIR / "wait.sh").read_text()
-    known_hosts = files["/home/jenkins/.ssh/known_hosts"]
+    known_hosts = files["/etc/jenkins-agent/known_hosts"]
     assert known_hosts["content"].splitlines() == [f"github.com {k}" for k in GITHUB_HOST_KEYS]
-    # Owned by a user the users step creates: written after it (cloud-init's `defer`).
-    assert (known_hosts["owner"], known_hosts["defer"]) == ("jenkins:jenkins", True)
+    # write_files runs before the users step: nothing it writes may belong to the jenkins user.
+    assert {f["owner"] for f in files.values()} == {"root:root"}
     assert document["runcmd"] == [[BOOT_COMMAND]]
 
 
@@ -167,6 +169,7 @@ def test_boot_starts_docker_for_the_jenkins_user_and_the_launch_proceeds(
     # The launcher's command ran, as jenkins, after the wait: the agent process would start.
     assert "cloud-init status --wait" in calls
     assert "launch ok" in calls
+    assert "known_hosts installed for jenkins" in output
     assert "java -jar remoting.jar" in calls
 
 
