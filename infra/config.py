@@ -17,6 +17,9 @@ from typing import Any
 import pulumi
 import yaml
 
+from infra.errors import ConfigError
+from infra.jenkins.agents_config import AgentsConfig, parse_agents
+
 PROJECT = "gitops-eks"
 
 _REPOSITORY = re.compile(r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})$")
@@ -73,7 +76,7 @@ OBJECT_KEYS = {
         "publicAccessCidrs",
         "adminPrincipals",
     ),
-    "jenkins": ("instanceType", "volumeSize", "allowedCidrs", "certificateArn", "hostname"),
+    "jenkins": ("instanceType", "volumeSize", "allowedCidrs", "certificateArn", "hostname", "agents"),
     "flux": ("chartVersion", "interval"),
     "network": ("cidrBlock", "availabilityZones", "natGateways"),
     "registry": ("keepImages", "day0Image"),
@@ -83,10 +86,6 @@ OBJECT_KEYS = {
 # Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
 # reach the program unmarked, so nothing keeps them out of plain outputs.
 CREDENTIAL_KEYS = ("github:token", f"{PROJECT}:kubeconfig", f"{PROJECT}:commitStatusToken")
-
-
-class ConfigError(ValueError):
-    """Stack configuration is invalid; the message names the key and what to do."""
 
 
 class Secret:
@@ -136,6 +135,8 @@ class JenkinsConfig:
     """ACM certificate for the ALB's HTTPS listener; unset = plain HTTP (dev only)."""
     hostname: str | None = None
     """DNS name the operator points at the ALB (and the certificate covers); unset = the ALB's name."""
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    """The build agents (`jenkins.agents`): instance type, concurrent builds, idle minutes."""
 
 
 @dataclass(frozen=True)
@@ -403,6 +404,7 @@ def _jenkins(raw: Any, region: str) -> JenkinsConfig:
         allowed_cidrs=obj.cidrs("allowedCidrs", "Jenkins", allow_empty=False),
         certificate_arn=certificate_arn,
         hostname=hostname,
+        agents=parse_agents(raw.get("agents")),
     )
 
 

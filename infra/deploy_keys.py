@@ -1,4 +1,5 @@
-"""Two GitHub deploy keys, never shared: Flux reads the repository, Jenkins writes to it.
+"""Three GitHub deploy keys, never shared: Flux reads the repository; Jenkins checks it out with a
+read-only key (on its build agents too) and writes with its own key only in the release step.
 
 Also the one shape of GitHub webhook the stack registers (Jenkins' and Flux's), and the two facts about
 GitHub the stack trusts, fetched from GitHub's API at deploy time (over TLS, with
@@ -37,16 +38,24 @@ def github_known_hosts() -> str:
     return "".join(f"github.com {key}\n" for key in keys)
 
 
-def github_hook_ranges() -> HookRanges:
-    """The CIDRs GitHub's webhook deliveries come from (`hooks` in GitHub's meta API)."""
-    hooks = github.get_ip_ranges().hooks
-    if not hooks:
-        raise ValueError("GitHub's API returned no webhook source ranges")
-    networks = [ipaddress.ip_network(cidr) for cidr in hooks]
+def _by_family(cidrs: list[str], what: str) -> HookRanges:
+    if not cidrs:
+        raise ValueError(f"GitHub's API returned no {what} ranges")
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
     return HookRanges(
         ipv4=tuple(str(n) for n in networks if n.version == 4),
         ipv6=tuple(str(n) for n in networks if n.version == 6),
     )
+
+
+def github_hook_ranges() -> HookRanges:
+    """The CIDRs GitHub's webhook deliveries come from (`hooks` in GitHub's meta API)."""
+    return _by_family(github.get_ip_ranges().hooks, "webhook source")
+
+
+def github_git_ranges() -> HookRanges:
+    """The CIDRs GitHub serves git from (`git` in GitHub's meta API): where build agents may SSH to."""
+    return _by_family(github.get_ip_ranges().gits, "git")
 
 
 def signed_push_webhook(
@@ -79,10 +88,12 @@ class DeployKeysArgs:
 
 
 class DeployKeys(pulumi.ComponentResource):
-    """ED25519 key pairs registered as deploy keys: `flux` read-only, `jenkins` read/write.
+    """ED25519 key pairs registered as deploy keys: `flux` and `checkout` read-only, `jenkins` read/write.
 
-    Private keys exist only as Pulumi secrets (`flux_private_key`, `jenkins_private_key`); consumers put
-    them where they are needed (a flux-system Secret, AWS Secrets Manager).
+    Private keys exist only as Pulumi secrets (`flux_private_key`, `jenkins_private_key`,
+    `checkout_private_key`); consumers put them where they are needed (a flux-system Secret, AWS Secrets
+    Manager). `checkout` is what every Jenkins build fetches with, so a build agent holds the write key only
+    for the release step.
     """
 
     def __init__(self, name: str, args: DeployKeysArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -108,14 +119,27 @@ class DeployKeys(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.checkout_key = tls.PrivateKey(f"{name}-checkout", algorithm="ED25519", opts=child)
+        self.checkout_deploy_key = github.RepositoryDeployKey(
+            f"{name}-checkout",
+            repository=args.repository_name,
+            title="jenkins checkout (read-only, managed by Pulumi)",
+            key=self.checkout_key.public_key_openssh,
+            read_only=True,
+            opts=child,
+        )
         self.flux_private_key: pulumi.Output[str] = pulumi.Output.secret(self.flux_key.private_key_openssh)
         self.flux_public_key: pulumi.Output[str] = self.flux_key.public_key_openssh
         self.jenkins_private_key: pulumi.Output[str] = pulumi.Output.secret(
             self.jenkins_key.private_key_openssh
         )
+        self.checkout_private_key: pulumi.Output[str] = pulumi.Output.secret(
+            self.checkout_key.private_key_openssh
+        )
         self.register_outputs(
             {
                 "flux_public_key": self.flux_public_key,
                 "jenkins_public_key": self.jenkins_key.public_key_openssh,
+                "checkout_public_key": self.checkout_key.public_key_openssh,
             }
         )

@@ -13,9 +13,15 @@ from infra.branch_protection import BranchProtection, BranchProtectionArgs
 from infra.ci_preview import PreviewAccess, PreviewAccessArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
-from infra.deploy_keys import DeployKeys, DeployKeysArgs, github_hook_ranges, github_known_hosts
+from infra.deploy_keys import (
+    DeployKeys,
+    DeployKeysArgs,
+    github_git_ranges,
+    github_hook_ranges,
+    github_known_hosts,
+)
 from infra.gitops import GitOps, GitOpsArgs
-from infra.jenkins_server import JenkinsServer, JenkinsServerArgs
+from infra.jenkins.controller import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs, ecr_repository_name
 
@@ -78,8 +84,10 @@ def build() -> None:
             ecr_repository_arn=registry.repository_arn,
             ecr_repository_url=registry.repository_url,
             deploy_private_key=keys.jenkins_private_key,
+            checkout_private_key=keys.checkout_private_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
+            git_ranges=github_git_ranges(),
         ),
     )
     gitops = GitOps(
@@ -123,6 +131,9 @@ def build() -> None:
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
+    pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
+    pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
     pulumi.export("previewRoleArn", preview.role.arn)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)

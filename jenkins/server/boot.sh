@@ -35,8 +35,8 @@ home_device() {
 }
 
 install_jenkins() {
-  # Jenkins' repository is disabled in yum.repos.d (see infra/jenkins_server.py): only this install reads it,
-  # so its GPG check cannot fail the transaction that installed Java, docker and git.
+  # Jenkins' repository is disabled in yum.repos.d (see infra/jenkins/boot.py): only this install reads it,
+  # so its GPG check cannot fail the transaction that installed Java and git.
   dnf install -y --enablerepo=jenkins "jenkins-${JENKINS_VERSION}"
   log "Jenkins ${JENKINS_VERSION} installed"
 }
@@ -64,11 +64,6 @@ mount_home() {
   mountpoint -q "$HOME_DIR" || mount "$HOME_DIR"
   chown jenkins:jenkins "$HOME_DIR"
   log "JENKINS_HOME mounted from $DEVICE ($JENKINS_HOME_VOLUME_ID)"
-}
-
-setup_docker() {
-  usermod -aG docker jenkins
-  systemctl enable --now docker
 }
 
 pin_github_host_keys() {
@@ -110,7 +105,6 @@ start_jenkins() {
 main() {
   install_jenkins
   mount_home
-  setup_docker
   pin_github_host_keys
   install_plugins
   start_jenkins

@@ -45,4 +45,6 @@ fetch DEPLOY_KEY "$SECRET_DEPLOY_KEY_ID" required key
 fetch ADMIN_PASSWORD "$SECRET_ADMIN_PASSWORD_ID" required
 fetch GITHUB_WEBHOOK_SECRET "$SECRET_WEBHOOK_SECRET_ID" required
 fetch PULUMI_ACCESS_TOKEN "$SECRET_PULUMI_TOKEN_ID" optional
+fetch AGENT_SSH_KEY "$SECRET_AGENT_KEY_ID" required key
+fetch CHECKOUT_KEY "$SECRET_CHECKOUT_KEY_ID" required key
 log "credentials refreshed"

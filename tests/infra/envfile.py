@@ -3,7 +3,7 @@ do) and systemd (`EnvironmentFile=` of the Jenkins unit's drop-in).
 
 systemd's reader is its own parser, run here through systemd's environment.d generator, which parses each
 file with the same function as `EnvironmentFile=` (systemd src/basic/env-file.c, parse_env_file_internal)
-and then expands `$VAR` references, which gitops.env never contains (infra/jenkins_server.py refuses `$`).
+and then expands `$VAR` references, which gitops.env never contains (infra/jenkins/boot.py refuses `$`).
 """
 
 from __future__ import annotations

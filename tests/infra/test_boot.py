@@ -18,7 +18,7 @@ import boto3
 import pytest
 import yaml
 
-from infra.jenkins_server import JENKINS_VERSION
+from infra.jenkins.boot import JENKINS_VERSION
 from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, run_program
@@ -34,6 +34,8 @@ FILES = {
     "jenkins-admin-password": "ADMIN_PASSWORD",
     "jenkins-webhook-secret": "GITHUB_WEBHOOK_SECRET",
     "jenkins-pulumi-access-token": "PULUMI_ACCESS_TOKEN",
+    "jenkins-agent-ssh-key": "AGENT_SSH_KEY",
+    "jenkins-checkout-key": "CHECKOUT_KEY",
 }
 MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
 
@@ -189,13 +191,17 @@ def test_the_rendered_boot_reaches_start_jenkins_with_casc_and_every_secret_on_t
     )
     # Start Jenkins: ExecStartPre fetched the secrets, then the unit started with the JCasC file.
     assert _index(log, "java ") < _index(log, "systemctl restart jenkins") < _index(log, "started ")
-    assert log[_index(log, "started ")] == "started CASC_JENKINS_CONFIG=/etc/jenkins/casc.yaml"
+    assert log[_index(log, "started ")] == (
+        "started CASC_JENKINS_CONFIG=/etc/jenkins/casc.yaml,/etc/jenkins/casc-agents.yaml"
+    )
     assert report["casc"] is True
-    assert "jenkins-boot: Jenkins started; configuration from /etc/jenkins/casc.yaml" in output
+    started = "jenkins-boot: Jenkins started; configuration from /etc/jenkins/casc.yaml,"
+    assert f"{started}/etc/jenkins/casc-agents.yaml" in output
     # Every secret, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
     assert report["secrets_dir"] == "/run/jenkins-secrets" and report["secrets_fstype"] == "tmpfs"
     expected = {FILES[name]: value for name, value in stored.items()}
-    expected["DEPLOY_KEY"] = expected["DEPLOY_KEY"].rstrip("\n") + "\n"
+    for key in ("DEPLOY_KEY", "AGENT_SSH_KEY", "CHECKOUT_KEY"):  # OpenSSH loads a key with its last newline
+        expected[key] = expected[key].rstrip("\n") + "\n"
     expected["PULUMI_ACCESS_TOKEN"] = ""
     assert {n: f["sha256"] for n, f in report["files"].items()} == {
         n: _sha256(v) for n, v in expected.items()

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import yaml
 
-from infra.jenkins_server import (
+from infra.jenkins.boot import (
     JENKINS_RPM_KEY,
     JENKINS_RPM_REPOSITORY,
     JENKINS_VERSION,
@@ -109,7 +109,8 @@ def test_boot_environment_names_the_stack_and_the_secrets(
     assert environment["PULUMI_STACK"] == "dev"
     assert environment["GITOPS_REPOSITORY_URL"] == "git@github.com:example-org/hello-gitops.git"
     assert environment["GITOPS_JENKINS_URL"] == dev_program.outputs["jenkinsUrl"]
-    assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml"
+    # Two JCasC files, merged by JCasC: the static one and the agents' cloud (a comma-separated list).
+    assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml,/etc/jenkins/casc-agents.yaml"
     secret_arns = {s.outputs["arn"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
     assert {v for k, v in environment.items() if k.startswith("SECRET_")} == secret_arns
 
@@ -138,7 +139,7 @@ def test_boot_writes_the_repository_files_and_pinned_host_keys(written: dict[str
     assert "EnvironmentFile=/etc/jenkins/gitops.env" in drop_in
 
 
-def test_boot_installs_jenkins_lts_java_docker_python_and_git(
+def test_boot_installs_jenkins_lts_java_and_git_and_no_build_toolchain(
     user_data: str, written: dict[str, str]
 ) -> None:
     document = yaml.safe_load(user_data)
@@ -149,13 +150,14 @@ def test_boot_installs_jenkins_lts_java_docker_python_and_git(
     assert repo["baseurl"] == JENKINS_RPM_REPOSITORY == "https://pkg.jenkins.io/rpm-stable"
     assert repo["gpgkey"] == JENKINS_RPM_KEY == "https://pkg.jenkins.io/rpm-stable/jenkins.io-2026.key"
     assert repo["gpgcheck"] is True and repo["repo_gpgcheck"] is True
-    # The Jenkins repository cannot take Java, docker and git down with it: cloud-init's one package
+    # The Jenkins repository cannot take Java and git down with it: cloud-init's one package
     # transaction never reads it; the boot installs the pinned Jenkins from it on its own.
     assert repo["enabled"] is False
     assert "jenkins" not in document["packages"]
-    assert {"java-21-amazon-corretto-headless", "docker", "git", "make", "python3.11"} <= set(
-        document["packages"]
-    )
+    # The controller builds nothing (issue 10): no Docker daemon (root to its group), no toolchain.
+    assert document["packages"] == ["java-21-amazon-corretto-headless", "fontconfig", "git"]
+    assert "docker" not in written["/usr/local/sbin/jenkins-boot"]
+    assert "docker" not in written["/etc/systemd/system/jenkins.service.d/gitops.conf"]
     assert _environment(written)["JENKINS_VERSION"] == JENKINS_VERSION
     assert (
         'dnf install -y --enablerepo=jenkins "jenkins-${JENKINS_VERSION}"'
@@ -172,7 +174,12 @@ def test_casc_defines_the_contract_the_jenkinsfile_relies_on() -> None:
     casc = _casc()
     (domain,) = casc["credentials"]["system"]["domainCredentials"]
     ssh = [c["basicSSHUserPrivateKey"] for c in domain["credentials"] if "basicSSHUserPrivateKey" in c]
-    assert [(c["id"], c["username"]) for c in ssh] == [("gitops-deploy-key", "git")]
+    assert [(c["id"], c["username"], c["scope"]) for c in ssh] == [
+        ("gitops-deploy-key", "git", "GLOBAL"),
+        ("gitops-checkout-key", "git", "GLOBAL"),
+        # SYSTEM: the agents' launcher may use it, no build can bind it.
+        ("jenkins-agent-ssh", "jenkins", "SYSTEM"),
+    ]
     (properties,) = casc["jenkins"]["globalNodeProperties"]
     env = {e["key"]: e["value"] for e in properties["envVars"]["env"]}
     assert set(env) == {*JENKINSFILE_ENV, "PYTHON"}
@@ -191,7 +198,9 @@ def test_casc_job_builds_the_repository_with_the_jenkinsfile_on_push() -> None:
     assert "pipelineJob('gitops-release')" in script
     assert "scriptPath('jenkins/Jenkinsfile')" in script
     assert "githubPush()" in script
-    assert "credentials('gitops-deploy-key')" in script
+    # Checkouts (on the agents too) use the read-only key; the write key is bound by the release step only.
+    assert "credentials('gitops-checkout-key')" in script
+    assert "gitops-deploy-key" not in script
     assert "url('${GITOPS_REPOSITORY_URL}')" in script
     # The first push needs no click: a build is queued at every start (catching up pushes made while
     # Jenkins was down or booting), and pushes match the job by its definition's SCM (docs/infra.md).
@@ -256,7 +265,14 @@ def test_casc_job_triggers_agree_with_the_jenkinsfile() -> None:
 def test_every_casc_variable_is_provided_at_boot(written: dict[str, str]) -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)\}", (SERVER_DIR / "casc.yaml").read_text()))
     fetched = set(re.findall(r"^fetch ([A-Z_]+) ", (SERVER_DIR / "fetch-secrets.sh").read_text(), re.M))
-    assert fetched == {"DEPLOY_KEY", "ADMIN_PASSWORD", "GITHUB_WEBHOOK_SECRET", "PULUMI_ACCESS_TOKEN"}
+    assert fetched == {
+        "DEPLOY_KEY",
+        "ADMIN_PASSWORD",
+        "GITHUB_WEBHOOK_SECRET",
+        "PULUMI_ACCESS_TOKEN",
+        "AGENT_SSH_KEY",
+        "CHECKOUT_KEY",
+    }
     assert used - fetched - set(_environment(written)) == set()
     # Credentials only from the fetched files, never from the (readable) environment file.
     assert not fetched & set(_environment(written))
@@ -276,6 +292,8 @@ def test_boot_scripts_pass_shellcheck(script: str) -> None:
 DEPLOY_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 )
+CHECKOUT_KEY = DEPLOY_KEY.replace("AAAAA", "CCCCC")
+AGENT_KEY = DEPLOY_KEY.replace("AAAAA", "EEEEE")
 
 
 @pytest.fixture
@@ -291,6 +309,8 @@ def secrets_manager(aws_env: str, tmp_path: Path) -> dict[str, str]:
             ("admin-password", "pa55word"),
             ("webhook-secret", "hmac-secret"),
             ("pulumi-access-token", None),
+            ("agent-ssh-key", AGENT_KEY),
+            ("checkout-key", CHECKOUT_KEY),
         )
     }
     env_file = tmp_path / "gitops.env"
@@ -301,6 +321,8 @@ def secrets_manager(aws_env: str, tmp_path: Path) -> dict[str, str]:
         f"SECRET_ADMIN_PASSWORD_ID={arns['admin-password']}\n"
         f"SECRET_WEBHOOK_SECRET_ID={arns['webhook-secret']}\n"
         f"SECRET_PULUMI_TOKEN_ID={arns['pulumi-access-token']}\n"
+        f"SECRET_AGENT_KEY_ID={arns['agent-ssh-key']}\n"
+        f"SECRET_CHECKOUT_KEY_ID={arns['checkout-key']}\n"
     )
     return {"env_file": str(env_file), **arns}
 
@@ -334,6 +356,8 @@ def test_fetch_secrets_writes_each_credential_and_refreshes_it_on_restart(
         "ADMIN_PASSWORD": "pa55word",
         "GITHUB_WEBHOOK_SECRET": "hmac-secret",
         "PULUMI_ACCESS_TOKEN": "",
+        "AGENT_SSH_KEY": AGENT_KEY,
+        "CHECKOUT_KEY": CHECKOUT_KEY,
     }
     assert {p.stat().st_mode & 0o777 for p in directory.iterdir()} == {0o400}
     for value in ("b3BlbnNzaC1rZXktdjEAAAAA", "pa55word", "hmac-secret"):
@@ -432,12 +456,13 @@ def test_env_file_reads_the_same_in_bash_and_in_systemd(written: dict[str, str])
 
 @pytest.mark.parametrize("value", ["it's", 'say "hi"', "$HOME", "a\\b", "`id`", "two\nlines"])
 def test_env_file_refuses_values_its_readers_would_read_differently(value: str) -> None:
-    from infra.jenkins_server import BootSettings, boot_environment
+    from infra.jenkins.boot import BootSettings, boot_environment
 
     settings = BootSettings(
         region="us-east-1", repository="o/r", branch=value, stack_name="dev", image_repository="i",
         jenkins_url="http://j/", known_hosts="", deploy_key_secret="a", admin_password_secret="b",
-        webhook_secret="c", pulumi_token_secret="d", home_volume_id="vol-1",
+        webhook_secret="c", pulumi_token_secret="d", agent_key_secret="e", checkout_key_secret="f",
+        home_volume_id="vol-1", agents_casc="",
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"GITOPS_BRANCH: .* cannot be written to gitops\.env"):
         boot_environment(settings)

@@ -1,4 +1,5 @@
-"""Deploy keys: two separate ED25519 keys, Flux read-only, Jenkins read/write; private keys kept secret."""
+"""Deploy keys: three separate ED25519 keys, Flux and Jenkins' checkout read-only, Jenkins' release key
+read/write; private keys kept secret."""
 
 from __future__ import annotations
 
@@ -31,18 +32,20 @@ def _keys(program: Program) -> dict[str, tuple]:
     return pairs
 
 
-def test_two_separate_ed25519_keys(dev_program: Program) -> None:
+def test_three_separate_ed25519_keys(dev_program: Program) -> None:
     pairs = _keys(dev_program)
-    assert set(pairs) == {"flux", "jenkins"}
-    flux_tls, jenkins_tls = pairs["flux"][0], pairs["jenkins"][0]
-    assert flux_tls.urn != jenkins_tls.urn
-    assert flux_tls.outputs["publicKeyOpenssh"] != jenkins_tls.outputs["publicKeyOpenssh"]
-    assert {flux_tls.inputs["algorithm"], jenkins_tls.inputs["algorithm"]} == {"ED25519"}
+    assert set(pairs) == {"flux", "jenkins", "checkout"}
+    tls_keys = [pair[0] for pair in pairs.values()]
+    assert len({k.urn for k in tls_keys}) == 3
+    assert len({k.outputs["publicKeyOpenssh"] for k in tls_keys}) == 3
+    assert {k.inputs["algorithm"] for k in tls_keys} == {"ED25519"}
 
 
-def test_flux_key_is_read_only_and_jenkins_key_can_write(dev_program: Program) -> None:
+def test_only_the_release_key_can_write(dev_program: Program) -> None:
     pairs = _keys(dev_program)
     assert pairs["flux"][1].inputs["readOnly"] is True
+    # What every build checks out with, on the agents too: it cannot push (issue 10).
+    assert pairs["checkout"][1].inputs["readOnly"] is True
     assert pairs["jenkins"][1].inputs["readOnly"] is False
     for _, registered in pairs.values():
         assert registered.inputs["repository"] == "hello-gitops"
@@ -84,7 +87,7 @@ def test_private_keys_never_in_plain_text_outputs(dev_program: Program) -> None:
         for r in dev_program.resources
         if r.type != TLS_KEY and any(key in json.dumps(r.inputs) for key in private)
     }
-    assert holders == {"gitops-git-auth", "jenkins-deploy-key"}
+    assert holders == {"gitops-git-auth", "jenkins-deploy-key", "jenkins-checkout-key"}
 
 
 def test_hook_ranges_split_by_family(dev_program: Program) -> None:

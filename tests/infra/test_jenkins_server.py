@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.jenkins_server import _architecture
+from infra.jenkins.agents import architecture as _architecture
 from tests.infra.conftest import (
     AL2023_AMI,
     GITHUB_HOOK_RANGES_V4,
@@ -40,8 +40,17 @@ def _mine(program: Program, type_: str) -> list[Resource]:
 
 
 def _statements(program: Program) -> list[dict[str, Any]]:
-    (policy,) = _mine(program, "aws:iam/rolePolicy:RolePolicy")
-    return json.loads(policy.inputs["policy"])["Statement"]
+    """Every statement of the controller role's own policies (secrets, and its agents' group)."""
+    policies = _mine(program, "aws:iam/rolePolicy:RolePolicy")
+    return [s for p in policies for s in json.loads(p.inputs["policy"])["Statement"]]
+
+
+def _controller_ami_lookup(program: Program) -> Any:
+    """The AMI lookup for the controller's instance type; the agents' launch template, declared first,
+    looks up its own."""
+    lookups = program.invokes_of("aws:ec2/getAmi:getAmi")
+    assert len(lookups) == 2, "one for the agents' launch template, one for the controller"
+    return lookups[1]
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -73,7 +82,7 @@ def test_root_and_home_volumes_are_encrypted_and_home_survives_the_instance(prog
 
 
 def test_ami_is_looked_up_not_hard_coded(program: Program) -> None:
-    (lookup,) = program.invokes_of("aws:ec2/getAmi:getAmi")
+    lookup = _controller_ami_lookup(program)
     assert lookup.args["owners"] == ["amazon"]
     names = [f["values"] for f in lookup.args["filters"] if f["name"] == "name"]
     assert names == [["al2023-ami-2023.*-x86_64"]]
@@ -84,7 +93,7 @@ def test_ami_is_looked_up_not_hard_coded(program: Program) -> None:
 
 def test_graviton_instance_types_get_the_arm64_ami() -> None:
     program = run_program({"jenkins.instanceType": "t4g.medium"})
-    (lookup,) = program.invokes_of("aws:ec2/getAmi:getAmi")
+    lookup = _controller_ami_lookup(program)
     assert [f["values"] for f in lookup.args["filters"] if f["name"] == "name"] == [
         ["al2023-ami-2023.*-arm64"]
     ]
@@ -121,10 +130,16 @@ def _ingress_rules(program: Program) -> list[dict[str, Any]]:
 
 
 def test_no_ssh_and_no_world_open_ingress_anywhere(program: Program) -> None:
+    """The one SSH rule: the build agents admit the controller's security group (the SSH launcher)."""
     rules = _ingress_rules(program)
     assert rules, "the stack declares security groups"
+    (controller,) = _mine(program, "aws:ec2/securityGroup:SecurityGroup")[1:]
     for rule in rules:
         low, high = rule.get("fromPort", 0), rule.get("toPort", 65535)
+        if rule["group"] == "jenkins-agents-agents":
+            assert rule["securityGroups"] == [controller.outputs.get("id", f"{controller.name}-id")]
+            assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
+            continue
         assert not (rule.get("protocol") in ("-1", "all") or low <= 22 <= high), f"SSH reachable: {rule}"
         sources = _as_list(rule.get("cidrBlocks", [])) + _as_list(rule.get("ipv6CidrBlocks", []))
         sources += _as_list(rule.get("cidrIpv4", [])) + _as_list(rule.get("cidrIpv6", []))
@@ -220,16 +235,29 @@ def test_role_policy_has_no_wildcard_actions(program: Program) -> None:
         for action in _as_list(statement["Action"]):
             assert "*" not in action, statement
         if statement["Resource"] == "*":
-            assert _as_list(statement["Action"]) == ["ecr:GetAuthorizationToken"], statement
+            # Describe calls have no resource-level permissions; nothing that changes anything is on "*".
+            assert set(_as_list(statement["Action"])) <= {
+                "autoscaling:DescribeAutoScalingGroups",
+                "ec2:DescribeInstances",
+            }, statement
 
 
-def test_ecr_push_only_on_this_repository(program: Program) -> None:
+def test_controller_pushes_nothing_its_agents_push_to_this_repository(program: Program) -> None:
+    """Builds moved to the agents (issue 10): the controller role has no ECR access at all."""
+    assert not [s for s in _statements(program) if any(a.startswith("ecr:") for a in _as_list(s["Action"]))]
     repository = program.one("aws:ecr/repository:Repository")
-    pushing = [s for s in _statements(program) if ECR_PUSH & set(_as_list(s["Action"]))]
-    assert pushing
-    for statement in pushing:
-        assert set(statement["Action"]) >= ECR_PUSH
-        assert _as_list(statement["Resource"]) == [repository.outputs["arn"]]
+    agents = program.one("gitops:infra:JenkinsAgents")
+    (policy,) = [r for r in program.children(agents) if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    pushing = [s for s in json.loads(policy.inputs["policy"])["Statement"] if ECR_PUSH & set(s["Action"])]
+    assert [s["Resource"] for s in pushing] == [repository.outputs["arn"]]
+
+
+def test_controller_manages_only_its_own_agents_group(program: Program) -> None:
+    group = program.one("aws:autoscaling/group:Group")
+    scaling = [s for s in _statements(program) if "autoscaling:UpdateAutoScalingGroup" in s["Action"]]
+    assert [s["Resource"] for s in scaling] == [group.outputs["arn"]]
+    actions = {a for s in _statements(program) for a in _as_list(s["Action"])}
+    assert not {"iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances"} & actions
 
 
 def test_role_reads_only_its_own_secrets(program: Program) -> None:
@@ -239,6 +267,8 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-admin-password",
         "jenkins-webhook-secret",
         "jenkins-pulumi-access-token",
+        "jenkins-agent-ssh-key",
+        "jenkins-checkout-key",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -250,12 +280,15 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
 
 
-def test_role_is_for_ec2_with_ssm_core(program: Program) -> None:
+def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Program) -> None:
     (role,) = _mine(program, "aws:iam/role:Role")
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
-    (attachment,) = _mine(program, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    # No managed policy at all (AmazonSSMManagedInstanceCore brought Run Command, Parameter Store...).
+    assert not _mine(program, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    sessions = program.one("gitops:infra:SessionAccess")
+    (ssm,) = [r for r in program.children(sessions) if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    assert ssm.inputs["role"] == role.outputs["name"]
     (profile,) = _mine(program, "aws:iam/instanceProfile:InstanceProfile")
     (instance,) = _mine(program, "aws:ec2/instance:Instance")
     assert instance.inputs["iamInstanceProfile"] == profile.outputs["name"]
@@ -268,7 +301,13 @@ def test_generated_secrets_are_stored_and_only_the_pulumi_token_is_left_to_the_o
         p.name: p.outputs["result"] for p in _mine(program, "random:index/randomPassword:RandomPassword")
     }
     versions = {v.name: v for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")}
-    assert set(versions) == {"jenkins-deploy-key", "jenkins-admin-password", "jenkins-webhook-secret"}
+    assert set(versions) == {
+        "jenkins-deploy-key",
+        "jenkins-admin-password",
+        "jenkins-webhook-secret",
+        "jenkins-agent-ssh-key",
+        "jenkins-checkout-key",
+    }
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
     assert all("secretString" in v.secret_inputs for v in versions.values())
@@ -388,3 +427,31 @@ def test_ami_name_pattern_selects_the_standard_al2023_images_amazon_publishes(ar
     assert {n for n in names if n.startswith("al2023-ami-minimal")} and not chosen & {
         n for n in names if "minimal" in n
     }
+
+
+def test_home_volume_is_snapshotted_daily_and_once_more_before_it_is_deleted(program: Program) -> None:
+    (volume,) = _mine(program, "aws:ebs/volume:Volume")
+    # aws.ebs.Volume final_snapshot: "snapshot will be created before volume deletion" (pulumi-aws 7.51).
+    assert volume.inputs["finalSnapshot"] is True
+    policy = program.one("aws:dlm/lifecyclePolicy:LifecyclePolicy")
+    target = policy.inputs["policyDetails"]["targetTags"]
+    assert target == {"gitops-eks:jenkins-home-backup": "gitops-eks-dev"}
+    assert target.items() <= volume.inputs["tags"].items()
+
+
+def test_the_agents_cloud_in_the_user_data_names_the_stacks_group() -> None:
+    import yaml
+
+    from tests.infra.test_jenkins_clouds import _type_problems
+
+    # The group is auto-named; the provider reports the name AWS got, as here.
+    program = run_program(
+        extra_outputs={"aws:autoscaling/group:Group": lambda name, _: {"name": f"{name}-0a1b2c3"}}
+    )
+    (instance,) = _mine(program, "aws:ec2/instance:Instance")
+    files = {f["path"]: f["content"] for f in yaml.safe_load(instance.inputs["userData"])["write_files"]}
+    (cloud,) = yaml.safe_load(files["/etc/jenkins/casc-agents.yaml"])["jenkins"]["clouds"]
+    group = program.one("aws:autoscaling/group:Group")
+    assert cloud["eC2Fleet"]["fleet"] == group.outputs["name"] == "jenkins-agents-agents-0a1b2c3"
+    assert cloud["eC2Fleet"]["maxSize"] == group.inputs["maxSize"] == 2
+    assert _type_problems("eC2Fleet", cloud["eC2Fleet"]) == []

@@ -14,7 +14,7 @@ from itertools import zip_longest
 
 import pytest
 
-from infra.jenkins_server import JENKINS_VERSION, PLUGIN_LOCK, SERVER_DIR, plugins_txt
+from infra.jenkins.boot import JENKINS_VERSION, PLUGIN_LOCK, SERVER_DIR, plugins_txt
 
 PLUGINS: dict[str, dict] = PLUGIN_LOCK["plugins"]
 CORE = PLUGIN_LOCK["core"]["version"]

@@ -283,6 +283,8 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "fluxWebhookUrl",
         "jenkinsAdminPasswordSecret",
         "jenkinsDeployKeySecret",
+        "jenkinsSessionDocument",
+        "jenkinsAgentsGroup",
         "previewRoleArn",
     }
     assert "kubeconfig" in dev_program.secret_outputs

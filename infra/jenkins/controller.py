@@ -18,21 +18,24 @@ instance (new AMI, new user data) keeps the builds' state.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
+import pulumi_tls as tls
 import yaml
 
 from infra.config import JenkinsConfig
 from infra.deploy_keys import HookRanges, signed_push_webhook
 from infra.iam import EC2_ASSUME_ROLE_POLICY
+from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs, architecture, controller_agents_policy
+from infra.jenkins.backup import HomeBackup, HomeBackupArgs
+from infra.jenkins.boot import BootSettings, render_user_data
+from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
+from infra.jenkins.ssm import SessionAccess
 
-SERVER_DIR = Path(__file__).resolve().parent.parent / "jenkins" / "server"
 JENKINS_PORT = 8080
 WEBHOOK_PATH = "/github-webhook/"
 HTTP_PORT = 80
@@ -43,23 +46,10 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # so the boot script finds the volume by its id (JENKINS_HOME_VOLUME_ID) and uses this name only as a
 # fallback (Xen instance types, or AL2023's udev link).
 HOME_DEVICE = "/dev/sdf"
-# Containers (docker builds) sit one network hop further from IMDS than the host: with 1 hop the instance
-# role's credentials stay out of their reach. Nothing in a container here needs IMDS.
+# Nothing on the controller runs in a container, and nothing in a container may reach IMDS: 1 hop.
 IMDS_HOP_LIMIT = 1
 # ELB allows three values per condition and five per rule: three sources plus one path stays within both.
 _SOURCES_PER_RULE = 3
-# The plugin lock and the Jenkins LTS it is checked against (the RPM the boot installs): one file, so the
-# core and the plugins cannot drift apart. Sources and dates in docs/verified-identifiers.md.
-PLUGIN_LOCK = json.loads((SERVER_DIR / "plugins.json").read_text(encoding="utf-8"))
-JENKINS_VERSION: str = PLUGIN_LOCK["core"]["version"]
-# Jenkins' RPM repository for LTS releases and the key that signs it (rotated to the 2026 key with 2.541.1).
-JENKINS_RPM_REPOSITORY = "https://pkg.jenkins.io/rpm-stable"
-JENKINS_RPM_KEY = f"{JENKINS_RPM_REPOSITORY}/jenkins.io-2026.key"
-# What both readers of /etc/jenkins/gitops.env (bash `.` and systemd's EnvironmentFile=) take literally
-# inside single quotes: no quote, backslash, dollar, backtick or line break.
-_ENV_UNSAFE = re.compile(r"['\\\"$`\n\r\x00]")
-# Graviton instance families carry a `g` after the generation digit: t4g, m7gd, c6gn, im4gn.
-_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g[a-z-]*\.")
 
 
 @dataclass(frozen=True)
@@ -79,115 +69,14 @@ class JenkinsServerArgs:
     ecr_repository_arn: pulumi.Input[str]
     ecr_repository_url: pulumi.Input[str]
     deploy_private_key: pulumi.Input[str]
-    """The write deploy key (a Pulumi secret); stored in Secrets Manager, never in user data."""
+    """The write deploy key (a Pulumi secret); stored in Secrets Manager, never in user data. Builds get
+    it only in the release step."""
+    checkout_private_key: pulumi.Input[str]
+    """The read-only deploy key every build checks out with (a Pulumi secret)."""
     known_hosts: str
     hook_ranges: HookRanges
-
-
-@dataclass(frozen=True)
-class BootSettings:
-    """Everything the first boot needs, none of it secret: names and ARNs, never values."""
-
-    region: str
-    repository: str
-    branch: str
-    stack_name: str
-    image_repository: str
-    jenkins_url: str
-    known_hosts: str
-    deploy_key_secret: str
-    admin_password_secret: str
-    webhook_secret: str
-    pulumi_token_secret: str
-    home_volume_id: str
-
-
-def _server_file(name: str) -> str:
-    return (SERVER_DIR / name).read_text(encoding="utf-8")
-
-
-def plugins_txt() -> str:
-    """/etc/jenkins/plugins.txt for jenkins-plugin-manager: every plugin of the lock, pinned."""
-    pins = "".join(f"{name}:{plugin['version']}\n" for name, plugin in PLUGIN_LOCK["plugins"].items())
-    return "# Rendered from jenkins/server/plugins.json (the lock); edit that file.\n" + pins
-
-
-def boot_environment(settings: BootSettings) -> str:
-    """/etc/jenkins/gitops.env: read by Jenkins (JCasC `${...}`), the secrets fetcher and the boot script."""
-    values = {
-        "AWS_REGION": settings.region,
-        "IMAGE_REPOSITORY": settings.image_repository,
-        "GITOPS_BRANCH": settings.branch,
-        "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
-        "PULUMI_STACK": settings.stack_name,
-        "GITOPS_JENKINS_URL": settings.jenkins_url,
-        "SECRET_DEPLOY_KEY_ID": settings.deploy_key_secret,
-        "SECRET_ADMIN_PASSWORD_ID": settings.admin_password_secret,
-        "SECRET_WEBHOOK_SECRET_ID": settings.webhook_secret,
-        "SECRET_PULUMI_TOKEN_ID": settings.pulumi_token_secret,
-        "JENKINS_HOME_VOLUME_ID": settings.home_volume_id,
-        "CASC_JENKINS_CONFIG": "/etc/jenkins/casc.yaml",
-        # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
-        "SECRETS": "/run/jenkins-secrets",
-        "JAVA_OPTS": "-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false",
-        "JENKINS_VERSION": JENKINS_VERSION,
-    }
-    for key, value in values.items():
-        if _ENV_UNSAFE.search(value):
-            raise ValueError(
-                f"{key}: {value!r} cannot be written to gitops.env (quote, $, backslash, newline)"
-            )
-    # Single-quoted: bash (`set -a; .`) and systemd read every value, spaces included, as one literal word.
-    return "".join(f"{key}='{value}'\n" for key, value in values.items())
-
-
-def render_user_data(settings: BootSettings) -> str:
-    """The #cloud-config document: packages, the Jenkins repo, config files, and one boot script."""
-
-    def file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
-        return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
-
-    document = {
-        "yum_repos": {
-            # Disabled by default: only the boot's own `dnf --enablerepo=jenkins` reads it, so a problem with
-            # Jenkins' repository cannot fail the package transaction that brings Java, docker and git.
-            "jenkins": {
-                "name": "Jenkins LTS",
-                "baseurl": JENKINS_RPM_REPOSITORY,
-                "gpgcheck": True,
-                "repo_gpgcheck": True,
-                "gpgkey": JENKINS_RPM_KEY,
-                "enabled": False,
-            }
-        },
-        "packages": [
-            "java-21-amazon-corretto-headless",
-            "fontconfig",
-            "docker",
-            "git",
-            "make",
-            "python3",
-            "python3-pip",
-            # The project needs Python 3.11; AL2023's default python3 is 3.9 (JCasC sets PYTHON for make).
-            "python3.11",
-            "python3.11-pip",
-        ],
-        "write_files": [
-            file("/etc/jenkins/gitops.env", boot_environment(settings)),
-            file("/etc/jenkins/casc.yaml", _server_file("casc.yaml")),
-            file("/etc/jenkins/plugins.txt", plugins_txt()),
-            file("/etc/jenkins/known_hosts", settings.known_hosts),
-            file("/etc/systemd/system/jenkins.service.d/gitops.conf", _server_file("jenkins.service.conf")),
-            file("/usr/local/sbin/jenkins-fetch-secrets", _server_file("fetch-secrets.sh"), "0755"),
-            file("/usr/local/sbin/jenkins-boot", _server_file("boot.sh"), "0755"),
-        ],
-        "runcmd": [["/usr/local/sbin/jenkins-boot"]],
-    }
-    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
-
-
-def _architecture(instance_type: str) -> str:
-    return "arm64" if _ARM_FAMILY.match(instance_type) else "x86_64"
+    git_ranges: HookRanges
+    """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -219,55 +108,39 @@ class JenkinsServer(pulumi.ComponentResource):
         self.webhook_secret = self._secret(name, "webhook-secret", self.webhook_token.result, child)
         # Filled by the operator (`aws secretsmanager put-secret-value`) to enable PR previews.
         self.pulumi_token_secret = self._secret(name, "pulumi-access-token", None, child)
+        # The controller logs in to its build agents with this key (ECDSA P-256: AL2023's sshd and the SSH
+        # launcher's trilead-ssh2 both accept it); agents get only the public half.
+        self.agent_key = tls.PrivateKey(
+            f"{name}-agent-login", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        self.agent_key_secret = self._secret(name, "agent-ssh-key", self.agent_key.private_key_openssh, child)
+        self.checkout_key_secret = self._secret(name, "checkout-key", args.checkout_private_key, child)
         secrets = [
             self.deploy_key_secret,
             self.admin_password_secret,
             self.webhook_secret,
             self.pulumi_token_secret,
+            self.agent_key_secret,
+            self.checkout_key_secret,
         ]
 
         self.role = aws.iam.Role(
             f"{name}-role",
-            description="Jenkins server: push to one ECR repository, read its own secrets, SSM",
+            description="Jenkins controller: read its own secrets, scale its build agents, Session Manager",
             assume_role_policy=EC2_ASSUME_ROLE_POLICY,
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm",
-            role=self.role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-            opts=child,
-        )
+        # Session Manager with the documented minimum, every session logged (instead of SSM's broad
+        # managed policy): infra/jenkins/ssm.py.
+        self.sessions = SessionAccess(f"{name}-shell", role_name=self.role.name, opts=child)
         self.policy = aws.iam.RolePolicy(
             f"{name}-access",
             role=self.role.id,
             policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
+                    # No ECR: the controller builds and pushes nothing; its agents do.
                     "Statement": [
-                        {
-                            "Sid": "EcrLogin",
-                            "Effect": "Allow",
-                            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
-                            "Action": ["ecr:GetAuthorizationToken"],
-                            "Resource": "*",
-                        },
-                        {
-                            "Sid": "EcrPushPullThisRepository",
-                            "Effect": "Allow",
-                            "Action": [
-                                "ecr:BatchCheckLayerAvailability",
-                                "ecr:BatchGetImage",
-                                "ecr:CompleteLayerUpload",
-                                "ecr:DescribeImages",
-                                "ecr:GetDownloadUrlForLayer",
-                                "ecr:InitiateLayerUpload",
-                                "ecr:ListImages",
-                                "ecr:PutImage",
-                                "ecr:UploadLayerPart",
-                            ],
-                            "Resource": args.ecr_repository_arn,
-                        },
                         {
                             "Sid": "ReadOwnSecrets",
                             "Effect": "Allow",
@@ -293,6 +166,32 @@ class JenkinsServer(pulumi.ComponentResource):
         self.instance_profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
 
         self.alb_security_group, self.instance_security_group = self._security_groups(name, args, child)
+        # Unique per stack in the account: scopes what the controller may tag and what DLM snapshots.
+        tag_value = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+        self.agents = JenkinsAgents(
+            f"{name}-agents",
+            JenkinsAgentsArgs(
+                config=args.config.agents,
+                vpc_id=args.vpc_id,
+                private_subnet_ids=args.private_subnet_ids,
+                controller_security_group_id=self.instance_security_group.id,
+                ecr_repository_arn=args.ecr_repository_arn,
+                controller_public_key=self.agent_key.public_key_openssh,
+                known_hosts=args.known_hosts,
+                git_ranges=args.git_ranges,
+                tag_value=tag_value,
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-agents",
+            role=self.role.id,
+            policy=self.agents.group_arn.apply(
+                lambda arn: json.dumps(controller_agents_policy(arn, tag_value))
+            ),
+            opts=child,
+        )
+        self.backup = HomeBackup(f"{name}-home", HomeBackupArgs(tag_value=tag_value), opts=child)
         self.load_balancer = aws.lb.LoadBalancer(
             f"{name}-alb",
             load_balancer_type="application",
@@ -317,7 +216,7 @@ class JenkinsServer(pulumi.ComponentResource):
             most_recent=True,
             owners=["amazon"],
             filters=[
-                {"name": "name", "values": [f"al2023-ami-2023.*-{_architecture(args.config.instance_type)}"]},
+                {"name": "name", "values": [f"al2023-ami-2023.*-{architecture(args.config.instance_type)}"]},
                 {"name": "state", "values": ["available"]},
             ],
         )
@@ -329,13 +228,17 @@ class JenkinsServer(pulumi.ComponentResource):
             size=args.config.volume_size,
             type="gp3",
             encrypted=True,
-            tags={"Name": f"{name}-jenkins-home"},
+            # The tag puts it under the daily snapshots; final_snapshot keeps one more when it is deleted
+            # (`pulumi destroy`, a replacement): JENKINS_HOME is never gone without a snapshot.
+            tags={"Name": f"{name}-jenkins-home", **self.backup.volume_tags},
+            final_snapshot=True,
             opts=child,
         )
         user_data = pulumi.Output.all(
             args.ecr_repository_url,
             self.url,
             self.home_volume.id,
+            self.agents.group_name,
             *(secret.arn for secret in secrets),
         ).apply(
             lambda values: render_user_data(
@@ -347,11 +250,17 @@ class JenkinsServer(pulumi.ComponentResource):
                     image_repository=values[0],
                     jenkins_url=values[1],
                     home_volume_id=values[2],
+                    agents_casc=yaml.safe_dump(
+                        ec2_fleet_cloud(CloudSettings(args.config.agents, values[3], args.region)),
+                        sort_keys=False,
+                    ),
                     known_hosts=args.known_hosts,
-                    deploy_key_secret=values[3],
-                    admin_password_secret=values[4],
-                    webhook_secret=values[5],
-                    pulumi_token_secret=values[6],
+                    deploy_key_secret=values[4],
+                    admin_password_secret=values[5],
+                    webhook_secret=values[6],
+                    pulumi_token_secret=values[7],
+                    agent_key_secret=values[8],
+                    checkout_key_secret=values[9],
                 )
             )
         )
@@ -396,12 +305,15 @@ class JenkinsServer(pulumi.ComponentResource):
         )
         self.admin_password_secret_name: pulumi.Output[str] = self.admin_password_secret.name
         self.deploy_key_secret_name: pulumi.Output[str] = self.deploy_key_secret.name
+        self.session_document_name: pulumi.Output[str] = self.sessions.document_name
         self.register_outputs(
             {
                 "url": self.url,
                 "webhook_url": self.webhook_url,
                 "admin_password_secret_name": self.admin_password_secret_name,
                 "deploy_key_secret_name": self.deploy_key_secret_name,
+                "session_document_name": self.session_document_name,
+                "agents_group_name": self.agents.group_name,
             }
         )
 

@@ -1,0 +1,132 @@
+"""The Jenkins controller's boot: the cloud-init user data, its env file and the plugin lock it installs.
+
+The controller builds nothing (its agents do, see infra/jenkins/agents.py), so it installs Java, git and
+Jenkins only: no Docker, no build toolchain. JCasC is two files, merged by JCasC at start
+(CASC_JENKINS_CONFIG is a comma-separated list, configuration-as-code `inputToCandidateSources`; mappings
+merge, sequences append): the static jenkins/server/casc.yaml and the agents' cloud, rendered from the
+stack by infra/jenkins/clouds.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SERVER_DIR = Path(__file__).resolve().parents[2] / "jenkins" / "server"
+CASC_FILES = ("/etc/jenkins/casc.yaml", "/etc/jenkins/casc-agents.yaml")
+
+# The plugin lock and the Jenkins LTS it is checked against (the RPM the boot installs): one file, so the
+# core and the plugins cannot drift apart. Sources and dates in docs/verified-identifiers.md.
+PLUGIN_LOCK = json.loads((SERVER_DIR / "plugins.json").read_text(encoding="utf-8"))
+JENKINS_VERSION: str = PLUGIN_LOCK["core"]["version"]
+# Jenkins' RPM repository for LTS releases and the key that signs it (rotated to the 2026 key with 2.541.1).
+JENKINS_RPM_REPOSITORY = "https://pkg.jenkins.io/rpm-stable"
+JENKINS_RPM_KEY = f"{JENKINS_RPM_REPOSITORY}/jenkins.io-2026.key"
+# What both readers of /etc/jenkins/gitops.env (bash `.` and systemd's EnvironmentFile=) take literally
+# inside single quotes: no quote, backslash, dollar, backtick or line break.
+_ENV_UNSAFE = re.compile(r"['\\\"$`\n\r\x00]")
+
+
+@dataclass(frozen=True)
+class BootSettings:
+    """Everything the first boot needs, none of it secret: names and ARNs, never values."""
+
+    region: str
+    repository: str
+    branch: str
+    stack_name: str
+    image_repository: str
+    jenkins_url: str
+    known_hosts: str
+    deploy_key_secret: str
+    admin_password_secret: str
+    webhook_secret: str
+    pulumi_token_secret: str
+    agent_key_secret: str
+    """The controller's SSH key for its build agents."""
+    checkout_key_secret: str
+    """The read-only deploy key every build checks out with."""
+    home_volume_id: str
+    agents_casc: str
+    """JCasC for the agents' cloud (infra/jenkins/clouds.py), as YAML."""
+
+
+def _server_file(name: str) -> str:
+    return (SERVER_DIR / name).read_text(encoding="utf-8")
+
+
+def plugins_txt() -> str:
+    """/etc/jenkins/plugins.txt for jenkins-plugin-manager: every plugin of the lock, pinned."""
+    pins = "".join(f"{name}:{plugin['version']}\n" for name, plugin in PLUGIN_LOCK["plugins"].items())
+    return "# Rendered from jenkins/server/plugins.json (the lock); edit that file.\n" + pins
+
+
+def boot_environment(settings: BootSettings) -> str:
+    """/etc/jenkins/gitops.env: read by Jenkins (JCasC `${...}`), the secrets fetcher and the boot script."""
+    values = {
+        "AWS_REGION": settings.region,
+        "IMAGE_REPOSITORY": settings.image_repository,
+        "GITOPS_BRANCH": settings.branch,
+        "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
+        "PULUMI_STACK": settings.stack_name,
+        "GITOPS_JENKINS_URL": settings.jenkins_url,
+        "SECRET_DEPLOY_KEY_ID": settings.deploy_key_secret,
+        "SECRET_ADMIN_PASSWORD_ID": settings.admin_password_secret,
+        "SECRET_WEBHOOK_SECRET_ID": settings.webhook_secret,
+        "SECRET_PULUMI_TOKEN_ID": settings.pulumi_token_secret,
+        "SECRET_AGENT_KEY_ID": settings.agent_key_secret,
+        "SECRET_CHECKOUT_KEY_ID": settings.checkout_key_secret,
+        "JENKINS_HOME_VOLUME_ID": settings.home_volume_id,
+        "CASC_JENKINS_CONFIG": ",".join(CASC_FILES),
+        # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
+        "SECRETS": "/run/jenkins-secrets",
+        "JAVA_OPTS": "-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false",
+        "JENKINS_VERSION": JENKINS_VERSION,
+    }
+    for key, value in values.items():
+        if _ENV_UNSAFE.search(value):
+            raise ValueError(
+                f"{key}: {value!r} cannot be written to gitops.env (quote, $, backslash, newline)"
+            )
+    # Single-quoted: bash (`set -a; .`) and systemd read every value, spaces included, as one literal word.
+    return "".join(f"{key}='{value}'\n" for key, value in values.items())
+
+
+def render_user_data(settings: BootSettings) -> str:
+    """The #cloud-config document: packages, the Jenkins repo, config files, and one boot script."""
+
+    def file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
+        return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
+
+    document = {
+        "yum_repos": {
+            # Disabled by default: only the boot's own `dnf --enablerepo=jenkins` reads it, so a problem with
+            # Jenkins' repository cannot fail the package transaction that brings Java and git.
+            "jenkins": {
+                "name": "Jenkins LTS",
+                "baseurl": JENKINS_RPM_REPOSITORY,
+                "gpgcheck": True,
+                "repo_gpgcheck": True,
+                "gpgkey": JENKINS_RPM_KEY,
+                "enabled": False,
+            }
+        },
+        # Builds run on agents: the controller needs Java for Jenkins and git for the Jenkinsfile's checkout.
+        "packages": ["java-21-amazon-corretto-headless", "fontconfig", "git"],
+        "write_files": [
+            file("/etc/jenkins/gitops.env", boot_environment(settings)),
+            file(CASC_FILES[0], _server_file("casc.yaml")),
+            file(CASC_FILES[1], settings.agents_casc),
+            file("/etc/jenkins/plugins.txt", plugins_txt()),
+            file("/etc/jenkins/known_hosts", settings.known_hosts),
+            file("/etc/systemd/system/jenkins.service.d/gitops.conf", _server_file("jenkins.service.conf")),
+            file("/usr/local/sbin/jenkins-fetch-secrets", _server_file("fetch-secrets.sh"), "0755"),
+            file("/usr/local/sbin/jenkins-boot", _server_file("boot.sh"), "0755"),
+        ],
+        "runcmd": [["/usr/local/sbin/jenkins-boot"]],
+    }
+    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)

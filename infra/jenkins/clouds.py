@@ -1,0 +1,76 @@
+"""The controller's JCasC `jenkins.clouds` entry: the EC2 Fleet plugin drives the agents' Auto Scaling
+group, one build per agent.
+
+Field names and types are those of the plugin's `EC2FleetCloud` @DataBoundConstructor and of the
+ssh-slaves plugin's `SSHConnector`, recorded with their source in tests/infra/data/jcasc_model.json and
+checked there by tests/infra/test_jenkins_clouds.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra.jenkins.agent_boot import AGENT_HOME, WAIT_COMMAND
+from infra.jenkins.agents_config import AgentsConfig
+
+CLOUD_NAME = "build-agents"
+AGENT_LABEL = "build-agent"
+"""Every Jenkinsfile stage runs on this label; nothing else carries it (the controller has 0 executors)."""
+AGENT_CREDENTIALS_ID = "jenkins-agent-ssh"
+"""The controller's SSH key for agents (basicSSHUserPrivateKey, fetched from Secrets Manager at start)."""
+SSH_PORT = 22
+# A fresh AL2023 agent installs its packages before it is ready: minutes, not seconds.
+ONLINE_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    agents: AgentsConfig
+    auto_scaling_group: str
+    """The Auto Scaling group's name (the plugin's `fleet`)."""
+    region: str
+
+
+def ec2_fleet_cloud(settings: CloudSettings) -> dict[str, Any]:
+    """The JCasC document fragment `{"jenkins": {"clouds": [...]}}` for the agents."""
+    cloud = {
+        "name": CLOUD_NAME,
+        # No awsCredentialsId: the plugin uses the controller's instance role.
+        "region": settings.region,
+        "fleet": settings.auto_scaling_group,
+        "labelString": AGENT_LABEL,
+        # Only builds that ask for the label run on agents (every stage of ours does).
+        "restrictUsage": True,
+        "fsRoot": f"{AGENT_HOME}/agent",
+        "computerConnector": {
+            "sshConnector": {
+                "credentialsId": AGENT_CREDENTIALS_ID,
+                "port": SSH_PORT,
+                "prefixStartSlaveCmd": f"{WAIT_COMMAND} && ",
+                "launchTimeoutSeconds": 60,
+                "maxNumRetries": 30,
+                "retryWaitTime": 15,
+                # Each agent is new, so there is no host key to know in advance; see docs/jenkins-agents.md
+                # for why the VPC, not the host key, authenticates the agent here.
+                "sshHostKeyVerificationStrategy": "NonVerifyingKeyVerificationStrategy",
+            }
+        },
+        # Agents have no public address; the controller reaches them inside the VPC.
+        "privateIpUsed": True,
+        "alwaysReconnect": False,
+        "addNodeOnlyIfRunning": True,
+        "minSize": 0,
+        "minSpareSize": 0,
+        "maxSize": settings.agents.max_agents,
+        "idleMinutes": settings.agents.idle_minutes,
+        # One executor, one build, then the instance is terminated: each build gets a fresh agent.
+        "numExecutors": 1,
+        "maxTotalUses": "1",
+        "noDelayProvision": True,
+        "initOnlineTimeoutSec": ONLINE_TIMEOUT_SECONDS,
+        "initOnlineCheckIntervalSec": 15,
+        "cloudStatusIntervalSec": 10,
+        "disableTaskResubmit": False,
+    }
+    return {"jenkins": {"clouds": [{"eC2Fleet": cloud}]}}
