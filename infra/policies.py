@@ -8,6 +8,8 @@ This module imports only pulumi_policy and the standard library: the policy pack
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import re
@@ -459,6 +461,33 @@ def tag_problems(props: Props) -> list[str]:
     return problems
 
 
+# EC2 User Guide, "Work with instance user data": "User data is limited to 16 KB, in raw form, before it
+# is base64-encoded" (launch templates: RequestLaunchTemplateData.UserData, "limited to 16 KB").
+USER_DATA_MAX = 16 * 1024
+
+
+def user_data_problems(resource_type: str, props: Props) -> list[str]:
+    """An instance's `userData` is sent as is; its `userDataBase64`, and a launch template's `userData`
+    (the API takes base64 text), are measured decoded."""
+    plain = props.get("userData") if resource_type == "aws:ec2/instance:Instance" else None
+    encoded = props.get("userDataBase64" if resource_type == "aws:ec2/instance:Instance" else "userData")
+    if isinstance(plain, str):
+        raw = plain.encode()
+    elif isinstance(encoded, str):
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            return ["user data is not valid base64 text; EC2 refuses it"]
+    else:
+        return []
+    if len(raw) > USER_DATA_MAX:
+        return [
+            f"user data is {len(raw)} bytes; EC2 allows {USER_DATA_MAX} before base64 "
+            "(compress it: cloud-init reads gzip)"
+        ]
+    return []
+
+
 SECURITY_GROUP_TYPES = frozenset(
     {
         "aws:ec2/securityGroup:SecurityGroup",
@@ -575,6 +604,11 @@ CHECKS: dict[str, tuple[str, frozenset[str], Check]] = {
         "IAM policy documents within IAM's size quotas and character set; IAM names in theirs",
         IAM_NAMED_TYPES,
         iam_document_problems,
+    ),
+    "aws-user-data-size": (
+        "EC2 user data at most 16 KB raw (instances and launch templates)",
+        frozenset({"aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"}),
+        user_data_problems,
     ),
     "aws-tag-limits": (
         "At most 50 tags, keys up to 128 and values up to 256 characters, none starting with aws:",

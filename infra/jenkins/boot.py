@@ -9,6 +9,8 @@ stack by infra/jenkins/clouds.py.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -94,6 +96,13 @@ def boot_environment(settings: BootSettings) -> str:
             )
     # Single-quoted: bash (`set -a; .`) and systemd read every value, spaces included, as one literal word.
     return "".join(f"{key}='{value}'\n" for key, value in values.items())
+
+
+def compressed(user_data: str) -> str:
+    """User data as gzip in base64, for `user_data_base64`: EC2 takes at most 16 KB raw, and cloud-init
+    reads gzip (its user-data formats: "Gzip compressed content"). mtime=0 keeps the bytes stable, so an
+    unchanged document never replaces the instance."""
+    return base64.b64encode(gzip.compress(user_data.encode(), mtime=0)).decode()
 
 
 def render_user_data(settings: BootSettings) -> str:

@@ -32,7 +32,7 @@ from infra.deploy_keys import HookRanges, signed_push_webhook
 from infra.iam import EC2_ASSUME_ROLE_POLICY
 from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs, architecture, controller_agents_policy
 from infra.jenkins.backup import HomeBackup, HomeBackupArgs
-from infra.jenkins.boot import BootSettings, render_user_data
+from infra.jenkins.boot import BootSettings, compressed, render_user_data
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from infra.jenkins.ssm import SessionAccess
 
@@ -281,7 +281,7 @@ class JenkinsServer(pulumi.ComponentResource):
             root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 20},
             ebs_optimized=True,
             monitoring=True,
-            user_data=user_data,
+            user_data_base64=user_data.apply(compressed),
             # JENKINS_HOME is on its own volume, so a new instance for new boot config loses nothing.
             user_data_replace_on_change=True,
             tags={"Name": f"{name}-jenkins"},

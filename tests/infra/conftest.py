@@ -621,3 +621,13 @@ def config_error(overrides: Mapping[str, Any], **kwargs: Any) -> str:
 def dev_program() -> Program:
     """The program run once with the real Pulumi.dev.yaml, shared by a module's read-only assertions."""
     return run_program()
+
+
+def controller_user_data(program: Program) -> str:
+    """The Jenkins controller's #cloud-config document, as cloud-init reads it: the instance's
+    `userDataBase64` is gzip (EC2's 16 KB limit), which cloud-init decompresses first."""
+    import base64
+    import gzip
+
+    encoded = program.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
+    return gzip.decompress(base64.b64decode(encoded)).decode()

@@ -10,6 +10,7 @@ AWS provider (one field per condition block), ELB/IAM/Secrets Manager/EKS/ECR na
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -20,6 +21,9 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from infra import policies
 from tests.infra.conftest import Program, Resource, run_program
 from tests.infra.test_policies import violations
+
+INSTANCE = "aws:ec2/instance:Instance"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
 SG = "aws:ec2/securityGroup:SecurityGroup"
 RULE = "aws:lb/listenerRule:ListenerRule"
@@ -472,3 +476,29 @@ def test_the_iam_description_character_set_is_awss() -> None:
     assert _api_shape("iam", "roleDescriptionType")["pattern"] == (
         "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*"
     )
+
+
+# --- user data: EC2 User Guide, "Work with instance user data": "User data is limited to 16 KB, in raw
+# form, before it is base64-encoded"; RequestLaunchTemplateData.UserData: base64 text, "limited to 16 KB".
+
+
+def test_user_data_over_16_kb_raw_is_refused_as_ec2_would() -> None:
+    from infra.policies import USER_DATA_MAX, user_data_problems
+
+    big = "#cloud-config\n" + "#" * USER_DATA_MAX
+    assert user_data_problems(INSTANCE, {"userData": big})  # the old shape: 17 KB of plain user data
+    assert user_data_problems(INSTANCE, {"userDataBase64": base64.b64encode(big.encode()).decode()})
+    assert user_data_problems(TEMPLATE, {"userData": base64.b64encode(big.encode()).decode()})
+    assert user_data_problems(TEMPLATE, {"userData": "#!/bin/bash\n"}) == [
+        "user data is not valid base64 text; EC2 refuses it"
+    ]
+
+
+def test_user_data_within_16_kb_raw_passes_even_when_its_base64_is_longer() -> None:
+    from infra.policies import USER_DATA_MAX, user_data_problems
+
+    exact = b"x" * USER_DATA_MAX  # its base64 is 21848 characters: the limit is on the raw bytes
+    assert user_data_problems(INSTANCE, {"userDataBase64": base64.b64encode(exact).decode()}) == []
+    assert user_data_problems(TEMPLATE, {"userData": base64.b64encode(exact).decode()}) == []
+    assert user_data_problems(INSTANCE, {"userData": "#cloud-config\n"}) == []
+    assert user_data_problems(INSTANCE, {}) == []

@@ -21,7 +21,7 @@ import yaml
 from infra.jenkins.boot import JENKINS_VERSION
 from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
-from tests.infra.conftest import Program, run_program
+from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads
 
 BOOT_DIR = Path(__file__).resolve().parent / "boot"
@@ -112,7 +112,7 @@ def boot(
 ) -> tuple[int, dict[str, Any], dict[str, str], str]:
     """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output)."""
     program, stored = _program_with_real_secrets(tmp_path)
-    document = yaml.safe_load(program.one("aws:ec2/instance:Instance").inputs["userData"])
+    document = yaml.safe_load(controller_user_data(program))
     volume = bash_reads(_written(document, "/etc/jenkins/gitops.env"))["JENKINS_HOME_VOLUME_ID"]
     if edit is not None:
         edit(document)

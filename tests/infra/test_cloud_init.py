@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -23,7 +24,7 @@ from infra.jenkins.boot import (
     plugins_txt,
 )
 from tests.conftest import require
-from tests.infra.conftest import GITHUB_HOST_KEYS, Program
+from tests.infra.conftest import GITHUB_HOST_KEYS, Program, controller_user_data
 from tests.infra.envfile import bash_reads, systemd_reads
 
 SECRET_TYPES = {
@@ -36,7 +37,7 @@ USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
 
 @pytest.fixture(scope="module")
 def user_data(dev_program: Program) -> str:
-    return dev_program.one("aws:ec2/instance:Instance").inputs["userData"]
+    return controller_user_data(dev_program)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,32 @@ def test_user_data_passes_cloud_init_schema(user_data: str, tmp_path: Path) -> N
     assert "Valid cloud-config" in result.stdout
 
 
-def test_user_data_fits_ec2s_limit(user_data: str) -> None:
-    assert len(user_data.encode()) < USER_DATA_LIMIT
+def test_user_data_fits_ec2s_limit(dev_program: Program) -> None:
+    """EC2 measures user data raw, before base64 (EC2 User Guide, "Work with instance user data"): what
+    the instance is sent is the gzip, well inside 16 KB, and the policy pack agrees."""
+    from infra.policies import user_data_problems
+
+    instance = dev_program.one("aws:ec2/instance:Instance")
+    assert "userData" not in instance.inputs
+    assert len(base64.b64decode(instance.inputs["userDataBase64"])) < USER_DATA_LIMIT // 2
+    assert user_data_problems("aws:ec2/instance:Instance", instance.inputs) == []
+
+
+def test_cloud_init_itself_decompresses_the_user_data(dev_program: Program, user_data: str) -> None:
+    """cloud-init's own gzip handling (cloudinit.util.decomp_gzip, as its user-data processor calls it),
+    run with the machine's cloud-init, gives back the #cloud-config document byte for byte."""
+    require(
+        shutil.which("cloud-init") is not None, "cloud-init is not installed (apt-get install cloud-init)"
+    )
+    encoded = dev_program.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
+    script = (
+        "import base64, sys; from cloudinit import util; "
+        "sys.stdout.write(util.decomp_gzip(base64.b64decode(sys.stdin.read())))"
+    )
+    python = Path(shutil.which("cloud-init") or "").read_text().splitlines()[0].removeprefix("#!").split()[0]
+    result = subprocess.run([python, "-c", script], input=encoded, capture_output=True, text=True, check=True)
+    assert result.stdout == user_data
+    assert result.stdout.startswith("#cloud-config\n")
 
 
 def test_schema_check_rejects_an_invalid_document(user_data: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from tests.infra.conftest import (
     GITHUB_HOOK_RANGES_V6,
     Program,
     Resource,
+    controller_user_data,
     dev_config,
     run_program,
 )
@@ -393,7 +394,7 @@ def test_tls_urls_and_the_github_webhook_use_https_and_the_hostname(tls_program:
     assert tls_program.outputs["jenkinsUrl"] == f"https://{HOSTNAME}/"
     # The operator's DNS record for the hostname points at the load balancer's own name.
     assert tls_program.outputs["jenkinsLoadBalancer"] == alb.outputs["dnsName"]
-    user_data = yaml.safe_load(tls_program.one("aws:ec2/instance:Instance").inputs["userData"])
+    user_data = yaml.safe_load(controller_user_data(tls_program))
     (env_file,) = [f["content"] for f in user_data["write_files"] if f["path"] == "/etc/jenkins/gitops.env"]
     assert bash_reads(env_file)["GITOPS_JENKINS_URL"] == f"https://{HOSTNAME}/"
 
@@ -448,8 +449,7 @@ def test_the_agents_cloud_in_the_user_data_names_the_stacks_group() -> None:
     program = run_program(
         extra_outputs={"aws:autoscaling/group:Group": lambda name, _: {"name": f"{name}-0a1b2c3"}}
     )
-    (instance,) = _mine(program, "aws:ec2/instance:Instance")
-    files = {f["path"]: f["content"] for f in yaml.safe_load(instance.inputs["userData"])["write_files"]}
+    files = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
     (cloud,) = yaml.safe_load(files["/etc/jenkins/casc-agents.yaml"])["jenkins"]["clouds"]
     group = program.one("aws:autoscaling/group:Group")
     assert cloud["eC2Fleet"]["fleet"] == group.outputs["name"] == "jenkins-agents-agents-0a1b2c3"
