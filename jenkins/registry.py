@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jenkins import log
+from jenkins.core import is_digest
 
 if TYPE_CHECKING:
     import requests
@@ -112,10 +113,20 @@ def resolve_digest(repository: str, tag: str) -> str | None:
         from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
 
         try:
-            return ecr.image_digest(match["account"], match["region"], match["name"], tag)
+            digest = ecr.image_digest(match["account"], match["region"], match["name"], tag)
         except ecr.EcrError as exc:
             raise RegistryError(str(exc)) from None
-    return oci_digest(parse_repository(repository), tag)
+    else:
+        digest = oci_digest(parse_repository(repository), tag)
+    # The answer is pinned into the manifest as `digest:`: a value that is no sha256 digest (a broken
+    # proxy, another algorithm) would deploy an image reference no node can pull.
+    if digest is not None and not is_digest(digest):
+        raise RegistryError(
+            f"the registry of {repository} answered tag {tag} with the digest {digest[:80]!r}, "
+            "which is not sha256: followed by 64 lowercase hex digits; check the registry (or a proxy "
+            "in front of it)"
+        )
+    return digest
 
 
 def mark_deployed(repository: str, digest: str) -> bool:

@@ -14,13 +14,11 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from jenkins import manifest, registry
 from jenkins.core import Hold, ImageEntry
 from tests.jenkins.conftest import GitopsRepo, git, run_cli
-from tests.jenkins.test_registry_ecr import put_commit_image
 
 PushImage = Callable[[str, str], str]
 SHA = "1234e567" + "0" * 32
@@ -93,11 +91,99 @@ def test_annotations_shared_through_an_anchor_get_no_hold(tmp_path: Path) -> Non
 
 
 def test_an_anchored_value_inside_the_entry_is_edited_without_touching_its_aliases(tmp_path: Path) -> None:
-    text = SHARED_ENTRY.replace("- &app {name: hello-gitops, newName: registry.example.com/app}\n- <<: *app\n",
-                                "- {name: hello-gitops, newName: &repo registry.example.com/app}\n"
-                                "- newName: *repo\n")  # fmt: skip
+    shared = "- &app {name: hello-gitops, newName: registry.example.com/app}\n- <<: *app\n"
+    text = SHARED_ENTRY.replace(
+        shared, "- {name: hello-gitops, newName: &repo registry.example.com/app}\n- newName: *repo\n"
+    )
     edited = manifest.with_image(text, ImageEntry("hello-gitops", "registry.example.com/new", SHA, DIGEST))
 
     rendered = kustomize(tmp_path, edited)
     assert f"image: registry.example.com/new:{SHA}@{DIGEST}" in rendered
     assert "image: registry.example.com/app\n" in rendered  # the proxy keeps its image
+
+
+# --- --commit / --to as git understands revisions ---------------------------------------------------
+
+
+def test_commit_given_as_a_tree_or_blob_id_is_bad_input(
+    gitops_repo: GitopsRepo, image_repository: str
+) -> None:
+    tip = gitops_repo.tip()
+    ws = gitops_repo.workspace(tip)
+    for rev in (
+        git(ws, "rev-parse", f"{tip}^{{tree}}").strip(),
+        git(ws, "rev-parse", f"{tip}:k8s/kustomization.yaml").strip(),
+    ):
+        result = run_cli(ws, "release", "--image-repository", image_repository, "--commit", rev, "--json")
+        assert result.returncode == 2, result.output
+        assert result.json["outcome"] == "error" and "not a commit" in result.json["error"]
+
+
+def test_commit_given_as_a_tag_or_relative_rev_releases_the_commit_it_names(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    first = gitops_repo.app_commit("v1")
+    gitops_repo.app_commit("v2")
+    push_test_image(image_repository, first)
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    git(ws, "tag", "-a", "-m", "release", "v1", first)
+    for rev in ("v1", "HEAD~1", first[:10]):
+        result = run_cli(ws, "promote", "--image-repository", image_repository, "--commit", rev,
+                         "--dry-run", "--json")  # fmt: skip
+        assert result.returncode == 0, result.output
+        assert result.json["source_commit"] == first
+
+
+# --- registries returning odd answers ---------------------------------------------------------------
+
+
+class OddRegistry(http.server.BaseHTTPRequestHandler):
+    """Answers every manifest HEAD with 200 and whatever digest header the test sets."""
+
+    digest = ""
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", self.digest)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def odd_registry() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sha256:" + "z" * 64,
+        "sha256:" + "A" * 64,
+        "sha512:" + "a" * 128,
+        "sha256:abc",
+        "a" * 64,
+        "sha256:" + "a" * 64 + "\x7f",
+    ],
+)
+def test_a_digest_header_that_is_no_sha256_digest_is_an_error_not_written(
+    odd_registry: str, gitops_repo: GitopsRepo, header: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(OddRegistry, "digest", header)
+    with pytest.raises(registry.RegistryError, match="not sha256: followed by 64 lowercase hex"):
+        registry.resolve_digest(f"{odd_registry}/hello", SHA)
+
+    tip = gitops_repo.tip()
+    before = gitops_repo.manifest_at()
+    result = run_cli(
+        gitops_repo.workspace(tip), "promote", "--image-repository", f"{odd_registry}/hello", "--json"
+    )
+    assert result.returncode == 1, result.output
+    assert result.json["outcome"] == "error" and "is not sha256:" in result.json["error"]
+    assert (gitops_repo.tip(), gitops_repo.manifest_at()) == (tip, before)
