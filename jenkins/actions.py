@@ -24,7 +24,14 @@ MARK_ON = {Outcome.CHANGED, Outcome.NOOP}
 
 
 class ActionError(Exception):
-    """A step failed in a way that is not bad input (exit 1); the message says what to try."""
+    """A step failed in a way that is not bad input (exit 1); the message says what to try.
+
+    commit is the manifest commit this run already pushed when the failure came after the push.
+    """
+
+    def __init__(self, message: str, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.commit = commit
 
 
 class BadInput(Exception):
@@ -249,17 +256,22 @@ def unhold(ctx: Context, by: str) -> Report:
     return _commit(ctx, plan, message)
 
 
-def protect(ctx: Context, repository: str, digest: str) -> None:
-    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it."""
+def protect(ctx: Context, repository: str, digest: str, pushed: str | None) -> None:
+    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it.
+
+    pushed is the manifest commit this run pushed (None for a noop): a failure here must say it landed.
+    """
     if ctx.dry_run or not core.is_digest(digest):
         return
     try:
         with log.step(f"mark {digest} as deployed in {repository}"):
             registry.mark_deployed(repository, digest)
     except registry.RegistryError as exc:
+        landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
         raise ActionError(
-            f"the manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it is "
-            "marked the lifecycle policy may expire it: re-run (a noop that marks it again)"
+            f"the {landed}manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it "
+            "is marked the lifecycle policy may expire it: re-run (a noop that marks it again)",
+            commit=pushed,
         ) from None
 
 
@@ -286,7 +298,7 @@ def _commit(
     )
     edit = result.edit
     if mark is not None and digest is not None and edit.decision.outcome in mark[1]:
-        protect(ctx, mark[0], digest)
+        protect(ctx, mark[0], digest, result.commit)
     if image is None:  # unhold: report what the manifest deploys
         deployed = manifest.read_image(edit.new_text, ctx.image_name)
         image, digest = deployed.reference, deployed.digest

@@ -155,7 +155,12 @@ def _main(argv: list[str]) -> int:
             "check the remote URL, the deploy key and known_hosts. A push is all or nothing: the branch "
             "is unchanged or holds the whole bot commit, so re-running is safe (noop if it landed)",
         )
-    except (RegistryError, BuildError, actions.ActionError) as exc:
+    except actions.ActionError as exc:
+        if exc.commit is None:
+            return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
+        hint = f"the manifest commit {exc.commit} is on {args.remote}/{args.branch}; re-running is safe"
+        return fail(args, EXIT_FAILED, str(exc), hint, commit=exc.commit)
+    except (RegistryError, BuildError) as exc:
         return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
     if report.diff and args.dry_run:
         print(report.diff, end="")
@@ -173,12 +178,24 @@ def _main(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def fail(args: argparse.Namespace, code: int, message: str, hint: str) -> int:
-    """Print what failed and what to try; under --json also as the last stdout line."""
+def fail(args: argparse.Namespace, code: int, message: str, hint: str, commit: str | None = None) -> int:
+    """Print what failed and what to try; under --json also as the last stdout line, with the contract's
+    `image` and `commit` (the manifest commit pushed before the failure, if any: the branch moved)."""
     message = log.redact(message)
     print(f"error: {message}\nhint: {hint}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"outcome": "error", "command": args.command, "error": message, "exit_code": code}))
+        print(
+            json.dumps(
+                {
+                    "outcome": "error",
+                    "command": args.command,
+                    "error": message,
+                    "exit_code": code,
+                    "image": None,
+                    "commit": commit,
+                }
+            )
+        )
     return code
 
 

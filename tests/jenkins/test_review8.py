@@ -14,11 +14,13 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from jenkins import manifest, registry
 from jenkins.core import Hold, ImageEntry
 from tests.jenkins.conftest import GitopsRepo, git, run_cli
+from tests.jenkins.test_registry_ecr import put_commit_image
 
 PushImage = Callable[[str, str], str]
 SHA = "1234e567" + "0" * 32
@@ -187,3 +189,29 @@ def test_a_digest_header_that_is_no_sha256_digest_is_an_error_not_written(
     assert result.returncode == 1, result.output
     assert result.json["outcome"] == "error" and "is not sha256:" in result.json["error"]
     assert (gitops_repo.tip(), gitops_repo.manifest_at()) == (tip, before)
+
+
+# --- a failure after the manifest commit landed says so --------------------------------------------
+
+
+def test_a_mark_that_fails_after_the_push_reports_the_pushed_commit(
+    aws_env: str, gitops_repo: GitopsRepo
+) -> None:
+    client = boto3.client("ecr", region_name="eu-west-1")
+    uri = client.create_repository(
+        repositoryName="gitops/review-8-immutable", imageTagMutability="IMMUTABLE"
+    )["repository"]["repositoryUri"]
+    first = gitops_repo.app_commit("v1")
+    second = gitops_repo.app_commit("v2")
+    put_commit_image(uri, first)
+    put_commit_image(uri, second)
+    assert run_cli(gitops_repo.workspace(first), "promote", "--image-repository", uri).returncode == 0
+
+    result = run_cli(gitops_repo.workspace(second), "promote", "--image-repository", uri, "--json")
+
+    assert result.returncode == 1
+    pushed = gitops_repo.tip()
+    assert f'newTag: "{second}"' in gitops_repo.manifest_at()  # the manifest commit did land ...
+    assert result.json["commit"] == pushed  # ... and the caller is told which one
+    assert "nothing was written to git" not in result.stderr
+    assert pushed[:12] in result.stderr
