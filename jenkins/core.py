@@ -169,19 +169,15 @@ def _noncharacter(char: str) -> bool:
     return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
 
 
-def is_bot_commit(message: str, author_email: str, bot_email: str) -> bool:
-    """A commit the release bot made: its author, or a `[skip ci]` subject with our action trailer."""
-    if author_email.strip().lower() == bot_email.strip().lower():
-        return True
-    lines = message.strip().splitlines()
-    if not lines or SKIP_CI not in lines[0]:
-        return False
-    return any(line.startswith(f"{ACTION_TRAILER}:") for line in lines[1:])
+def is_bot_commit(author_email: str, bot_email: str) -> bool:
+    """A commit the release bot made: the bot is its author. Its message proves nothing: anyone can type
+    `[skip ci]` and our trailer (a copied bot message, a hand-made revert), and that commit is a push."""
+    return author_email.strip().lower() == bot_email.strip().lower()
 
 
-def newest_human(line: list[tuple[str, str, str]], bot_email: str) -> str | None:
-    """The first commit of (sha, author email, message), newest first, that the bot did not make."""
-    return next((sha for sha, email, message in line if not is_bot_commit(message, email, bot_email)), None)
+def newest_human(line: list[tuple[str, str]], bot_email: str) -> str | None:
+    """The first commit of (sha, author email), newest first, that the bot did not make."""
+    return next((sha for sha, email in line if not is_bot_commit(email, bot_email)), None)
 
 
 def commit_message(subject: str, body: str, trailers: dict[str, str]) -> str:

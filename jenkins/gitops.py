@@ -193,13 +193,12 @@ class Git:
         email, _, message = out.partition("\0")
         return message, email
 
-    def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str, str]]:
-        """(sha, author email, message) of sha and its first-parent ancestors, newest first."""
-        # -z ends each commit with NUL, which no commit message can contain; the SHA and the email are
-        # one line each, so the message is whatever follows them.
-        out = self.run("log", "-z", "--first-parent", f"--max-count={limit}", "--format=%H%n%ae%n%B", sha)
-        entries = [record.lstrip("\n").split("\n", 2) for record in out.split("\0") if record.strip()]
-        return [(fields[0], fields[1], fields[2] if len(fields) > 2 else "") for fields in entries]
+    def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str]]:
+        """(sha, author email) of sha and its first-parent ancestors, newest first."""
+        # %ae, not %aE: a .mailmap in the repository must not turn a person into the bot. An ident is
+        # one header line, so neither field holds a line break.
+        out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H %ae", sha)
+        return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
     def read_file(self, commit: str, path: str) -> str | None:
         """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.

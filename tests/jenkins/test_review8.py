@@ -215,3 +215,31 @@ def test_a_mark_that_fails_after_the_push_reports_the_pushed_commit(
     assert result.json["commit"] == pushed  # ... and the caller is told which one
     assert "nothing was written to git" not in result.stderr
     assert pushed[:12] in result.stderr
+
+
+# --- only the bot's own commits are skipped ---------------------------------------------------------
+
+
+def test_a_human_commit_that_copies_the_bots_message_is_still_released(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    """Anyone can type `[skip ci]` and a Gitops-Action trailer (a copied bot message, a hand-made revert
+    of a rollback); only the bot's identity makes a bot commit. Otherwise, with a bot commit on top, the
+    walk skips this human's code and releases an older commit (here: `stale`, nothing deployed)."""
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (gitops_repo.dev / "app" / "version.txt").write_text("hand-made\n")
+    message = "deploy hello-gitops by hand [skip ci]\n\nGitops-Action: promote\n"
+    git(gitops_repo.dev, "commit", "--quiet", "-am", message)
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    human = gitops_repo.tip()
+    push_test_image(image_repository, human)
+    ops = gitops_repo.workspace(human)
+    rolled = run_cli(ops, "rollback", "--image-repository", image_repository, "--to", human, "--reason", "x")
+    assert rolled.returncode == 0, rolled.output
+    assert run_cli(ops, "unhold").returncode == 0  # a bot commit now sits on top of the human one
+
+    result = run_cli(gitops_repo.workspace(gitops_repo.tip()), "release", "--image-repository",
+                     image_repository, "--json")  # fmt: skip
+
+    assert result.returncode == 0, result.output
+    assert result.json["source_commit"] == human
