@@ -12,6 +12,7 @@ import datetime
 import getpass
 import ipaddress
 import json
+import math
 import os
 import re
 import sys
@@ -22,7 +23,7 @@ from typing import NoReturn
 from jenkins import actions, core, log, manifest
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
-from jenkins.gitops import Git, GitError, Identity
+from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity
 from jenkins.registry import ECR_PATTERN, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -202,7 +203,8 @@ def fail(args: argparse.Namespace, code: int, message: str, hint: str, commit: s
 def run(args: argparse.Namespace) -> actions.Report:
     """Validate everything that can be checked locally, then run the command (a dry run in a scratch
     repository, so that not even a ref of the checkout moves)."""
-    git = Git(Path.cwd())
+    timeout = git_timeout(os.environ.get("GITOPS_GIT_TIMEOUT", ""))
+    git = Git(Path.cwd(), timeout=timeout)
     try:
         root = git.toplevel()
     except GitError as exc:
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> actions.Report:
                 f"not inside a git working copy: {Path.cwd()} (run from the GitOps repository); {exc}"
             ) from None
         raise
-    git = Git(root)
+    git = Git(root, timeout=timeout)
     if not git.has_remote(args.remote):
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
     if not git.is_branch_name(args.branch):
@@ -275,6 +277,20 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
     return actions.promote(ctx, repository, commit, digest)
+
+
+def git_timeout(value: str) -> float:
+    """GITOPS_GIT_TIMEOUT as seconds (empty: the default); a deadline that is no positive finite number
+    would fail every fetch at once or remove the deadline, so it is bad input."""
+    if not value.strip():
+        return NETWORK_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"GITOPS_GIT_TIMEOUT={value!r}: must be a positive number of seconds (default 120)")
+    return seconds
 
 
 def check_repository(value: str) -> str:

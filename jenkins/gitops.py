@@ -40,9 +40,9 @@ _RACE_REASONS = (
     "incorrect old value",
 )
 _PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(?P<summary>.*)$", re.MULTILINE)
-# Seconds a single fetch, push or ls-remote may take (GITOPS_GIT_TIMEOUT overrides): a hung remote
+# Seconds a single fetch, push or ls-remote may take (the CLI reads GITOPS_GIT_TIMEOUT): a hung remote
 # fails this run with a clear message instead of eating the stage's timeout.
-NETWORK_TIMEOUT = float(os.environ.get("GITOPS_GIT_TIMEOUT", "120"))
+NETWORK_TIMEOUT = 120.0
 # Each git run ignores the checkout's hooks: the bot's fetches and pushes must not run code that
 # happens to sit in .git/hooks (or core.hooksPath) of a build workspace.
 _SAFE = ("-c", "core.hooksPath=/dev/null")

@@ -243,3 +243,21 @@ def test_a_human_commit_that_copies_the_bots_message_is_still_released(
 
     assert result.returncode == 0, result.output
     assert result.json["source_commit"] == human
+
+
+# --- the git deadline is input too --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf", "1e999", "12s"])
+def test_a_git_timeout_that_is_no_positive_number_is_bad_input_with_a_json_line(
+    gitops_repo: GitopsRepo, value: str
+) -> None:
+    """A typo in GITOPS_GIT_TIMEOUT crashed at import (a traceback, no JSON line); 0 or a negative value
+    failed every fetch as a "hung remote" (exit 1), and inf silently removed the deadline."""
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    before = gitops_repo.tip()
+    result = run_cli(ws, "unhold", "--json", env={"GITOPS_GIT_TIMEOUT": value})
+    assert result.returncode == 2, result.output
+    assert "Traceback" not in result.output
+    assert "GITOPS_GIT_TIMEOUT" in result.json["error"]
+    assert gitops_repo.tip() == before
