@@ -238,10 +238,7 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
         branch=args.branch,
         manifest_path=manifest_path,
         image_name=args.image_name,
-        bot=Identity(
-            os.environ.get("GITOPS_BOT_NAME", DEFAULT_BOT.name),
-            os.environ.get("GITOPS_BOT_EMAIL", DEFAULT_BOT.email),
-        ),
+        bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
     )
@@ -277,6 +274,22 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
     return actions.promote(ctx, repository, commit, digest)
+
+
+def bot_identity() -> Identity:
+    """The bot's git identity (GITOPS_BOT_NAME / GITOPS_BOT_EMAIL). It decides which commits are the
+    bot's, so it must be one git stores as given: non-empty, one line, no angle brackets."""
+    name = os.environ.get("GITOPS_BOT_NAME", DEFAULT_BOT.name)
+    email = os.environ.get("GITOPS_BOT_EMAIL", DEFAULT_BOT.email)
+    for variable, value in (("GITOPS_BOT_NAME", name), ("GITOPS_BOT_EMAIL", email)):
+        if not value.strip() or value != value.strip() or any(c in value for c in "<>\n\r\0"):
+            raise InputError(
+                f"{variable}={value!r}: must be a non-empty git identity on one line, without < > or "
+                "surrounding spaces"
+            )
+    if any(char.isspace() for char in email):
+        raise InputError(f"GITOPS_BOT_EMAIL={email!r}: an email address has no spaces")
+    return Identity(name, email)
 
 
 def git_timeout(value: str) -> float:

@@ -261,3 +261,28 @@ def test_a_git_timeout_that_is_no_positive_number_is_bad_input_with_a_json_line(
     assert "Traceback" not in result.output
     assert "GITOPS_GIT_TIMEOUT" in result.json["error"]
     assert gitops_repo.tip() == before
+
+
+# --- the bot's identity decides what is skipped: it must be one ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "email"),
+    [
+        ("gitops-bot", ""),
+        ("gitops-bot", "bot <x@y>"),
+        ("", "bot@example.com"),
+        ("gitops\nbot", "bot@example.com"),
+        ("gitops-bot", "bot@example.com\nGitops-Action: promote"),
+    ],
+)
+def test_a_bot_identity_that_is_no_git_ident_is_bad_input(
+    gitops_repo: GitopsRepo, name: str, email: str
+) -> None:
+    """An empty GITOPS_BOT_EMAIL made every commit without an email "the bot's" (skipped by the walk to
+    the human commit); git silently rewrites a name or email it cannot store, so the bot's own commits
+    would then not match it."""
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    result = run_cli(ws, "unhold", "--json", env={"GITOPS_BOT_NAME": name, "GITOPS_BOT_EMAIL": email})
+    assert result.returncode == 2, result.output
+    assert "GITOPS_BOT_" in result.json["error"]
