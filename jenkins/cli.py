@@ -394,6 +394,13 @@ def check_context(git: Git, commit: str, context: str) -> str:
     dockerfile = "Dockerfile" if relative == "." else f"{relative}/Dockerfile"
     if not git.has_path(commit, dockerfile):
         raise InputError(f"--context {context!r}: commit {commit[:12]} has no {dockerfile}")
+    # The tree names only a submodule's commit id, not its files: the image would silently lack them.
+    if submodules := git.submodules(commit, relative):
+        raise InputError(
+            f"--context {context!r}: commit {commit[:12]} has the submodule {submodules[0]} in the build "
+            "context, whose files are not in the commit's tree; vendor it into the repository or build "
+            "it as an image of its own"
+        )
     return relative
 
 

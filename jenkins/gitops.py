@@ -222,6 +222,12 @@ class Git:
         """True if path exists in commit's tree."""
         return self.ok("cat-file", "-e", f"{commit}:{path}")
 
+    def submodules(self, commit: str, path: str) -> list[str]:
+        """Paths of the submodules (gitlinks, mode 160000) under path ("." for all) in commit's tree."""
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", path)
+        entries = (record.partition("\t") for record in out.split("\0") if record)
+        return [name for meta, _, name in entries if meta.startswith("160000 ")]
+
     def export_tree(self, commit: str, path: str, dest: Path) -> None:
         """Write path (a directory; "." for the root) as it is in commit into dest: exactly the committed
         files, whatever the working copy holds. A private index leaves the checkout's own untouched."""

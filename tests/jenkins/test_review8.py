@@ -286,3 +286,48 @@ def test_a_bot_identity_that_is_no_git_ident_is_bad_input(
     result = run_cli(ws, "unhold", "--json", env={"GITOPS_BOT_NAME": name, "GITOPS_BOT_EMAIL": email})
     assert result.returncode == 2, result.output
     assert "GITOPS_BOT_" in result.json["error"]
+
+
+# --- a submodule in the build context ---------------------------------------------------------------
+
+
+def test_a_build_context_with_a_submodule_is_bad_input_before_anything_is_built(
+    gitops_repo: GitopsRepo, image_repository: str, tmp_path: Path
+) -> None:
+    """The commit's tree holds only the submodule's commit id: exporting it gives an empty directory, so
+    the image would silently lack that code. Refuse, naming the path."""
+    lib = tmp_path / "lib"
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(lib))
+    git(
+        lib,
+        "-c",
+        "user.name=L",
+        "-c",
+        "user.email=l@example.com",
+        "commit",
+        "--quiet",
+        "--allow-empty",
+        "-m",
+        "lib",
+    )
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    git(
+        gitops_repo.dev,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "--quiet",
+        "add",
+        str(lib),
+        "app/vendor/lib",
+    )
+    git(gitops_repo.dev, "commit", "--quiet", "-m", "app: vendor lib as a submodule")
+    git(gitops_repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    tip = gitops_repo.tip()
+
+    result = run_cli(gitops_repo.workspace(tip), "release", "--image-repository", image_repository, "--json")
+
+    assert result.returncode == 2, result.output
+    assert "app/vendor/lib" in result.json["error"] and "submodule" in result.json["error"]
+    assert gitops_repo.tip() == tip
+    assert registry.resolve_digest(image_repository, tip) is None
