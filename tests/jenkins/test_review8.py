@@ -8,6 +8,7 @@ them; `kubectl kustomize` renders what the bot wrote. Where a real registry cann
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -140,15 +141,29 @@ def test_commit_given_as_a_tag_or_relative_rev_releases_the_commit_it_names(
 
 
 class OddRegistry(http.server.BaseHTTPRequestHandler):
-    """Answers every manifest HEAD with 200 and whatever digest header the test sets."""
+    """Answers every manifest HEAD with 200 and whatever digest header the test sets; with a challenge
+    set, asks for authentication first (401), and its token endpoint answers with `token_body`."""
 
     digest = ""
+    challenge = ""
+    token_body = b"{}"
 
     def do_HEAD(self) -> None:
-        self.send_response(200)
-        self.send_header("Docker-Content-Digest", self.digest)
+        if self.challenge and "Authorization" not in self.headers:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", self.challenge)
+        else:
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", self.digest)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.token_body)))
+        self.end_headers()
+        self.wfile.write(self.token_body)
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -331,3 +346,23 @@ def test_a_build_context_with_a_submodule_is_bad_input_before_anything_is_built(
     assert "app/vendor/lib" in result.json["error"] and "submodule" in result.json["error"]
     assert gitops_repo.tip() == tip
     assert registry.resolve_digest(image_repository, tip) is None
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"token"', b'{"token": 5}', b"null"])
+def test_a_token_endpoint_answering_no_json_object_is_a_registry_error(
+    odd_registry: str, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(OddRegistry, "challenge", f'Bearer realm="http://{odd_registry}/token",service="x"')
+    monkeypatch.setattr(OddRegistry, "token_body", body)
+    with pytest.raises(registry.RegistryError, match="token"):
+        registry.resolve_digest(f"{odd_registry}/hello", SHA)
+
+
+def test_docker_credentials_that_are_not_base64_are_a_registry_error(
+    odd_registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {odd_registry: {"auth": "not base64!"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setattr(OddRegistry, "challenge", 'Basic realm="registry"')
+    with pytest.raises(registry.RegistryError, match=r"config\.json"):
+        registry.resolve_digest(f"{odd_registry}/hello", SHA)
