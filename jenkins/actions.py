@@ -182,11 +182,14 @@ def build_and_push(
 def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noop: bool = True) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there."""
 
-    def plan(text: str) -> Edit:
+    def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
         desired = core.desired_entry(current, repository, commit, digest)
         relation = ctx.git.relation(ctx.remote, current.new_tag, commit)
-        decision = core.decide_promote(current, manifest.read_hold(text), desired, relation)
+        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        decision = core.decide_promote(
+            current, manifest.read_hold(text), desired, relation, on_branch=on_branch
+        )
         changed = decision.outcome is Outcome.CHANGED
         return Edit(decision, text, manifest.with_image(text, desired) if changed else text)
 
@@ -217,10 +220,11 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
     check_on_branch(ctx, commit, "--to")
     digest = verified_digest(repository, commit)
 
-    def plan(text: str) -> Edit:
+    def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
         desired = core.desired_entry(current, repository, commit, digest)
-        decision = core.decide_rollback(current, manifest.read_hold(text), desired, hold)
+        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        decision = core.decide_rollback(current, manifest.read_hold(text), desired, hold, on_branch=on_branch)
         new_text = manifest.with_hold(manifest.with_image(text, desired), hold)
         return Edit(decision, text, new_text if decision.outcome is Outcome.CHANGED else text)
 
@@ -242,7 +246,7 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
 def unhold(ctx: Context, by: str) -> Report:
     """Remove the hold so the next release moves the manifest again."""
 
-    def plan(text: str) -> Edit:
+    def plan(_tip: str, text: str) -> Edit:
         manifest.read_image(text, ctx.image_name)  # the report names it: refuse a bad manifest before pushing
         decision = core.decide_unhold(manifest.read_hold(text))
         changed = decision.outcome is Outcome.CHANGED
@@ -277,7 +281,7 @@ def protect(ctx: Context, repository: str, digest: str, pushed: str | None) -> N
 
 def _commit(
     ctx: Context,
-    plan: Callable[[str], Edit],
+    plan: Callable[[str, str], Edit],
     message: str,
     *,
     image: str | None = None,

@@ -345,7 +345,7 @@ def commit_manifest(
     remote: str,
     branch: str,
     path: str,
-    plan: Callable[[str], Edit],
+    plan: Callable[[str, str], Edit],
     message: str,
     bot: Identity,
     policy: RetryPolicy,
@@ -354,8 +354,8 @@ def commit_manifest(
 ) -> Result:
     """Fetch the tip, plan the edit on it, commit and push; on a lost race, start over after a backoff.
 
-    plan() gets the manifest text at the current tip and is re-run on every attempt, so the guard is
-    checked against what is really on the branch at push time.
+    plan(tip, text) gets the current tip and the manifest text there, and is re-run on every attempt, so
+    the guards are checked against what is really on the branch at push time.
     """
     rng = rng or random.SystemRandom()
     attempt = 0
@@ -372,7 +372,7 @@ def commit_manifest(
                 "the release edits only a regular file: replace it with the file itself"
             )
         with log.step("plan manifest edit"):
-            edit = plan(text)
+            edit = plan(tip, text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")
         if edit.decision.outcome is not Outcome.CHANGED or dry_run:
             return Result(edit=edit, commit=None, attempts=attempt)

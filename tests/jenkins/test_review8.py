@@ -18,9 +18,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from jenkins import manifest, registry
-from jenkins.core import Hold, ImageEntry
-from tests.jenkins.conftest import GitopsRepo, git, run_cli
+from jenkins import actions, manifest, registry
+from jenkins.core import Hold, ImageEntry, Outcome, Relation, RetryPolicy
+from jenkins.gitops import Git, Identity
+from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 from tests.jenkins.test_registry_ecr import put_commit_image
 
 PushImage = Callable[[str, str], str]
@@ -366,3 +367,49 @@ def test_docker_credentials_that_are_not_base64_are_a_registry_error(
     monkeypatch.setattr(OddRegistry, "challenge", 'Basic realm="registry"')
     with pytest.raises(registry.RegistryError, match=r"config\.json"):
         registry.resolve_digest(f"{odd_registry}/hello", SHA)
+
+
+# --- a force-push during the retry loop -------------------------------------------------------------
+
+
+class ForcePushOnFirstPlan(Git):
+    """The real git adapter; while the first attempt plans, someone force-pushes the branch to a history
+    without the commit being released (so that attempt's push loses the race)."""
+
+    def __init__(self, cwd: Path, rewrite: Callable[[], None]) -> None:
+        super().__init__(cwd)
+        self.rewrite: Callable[[], None] | None = rewrite
+
+    def relation(self, remote: str, deployed_tag: str | None, target: str) -> Relation:
+        if self.rewrite is not None:
+            self.rewrite()
+            self.rewrite = None
+        return super().relation(remote, deployed_tag, target)
+
+
+def test_a_commit_force_pushed_away_during_the_retry_loop_is_not_deployed(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    base = gitops_repo.tip()
+    doomed = gitops_repo.app_commit("doomed")
+    digest = push_test_image(image_repository, doomed)
+
+    def rewrite() -> None:  # main := base + another commit; `doomed` is gone from the branch
+        git(gitops_repo.dev, "reset", "--quiet", "--hard", base)
+        (gitops_repo.dev / "app" / "version.txt").write_text("rewritten\n")
+        git(gitops_repo.dev, "commit", "--quiet", "-am", "app: rewritten")
+        git(gitops_repo.dev, "push", "--quiet", "--force", "origin", "HEAD:main")
+
+    ws = gitops_repo.workspace(doomed)
+    ctx = actions.Context(
+        git=ForcePushOnFirstPlan(ws, rewrite), remote="origin", branch="main", manifest_path=MANIFEST,
+        image_name=manifest.DEFAULT_IMAGE_NAME, bot=Identity("gitops-bot", BOT_EMAIL),
+        policy=RetryPolicy(max_attempts=3, base_delay=0.01), dry_run=False,
+    )  # fmt: skip
+    report = actions.promote(ctx, image_repository, doomed, digest)
+
+    rewritten = gitops_repo.tip()
+    assert report.outcome is Outcome.STALE, report
+    assert "no longer on the branch" in report.reason
+    assert doomed not in gitops_repo.manifest_at(rewritten)
+    assert git(gitops_repo.remote, "log", "-1", "--format=%s", "main").strip() == "app: rewritten"
