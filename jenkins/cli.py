@@ -115,11 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = argparse.Namespace(json="--json" in argv, command=command)
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        return fail(
+            args,
+            EXIT_FAILED,
+            "interrupted",
+            "a push is all or nothing: the branch is unchanged or holds the whole bot commit; re-run",
+        )
     except Exception as exc:  # a bug of ours: say so in one line, keep the --json contract
-        command = next((word for word in argv if not word.startswith("-")), None)
-        args = argparse.Namespace(json="--json" in argv, command=command)
         return fail(
             args,
             EXIT_FAILED,

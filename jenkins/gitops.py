@@ -139,6 +139,13 @@ class Git:
                 f"`git {args[0]}` gave no answer within {self.timeout:.0f}s (GITOPS_GIT_TIMEOUT); "
                 "check the network path to the remote and that it is up"
             ) from None
+        except BaseException:
+            # Interrupted (Ctrl-C): a network git has a session of its own, so the terminal's signal
+            # never reaches it or its ssh; end them with us.
+            if network:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            raise
         stdout = out if binary else out.decode(errors="replace")
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.decode(errors="replace"))
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pytest
 from jenkins import actions, manifest, registry
 from jenkins.core import Hold, ImageEntry, Outcome, Relation, RetryPolicy
 from jenkins.gitops import Git, Identity
+from tests.conftest import ROOT
 from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 from tests.jenkins.test_registry_ecr import put_commit_image
 
@@ -413,3 +418,37 @@ def test_a_commit_force_pushed_away_during_the_retry_loop_is_not_deployed(
     assert "no longer on the branch" in report.reason
     assert doomed not in gitops_repo.manifest_at(rewritten)
     assert git(gitops_repo.remote, "log", "-1", "--format=%s", "main").strip() == "app: rewritten"
+
+
+# --- an interrupted run -------------------------------------------------------------------------------
+
+
+def test_an_interrupted_run_ends_with_json_and_leaves_no_git_behind(
+    gitops_repo: GitopsRepo, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) during a hung fetch printed a traceback, no JSON line, and left the fetch's own
+    process group (ssh) running: it has a session of its own, so the terminal's signal never reaches it."""
+    ws = gitops_repo.workspace(gitops_repo.tip())
+    git(ws, "remote", "set-url", "origin", "ssh://git@192.0.2.1/never/answers.git")
+    pid_file = tmp_path / "ssh.pid"
+    hang = tmp_path / "hang.sh"
+    hang.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    hang.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_SSH_COMMAND": str(hang), "GITOPS_GIT_TIMEOUT": "60"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jenkins", "unhold", "--json"], cwd=ws, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+
+    assert proc.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["outcome"] == "error"
+    ssh = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{ssh}").exists() or "zombie" in Path(f"/proc/{ssh}/status").read_text()
