@@ -24,7 +24,14 @@ MARK_ON = {Outcome.CHANGED, Outcome.NOOP}
 
 
 class ActionError(Exception):
-    """A step failed in a way that is not bad input (exit 1); the message says what to try."""
+    """A step failed in a way that is not bad input (exit 1); the message says what to try.
+
+    commit is the manifest commit this run already pushed when the failure came after the push.
+    """
+
+    def __init__(self, message: str, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.commit = commit
 
 
 class BadInput(Exception):
@@ -175,11 +182,14 @@ def build_and_push(
 def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noop: bool = True) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there."""
 
-    def plan(text: str) -> Edit:
+    def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
         desired = core.desired_entry(current, repository, commit, digest)
         relation = ctx.git.relation(ctx.remote, current.new_tag, commit)
-        decision = core.decide_promote(current, manifest.read_hold(text), desired, relation)
+        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        decision = core.decide_promote(
+            current, manifest.read_hold(text), desired, relation, on_branch=on_branch
+        )
         changed = decision.outcome is Outcome.CHANGED
         return Edit(decision, text, manifest.with_image(text, desired) if changed else text)
 
@@ -210,10 +220,11 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
     check_on_branch(ctx, commit, "--to")
     digest = verified_digest(repository, commit)
 
-    def plan(text: str) -> Edit:
+    def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
         desired = core.desired_entry(current, repository, commit, digest)
-        decision = core.decide_rollback(current, manifest.read_hold(text), desired, hold)
+        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        decision = core.decide_rollback(current, manifest.read_hold(text), desired, hold, on_branch=on_branch)
         new_text = manifest.with_hold(manifest.with_image(text, desired), hold)
         return Edit(decision, text, new_text if decision.outcome is Outcome.CHANGED else text)
 
@@ -235,7 +246,7 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
 def unhold(ctx: Context, by: str) -> Report:
     """Remove the hold so the next release moves the manifest again."""
 
-    def plan(text: str) -> Edit:
+    def plan(_tip: str, text: str) -> Edit:
         manifest.read_image(text, ctx.image_name)  # the report names it: refuse a bad manifest before pushing
         decision = core.decide_unhold(manifest.read_hold(text))
         changed = decision.outcome is Outcome.CHANGED
@@ -249,23 +260,28 @@ def unhold(ctx: Context, by: str) -> Report:
     return _commit(ctx, plan, message)
 
 
-def protect(ctx: Context, repository: str, digest: str) -> None:
-    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it."""
+def protect(ctx: Context, repository: str, digest: str, pushed: str | None) -> None:
+    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it.
+
+    pushed is the manifest commit this run pushed (None for a noop): a failure here must say it landed.
+    """
     if ctx.dry_run or not core.is_digest(digest):
         return
     try:
         with log.step(f"mark {digest} as deployed in {repository}"):
             registry.mark_deployed(repository, digest)
     except registry.RegistryError as exc:
+        landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
         raise ActionError(
-            f"the manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it is "
-            "marked the lifecycle policy may expire it: re-run (a noop that marks it again)"
+            f"the {landed}manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it "
+            "is marked the lifecycle policy may expire it: re-run (a noop that marks it again)",
+            commit=pushed,
         ) from None
 
 
 def _commit(
     ctx: Context,
-    plan: Callable[[str], Edit],
+    plan: Callable[[str, str], Edit],
     message: str,
     *,
     image: str | None = None,
@@ -286,7 +302,7 @@ def _commit(
     )
     edit = result.edit
     if mark is not None and digest is not None and edit.decision.outcome in mark[1]:
-        protect(ctx, mark[0], digest)
+        protect(ctx, mark[0], digest, result.commit)
     if image is None:  # unhold: report what the manifest deploys
         deployed = manifest.read_image(edit.new_text, ctx.image_name)
         image, digest = deployed.reference, deployed.digest

@@ -12,6 +12,7 @@ import datetime
 import getpass
 import ipaddress
 import json
+import math
 import os
 import re
 import sys
@@ -22,7 +23,7 @@ from typing import NoReturn
 from jenkins import actions, core, log, manifest
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
-from jenkins.gitops import Git, GitError, Identity
+from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity
 from jenkins.registry import ECR_PATTERN, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -114,11 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = argparse.Namespace(json="--json" in argv, command=command)
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        return fail(
+            args,
+            EXIT_FAILED,
+            "interrupted",
+            "a push is all or nothing: the branch is unchanged or holds the whole bot commit; re-run",
+        )
     except Exception as exc:  # a bug of ours: say so in one line, keep the --json contract
-        command = next((word for word in argv if not word.startswith("-")), None)
-        args = argparse.Namespace(json="--json" in argv, command=command)
         return fail(
             args,
             EXIT_FAILED,
@@ -155,7 +163,12 @@ def _main(argv: list[str]) -> int:
             "check the remote URL, the deploy key and known_hosts. A push is all or nothing: the branch "
             "is unchanged or holds the whole bot commit, so re-running is safe (noop if it landed)",
         )
-    except (RegistryError, BuildError, actions.ActionError) as exc:
+    except actions.ActionError as exc:
+        if exc.commit is None:
+            return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
+        hint = f"the manifest commit {exc.commit} is on {args.remote}/{args.branch}; re-running is safe"
+        return fail(args, EXIT_FAILED, str(exc), hint, commit=exc.commit)
+    except (RegistryError, BuildError) as exc:
         return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
     if report.diff and args.dry_run:
         print(report.diff, end="")
@@ -173,19 +186,32 @@ def _main(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def fail(args: argparse.Namespace, code: int, message: str, hint: str) -> int:
-    """Print what failed and what to try; under --json also as the last stdout line."""
+def fail(args: argparse.Namespace, code: int, message: str, hint: str, commit: str | None = None) -> int:
+    """Print what failed and what to try; under --json also as the last stdout line, with the contract's
+    `image` and `commit` (the manifest commit pushed before the failure, if any: the branch moved)."""
     message = log.redact(message)
     print(f"error: {message}\nhint: {hint}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"outcome": "error", "command": args.command, "error": message, "exit_code": code}))
+        print(
+            json.dumps(
+                {
+                    "outcome": "error",
+                    "command": args.command,
+                    "error": message,
+                    "exit_code": code,
+                    "image": None,
+                    "commit": commit,
+                }
+            )
+        )
     return code
 
 
 def run(args: argparse.Namespace) -> actions.Report:
     """Validate everything that can be checked locally, then run the command (a dry run in a scratch
     repository, so that not even a ref of the checkout moves)."""
-    git = Git(Path.cwd())
+    timeout = git_timeout(os.environ.get("GITOPS_GIT_TIMEOUT", ""))
+    git = Git(Path.cwd(), timeout=timeout)
     try:
         root = git.toplevel()
     except GitError as exc:
@@ -194,7 +220,7 @@ def run(args: argparse.Namespace) -> actions.Report:
                 f"not inside a git working copy: {Path.cwd()} (run from the GitOps repository); {exc}"
             ) from None
         raise
-    git = Git(root)
+    git = Git(root, timeout=timeout)
     if not git.has_remote(args.remote):
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
     if not git.is_branch_name(args.branch):
@@ -219,10 +245,7 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
         branch=args.branch,
         manifest_path=manifest_path,
         image_name=args.image_name,
-        bot=Identity(
-            os.environ.get("GITOPS_BOT_NAME", DEFAULT_BOT.name),
-            os.environ.get("GITOPS_BOT_EMAIL", DEFAULT_BOT.email),
-        ),
+        bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
     )
@@ -258,6 +281,36 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
     return actions.promote(ctx, repository, commit, digest)
+
+
+def bot_identity() -> Identity:
+    """The bot's git identity (GITOPS_BOT_NAME / GITOPS_BOT_EMAIL). It decides which commits are the
+    bot's, so it must be one git stores as given: non-empty, one line, no angle brackets."""
+    name = os.environ.get("GITOPS_BOT_NAME", DEFAULT_BOT.name)
+    email = os.environ.get("GITOPS_BOT_EMAIL", DEFAULT_BOT.email)
+    for variable, value in (("GITOPS_BOT_NAME", name), ("GITOPS_BOT_EMAIL", email)):
+        if not value.strip() or value != value.strip() or any(c in value for c in "<>\n\r\0"):
+            raise InputError(
+                f"{variable}={value!r}: must be a non-empty git identity on one line, without < > or "
+                "surrounding spaces"
+            )
+    if any(char.isspace() for char in email):
+        raise InputError(f"GITOPS_BOT_EMAIL={email!r}: an email address has no spaces")
+    return Identity(name, email)
+
+
+def git_timeout(value: str) -> float:
+    """GITOPS_GIT_TIMEOUT as seconds (empty: the default); a deadline that is no positive finite number
+    would fail every fetch at once or remove the deadline, so it is bad input."""
+    if not value.strip():
+        return NETWORK_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"GITOPS_GIT_TIMEOUT={value!r}: must be a positive number of seconds (default 120)")
+    return seconds
 
 
 def check_repository(value: str) -> str:
@@ -348,6 +401,13 @@ def check_context(git: Git, commit: str, context: str) -> str:
     dockerfile = "Dockerfile" if relative == "." else f"{relative}/Dockerfile"
     if not git.has_path(commit, dockerfile):
         raise InputError(f"--context {context!r}: commit {commit[:12]} has no {dockerfile}")
+    # The tree names only a submodule's commit id, not its files: the image would silently lack them.
+    if submodules := git.submodules(commit, relative):
+        raise InputError(
+            f"--context {context!r}: commit {commit[:12]} has the submodule {submodules[0]} in the build "
+            "context, whose files are not in the commit's tree; vendor it into the repository or build "
+            "it as an image of its own"
+        )
     return relative
 
 

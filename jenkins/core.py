@@ -103,17 +103,20 @@ def desired_entry(current: ImageEntry, repository: str, commit: str, digest: str
 
 
 def decide_promote(
-    current: ImageEntry, hold: Hold | None, desired: ImageEntry, relation: Relation
+    current: ImageEntry, hold: Hold | None, desired: ImageEntry, relation: Relation, *, on_branch: bool
 ) -> Decision:
     """Decide whether a release/promote may move the manifest from current to desired.
 
-    Order matters: a hold wins over everything (an operator pinned production), then the ancestry
-    guard (never move backwards), then "already there" (no change, no commit).
+    Order matters: a hold wins over everything (an operator pinned production), then the commit must
+    still be on the branch this attempt writes to, then the ancestry guard (never move backwards), then
+    "already there" (no change, no commit).
     """
     if hold is not None:
         return Decision(
             Outcome.HELD, f"manifest is held by {hold.by} since {hold.at}: {hold.reason} (run `unhold`)"
         )
+    if not on_branch:
+        return off_branch(desired)
     if relation is Relation.BACKWARD:
         return Decision(
             Outcome.STALE,
@@ -131,8 +134,22 @@ def decide_promote(
     return Decision(Outcome.CHANGED, f"deploy {desired.reference} (was {current.reference})")
 
 
-def decide_rollback(current: ImageEntry, hold: Hold | None, desired: ImageEntry, new_hold: Hold) -> Decision:
-    """A rollback bypasses the ancestry guard on purpose; it is a noop only if already rolled back there."""
+def off_branch(desired: ImageEntry) -> Decision:
+    """The commit left the branch after the run began (a force-push that a retry fetched): production
+    would run code that is no longer in git."""
+    return Decision(
+        Outcome.STALE,
+        f"{desired.new_tag} is no longer on the branch (it was rewritten during this run); not deploying it",
+    )
+
+
+def decide_rollback(
+    current: ImageEntry, hold: Hold | None, desired: ImageEntry, new_hold: Hold, *, on_branch: bool
+) -> Decision:
+    """A rollback bypasses the ancestry guard on purpose, not the branch; it is a noop only if already
+    rolled back there."""
+    if not on_branch:
+        return off_branch(desired)
     if current == desired and hold is not None:
         return Decision(Outcome.NOOP, f"manifest already held at {desired.reference}")
     return Decision(Outcome.CHANGED, f"roll back to {desired.reference} and hold ({new_hold.reason})")
@@ -169,19 +186,15 @@ def _noncharacter(char: str) -> bool:
     return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
 
 
-def is_bot_commit(message: str, author_email: str, bot_email: str) -> bool:
-    """A commit the release bot made: its author, or a `[skip ci]` subject with our action trailer."""
-    if author_email.strip().lower() == bot_email.strip().lower():
-        return True
-    lines = message.strip().splitlines()
-    if not lines or SKIP_CI not in lines[0]:
-        return False
-    return any(line.startswith(f"{ACTION_TRAILER}:") for line in lines[1:])
+def is_bot_commit(author_email: str, bot_email: str) -> bool:
+    """A commit the release bot made: the bot is its author. Its message proves nothing: anyone can type
+    `[skip ci]` and our trailer (a copied bot message, a hand-made revert), and that commit is a push."""
+    return author_email.strip().lower() == bot_email.strip().lower()
 
 
-def newest_human(line: list[tuple[str, str, str]], bot_email: str) -> str | None:
-    """The first commit of (sha, author email, message), newest first, that the bot did not make."""
-    return next((sha for sha, email, message in line if not is_bot_commit(message, email, bot_email)), None)
+def newest_human(line: list[tuple[str, str]], bot_email: str) -> str | None:
+    """The first commit of (sha, author email), newest first, that the bot did not make."""
+    return next((sha for sha, email in line if not is_bot_commit(email, bot_email)), None)
 
 
 def commit_message(subject: str, body: str, trailers: dict[str, str]) -> str:

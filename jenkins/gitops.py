@@ -40,9 +40,9 @@ _RACE_REASONS = (
     "incorrect old value",
 )
 _PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(?P<summary>.*)$", re.MULTILINE)
-# Seconds a single fetch, push or ls-remote may take (GITOPS_GIT_TIMEOUT overrides): a hung remote
+# Seconds a single fetch, push or ls-remote may take (the CLI reads GITOPS_GIT_TIMEOUT): a hung remote
 # fails this run with a clear message instead of eating the stage's timeout.
-NETWORK_TIMEOUT = float(os.environ.get("GITOPS_GIT_TIMEOUT", "120"))
+NETWORK_TIMEOUT = 120.0
 # Each git run ignores the checkout's hooks: the bot's fetches and pushes must not run code that
 # happens to sit in .git/hooks (or core.hooksPath) of a build workspace.
 _SAFE = ("-c", "core.hooksPath=/dev/null")
@@ -139,6 +139,13 @@ class Git:
                 f"`git {args[0]}` gave no answer within {self.timeout:.0f}s (GITOPS_GIT_TIMEOUT); "
                 "check the network path to the remote and that it is up"
             ) from None
+        except BaseException:
+            # Interrupted (Ctrl-C): a network git has a session of its own, so the terminal's signal
+            # never reaches it or its ssh; end them with us.
+            if network:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            raise
         stdout = out if binary else out.decode(errors="replace")
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.decode(errors="replace"))
 
@@ -193,13 +200,12 @@ class Git:
         email, _, message = out.partition("\0")
         return message, email
 
-    def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str, str]]:
-        """(sha, author email, message) of sha and its first-parent ancestors, newest first."""
-        # -z ends each commit with NUL, which no commit message can contain; the SHA and the email are
-        # one line each, so the message is whatever follows them.
-        out = self.run("log", "-z", "--first-parent", f"--max-count={limit}", "--format=%H%n%ae%n%B", sha)
-        entries = [record.lstrip("\n").split("\n", 2) for record in out.split("\0") if record.strip()]
-        return [(fields[0], fields[1], fields[2] if len(fields) > 2 else "") for fields in entries]
+    def first_parent_line(self, sha: str, limit: int) -> list[tuple[str, str]]:
+        """(sha, author email) of sha and its first-parent ancestors, newest first."""
+        # %ae, not %aE: a .mailmap in the repository must not turn a person into the bot. An ident is
+        # one header line, so neither field holds a line break.
+        out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H %ae", sha)
+        return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
     def read_file(self, commit: str, path: str) -> str | None:
         """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.
@@ -222,6 +228,12 @@ class Git:
     def has_path(self, commit: str, path: str) -> bool:
         """True if path exists in commit's tree."""
         return self.ok("cat-file", "-e", f"{commit}:{path}")
+
+    def submodules(self, commit: str, path: str) -> list[str]:
+        """Paths of the submodules (gitlinks, mode 160000) under path ("." for all) in commit's tree."""
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", path)
+        entries = (record.partition("\t") for record in out.split("\0") if record)
+        return [name for meta, _, name in entries if meta.startswith("160000 ")]
 
     def export_tree(self, commit: str, path: str, dest: Path) -> None:
         """Write path (a directory; "." for the root) as it is in commit into dest: exactly the committed
@@ -340,7 +352,7 @@ def commit_manifest(
     remote: str,
     branch: str,
     path: str,
-    plan: Callable[[str], Edit],
+    plan: Callable[[str, str], Edit],
     message: str,
     bot: Identity,
     policy: RetryPolicy,
@@ -349,8 +361,8 @@ def commit_manifest(
 ) -> Result:
     """Fetch the tip, plan the edit on it, commit and push; on a lost race, start over after a backoff.
 
-    plan() gets the manifest text at the current tip and is re-run on every attempt, so the guard is
-    checked against what is really on the branch at push time.
+    plan(tip, text) gets the current tip and the manifest text there, and is re-run on every attempt, so
+    the guards are checked against what is really on the branch at push time.
     """
     rng = rng or random.SystemRandom()
     attempt = 0
@@ -367,7 +379,7 @@ def commit_manifest(
                 "the release edits only a regular file: replace it with the file itself"
             )
         with log.step("plan manifest edit"):
-            edit = plan(text)
+            edit = plan(tip, text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")
         if edit.decision.outcome is not Outcome.CHANGED or dry_run:
             return Result(edit=edit, commit=None, attempts=attempt)

@@ -146,7 +146,19 @@ def _entry_map(doc: CommentedMap, name: str) -> CommentedMap:
         raise ManifestError(f"{FILE_NAME} has no `images:` entry named {name!r}")
     if len(found) > 1:
         raise ManifestError(f"{FILE_NAME} has {len(found)} `images:` entries named {name!r}; keep one")
-    return found[0]
+    return _unshared(found[0], f"the `images:` entry named {name!r}")
+
+
+def _unshared(node: object, what: str) -> object:
+    """node, unless it carries a YAML anchor: every alias of it (a merge key `<<: *x` too) is the same
+    node to kustomize, so an edit here would change those places as well. Refuse instead."""
+    anchor = getattr(getattr(node, "anchor", None), "value", None)
+    if anchor is not None:
+        raise ManifestError(
+            f"{FILE_NAME}: {what} carries the YAML anchor &{anchor}, so an edit would also change every "
+            f"alias of it (*{anchor}); write it out in full there and remove the anchor"
+        )
+    return node
 
 
 def _scalar(item: dict, key: str) -> str | None:
@@ -218,7 +230,9 @@ def with_hold(text: str, hold: Hold | None) -> str:
     """text with the hold record set (hold) or removed (None); empty containers are removed too."""
     doc, layout = load(text)
     _annotations(doc)  # refuse a metadata or annotations that is not a mapping before editing
-    metadata = doc.get("metadata")
+    metadata = _unshared(doc.get("metadata"), "`metadata`")
+    if metadata is not None:
+        _unshared(metadata.get("annotations"), "`metadata.annotations`")
     if hold is not None:
         if metadata is None:
             metadata = CommentedMap()

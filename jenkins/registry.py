@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jenkins import log
+from jenkins.core import is_digest
 
 if TYPE_CHECKING:
     import requests
@@ -112,10 +113,20 @@ def resolve_digest(repository: str, tag: str) -> str | None:
         from jenkins import ecr  # boto3 is costly to import: only the ECR path pays for it
 
         try:
-            return ecr.image_digest(match["account"], match["region"], match["name"], tag)
+            digest = ecr.image_digest(match["account"], match["region"], match["name"], tag)
         except ecr.EcrError as exc:
             raise RegistryError(str(exc)) from None
-    return oci_digest(parse_repository(repository), tag)
+    else:
+        digest = oci_digest(parse_repository(repository), tag)
+    # The answer is pinned into the manifest as `digest:`: a value that is no sha256 digest (a broken
+    # proxy, another algorithm) would deploy an image reference no node can pull.
+    if digest is not None and not is_digest(digest):
+        raise RegistryError(
+            f"the registry of {repository} answered tag {tag} with the digest {digest[:80]!r}, "
+            "which is not sha256: followed by 64 lowercase hex digits; check the registry (or a proxy "
+            "in front of it)"
+        )
+    return digest
 
 
 def mark_deployed(repository: str, digest: str) -> bool:
@@ -204,7 +215,14 @@ def answer_challenge(session: requests.Session, ref: Reference, response: reques
             f"run `docker login {ref.registry}`"
         )
     body = token.json()
-    return "Bearer " + (body.get("token") or body.get("access_token", ""))
+    # The distribution token spec: a JSON object with `token` (or the OAuth2 name `access_token`).
+    value = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        raise RegistryError(
+            f"registry {ref.registry}: its token endpoint answered without a token; "
+            f"check the registry, then `docker login {ref.registry}`"
+        )
+    return "Bearer " + value
 
 
 def docker_credentials(registry: str) -> tuple[str, str] | None:
@@ -212,14 +230,21 @@ def docker_credentials(registry: str) -> tuple[str, str] | None:
     config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
     try:
         auths = json.loads(config.read_text()).get("auths", {})
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a JSON object
         return None
     keys = [registry, f"https://{registry}", f"http://{registry}"]
     if registry == DOCKER_HUB:
         keys.append("https://index.docker.io/v1/")
     for key in keys:
-        encoded = auths.get(key, {}).get("auth")
-        if encoded:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        entry = auths.get(key) if isinstance(auths, dict) else None
+        encoded = entry.get("auth") if isinstance(entry, dict) else None
+        if isinstance(encoded, str) and encoded:
+            try:
+                user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+            except ValueError:  # binascii.Error and UnicodeDecodeError both are
+                raise RegistryError(
+                    f"{config}: the `auth` of {key} is not base64 of user:password; "
+                    f"run `docker login {registry}` again"
+                ) from None
             return user, password
     return None

@@ -129,6 +129,8 @@ def test_not_a_git_checkout(tmp_path: Path) -> None:
         "command": "promote",
         "error": result.json["error"],
         "exit_code": 2,
+        "image": None,
+        "commit": None,
     }
     assert list(tmp_path.iterdir()) == []
 

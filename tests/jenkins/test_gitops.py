@@ -297,7 +297,7 @@ def test_a_lost_race_is_retried_on_the_new_tip(gitops_repo: GitopsRepo) -> None:
     ws = gitops_repo.workspace(gitops_repo.tip())
     calls: list[str] = []
 
-    def plan(text: str) -> Edit:
+    def plan(_tip: str, text: str) -> Edit:
         calls.append(text)
         if len(calls) == 1:
             gitops_repo.app_commit("sneaked in")
@@ -317,7 +317,7 @@ def test_a_lost_race_is_retried_on_the_new_tip(gitops_repo: GitopsRepo) -> None:
 def test_retries_are_bounded(gitops_repo: GitopsRepo) -> None:
     ws = gitops_repo.workspace(gitops_repo.tip())
 
-    def plan(text: str) -> Edit:
+    def plan(_tip: str, text: str) -> Edit:
         gitops_repo.app_commit("always one step ahead")
         return Edit(Decision(Outcome.CHANGED, "test"), text, text + "# edit\n")
 
