@@ -178,6 +178,7 @@ up() {
     return
   fi
   [ ! -d "$STATE/pids" ] || down
+  [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for the controllers' chart flags (run make venv, or set PYTHON=)"
   local dir
   dir="$(build)"
   local bin=$dir/bin start_time
