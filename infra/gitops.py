@@ -62,6 +62,12 @@ APP_KINDS = {
 # Server-side apply is a PATCH (create on first apply); prune deletes; health checks and drift
 # detection read.
 APPLIER_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+# What the Kustomization's health checks (`wait: true`) read besides the app's own kinds: kstatus'
+# Deployment reader lists the Deployment's ReplicaSets and their Pods, and an error there leaves the
+# status Unknown until the timeout (fluxcd/cli-utils v1.2.3, the version kustomize-controller v1.9.6
+# builds with: pkg/kstatus/polling/statusreaders/deployment.go and pod_controller.go). Read-only.
+HEALTH_CHECK_READS = {"apps": ("replicasets",), "": ("pods",)}
+HEALTH_CHECK_VERBS = ("get", "list", "watch")
 # Pod Security Admission labels (kubernetes.io/docs/concepts/security/pod-security-admission):
 # the API server refuses pods that break the `restricted` standard, and warns and audits the same.
 POD_SECURITY_LABELS = {
@@ -177,6 +183,10 @@ class GitOps(pulumi.ComponentResource):
             rules=[
                 {"api_groups": [group], "resources": list(resources), "verbs": list(APPLIER_VERBS)}
                 for group, resources in APP_KINDS.items()
+            ]
+            + [
+                {"api_groups": [group], "resources": list(resources), "verbs": list(HEALTH_CHECK_VERBS)}
+                for group, resources in HEALTH_CHECK_READS.items()
             ],
             opts=in_cluster,
         )

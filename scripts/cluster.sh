@@ -16,6 +16,7 @@ TOOLS="$ROOT/tools"
 CACHE_ROOT="${GITOPS_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitops-cluster}"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 KUBECTL="${KUBECTL:-$(command -v kubectl || echo "$ROOT/.venv/bin/kubectl")}"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # Every module under tools/ names a go version this machine's Go has; never fetch another toolchain.
 export GOTOOLCHAIN=local
 NAMESPACE=flux-system
@@ -177,6 +178,7 @@ up() {
     return
   fi
   [ ! -d "$STATE/pids" ] || down
+  [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for the controllers' chart flags (run make venv, or set PYTHON=)"
   local dir
   dir="$(build)"
   local bin=$dir/bin start_time
@@ -218,7 +220,7 @@ up() {
   kc apply --server-side -f "$ROOT/scripts/cluster-rbac.yaml" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
-  local c health port token
+  local c health port token flags chart_args
   for c in "${CONTROLLERS[@]}"; do
     # Each controller authenticates as its own service account, with a token the API server signed.
     token="$(kc create token "$c" -n "$NAMESPACE" --duration=48h)"
@@ -226,6 +228,12 @@ up() {
     health=$(free_port)
     local args=(--watch-all-namespaces=true --enable-leader-election=false --metrics-addr=0
       --health-addr="127.0.0.1:$health" --log-level=info --log-encoding=json)
+    # The flags the stack's chart values give this controller (multi-tenancy lockdown, no remote
+    # bases), computed from infra/gitops.py so the test cluster cannot drift from EKS.
+    flags="$(cd "$ROOT" && "$PYTHON" -m scripts.fluxchart "$c")" || die "cannot compute $c's chart flags"
+    chart_args=()
+    [ -z "$flags" ] || mapfile -t chart_args <<<"$flags"
+    args+=("${chart_args[@]}")
     if [ "$c" = source-controller ]; then
       port=$(free_port)
       STORAGE_PORT=$port

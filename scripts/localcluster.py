@@ -34,7 +34,6 @@ from scripts.sandbox import GitOpsRepo
 
 STATE = ROOT / ".cluster"
 SKIPPED_TYPES = {"kubernetes:helm.sh/v3:Release"}  # Flux itself: its controllers run from scripts/cluster.sh
-FLUX_NAMESPACE = "flux-system"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 """The annotation that asks a Flux object to reconcile now (fluxcd/pkg/apis/meta ReconcileRequestAnnotation):
 what notification-controller's Receiver sets on its resources for a valid webhook, and `flux reconcile`."""
@@ -88,7 +87,7 @@ class Cluster:
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
 
-    def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> None:
+    def request_reconcile(self, kind: str, name: str, namespace: str) -> None:
         """What a Receiver does for a valid webhook: annotate the object with the time of the request."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 1_000_000_000:09d}Z"
         self.kubectl("annotate", "--overwrite", "-n", namespace, kind, name, f"{REQUESTED_AT}={stamp}")
@@ -323,7 +322,9 @@ class FluxLoop:
         return found
 
     def status(self, kind: str) -> dict[str, Any]:
-        return self.cluster.get(kind.lower(), self.named(kind)["metadata"]["name"], FLUX_NAMESPACE)
+        """The object of `kind` as the API server has it, in the namespace the stack declares it in."""
+        metadata = self.named(kind)["metadata"]
+        return self.cluster.get(kind.lower(), metadata["name"], metadata["namespace"])
 
     def applied(self, commit: str) -> bool:
         """The Kustomization is Ready, at `commit` of the branch."""
@@ -342,7 +343,8 @@ class FluxLoop:
 
     def push_event(self) -> None:
         """GitHub's push event reaching the Receiver: the Receiver's effect (see the module docstring)."""
-        self.cluster.request_reconcile("gitrepository", self.named("GitRepository")["metadata"]["name"])
+        metadata = self.named("GitRepository")["metadata"]
+        self.cluster.request_reconcile("gitrepository", metadata["name"], metadata["namespace"])
 
 
 @contextlib.contextmanager

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jenkins.registry import resolve_digest
 from scripts.localcluster import Cluster, FluxLoop, condition, flux_loop, keygen, rendered_k8s
-from scripts.sandbox import Run, build_arg_flags, hermetic_build_args, jenkins_cli
+from scripts.sandbox import BRANCH, GitOpsRepo, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
 from tests.conftest import require
 
 HOLD_BY = "release.gitops/held-by"
@@ -157,3 +158,78 @@ def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_pa
     finally:
         flux.cluster.apply([auth])
         flux.push_event()
+
+
+# Objects a commit to k8s/ could hold that the Kustomization's targetNamespace cannot pull into the
+# app's namespace: cluster-scoped kinds (a namespaced object in another namespace is rewritten into the
+# app's, as tests/infra/test_gitops_rbac.py shows with `kubectl kustomize`).
+ESCAPES = [
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "take-over"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "read-every-secret"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
+    },
+]
+
+
+def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
+    """Push a commit that adds `obj` to k8s/ (as k8s/escape.yaml, listed in its kustomization), or
+    removes it again when obj is None; returns the commit."""
+    repo.checkout_tip()
+    path, listing = repo.work / "k8s" / "escape.yaml", repo.work / "k8s" / "kustomization.yaml"
+    kustomization = yaml.safe_load(listing.read_text())
+    if obj is None:
+        path.unlink()
+        kustomization["resources"].remove("escape.yaml")
+    else:
+        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        kustomization["resources"].append("escape.yaml")
+    listing.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    git(repo.work, "add", "--all", "k8s")
+    git(repo.work, "commit", "--quiet", "-m", message)
+    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    return repo.head()
+
+
+@pytest.mark.parametrize("escape", ESCAPES, ids=lambda o: o["kind"])
+def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, escape: dict) -> None:
+    """Issue 12 test 4: kustomize-controller, which holds only `impersonate` (scripts/cluster-rbac.yaml,
+    as the chart renders the stack's multitenancy values), applies as the Kustomization's service
+    account; the API server's RBAC refuses it the object, and nothing is created."""
+    kustomization = flux.named("Kustomization")
+    namespace, account = kustomization["metadata"]["namespace"], kustomization["spec"]["serviceAccountName"]
+    user = f"system:serviceaccount:{namespace}:{account}"
+    clean = flux.repo.tip()
+    flux.push_event()
+    flux.wait_applied(clean)
+
+    bad = commit_to_k8s(flux.repo, escape, f"Add a {escape['kind']}")
+    flux.push_event()
+
+    def refused() -> str:
+        status = flux.status("Kustomization")
+        ready = condition(status, "Ready")
+        attempted = status.get("status", {}).get("lastAttemptedRevision")
+        failed = ready and ready["status"] == "False" and attempted == f"main@sha1:{bad}"
+        return ready["message"] if failed else ""
+
+    message = flux.cluster.wait_for(f"the Kustomization to refuse {bad[:12]}", refused)
+    assert "forbidden" in message.lower() and user in message, message
+    assert escape["metadata"]["name"] in message, message
+    status = flux.status("Kustomization")["status"]
+    assert status["lastAppliedRevision"] == f"main@sha1:{clean}"
+    found = flux.cluster.kubectl("get", escape["kind"].lower(), escape["metadata"]["name"], check=False)
+    assert found.returncode != 0 and "NotFound" in found.stderr, found.stdout
+
+    # The app still applies once the repository is clean again.
+    clean = commit_to_k8s(flux.repo, None, f"Remove the {escape['kind']}")
+    flux.push_event()
+    flux.wait_applied(clean)

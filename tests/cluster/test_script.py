@@ -38,6 +38,15 @@ def test_a_missing_go_toolchain_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
+def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
+    """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
+    state, python = tmp_path / "state", tmp_path / "no-python"
+    result = run("up", env={"PYTHON": str(python), "GITOPS_CLUSTER_STATE": str(state)})
+    assert result.returncode == 1
+    assert f"no Python at '{python}'" in result.stderr and "make venv" in result.stderr
+    assert not state.exists()
+
+
 def test_down_never_stops_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
     state = tmp_path / "state"
     (state / "pids").mkdir(parents=True)

@@ -30,6 +30,7 @@ ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
 APPLY_VERBS = ("get", "create", "patch", "delete")
+WRITE_VERBS = ("create", "patch", "update", "delete")
 
 # kind -> (API group, resource, namespaced), from the Kubernetes API reference.
 KINDS = {
@@ -38,6 +39,7 @@ KINDS = {
     "PodDisruptionBudget": ("policy", "poddisruptionbudgets", True),
     "NetworkPolicy": ("networking.k8s.io", "networkpolicies", True),
     "Pod": ("", "pods", True),
+    "ReplicaSet": ("apps", "replicasets", True),
     "Secret": ("", "secrets", True),
     "ServiceAccount": ("", "serviceaccounts", True),
     "Role": ("rbac.authorization.k8s.io", "roles", True),
@@ -209,7 +211,21 @@ def test_the_role_allows_exactly_the_kinds_k8s_uses(dev_program: Program) -> Non
 def test_objects_outside_the_app_are_refused(dev_program: Program, attack: dict[str, Any]) -> None:
     """A ClusterRoleBinding, a privileged bare Pod, objects in other namespaces, the namespace itself
     (its Pod Security labels), the deploy key's Secret, RBAC and Flux's own objects: none may be applied."""
-    assert refused_verbs(dev_program, attack) == list(APPLY_VERBS)
+    # The health checks may read the app's Pods (HEALTH_CHECK_READS); nothing here may be written.
+    account = applier(dev_program)
+    assert not [verb for verb in WRITE_VERBS if allowed(dev_program, account, verb, attack)]
+    if attack["kind"] != "Pod":
+        assert refused_verbs(dev_program, attack) == list(APPLY_VERBS)
+
+
+def test_the_health_checks_only_read(dev_program: Program) -> None:
+    """kstatus lists a Deployment's ReplicaSets and their Pods (infra/gitops.py HEALTH_CHECK_READS);
+    the applier may read them in the app's namespace and write neither."""
+    account = applier(dev_program)
+    for kind in ("Pod", "ReplicaSet"):
+        generated = manifest(kind, "generated")
+        assert allowed(dev_program, account, "list", generated), kind
+        assert not [verb for verb in WRITE_VERBS if allowed(dev_program, account, verb, generated)], kind
 
 
 def test_target_namespace_rewrites_an_object_committed_for_another_namespace(tmp_path: Path) -> None:
