@@ -99,7 +99,7 @@ def agent_role_policy(ecr_repository_arn: str) -> dict[str, Any]:
     }
 
 
-def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str) -> dict[str, Any]:
+def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str, max_agents: int) -> dict[str, Any]:
     """What the EC2 Fleet plugin calls for an Auto Scaling group fleet, scoped to this group.
 
     From the plugin's source (AutoScalingGroupFleet, EC2Api, EC2FleetCloud at 4.2.3.540): describe the
@@ -117,12 +117,21 @@ def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str) -> dic
                 "Resource": "*",
             },
             {
-                "Sid": "ScaleOnlyTheAgentsGroup",
+                "Sid": "ScaleOnlyTheAgentsGroupWithinMaxAgents",
                 "Effect": "Allow",
-                "Action": [
-                    "autoscaling:UpdateAutoScalingGroup",
-                    "autoscaling:TerminateInstanceInAutoScalingGroup",
-                ],
+                "Action": ["autoscaling:UpdateAutoScalingGroup"],
+                "Resource": auto_scaling_group_arn,
+                # The plugin always sends MinSize 0 and MaxSize maxAgents (AutoScalingGroupFleet.modify);
+                # no IfExists, so a request without the sizes (changing anything else) is refused too.
+                "Condition": {
+                    "NumericLessThanEquals": {"autoscaling:MaxSize": str(max_agents)},
+                    "NumericEquals": {"autoscaling:MinSize": "0"},
+                },
+            },
+            {
+                "Sid": "TerminateOnlyTheAgentsGroupsInstances",
+                "Effect": "Allow",
+                "Action": ["autoscaling:TerminateInstanceInAutoScalingGroup"],
                 "Resource": auto_scaling_group_arn,
             },
             {
