@@ -37,8 +37,6 @@ ROOT_DEVICE = "/dev/xvda"  # AL2023 AMIs' root device name
 ROOT_VOLUME_GIB = 30  # the toolchain, a Docker build cache and one workspace
 # Containers (docker build steps) sit one hop further from IMDS than the host: they get no credentials.
 IMDS_HOP_LIMIT = 1
-# A safety net, not a schedule: no agent lives past a day even if the plugin lost track of it.
-MAX_INSTANCE_LIFETIME_SECONDS = 86400
 ECR_PUSH_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -284,9 +282,10 @@ class JenkinsAgents(pulumi.ComponentResource):
             },
             health_check_type="EC2",
             # The plugin terminates the instances it chose (idle or used up); the group must never pick
-            # a busy one when the plugin lowers the capacity. The plugin sets this too (FAQ.md).
+            # a busy one when the plugin lowers the capacity. The plugin sets this too (FAQ.md). It also
+            # rules out a maximum instance lifetime (AWS never ends a protected instance for its age);
+            # a forgotten agent is adopted by the plugin and ends after idleMinutes instead.
             protect_from_scale_in=True,
-            max_instance_lifetime=MAX_INSTANCE_LIFETIME_SECONDS,
             tags=[{"key": "Name", "value": tags["Name"], "propagate_at_launch": False}],
             # The plugin owns the capacity; `pulumi up` must not reset running builds' agents to 0.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),

@@ -123,8 +123,13 @@ def test_group_scales_from_zero_to_max_agents_in_private_subnets(program: Progra
     # The plugin owns the capacity, and keeps busy agents from being picked for scale-in.
     assert group.options["ignoreChanges"] == ["desiredCapacity"]
     assert group.inputs["protectFromScaleIn"] is True
-    # AWS accepts 0 or 86400..31536000 seconds (CreateAutoScalingGroup MaxInstanceLifetime).
-    assert group.inputs["maxInstanceLifetime"] == 86400
+    # No maximum instance lifetime: it would never fire. Scale-in protection keeps an instance from
+    # being terminated for its lifetime (EC2 Auto Scaling User Guide, "Replace Auto Scaling instances
+    # based on maximum instance lifetime", Considerations), and where it fires it replaces the instance,
+    # it does not remove it. The plugin is the net for a forgotten agent: it adopts every running group
+    # instance that is not a Jenkins node, which then goes away after idleMinutes (EC2FleetCloud.update,
+    # "New instance(s) not yet registered as nodes", tag 4.2.3.540.va_6eedb_7b_c112).
+    assert "maxInstanceLifetime" not in group.inputs
 
 
 def test_max_agents_is_the_groups_maximum() -> None:
