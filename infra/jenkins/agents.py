@@ -48,8 +48,9 @@ ECR_PUSH_ACTIONS = (
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 )
-# Graviton instance families carry a `g` after the generation digit: t4g, m7gd, c6gn, im4gn.
-_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g[a-z-]*\.")
+# Graviton instance families carry a `g` after the generation digit (t4g, m7gd, c6gn, im4gn), except the
+# first Graviton's A1.
+_ARM_FAMILY = re.compile(r"^(a1|[a-z]+\d+[a-z-]*g[a-z-]*)\.")
 
 
 @dataclass(frozen=True)
