@@ -1,6 +1,6 @@
 #!/bin/bash
 # First boot of the Jenkins server (cloud-init runcmd, once per instance): install the pinned Jenkins LTS,
-# mount JENKINS_HOME from its own EBS volume, set up Docker, pin GitHub's host keys, install the locked
+# mount JENKINS_HOME from its own EBS volume (no Docker: builds run on agents), pin GitHub's host keys, install the locked
 # plugins, start Jenkins.
 # Safe to re-run: it formats the volume only when it has no filesystem, and every step converges.
 set -euo pipefail
