@@ -2,9 +2,10 @@
 one build per instance, and the identities that keep agents and controller apart.
 
 - The agents' role pushes to this stack's ECR repository and nothing else: no secret, no SSM, no EC2.
-- The controller's extra permissions (`controller_agents_policy`) let it resize and terminate this one
-  group's instances, and tag only instances that carry this group's tag. It needs no `iam:PassRole`: the
-  group launches instances with its own service-linked role and the launch template's profile.
+- The controller's extra permissions (`controller_agents_policy`) let it resize this one group (never
+  past `maxAgents`) and terminate its instances, and tag only instances that carry this group's tag. It
+  needs no `iam:PassRole`: the group launches instances with its own service-linked role and the launch
+  template's profile.
 - Nothing reaches an agent from outside the VPC: the only inbound rule is SSH from the controller's
   security group (the plugin's SSH launcher); agents have no public address.
 
