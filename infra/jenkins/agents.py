@@ -2,9 +2,10 @@
 one build per instance, and the identities that keep agents and controller apart.
 
 - The agents' role pushes to this stack's ECR repository and nothing else: no secret, no SSM, no EC2.
-- The controller's extra permissions (`controller_agents_policy`) let it resize and terminate this one
-  group's instances, and tag only instances that carry this group's tag. It needs no `iam:PassRole`: the
-  group launches instances with its own service-linked role and the launch template's profile.
+- The controller's extra permissions (`controller_agents_policy`) let it resize this one group (never
+  past `maxAgents`) and terminate its instances, and tag only instances that carry this group's tag. It
+  needs no `iam:PassRole`: the group launches instances with its own service-linked role and the launch
+  template's profile.
 - Nothing reaches an agent from outside the VPC: the only inbound rule is SSH from the controller's
   security group (the plugin's SSH launcher); agents have no public address.
 
@@ -37,8 +38,6 @@ ROOT_DEVICE = "/dev/xvda"  # AL2023 AMIs' root device name
 ROOT_VOLUME_GIB = 30  # the toolchain, a Docker build cache and one workspace
 # Containers (docker build steps) sit one hop further from IMDS than the host: they get no credentials.
 IMDS_HOP_LIMIT = 1
-# A safety net, not a schedule: no agent lives past a day even if the plugin lost track of it.
-MAX_INSTANCE_LIFETIME_SECONDS = 86400
 ECR_PUSH_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -50,8 +49,9 @@ ECR_PUSH_ACTIONS = (
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 )
-# Graviton instance families carry a `g` after the generation digit: t4g, m7gd, c6gn, im4gn.
-_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g[a-z-]*\.")
+# Graviton instance families carry a `g` after the generation digit (t4g, m7gd, c6gn, im4gn), except the
+# first Graviton's A1.
+_ARM_FAMILY = re.compile(r"^(a1|[a-z]+\d+[a-z-]*g[a-z-]*)\.")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def agent_role_policy(ecr_repository_arn: str) -> dict[str, Any]:
     }
 
 
-def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str) -> dict[str, Any]:
+def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str, max_agents: int) -> dict[str, Any]:
     """What the EC2 Fleet plugin calls for an Auto Scaling group fleet, scoped to this group.
 
     From the plugin's source (AutoScalingGroupFleet, EC2Api, EC2FleetCloud at 4.2.3.540): describe the
@@ -117,12 +117,21 @@ def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str) -> dic
                 "Resource": "*",
             },
             {
-                "Sid": "ScaleOnlyTheAgentsGroup",
+                "Sid": "ScaleOnlyTheAgentsGroupWithinMaxAgents",
                 "Effect": "Allow",
-                "Action": [
-                    "autoscaling:UpdateAutoScalingGroup",
-                    "autoscaling:TerminateInstanceInAutoScalingGroup",
-                ],
+                "Action": ["autoscaling:UpdateAutoScalingGroup"],
+                "Resource": auto_scaling_group_arn,
+                # The plugin always sends MinSize 0 and MaxSize maxAgents (AutoScalingGroupFleet.modify);
+                # no IfExists, so a request without the sizes (changing anything else) is refused too.
+                "Condition": {
+                    "NumericLessThanEquals": {"autoscaling:MaxSize": str(max_agents)},
+                    "NumericEquals": {"autoscaling:MinSize": "0"},
+                },
+            },
+            {
+                "Sid": "TerminateOnlyTheAgentsGroupsInstances",
+                "Effect": "Allow",
+                "Action": ["autoscaling:TerminateInstanceInAutoScalingGroup"],
                 "Resource": auto_scaling_group_arn,
             },
             {
@@ -275,9 +284,10 @@ class JenkinsAgents(pulumi.ComponentResource):
             },
             health_check_type="EC2",
             # The plugin terminates the instances it chose (idle or used up); the group must never pick
-            # a busy one when the plugin lowers the capacity. The plugin sets this too (FAQ.md).
+            # a busy one when the plugin lowers the capacity. The plugin sets this too (FAQ.md). It also
+            # rules out a maximum instance lifetime (AWS never ends a protected instance for its age);
+            # a forgotten agent is adopted by the plugin and ends after idleMinutes instead.
             protect_from_scale_in=True,
-            max_instance_lifetime=MAX_INSTANCE_LIFETIME_SECONDS,
             tags=[{"key": "Name", "value": tags["Name"], "propagate_at_launch": False}],
             # The plugin owns the capacity; `pulumi up` must not reset running builds' agents to 0.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),

@@ -56,13 +56,15 @@ def parse_agents(raw: Any) -> AgentsConfig:
         return AgentsConfig()
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{KEY}: must be an object with keys {', '.join(FIELDS)}, got {_describe(raw)}")
-    unknown = sorted(set(raw) - set(FIELDS))
+    # YAML keys may be numbers or booleans: compare and sort them as text.
+    unknown = sorted(str(key) for key in raw if key not in FIELDS)
     if unknown:
         raise ConfigError(
             f"{KEY}.{unknown[0]}: unknown key (check the spelling); known keys are {', '.join(FIELDS)}"
         )
     instance_type = raw.get("instanceType", DEFAULT_INSTANCE_TYPE)
-    if not isinstance(instance_type, str) or not _INSTANCE_TYPE.match(instance_type):
+    # fullmatch: `$` alone also matches before a trailing newline, which EC2 would refuse.
+    if not isinstance(instance_type, str) or not _INSTANCE_TYPE.fullmatch(instance_type):
         raise ConfigError(
             f"{KEY}.instanceType: {instance_type!r} is not an EC2 instance type; "
             f"use one like {DEFAULT_INSTANCE_TYPE}"

@@ -187,7 +187,9 @@ class JenkinsServer(pulumi.ComponentResource):
             f"{name}-agents",
             role=self.role.id,
             policy=self.agents.group_arn.apply(
-                lambda arn: json.dumps(controller_agents_policy(arn, tag_value))
+                lambda arn: json.dumps(
+                    controller_agents_policy(arn, tag_value, args.config.agents.max_agents)
+                )
             ),
             opts=child,
         )

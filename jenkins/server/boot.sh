@@ -1,7 +1,7 @@
 #!/bin/bash
 # First boot of the Jenkins server (cloud-init runcmd, once per instance): install the pinned Jenkins LTS,
-# mount JENKINS_HOME from its own EBS volume, set up Docker, pin GitHub's host keys, install the locked
-# plugins, start Jenkins.
+# mount JENKINS_HOME from its own EBS volume, pin GitHub's host keys, install the locked plugins, start
+# Jenkins. No Docker: builds run on the agents.
 # Safe to re-run: it formats the volume only when it has no filesystem, and every step converges.
 set -euo pipefail
 # Overridable for tests; the server uses the defaults.

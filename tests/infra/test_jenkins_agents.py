@@ -19,6 +19,7 @@ from infra.jenkins.agents import (
     controller_agents_policy,
 )
 from infra.jenkins.agents_config import AgentsConfig
+from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from tests.infra.conftest import AL2023_AMI, Program
 from tests.infra.jenkins_harness import GIT_RANGES, KNOWN_HOSTS, run_components
 
@@ -122,8 +123,13 @@ def test_group_scales_from_zero_to_max_agents_in_private_subnets(program: Progra
     # The plugin owns the capacity, and keeps busy agents from being picked for scale-in.
     assert group.options["ignoreChanges"] == ["desiredCapacity"]
     assert group.inputs["protectFromScaleIn"] is True
-    # AWS accepts 0 or 86400..31536000 seconds (CreateAutoScalingGroup MaxInstanceLifetime).
-    assert group.inputs["maxInstanceLifetime"] == 86400
+    # No maximum instance lifetime: it would never fire. Scale-in protection keeps an instance from
+    # being terminated for its lifetime (EC2 Auto Scaling User Guide, "Replace Auto Scaling instances
+    # based on maximum instance lifetime", Considerations), and where it fires it replaces the instance,
+    # it does not remove it. The plugin is the net for a forgotten agent: it adopts every running group
+    # instance that is not a Jenkins node, which then goes away after idleMinutes (EC2FleetCloud.update,
+    # "New instance(s) not yet registered as nodes", tag 4.2.3.540.va_6eedb_7b_c112).
+    assert "maxInstanceLifetime" not in group.inputs
 
 
 def test_max_agents_is_the_groups_maximum() -> None:
@@ -182,7 +188,7 @@ def test_user_data_carries_the_controller_key_and_no_private_key(program: Progra
 
 
 def test_controller_can_manage_only_this_group_and_pass_no_role() -> None:
-    statements = _statements(controller_agents_policy(GROUP_ARN, TAG))
+    statements = _statements(controller_agents_policy(GROUP_ARN, TAG, 3))
     by_action = {a: s for s in statements for a in _actions(s)}
     # What the EC2 Fleet plugin calls for an Auto Scaling group (AutoScalingGroupFleet.java, EC2Api.java,
     # EC2FleetCloud.java at tag 4.2.3.540.va_6eedb_7b_c112).
@@ -210,3 +216,27 @@ def test_controller_can_manage_only_this_group_and_pass_no_role() -> None:
     assert not forbidden & set(by_action)
     assert all(s["Effect"] == "Allow" for s in statements)
     assert not any(a.endswith("*") for a in by_action)
+
+
+def test_controller_cannot_grow_the_group_past_max_agents() -> None:
+    """A compromised controller may resize its group, but never past `maxAgents` (a bill, not a build).
+
+    The plugin's UpdateAutoScalingGroup always carries MinSize, MaxSize and DesiredCapacity
+    (AutoScalingGroupFleet.modify at tag 4.2.3.540.va_6eedb_7b_c112), and IAM offers the request's
+    sizes as `autoscaling:MinSize` / `autoscaling:MaxSize` on that action (Service Authorization
+    Reference, "Actions, resources, and condition keys for Amazon EC2 Auto Scaling"; the EC2 Auto
+    Scaling User Guide's identity-based policy example limits MaxSize the same way). Without `IfExists`
+    a request that omits the sizes (to change anything else about the group) is refused too.
+    """
+    statements = _statements(controller_agents_policy(GROUP_ARN, TAG, 3))
+    (update,) = [s for s in statements if "autoscaling:UpdateAutoScalingGroup" in _actions(s)]
+    assert _actions(update) == ["autoscaling:UpdateAutoScalingGroup"]
+    assert update["Condition"] == {
+        "NumericLessThanEquals": {"autoscaling:MaxSize": "3"},
+        "NumericEquals": {"autoscaling:MinSize": "0"},
+    }
+    # The cloud's JCasC sends exactly these sizes (minSize 0, maxSize = maxAgents).
+    (cloud,) = ec2_fleet_cloud(CloudSettings(AgentsConfig(max_agents=3), "agents", "us-east-1"))["jenkins"][
+        "clouds"
+    ]
+    assert (cloud["eC2Fleet"]["minSize"], cloud["eC2Fleet"]["maxSize"]) == (0, 3)

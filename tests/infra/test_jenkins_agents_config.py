@@ -32,6 +32,10 @@ def test_every_field_can_be_set() -> None:
         # The plugin reads 0 idle minutes as "never scale down" (help-idleMinutes.html).
         ({"idleMinutes": 0}, "gitops-eks:jenkins.agents.idleMinutes:", "use 1 to 60"),
         ({"idleMinutes": 61}, "gitops-eks:jenkins.agents.idleMinutes:", "use 1 to 60"),
+        # `$` also matches before a final newline (a YAML block scalar keeps one); EC2 would refuse it.
+        ({"instanceType": "t3.large\n"}, "gitops-eks:jenkins.agents.instanceType:", "use one like t3.large"),
+        # YAML keys need not be strings; the message must still name the bad key, not crash sorting.
+        ({1: 2, "maxAgent": 3}, "gitops-eks:jenkins.agents.1:", "known keys are instanceType"),
     ],
 )
 def test_bad_values_name_the_key_and_what_to_do(raw: object, key: str, hint: str) -> None:

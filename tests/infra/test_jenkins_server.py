@@ -110,6 +110,10 @@ def test_graviton_instance_types_get_the_arm64_ami() -> None:
         ("m7gd.large", "arm64"),
         ("c6gn.xlarge", "arm64"),
         ("im4gn.large", "arm64"),
+        # A1 is the first Graviton generation: arm64 without the `g` (ManageIQ's AWS instance type
+        # fixture, architecture arm64; OpenShift docs PR 43354: "A1 ... first generation of AWS Graviton").
+        ("a1.large", "arm64"),
+        ("a1.metal", "arm64"),
     ],
 )
 def test_architecture_from_instance_type(instance_type: str, architecture: str) -> None:

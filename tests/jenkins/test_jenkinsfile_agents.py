@@ -41,6 +41,8 @@ def runs_only_on_agents(code: str, label: str) -> list[str]:
     for node in re.findall(r"\bnode\s*\(([^)]*)\)", code):
         if node.strip() != f"'{label}'":
             problems.append(f"node({node}) can run on a node without the label {label!r}")
+    if re.search(r"\bnode\s*\{", code):
+        problems.append(f"`node {{ }}` without a label can run on a node without the label {label!r}")
     return problems
 
 
@@ -58,6 +60,10 @@ def test_the_check_fails_on_what_would_reach_the_controller() -> None:
     none = ok.replace(f"{{ label '{AGENT_LABEL}' }}", "none")
     assert runs_only_on_agents(none, AGENT_LABEL)
     assert runs_only_on_agents(ok.replace("stage('A') { }", "stage('A') { node('master') { } }"), AGENT_LABEL)
+    # `node { }` without a label takes any node in NORMAL mode, the built-in node's mode in casc.yaml.
+    assert runs_only_on_agents(
+        ok.replace("stage('A') { }", "stage('A') { script { node { } } }"), AGENT_LABEL
+    )
 
 
 def test_the_controller_has_no_executor() -> None:
