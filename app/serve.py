@@ -28,9 +28,21 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from granian.constants import HTTPModes, Interfaces, RuntimeModes
-from granian.log import logger
-from granian.server import MPServer
+
+def stop_before_serving(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    # First, before the imports below take a good part of a second: as a container's PID 1 this
+    # process is not killed by a signal it has no handler for, the kernel drops it (pid_namespaces(7)),
+    # so a SIGTERM while starting would be lost until the kubelet's SIGKILL. granian's startup
+    # replaces this handler with its own.
+    signal.signal(signal.SIGTERM, stop_before_serving)
+
+from granian.constants import HTTPModes, Interfaces, RuntimeModes  # noqa: E402 - see above
+from granian.log import logger  # noqa: E402
+from granian.server import MPServer  # noqa: E402
 
 
 def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,3 +221,43 @@ def test_bad_settings_stop_startup_naming_the_variable(name: str, value: str) ->
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert f"{name}={value!r}" in out
+
+
+def test_sigterm_while_starting_as_pid_1_is_not_lost() -> None:
+    """PID 1 of a PID namespace (a container's entrypoint) is not killed by a signal it has no handler for:
+    the kernel drops it (pid_namespaces(7), "The namespace init process"). A SIGTERM from the kubelet
+    while serve.py still imports Flask and granian (about 0.3 s here) must stop it, not be lost until
+    terminationGracePeriodSeconds ends in a SIGKILL.
+    """
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) for a PID namespace")
+    port = free_port()
+    outer = subprocess.Popen(
+        ["unshare", "--pid", "--kill-child", sys.executable, "serve.py"],
+        cwd=APP_DIR,
+        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        children = Path(f"/proc/{outer.pid}/task/{outer.pid}/children")
+        deadline = time.monotonic() + 10
+        while not (pid := children.read_text().split()) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        init = Path(f"/proc/{pid[0]}")
+        # Sent as soon as serve.py catches SIGTERM, or once granian's extension is loaded (the imports
+        # are under way), whichever comes first: signal(7), SigCgt is the caught signals' mask.
+        while not (
+            int(re.search(r"^SigCgt:\s*(\w+)", (init / "status").read_text(), re.M)[1], 16)
+            & 1 << (signal.SIGTERM - 1)
+            or "_granian" in (init / "maps").read_text()
+        ):
+            time.sleep(0.001)
+        os.kill(int(init.name), signal.SIGTERM)
+        out, _ = outer.communicate(timeout=10)
+    finally:
+        if outer.poll() is None:
+            outer.kill()
+            outer.wait(timeout=10)
+    assert outer.returncode == 0, out
