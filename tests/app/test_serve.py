@@ -261,3 +261,29 @@ def test_sigterm_while_starting_as_pid_1_is_not_lost() -> None:
             outer.kill()
             outer.wait(timeout=10)
     assert outer.returncode == 0, out
+
+
+def workers_of(proc: subprocess.Popen[str]) -> set[int]:
+    return {int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
+
+
+def test_crashed_worker_is_respawned_and_drains_with_the_others(server: Server) -> None:
+    """A worker killed by SIGKILL (the OOM killer) is replaced; the new one shares the readiness flag.
+
+    granian 2.8.7 (server/common.py `_serve_loop`, respawn_failed_workers) forks the replacement from
+    the main process, which created the flag's shared page before the first fork.
+    """
+    before = workers_of(server.proc)
+    assert len(before) == 2
+    for victim in sorted(before):  # one after the other, both: every request then meets a new worker
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while (len(now := workers_of(server.proc)) != 2 or victim in now) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(now) == 2 and victim not in now, "the killed worker was not replaced"
+    assert not before & workers_of(server.proc)
+    assert {server.get("/readyz")[0] for _ in range(10)} == {200}
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert {server.get("/readyz")[0] for _ in range(20)} == {503}
+    assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
