@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -287,3 +288,25 @@ def test_crashed_worker_is_respawned_and_drains_with_the_others(server: Server) 
     time.sleep(0.5)
     assert {server.get("/readyz")[0] for _ in range(20)} == {503}
     assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+
+
+def test_slow_client_holds_the_stop_no_longer_than_graceful_timeout() -> None:
+    """A client that sent half its headers keeps its worker from a graceful stop (hyper waits for the
+    request): GRACEFUL_TIMEOUT (granian's workers_kill_timeout) bounds that, then the worker is killed.
+    """
+    port = free_port()
+    proc = start(port, WEB_CONCURRENCY="1", DRAIN_SECONDS="0.5", GRACEFUL_TIMEOUT="2")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            time.sleep(0.3)
+            sigterm_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            assert 2 <= time.monotonic() - sigterm_at < 0.5 + 2 + 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert "Killing worker-1 after it refused to gracefully stop" in proc.stdout.read()
