@@ -28,19 +28,41 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from granian.constants import HTTPModes, Interfaces, RuntimeModes
-from granian.log import logger
-from granian.server import MPServer
+
+def stop_before_serving(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
-def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's cpu limit)."""
+if __name__ == "__main__":
+    # First, before the imports below take a good part of a second: as a container's PID 1 this
+    # process is not killed by a signal it has no handler for, the kernel drops it (pid_namespaces(7)),
+    # so a SIGTERM while starting would be lost until the kubelet's SIGKILL. granian's startup
+    # replaces this handler with its own.
+    signal.signal(signal.SIGTERM, stop_before_serving)
+
+from granian.constants import HTTPModes, Interfaces, RuntimeModes  # noqa: E402 - see above
+from granian.log import logger  # noqa: E402
+from granian.server import MPServer  # noqa: E402
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity, capped by its cgroup's CPU quota (a pod's cpu limit).
+
+    The quota is cpu.max ("max" or "QUOTA PERIOD") under cgroup v2, cpu/cpu.cfs_quota_us (-1 when
+    there is none) over cpu/cpu.cfs_period_us under cgroup v1, which EKS's Amazon Linux 2 nodes run.
+    A fractional quota rounds up: 1.5 CPUs run 2 workers.
+    """
     cpus = len(os.sched_getaffinity(0))
     try:
-        quota, period = cpu_max.read_text().split()
+        quota, period = (cgroup / "cpu.max").read_text().split()
     except (OSError, ValueError):
-        return cpus
-    if quota == "max":
+        try:
+            quota, period = (
+                (cgroup / "cpu" / f"cpu.cfs_{name}_us").read_text().strip() for name in ("quota", "period")
+            )
+        except (OSError, ValueError):
+            return cpus
+    if quota in ("max", "-1"):
         return cpus
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 

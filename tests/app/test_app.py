@@ -102,5 +102,25 @@ def test_workers_follow_the_cpu_quota(tmp_path: Path, cpu_max: str, expected: in
     conf = load_module("serve", APP_DIR / "serve.py")
     cpus = len(os.sched_getaffinity(0))
     (tmp_path / "cpu.max").write_text(cpu_max)
-    assert conf.usable_cpus(tmp_path / "cpu.max") == min(cpus, expected or cpus)
+    assert conf.usable_cpus(tmp_path) == min(cpus, expected or cpus)
     assert conf.usable_cpus(tmp_path / "missing") == cpus
+
+
+@pytest.mark.parametrize(
+    ("quota", "period", "expected"),
+    [("-1\n", "100000\n", None), ("50000\n", "100000\n", 1), ("150000\n", "100000\n", 2)],
+)
+def test_workers_follow_a_cgroup_v1_cpu_quota(
+    tmp_path: Path, quota: str, period: str, expected: int | None
+) -> None:
+    """cgroup v1 (EKS's Amazon Linux 2 nodes): cpu/cpu.cfs_quota_us over cpu.cfs_period_us, -1 = none.
+
+    Kernel Documentation/scheduler/sched-bwc.txt: "A value of -1 for cpu.cfs_quota_us indicates that
+    the group does not have any bandwidth restriction in place".
+    """
+    conf = load_module("serve", APP_DIR / "serve.py")
+    cpus = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(quota)
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(period)
+    assert conf.usable_cpus(tmp_path) == min(cpus, expected or cpus)

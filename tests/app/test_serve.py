@@ -6,7 +6,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -220,3 +222,91 @@ def test_bad_settings_stop_startup_naming_the_variable(name: str, value: str) ->
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert f"{name}={value!r}" in out
+
+
+def test_sigterm_while_starting_as_pid_1_is_not_lost() -> None:
+    """PID 1 of a PID namespace (a container's entrypoint) is not killed by a signal it has no handler for:
+    the kernel drops it (pid_namespaces(7), "The namespace init process"). A SIGTERM from the kubelet
+    while serve.py still imports Flask and granian (about 0.3 s here) must stop it, not be lost until
+    terminationGracePeriodSeconds ends in a SIGKILL.
+    """
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) for a PID namespace")
+    port = free_port()
+    outer = subprocess.Popen(
+        ["unshare", "--pid", "--kill-child", sys.executable, "serve.py"],
+        cwd=APP_DIR,
+        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        children = Path(f"/proc/{outer.pid}/task/{outer.pid}/children")
+        deadline = time.monotonic() + 10
+        while not (pid := children.read_text().split()) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        init = Path(f"/proc/{pid[0]}")
+        # Sent as soon as serve.py catches SIGTERM, or once granian's extension is loaded (the imports
+        # are under way), whichever comes first: signal(7), SigCgt is the caught signals' mask.
+        while not (
+            int(re.search(r"^SigCgt:\s*(\w+)", (init / "status").read_text(), re.M)[1], 16)
+            & 1 << (signal.SIGTERM - 1)
+            or "_granian" in (init / "maps").read_text()
+        ):
+            time.sleep(0.001)
+        os.kill(int(init.name), signal.SIGTERM)
+        out, _ = outer.communicate(timeout=10)
+    finally:
+        if outer.poll() is None:
+            outer.kill()
+            outer.wait(timeout=10)
+    assert outer.returncode == 0, out
+
+
+def workers_of(proc: subprocess.Popen[str]) -> set[int]:
+    return {int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
+
+
+def test_crashed_worker_is_respawned_and_drains_with_the_others(server: Server) -> None:
+    """A worker killed by SIGKILL (the OOM killer) is replaced; the new one shares the readiness flag.
+
+    granian 2.8.7 (server/common.py `_serve_loop`, respawn_failed_workers) forks the replacement from
+    the main process, which created the flag's shared page before the first fork.
+    """
+    before = workers_of(server.proc)
+    assert len(before) == 2
+    for victim in sorted(before):  # one after the other, both: every request then meets a new worker
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while (len(now := workers_of(server.proc)) != 2 or victim in now) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(now) == 2 and victim not in now, "the killed worker was not replaced"
+    assert not before & workers_of(server.proc)
+    assert {server.get("/readyz")[0] for _ in range(10)} == {200}
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert {server.get("/readyz")[0] for _ in range(20)} == {503}
+    assert server.proc.wait(timeout=DRAIN_SECONDS + 15) == 0
+
+
+def test_slow_client_holds_the_stop_no_longer_than_graceful_timeout() -> None:
+    """A client that sent half its headers keeps its worker from a graceful stop (hyper waits for the
+    request): GRACEFUL_TIMEOUT (granian's workers_kill_timeout) bounds that, then the worker is killed.
+    """
+    port = free_port()
+    proc = start(port, WEB_CONCURRENCY="1", DRAIN_SECONDS="0.5", GRACEFUL_TIMEOUT="2")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=20)
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            time.sleep(0.3)
+            sigterm_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            assert 2 <= time.monotonic() - sigterm_at < 0.5 + 2 + 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert "Killing worker-1 after it refused to gracefully stop" in proc.stdout.read()
