@@ -18,27 +18,16 @@ The Deployment's terminationGracePeriodSeconds is larger than the two together (
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
-
-def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's cpu limit)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = cpu_max.read_text().split()
-    except (OSError, ValueError):
-        return cpus
-    if quota == "max":
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+# One CPU count for both servers: serve.py's (run from app/, as bench.app does).
+from serve import usable_cpus
 
 
 def env_number(name: str, default: float, kind: type[int] | type[float] = int) -> int | float:
