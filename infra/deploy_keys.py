@@ -100,33 +100,28 @@ class DeployKeys(pulumi.ComponentResource):
         super().__init__("gitops:infra:DeployKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.flux_key = tls.PrivateKey(f"{name}-flux", algorithm="ED25519", opts=child)
-        self.flux_deploy_key = github.RepositoryDeployKey(
-            f"{name}-flux",
-            repository=args.repository_name,
-            title="flux (read-only, managed by Pulumi)",
-            key=self.flux_key.public_key_openssh,
-            read_only=True,
-            opts=child,
-        )
-        self.jenkins_key = tls.PrivateKey(f"{name}-jenkins", algorithm="ED25519", opts=child)
-        self.jenkins_deploy_key = github.RepositoryDeployKey(
-            f"{name}-jenkins",
-            repository=args.repository_name,
-            title="jenkins (write: manifest commits, managed by Pulumi)",
-            key=self.jenkins_key.public_key_openssh,
-            read_only=False,
-            opts=child,
-        )
+        def key_pair(
+            role: str, title: str, read_only: bool
+        ) -> tuple[tls.PrivateKey, github.RepositoryDeployKey]:
+            key = tls.PrivateKey(f"{name}-{role}", algorithm="ED25519", opts=child)
+            deploy_key = github.RepositoryDeployKey(
+                f"{name}-{role}",
+                repository=args.repository_name,
+                title=title,
+                key=key.public_key_openssh,
+                read_only=read_only,
+                opts=child,
+            )
+            return key, deploy_key
 
-        self.checkout_key = tls.PrivateKey(f"{name}-checkout", algorithm="ED25519", opts=child)
-        self.checkout_deploy_key = github.RepositoryDeployKey(
-            f"{name}-checkout",
-            repository=args.repository_name,
-            title="jenkins checkout (read-only, managed by Pulumi)",
-            key=self.checkout_key.public_key_openssh,
-            read_only=True,
-            opts=child,
+        self.flux_key, self.flux_deploy_key = key_pair(
+            "flux", "flux (read-only, managed by Pulumi)", read_only=True
+        )
+        self.jenkins_key, self.jenkins_deploy_key = key_pair(
+            "jenkins", "jenkins (write: manifest commits, managed by Pulumi)", read_only=False
+        )
+        self.checkout_key, self.checkout_deploy_key = key_pair(
+            "checkout", "jenkins checkout (read-only, managed by Pulumi)", read_only=True
         )
         self.flux_private_key: pulumi.Output[str] = pulumi.Output.secret(self.flux_key.private_key_openssh)
         self.flux_public_key: pulumi.Output[str] = self.flux_key.public_key_openssh
