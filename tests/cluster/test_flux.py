@@ -6,30 +6,17 @@ Flux -> the Deployment in the API server names the new image by digest; then a r
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from jenkins.registry import resolve_digest
-from scripts.localcluster import Cluster, FluxLoop, condition, flux_loop, keygen, rendered_k8s
+from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
 from scripts.sandbox import BRANCH, GitOpsRepo, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
-from tests.conftest import require
 
 HOLD_BY = "release.gitops/held-by"
-
-
-@pytest.fixture(scope="module")
-def flux(
-    cluster: Cluster, app_namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FluxLoop]:
-    require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
-    require(os.geteuid() == 0, "a real sshd on loopback needs root")
-    with flux_loop(cluster, tmp_path_factory.mktemp("flux")) as loop:
-        yield loop
 
 
 def test_source_controller_clones_over_ssh_with_the_stacks_secret(flux: FluxLoop) -> None:
@@ -228,6 +215,14 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
     assert status["lastAppliedRevision"] == f"main@sha1:{clean}"
     found = flux.cluster.kubectl("get", escape["kind"].lower(), escape["metadata"]["name"], check=False)
     assert found.returncode != 0 and "NotFound" in found.stderr, found.stdout
+    # The deploy report: the refused commit gets a failure status on GitHub (tests/cluster/
+    # test_notification.py has the success side), so the author sees it on the commit.
+    failures = flux.cluster.wait_for(
+        f"a failure status on {bad[:12]}",
+        lambda: [s for s in flux.github.statuses_for(bad) if s["state"] == "failure"],
+        timeout=60,
+    )
+    assert failures[0]["context"].startswith("kustomization/")
 
     # The app still applies once the repository is clean again.
     clean = commit_to_k8s(flux.repo, None, f"Remove the {escape['kind']}")

@@ -38,6 +38,35 @@ def test_a_missing_go_toolchain_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
+FAKE_GO = """#!/usr/bin/env bash
+# A Go toolchain whose `go build` of kube-apiserver fails and every other build succeeds.
+case "$1" in
+  version) echo "go version go1.26.8 linux/amd64" ;;
+  list) echo v1.35.4 ;;
+  build)
+    out=""
+    while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+    case "$out" in */kube-apiserver) echo "compile error" >&2; exit 2 ;; esac
+    mkdir -p "$(dirname "$out")" && touch "$out"
+    ;;
+esac
+"""
+
+
+def test_a_build_that_fails_half_way_is_not_cached(tmp_path: Path) -> None:
+    """kube-apiserver fails to build, etcd (built after it) would succeed: nothing may be cached, or the
+    next `up` would start from a cache entry without an API server."""
+    go, cache = tmp_path / "go", tmp_path / "cache"
+    go.write_text(FAKE_GO)
+    go.chmod(0o755)
+
+    result = run("build", env={"GO": str(go), "GITOPS_CLUSTER_CACHE": str(cache)})
+
+    assert result.returncode == 1
+    assert "kube: build failed" in result.stderr and "compile error" in result.stderr
+    assert list(cache.iterdir()) == [], "a failed build left something in the cache"
+
+
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
     """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
@@ -75,7 +104,7 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
         started = run("up", env=env)
         assert started.returncode == 0, started.stderr
         pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
-        assert len(pids) == 4  # etcd, kube-apiserver, source- and kustomize-controller
+        assert len(pids) == 5  # etcd, kube-apiserver, source-, kustomize- and notification-controller
         assert run("status", env=env).returncode == 0
 
         stopped = run("down", env=env)
