@@ -10,7 +10,7 @@ Only what notification-controller's github notifier calls is served, with GitHub
 A request without `Authorization: Bearer <the expected token>` gets 401 `Bad credentials`, and the
 repository must be the one the Provider names, else 404. `/api/v3/` is where a GitHub Enterprise Server
 serves its REST API, and where go-github's `WithEnterpriseURLs(host, host)` sends a Provider whose
-address is not on github.com (notification-controller v1.9.0 internal/notifier/github_helpers.go).
+address is not on github.com (notification-controller v1.9.2 internal/notifier/github_helpers.go).
 
 The certificate is made per run by a CA made per run (openssl, EC P-256); `ca_pem` is what the Provider's
 `certSecretRef` Secret carries as `ca.crt`.

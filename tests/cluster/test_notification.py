@@ -1,7 +1,7 @@
 """notification-controller, for real: the stack's Receiver takes GitHub's signed push event and nothing
 else, and the stack's `github` Provider and Alert report each applied commit back to it.
 
-The rules asserted are notification-controller v1.9.0's (the version tools/notification-controller pins):
+The rules asserted are notification-controller v1.9.2's (the version tools/notification-controller pins):
 - internal/server/receiver_handlers.go: a Receiver is found by its `status.webhookPath` (404 otherwise);
   a `github` Receiver validates the body with go-github's `ValidatePayload` against the Secret's `token`
   (HMAC, `X-Hub-Signature-256`, falling back to `X-Hub-Signature`), takes the event from
