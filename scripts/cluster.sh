@@ -92,8 +92,8 @@ build_one() {
   mkdir -p "$CACHE_ROOT"
   tmp="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
   # In its own process: `set -e` is ignored inside a function that runs on the left of `||`, and a
-  # half-failed build must not be cached.
-  "$0" _build "$name" "$tmp" || {
+  # half-failed build must not be cached. Through bash, as make runs it: the file need not be executable.
+  bash "$0" _build "$name" "$tmp" || {
     rm -rf "$tmp"
     die "$name: build failed (output above)"
   }
