@@ -20,7 +20,7 @@ import hashlib
 
 import pytest
 
-from infra.gitops import webhook_path
+from infra.gitops import GIT_AUTH, STATUS_AUTH, webhook_path
 from scripts.localcluster import (
     REQUESTED_AT,
     FluxLoop,
@@ -164,3 +164,19 @@ def test_provider_and_alert_are_accepted_as_declared(flux: FluxLoop) -> None:
         assert stored["apiVersion"] == declared["apiVersion"] == "notification.toolkit.fluxcd.io/v1beta3"
         assert {k: stored["spec"].get(k) for k in declared["spec"]} == declared["spec"]
         assert condition(stored, "Ready") is None
+
+
+def test_no_secret_shows_in_what_pytest_prints_for_a_failing_assertion(flux: FluxLoop) -> None:
+    """A failing `assert requested_at(flux) == before` prints `where ... = requested_at(FluxLoop(...))`:
+    the loop's repr (and the stub's, with the requests it recorded) must carry none of the stack's secrets,
+    the deploy key checked line by line (repr escapes its newlines)."""
+    flux.github.answer("GET", "/", f"Bearer {flux.github.token}", None)  # a recorded credential
+    shown = repr(flux)
+    key = flux.secret_value(GIT_AUTH, "identity").splitlines()[1:-1]
+    secrets = {
+        "commitStatusToken": flux.secret_value(STATUS_AUTH, "token"),
+        "the stub's token": flux.github.token,
+        "receiver token": flux.receiver_token(),
+        **{f"deploy key line {n}": line for n, line in enumerate(key, 2)},
+    }
+    assert [name for name, value in secrets.items() if value in shown] == []  # names only, never values
