@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -399,7 +399,9 @@ class FluxLoop:
 
     cluster: Cluster
     repo: GitOpsRepo
-    objects: list[dict[str, Any]]
+    objects: list[dict[str, Any]] = field(repr=False)
+    """The stack's objects, its Secrets' values among them: kept out of the repr pytest prints for a
+    failing assertion's arguments."""
     app_namespace: str
     repository: str
     """The GitHub repository the stack names (`owner/name`), as GitHub's events carry it."""
