@@ -5,8 +5,9 @@ The rules asserted are notification-controller v1.9.0's (the version tools/notif
 - internal/server/receiver_handlers.go: a Receiver is found by its `status.webhookPath` (404 otherwise);
   a `github` Receiver validates the body with go-github's `ValidatePayload` against the Secret's `token`
   (HMAC, `X-Hub-Signature-256`, falling back to `X-Hub-Signature`), takes the event from
-  `X-GitHub-Event` and refuses one not in `spec.events` (400 for both, and for a body that is not JSON
-  or form data); a valid delivery sets `reconcile.fluxcd.io/requestedAt` on each resource and answers 200.
+  `X-GitHub-Event` and refuses one not in `spec.events` (400 for both, and for a `Content-Type` other than
+  application/json or form data; the body itself is never parsed, so the signature is its only check); a
+  valid delivery sets `reconcile.fluxcd.io/requestedAt` on each resource and answers 200.
 - api/v1/receiver_types.go `GetWebhookPath`: `/hook/` + hex(sha256(token + name + namespace)).
 - internal/notifier/github.go: a commit status per event with a revision (`success` for info, `failure`
   for error), context `kustomization/<name>/<first segment of the Provider's UID>` by default
@@ -98,7 +99,7 @@ REFUSED = {
         lambda flux, body: github_signatures(flux.receiver_token(), body),
         400,
     ),
-    "not JSON": (
+    "a Content-Type GitHub does not send": (
         "push",
         lambda flux, body: {**github_signatures(flux.receiver_token(), body), "Content-Type": "text/plain"},
         400,
@@ -117,6 +118,20 @@ def test_a_delivery_that_is_not_github_s_is_refused_and_changes_nothing(flux: Fl
 
     assert status == expected, text
     assert requested_at(flux) == before
+
+
+def test_a_signed_body_is_not_parsed_so_the_signature_is_its_only_check(flux: FluxLoop) -> None:
+    """go-github's ValidatePayload checks the Content-Type and the HMAC, never that the body is JSON: a
+    signed body that is not a push event still annotates. So the secret is the Receiver's only guard."""
+    before = requested_at(flux)
+    body = b"not a GitHub event"
+
+    status, text = post_github_event(
+        flux.receiver_url(), "push", body, github_signatures(flux.receiver_token(), body)
+    )
+
+    assert status == 200, text
+    assert requested_at(flux) != before
 
 
 def test_a_path_of_another_token_is_not_found(flux: FluxLoop) -> None:
