@@ -22,6 +22,7 @@ import hashlib
 import pytest
 
 from infra.gitops import GIT_AUTH, STATUS_AUTH, webhook_path
+from scripts.fakegithub import Recorded
 from scripts.localcluster import (
     REQUESTED_AT,
     FluxLoop,
@@ -185,8 +186,8 @@ def test_no_secret_shows_in_what_pytest_prints_for_a_failing_assertion(flux: Flu
     """A failing `assert requested_at(flux) == before` prints `where ... = requested_at(FluxLoop(...))`:
     the loop's repr (and the stub's, with the requests it recorded) must carry none of the stack's secrets,
     the deploy key checked line by line (repr escapes its newlines)."""
-    flux.github.answer("GET", "/", f"Bearer {flux.github.token}", None)  # a recorded credential
-    shown = repr(flux)
+    # What the stub records for each request, without adding to the session's own record.
+    shown = repr(flux) + repr(Recorded("GET", "/", f"Bearer {flux.github.token}", None))
     key = flux.secret_value(GIT_AUTH, "identity").splitlines()[1:-1]
     secrets = {
         "commitStatusToken": flux.secret_value(STATUS_AUTH, "token"),
