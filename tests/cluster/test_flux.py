@@ -32,6 +32,16 @@ def test_source_controller_clones_over_ssh_with_the_stacks_secret(flux: FluxLoop
     flux.cluster.wait_for(f"the GitRepository to be Ready at {revision}", cloned)
 
 
+def test_each_secret_holds_exactly_the_keys_the_stack_declares(flux: FluxLoop) -> None:
+    """The API server outlives a test session, and server-side apply never removes a key that an earlier
+    session's `stringData` set (stringData is not stored, so no field manager owns the key): a stale
+    `token` would let a Receiver or Provider work with a key the stack no longer declares."""
+    for secret in (o for o in flux.objects if o["kind"] == "Secret"):
+        meta = secret["metadata"]
+        stored = flux.cluster.get("secret", meta["name"], meta["namespace"])
+        assert sorted(stored.get("data", {})) == sorted(secret["stringData"]), meta["name"]  # keys only
+
+
 def test_kustomize_controller_applies_k8s_and_reports_ready_at_the_commit(flux: FluxLoop) -> None:
     tip = flux.repo.tip()
 
