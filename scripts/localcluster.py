@@ -488,6 +488,12 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     ):
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
+        # The API server outlives a session, and server-side apply never drops a key an earlier session's
+        # stringData set (stringData is not stored, so no field manager owns it): start from the
+        # declared keys.
+        for secret in (o for o in objects if o["kind"] == "Secret"):
+            meta = secret["metadata"]
+            cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
         with RolloutReporter(cluster, namespace):
             yield FluxLoop(cluster, repo, objects, namespace, repository, github)
