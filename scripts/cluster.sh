@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A real control plane on 127.0.0.1 for the tests: etcd, kube-apiserver (RBAC, service-account tokens,
-# PodSecurity admission) and Flux's source- and kustomize-controller, built from the Go modules pinned
-# under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects are admitted,
-# stored and reconciled by Flux; pods are never run.
+# PodSecurity admission) and Flux's source-, kustomize- and notification-controller, built from the Go
+# modules pinned under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects
+# are admitted, stored and reconciled by Flux; pods are never run.
 #
 #   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
 #   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
@@ -92,8 +92,8 @@ build_one() {
   mkdir -p "$CACHE_ROOT"
   tmp="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
   # In its own process: `set -e` is ignored inside a function that runs on the left of `||`, and a
-  # half-failed build must not be cached.
-  "$0" _build "$name" "$tmp" || {
+  # half-failed build must not be cached. Through bash, as make runs it: the file need not be executable.
+  bash "$0" _build "$name" "$tmp" || {
     rm -rf "$tmp"
     die "$name: build failed (output above)"
   }

@@ -39,14 +39,14 @@ CREATE = re.compile(r"/api/v3/repos/(?P<repo>[^/]+/[^/]+)/statuses/(?P<sha>[0-9a
 class Recorded:
     method: str
     path: str
-    authorization: str
+    authorization: str = field(repr=False)  # a credential: never in what pytest prints
     body: Any
 
 
 @dataclass
 class FakeGitHub:
     repository: str
-    token: str
+    token: str = field(repr=False)  # pytest prints reprs of a failing assertion's arguments
     port: int = 0
     ca_pem: str = ""
     requests: list[Recorded] = field(default_factory=list)

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -402,7 +402,9 @@ class FluxLoop:
 
     cluster: Cluster
     repo: GitOpsRepo
-    objects: list[dict[str, Any]]
+    objects: list[dict[str, Any]] = field(repr=False)
+    """The stack's objects, its Secrets' values among them: kept out of the repr pytest prints for a
+    failing assertion's arguments."""
     app_namespace: str
     repository: str
     """The GitHub repository the stack names (`owner/name`), as GitHub's events carry it."""
@@ -489,6 +491,12 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     ):
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
+        # The API server outlives a session, and server-side apply never drops a key an earlier session's
+        # stringData set (stringData is not stored, so no field manager owns it): start from the
+        # declared keys.
+        for secret in (o for o in objects if o["kind"] == "Secret"):
+            meta = secret["metadata"]
+            cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
         with RolloutReporter(cluster, namespace):
             yield FluxLoop(cluster, repo, objects, namespace, repository, github)

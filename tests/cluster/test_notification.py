@@ -5,8 +5,9 @@ The rules asserted are notification-controller v1.9.2's (the version tools/notif
 - internal/server/receiver_handlers.go: a Receiver is found by its `status.webhookPath` (404 otherwise);
   a `github` Receiver validates the body with go-github's `ValidatePayload` against the Secret's `token`
   (HMAC, `X-Hub-Signature-256`, falling back to `X-Hub-Signature`), takes the event from
-  `X-GitHub-Event` and refuses one not in `spec.events` (400 for both, and for a body that is not JSON
-  or form data); a valid delivery sets `reconcile.fluxcd.io/requestedAt` on each resource and answers 200.
+  `X-GitHub-Event` and refuses one not in `spec.events` (400 for both, and for a `Content-Type` other than
+  application/json or form data; the body itself is never parsed, so the signature is its only check); a
+  valid delivery sets `reconcile.fluxcd.io/requestedAt` on each resource and answers 200.
 - api/v1/receiver_types.go `GetWebhookPath`: `/hook/` + hex(sha256(token + name + namespace)).
 - internal/notifier/github.go: a commit status per event with a revision (`success` for info, `failure`
   for error), context `kustomization/<name>/<first segment of the Provider's UID>` by default
@@ -20,7 +21,8 @@ import hashlib
 
 import pytest
 
-from infra.gitops import webhook_path
+from infra.gitops import GIT_AUTH, STATUS_AUTH, webhook_path
+from scripts.fakegithub import Recorded
 from scripts.localcluster import (
     REQUESTED_AT,
     FluxLoop,
@@ -98,7 +100,7 @@ REFUSED = {
         lambda flux, body: github_signatures(flux.receiver_token(), body),
         400,
     ),
-    "not JSON": (
+    "a Content-Type GitHub does not send": (
         "push",
         lambda flux, body: {**github_signatures(flux.receiver_token(), body), "Content-Type": "text/plain"},
         400,
@@ -117,6 +119,20 @@ def test_a_delivery_that_is_not_github_s_is_refused_and_changes_nothing(flux: Fl
 
     assert status == expected, text
     assert requested_at(flux) == before
+
+
+def test_a_signed_body_is_not_parsed_so_the_signature_is_its_only_check(flux: FluxLoop) -> None:
+    """go-github's ValidatePayload checks the Content-Type and the HMAC, never that the body is JSON: a
+    signed body that is not a push event still annotates. So the secret is the Receiver's only guard."""
+    before = requested_at(flux)
+    body = b"not a GitHub event"
+
+    status, text = post_github_event(
+        flux.receiver_url(), "push", body, github_signatures(flux.receiver_token(), body)
+    )
+
+    assert status == 200, text
+    assert requested_at(flux) != before
 
 
 def test_a_path_of_another_token_is_not_found(flux: FluxLoop) -> None:
@@ -164,3 +180,19 @@ def test_provider_and_alert_are_accepted_as_declared(flux: FluxLoop) -> None:
         assert stored["apiVersion"] == declared["apiVersion"] == "notification.toolkit.fluxcd.io/v1beta3"
         assert {k: stored["spec"].get(k) for k in declared["spec"]} == declared["spec"]
         assert condition(stored, "Ready") is None
+
+
+def test_no_secret_shows_in_what_pytest_prints_for_a_failing_assertion(flux: FluxLoop) -> None:
+    """A failing `assert requested_at(flux) == before` prints `where ... = requested_at(FluxLoop(...))`:
+    the loop's repr (and the stub's, with the requests it recorded) must carry none of the stack's secrets,
+    the deploy key checked line by line (repr escapes its newlines)."""
+    # What the stub records for each request, without adding to the session's own record.
+    shown = repr(flux) + repr(Recorded("GET", "/", f"Bearer {flux.github.token}", None))
+    key = flux.secret_value(GIT_AUTH, "identity").splitlines()[1:-1]
+    secrets = {
+        "commitStatusToken": flux.secret_value(STATUS_AUTH, "token"),
+        "the stub's token": flux.github.token,
+        "receiver token": flux.receiver_token(),
+        **{f"deploy key line {n}": line for n, line in enumerate(key, 2)},
+    }
+    assert [name for name, value in secrets.items() if value in shown] == []  # names only, never values

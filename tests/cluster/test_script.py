@@ -67,6 +67,51 @@ def test_a_build_that_fails_half_way_is_not_cached(tmp_path: Path) -> None:
     assert list(cache.iterdir()) == [], "a failed build left something in the cache"
 
 
+WORKING_GO = """#!/usr/bin/env bash
+# A Go toolchain whose builds all succeed; every module's directory is $FAKE_MODULE.
+case "$1" in
+  version) echo "go version go1.26.8 linux/amd64" ;;
+  list) case "$*" in *'{{.Dir}}'*) echo "$FAKE_MODULE" ;; *) echo v1.0.0 ;; esac ;;
+  build)
+    out=""
+    while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+    mkdir -p "$(dirname "$out")" && touch "$out"
+    ;;
+esac
+"""
+
+
+def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
+    """`make cluster-up` runs `bash scripts/cluster.sh`, so the script must not need its mode bits (a
+    copy or an archive may drop them): each build step runs through bash too."""
+    root, cache, module = tmp_path / "checkout", tmp_path / "cache", tmp_path / "module"
+    (root / "scripts").mkdir(parents=True)
+    script = root / "scripts" / "cluster.sh"
+    script.write_text(SCRIPT.read_text())
+    script.chmod(0o644)
+    for go_mod in (ROOT / "tools").glob("*/go.*"):
+        copy = root / "tools" / go_mod.parent.name / go_mod.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(go_mod.read_text())
+    (module / "config" / "crd" / "bases").mkdir(parents=True)
+    (module / "config" / "crd" / "bases" / "crd.yaml").write_text("kind: CustomResourceDefinition\n")
+    go = tmp_path / "go"
+    go.write_text(WORKING_GO)
+    go.chmod(0o755)
+
+    result = subprocess.run(
+        ["bash", str(script), "build"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GO": str(go), "GITOPS_CLUSTER_CACHE": str(cache), "FAKE_MODULE": str(module)},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    built = sorted(entry.name.rsplit("-", 1)[0] for entry in cache.iterdir() if (entry / "versions").exists())
+    assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+
+
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
     """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
