@@ -40,6 +40,8 @@ component_key() {
   [ "$name" != kube ] || builder=build_kube
   {
     "$GO" version
+    # The settings that change what `go build` produces without changing the modules.
+    "$GO" env GOOS GOARCH GOAMD64 CGO_ENABLED GOEXPERIMENT GOFLAGS
     sed -n "/^$builder()/,/^}/p" "$0"
     grep -hv '^[[:space:]]*//' "$TOOLS/$name/go.mod"
     cat "$TOOLS/$name/go.sum"
@@ -90,22 +92,35 @@ build_one() {
   start=$(date +%s)
   log "$name: building into $dir (a first build on a machine takes minutes; see docs/cluster.md)"
   mkdir -p "$CACHE_ROOT"
-  tmp="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
+  # Named by this script's pid, so that `build` can tell an interrupted build's leftovers (see below).
+  tmp="$(mktemp -d "$CACHE_ROOT/.build.$$.XXXXXX")"
   # In its own process: `set -e` is ignored inside a function that runs on the left of `||`, and a
   # half-failed build must not be cached. Through bash, as make runs it: the file need not be executable.
   bash "$0" _build "$name" "$tmp" || {
     rm -rf "$tmp"
     die "$name: build failed (output above)"
   }
-  # Another checkout may have finished the same build meanwhile: keep its copy, which may be running.
-  if [ -f "$dir/versions" ]; then rm -rf "$tmp"; else mv -T "$tmp" "$dir"; fi
+  # Another checkout may have finished the same build meanwhile (before or during the move): keep its
+  # copy, which may be running.
+  if [ -f "$dir/versions" ] || ! mv -T "$tmp" "$dir" 2>/dev/null; then
+    rm -rf "$tmp"
+    [ -f "$dir/versions" ] || die "$name: cannot move the build into $dir"
+  fi
   log "$name: built in $(($(date +%s) - start))s"
 }
 
 build() {
   [ -x "$GO" ] || die "no Go toolchain at '$GO' (set GO=/path/to/go); see docs/cluster.md"
-  local name start
+  local name start stale pid
   start=$(date +%s)
+  # A build interrupted (Ctrl-C, a killed CI job) leaves its directory behind: remove those whose
+  # script no longer runs. Another checkout's build in progress is left alone.
+  for stale in "$CACHE_ROOT"/.build.*; do
+    [ -d "$stale" ] || continue
+    pid="${stale#"$CACHE_ROOT"/.build.}"
+    pid="${pid%%.*}"
+    if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then rm -rf "$stale"; fi
+  done
   for name in "${COMPONENTS[@]}"; do build_one "$name"; done
   log "binaries ready after $(($(date +%s) - start))s"
 }
