@@ -2,8 +2,9 @@
 
 Each run pushes a manifest commit as the release bot does (a new `newTag` in k8s/kustomization.yaml) and
 times how long until the Kustomization is Ready at that commit and the Deployment in the API server
-names the new tag. "webhook" asks for a reconcile right after the push, as the Receiver does for
-GitHub's push event; "polling" waits for the GitRepository's own interval (the stack's flux.interval).
+names the new tag. "webhook" posts GitHub's push event, signed with the stack's webhook secret, to the
+stack's Receiver in notification-controller right after the push; "polling" waits for the
+GitRepository's own interval (the stack's flux.interval).
 Needs `make cluster-up` (and root, for the local sshd).
 """
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A real control plane on 127.0.0.1 for the tests: etcd, kube-apiserver (RBAC, service-account tokens,
-# PodSecurity admission) and Flux's source- and kustomize-controller, built from the Go modules pinned
-# under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects are admitted,
-# stored and reconciled by Flux; pods are never run.
+# PodSecurity admission) and Flux's source-, kustomize- and notification-controller, built from the Go
+# modules pinned under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects
+# are admitted, stored and reconciled by Flux; pods are never run.
 #
 #   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
 #   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # Every module under tools/ names a go version this machine's Go has; never fetch another toolchain.
 export GOTOOLCHAIN=local
 NAMESPACE=flux-system
-CONTROLLERS=(source-controller kustomize-controller)
+CONTROLLERS=(source-controller kustomize-controller notification-controller)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() {
@@ -30,21 +30,30 @@ die() {
 
 # --- build ------------------------------------------------------------------------------------------
 
-cache_key() {
-  # The versions are the go.mod/go.sum files (comments aside); the Go version and this script's build
-  # lines change the binaries too.
+# Each component is built from its own module under tools/ into its own cache entry, keyed by what
+# changes its binaries: the Go version, the lines of this script that build it, and its go.mod (comments
+# aside) and go.sum. Bumping one controller rebuilds that controller only.
+COMPONENTS=(kube "${CONTROLLERS[@]}")
+
+component_key() {
+  local name=$1 builder=build_controller
+  [ "$name" != kube ] || builder=build_kube
   {
     "$GO" version
-    sed -n '/^build_into()/,/^}/p' "$0"
-    grep -hv '^[[:space:]]*//' "$TOOLS"/*/go.mod
-    cat "$TOOLS"/*/go.sum
+    # The settings that change what `go build` produces without changing the modules.
+    "$GO" env GOOS GOARCH GOAMD64 CGO_ENABLED GOEXPERIMENT GOFLAGS
+    sed -n "/^$builder()/,/^}/p" "$0"
+    grep -hv '^[[:space:]]*//' "$TOOLS/$name/go.mod"
+    cat "$TOOLS/$name/go.sum"
   } | sha256sum | cut -c1-16
 }
+
+component_dir() { echo "$CACHE_ROOT/$1-$(component_key "$1")"; }
 
 module_version() { (cd "$TOOLS/$1" && "$GO" list -m -f '{{.Version}}' "$2"); }
 module_dir() { (cd "$TOOLS/$1" && "$GO" list -m -f '{{.Dir}}' "$2"); }
 
-build_into() {
+build_kube() {
   local out=$1 kube version minor
   kube="$(module_version kube k8s.io/kubernetes)"
   minor="${kube#v1.}"
@@ -56,51 +65,64 @@ build_into() {
     -o "$out/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
   (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
     -o "$out/bin/etcd" go.etcd.io/etcd/server/v3)
-  local c
-  for c in "${CONTROLLERS[@]}"; do
-    (cd "$TOOLS/$c" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
-      -o "$out/bin/$c" "github.com/fluxcd/$c")
-    # The CRDs come from the same module version as the controller that serves them.
-    mkdir -p "$out/crds"
-    cp "$(module_dir "$c" "github.com/fluxcd/$c")"/config/crd/bases/*.yaml "$out/crds/"
-  done
-  # notification-controller is not served by the module proxy; its CRDs are generated from its API
-  # module with the controller-gen version and options of its own Makefile (identical to the release's).
-  (cd "$TOOLS/notification-api" && "$GO" build -mod=readonly -trimpath -o "$out/controller-gen" \
-    sigs.k8s.io/controller-tools/cmd/controller-gen)
-  (cd "$TOOLS/notification-api" && "$out/controller-gen" crd:crdVersions=v1 \
-    paths=github.com/fluxcd/notification-controller/api/... output:crd:dir="$out/crds")
-  rm "$out/controller-gen"
-  chmod -R u+w "$out/crds"
   {
     echo "kubernetes=$kube"
     echo "etcd=$(module_version kube go.etcd.io/etcd/server/v3)"
-    for c in "${CONTROLLERS[@]}"; do echo "$c=$(module_version "$c" "github.com/fluxcd/$c")"; done
-    echo "notification-api=$(module_version notification-api github.com/fluxcd/notification-controller/api)"
   } >"$out/versions"
+}
+
+build_controller() {
+  local out=$1 c=$2
+  (cd "$TOOLS/$c" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
+    -o "$out/bin/$c" "github.com/fluxcd/$c")
+  # The CRDs come from the same module version as the controller that serves them.
+  mkdir -p "$out/crds"
+  cp "$(module_dir "$c" "github.com/fluxcd/$c")"/config/crd/bases/*.yaml "$out/crds/"
+  chmod -R u+w "$out/crds"
+  echo "$c=$(module_version "$c" "github.com/fluxcd/$c")" >"$out/versions"
+}
+
+build_one() {
+  local name=$1 dir tmp start
+  dir="$(component_dir "$name")"
+  if [ -f "$dir/versions" ]; then
+    log "$name: cached in $dir"
+    return
+  fi
+  start=$(date +%s)
+  log "$name: building into $dir (a first build on a machine takes minutes; see docs/cluster.md)"
+  mkdir -p "$CACHE_ROOT"
+  # Named by this script's pid, so that `build` can tell an interrupted build's leftovers (see below).
+  tmp="$(mktemp -d "$CACHE_ROOT/.build.$$.XXXXXX")"
+  # In its own process: `set -e` is ignored inside a function that runs on the left of `||`, and a
+  # half-failed build must not be cached. Through bash, as make runs it: the file need not be executable.
+  bash "$0" _build "$name" "$tmp" || {
+    rm -rf "$tmp"
+    die "$name: build failed (output above)"
+  }
+  # Another checkout may have finished the same build meanwhile (before or during the move): keep its
+  # copy, which may be running.
+  if [ -f "$dir/versions" ] || ! mv -T "$tmp" "$dir" 2>/dev/null; then
+    rm -rf "$tmp"
+    [ -f "$dir/versions" ] || die "$name: cannot move the build into $dir"
+  fi
+  log "$name: built in $(($(date +%s) - start))s"
 }
 
 build() {
   [ -x "$GO" ] || die "no Go toolchain at '$GO' (set GO=/path/to/go); see docs/cluster.md"
-  local key dir tmp start
-  key="$(cache_key)"
-  dir="$CACHE_ROOT/$key"
-  if [ -f "$dir/versions" ]; then
-    log "binaries cached in $dir"
-  else
-    start=$(date +%s)
-    log "building into $dir (first build on a machine takes minutes; see docs/cluster.md)"
-    mkdir -p "$CACHE_ROOT"
-    tmp="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
-    build_into "$tmp" || {
-      rm -rf "$tmp"
-      die "build failed (output above)"
-    }
-    # Another checkout may have finished the same build meanwhile: keep its copy, which may be running.
-    if [ -f "$dir/versions" ]; then rm -rf "$tmp"; else mv -T "$tmp" "$dir"; fi
-    log "built in $(($(date +%s) - start))s"
-  fi
-  echo "$dir"
+  local name start stale pid
+  start=$(date +%s)
+  # A build interrupted (Ctrl-C, a killed CI job) leaves its directory behind: remove those whose
+  # script no longer runs. Another checkout's build in progress is left alone.
+  for stale in "$CACHE_ROOT"/.build.*; do
+    [ -d "$stale" ] || continue
+    pid="${stale#"$CACHE_ROOT"/.build.}"
+    pid="${pid%%.*}"
+    if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then rm -rf "$stale"; fi
+  done
+  for name in "${COMPONENTS[@]}"; do build_one "$name"; done
+  log "binaries ready after $(($(date +%s) - start))s"
 }
 
 # --- up ---------------------------------------------------------------------------------------------
@@ -179,18 +201,19 @@ up() {
   fi
   [ ! -d "$STATE/pids" ] || down
   [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for the controllers' chart flags (run make venv, or set PYTHON=)"
-  local dir
-  dir="$(build)"
-  local bin=$dir/bin start_time
+  build
+  local kube c start_time
+  kube="$(component_dir kube)"
   start_time=$(date +%s)
   mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
   # A start that fails half-way stops what it started; its logs are kept in .cluster-failed/.
   trap 'rm -rf "$STATE-failed"; cp -r "$STATE/logs" "$STATE-failed"; down' EXIT
   ETCD_PORT=$(free_port) ETCD_PEER_PORT=$(free_port) API_PORT=$(free_port)
+  EVENTS_PORT=$(free_port) RECEIVER_PORT=$(free_port)
   pki
 
   # Test data only: fsync off makes etcd fast on a shared disk and loses nothing a test needs.
-  start etcd "$bin/etcd" --name default --data-dir "$STATE/etcd" --unsafe-no-fsync \
+  start etcd "$kube/bin/etcd" --name default --data-dir "$STATE/etcd" --unsafe-no-fsync \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -198,7 +221,7 @@ up() {
   wait_until etcd 60 "$STATE/logs/etcd.log" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
   # --allow-privileged=true as on EKS, so a privileged pod is refused by Pod Security, not by this flag.
-  start kube-apiserver "$bin/kube-apiserver" \
+  start kube-apiserver "$kube/bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
     --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
@@ -216,11 +239,11 @@ up() {
     "client-key-data: $(base64 -w0 <"$STATE/pki/admin.key")")"
   wait_until kube-apiserver 120 "$STATE/logs/kube-apiserver.log" kc get --raw /readyz
 
-  kc apply --server-side -f "$dir/crds/" >/dev/null
+  for c in "${CONTROLLERS[@]}"; do kc apply --server-side -f "$(component_dir "$c")/crds/" >/dev/null; done
   kc apply --server-side -f "$ROOT/scripts/cluster-rbac.yaml" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
-  local c health port token flags chart_args
+  local health port token flags chart_args
   for c in "${CONTROLLERS[@]}"; do
     # Each controller authenticates as its own service account, with a token the API server signed.
     token="$(kc create token "$c" -n "$NAMESPACE" --duration=48h)"
@@ -234,13 +257,23 @@ up() {
     chart_args=()
     [ -z "$flags" ] || mapfile -t chart_args <<<"$flags"
     args+=("${chart_args[@]}")
-    if [ "$c" = source-controller ]; then
-      port=$(free_port)
-      STORAGE_PORT=$port
-      args+=(--storage-path="$STATE/artifacts" --storage-addr="127.0.0.1:$port"
-        --storage-adv-addr="127.0.0.1:$port")
-    fi
-    start "$c" env KUBECONFIG="$STATE/$c.kubeconfig" RUNTIME_NAMESPACE="$NAMESPACE" "$bin/$c" "${args[@]}"
+    case "$c" in
+      source-controller)
+        port=$(free_port)
+        STORAGE_PORT=$port
+        args+=(--storage-path="$STATE/artifacts" --storage-addr="127.0.0.1:$port"
+          --storage-adv-addr="127.0.0.1:$port")
+        ;;
+      notification-controller)
+        # The events endpoint the other controllers post to, and the webhook receiver (GitHub's side
+        # of the Receiver Service on EKS).
+        args+=(--events-addr="127.0.0.1:$EVENTS_PORT" --receiverAddr="127.0.0.1:$RECEIVER_PORT")
+        ;;
+    esac
+    # The chart points the other controllers at notification-controller's Service; here, its port.
+    [ "$c" = notification-controller ] || args+=(--events-addr="http://127.0.0.1:$EVENTS_PORT/")
+    start "$c" env KUBECONFIG="$STATE/$c.kubeconfig" RUNTIME_NAMESPACE="$NAMESPACE" \
+      "$(component_dir "$c")/bin/$c" "${args[@]}"
     printf -v "HEALTH_${c//-/_}" '%s' "$health"
   done
   for c in "${CONTROLLERS[@]}"; do
@@ -252,9 +285,11 @@ up() {
     echo "API_PORT=$API_PORT"
     echo "ETCD_PORT=$ETCD_PORT"
     echo "STORAGE_PORT=$STORAGE_PORT"
+    echo "EVENTS_PORT=$EVENTS_PORT"
+    echo "RECEIVER_PORT=$RECEIVER_PORT"
     echo "NAMESPACE=$NAMESPACE"
-    echo "CACHE=$dir"
-    cat "$dir/versions"
+    echo "CACHE=$CACHE_ROOT"
+    for c in "${COMPONENTS[@]}"; do cat "$(component_dir "$c")/versions"; done
   } >"$STATE/env"
   trap - EXIT
   log "up in $(($(date +%s) - start_time))s: export KUBECONFIG=$STATE/kubeconfig"
@@ -302,7 +337,10 @@ status() {
 }
 
 case "${1:-}" in
-  build) build >/dev/null ;;
+  build) build ;;
+  _build)
+    if [ "$2" = kube ]; then build_kube "$3"; else build_controller "$3" "$2"; fi
+    ;;
   up) up ;;
   down) down ;;
   status) status ;;

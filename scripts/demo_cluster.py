@@ -3,8 +3,10 @@
 Same stand-ins as `make demo` (a bare git remote for GitHub, docker-registry for ECR), but what Flux
 applies is no longer a `kubectl kustomize` rendering: the stack's own GitRepository, Secret and
 Kustomization (rendered from the Pulumi program) are in a real kube-apiserver, source-controller clones
-the repository over SSH, kustomize-controller applies ./k8s, and the demo reads the Deployment back
-from the API server. Then a rollback goes through the same path. Needs root (sshd) and Docker.
+the repository over SSH, GitHub's signed push event reaches the stack's Receiver in
+notification-controller, kustomize-controller applies ./k8s, the Provider reports a commit status, and
+the demo reads the Deployment back from the API server. Then a rollback goes through the same path.
+Needs root (sshd) and Docker.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from scripts.sandbox import (
 
 
 def applied(loop: FluxLoop, what: str) -> str:
-    """Send the push event, wait until Flux has applied the branch tip, return the Deployment's image."""
+    """Send the push event to the Receiver, wait until Flux has applied the branch tip and reported it
+    on the commit, return the Deployment's image."""
     tip, started = loop.repo.tip(), time.monotonic()
     loop.push_event()
     loop.wait_applied(tip)
@@ -38,6 +41,10 @@ def applied(loop: FluxLoop, what: str) -> str:
     seconds = time.monotonic() - started
     say(f"{what}: Kustomization Ready at main@{tip[:12]} {seconds:.1f}s after the push event")
     say(f"    Deployment in the API server: image {image}")
+    (status, *_) = loop.cluster.wait_for(
+        f"the commit status on {tip[:12]}", lambda: loop.github.statuses_for(tip), timeout=60
+    )
+    say(f"    commit status on {tip[:12]}: {status['state']} ({status['context']}: {status['description']})")
     return image
 
 

@@ -7,6 +7,8 @@ What the chart renders, read in fluxcd-community/helm-charts at flux2-2.18.3
   `--default-service-account=<multitenancy.defaultServiceAccount | default "default">`; then every
   entry of `kustomizeController.container.additionalArgs`.
 - source-controller: every entry of `sourceController.container.additionalArgs`.
+- notification-controller: with `multitenancy.enabled`, `--no-cross-namespace-refs=true`; then every
+  entry of `notificationController.container.additionalArgs` (templates/notification-controller.yaml).
 The flags that depend on running in a pod (events address, storage address, leader election) are set
 by scripts/cluster.sh for loopback.
 
@@ -21,7 +23,11 @@ from typing import Any
 
 from infra.gitops import CHART_VALUES
 
-VALUES_KEY = {"kustomize-controller": "kustomizeController", "source-controller": "sourceController"}
+VALUES_KEY = {
+    "kustomize-controller": "kustomizeController",
+    "source-controller": "sourceController",
+    "notification-controller": "notificationController",
+}
 
 
 def controller_args(controller: str, values: Mapping[str, Any] = CHART_VALUES) -> list[str]:
@@ -33,6 +39,8 @@ def controller_args(controller: str, values: Mapping[str, Any] = CHART_VALUES) -
     if controller == "kustomize-controller" and multitenancy.get("enabled"):
         account = multitenancy.get("defaultServiceAccount") or "default"
         args += ["--no-cross-namespace-refs=true", f"--default-service-account={account}"]
+    if controller == "notification-controller" and multitenancy.get("enabled"):
+        args += ["--no-cross-namespace-refs=true"]
     args += values.get(VALUES_KEY[controller], {}).get("container", {}).get("additionalArgs", [])
     return args
 

@@ -10,33 +10,41 @@ Two things are pointed at this machine, and nothing else is touched: the GitRepo
 keys are real ED25519 pairs and the sshd's host key is the one host key "GitHub's API" returns, so
 source-controller clones with exactly the Secret the stack builds.
 
-No notification-controller runs here (its module is not served by the Go module proxy; see
-docs/cluster.md), so where GitHub's push event would reach the Receiver, `FluxLoop.push_event` does what
-the Receiver does for a valid event: it sets `reconcile.fluxcd.io/requestedAt` on the GitRepository.
+GitHub's side of the Receiver is `post_github_event`: a push event as GitHub delivers it (its headers, an
+HMAC-SHA256 and an HMAC-SHA1 signature with the Receiver's secret), posted to notification-controller's
+receiver port at the path the Receiver reports in its status. `FluxLoop.push_event` sends one for the
+branch tip; nothing else wakes Flux up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
+import secrets
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scripts.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import GitOpsRepo
+from scripts.sandbox import BRANCH, GitOpsRepo
 
 STATE = ROOT / ".cluster"
 SKIPPED_TYPES = {"kubernetes:helm.sh/v3:Release"}  # Flux itself: its controllers run from scripts/cluster.sh
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 """The annotation that asks a Flux object to reconcile now (fluxcd/pkg/apis/meta ReconcileRequestAnnotation):
-what notification-controller's Receiver sets on its resources for a valid webhook, and `flux reconcile`."""
+what notification-controller's Receiver sets on each of its resources for a valid delivery."""
 
 
 class ClusterError(RuntimeError):
@@ -87,11 +95,6 @@ class Cluster:
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
 
-    def request_reconcile(self, kind: str, name: str, namespace: str) -> None:
-        """What a Receiver does for a valid webhook: annotate the object with the time of the request."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 1_000_000_000:09d}Z"
-        self.kubectl("annotate", "--overwrite", "-n", namespace, kind, name, f"{REQUESTED_AT}={stamp}")
-
     def wait_for(
         self, what: str, probe: Callable[[], Any], timeout: float = 120, interval: float = 0.2
     ) -> Any:
@@ -104,6 +107,68 @@ class Cluster:
                 return value
             time.sleep(interval)
         raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what} (last seen: {value!r})")
+
+
+def github_push_payload(repository: str, branch: str, before: str, after: str) -> bytes:
+    """The parts of GitHub's `push` event payload a receiver reads (github/docs,
+    content/webhooks/webhook-events-and-payloads.md, "push")."""
+    owner, name = repository.split("/", 1)
+    return json.dumps(
+        {
+            "ref": f"refs/heads/{branch}",
+            "before": before,
+            "after": after,
+            "created": False,
+            "deleted": False,
+            "forced": False,
+            "repository": {
+                "name": name,
+                "full_name": repository,
+                "owner": {"login": owner, "name": owner},
+                "default_branch": branch,
+                "ssh_url": f"git@github.com:{repository}.git",
+                "clone_url": f"https://github.com/{repository}.git",
+            },
+            "pusher": {"name": "gitops-bot", "email": "gitops-bot@users.noreply.github.com"},
+            "head_commit": {"id": after},
+        }
+    ).encode()
+
+
+def github_signatures(secret: str, body: bytes) -> dict[str, str]:
+    """The two signature headers GitHub sends for a webhook with a secret: the HMAC hex digest of the
+    body, SHA-256 (`X-Hub-Signature-256: sha256=...`) and the legacy SHA-1 (`X-Hub-Signature: sha1=...`)
+    (github/docs, content/webhooks/using-webhooks/validating-webhook-deliveries.md)."""
+    key = secret.encode()
+    return {
+        "X-Hub-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest(),
+        "X-Hub-Signature": "sha1=" + hmac.new(key, body, hashlib.sha1).hexdigest(),
+    }
+
+
+def post_github_event(
+    url: str, event: str, body: bytes, headers: Mapping[str, str], timeout: float = 30
+) -> tuple[int, str]:
+    """POST a webhook delivery as GitHub does (the delivery headers of webhook-events-and-payloads.md);
+    `headers` adds the signatures (or whatever a test wants to send instead). Returns (status, body)."""
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL the caller built
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/gitops-test",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "1",
+            **headers,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URL
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
 
 
 def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -247,7 +312,10 @@ def ensure_app_namespace(cluster: Cluster) -> str:
     if not declared:
         declared = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": r.inputs["metadata"]}
-            for r in run_program().of_type("kubernetes:core/v1:Namespace")
+            # With a commitStatusToken, so the program does not warn that deploys will not report.
+            for r in run_program(
+                {"commitStatusToken": "github_pat_unused"}, secrets=["commitStatusToken"]
+            ).of_type("kubernetes:core/v1:Namespace")
             if r.inputs.get("metadata", {}).get("name") == name
         ]
     if not declared:
@@ -264,10 +332,11 @@ def ensure_app_namespace(cluster: Cluster) -> str:
     return name
 
 
-def flux_objects(keys: Path, host_public_key: str) -> tuple[list[dict[str, Any]], str]:
+def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[list[dict[str, Any]], str]:
     """Every Kubernetes object the stack declares (but the Helm release), from the real program under
     mocks, and the repository it names. Deploy keys are real key pairs made under `keys`; the one host
-    key GitHub's API returns is `host_public_key`."""
+    key GitHub's API returns is `host_public_key`; `status_token` is set as the secret
+    `commitStatusToken`, so the deploy-report Provider and Alert are declared."""
     import pytest
 
     import tests.infra.conftest as harness
@@ -278,7 +347,11 @@ def flux_objects(keys: Path, host_public_key: str) -> tuple[list[dict[str, Any]]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "GITHUB_HOST_KEYS", [host_public_key])
-        program = harness.run_program(extra_outputs={"tls:index/privateKey:PrivateKey": real_key})
+        program = harness.run_program(
+            {"commitStatusToken": status_token},
+            secrets=["commitStatusToken"],
+            extra_outputs={"tls:index/privateKey:PrivateKey": real_key},
+        )
     objects = [
         dict(r.inputs)  # a Kubernetes resource's inputs are the object's own fields, camelCase
         for r in program.resources
@@ -288,9 +361,11 @@ def flux_objects(keys: Path, host_public_key: str) -> tuple[list[dict[str, Any]]
 
 
 def pointed_at(
-    objects: list[dict[str, Any]], repository: str, sshd: Sshd, bare: Path
+    objects: list[dict[str, Any]], repository: str, sshd: Sshd, bare: Path, github: FakeGitHub
 ) -> list[dict[str, Any]]:
-    """The objects with github.com replaced by the local sshd in the GitRepository URL and known_hosts."""
+    """The objects with github.com replaced by the local sshd in the GitRepository URL and known_hosts,
+    and by the local commit-status API in the Provider's address, with its CA in a `certSecretRef`
+    Secret (the one object added)."""
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     expected = f"ssh://git@github.com/{repository}.git"
     if source["spec"]["url"] != expected:
@@ -305,7 +380,20 @@ def pointed_at(
     if lines != [f"github.com {sshd.host_public_key}"]:
         raise ClusterError(f"unexpected known_hosts from the stack: {lines}")
     auth["stringData"]["known_hosts"] = f"{sshd.known_hosts_host} {sshd.host_public_key}\n"
-    return objects
+    (provider,) = [o for o in objects if o["kind"] == "Provider"]
+    spec = provider["spec"]
+    if spec["address"] != f"https://github.com/{repository}" or "certSecretRef" in spec:
+        raise ClusterError(f"unexpected Provider spec from the stack: {provider['spec']}")
+    ca = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "fake-github-ca", "namespace": provider["metadata"]["namespace"]},
+        "type": "Opaque",
+        "stringData": {"ca.crt": github.ca_pem},
+    }
+    provider["spec"]["address"] = github.address()
+    provider["spec"]["certSecretRef"] = {"name": ca["metadata"]["name"]}
+    return [*objects, ca]
 
 
 @dataclass
@@ -314,8 +402,14 @@ class FluxLoop:
 
     cluster: Cluster
     repo: GitOpsRepo
-    objects: list[dict[str, Any]]
+    objects: list[dict[str, Any]] = field(repr=False)
+    """The stack's objects, its Secrets' values among them: kept out of the repr pytest prints for a
+    failing assertion's arguments."""
     app_namespace: str
+    repository: str
+    """The GitHub repository the stack names (`owner/name`), as GitHub's events carry it."""
+    github: FakeGitHub
+    """Where the stack's `github` Provider posts commit statuses."""
 
     def named(self, kind: str) -> dict[str, Any]:
         (found,) = [o for o in self.objects if o["kind"] == kind]
@@ -341,10 +435,39 @@ class FluxLoop:
         deployment = self.cluster.get("deployment", name, self.app_namespace)
         return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
+    def secret_value(self, secret_name: str, key: str) -> str:
+        """A value of one of the stack's Secrets, as declared (stringData)."""
+        (secret,) = [
+            o for o in self.objects if o["kind"] == "Secret" and o["metadata"]["name"] == secret_name
+        ]
+        return secret["stringData"][key]
+
+    def receiver_url(self, timeout: float = 60) -> str:
+        """Where GitHub would deliver: notification-controller's receiver port, at the path the Receiver
+        reports once it is Ready (`status.webhookPath`)."""
+
+        def path() -> str:
+            receiver = self.status("Receiver")
+            ready = condition(receiver, "Ready")
+            ok = ready and ready["status"] == "True"
+            return receiver.get("status", {}).get("webhookPath", "") if ok else ""
+
+        webhook_path = self.cluster.wait_for("the Receiver to be Ready", path, timeout=timeout)
+        return f"http://127.0.0.1:{self.cluster.env['RECEIVER_PORT']}{webhook_path}"
+
+    def receiver_token(self) -> str:
+        return self.secret_value(self.named("Receiver")["spec"]["secretRef"]["name"], "token")
+
     def push_event(self) -> None:
-        """GitHub's push event reaching the Receiver: the Receiver's effect (see the module docstring)."""
-        metadata = self.named("GitRepository")["metadata"]
-        self.cluster.request_reconcile("gitrepository", metadata["name"], metadata["namespace"])
+        """GitHub's push event for the branch tip, signed with the Receiver's secret, delivered to the
+        Receiver; notification-controller asks the GitRepository to reconcile."""
+        tip = self.repo.tip()
+        body = github_push_payload(self.repository, BRANCH, "0" * 40, tip)
+        status, text = post_github_event(
+            self.receiver_url(), "push", body, github_signatures(self.receiver_token(), body)
+        )
+        if status != 200:
+            raise ClusterError(f"the Receiver answered the push event with HTTP {status}: {text.strip()}")
 
 
 @contextlib.contextmanager
@@ -354,18 +477,26 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     repo = GitOpsRepo.seed(workdir / "gitops")
     host_key = workdir / "sshd" / "host_key"
     _, host_public = keygen(host_key)
-    objects, repository = flux_objects(workdir / "keys", host_public)
+    status_token = "github_pat_" + secrets.token_urlsafe(30)
+    objects, repository = flux_objects(workdir / "keys", host_public, status_token)
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o
         for o in objects
         if o["kind"] == "Secret" and o["metadata"]["name"] == source["spec"]["secretRef"]["name"]
     )
-    with serve_repository(
-        repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd"
-    ) as sshd:
-        objects = pointed_at(objects, repository, sshd, repo.remote)
+    with (
+        serve_repository(repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd") as sshd,
+        fake_github(repository, status_token, workdir / "github") as github,
+    ):
+        objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
+        # The API server outlives a session, and server-side apply never drops a key an earlier session's
+        # stringData set (stringData is not stored, so no field manager owns it): start from the
+        # declared keys.
+        for secret in (o for o in objects if o["kind"] == "Secret"):
+            meta = secret["metadata"]
+            cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
         with RolloutReporter(cluster, namespace):
-            yield FluxLoop(cluster, repo, objects, namespace)
+            yield FluxLoop(cluster, repo, objects, namespace, repository, github)

@@ -1,14 +1,18 @@
 """The real control plane of `make cluster-up` (scripts/cluster.sh): kube-apiserver with RBAC and Pod
-Security admission on etcd, and Flux's source- and kustomize-controller, all on 127.0.0.1.
+Security admission on etcd, and Flux's source-, kustomize- and notification-controller, all on 127.0.0.1.
 
 Tests here skip when no cluster answers, except under CI=true, where .ci/run starts one first.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from scripts.localcluster import Cluster, ensure_app_namespace
+from scripts.localcluster import Cluster, FluxLoop, ensure_app_namespace, flux_loop
 from tests.conftest import require
 
 
@@ -34,3 +38,15 @@ def cluster() -> Cluster:
 def app_namespace(cluster: Cluster) -> str:
     """The app's namespace, in the API server with the labels it is declared with."""
     return ensure_app_namespace(cluster)
+
+
+@pytest.fixture(scope="session")
+def flux(
+    cluster: Cluster, app_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FluxLoop]:
+    """The stack's Flux objects in the API server, following a local repository over SSH, with the
+    deploy-report Provider pointed at a local commit-status API (scripts/localcluster.py)."""
+    require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
+    require(os.geteuid() == 0, "a real sshd on loopback needs root")
+    with flux_loop(cluster, tmp_path_factory.mktemp("flux")) as loop:
+        yield loop

@@ -31,6 +31,10 @@ def test_the_chart_flags_follow_the_values() -> None:
         "--default-service-account=default",
     ]
     assert controller_args("source-controller") == []
+    # notification-controller.yaml: `if .Values.multitenancy.enabled` adds only this one, so a
+    # Receiver cannot annotate (and an Alert cannot watch) objects in another namespace.
+    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true"]
+    assert controller_args("notification-controller", {"multitenancy": {"enabled": False}}) == []
     with pytest.raises(ValueError, match="unknown controller 'helm-controller'"):
         controller_args("helm-controller")
 
@@ -67,8 +71,9 @@ def test_kustomize_controller_holds_only_impersonation_in_the_api_server(
     assert not can_i(cluster, "create", "pods", "-n", "kube-system")
 
 
-def test_the_running_kustomize_controller_has_the_chart_flags(cluster: Cluster) -> None:
-    pid = (STATE / "pids" / "kustomize-controller").read_text().strip()
+@pytest.mark.parametrize("controller", ["kustomize-controller", "notification-controller"])
+def test_the_running_controllers_have_the_chart_flags(cluster: Cluster, controller: str) -> None:
+    pid = (STATE / "pids" / controller).read_text().strip()
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    for flag in controller_args("kustomize-controller"):
+    for flag in controller_args(controller):
         assert flag in argv, (flag, argv)

@@ -38,6 +38,128 @@ def test_a_missing_go_toolchain_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
+FAKE_GO = """#!/usr/bin/env bash
+# A Go toolchain whose `go build` of kube-apiserver fails and every other build succeeds.
+case "$1" in
+  version) echo "go version go1.26.8 linux/amd64" ;;
+  env) shift; for v in "$@"; do printenv "$v" || echo; done ;;
+  list) echo v1.35.4 ;;
+  build)
+    out=""
+    while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+    case "$out" in */kube-apiserver) echo "compile error" >&2; exit 2 ;; esac
+    mkdir -p "$(dirname "$out")" && touch "$out"
+    ;;
+esac
+"""
+
+
+def test_a_build_that_fails_half_way_is_not_cached(tmp_path: Path) -> None:
+    """kube-apiserver fails to build, etcd (built after it) would succeed: nothing may be cached, or the
+    next `up` would start from a cache entry without an API server."""
+    go, cache = tmp_path / "go", tmp_path / "cache"
+    go.write_text(FAKE_GO)
+    go.chmod(0o755)
+
+    result = run("build", env={"GO": str(go), "GITOPS_CLUSTER_CACHE": str(cache)})
+
+    assert result.returncode == 1
+    assert "kube: build failed" in result.stderr and "compile error" in result.stderr
+    assert list(cache.iterdir()) == [], "a failed build left something in the cache"
+
+
+WORKING_GO = """#!/usr/bin/env bash
+# A Go toolchain whose builds all succeed; every module's directory is $FAKE_MODULE.
+case "$1" in
+  version) echo "go version go1.26.8 linux/amd64" ;;
+  env) shift; for v in "$@"; do printenv "$v" || echo; done ;;
+  list) case "$*" in *'{{.Dir}}'*) echo "$FAKE_MODULE" ;; *) echo v1.0.0 ;; esac ;;
+  build)
+    out=""
+    while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+    mkdir -p "$(dirname "$out")" && touch "$out"
+    ;;
+esac
+"""
+
+
+def fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A copy of the script and tools/ (mode 644) and a Go whose builds all succeed: (script, cache,
+    environment for it)."""
+    root, cache, module = tmp_path / "checkout", tmp_path / "cache", tmp_path / "module"
+    (root / "scripts").mkdir(parents=True)
+    script = root / "scripts" / "cluster.sh"
+    script.write_text(SCRIPT.read_text())
+    script.chmod(0o644)
+    for go_mod in (ROOT / "tools").glob("*/go.*"):
+        copy = root / "tools" / go_mod.parent.name / go_mod.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(go_mod.read_text())
+    (module / "config" / "crd" / "bases").mkdir(parents=True)
+    (module / "config" / "crd" / "bases" / "crd.yaml").write_text("kind: CustomResourceDefinition\n")
+    go = tmp_path / "go"
+    go.write_text(WORKING_GO)
+    go.chmod(0o755)
+    return script, cache, {"GO": str(go), "GITOPS_CLUSTER_CACHE": str(cache), "FAKE_MODULE": str(module)}
+
+
+def build_with(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script), "build"], capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
+
+
+def cached(cache: Path) -> list[str]:
+    return sorted(entry.name for entry in cache.iterdir() if (entry / "versions").exists())
+
+
+def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
+    """`make cluster-up` runs `bash scripts/cluster.sh`, so the script must not need its mode bits (a
+    copy or an archive may drop them): each build step runs through bash too."""
+    script, cache, env = fake_checkout(tmp_path)
+
+    result = build_with(script, env)
+
+    assert result.returncode == 0, result.stderr
+    built = sorted(name.rsplit("-", 1)[0] for name in cached(cache))
+    assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+
+
+def test_a_binary_built_with_other_go_settings_is_not_reused(tmp_path: Path) -> None:
+    """CGO_ENABLED, GOFLAGS (build tags), GOEXPERIMENT, GOAMD64 change the binary but no go.mod: each is
+    part of the cache key; an unrelated variable is not."""
+    script, cache, env = fake_checkout(tmp_path)
+    assert build_with(script, {**env, "CGO_ENABLED": "1"}).returncode == 0
+    first = cached(cache)
+    assert build_with(script, {**env, "CGO_ENABLED": "1", "UNRELATED": "x"}).returncode == 0
+    assert cached(cache) == first
+
+    for setting in ({"CGO_ENABLED": "0"}, {"GOFLAGS": "-tags=netgo"}, {"GOEXPERIMENT": "nocoverageredesign"}):
+        assert build_with(script, {**env, "CGO_ENABLED": "1", **setting}).returncode == 0
+    assert len(cached(cache)) == 4 * len(first)
+
+
+def test_an_interrupted_build_is_cleared_but_a_running_one_is_not(tmp_path: Path) -> None:
+    script, cache, env = fake_checkout(tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        cache.mkdir()
+        left = cache / f".build.{dead.pid}.abc123"
+        other = cache / f".build.{running.pid}.def456"
+        for directory in (left, other):
+            (directory / "bin").mkdir(parents=True)
+
+        assert build_with(script, env).returncode == 0
+
+        assert not left.exists()
+        assert other.exists(), "a build another checkout is running was removed"
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
     """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
@@ -75,7 +197,7 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
         started = run("up", env=env)
         assert started.returncode == 0, started.stderr
         pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
-        assert len(pids) == 4  # etcd, kube-apiserver, source- and kustomize-controller
+        assert len(pids) == 5  # etcd, kube-apiserver, source-, kustomize- and notification-controller
         assert run("status", env=env).returncode == 0
 
         stopped = run("down", env=env)

@@ -4,8 +4,12 @@ running binaries are the pinned ones, and docs/cluster.md names them all."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 
+import pytest
 import yaml
 
 from scripts.localcluster import Cluster
@@ -20,6 +24,31 @@ def required(module_dir: str, path: str) -> str:
     found = re.search(rf"^\s*{re.escape(path)} (v\S+)", text, re.MULTILINE)
     assert found, f"tools/{module_dir}/go.mod does not require {path}"
     return found.group(1)
+
+
+CONTROLLERS = ["source-controller", "kustomize-controller", "notification-controller"]
+
+
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_every_module_resolves_to_the_version_the_controller_itself_requires(controller: str) -> None:
+    """tools/<controller> requires only the controller, so its build uses the controller's own module
+    graph: any version that differs from the controller's go.mod (read from the module cache by the go
+    command) would be a dependency the controller was never released with."""
+    module = f"github.com/fluxcd/{controller}"
+    listed = subprocess.run(
+        ["go", "list", "-m", "-json", module],
+        cwd=TOOLS / controller,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"},
+    )
+    requirement = re.compile(r"^\s+(\S+) (v\S+)(?: // indirect)?$", re.M)
+    upstream = dict(requirement.findall(Path(json.loads(listed.stdout)["GoMod"]).read_text()))
+    ours = dict(requirement.findall((TOOLS / controller / "go.mod").read_text()))
+    differ = {m: (v, upstream[m]) for m, v in ours.items() if m in upstream and upstream[m] != v}
+    assert differ == {}, f"tools/{controller}/go.mod (ours, the controller's): {differ}"
+    assert ours[module] == required(controller, module)
 
 
 def test_the_api_server_is_the_minor_the_stack_runs_on_eks() -> None:
@@ -57,6 +86,9 @@ def test_docs_name_every_pinned_version() -> None:
         "github.com/fluxcd/kustomize-controller": required(
             "kustomize-controller", "github.com/fluxcd/kustomize-controller"
         ),
+        "github.com/fluxcd/notification-controller": required(
+            "notification-controller", "github.com/fluxcd/notification-controller"
+        ),
     }
     for module, version in pins.items():
         assert f"`{module}` | `{version}`" in docs, f"docs/cluster.md does not record {module} {version}"
@@ -66,6 +98,5 @@ def test_the_running_api_server_is_the_pinned_release(cluster: Cluster) -> None:
     version = json.loads(cluster.kubectl("get", "--raw", "/version").stdout)
     assert version["gitVersion"] == required("kube", "k8s.io/kubernetes")
     assert cluster.env["kubernetes"] == version["gitVersion"]
-    assert cluster.env["source-controller"] == required(
-        "source-controller", "github.com/fluxcd/source-controller"
-    )
+    for controller in CONTROLLERS:
+        assert cluster.env[controller] == required(controller, f"github.com/fluxcd/{controller}")
