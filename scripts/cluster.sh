@@ -40,8 +40,9 @@ component_key() {
   [ "$name" != kube ] || builder=build_kube
   {
     "$GO" version
-    # The settings that change what `go build` produces without changing the modules.
-    "$GO" env GOOS GOARCH GOAMD64 CGO_ENABLED GOEXPERIMENT GOFLAGS
+    # The settings that change what `go build` produces without changing the modules (`go help
+    # environment`: GOFIPS140 selects another copy of the cryptography code; GOARM64 is arm64's GOAMD64).
+    "$GO" env GOOS GOARCH GOAMD64 GOARM64 CGO_ENABLED GOEXPERIMENT GOFLAGS GOFIPS140
     sed -n "/^$builder()/,/^}/p" "$0"
     grep -hv '^[[:space:]]*//' "$TOOLS/$name/go.mod"
     cat "$TOOLS/$name/go.sum"

@@ -126,17 +126,26 @@ def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
 
 
 def test_a_binary_built_with_other_go_settings_is_not_reused(tmp_path: Path) -> None:
-    """CGO_ENABLED, GOFLAGS (build tags), GOEXPERIMENT, GOAMD64 change the binary but no go.mod: each is
-    part of the cache key; an unrelated variable is not."""
+    """CGO_ENABLED, GOFLAGS (build tags), GOEXPERIMENT, GOAMD64/GOARM64, GOFIPS140 change the binary but no
+    go.mod: each is part of the cache key; an unrelated variable is not. GOFIPS140 other than `off` links
+    another copy of crypto/internal/fips140 and defaults the binary to GODEBUG=fips140=on (Go's
+    cmd/go/internal/fips140 package documentation)."""
     script, cache, env = fake_checkout(tmp_path)
     assert build_with(script, {**env, "CGO_ENABLED": "1"}).returncode == 0
     first = cached(cache)
     assert build_with(script, {**env, "CGO_ENABLED": "1", "UNRELATED": "x"}).returncode == 0
     assert cached(cache) == first
 
-    for setting in ({"CGO_ENABLED": "0"}, {"GOFLAGS": "-tags=netgo"}, {"GOEXPERIMENT": "nocoverageredesign"}):
+    settings = (
+        {"CGO_ENABLED": "0"},
+        {"GOFLAGS": "-tags=netgo"},
+        {"GOEXPERIMENT": "nocoverageredesign"},
+        {"GOFIPS140": "latest"},
+        {"GOARM64": "v9.0"},
+    )
+    for setting in settings:
         assert build_with(script, {**env, "CGO_ENABLED": "1", **setting}).returncode == 0
-    assert len(cached(cache)) == 4 * len(first)
+    assert len(cached(cache)) == (1 + len(settings)) * len(first)
 
 
 def test_an_interrupted_build_is_cleared_but_a_running_one_is_not(tmp_path: Path) -> None:
