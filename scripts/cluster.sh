@@ -207,6 +207,8 @@ up() {
   kube="$(component_dir kube)"
   start_time=$(date +%s)
   mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
+  # Which binaries `down` may stop: those under this cache root, even if `down` runs with another one.
+  readlink -f "$CACHE_ROOT" >"$STATE/cache"
   # A start that fails half-way stops what it started; its logs are kept in .cluster-failed/.
   trap 'rm -rf "$STATE-failed"; cp -r "$STATE/logs" "$STATE-failed"; down' EXIT
   ETCD_PORT=$(free_port) ETCD_PEER_PORT=$(free_port) API_PORT=$(free_port)
@@ -304,8 +306,9 @@ down() {
     rm -rf "$STATE"
     return
   }
-  local f pid name cache
-  cache="$(readlink -f "$CACHE_ROOT")"
+  local f pid name cache="$CACHE_ROOT"
+  [ ! -f "$STATE/cache" ] || cache="$(cat "$STATE/cache")"
+  cache="$(readlink -f "$cache")"
   # Controllers first, the API server next, its storage last.
   for name in "${CONTROLLERS[@]}" kube-apiserver etcd; do
     f="$STATE/pids/$name"

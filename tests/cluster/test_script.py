@@ -194,6 +194,29 @@ def test_down_never_stops_a_process_that_reused_a_recorded_pid(tmp_path: Path) -
         bystander.wait()
 
 
+def test_down_stops_what_up_started_from_another_cache_root(tmp_path: Path) -> None:
+    """`GITOPS_CLUSTER_CACHE=/x make cluster-up` then a plain `make cluster-down`: down must stop the
+    processes up started from /x's binaries, not drop their pids and leave them running."""
+    cache, state = tmp_path / "cache-of-up", tmp_path / "state"
+    (cache / "kube-0123456789abcdef" / "bin").mkdir(parents=True)
+    binary = cache / "kube-0123456789abcdef" / "bin" / "etcd"
+    binary.write_bytes(Path("/bin/sleep").read_bytes())
+    binary.chmod(0o755)
+    (state / "pids").mkdir(parents=True)
+    (state / "cache").write_text(f"{cache}\n")
+    started = subprocess.Popen([str(binary), "60"])
+    try:
+        (state / "pids" / "etcd").write_text(f"{started.pid}\n")
+        other = tmp_path / "default-cache"
+        result = run("down", env={"GITOPS_CLUSTER_STATE": str(state), "GITOPS_CLUSTER_CACHE": str(other)})
+        assert result.returncode == 0, result.stderr
+        assert started.wait(timeout=15) is not None, "down left a process up started running"
+        assert not state.exists()
+    finally:
+        started.kill()
+        started.wait()
+
+
 def test_status_fails_when_nothing_runs(tmp_path: Path) -> None:
     assert run("status", env={"GITOPS_CLUSTER_STATE": str(tmp_path / "none")}).returncode != 0
 
