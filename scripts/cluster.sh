@@ -120,7 +120,8 @@ build() {
     [ -d "$stale" ] || continue
     pid="${stale#"$CACHE_ROOT"/.build.}"
     pid="${pid%%.*}"
-    if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then rm -rf "$stale"; fi
+    # /proc, not `kill -0`: that fails with EPERM for another user's build that still runs.
+    if ! [[ "$pid" =~ ^[0-9]+$ ]] || [ ! -d "/proc/$pid" ]; then rm -rf "$stale"; fi
   done
   for name in "${COMPONENTS[@]}"; do build_one "$name"; done
   log "binaries ready after $(($(date +%s) - start))s"

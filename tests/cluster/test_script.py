@@ -4,7 +4,9 @@ directory whose pids now belong to someone else."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from scripts.localcluster import Cluster
@@ -167,6 +169,32 @@ def test_an_interrupted_build_is_cleared_but_a_running_one_is_not(tmp_path: Path
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_build_running_as_another_user_is_not_cleared() -> None:
+    """A cache shared by two users: the other user's build still runs (here: pid 1, root's), though
+    `kill -0` on it fails with EPERM (kill(2)); its directory must stay. As root, the build runs as
+    nobody to see that EPERM."""
+    # Under the system's temporary directory, which nobody can reach (pytest's tmp_path is root's, 0700).
+    base = Path(tempfile.mkdtemp())
+    try:
+        script, cache, env = fake_checkout(base)
+        running = cache / ".build.1.abc123"
+        (running / "bin").mkdir(parents=True)
+        command = ["bash", str(script), "build"]
+        if os.geteuid() == 0:
+            for path in (base, *base.rglob("*")):
+                os.chown(path, 65534, 65534)
+            command = ["runuser", "-u", "nobody", "--", *command]
+
+        result = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **env}, check=False
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert running.exists(), "the build of another user, still running, was removed"
+    finally:
+        shutil.rmtree(base)
 
 
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
