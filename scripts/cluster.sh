@@ -121,7 +121,10 @@ build() {
     pid="${stale#"$CACHE_ROOT"/.build.}"
     pid="${pid%%.*}"
     # /proc, not `kill -0`: that fails with EPERM for another user's build that still runs.
-    if ! [[ "$pid" =~ ^[0-9]+$ ]] || [ ! -d "/proc/$pid" ]; then rm -rf "$stale"; fi
+    if ! [[ "$pid" =~ ^[0-9]+$ ]] || [ ! -d "/proc/$pid" ]; then
+      # Leftovers only cost disk: one this user cannot remove must not stop the build.
+      rm -rf "$stale" 2>/dev/null || log "cannot remove $stale (an interrupted build's); remove it by hand"
+    fi
   done
   for name in "${COMPONENTS[@]}"; do build_one "$name"; done
   log "binaries ready after $(($(date +%s) - start))s"

@@ -197,6 +197,39 @@ def test_a_build_running_as_another_user_is_not_cleared() -> None:
         shutil.rmtree(base)
 
 
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_build() -> None:
+    """An interrupted build's directory this user cannot remove (here a read-only subdirectory; as
+    well another user's) is named in a warning; the build goes on."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        script, cache, env = fake_checkout(base)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        stuck = cache / f".build.{dead.pid}.abc123" / "bin"
+        stuck.mkdir(parents=True)
+        (stuck / "etcd").write_text("half")
+        command = ["bash", str(script), "build"]
+        if os.geteuid() == 0:  # root removes anything: run as nobody, who owns the files
+            for path in (base, *base.rglob("*")):
+                os.chown(path, 65534, 65534)
+            command = ["runuser", "-u", "nobody", "--", *command]
+        stuck.chmod(0o555)
+
+        result = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **env}, check=False
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert f"cannot remove {stuck.parent}" in result.stderr
+        built = sorted(name.rsplit("-", 1)[0] for name in cached(cache))
+        assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+    finally:
+        for path in base.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
+        shutil.rmtree(base)
+
+
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
     """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
