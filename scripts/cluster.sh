@@ -40,8 +40,9 @@ component_key() {
   [ "$name" != kube ] || builder=build_kube
   {
     "$GO" version
-    # The settings that change what `go build` produces without changing the modules.
-    "$GO" env GOOS GOARCH GOAMD64 CGO_ENABLED GOEXPERIMENT GOFLAGS
+    # The settings that change what `go build` produces without changing the modules (`go help
+    # environment`: GOFIPS140 selects another copy of the cryptography code; GOARM64 is arm64's GOAMD64).
+    "$GO" env GOOS GOARCH GOAMD64 GOARM64 CGO_ENABLED GOEXPERIMENT GOFLAGS GOFIPS140
     sed -n "/^$builder()/,/^}/p" "$0"
     grep -hv '^[[:space:]]*//' "$TOOLS/$name/go.mod"
     cat "$TOOLS/$name/go.sum"
@@ -119,7 +120,11 @@ build() {
     [ -d "$stale" ] || continue
     pid="${stale#"$CACHE_ROOT"/.build.}"
     pid="${pid%%.*}"
-    if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then rm -rf "$stale"; fi
+    # /proc, not `kill -0`: that fails with EPERM for another user's build that still runs.
+    if ! [[ "$pid" =~ ^[0-9]+$ ]] || [ ! -d "/proc/$pid" ]; then
+      # Leftovers only cost disk: one this user cannot remove must not stop the build.
+      rm -rf "$stale" 2>/dev/null || log "cannot remove $stale (an interrupted build's); remove it by hand"
+    fi
   done
   for name in "${COMPONENTS[@]}"; do build_one "$name"; done
   log "binaries ready after $(($(date +%s) - start))s"
@@ -206,6 +211,8 @@ up() {
   kube="$(component_dir kube)"
   start_time=$(date +%s)
   mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
+  # Which binaries `down` may stop: those under this cache root, even if `down` runs with another one.
+  readlink -f "$CACHE_ROOT" >"$STATE/cache"
   # A start that fails half-way stops what it started; its logs are kept in .cluster-failed/.
   trap 'rm -rf "$STATE-failed"; cp -r "$STATE/logs" "$STATE-failed"; down' EXIT
   ETCD_PORT=$(free_port) ETCD_PEER_PORT=$(free_port) API_PORT=$(free_port)
@@ -303,8 +310,9 @@ down() {
     rm -rf "$STATE"
     return
   }
-  local f pid name cache
-  cache="$(readlink -f "$CACHE_ROOT")"
+  local f pid name cache="$CACHE_ROOT"
+  [ ! -f "$STATE/cache" ] || cache="$(cat "$STATE/cache")"
+  cache="$(readlink -f "$cache")"
   # Controllers first, the API server next, its storage last.
   for name in "${CONTROLLERS[@]}" kube-apiserver etcd; do
     f="$STATE/pids/$name"

@@ -4,7 +4,9 @@ directory whose pids now belong to someone else."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from scripts.localcluster import Cluster
@@ -126,17 +128,26 @@ def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
 
 
 def test_a_binary_built_with_other_go_settings_is_not_reused(tmp_path: Path) -> None:
-    """CGO_ENABLED, GOFLAGS (build tags), GOEXPERIMENT, GOAMD64 change the binary but no go.mod: each is
-    part of the cache key; an unrelated variable is not."""
+    """CGO_ENABLED, GOFLAGS (build tags), GOEXPERIMENT, GOAMD64/GOARM64, GOFIPS140 change the binary but no
+    go.mod: each is part of the cache key; an unrelated variable is not. GOFIPS140 other than `off` links
+    another copy of crypto/internal/fips140 and defaults the binary to GODEBUG=fips140=on (Go's
+    cmd/go/internal/fips140 package documentation)."""
     script, cache, env = fake_checkout(tmp_path)
     assert build_with(script, {**env, "CGO_ENABLED": "1"}).returncode == 0
     first = cached(cache)
     assert build_with(script, {**env, "CGO_ENABLED": "1", "UNRELATED": "x"}).returncode == 0
     assert cached(cache) == first
 
-    for setting in ({"CGO_ENABLED": "0"}, {"GOFLAGS": "-tags=netgo"}, {"GOEXPERIMENT": "nocoverageredesign"}):
+    settings = (
+        {"CGO_ENABLED": "0"},
+        {"GOFLAGS": "-tags=netgo"},
+        {"GOEXPERIMENT": "nocoverageredesign"},
+        {"GOFIPS140": "latest"},
+        {"GOARM64": "v9.0"},
+    )
+    for setting in settings:
         assert build_with(script, {**env, "CGO_ENABLED": "1", **setting}).returncode == 0
-    assert len(cached(cache)) == 4 * len(first)
+    assert len(cached(cache)) == (1 + len(settings)) * len(first)
 
 
 def test_an_interrupted_build_is_cleared_but_a_running_one_is_not(tmp_path: Path) -> None:
@@ -158,6 +169,65 @@ def test_an_interrupted_build_is_cleared_but_a_running_one_is_not(tmp_path: Path
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_build_running_as_another_user_is_not_cleared() -> None:
+    """A cache shared by two users: the other user's build still runs (here: pid 1, root's), though
+    `kill -0` on it fails with EPERM (kill(2)); its directory must stay. As root, the build runs as
+    nobody to see that EPERM."""
+    # Under the system's temporary directory, which nobody can reach (pytest's tmp_path is root's, 0700).
+    base = Path(tempfile.mkdtemp())
+    try:
+        script, cache, env = fake_checkout(base)
+        running = cache / ".build.1.abc123"
+        (running / "bin").mkdir(parents=True)
+        command = ["bash", str(script), "build"]
+        if os.geteuid() == 0:
+            for path in (base, *base.rglob("*")):
+                os.chown(path, 65534, 65534)
+            command = ["runuser", "-u", "nobody", "--", *command]
+
+        result = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **env}, check=False
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert running.exists(), "the build of another user, still running, was removed"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_build() -> None:
+    """An interrupted build's directory this user cannot remove (here a read-only subdirectory; as
+    well another user's) is named in a warning; the build goes on."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        script, cache, env = fake_checkout(base)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        stuck = cache / f".build.{dead.pid}.abc123" / "bin"
+        stuck.mkdir(parents=True)
+        (stuck / "etcd").write_text("half")
+        command = ["bash", str(script), "build"]
+        if os.geteuid() == 0:  # root removes anything: run as nobody, who owns the files
+            for path in (base, *base.rglob("*")):
+                os.chown(path, 65534, 65534)
+            command = ["runuser", "-u", "nobody", "--", *command]
+        stuck.chmod(0o555)
+
+        result = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **env}, check=False
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert f"cannot remove {stuck.parent}" in result.stderr
+        built = sorted(name.rsplit("-", 1)[0] for name in cached(cache))
+        assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+    finally:
+        for path in base.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
@@ -183,6 +253,29 @@ def test_down_never_stops_a_process_that_reused_a_recorded_pid(tmp_path: Path) -
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_down_stops_what_up_started_from_another_cache_root(tmp_path: Path) -> None:
+    """`GITOPS_CLUSTER_CACHE=/x make cluster-up` then a plain `make cluster-down`: down must stop the
+    processes up started from /x's binaries, not drop their pids and leave them running."""
+    cache, state = tmp_path / "cache-of-up", tmp_path / "state"
+    (cache / "kube-0123456789abcdef" / "bin").mkdir(parents=True)
+    binary = cache / "kube-0123456789abcdef" / "bin" / "etcd"
+    binary.write_bytes(Path("/bin/sleep").read_bytes())
+    binary.chmod(0o755)
+    (state / "pids").mkdir(parents=True)
+    (state / "cache").write_text(f"{cache}\n")
+    started = subprocess.Popen([str(binary), "60"])
+    try:
+        (state / "pids" / "etcd").write_text(f"{started.pid}\n")
+        other = tmp_path / "default-cache"
+        result = run("down", env={"GITOPS_CLUSTER_STATE": str(state), "GITOPS_CLUSTER_CACHE": str(other)})
+        assert result.returncode == 0, result.stderr
+        assert started.wait(timeout=15) is not None, "down left a process up started running"
+        assert not state.exists()
+    finally:
+        started.kill()
+        started.wait()
 
 
 def test_status_fails_when_nothing_runs(tmp_path: Path) -> None:
