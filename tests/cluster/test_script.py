@@ -288,10 +288,14 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
     env = {"GITOPS_CLUSTER_STATE": str(tmp_path / "state")}
     for _ in range(2):
         started = run("up", env=env)
-        assert started.returncode == 0, started.stderr
-        pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
-        assert len(pids) == 5  # etcd, kube-apiserver, source-, kustomize- and notification-controller
-        assert run("status", env=env).returncode == 0
+        try:
+            assert started.returncode == 0, started.stderr
+            pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
+            assert len(pids) == 5  # etcd, kube-apiserver, source-, kustomize- and notification-controller
+            assert run("status", env=env).returncode == 0
+        except AssertionError:
+            run("down", env=env)  # a failed check must not leave a second control plane running
+            raise
 
         stopped = run("down", env=env)
 
