@@ -14,7 +14,7 @@ from infra.registry import lifecycle_policy
 from jenkins import registry
 from jenkins.registry import DEPLOYED_TAG, RegistryError
 from tests.conftest import ROOT
-from tests.jenkins.conftest import GitopsRepo, run_cli
+from tests.jenkins.conftest import Cli, GitopsRepo, run_cli
 from tests.jenkins.dockerspy import spy_on_docker
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -231,18 +231,23 @@ def test_a_noop_promote_marks_an_unmarked_deployed_image(
     assert deployed_digest(protected_repository) == digest
 
 
-def test_marking_needs_the_movable_tag_and_says_so(aws_env: str, gitops_repo: GitopsRepo) -> None:
+def promote_twice_into_an_all_immutable_repository(gitops_repo: GitopsRepo, name: str) -> tuple[str, Cli]:
+    """A repository whose every tag is immutable (no exclusion for `deployed`): the first promotion
+    tags its image `deployed`, the second cannot move the tag. Returns (second commit, its --json run)."""
     client = boto3.client("ecr", region_name="eu-west-1")
-    uri = client.create_repository(repositoryName="gitops/all-immutable", imageTagMutability="IMMUTABLE")[
-        "repository"
-    ]["repositoryUri"]
+    uri = client.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")["repository"][
+        "repositoryUri"
+    ]
     first = gitops_repo.app_commit("v1")
     second = gitops_repo.app_commit("v2")
     put_commit_image(uri, first)
     put_commit_image(uri, second)
     assert run_cli(gitops_repo.workspace(first), "promote", "--image-repository", uri).returncode == 0
+    return second, run_cli(gitops_repo.workspace(second), "promote", "--image-repository", uri, "--json")
 
-    result = run_cli(gitops_repo.workspace(second), "promote", "--image-repository", uri, "--json")
+
+def test_marking_needs_the_movable_tag_and_says_so(aws_env: str, gitops_repo: GitopsRepo) -> None:
+    _, result = promote_twice_into_an_all_immutable_repository(gitops_repo, "gitops/all-immutable")
 
     assert result.returncode == 1
     assert "marking it as deployed failed" in result.json["error"]

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from jenkins import actions, manifest, registry
@@ -27,7 +26,7 @@ from jenkins.core import Hold, ImageEntry, Outcome, Relation, RetryPolicy
 from jenkins.gitops import Git, Identity
 from tests.conftest import ROOT
 from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
-from tests.jenkins.test_registry_ecr import put_commit_image
+from tests.jenkins.test_registry_ecr import promote_twice_into_an_all_immutable_repository
 
 PushImage = Callable[[str, str], str]
 SHA = "1234e567" + "0" * 32
@@ -218,17 +217,7 @@ def test_a_digest_header_that_is_no_sha256_digest_is_an_error_not_written(
 def test_a_mark_that_fails_after_the_push_reports_the_pushed_commit(
     aws_env: str, gitops_repo: GitopsRepo
 ) -> None:
-    client = boto3.client("ecr", region_name="eu-west-1")
-    uri = client.create_repository(
-        repositoryName="gitops/review-8-immutable", imageTagMutability="IMMUTABLE"
-    )["repository"]["repositoryUri"]
-    first = gitops_repo.app_commit("v1")
-    second = gitops_repo.app_commit("v2")
-    put_commit_image(uri, first)
-    put_commit_image(uri, second)
-    assert run_cli(gitops_repo.workspace(first), "promote", "--image-repository", uri).returncode == 0
-
-    result = run_cli(gitops_repo.workspace(second), "promote", "--image-repository", uri, "--json")
+    second, result = promote_twice_into_an_all_immutable_repository(gitops_repo, "gitops/review-8-immutable")
 
     assert result.returncode == 1
     pushed = gitops_repo.tip()
