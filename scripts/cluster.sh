@@ -208,7 +208,10 @@ up() {
   [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for the controllers' chart flags (run make venv, or set PYTHON=)"
   build
   local kube c start_time
-  kube="$(component_dir kube)"
+  # Each component's cache entry, computed once (the key hashes go.mod/go.sum and asks `go env`).
+  declare -A dir
+  for c in "${COMPONENTS[@]}"; do dir[$c]="$(component_dir "$c")"; done
+  kube="${dir[kube]}"
   start_time=$(date +%s)
   mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/artifacts"
   # Which binaries `down` may stop: those under this cache root, even if `down` runs with another one.
@@ -246,7 +249,7 @@ up() {
     "client-key-data: $(base64 -w0 <"$STATE/pki/admin.key")")"
   wait_until kube-apiserver 120 "$STATE/logs/kube-apiserver.log" kc get --raw /readyz
 
-  for c in "${CONTROLLERS[@]}"; do kc apply --server-side -f "$(component_dir "$c")/crds/" >/dev/null; done
+  for c in "${CONTROLLERS[@]}"; do kc apply --server-side -f "${dir[$c]}/crds/" >/dev/null; done
   kc apply --server-side -f "$ROOT/scripts/cluster-rbac.yaml" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
@@ -280,7 +283,7 @@ up() {
     # The chart points the other controllers at notification-controller's Service; here, its port.
     [ "$c" = notification-controller ] || args+=(--events-addr="http://127.0.0.1:$EVENTS_PORT/")
     start "$c" env KUBECONFIG="$STATE/$c.kubeconfig" RUNTIME_NAMESPACE="$NAMESPACE" \
-      "$(component_dir "$c")/bin/$c" "${args[@]}"
+      "${dir[$c]}/bin/$c" "${args[@]}"
     printf -v "HEALTH_${c//-/_}" '%s' "$health"
   done
   for c in "${CONTROLLERS[@]}"; do
@@ -296,7 +299,7 @@ up() {
     echo "RECEIVER_PORT=$RECEIVER_PORT"
     echo "NAMESPACE=$NAMESPACE"
     echo "CACHE=$CACHE_ROOT"
-    for c in "${COMPONENTS[@]}"; do cat "$(component_dir "$c")/versions"; done
+    for c in "${COMPONENTS[@]}"; do cat "${dir[$c]}/versions"; done
   } >"$STATE/env"
   trap - EXIT
   log "up in $(($(date +%s) - start_time))s: export KUBECONFIG=$STATE/kubeconfig"
