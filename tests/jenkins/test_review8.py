@@ -424,9 +424,12 @@ def test_an_interrupted_run_ends_with_json_and_leaves_no_git_behind(
     hang.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
     hang.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_SSH_COMMAND": str(hang), "GITOPS_GIT_TIMEOUT": "60"}
+    # As a terminal's foreground job has it: SIGINT at its default. A suite launched in the background
+    # (`cmd &` without job control) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so the Ctrl-C this test sends would not be one.
     proc = subprocess.Popen(
         [sys.executable, "-m", "jenkins", "unhold", "--json"], cwd=ws, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while not pid_file.exists() and time.monotonic() < deadline:
