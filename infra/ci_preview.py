@@ -201,8 +201,24 @@ def check_gate(config: PreviewConfig, owner: str, repository_name: str) -> Previ
             "would run unapproved with the preview role; set it to true if the owner is on GitHub Enterprise "
             f"Cloud, or turn previews off: `pulumi config set --path '{PROJECT}:preview.enabled' false`"
         )
-    reviewer_ids = tuple(int(github.get_user(username=login).id) for login in config.reviewers)
-    return PreviewGate(repository.repo_id, reviewer_ids, config.oidc_provider_arn or _existing_provider())
+    return PreviewGate(
+        repository.repo_id, _reviewer_ids(config.reviewers), config.oidc_provider_arn or _existing_provider()
+    )
+
+
+def _reviewer_ids(logins: tuple[str, ...]) -> tuple[int, ...]:
+    """GitHub's numeric id of each reviewer (the environment takes ids), naming the login GitHub refuses."""
+    ids = []
+    for i, login in enumerate(logins):
+        try:
+            ids.append(int(github.get_user(username=login).id))
+        except Exception as error:  # the invoke's failure carries the provider's message only
+            raise ConfigError(
+                f"{PROJECT}:preview.reviewers[{i}]: GitHub did not return the user {login!r} ({error}); "
+                "list the logins of the people who approve previews: "
+                f"`pulumi config set --path '{PROJECT}:preview.reviewers[{i}]' <login>`"
+            ) from None
+    return tuple(ids)
 
 
 def _existing_provider() -> str | None:

@@ -159,6 +159,27 @@ def test_previews_off_declare_no_gate_and_need_no_reviewer() -> None:
     assert not read & {GET_USER, GET_REPOSITORY, GET_OIDC_PROVIDER}
 
 
+def test_a_reviewer_github_does_not_know_is_refused_naming_the_key() -> None:
+    """terraform-provider-github data_source_github_user.go returns the client's error for GET
+    /users/{username}: go-github's "GET <url>: 404 Not Found []"."""
+
+    def unknown(args: dict[str, Any]) -> dict[str, Any]:
+        raise InvokeFailure(f"GET https://api.github.com/users/{args['username']}: 404 Not Found []")
+
+    message = config_error(
+        {"preview.reviewers": ["octocat", "no-such-user-x"]},
+        reads=True,
+        invoke_results={
+            GET_USER: lambda args: unknown(args) if args["username"] == "no-such-user-x" else {"id": "583231"}
+        },
+    )
+    assert message.startswith(
+        "gitops-eks:preview.reviewers[1]: GitHub did not return the user 'no-such-user-x' ("
+    )
+    assert "404 Not Found" in message and "\n" not in message
+    assert message.endswith("`pulumi config set --path 'gitops-eks:preview.reviewers[1]' <login>`")
+
+
 def test_an_unknown_repository_is_refused_naming_the_key() -> None:
     """terraform-provider-github data_source_github_repository.go: on a 404 the data source is empty
     (no error), which would otherwise reach the environment and the trust policy as repository id 0."""
