@@ -6,7 +6,9 @@ the OIDC token's `sub` to `repo:<owner>/<repo>:environment:<env>`, and GitHub is
 job that references the environment, which waits for a required reviewer (GitHub docs, "OpenID Connect
 reference" and "Managing environments for deployment"). A job without the environment gets
 `...:pull_request` and is refused by AWS. Pulumi Cloud's OIDC policy pins the same `sub`
-(docs/security.md). The policy pack the preview enforces is checked out from the base branch.
+(docs/security.md). The policy pack the preview enforces is checked out from the base branch. The gate
+holds only where GitHub enforces required reviewers: `check_gate` refuses it elsewhere before anything
+is declared.
 
 Sources (2026-12-01): aws-actions/configure-aws-credentials README ("Configuring OIDC", "Claims and
 scoping permissions"): issuer URL `https://token.actions.githubusercontent.com`, audience
