@@ -84,6 +84,19 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
+# GitHub's API names of these permissions (the keys of fine-grained-pat-permissions.json, the names the REST
+# API's `X-Accepted-GitHub-Permissions` header uses).
+API_NAMES = {
+    "Actions": "actions",
+    "Administration": "administration",
+    "Commit statuses": "statuses",
+    "Environments": "environments",
+    "Metadata": "metadata",
+    "Variables": "actions_variables",
+    "Webhooks": "repository_hooks",
+}
+
+
 def token_permissions(types: set[str] | None = None) -> dict[str, str]:
     """The `github:token` permission set, {permission: access}, for the given types (default: all)."""
     wanted: dict[str, str] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.github_permissions import COMMIT_STATUS_PERMISSIONS, PERMISSIONS, token_permissions
+from infra.github_permissions import API_NAMES, COMMIT_STATUS_PERMISSIONS, PERMISSIONS, token_permissions
 from tests.infra.conftest import ROOT, Program, run_program
 
 # The REST calls of each type: integrations/terraform-provider-github v6.13.0 (commit 20728bb, pulumi-github
@@ -174,6 +174,14 @@ def test_each_types_permissions_cover_every_endpoint_the_provider_calls(type_: s
     for permission in PERMISSIONS[type_]:
         assert permission.access in GITHUB_UI
         assert re.fullmatch(r"https://docs\.github\.com/en/rest/[a-z-]+/[a-z-]+#[a-z-]+", permission.doc)
+
+
+def test_every_permission_has_its_api_name() -> None:
+    """github/docs fine-grained-pat-permissions.json: section keys `actions`, `administration`, `statuses`
+    ("Commit statuses"), `environments`, `metadata`, `actions_variables` ("Variables"),
+    `repository_hooks` ("Webhooks")."""
+    names = {p.name for ps in PERMISSIONS.values() for p in ps} | {p.name for p in COMMIT_STATUS_PERMISSIONS}
+    assert set(API_NAMES) == names
 
 
 def test_the_commit_status_token_needs_commit_statuses_write_only() -> None:
