@@ -278,8 +278,18 @@ BAD_CONFIG = {
         "gitops-eks:jenkins.certificateArn: must be a string",
     ),
     # preview
-    "preview missing": ({"preview": DELETE}, "gitops-eks:preview: missing"),
+    # Previews are on unless turned off, so the whole object missing still asks for the reviewers.
+    "preview missing": ({"preview": DELETE}, "gitops-eks:preview.reviewers: missing"),
     "no reviewers": ({"preview.reviewers": DELETE}, "gitops-eks:preview.reviewers: missing"),
+    "enabled not a boolean": ({"preview.enabled": "no"}, "gitops-eks:preview.enabled: must be true or false"),
+    "enterprise not a boolean": (
+        {"preview.githubEnterprise": "yes"},
+        "gitops-eks:preview.githubEnterprise: must be true or false",
+    ),
+    "too many reviewers with previews off": (
+        {"preview.enabled": False, "preview.reviewers": [f"user{i}" for i in range(7)]},
+        "gitops-eks:preview.reviewers: must be a list of 1 to 6",
+    ),
     "empty reviewers": ({"preview.reviewers": []}, "gitops-eks:preview.reviewers: must be a list of 1 to 6"),
     # GitHub takes at most 6 users per environment (REST API, "Create or update an environment").
     "seven reviewers": (
