@@ -287,6 +287,11 @@ class PreviewAccess(pulumi.ComponentResource):
             )
             provider_arn = provider.arn
         else:
+            # Read, not managed, under the name it is created with: when an earlier run of this stack created
+            # it, the engine sees the same URN and ID and relinquishes it, where merely not declaring it
+            # would delete it (and a provider created before `retain_on_delete` has no such flag in the
+            # state). pulumi/pulumi pkg/resource/deploy/step_generator.go, GenerateReadSteps.
+            aws.iam.OpenIdConnectProvider.get(f"{name}-github-oidc", gate.oidc_provider_arn, opts=child)
             provider_arn = gate.oidc_provider_arn
         subjects = environment_subjects(
             args.owner, args.repository_name, gate.repository_id, config.environment

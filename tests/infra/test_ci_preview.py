@@ -244,6 +244,20 @@ def test_an_existing_oidc_provider_is_found_and_reused_with_no_configuration() -
     assert statement["Principal"] == {"Federated": EXISTING_OIDC}
 
 
+def test_a_provider_this_stack_created_is_read_under_its_name_so_the_engine_keeps_it() -> None:
+    """A stack whose earlier run created the provider finds it on the next run. Were it merely no longer
+    declared, the engine would delete it (a resource created before it was declared `retainOnDelete`
+    has no such flag in the state) and every role trusting it with it. Read with `get` under the URN it
+    was created with and the same id, the engine relinquishes it instead: pulumi/pulumi
+    pkg/resource/deploy/step_generator.go (commit 1b59498), GenerateReadSteps: a read whose old state is
+    managed and has the same ID is a "relinquish", with no delete step (a different ID would replace it)."""
+    created = run_program().one(OIDC)
+    found = run_program(invoke_results=existing_provider(["sts.amazonaws.com"]))
+    (read,) = [r for r in found.reads if r.type == OIDC]
+    assert (read.urn, read.id) == (created.urn, EXISTING_OIDC)
+    assert found.of_type(OIDC) == []
+
+
 def test_a_configured_oidc_provider_is_used_without_a_lookup() -> None:
     program = run_program({"preview.oidcProviderArn": EXISTING_OIDC})
     assert program.of_type(OIDC) == [] and program.invokes_of(GET_OIDC_PROVIDER) == []
