@@ -276,7 +276,7 @@ def test_github_oidc_provider_for_sts(dev_program: Program) -> None:
     assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
 
 
-def existing_provider(audiences: list[str]) -> dict[str, Any]:
+def existing_provider(audiences: list[str], thumbprints: tuple[str, ...] = ()) -> dict[str, Any]:
     """The data source's answer for an account that has GitHub's provider (its schema: arn, url,
     client_id_list, thumbprint_list, tags)."""
     return {
@@ -285,7 +285,7 @@ def existing_provider(audiences: list[str]) -> dict[str, Any]:
             "arn": EXISTING_OIDC,
             "url": "token.actions.githubusercontent.com",
             "clientIdLists": audiences,
-            "thumbprintLists": [],
+            "thumbprintLists": list(thumbprints),
             "tags": {},
         }
     }
@@ -311,6 +311,20 @@ def test_a_provider_this_stack_created_is_read_under_its_name_so_the_engine_keep
     (read,) = [r for r in found.reads if r.type == OIDC]
     assert (read.urn, read.id) == (created.urn, EXISTING_OIDC)
     assert found.of_type(OIDC) == []
+
+
+def test_a_provider_another_tool_set_up_with_more_audiences_and_thumbprints_is_left_as_it_is() -> None:
+    """Another stack or tool in the account may have added audiences (sigstore) or thumbprints. A read
+    takes the provider as it is: nothing is declared that could diff against it or take them away."""
+    found = run_program(
+        invoke_results=existing_provider(
+            ["sts.amazonaws.com", "sigstore"], ("6938fd4d98bab03faadb97b34396831e3780aea1",)
+        )
+    )
+    assert found.of_type(OIDC) == []
+    assert [(r.type, r.id) for r in found.reads] == [(OIDC, EXISTING_OIDC)]
+    (statement,) = trust(found)["Statement"]
+    assert statement["Principal"] == {"Federated": EXISTING_OIDC}
 
 
 def test_a_configured_oidc_provider_is_used_without_a_lookup() -> None:
