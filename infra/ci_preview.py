@@ -176,6 +176,8 @@ class PreviewGate:
     """What GitHub and AWS say about the gate, read before any resource is declared."""
 
     repository_id: int
+    full_name: str
+    """`owner/name` as GitHub spells it: what the `sub` of the preview's token carries."""
     reviewer_ids: tuple[int, ...]
     oidc_provider_arn: str | None
     """The account's GitHub Actions OIDC provider (configured or found), None when there is none yet."""
@@ -185,12 +187,28 @@ def check_gate(config: PreviewConfig, owner: str, repository_name: str) -> Previ
     """Refuse a preview GitHub would not hold (a private repository off GitHub Enterprise), naming the keys
     that decide it; find the account's OIDC provider. Reads data sources only: nothing is declared."""
     full_name = f"{owner}/{repository_name}"
-    repository = github.get_repository(full_name=full_name)
+    try:
+        repository = github.get_repository(full_name=full_name)
+    except Exception as error:  # the invoke's failure carries the provider's message only
+        raise ConfigError(
+            f"github:token: GitHub refused reading {full_name} ({error}); set a token that is valid and "
+            "whose repository access includes it, with the permissions the README lists: "
+            "`pulumi config set --secret github:token`"
+        ) from None
     # terraform-provider-github data_source_github_repository.go: a 404 leaves the data source empty.
     if not repository.repo_id:
         raise ConfigError(
             f"{PROJECT}:repository: {full_name} was not found with github:token; check the name and that the "
             "token's repository access includes it"
+        )
+    # The data source's full_name is GitHub's answer: a renamed or transferred repository answers under its
+    # new name, which the stack's writes and the token's `sub` would not match.
+    if repository.full_name.lower() != full_name.lower():
+        raise ConfigError(
+            f"{PROJECT}:repository: GitHub answers for {full_name} with {repository.full_name} (the "
+            "repository was renamed or transferred); set it and its owner to that: "
+            f"`pulumi config set {PROJECT}:repository {repository.full_name}` and "
+            f"`pulumi config set github:owner {repository.full_name.split('/')[0]}`"
         )
     # GitHub docs, "Managing environments for deployment": on Free, Pro and Team, required reviewers are
     # available for public repositories only (Free has no environments on private ones at all). `internal`
@@ -204,7 +222,10 @@ def check_gate(config: PreviewConfig, owner: str, repository_name: str) -> Previ
             f"Cloud, or turn previews off: `pulumi config set --path '{PROJECT}:preview.enabled' false`"
         )
     return PreviewGate(
-        repository.repo_id, _reviewer_ids(config.reviewers), config.oidc_provider_arn or _existing_provider()
+        repository.repo_id,
+        repository.full_name,
+        _reviewer_ids(config.reviewers),
+        config.oidc_provider_arn or _existing_provider(),
     )
 
 
@@ -287,10 +308,14 @@ class PreviewAccess(pulumi.ComponentResource):
             )
             provider_arn = provider.arn
         else:
+            # Read, not managed, under the name it is created with: when an earlier run of this stack created
+            # it, the engine sees the same URN and ID and relinquishes it, where merely not declaring it
+            # would delete it (and a provider created before `retain_on_delete` has no such flag in the
+            # state). pulumi/pulumi pkg/resource/deploy/step_generator.go, GenerateReadSteps.
+            aws.iam.OpenIdConnectProvider.get(f"{name}-github-oidc", gate.oidc_provider_arn, opts=child)
             provider_arn = gate.oidc_provider_arn
-        subjects = environment_subjects(
-            args.owner, args.repository_name, gate.repository_id, config.environment
-        )
+        owner, repository_name = gate.full_name.split("/")
+        subjects = environment_subjects(owner, repository_name, gate.repository_id, config.environment)
         self.role = aws.iam.Role(
             f"{name}-role",
             description=f"pulumi preview of {args.owner}/{args.repository_name} pull requests (read-only)",

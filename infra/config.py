@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi_github import config as github_config
 
 from infra.errors import ConfigError
 from infra.jenkins.agents_config import AgentsConfig, parse_agents
@@ -598,6 +599,16 @@ def load() -> StackConfig:
         raise ConfigError(
             f"github:owner: {github_owner!r} differs from the owner in {_key('repository')} "
             f"({repository!r}); deploy keys and webhooks would go to the wrong account"
+        )
+    # pulumi-github's API URL (`github:baseUrl`, else GITHUB_BASE_URL): another host's Actions tokens come
+    # from another issuer, and its SSH host keys and clone URLs are not the github.com ones Flux and Jenkins
+    # pin.
+    base_url = github_config.base_url
+    if base_url.rstrip("/") != "https://api.github.com":
+        raise ConfigError(
+            f"github:baseUrl: {base_url!r} is not github.com; the stack works with github.com only (its "
+            "Actions OIDC issuer, SSH host keys and clone URLs): `pulumi config rm github:baseUrl`, and "
+            "unset GITHUB_BASE_URL"
         )
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"

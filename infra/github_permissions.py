@@ -65,9 +65,13 @@ PERMISSIONS: dict[str, tuple[Permission, ...]] = {
         Permission("Administration", "write", f"{REST}/repos/rules#create-a-repository-ruleset"),
         _METADATA,
     ),
-    # Repositories.Get, and the license only when the repository has one: GET .../license is Metadata
-    # too (GitHub Pages info, read only for a repository that has Pages, would need "Pages: read").
-    "github:index/getRepository:getRepository": (_METADATA,),
+    # Repositories.Get; Repositories.License when the repository has a license (Metadata too); and
+    # Repositories.GetPagesInfo, GET /repos/{owner}/{repo}/pages, when it has GitHub Pages: "Pages: read",
+    # without which the data source fails on such a repository.
+    "github:index/getRepository:getRepository": (
+        _METADATA,
+        Permission("Pages", "read", f"{REST}/pages/pages#get-a-github-pages-site"),
+    ),
     # Users.Get, Users.ListKeys, Users.ListGPGKeys of a named user: public data, no permission ("can be used
     # without authentication ... if only public resources are requested").
     "github:index/getUser:getUser": (),
@@ -92,6 +96,7 @@ API_NAMES = {
     "Commit statuses": "statuses",
     "Environments": "environments",
     "Metadata": "metadata",
+    "Pages": "pages",
     "Variables": "actions_variables",
     "Webhooks": "repository_hooks",
 }

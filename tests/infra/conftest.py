@@ -86,6 +86,17 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Read:
+    """One `Resource.get(name, id)`: an existing resource read, not managed."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    parent: str
+
+
+@dataclass(frozen=True)
 class Invoke:
     token: str
     args: dict[str, Any]
@@ -99,6 +110,7 @@ class Program:
     invokes: list[Invoke]
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
+    reads: list[Read] = field(default_factory=list)
     by_urn: dict[str, Resource] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -501,6 +513,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.registrations: list[tuple[str, Any]] = []
+        self.reads: list[Read] = []
+
+    def ReadResource(self, request: Any) -> Any:
+        # `Resource.get(name, id)`: the engine reads the resource and keeps it in the state as external.
+        response = super().ReadResource(request)
+        self.reads.append(Read(request.type, request.name, response.urn, request.id, request.parent))
+        return response
 
     def RegisterResource(self, request: Any) -> Any:
         # The stock monitor rehydrates resource references (ManagedNodeGroup's `cluster`) into live
@@ -638,7 +657,7 @@ def run_program(
     mocks, monitor = _start(overrides, secrets, extra_outputs, config, preview, invoke_results)
     _build(entry_point)
     outputs, secret_outputs = _stack_outputs()
-    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
+    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs, list(monitor.reads))
 
 
 def config_error(overrides: Mapping[str, Any], *, reads: bool = False, **kwargs: Any) -> str:
@@ -649,7 +668,8 @@ def config_error(overrides: Mapping[str, Any], *, reads: bool = False, **kwargs:
     mocks, monitor = _start(overrides, **kwargs)
     with pytest.raises(ConfigError) as raised:
         _build()
-    assert monitor.registrations == [], "resources were declared before the config was validated"
+    declared = monitor.registrations + monitor.reads
+    assert declared == [], "resources were declared before the config was validated"
     assert reads or mocks.invokes == [], "data sources were read before the config was validated"
     return str(raised.value)
 

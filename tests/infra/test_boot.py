@@ -246,8 +246,9 @@ def test_a_boot_that_needs_a_module_the_stand_in_does_not_run_fails(
     boot_image: str, aws_env: str, tmp_path: Path
 ) -> None:
     """The Jenkins repository used to come from cloud-init's `yum_repos`, which upstream cloud-init runs on
-    Amazon Linux only since canonical/cloud-init#6767 (2026-02); AL2023 ships its own patched 22.2. Any
-    module outside write_files, packages and runcmd now fails the boot test before anything runs."""
+    Amazon Linux only since canonical/cloud-init#6767 (merged 2026-04-30, first in 26.2); AL2023 ships its
+    own patched 22.2. Any module outside write_files, packages and runcmd now fails the boot test before
+    anything runs."""
 
     def add_yum_repos(document: dict[str, Any]) -> None:
         document["yum_repos"] = {"jenkins": {"baseurl": "https://pkg.jenkins.io/rpm-stable"}}
@@ -255,6 +256,22 @@ def test_a_boot_that_needs_a_module_the_stand_in_does_not_run_fails(
     code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=add_yum_repos)
     assert code == 3, output[-2000:]
     assert "modules it does not emulate: yum_repos" in output
+    assert report["log"] == []
+
+
+def test_a_write_files_field_the_stand_in_does_not_apply_fails(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """`defer` (written in the final stage, after the packages), `append` or `encoding` would change what
+    the instance has on disk, or when, without the stand-in doing the same: refused before anything runs."""
+
+    def defer_the_repo_file(document: dict[str, Any]) -> None:
+        (entry,) = [f for f in document["write_files"] if f["path"] == JENKINS_REPO_FILE]
+        entry["defer"] = True
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=defer_the_repo_file)
+    assert code == 3, output[-2000:]
+    assert "write_files fields it does not emulate: defer" in output
     assert report["log"] == []
 
 

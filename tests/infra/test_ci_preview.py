@@ -194,6 +194,61 @@ def test_an_unknown_repository_is_refused_naming_the_key() -> None:
     )
 
 
+def github_answers_as(full_name: str) -> dict[str, Any]:
+    """getRepository as terraform-provider-github v6.13.0 data_source_github_repository.go fills it:
+    `full_name` from GitHub's answer (`repo.GetFullName()`), not from the name asked for. GitHub answers a
+    renamed or transferred repository's old name with the repository under its new one (REST "Get a
+    repository": 301 Moved Permanently, which the client follows), and names are case-insensitive there."""
+    return {
+        GET_REPOSITORY: lambda args: {
+            "id": full_name.split("/")[1],
+            "fullName": full_name,
+            "repoId": GITHUB_REPO_ID,
+            "visibility": "public",
+        }
+    }
+
+
+def test_a_renamed_or_transferred_repository_is_refused_naming_the_key() -> None:
+    """Deploy keys, webhooks and the environment would be written under the old path, and the `sub` GitHub
+    puts in the preview's token carries the new name: the trust policy would never match it."""
+    message = config_error({}, reads=True, invoke_results=github_answers_as("new-org/hello-gitops"))
+    assert message == (
+        "gitops-eks:repository: GitHub answers for example-org/hello-gitops with new-org/hello-gitops (the "
+        "repository was renamed or transferred); set it and its owner to that: `pulumi config set "
+        "gitops-eks:repository new-org/hello-gitops` and `pulumi config set github:owner new-org`"
+    )
+
+
+def test_the_trust_policy_pins_githubs_spelling_of_the_repository() -> None:
+    """GitHub puts the repository's own spelling in the token's `sub` (the case-preserved `full_name` of
+    GET /repos/{owner}/{repo}; npm/documentation#1792, fullsend-ai/fullsend#3678), and IAM's StringEquals
+    and StringLike compare case-sensitively. The API itself takes any case, so a config in another case
+    gets past every other step and leaves a role no preview can assume."""
+    program = run_program(
+        {"repository": "Example-Org/Hello-GitOps", "github:owner": "Example-Org"},
+        invoke_results=github_answers_as("example-org/hello-gitops"),
+    )
+    assert may_assume(program, claims("repo:example-org/hello-gitops:environment:preview"))
+    immutable = f"repo:example-org@42/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    assert may_assume(program, claims(immutable))
+
+
+def test_a_repository_github_refuses_to_read_is_refused_naming_the_token() -> None:
+    """A wrong or expired token, or one without this repository, fails the data source with go-github's
+    error (data_source_github_repository.go returns it for anything but a 404): one line, what to do."""
+
+    def refused(args: dict[str, Any]) -> dict[str, Any]:
+        raise InvokeFailure(
+            "GET https://api.github.com/repos/example-org/hello-gitops: 401 Bad credentials []"
+        )
+
+    message = config_error({}, reads=True, invoke_results={GET_REPOSITORY: refused})
+    assert message.startswith("github:token: GitHub refused reading example-org/hello-gitops (")
+    assert "401 Bad credentials" in message and "\n" not in message
+    assert message.endswith("the permissions the README lists: `pulumi config set --secret github:token`")
+
+
 def test_workflow_variables_live_in_the_environment_and_hold_no_secret(dev_program: Program) -> None:
     variables = {v.inputs["variableName"]: v.inputs for v in dev_program.of_type(VARIABLE)}
     assert {v["environment"] for v in variables.values()} == {"preview"}
@@ -221,7 +276,7 @@ def test_github_oidc_provider_for_sts(dev_program: Program) -> None:
     assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
 
 
-def existing_provider(audiences: list[str]) -> dict[str, Any]:
+def existing_provider(audiences: list[str], thumbprints: tuple[str, ...] = ()) -> dict[str, Any]:
     """The data source's answer for an account that has GitHub's provider (its schema: arn, url,
     client_id_list, thumbprint_list, tags)."""
     return {
@@ -230,7 +285,7 @@ def existing_provider(audiences: list[str]) -> dict[str, Any]:
             "arn": EXISTING_OIDC,
             "url": "token.actions.githubusercontent.com",
             "clientIdLists": audiences,
-            "thumbprintLists": [],
+            "thumbprintLists": list(thumbprints),
             "tags": {},
         }
     }
@@ -241,6 +296,34 @@ def test_an_existing_oidc_provider_is_found_and_reused_with_no_configuration() -
     program = run_program(invoke_results=existing_provider(["sts.amazonaws.com"]))
     assert program.of_type(OIDC) == []
     (statement,) = trust(program)["Statement"]
+    assert statement["Principal"] == {"Federated": EXISTING_OIDC}
+
+
+def test_a_provider_this_stack_created_is_read_under_its_name_so_the_engine_keeps_it() -> None:
+    """A stack whose earlier run created the provider finds it on the next run. Were it merely no longer
+    declared, the engine would delete it (a resource created before it was declared `retainOnDelete`
+    has no such flag in the state) and every role trusting it with it. Read with `get` under the URN it
+    was created with and the same id, the engine relinquishes it instead: pulumi/pulumi
+    pkg/resource/deploy/step_generator.go (commit 1b59498), GenerateReadSteps: a read whose old state is
+    managed and has the same ID is a "relinquish", with no delete step (a different ID would replace it)."""
+    created = run_program().one(OIDC)
+    found = run_program(invoke_results=existing_provider(["sts.amazonaws.com"]))
+    (read,) = [r for r in found.reads if r.type == OIDC]
+    assert (read.urn, read.id) == (created.urn, EXISTING_OIDC)
+    assert found.of_type(OIDC) == []
+
+
+def test_a_provider_another_tool_set_up_with_more_audiences_and_thumbprints_is_left_as_it_is() -> None:
+    """Another stack or tool in the account may have added audiences (sigstore) or thumbprints. A read
+    takes the provider as it is: nothing is declared that could diff against it or take them away."""
+    found = run_program(
+        invoke_results=existing_provider(
+            ["sts.amazonaws.com", "sigstore"], ("6938fd4d98bab03faadb97b34396831e3780aea1",)
+        )
+    )
+    assert found.of_type(OIDC) == []
+    assert [(r.type, r.id) for r in found.reads] == [(OIDC, EXISTING_OIDC)]
+    (statement,) = trust(found)["Statement"]
     assert statement["Principal"] == {"Federated": EXISTING_OIDC}
 
 

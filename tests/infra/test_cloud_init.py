@@ -170,8 +170,10 @@ def test_boot_installs_jenkins_lts_java_and_git_and_no_build_toolchain(
     user_data: str, written: dict[str, str]
 ) -> None:
     document = yaml.safe_load(user_data)
-    # Only modules every cloud-init on AL2023 runs; the boot test's stand-in refuses any other.
+    # Only modules every cloud-init on AL2023 runs; the boot test's stand-in refuses any other, and any
+    # write_files field beyond the four it applies (tests/infra/boot/cloud_init.py).
     assert set(document) <= {"write_files", "packages", "runcmd"}
+    assert all(set(entry) <= {"path", "content", "owner", "permissions"} for entry in document["write_files"])
     # dnf reads /etc/yum.repos.d/*.repo as INI files (libdnf's ConfigParser; configparser reads the same).
     repo_file = configparser.ConfigParser(interpolation=None)
     repo_file.read_string(written[JENKINS_REPO_FILE])

@@ -48,9 +48,12 @@ ENDPOINTS: dict[str, list[tuple[str, str]]] = {
         ("delete", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"),
         ("get", "/repos/{owner}/{repo}"),
     ],
+    # GetPagesInfo only when the repository has Pages, License only when it has a license; either fails
+    # the data source when GitHub refuses it.
     "github:index/getRepository:getRepository": [
         ("get", "/repos/{owner}/{repo}"),
         ("get", "/repos/{owner}/{repo}/license"),
+        ("get", "/repos/{owner}/{repo}/pages"),
     ],
     # Users.Get, Users.ListKeys, Users.ListGPGKeys (public) and Meta.Get (public).
     "github:index/getUser:getUser": [
@@ -100,6 +103,8 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("delete", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): (("Administration", "write"),),
     ("get", "/repos/{owner}/{repo}"): (("Metadata", "read"),),
     ("get", "/repos/{owner}/{repo}/license"): (("Metadata", "read"),),
+    # Section `pages`, slug get-a-github-pages-site, access read (same file, same commit).
+    ("get", "/repos/{owner}/{repo}/pages"): (("Pages", "read"),),
     ("get", "/users/{username}"): (),
     ("get", "/users/{username}/keys"): (),
     ("get", "/users/{username}/gpg_keys"): (),
@@ -179,7 +184,7 @@ def test_each_types_permissions_cover_every_endpoint_the_provider_calls(type_: s
 def test_every_permission_has_its_api_name() -> None:
     """github/docs fine-grained-pat-permissions.json: section keys `actions`, `administration`, `statuses`
     ("Commit statuses"), `environments`, `metadata`, `actions_variables` ("Variables"),
-    `repository_hooks` ("Webhooks")."""
+    `repository_hooks` ("Webhooks"), `pages` ("Pages")."""
     names = {p.name for ps in PERMISSIONS.values() for p in ps} | {p.name for p in COMMIT_STATUS_PERMISSIONS}
     assert set(API_NAMES) == names
 

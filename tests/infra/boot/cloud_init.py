@@ -11,6 +11,9 @@ import subprocess
 import sys
 
 EMULATED = ("write_files", "packages", "runcmd")
+# The write_files fields it applies. Others change what lands on disk or when (cloud-init 22.2
+# cc_write_files.py: `encoding` decodes b64/gzip, `append` appends, `defer` waits for the final stage).
+WRITE_FILES_FIELDS = ("path", "content", "owner", "permissions")
 
 with open("/work/user-data.json", encoding="utf-8") as source:
     document = json.load(source)
@@ -19,6 +22,10 @@ if unknown:
     print(f"cloud-init stand-in: modules it does not emulate: {', '.join(unknown)}", file=sys.stderr)
     sys.exit(3)
 for entry in document.get("write_files", []):
+    if set(entry) - set(WRITE_FILES_FIELDS):
+        fields = ", ".join(sorted(set(entry) - set(WRITE_FILES_FIELDS)))
+        print(f"cloud-init stand-in: write_files fields it does not emulate: {fields}", file=sys.stderr)
+        sys.exit(3)
     os.makedirs(os.path.dirname(entry["path"]), exist_ok=True)
     with open(entry["path"], "w", encoding="utf-8") as handle:
         handle.write(entry["content"])
