@@ -1,7 +1,9 @@
 """Git adapter: read the branch tip, answer ancestry questions, and commit the manifest back.
 
 The bot commit is built with plumbing (a private index file, `write-tree`, `commit-tree`) on top of
-`<remote>/<branch>`, then pushed as a fast-forward. The working tree, the index and HEAD of the checkout
+`<remote>/<branch>`, then pushed as a fast-forward with a lease on the tip it was planned on: if the
+branch is anywhere else by then (moved on, or rewound by a force-push), the push is refused and the
+run plans again on what the branch really holds. The working tree, the index and HEAD of the checkout
 we run in (Jenkins' workspace, usually a detached HEAD) are never touched, and the commit can only
 contain the manifest file because it is the only path we write into the tree.
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
-from jenkins.core import Decision, Outcome, Relation, RetryPolicy, names_release
+from jenkins.core import Decision, Relation, RetryPolicy, names_release
 
 # Reasons in a rejected ref's porcelain status line that mean "someone else moved the branch first":
 # fetch, re-apply, try again. Only git's own status line is read: a remote's rule text may use the
@@ -38,6 +40,7 @@ _RACE_REASONS = (
     "failed to update ref",
     "cannot lock ref",
     "incorrect old value",
+    "stale info",  # the lease: the branch is no longer at the tip this attempt planned on
 )
 _PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(?P<summary>.*)$", re.MULTILINE)
 # Seconds a single fetch, push or ls-remote may take (the CLI reads GITOPS_GIT_TIMEOUT): a hung remote
@@ -82,6 +85,7 @@ class Edit:
     decision: Decision
     old_text: str
     new_text: str
+    message: str | None = None  # the commit message, when it is not the one the caller passed
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,10 @@ class Git:
         """True if remote is a configured remote (a name, never an option: it goes into argv)."""
         return not remote.startswith("-") and self.ok("remote", "get-url", "--", remote)
 
+    def object_format(self) -> str:
+        """The repository's hash algorithm: sha1, or sha256 for `git init --object-format=sha256`."""
+        return self.run("rev-parse", "--show-object-format").strip()
+
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
 
@@ -206,6 +214,15 @@ class Git:
         # one header line, so neither field holds a line break.
         out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H %ae", sha)
         return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
+
+    def newest_by(self, tip: str, email: str) -> str | None:
+        """The newest commit on tip's first-parent line whose author email is email (any case)."""
+        # The author header line holds `<email>` as written: a fixed-string match on it, no .mailmap.
+        out = self.run(
+            "log", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
+            f"--author=<{email}>", "--format=%H", tip,
+        )  # fmt: skip
+        return out.strip() or None
 
     def read_file(self, commit: str, path: str) -> str | None:
         """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.
@@ -265,13 +282,37 @@ class Git:
         return self.resolve_commit(sha) is not None
 
     def reachable(self, remote: str, sha: str, tip: str) -> bool:
-        """True if sha is on the branch whose tip is tip (deepening a shallow clone to find out)."""
-        if self.is_ancestor(sha, tip):
+        """True if sha is an ancestor of tip (deepening a shallow clone to find out)."""
+        return self._deepening(remote, lambda: self.is_ancestor(sha, tip))
+
+    def on_line(self, remote: str, sha: str, tip: str) -> bool:
+        """True if sha is on tip's first-parent line: a state the branch itself was in. A commit reachable
+        only through a merge's second parent was a pull request's state, never the branch's."""
+        return self._deepening(remote, lambda: self._on_first_parent_line(sha, tip))
+
+    def _deepening(self, remote: str, question: Callable[[], bool]) -> bool:
+        """question(), asked again after fetching the whole history if a shallow clone says no."""
+        if question():
             return True
         if self.is_shallow():
             self.unshallow(remote)
-            return self.is_ancestor(sha, tip)
+            return question()
         return False
+
+    def _on_first_parent_line(self, sha: str, tip: str) -> bool:
+        # Walk tip's first parents, stopping at the ancestors of sha's parents: sha is listed exactly
+        # when the walk passes through it. The walk is as long as the line from tip down to sha.
+        if not self.is_ancestor(sha, tip):
+            return False
+        parents = self.run("rev-parse", f"{sha}^@").split()
+        out = self.run("rev-list", "--first-parent", tip, "--not", *parents)
+        return sha in out.split()
+
+    def file_changes(self, base: str, tip: str, path: str) -> list[tuple[str, str]]:
+        """(sha, author email) of the commits on tip's first-parent line after base that changed path,
+        newest first; a merge counts with what it changed against its first parent."""
+        out = self.run("log", "--first-parent", "--format=%H %ae", f"{base}..{tip}", "--", path)
+        return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Git]:
@@ -317,14 +358,26 @@ class Git:
         }
         return self.run("commit-tree", tree, "-p", parent, "-F", "-", stdin=message, env=who).strip()
 
-    def push(self, remote: str, commit: str, branch: str) -> None:
-        """Fast-forward remote's branch to commit; PushRaceLost if it moved, GitError otherwise.
+    def push(self, remote: str, commit: str, branch: str, planned_tip: str) -> None:
+        """Move remote's branch from planned_tip to commit (a child of it, so a fast-forward); PushRaceLost
+        if the branch is anywhere else (moved on or rewound), GitError otherwise.
 
+        The lease names the expected value explicitly: git sends it as the old value of the ref update,
+        and the remote refuses the update unless the branch still holds it (compare-and-swap), so a
+        force-push that rewound the branch after our fetch can never be undone by our commit.
         A rejection by a rule (protected branch, ruleset, pre-receive hook) carries the remote's own
         words (its `remote:` lines) and git's status, so the user sees which rule refused the push.
         """
         proc = self._run(
-            ("push", "--porcelain", "--no-verify", remote, f"{commit}:refs/heads/{branch}"), network=True
+            (
+                "push",
+                "--porcelain",
+                "--no-verify",
+                f"--force-with-lease=refs/heads/{branch}:{planned_tip}",
+                remote,
+                f"{commit}:refs/heads/{branch}",
+            ),
+            network=True,
         )
         if proc.returncode == 0:
             return
@@ -362,7 +415,8 @@ def commit_manifest(
     """Fetch the tip, plan the edit on it, commit and push; on a lost race, start over after a backoff.
 
     plan(tip, text) gets the current tip and the manifest text there, and is re-run on every attempt, so
-    the guards are checked against what is really on the branch at push time.
+    the guards are checked against what is really on the branch at push time. Whatever the outcome, a
+    plan that changes the text is committed (a `held` run may record a hold).
     """
     rng = rng or random.SystemRandom()
     attempt = 0
@@ -381,13 +435,13 @@ def commit_manifest(
         with log.step("plan manifest edit"):
             edit = plan(tip, text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")
-        if edit.decision.outcome is not Outcome.CHANGED or dry_run:
+        if edit.new_text == edit.old_text or dry_run:
             return Result(edit=edit, commit=None, attempts=attempt)
         with log.step(f"commit {path} on {tip[:12]}"):
-            commit = git.commit_file(tip, path, edit.new_text, message, bot)
+            commit = git.commit_file(tip, path, edit.new_text, edit.message or message, bot)
         try:
             with log.step(f"push {commit[:12]} to {remote}/{branch}"):
-                git.push(remote, commit, branch)
+                git.push(remote, commit, branch, tip)
         except PushRaceLost as exc:
             if attempt >= policy.max_attempts:
                 raise GitError(
