@@ -374,6 +374,7 @@ class Git:
                 "--porcelain",
                 "--no-verify",
                 f"--force-with-lease=refs/heads/{branch}:{planned_tip}",
+                "--no-force-if-includes",  # a user's push.useForceIfIncludes must not add its reflog rule
                 remote,
                 f"{commit}:refs/heads/{branch}",
             ),
