@@ -16,6 +16,7 @@ from pathlib import Path
 from jenkins import build, core, log, manifest, registry
 from jenkins.core import Hold, Outcome, RetryPolicy
 from jenkins.gitops import Edit, Git, Identity, commit_manifest
+from jenkins.signing import Signer
 
 PENDING_DIGEST = "sha256:<digest of the image this run would build>"
 HISTORY_WINDOW = 200  # first-parent commits searched for the newest human commit under a bot commit
@@ -51,6 +52,7 @@ class Context:
     bot: Identity
     policy: RetryPolicy
     dry_run: bool
+    signer: Signer | None = None  # signs every commit pushed (GITOPS_SIGNING_KEY_FILE)
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,7 @@ def _commit(
         bot=ctx.bot,
         policy=ctx.policy,
         dry_run=ctx.dry_run,
+        signer=ctx.signer,
     )
     edit = result.edit
     if mark is not None:

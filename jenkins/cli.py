@@ -18,20 +18,22 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from jenkins import actions, core, log, manifest
+from jenkins import actions, core, log, manifest, signing
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
-from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity
+from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, UntrustedHistory
 from jenkins.registry import ECR_PATTERN, RegistryError
+from jenkins.signing import Signer, SigningError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_CODES = """exit codes:
   0  changed, noop, stale or held
-  2  bad input; nothing was built, pushed to the registry or written to git. Flags, the checkout
-     and the local manifest are checked before any network call; whether the commit is on the
-     branch, whether the manifest on the branch tip can be edited and whether --digest matches are
-     checked after a fetch, which in the checkout changes only refs/remotes/<remote>/<branch>,
-     FETCH_HEAD and the object store (and deepens a shallow clone)
+  2  bad input; nothing was built, pushed to the registry or written to git. Flags, the
+     environment (GITOPS_* variables, the signing key), the checkout and the local manifest are
+     checked before any network call; whether the commit is on the branch, whether the manifest
+     on the branch tip can be edited and whether --digest matches are checked after a fetch,
+     which in the checkout changes only refs/remotes/<remote>/<branch>, FETCH_HEAD and the object
+     store (and deepens a shallow clone)
   1  any other failure (registry, docker, git); the message says what was written, if anything"""
 DEFAULT_BOT = Identity("gitops-bot", "gitops-bot@users.noreply.github.com")
 # The reference grammar of distribution/reference (what docker and every registry parse): a path of
@@ -160,12 +162,14 @@ def _main(argv: list[str]) -> int:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
-    except (InputError, actions.BadInput) as exc:
+    except (InputError, actions.BadInput, SigningError) as exc:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "nothing was changed")
     except manifest.ManifestError as exc:
         return fail(
             args, EXIT_BAD_INPUT, f"bad manifest on {args.remote}/{args.branch}: {exc}", "fix it in git"
         )
+    except UntrustedHistory as exc:
+        return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
     except GitError as exc:
         return fail(
             args,
@@ -252,11 +256,16 @@ def run(args: argparse.Namespace) -> actions.Report:
     manifest_path = check_manifest(root, args.manifest_dir, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
-    with git.scratch() if args.dry_run else contextlib.nullcontext(git) as work:
-        return _run(args, git, work, manifest_path)
+    with (
+        signing.from_env(os.environ) as signer,
+        git.scratch() if args.dry_run else contextlib.nullcontext(git) as work,
+    ):
+        return _run(args, git, work, manifest_path, signer)
 
 
-def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> actions.Report:
+def _run(
+    args: argparse.Namespace, git: Git, work: Git, manifest_path: str, signer: Signer | None
+) -> actions.Report:
     ctx = actions.Context(
         git=work,
         remote=args.remote,
@@ -266,6 +275,7 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
         bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
+        signer=signer,
     )
     if args.command == "unhold":
         return actions.unhold(ctx, check_text("--by", args.by or operator(git)))

@@ -248,3 +248,28 @@ class RetryPolicy:
     def worst_case_wait(self) -> float:
         """Upper bound of the total time spent sleeping between attempts."""
         return sum(min(self.max_delay, self.base_delay * 2 ** (n - 1)) for n in range(1, self.max_attempts))
+
+
+@dataclass(frozen=True)
+class SignedCommit:
+    """A commit of the first-parent line and the fingerprint of the key whose good signature it bears
+    (None: unsigned, a bad signature, or one that cannot be checked)."""
+
+    sha: str
+    signer: str | None
+
+
+def untrusted_since_bot(
+    line: list[SignedCommit], bot_keys: frozenset[str], trusted_keys: frozenset[str]
+) -> tuple[list[str], bool]:
+    """Walk line (newest first) down to the newest commit the bot signed: (the commits on the way that
+    no trusted key signed, whether the bot's commit was reached). The bot signs on top only when the
+    first list is empty and the bot's commit was reached (in this part of the line or an older one):
+    every state of the branch since the bot's last signed commit was then signed by someone trusted."""
+    untrusted: list[str] = []
+    for commit in line:
+        if commit.signer in bot_keys:
+            return untrusted, True
+        if commit.signer not in trusted_keys:
+            untrusted.append(commit.sha)
+    return untrusted, False

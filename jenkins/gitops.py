@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
-from jenkins.core import Decision, Relation, RetryPolicy, names_release
+from jenkins.core import Decision, Relation, RetryPolicy, SignedCommit, names_release, untrusted_since_bot
+from jenkins.signing import Signer
 
 # Reasons in a rejected ref's porcelain status line that mean "someone else moved the branch first":
 # fetch, re-apply, try again. Only git's own status line is read: a remote's rule text may use the
@@ -68,6 +69,11 @@ class GitError(Exception):
 
 class PushRaceLost(GitError):
     """The push was rejected because the branch moved under us."""
+
+
+class UntrustedHistory(GitError):
+    """The bot will not sign on top of the branch: a commit since its last signed one is not signed
+    by a trusted key."""
 
 
 @dataclass(frozen=True)
@@ -341,8 +347,61 @@ class Git:
         # A shallow boundary can hide the path between the two commits: reachable() looks at all history.
         return Relation.FORWARD if self.reachable(remote, deployed_tag, target) else Relation.BACKWARD
 
-    def commit_file(self, parent: str, path: str, content: str, message: str, bot: Identity) -> str:
-        """A new commit on parent that changes only path to content; nothing else is touched."""
+    def signed_line(self, tip: str, skip: int, count: int, signer: Signer) -> list[SignedCommit]:
+        """count commits of tip's first-parent line after the newest skip, each with the fingerprint of
+        its good signature (gpg's verdict in the signer's GNUPGHOME: %G? G or U, %GF the signing key)."""
+        out = self.run(
+            "log", "--first-parent", f"--skip={skip}", f"--max-count={count}", "--format=%H %G? %GF", tip,
+            env=signer.env,
+        )  # fmt: skip
+        line = []
+        for record in out.splitlines():
+            sha, status, fingerprint = [*record.split(" "), "", ""][:3]
+            good = status in ("G", "U") and fingerprint
+            line.append(SignedCommit(sha, fingerprint.upper() if good else None))
+        return line
+
+    def check_history(self, remote: str, tip: str, signer: Signer) -> None:
+        """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
+        commit is signed by a trusted key, and there is such a commit (no trust on first use: a history
+        rewritten to one without the bot's signatures must not get one). Second parents are not walked:
+        a merge's signature vouches for what it merged. A shallow clone is deepened to find out."""
+        untrusted: list[str] = []
+        skip, batch = 0, 32
+        while True:
+            part = self.signed_line(tip, skip, batch, signer)
+            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys)
+            untrusted += found
+            skip += len(part)
+            if reached:
+                break
+            if len(part) < batch:
+                if not self.is_shallow():
+                    break
+                self.unshallow(remote)
+            batch *= 2
+        if untrusted:
+            named = ", ".join(untrusted[:5]) + (
+                f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
+            )
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
+                "first-parent line since the bot's last signed commit is not signed by a trusted key "
+                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
+                "(revert it, or reset the branch to the last signed commit), then re-run"
+            )
+        if not reached:
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
+                "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
+                "signing switched on in a repository whose history is not signed by a trusted key)"
+            )
+
+    def commit_file(
+        self, parent: str, path: str, content: str, message: str, bot: Identity, signer: Signer | None = None
+    ) -> str:
+        """A new commit on parent that changes only path to content, OpenPGP-signed by signer if given;
+        nothing else is touched."""
         mode = self.run("ls-tree", parent, "--", path).split(" ", 1)[0] or "100644"
         blob = self.run("hash-object", "-w", "--stdin", "--path", path, stdin=content).strip()
         with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
@@ -356,7 +415,9 @@ class Git:
             "GIT_COMMITTER_NAME": bot.name,
             "GIT_COMMITTER_EMAIL": bot.email,
         }
-        return self.run("commit-tree", tree, "-p", parent, "-F", "-", stdin=message, env=who).strip()
+        sign = (f"-S{signer.key}",) if signer else ("--no-gpg-sign",)
+        env = {**who, **(signer.env if signer else {})}
+        return self.run("commit-tree", tree, "-p", parent, *sign, "-F", "-", stdin=message, env=env).strip()
 
     def push(self, remote: str, commit: str, branch: str, planned_tip: str) -> None:
         """Move remote's branch from planned_tip to commit (a child of it, so a fast-forward); PushRaceLost
@@ -411,6 +472,7 @@ def commit_manifest(
     bot: Identity,
     policy: RetryPolicy,
     dry_run: bool = False,
+    signer: Signer | None = None,
     rng: random.Random | None = None,
 ) -> Result:
     """Fetch the tip, plan the edit on it, commit and push; on a lost race, start over after a backoff.
@@ -436,10 +498,16 @@ def commit_manifest(
         with log.step("plan manifest edit"):
             edit = plan(tip, text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")
-        if edit.new_text == edit.old_text or dry_run:
+        if edit.new_text == edit.old_text:
             return Result(edit=edit, commit=None, attempts=attempt)
-        with log.step(f"commit {path} on {tip[:12]}"):
-            commit = git.commit_file(tip, path, edit.new_text, edit.message or message, bot)
+        if signer is not None:
+            with log.step(f"check the signatures on {remote}/{branch} since the bot's last signed commit"):
+                git.check_history(remote, tip, signer)
+        if dry_run:
+            return Result(edit=edit, commit=None, attempts=attempt)
+        signed = f", signed by {signer.key}" if signer else ""
+        with log.step(f"commit {path} on {tip[:12]}{signed}"):
+            commit = git.commit_file(tip, path, edit.new_text, edit.message or message, bot, signer)
         try:
             with log.step(f"push {commit[:12]} to {remote}/{branch}"):
                 git.push(remote, commit, branch, tip)
