@@ -380,21 +380,20 @@ class Git:
                     break
                 self.unshallow(remote)
             batch *= 2
-        if untrusted:
-            named = ", ".join(untrusted[:5]) + (
-                f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
-            )
-            raise UntrustedHistory(
-                f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
-                "first-parent line since the bot's last signed commit is not signed by a trusted key "
-                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
-                "(revert it, or reset the branch to the last signed commit), then re-run"
-            )
         if not reached:
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
                 "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
                 "signing switched on in a repository whose history is not signed by a trusted key)"
+            )
+        if untrusted:
+            more = f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
+            named = ", ".join(untrusted[:5]) + more
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
+                "first-parent line since the bot's last signed commit is not signed by a trusted key "
+                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
+                "(revert it, or reset the branch to the last signed commit), then re-run"
             )
 
     def commit_file(

@@ -21,6 +21,9 @@ from pathlib import Path
 
 KEY_FILE = "GITOPS_SIGNING_KEY_FILE"
 TRUSTED_FILE = "GITOPS_TRUSTED_KEYS_FILE"
+MAX_HOME = (
+    80  # bytes of a GNUPGHOME path that gpg-agent's sockets still fit in (measured: 82 works, 87 fails)
+)
 GPG_TIMEOUT = 60.0  # seconds for one gpg run (an import, a listing); gpg never waits for input here
 
 
@@ -64,7 +67,7 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
             raise SigningError(f"{variable}={path}: no such file")
     if shutil.which("gpg") is None:
         raise SigningError(f"{KEY_FILE} is set but gpg is not installed (apt-get install gnupg)")
-    home = Path(tempfile.mkdtemp(prefix="gitops-gnupg-"))  # mode 0700, as gpg requires
+    home = Path(tempfile.mkdtemp(prefix="gitops-gnupg-", dir=_short_temp_dir()))  # mode 0700, as gpg requires
     try:
         _gpg(home, "--import", key_file, what=f"import {KEY_FILE}={key_file}")
         secret = _keys(home, secret=True)
@@ -91,6 +94,15 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
                 check=False,
             )
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _short_temp_dir() -> str:
+    """TMPDIR, or /tmp when TMPDIR is too long: without /run/user/<uid>, gpg-agent puts its sockets in
+    GNUPGHOME, and gpg 2.2 fails to start the agent once GNUPGHOME is longer than about 85 bytes
+    (socket paths are limited to 107 bytes)."""
+    temp = tempfile.gettempdir()
+    fits = len(os.fsencode(temp)) + len("/gitops-gnupg-XXXXXXXX") <= MAX_HOME
+    return temp if fits else "/tmp"  # noqa: S108 - mkdtemp makes a private 0700 directory in it
 
 
 def _gpg(home: Path, *args: str, what: str) -> str:
