@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jenkins import build, core, log, manifest, registry
 from jenkins.core import Hold, Outcome, RetryPolicy
-from jenkins.gitops import Edit, Git, Identity, commit_manifest
+from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
 from jenkins.signing import Signer
 
 PENDING_DIGEST = "sha256:<digest of the image this run would build>"
@@ -333,9 +333,16 @@ def protect(ctx: Context, repository: str, text: str, pushed: str | None) -> Non
                 commit=pushed,
             ) from None
         marked = digest
-        with log.step(f"check that {ctx.remote}/{ctx.branch} still deploys {digest}"):
-            tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
-            text = ctx.git.read_file(tip, ctx.manifest_path) or "{}"
+        try:
+            with log.step(f"check that {ctx.remote}/{ctx.branch} still deploys {digest}"):
+                tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
+                text = ctx.git.read_file(tip, ctx.manifest_path) or "{}"
+        except GitError as exc:
+            raise ActionError(
+                f"marked {digest} as deployed, but could not check that {ctx.remote}/{ctx.branch} still "
+                f"deploys it: {exc}; re-run to mark what it deploys",
+                commit=pushed,
+            ) from None
     raise ActionError(
         f"{ctx.remote}/{ctx.branch} changed what it deploys {MARK_ROUNDS} times while this run marked it; "
         "re-run to mark what it deploys now",
