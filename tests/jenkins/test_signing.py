@@ -30,6 +30,7 @@ class Keys:
     home: Path
     bot: str  # fingerprints
     webflow: str  # stands in for GitHub's merge key: trusted through GITOPS_TRUSTED_KEYS_FILE
+    webflow_subkey: str  # a signing subkey of it
     stranger: str  # a valid signature, but by nobody trusted
     bot_secret: Path  # ASCII-armored private key, no passphrase (what the credential holds)
     trusted: Path  # ASCII-armored public keys (what the stack provides)
@@ -69,12 +70,18 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
         fingerprints[name] = next(
             line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
         )
+    # The merge key also gets a signing subkey: a signature by a subkey counts for its key.
+    gpg(home, "--passphrase", "", "--quick-add-key", fingerprints["webflow"], "ed25519", "sign", "never")
+    listing = gpg(home, "--with-colons", "--with-subkey-fingerprints", "--list-keys", fingerprints["webflow"])
+    fingerprints["webflow-subkey"] = [
+        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+    ][1]
     secret = gpg(home, "--armor", "--export-secret-keys", fingerprints["bot"])
     (base / "bot.asc").write_text(secret)
     (base / "trusted.asc").write_text(gpg(home, "--armor", "--export", fingerprints["webflow"]))
     yield Keys(
-        home, fingerprints["bot"], fingerprints["webflow"], fingerprints["stranger"],
-        base / "bot.asc", base / "trusted.asc", secret,
+        home, fingerprints["bot"], fingerprints["webflow"], fingerprints["webflow-subkey"],
+        fingerprints["stranger"], base / "bot.asc", base / "trusted.asc", secret,
     )  # fmt: skip
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
@@ -252,6 +259,22 @@ def test_a_pull_requests_own_commits_are_vouched_for_by_its_signed_merge(
 
     assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
     assert signer_of(signed_repo.remote, result.json["commit"]) == keys.bot
+
+
+def test_a_commit_signed_by_a_trusted_keys_subkey_is_trusted(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
+) -> None:
+    git(signed_repo.dev, "config", "user.signingkey", f"{keys.webflow_subkey}!")  # `!`: exactly this subkey
+    sha = signed_repo.app_commit("v1")
+    assert git(signed_repo.remote, "log", "-1", "--format=%GF", sha).strip() == keys.webflow_subkey
+
+    push_test_image(image_repository, sha)
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
 
 
 def test_a_shallow_checkout_is_deepened_to_find_the_bots_signed_commit(
