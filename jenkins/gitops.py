@@ -223,9 +223,11 @@ class Git:
 
     def newest_by(self, tip: str, email: str) -> str | None:
         """The newest commit on tip's first-parent line whose author email is email (any case)."""
-        # The author header line holds `<email>` as written: a fixed-string match on it, no .mailmap.
+        # The author header line holds `<email>` as written: a fixed-string match on it. --no-mailmap:
+        # git log maps identities by default (log.mailmap), also for --author, and a .mailmap in the
+        # repository must not turn a person into the bot.
         out = self.run(
-            "log", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
+            "log", "--no-mailmap", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
             f"--author=<{email}>", "--format=%H", tip,
         )  # fmt: skip
         return out.strip() or None

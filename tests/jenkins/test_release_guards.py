@@ -289,6 +289,32 @@ def test_a_persons_change_of_the_deployed_image_becomes_a_hold(
     assert manifest.read_image(gitops_repo.manifest_at()).new_tag == v3
 
 
+def test_a_mailmap_does_not_make_a_persons_change_the_bots(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+) -> None:
+    """git log applies .mailmap by default, also to --author: a person who maps their address to the
+    bot's must still be a person to the release."""
+    v1, v2 = gitops_repo.app_commit("v1"), gitops_repo.app_commit("v2")
+    for sha in (v1, v2):
+        push_test_image(image_repository, sha)
+        assert (
+            run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", image_repository).returncode
+            == 0
+        )
+    git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (gitops_repo.dev / ".mailmap").write_text(f"gitops-bot <{BOT_EMAIL}> <dev@example.com>\n")
+    git(gitops_repo.dev, "add", ".mailmap")
+    git(gitops_repo.dev, "commit", "--quiet", "-m", "map me to the bot", env=DEV)
+    person = hand_edit_tag(gitops_repo, v1)
+    v3 = gitops_repo.app_commit("v3")
+    push_test_image(image_repository, v3)
+
+    held = run_cli(gitops_repo.workspace(v3), "release", "--image-repository", image_repository, "--json")
+
+    assert held.json["outcome"] == "held", held.output
+    assert person in held.json["reason"]
+
+
 def test_a_persons_edit_elsewhere_in_the_manifest_is_no_hold(
     gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
 ) -> None:
