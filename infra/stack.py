@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra import codeowners
 from infra import config as stack_config
 from infra.branch_protection import BranchProtection, BranchProtectionArgs
 from infra.ci_preview import PreviewAccess, PreviewAccessArgs
@@ -47,6 +48,7 @@ def head_commit() -> str:
 def build() -> None:
     """Declare the stack. Config errors surface here, before any resource or data source."""
     config = stack_config.load()
+    codeowners.check(config.preview.reviewers)
     day0_commit = head_commit() if config.registry.day0_image else None
 
     network = Network(
