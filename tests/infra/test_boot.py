@@ -1,9 +1,15 @@
 """The Jenkins boot, executed: the user data rendered by the real program (mocks, the real Pulumi.dev.yaml)
 is applied the way cloud-init would (write_files, then runcmd) inside a container from the local base
 image, with real bash, coreutils, runuser and the real AWS CLI against moto's Secrets Manager holding the
-values the program stores. Stand-ins only for what cannot run here, each recording what it was asked
-(tests/infra/boot/standins): dnf, systemctl, blkid/mkfs/mount of the EBS volume, usermod, curl (GitHub
-release downloads) and java (the plugin download)."""
+secrets the program declares, with the values it stores. Stand-ins only for what cannot run here, each
+recording what it was asked (tests/infra/boot/standins): dnf, systemctl, blkid/mkfs/mount of the EBS
+volume, usermod, curl (GitHub release downloads) and java (the plugin download).
+
+After the boot, every file of the container (JENKINS_HOME included) is searched for every stored secret
+value: only the admin password may exist, and only in the tmpfs directory JCasC reads it from. Jenkins
+itself cannot run here; that it writes no credential to JENKINS_HOME follows from JCasC defining none
+(tests/infra/test_cloud_init.py) and from the provider reading values only at binding time
+(tests/infra/test_jenkins_credentials.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +20,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
@@ -23,20 +28,16 @@ from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads
+from tests.infra.secrets_manager import create_secret, store_versions
 
 BOOT_DIR = Path(__file__).resolve().parent / "boot"
 IMAGE = "local/jenkins-boot-test"
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
-# Secrets Manager secret (logical name) -> the file fetch-secrets.sh writes for JCasC.
-FILES = {
-    "jenkins-deploy-key": "DEPLOY_KEY",
-    "jenkins-admin-password": "ADMIN_PASSWORD",
-    "jenkins-webhook-secret": "GITHUB_WEBHOOK_SECRET",
-    "jenkins-pulumi-access-token": "PULUMI_ACCESS_TOKEN",
-    "jenkins-agent-ssh-key": "AGENT_SSH_KEY",
-    "jenkins-checkout-key": "CHECKOUT_KEY",
-}
+HOME = "/var/lib/jenkins"
+# The one secret the boot fetches (logical name -> the tmpfs file JCasC reads); the others are credentials
+# Jenkins reads from Secrets Manager when a build binds them.
+FILES = {"jenkins-admin-password": "ADMIN_PASSWORD"}
 MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
 
 
@@ -79,16 +80,14 @@ def boot_image(base_image: str) -> str:
 
 
 def _program_with_real_secrets(tmp_path: Path) -> tuple[Program, dict[str, str]]:
-    """Create the four secrets in moto, run the program with their real ARNs, and store in moto what the
-    program's SecretVersions would store. Returns the program and logical name -> stored value."""
-    client = boto3.client("secretsmanager", region_name="us-east-1")
-    arns = {name: client.create_secret(Name=f"{tmp_path.name}/{name}")["ARN"] for name in FILES}
-    program = run_program(extra_outputs={SECRET: lambda name, _inputs: {"arn": arns[name]}})
-    stored = {}
-    for version in program.of_type(VERSION):
-        stored[version.name] = version.inputs["secretString"]
-        client.put_secret_value(SecretId=arns[version.name], SecretString=stored[version.name])
-    assert set(stored) == set(FILES) - {"jenkins-pulumi-access-token"}
+    """Run the program with each secret it declares created in moto (its name, or its name prefix plus a
+    suffix as AWS adds, and its tags), and store in moto what its SecretVersions store. Returns the program
+    and logical name -> stored value."""
+    program = run_program(
+        extra_outputs={SECRET: lambda name, inputs: {"arn": create_secret(inputs, tmp_path.name)}}
+    )
+    stored = store_versions(program)
+    assert set(FILES) < set(stored)
     return program, stored
 
 
@@ -197,16 +196,15 @@ def test_the_rendered_boot_reaches_start_jenkins_with_casc_and_every_secret_on_t
     assert report["casc"] is True
     started = "jenkins-boot: Jenkins started; configuration from /etc/jenkins/casc.yaml,"
     assert f"{started}/etc/jenkins/casc-agents.yaml" in output
-    # Every secret, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
+    # The admin password, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
     assert report["secrets_dir"] == "/run/jenkins-secrets" and report["secrets_fstype"] == "tmpfs"
-    expected = {FILES[name]: value for name, value in stored.items()}
-    for key in ("DEPLOY_KEY", "AGENT_SSH_KEY", "CHECKOUT_KEY"):  # OpenSSH loads a key with its last newline
-        expected[key] = expected[key].rstrip("\n") + "\n"
-    expected["PULUMI_ACCESS_TOKEN"] = ""
     assert {n: f["sha256"] for n, f in report["files"].items()} == {
-        n: _sha256(v) for n, v in expected.items()
+        FILES[name]: _sha256(stored[name]) for name in FILES
     }
     assert {(f["mode"], f["owner"]) for f in report["files"].values()} == {("0o400", report["jenkins_uid"])}
+    # No stored value anywhere else: not on JENKINS_HOME (which the boot did fill), not in /etc, not in
+    # a log. The credentials' values (deploy, checkout and agent keys, webhook secret) reach no file at all.
+    assert report["home_files"], "JENKINS_HOME was not searched: it holds nothing"
     assert report["leaks"] == [], "a secret value exists outside the tmpfs directory"
     for value in _probe_values(list(stored.values())):
         assert value not in output
