@@ -64,7 +64,7 @@ def boot_image(base_image: str) -> str:
     wheels.mkdir(parents=True, exist_ok=True)
     download = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-         "-d", str(wheels), "-r", str(BOOT_DIR / "requirements.txt")],
+         "--require-hashes", "-d", str(wheels), "-r", str(BOOT_DIR / "requirements.txt")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     require(download.returncode == 0, f"cannot download the AWS CLI wheels: {download.stderr[-500:]}")
