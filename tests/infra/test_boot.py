@@ -108,8 +108,10 @@ def boot(
     *,
     env: dict[str, str] | None = None,
     edit: Any = None,
+    home: Any = None,
 ) -> tuple[int, dict[str, Any], dict[str, str], str]:
-    """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output)."""
+    """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output).
+    `home(stored)` returns files (name -> text) that JENKINS_HOME holds before the boot."""
     program, stored = _program_with_real_secrets(tmp_path)
     document = yaml.safe_load(controller_user_data(program))
     volume = bash_reads(_written(document, "/etc/jenkins/gitops.env"))["JENKINS_HOME_VOLUME_ID"]
@@ -129,6 +131,11 @@ def boot(
     prepare = (
         f"mkdir -p /tmp/dev/disk/by-id && mknod /tmp/dev/nvme1n1 b 259 101 && ln -s /tmp/dev/nvme1n1 {link}"
     )
+    volume_files = probe / "home"
+    volume_files.mkdir()
+    for name, text in (home(stored) if home else {}).items():
+        (volume_files / name).write_text(text)
+    prepare += f" && mkdir -p {HOME} && cp -a /probe/home/. {HOME}/"
     variables = {
         "AWS_ENDPOINT_URL": moto_server,
         "AWS_ACCESS_KEY_ID": "testing",  # on the instance: the instance role, through IMDS
@@ -250,3 +257,20 @@ def test_the_boot_harness_passes_hadolint_and_shellcheck() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert hadolint.returncode == 0, hadolint.stdout
+
+
+def test_an_older_controllers_stored_credentials_are_removed_from_jenkins_home(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """The volume outlives the instance: one that JCasC filled with credentials.xml keeps it, and a
+    stored credential of the same id would shadow the one Secrets Manager serves."""
+
+    def old_home(stored: dict[str, str]) -> dict[str, str]:
+        key = stored["jenkins-deploy-key"]
+        return {"credentials.xml": f"<privateKey>{key}</privateKey>", "config.xml": "<hudson/>"}
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, home=old_home)
+    assert code == 0, output[-4000:]
+    assert "credentials.xml" not in report["home_files"] and "config.xml" in report["home_files"]
+    assert "removed credentials.xml from JENKINS_HOME" in output
+    assert report["leaks"] == []
