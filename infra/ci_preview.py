@@ -6,7 +6,9 @@ the OIDC token's `sub` to `repo:<owner>/<repo>:environment:<env>`, and GitHub is
 job that references the environment, which waits for a required reviewer (GitHub docs, "OpenID Connect
 reference" and "Managing environments for deployment"). A job without the environment gets
 `...:pull_request` and is refused by AWS. Pulumi Cloud's OIDC policy pins the same `sub`
-(docs/security.md). The policy pack the preview enforces is checked out from the base branch.
+(docs/security.md). The policy pack the preview enforces is checked out from the base branch. The gate
+holds only where GitHub enforces required reviewers: `check_gate` refuses it elsewhere before anything
+is declared.
 
 Sources (2026-12-01): aws-actions/configure-aws-credentials README ("Configuring OIDC", "Claims and
 scoping permissions"): issuer URL `https://token.actions.githubusercontent.com`, audience
@@ -24,7 +26,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_github as github
 
-from infra.config import PreviewConfig
+from infra.config import PROJECT, PreviewConfig
+from infra.errors import ConfigError
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -59,6 +62,7 @@ READ_ACTIONS = (
     "iam:GetInstanceProfile",
     "iam:ListInstanceProfilesForRole",
     "iam:GetOpenIDConnectProvider",
+    "iam:ListOpenIDConnectProviders",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "kms:DescribeKey",
@@ -165,9 +169,111 @@ def permission_policy() -> str:
     )
 
 
+# terraform-provider-aws internal/service/iam/openid_connect_provider_data_source.go: a URL no provider of
+# the account has ends in `retry.NotFoundError`, whose text (internal/retry/error.go) is this.
+PROVIDER_NOT_FOUND = "couldn't find resource"
+
+
+@dataclass(frozen=True)
+class PreviewGate:
+    """What GitHub and AWS say about the gate, read before any resource is declared."""
+
+    repository_id: int
+    full_name: str
+    """`owner/name` as GitHub spells it: what the `sub` of the preview's token carries."""
+    reviewer_ids: tuple[int, ...]
+    oidc_provider_arn: str | None
+    """The account's GitHub Actions OIDC provider (configured or found), None when there is none yet."""
+
+
+def check_gate(config: PreviewConfig, owner: str, repository_name: str) -> PreviewGate:
+    """Refuse a preview GitHub would not hold (a private repository off GitHub Enterprise), naming the keys
+    that decide it; find the account's OIDC provider. Reads data sources only: nothing is declared."""
+    full_name = f"{owner}/{repository_name}"
+    try:
+        repository = github.get_repository(full_name=full_name)
+    except Exception as error:  # the invoke's failure carries the provider's message only
+        raise ConfigError(
+            f"github:token: GitHub refused reading {full_name} ({error}); set a token that is valid and "
+            "whose repository access includes it, with the permissions the README lists: "
+            "`pulumi config set --secret github:token`"
+        ) from None
+    # terraform-provider-github data_source_github_repository.go: a 404 leaves the data source empty.
+    if not repository.repo_id:
+        raise ConfigError(
+            f"{PROJECT}:repository: {full_name} was not found with github:token; check the name and that the "
+            "token's repository access includes it"
+        )
+    # The data source's full_name is GitHub's answer: a renamed or transferred repository answers under its
+    # new name, which the stack's writes and the token's `sub` would not match.
+    if repository.full_name.lower() != full_name.lower():
+        raise ConfigError(
+            f"{PROJECT}:repository: GitHub answers for {full_name} with {repository.full_name} (the "
+            "repository was renamed or transferred); set it and its owner to that: "
+            f"`pulumi config set {PROJECT}:repository {repository.full_name}` and "
+            f"`pulumi config set github:owner {repository.full_name.split('/')[0]}`"
+        )
+    # GitHub docs, "Managing environments for deployment": on Free, Pro and Team, required reviewers are
+    # available for public repositories only (Free has no environments on private ones at all). `internal`
+    # exists only under GitHub Enterprise Cloud (REST "Create an organization repository", `visibility`).
+    if repository.visibility == "private" and not config.github_enterprise:
+        raise ConfigError(
+            f"{PROJECT}:preview.githubEnterprise: {full_name} is private, and GitHub enforces an "
+            "environment's required reviewers on a private repository only on GitHub Enterprise Cloud (Free "
+            "has no environments there, Pro and Team ignore the reviewers), so every pull request's preview "
+            "would run unapproved with the preview role; set it to true if the owner is on GitHub Enterprise "
+            f"Cloud, or turn previews off: `pulumi config set --path '{PROJECT}:preview.enabled' false`"
+        )
+    return PreviewGate(
+        repository.repo_id,
+        repository.full_name,
+        _reviewer_ids(config.reviewers),
+        config.oidc_provider_arn or _existing_provider(),
+    )
+
+
+def _reviewer_ids(logins: tuple[str, ...]) -> tuple[int, ...]:
+    """GitHub's numeric id of each reviewer (the environment takes ids), naming the login GitHub refuses."""
+    ids = []
+    for i, login in enumerate(logins):
+        try:
+            ids.append(int(github.get_user(username=login).id))
+        except Exception as error:  # the invoke's failure carries the provider's message only
+            raise ConfigError(
+                f"{PROJECT}:preview.reviewers[{i}]: GitHub did not return the user {login!r} ({error}); "
+                "list the logins of the people who approve previews: "
+                f"`pulumi config set --path '{PROJECT}:preview.reviewers[{i}]' <login>`"
+            ) from None
+    return tuple(ids)
+
+
+def _existing_provider() -> str | None:
+    """The ARN of the account's OIDC provider for GitHub Actions, None when it has none: IAM keeps one
+    provider per URL (CreateOpenIDConnectProvider fails with EntityAlreadyExists on a second)."""
+    try:
+        provider = aws.iam.get_open_id_connect_provider(url=GITHUB_OIDC_URL)
+    except Exception as error:  # the invoke's failure carries the provider's message only
+        if PROVIDER_NOT_FOUND in str(error):
+            return None
+        raise ConfigError(
+            f"{PROJECT}:preview.oidcProviderArn: could not look up the account's OIDC provider for "
+            f"{GITHUB_OIDC_HOST} ({error}); allow iam:ListOpenIDConnectProviders and "
+            "iam:GetOpenIDConnectProvider, or set the provider's ARN"
+        ) from None
+    if STS_AUDIENCE not in provider.client_id_lists:
+        raise ConfigError(
+            f"{PROJECT}:preview.oidcProviderArn: the account's provider {provider.arn} does not list the "
+            f"audience {STS_AUDIENCE}, so STS refuses GitHub's tokens; add it "
+            f"(`aws iam add-client-id-to-open-id-connect-provider --client-id {STS_AUDIENCE} "
+            f"--open-id-connect-provider-arn {provider.arn}`)"
+        )
+    return provider.arn
+
+
 @dataclass(frozen=True)
 class PreviewAccessArgs:
     config: PreviewConfig
+    gate: PreviewGate
     owner: str
     repository_name: str
     region: str
@@ -181,27 +287,12 @@ class PreviewAccess(pulumi.ComponentResource):
     ) -> None:
         super().__init__("gitops:infra:PreviewAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        config = args.config
-        reviewer_ids = [int(github.get_user(username=login).id) for login in config.reviewers]
-        full_name = f"{args.owner}/{args.repository_name}"
-        repository = github.get_repository(full_name=full_name)
-        repository_id = repository.repo_id
-        if repository.visibility != "public":
-            # GitHub enforces required reviewers on private and internal repositories only with
-            # GitHub Enterprise and ignores them on other plans: the preview would run unapproved.
-            pulumi.log.warn(
-                f"{full_name} is {repository.visibility}: GitHub enforces the '{config.environment}' "
-                "environment's required reviewers on private and internal repositories only with "
-                "GitHub Enterprise; on other plans every pull request's preview runs unapproved with "
-                "the preview role and Pulumi token (docs/security.md)",
-                resource=self,
-            )
-
+        config, gate = args.config, args.gate
         self.environment = github.RepositoryEnvironment(
             f"{name}-environment",
             repository=args.repository_name,
             environment=config.environment,
-            reviewers=[github.RepositoryEnvironmentReviewerArgs(users=reviewer_ids)],
+            reviewers=[github.RepositoryEnvironmentReviewerArgs(users=list(gate.reviewer_ids))],
             # The author of a pull request cannot approve the run of their own code, and admins
             # cannot skip the review.
             prevent_self_review=True,
@@ -220,14 +311,26 @@ class PreviewAccess(pulumi.ComponentResource):
             branch_pattern=PREVIEW_BRANCHES,
             opts=child,
         )
-        if config.oidc_provider_arn is None:
+        provider_arn: pulumi.Input[str]
+        if gate.oidc_provider_arn is None:
+            # Account-wide and shared by whatever else trusts GitHub Actions: kept when the stack goes. The
+            # next run finds it by its URL and reuses it, so it is never declared twice.
             provider = aws.iam.OpenIdConnectProvider(
-                f"{name}-github-oidc", url=GITHUB_OIDC_URL, client_id_lists=[STS_AUDIENCE], opts=child
+                f"{name}-github-oidc",
+                url=GITHUB_OIDC_URL,
+                client_id_lists=[STS_AUDIENCE],
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
-            provider_arn: pulumi.Input[str] = provider.arn
+            provider_arn = provider.arn
         else:
-            provider_arn = config.oidc_provider_arn
-        subjects = environment_subjects(args.owner, args.repository_name, repository_id, config.environment)
+            # Read, not managed, under the name it is created with: when an earlier run of this stack created
+            # it, the engine sees the same URN and ID and relinquishes it, where merely not declaring it
+            # would delete it (and a provider created before `retain_on_delete` has no such flag in the
+            # state). pulumi/pulumi pkg/resource/deploy/step_generator.go, GenerateReadSteps.
+            aws.iam.OpenIdConnectProvider.get(f"{name}-github-oidc", gate.oidc_provider_arn, opts=child)
+            provider_arn = gate.oidc_provider_arn
+        owner, repository_name = gate.full_name.split("/")
+        subjects = environment_subjects(owner, repository_name, gate.repository_id, config.environment)
         self.role = aws.iam.Role(
             f"{name}-role",
             description=f"pulumi preview of {args.owner}/{args.repository_name} pull requests (read-only)",

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi_github import config as github_config
 
 from infra.errors import ConfigError
 from infra.jenkins.agents_config import AgentsConfig, parse_agents
@@ -80,7 +81,7 @@ OBJECT_KEYS = {
     "flux": ("chartVersion", "interval"),
     "network": ("cidrBlock", "availabilityZones", "natGateways"),
     "registry": ("keepImages", "day0Image"),
-    "preview": ("environment", "reviewers", "oidcProviderArn"),
+    "preview": ("enabled", "environment", "reviewers", "githubEnterprise", "oidcProviderArn"),
 }
 
 # Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
@@ -156,10 +157,15 @@ class PreviewConfig:
     """The pull-request preview's gate: a GitHub Environment and the AWS role pinned to it."""
 
     reviewers: tuple[str, ...]
-    """GitHub logins of whoever may approve a preview run (at least one; GitHub takes up to 6)."""
+    """GitHub logins of whoever may approve a preview run (1 to 6 when enabled; GitHub takes up to 6)."""
     environment: str = "preview"
     oidc_provider_arn: str | None = None
-    """An IAM OIDC provider for GitHub Actions the account already has (there can be only one)."""
+    """The account's IAM OIDC provider for GitHub Actions; unset = found by its URL, or created."""
+    enabled: bool = True
+    """False: no environment, role or variables; pull requests get no preview."""
+    github_enterprise: bool = False
+    """The owner is on GitHub Enterprise Cloud, the only plan that enforces required reviewers on a
+    private repository; without it a private repository's preview is refused (infra/ci_preview.py)."""
 
 
 @dataclass(frozen=True)
@@ -430,20 +436,31 @@ def _registry(raw: Any) -> RegistryConfig:
     )
 
 
+REVIEWERS_HINT = (
+    f"list the GitHub logins that may approve a pull request's preview (1 to 6): "
+    f"`pulumi config set --path '{PROJECT}:preview.reviewers[0]' <login>`, or turn previews off: "
+    f"`pulumi config set --path '{PROJECT}:preview.enabled' false`"
+)
+
+
 def _preview(raw: Any) -> PreviewConfig:
     obj = _Object("preview", raw)
-    hint = "list the GitHub logins that may approve a pull request's preview (1 to 6)"
+    enabled = obj.boolean("enabled", True)
     reviewers = obj.raw.get("reviewers")
     if reviewers is None:
-        raise ConfigError(f"{obj.key('reviewers')}: missing; {hint}")
-    if not isinstance(reviewers, list) or not 1 <= len(reviewers) <= 6:
+        if enabled:
+            raise ConfigError(f"{obj.key('reviewers')}: missing; {REVIEWERS_HINT}")
+        reviewers = []
+    if not isinstance(reviewers, list) or len(reviewers) > 6 or (enabled and not reviewers):
         raise ConfigError(
             f"{obj.key('reviewers')}: must be a list of 1 to 6 logins, got {_describe(reviewers)}"
         )
     seen: set[str] = set()
     for i, login in enumerate(reviewers):
         if not isinstance(login, str) or not _GITHUB_LOGIN.fullmatch(login):
-            raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {hint}")
+            raise ConfigError(
+                f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {REVIEWERS_HINT}"
+            )
         # GitHub logins are case-insensitive: two spellings are one account, sent twice.
         if login.lower() in seen:
             raise ConfigError(f"{obj.key('reviewers')}[{i}]: {login!r} is listed twice; list each login once")
@@ -459,6 +476,8 @@ def _preview(raw: Any) -> PreviewConfig:
             "use the ARN of the account's GitHub Actions OIDC provider, "
             "arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com, or leave it unset",
         ),
+        enabled=enabled,
+        github_enterprise=obj.boolean("githubEnterprise", False),
     )
 
 
@@ -515,35 +534,58 @@ def _string(
     return value
 
 
-def _operator_cidrs_set(cluster: Any, jenkins: Any) -> None:
-    """On a first run, name every CIDR key the operator still has to set, with the commands, in one error."""
-    missing = [
-        (name, key)
-        for name, raw, key in (
-            ("cluster", cluster, "publicAccessCidrs"),
-            ("jenkins", jenkins, "allowedCidrs"),
-        )
-        if isinstance(raw, Mapping) and key not in raw
-    ]
+def _first_run(config: pulumi.Config) -> None:
+    """On a first run, name every key the operator still has to set, with its command, in one error."""
+
+    def parsed(name: str, absent: Any) -> Any:
+        """The object key as parsed; `absent` when unset; None when malformed (its own check says so)."""
+        text = config.get(name)
+        if text is None:
+            return absent
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, Mapping) else None
+
+    missing: list[tuple[str, str]] = []
+    if config.get("repository") is None:
+        missing.append((_key("repository"), f"`pulumi config set {_key('repository')} <owner>/<name>`"))
+    if pulumi.Config("github").get("owner") is None:
+        missing.append(("github:owner", "`pulumi config set github:owner <owner>`"))
+    cidr_objects = [("jenkins", "allowedCidrs")]
+    if config.get("kubeconfig") is None:
+        cidr_objects.insert(0, ("cluster", "publicAccessCidrs"))
+    cidrs_missing = False
+    for name, field_name in cidr_objects:
+        raw = parsed(name, None)  # an absent object has its own error
+        if raw is not None and field_name not in raw:
+            key = _key(f"{name}.{field_name}")
+            missing.append((key, f"`pulumi config set --path '{key}[0]' <CIDR>`"))
+            cidrs_missing = True
+    preview = parsed("preview", {})
+    if preview is not None and preview.get("enabled", True) is not False and "reviewers" not in preview:
+        key = _key("preview.reviewers")
+        missing.append((key, f"`pulumi config set --path '{key}[0]' <login>`"))
     if len(missing) < 2:
         return  # one missing key is reported by its own check, with the same command
-    commands = "; ".join(f"`pulumi config set --path '{_key(f'{n}.{k}')}[0]' <CIDR>`" for n, k in missing)
-    raise ConfigError(
-        f"{', '.join(_key(f'{n}.{k}') for n, k in missing)}: missing; list the CIDRs that may reach the "
-        f"Kubernetes API and Jenkins: {commands}; {EGRESS_HINT}"
+    message = f"{', '.join(key for key, _ in missing)}: missing; set each before the first run: " + "; ".join(
+        command for _, command in missing
     )
+    raise ConfigError(message + (f"; {EGRESS_HINT}" if cidrs_missing else ""))
 
 
 def load() -> StackConfig:
     """Read and validate the stack's config; raise ConfigError naming the first bad key."""
     refuse_plain_credentials()
     config = pulumi.Config(PROJECT)
+    _first_run(config)
     repository = _string(
         config,
         "repository",
         None,
         lambda v: bool(_REPOSITORY.fullmatch(v)) and v.split("/")[1] not in {".", ".."},
-        "set the GitHub repository as owner/name, e.g. example-org/hello-gitops",
+        f"set the GitHub repository as owner/name: `pulumi config set {_key('repository')} <owner>/<name>`",
     )
     # The GitHub provider places deploy keys and webhooks under `github:owner`; without it, under the
     # token's own user, which for an organisation's repository is silently the wrong repository.
@@ -557,6 +599,16 @@ def load() -> StackConfig:
         raise ConfigError(
             f"github:owner: {github_owner!r} differs from the owner in {_key('repository')} "
             f"({repository!r}); deploy keys and webhooks would go to the wrong account"
+        )
+    # pulumi-github's API URL (`github:baseUrl`, else GITHUB_BASE_URL): another host's Actions tokens come
+    # from another issuer, and its SSH host keys and clone URLs are not the github.com ones Flux and Jenkins
+    # pin.
+    base_url = github_config.base_url
+    if base_url.rstrip("/") != "https://api.github.com":
+        raise ConfigError(
+            f"github:baseUrl: {base_url!r} is not github.com; the stack works with github.com only (its "
+            "Actions OIDC issuer, SSH host keys and clone URLs): `pulumi config rm github:baseUrl`, and "
+            "unset GITHUB_BASE_URL"
         )
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
@@ -574,7 +626,6 @@ def load() -> StackConfig:
         )
     cluster_raw = None if kubeconfig_text is not None else _object(config, "cluster", required=True)
     jenkins_raw = _object(config, "jenkins", required=True)
-    _operator_cidrs_set(cluster_raw, jenkins_raw)
     return StackConfig(
         repository=repository,
         branch=branch,
@@ -584,7 +635,7 @@ def load() -> StackConfig:
         flux=_flux(_object(config, "flux")),
         network=_network(_object(config, "network")),
         registry=_registry(_object(config, "registry")),
-        preview=_preview(_object(config, "preview", required=True)),
+        preview=_preview(_object(config, "preview")),
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
         commit_status_token=_optional_secret(config, "commitStatusToken"),
     )

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from infra import codeowners
 from infra import config as stack_config
 from infra.branch_protection import BranchProtection, BranchProtectionArgs
-from infra.ci_preview import PreviewAccess, PreviewAccessArgs
+from infra.ci_preview import PreviewAccess, PreviewAccessArgs, check_gate
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
 from infra.deploy_keys import (
@@ -46,10 +46,16 @@ def head_commit() -> str:
 
 
 def build() -> None:
-    """Declare the stack. Config errors surface here, before any resource or data source."""
+    """Declare the stack. Config errors surface before any data source is read; the preview gate's
+    checks (GitHub's and AWS's answers) before any resource is declared."""
     config = stack_config.load()
-    codeowners.check(config.preview.reviewers)
     day0_commit = head_commit() if config.registry.day0_image else None
+    # What GitHub and AWS say about the preview gate, checked before any resource is declared.
+    gate = (
+        check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
+    )
+    # The reviewers are real GitHub users by now; the code owners file must name them.
+    codeowners.check(config.preview.reviewers)
 
     network = Network(
         "network",
@@ -117,15 +123,18 @@ def build() -> None:
         "branch-protection",
         BranchProtectionArgs(repository_name=config.repository_name, branch=config.branch),
     )
-    preview = PreviewAccess(
-        "preview",
-        PreviewAccessArgs(
-            config=config.preview,
-            owner=config.owner,
-            repository_name=config.repository_name,
-            region=config.region,
-        ),
-    )
+    if gate is not None:
+        preview = PreviewAccess(
+            "preview",
+            PreviewAccessArgs(
+                config=config.preview,
+                gate=gate,
+                owner=config.owner,
+                repository_name=config.repository_name,
+                region=config.region,
+            ),
+        )
+        pulumi.export("previewRoleArn", preview.role.arn)
 
     pulumi.export("kubeconfig", kubeconfig)
     pulumi.export("ecrRepositoryUrl", registry.repository_url)
@@ -136,7 +145,6 @@ def build() -> None:
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
     pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
     pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
-    pulumi.export("previewRoleArn", preview.role.arn)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:

@@ -28,6 +28,7 @@ JENKINS_VERSION: str = PLUGIN_LOCK["core"]["version"]
 # Jenkins' RPM repository for LTS releases and the key that signs it (rotated to the 2026 key with 2.541.1).
 JENKINS_RPM_REPOSITORY = "https://pkg.jenkins.io/rpm-stable"
 JENKINS_RPM_KEY = f"{JENKINS_RPM_REPOSITORY}/jenkins.io-2026.key"
+JENKINS_REPO_FILE = "/etc/yum.repos.d/jenkins.repo"
 # What both readers of /etc/jenkins/gitops.env (bash `.` and systemd's EnvironmentFile=) take literally
 # inside single quotes: no quote, backslash, dollar, backtick or line break.
 _ENV_UNSAFE = re.compile(r"['\\\"$`\n\r\x00]")
@@ -90,6 +91,23 @@ def boot_environment(settings: BootSettings) -> str:
     return "".join(f"{key}='{value}'\n" for key, value in values.items())
 
 
+def jenkins_repo_file() -> str:
+    """/etc/yum.repos.d/jenkins.repo, as Jenkins publishes it (jenkinsci/packaging rpm/publish/publish.sh)
+    but disabled: only the boot's own `dnf --enablerepo=jenkins` reads it, so a problem with Jenkins'
+    repository cannot fail the package transaction that brings Java and git. Written by write_files, not
+    cloud-init's `yum_repos`, which upstream cloud-init runs on Amazon Linux only since 26.2 (#6767)."""
+    return (
+        "[jenkins]\n"
+        "name=Jenkins LTS\n"
+        f"baseurl={JENKINS_RPM_REPOSITORY}\n"
+        "type=rpm-md\n"
+        "enabled=0\n"
+        "gpgcheck=1\n"
+        "repo_gpgcheck=1\n"
+        f"gpgkey={JENKINS_RPM_KEY}\n"
+    )
+
+
 def compressed(user_data: str) -> str:
     """User data as gzip in base64, for `user_data_base64`: EC2 takes at most 16 KB raw, and cloud-init
     reads gzip (its user-data formats: "Gzip compressed content"). mtime=0 keeps the bytes stable, so an
@@ -98,27 +116,18 @@ def compressed(user_data: str) -> str:
 
 
 def render_user_data(settings: BootSettings) -> str:
-    """The #cloud-config document: packages, the Jenkins repo, config files, and one boot script."""
+    """The #cloud-config document: packages, config files (the Jenkins repo among them), one boot script."""
 
     def file(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
         return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
 
+    # Only modules every cloud-init runs on Amazon Linux 2023 (its own 22.2 included): write_files,
+    # package_update_upgrade_install, runcmd. tests/infra/boot/cloud_init.py refuses any other.
     document = {
-        "yum_repos": {
-            # Disabled by default: only the boot's own `dnf --enablerepo=jenkins` reads it, so a problem with
-            # Jenkins' repository cannot fail the package transaction that brings Java and git.
-            "jenkins": {
-                "name": "Jenkins LTS",
-                "baseurl": JENKINS_RPM_REPOSITORY,
-                "gpgcheck": True,
-                "repo_gpgcheck": True,
-                "gpgkey": JENKINS_RPM_KEY,
-                "enabled": False,
-            }
-        },
         # Builds run on agents: the controller needs Java for Jenkins and git for the Jenkinsfile's checkout.
         "packages": ["java-21-amazon-corretto-headless", "fontconfig", "git"],
         "write_files": [
+            file(JENKINS_REPO_FILE, jenkins_repo_file()),
             file("/etc/jenkins/gitops.env", boot_environment(settings)),
             file(CASC_FILES[0], _server_file("casc.yaml")),
             file(CASC_FILES[1], settings.agents_casc),

@@ -35,8 +35,9 @@ home_device() {
 }
 
 install_jenkins() {
-  # Jenkins' repository is disabled in yum.repos.d (see infra/jenkins/boot.py): only this install reads it,
-  # so its GPG check cannot fail the transaction that installed Java and git.
+  # Jenkins' repository is disabled in /etc/yum.repos.d/jenkins.repo (written by the user data's write_files,
+  # infra/jenkins/boot.py): only this install reads it, so its GPG check cannot fail the transaction that
+  # installed Java and git.
   dnf install -y --enablerepo=jenkins "jenkins-${JENKINS_VERSION}"
   log "Jenkins ${JENKINS_VERSION} installed"
 }

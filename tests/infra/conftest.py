@@ -86,6 +86,17 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Read:
+    """One `Resource.get(name, id)`: an existing resource read, not managed."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    parent: str
+
+
+@dataclass(frozen=True)
 class Invoke:
     token: str
     args: dict[str, Any]
@@ -99,6 +110,7 @@ class Program:
     invokes: list[Invoke]
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
+    reads: list[Read] = field(default_factory=list)
     by_urn: dict[str, Resource] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -158,10 +170,17 @@ class Program:
         return False
 
 
-# What the operator adds to Pulumi.dev.yaml before the first run (its header says how): the CIDRs allowed
-# to reach the Kubernetes API and Jenkins. A public range that is not reserved for documentation.
+# What the operator adds to Pulumi.dev.yaml before the first run (its header says how): the repository and
+# its owner, the CIDRs allowed to reach the Kubernetes API and Jenkins (a public range that is not reserved
+# for documentation), and who approves a pull request's preview.
 OPERATOR_CIDRS = ["100.20.0.0/24"]
-OPERATOR_CONFIG = {"cluster.publicAccessCidrs": OPERATOR_CIDRS, "jenkins.allowedCidrs": OPERATOR_CIDRS}
+OPERATOR_CONFIG = {
+    "repository": "example-org/hello-gitops",
+    "github:owner": "example-org",
+    "cluster.publicAccessCidrs": OPERATOR_CIDRS,
+    "jenkins.allowedCidrs": OPERATOR_CIDRS,
+    "preview.reviewers": ["example-maintainer"],
+}
 
 
 def committed_config() -> dict[str, Any]:
@@ -344,8 +363,22 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
     return {}
 
 
+class InvokeFailure(Exception):
+    """A data source that fails, as the provider reports it (the engine raises it in the program)."""
+
+
+def oidc_provider_not_found() -> dict[str, Any]:
+    """terraform-provider-aws openid_connect_provider_data_source.go: no provider with the URL ends in
+    retry.NotFoundError, "couldn't find resource" (internal/retry/error.go)."""
+    raise InvokeFailure(
+        "reading IAM OIDC Provider (https://token.actions.githubusercontent.com): couldn't find resource"
+    )
+
+
 def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
     results: dict[str, Callable[[], dict[str, Any]]] = {
+        # An account without GitHub's OIDC provider (run_program's `invoke_results` gives it one).
+        "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": oidc_provider_not_found,
         "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
             "id": REGION,
             "names": [f"{REGION}{z}" for z in "abc"],
@@ -415,8 +448,10 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "fullName": args["fullName"],
             "repoId": GITHUB_REPO_ID,
             "nodeId": "R_kgDOEXAMPLE",
-            # A repository named `*-private` stands for a private one (tests of plan-dependent gates).
-            "visibility": "private" if args["fullName"].endswith("-private") else "public",
+            # A repository named `*-private` or `*-internal` has that visibility (plan-dependent gates).
+            "visibility": next(
+                (v for v in ("private", "internal") if args["fullName"].endswith(f"-{v}")), "public"
+            ),
         },
         "github:index/getIpRanges:getIpRanges": lambda: {
             "id": "github",
@@ -437,9 +472,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Answers resources and invokes; `extra_outputs` lets a test add outputs for a type."""
 
     def __init__(
-        self, extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None, preview: bool = False
+        self,
+        extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
+        preview: bool = False,
+        invoke_results: Mapping[str, Callable[[dict], dict]] | None = None,
     ) -> None:
         self.extra_outputs = dict(extra_outputs or {})
+        self.invoke_results = dict(invoke_results or {})
         self.preview = preview
         self.invokes: list[Invoke] = []
         self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -460,7 +499,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         self.invokes.append(Invoke(args.token, dict(args.args)))
-        return _invoke_result(args.token, args.args), []
+        try:
+            if args.token in self.invoke_results:
+                return self.invoke_results[args.token](dict(args.args)), []
+            return _invoke_result(args.token, args.args), []
+        except InvokeFailure as failure:
+            return {}, [("", str(failure))]
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -469,6 +513,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.registrations: list[tuple[str, Any]] = []
+        self.reads: list[Read] = []
+
+    def ReadResource(self, request: Any) -> Any:
+        # `Resource.get(name, id)`: the engine reads the resource and keeps it in the state as external.
+        response = super().ReadResource(request)
+        self.reads.append(Read(request.type, request.name, response.urn, request.id, request.parent))
+        return response
 
     def RegisterResource(self, request: Any) -> Any:
         # The stock monitor rehydrates resource references (ManagedNodeGroup's `cluster`) into live
@@ -560,11 +611,12 @@ def _start(
     extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
     config: Mapping[str, Any] | None = None,
     preview: bool = False,
+    invoke_results: Mapping[str, Callable[[dict], dict]] | None = None,
 ) -> tuple[RecordingMocks, RecordingMonitor]:
     """Fresh runtime state: new root stack, new mocks and monitor, the config set."""
     values = apply_overrides(dev_config() if config is None else dict(config), overrides or {})
     pulumi_settings.ROOT.set(None)
-    mocks = RecordingMocks(extra_outputs, preview)
+    mocks = RecordingMocks(extra_outputs, preview, invoke_results)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor, organization=PULUMI_ORG
@@ -590,6 +642,7 @@ def run_program(
     config: Mapping[str, Any] | None = None,
     entry_point: bool = False,
     preview: bool = False,
+    invoke_results: Mapping[str, Callable[[dict], dict]] | None = None,
 ) -> Program:
     """Run `infra.stack.build()` under fresh mocks with Pulumi.dev.yaml's config plus `overrides`.
 
@@ -598,22 +651,26 @@ def run_program(
     `config` replaces Pulumi.dev.yaml as the starting point. `entry_point` runs __main__.py instead.
     `preview=True` runs it as `pulumi preview` would (apply callbacks skip unknown values): only to
     check the program survives a preview; assert properties with the default, preview=False.
+    `invoke_results` replaces the mocks' answer to a data source (token -> args -> result; raise
+    InvokeFailure to make it fail).
     """
-    mocks, monitor = _start(overrides, secrets, extra_outputs, config, preview)
+    mocks, monitor = _start(overrides, secrets, extra_outputs, config, preview, invoke_results)
     _build(entry_point)
     outputs, secret_outputs = _stack_outputs()
-    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs)
+    return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs, list(monitor.reads))
 
 
-def config_error(overrides: Mapping[str, Any], **kwargs: Any) -> str:
-    """Run the program expecting a ConfigError; return its message. Asserts nothing was declared."""
+def config_error(overrides: Mapping[str, Any], *, reads: bool = False, **kwargs: Any) -> str:
+    """Run the program expecting a ConfigError; return its message. Asserts nothing was declared, and,
+    unless `reads` (a check that needs GitHub's or AWS's answer), that no data source was read."""
     from infra.config import ConfigError
 
     mocks, monitor = _start(overrides, **kwargs)
     with pytest.raises(ConfigError) as raised:
         _build()
-    assert monitor.registrations == [], "resources were declared before the config was validated"
-    assert mocks.invokes == [], "data sources were read before the config was validated"
+    declared = monitor.registrations + monitor.reads
+    assert declared == [], "resources were declared before the config was validated"
+    assert reads or mocks.invokes == [], "data sources were read before the config was validated"
     return str(raised.value)
 
 

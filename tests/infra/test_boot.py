@@ -1,9 +1,10 @@
 """The Jenkins boot, executed: the user data rendered by the real program (mocks, the real Pulumi.dev.yaml)
-is applied the way cloud-init would (write_files, then runcmd) inside a container from the local base
-image, with real bash, coreutils, runuser and the real AWS CLI against moto's Secrets Manager holding the
-secrets the program declares, with the values it stores. Stand-ins only for what cannot run here, each
-recording what it was asked (tests/infra/boot/standins): dnf, systemctl, blkid/mkfs/mount of the EBS
-volume, usermod, curl (GitHub release downloads) and java (the plugin download).
+is applied the way cloud-init would (write_files, packages, then runcmd; any other module is refused)
+inside a container from the local base image, with real bash, coreutils, runuser and the real AWS CLI
+against moto's Secrets Manager holding the secrets the program declares, with the values it stores.
+Stand-ins only for what cannot run here, each recording what it was asked (tests/infra/boot/standins):
+dnf, systemctl, blkid/mkfs/mount of the EBS volume, usermod, curl (GitHub release downloads) and java
+(the plugin download).
 
 After the boot, every file of the container (JENKINS_HOME included) is searched for every stored secret
 value: only the admin password may exist, and only in the tmpfs directory JCasC reads it from. Jenkins
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.jenkins.boot import JENKINS_VERSION
+from infra.jenkins.boot import JENKINS_REPO_FILE, JENKINS_VERSION
 from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, controller_user_data, run_program
@@ -38,6 +39,8 @@ HOME = "/var/lib/jenkins"
 # The one secret the boot fetches (logical name -> the tmpfs file JCasC reads); the others are credentials
 # Jenkins reads from Secrets Manager when a build binds them.
 FILES = {"jenkins-admin-password": "ADMIN_PASSWORD"}
+# cloud-init's package step (package_update_upgrade_install: one install of the `packages` list).
+PACKAGE_STEP = "dnf install -y java-21-amazon-corretto-headless fontconfig git"
 MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
 
 
@@ -120,9 +123,8 @@ def boot(
     work, probe = tmp_path / "work", tmp_path / "probe"
     work.mkdir()
     probe.mkdir()
-    (work / "user-data.json").write_text(
-        json.dumps({"write_files": document["write_files"], "runcmd": document["runcmd"]})
-    )
+    # The whole document: the stand-in refuses any module it does not run (tests/infra/boot/cloud_init.py).
+    (work / "user-data.json").write_text(json.dumps(document))
     (probe / "values").write_text(
         "\n".join(base64.b64encode(v.encode()).decode() for v in _probe_values(list(stored.values())))
     )
@@ -178,9 +180,12 @@ def test_the_rendered_boot_reaches_start_jenkins_with_casc_and_every_secret_on_t
     code, report, stored, output = boot(boot_image, aws_env, tmp_path)
     assert code == 0, output[-4000:]
     log = report["log"]
-    # Jenkins, pinned, from its own repository, before the volume is mounted (the RPM makes the user).
-    assert log[_index(log, "dnf ")] == f"dnf install -y --enablerepo=jenkins jenkins-{JENKINS_VERSION}"
-    assert _index(log, "dnf ") < _index(log, "mkfs.xfs ") < _index(log, "mount ")
+    # cloud-init's package step, then Jenkins, pinned, from its own repository (the file write_files put
+    # there), before the volume is mounted (the RPM makes the user).
+    assert log[0] == PACKAGE_STEP
+    jenkins = _index(log, "dnf install -y --enablerepo")
+    assert log[jenkins] == f"dnf install -y --enablerepo=jenkins jenkins-{JENKINS_VERSION}"
+    assert jenkins < _index(log, "mkfs.xfs ") < _index(log, "mount ")
     assert log[_index(log, "mkfs.xfs ")] == "mkfs.xfs -L jenkins-home /tmp/dev/nvme1n1"
     assert (
         "UUID=0b5e7c1a-3f6d-4c8e-9a2b-1d4f6e8a0c35 /var/lib/jenkins xfs defaults,nofail 0 2"
@@ -240,7 +245,55 @@ def test_an_unquoted_env_file_stops_the_boot_before_anything_happens(
     code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=unquote)
     assert code == 127, output[-2000:]
     assert "-Djenkins.install.runSetupWizard=false: command not found" in output
+    assert report["log"] == [PACKAGE_STEP]  # cloud-init's step ran; of the boot script, nothing
+
+
+def test_a_boot_that_needs_a_module_the_stand_in_does_not_run_fails(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """The Jenkins repository used to come from cloud-init's `yum_repos`, which upstream cloud-init runs on
+    Amazon Linux only since canonical/cloud-init#6767 (merged 2026-04-30, first in 26.2); AL2023 ships its
+    own patched 22.2. Any module outside write_files, packages and runcmd now fails the boot test before
+    anything runs."""
+
+    def add_yum_repos(document: dict[str, Any]) -> None:
+        document["yum_repos"] = {"jenkins": {"baseurl": "https://pkg.jenkins.io/rpm-stable"}}
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=add_yum_repos)
+    assert code == 3, output[-2000:]
+    assert "modules it does not emulate: yum_repos" in output
     assert report["log"] == []
+
+
+def test_a_write_files_field_the_stand_in_does_not_apply_fails(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """`defer` (written in the final stage, after the packages), `append` or `encoding` would change what
+    the instance has on disk, or when, without the stand-in doing the same: refused before anything runs."""
+
+    def defer_the_repo_file(document: dict[str, Any]) -> None:
+        (entry,) = [f for f in document["write_files"] if f["path"] == JENKINS_REPO_FILE]
+        entry["defer"] = True
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=defer_the_repo_file)
+    assert code == 3, output[-2000:]
+    assert "write_files fields it does not emulate: defer" in output
+    assert report["log"] == []
+
+
+def test_without_its_repository_file_the_jenkins_install_fails(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """What a skipped `yum_repos` did on the instance: `dnf --enablerepo=jenkins` finds no such repository
+    and Jenkins is never installed."""
+
+    def drop_repo_file(document: dict[str, Any]) -> None:
+        document["write_files"] = [f for f in document["write_files"] if f["path"] != JENKINS_REPO_FILE]
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, edit=drop_repo_file)
+    assert code != 0
+    assert "Error: Unknown repo: 'jenkins'" in output
+    assert not any(line.startswith(("mkfs.xfs", "java ", "systemctl restart")) for line in report["log"])
 
 
 def test_the_boot_harness_passes_hadolint_and_shellcheck() -> None:

@@ -5,19 +5,31 @@ issues) and its permissions (evaluated against the actions that read secrets or 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any
 
 import pytest
 
 from infra.ci_preview import DENIED_ACTIONS, PUBLIC_PARAMETERS
-from tests.infra.conftest import ACCOUNT, GITHUB_REPO_ID, GITHUB_USER_IDS, PULUMI_ORG, Program, run_program
+from tests.infra.conftest import (
+    ACCOUNT,
+    DELETE,
+    GITHUB_REPO_ID,
+    GITHUB_USER_IDS,
+    PULUMI_ORG,
+    InvokeFailure,
+    Program,
+    config_error,
+    run_program,
+)
 
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 EXISTING_OIDC = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+GET_USER = "github:index/getUser:getUser"
+GET_REPOSITORY = "github:index/getRepository:getRepository"
+GET_OIDC_PROVIDER = "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider"
 
 
 def role(program: Program) -> Any:
@@ -120,19 +132,134 @@ def test_only_branches_may_request_the_environment(dev_program: Program) -> None
     assert policy.parent == dev_program.one(ENVIRONMENT).parent
 
 
-def test_a_private_repository_is_warned_that_its_gate_may_be_open(
-    dev_program: Program, caplog: pytest.LogCaptureFixture
-) -> None:
-    """GitHub docs ("Deployments and environments", "Reviewing deployments"): required reviewers in
-    private or internal repositories need GitHub Enterprise; on other plans they are ignored (a public
-    repository made private keeps its rules but GitHub ignores them). The preview would then run
-    without approval and hold the role and the Pulumi token: the operator must hear it."""
-    assert not [r for r in caplog.records if "required reviewers" in r.getMessage()]
-    with caplog.at_level(logging.WARNING):
-        run_program({"repository": "example-org/hello-private"})
-    (warning,) = [r for r in caplog.records if "required reviewers" in r.getMessage()]
-    assert "example-org/hello-private" in warning.getMessage()
-    assert "GitHub Enterprise" in warning.getMessage()
+# GitHub docs, "Managing environments for deployment" (and the REST page "Deployment environments"):
+# environments and their protection rules are available in public repositories on every current plan; in
+# private ones, environments need Pro, Team or Enterprise, and required reviewers need GitHub Enterprise.
+PRIVATE_GATE = (
+    "gitops-eks:preview.githubEnterprise: example-org/hello-private is private, and GitHub enforces an "
+    "environment's required reviewers on a private repository only on GitHub Enterprise Cloud (Free has no "
+    "environments there, Pro and Team ignore the reviewers), so every pull request's preview would run "
+    "unapproved with the preview role; set it to true if the owner is on GitHub Enterprise Cloud, or turn "
+    "previews off: `pulumi config set --path 'gitops-eks:preview.enabled' false`"
+)
+
+
+def test_a_private_repository_off_enterprise_gets_no_preview_that_would_run_unapproved() -> None:
+    """Used to be a warning, after which the stack declared a gate GitHub would not hold. Now nothing is
+    declared, and the one line says why and names both keys that decide it."""
+    assert config_error({"repository": "example-org/hello-private"}, reads=True) == PRIVATE_GATE
+
+
+def test_a_private_repository_on_enterprise_or_an_internal_one_keeps_its_gate() -> None:
+    """`internal` exists only in organizations of a GitHub Enterprise Cloud account (REST "Create an
+    organization repository", `visibility`), where required reviewers are enforced."""
+    for overrides in (
+        {"repository": "example-org/hello-private", "preview.githubEnterprise": True},
+        {"repository": "example-org/hello-internal"},
+    ):
+        program = run_program(overrides)
+        assert program.one(ENVIRONMENT).inputs["reviewers"] == [
+            {"users": [GITHUB_USER_IDS["example-maintainer"]]}
+        ]
+
+
+def test_previews_off_declare_no_gate_and_need_no_reviewer() -> None:
+    program = run_program({"preview.enabled": False, "preview.reviewers": DELETE})
+    assert program.of_type(ENVIRONMENT) == program.of_type(VARIABLE) == program.of_type(OIDC) == []
+    assert [r for r in program.resources if r.name.startswith("preview")] == []
+    assert "previewRoleArn" not in program.outputs
+    read = {i.token for i in program.invokes}
+    assert not read & {GET_USER, GET_REPOSITORY, GET_OIDC_PROVIDER}
+
+
+def test_a_reviewer_github_does_not_know_is_refused_naming_the_key() -> None:
+    """terraform-provider-github data_source_github_user.go returns the client's error for GET
+    /users/{username}: go-github's "GET <url>: 404 Not Found []"."""
+
+    def unknown(args: dict[str, Any]) -> dict[str, Any]:
+        raise InvokeFailure(f"GET https://api.github.com/users/{args['username']}: 404 Not Found []")
+
+    message = config_error(
+        {"preview.reviewers": ["octocat", "no-such-user-x"]},
+        reads=True,
+        invoke_results={
+            GET_USER: lambda args: unknown(args) if args["username"] == "no-such-user-x" else {"id": "583231"}
+        },
+    )
+    assert message.startswith(
+        "gitops-eks:preview.reviewers[1]: GitHub did not return the user 'no-such-user-x' ("
+    )
+    assert "404 Not Found" in message and "\n" not in message
+    assert message.endswith("`pulumi config set --path 'gitops-eks:preview.reviewers[1]' <login>`")
+
+
+def test_an_unknown_repository_is_refused_naming_the_key() -> None:
+    """terraform-provider-github data_source_github_repository.go: on a 404 the data source is empty
+    (no error), which would otherwise reach the environment and the trust policy as repository id 0."""
+    message = config_error(
+        {},
+        reads=True,
+        invoke_results={GET_REPOSITORY: lambda args: {"id": "", "fullName": args["fullName"]}},
+    )
+    assert message == (
+        "gitops-eks:repository: example-org/hello-gitops was not found with github:token; check the name and "
+        "that the token's repository access includes it"
+    )
+
+
+def github_answers_as(full_name: str) -> dict[str, Any]:
+    """getRepository as terraform-provider-github v6.13.0 data_source_github_repository.go fills it:
+    `full_name` from GitHub's answer (`repo.GetFullName()`), not from the name asked for. GitHub answers a
+    renamed or transferred repository's old name with the repository under its new one (REST "Get a
+    repository": 301 Moved Permanently, which the client follows), and names are case-insensitive there."""
+    return {
+        GET_REPOSITORY: lambda args: {
+            "id": full_name.split("/")[1],
+            "fullName": full_name,
+            "repoId": GITHUB_REPO_ID,
+            "visibility": "public",
+        }
+    }
+
+
+def test_a_renamed_or_transferred_repository_is_refused_naming_the_key() -> None:
+    """Deploy keys, webhooks and the environment would be written under the old path, and the `sub` GitHub
+    puts in the preview's token carries the new name: the trust policy would never match it."""
+    message = config_error({}, reads=True, invoke_results=github_answers_as("new-org/hello-gitops"))
+    assert message == (
+        "gitops-eks:repository: GitHub answers for example-org/hello-gitops with new-org/hello-gitops (the "
+        "repository was renamed or transferred); set it and its owner to that: `pulumi config set "
+        "gitops-eks:repository new-org/hello-gitops` and `pulumi config set github:owner new-org`"
+    )
+
+
+def test_the_trust_policy_pins_githubs_spelling_of_the_repository() -> None:
+    """GitHub puts the repository's own spelling in the token's `sub` (the case-preserved `full_name` of
+    GET /repos/{owner}/{repo}; npm/documentation#1792, fullsend-ai/fullsend#3678), and IAM's StringEquals
+    and StringLike compare case-sensitively. The API itself takes any case, so a config in another case
+    gets past every other step and leaves a role no preview can assume."""
+    program = run_program(
+        {"repository": "Example-Org/Hello-GitOps", "github:owner": "Example-Org"},
+        invoke_results=github_answers_as("example-org/hello-gitops"),
+    )
+    assert may_assume(program, claims("repo:example-org/hello-gitops:environment:preview"))
+    immutable = f"repo:example-org@42/hello-gitops@{GITHUB_REPO_ID}:environment:preview"
+    assert may_assume(program, claims(immutable))
+
+
+def test_a_repository_github_refuses_to_read_is_refused_naming_the_token() -> None:
+    """A wrong or expired token, or one without this repository, fails the data source with go-github's
+    error (data_source_github_repository.go returns it for anything but a 404): one line, what to do."""
+
+    def refused(args: dict[str, Any]) -> dict[str, Any]:
+        raise InvokeFailure(
+            "GET https://api.github.com/repos/example-org/hello-gitops: 401 Bad credentials []"
+        )
+
+    message = config_error({}, reads=True, invoke_results={GET_REPOSITORY: refused})
+    assert message.startswith("github:token: GitHub refused reading example-org/hello-gitops (")
+    assert "401 Bad credentials" in message and "\n" not in message
+    assert message.endswith("the permissions the README lists: `pulumi config set --secret github:token`")
 
 
 def test_workflow_variables_live_in_the_environment_and_hold_no_secret(dev_program: Program) -> None:
@@ -148,21 +275,100 @@ def test_workflow_variables_live_in_the_environment_and_hold_no_secret(dev_progr
 
 def test_github_oidc_provider_for_sts(dev_program: Program) -> None:
     """aws-actions/configure-aws-credentials README: provider URL token.actions.githubusercontent.com,
-    audience sts.amazonaws.com; the thumbprint is ignored for this issuer, so none is declared."""
+    audience sts.amazonaws.com; the thumbprint is ignored for this issuer, so none is declared. Created
+    only when the account has none (the mocks' default), and kept when the stack goes: it is the account's."""
+    (lookup,) = dev_program.invokes_of(GET_OIDC_PROVIDER)
+    assert lookup.args == {"url": "https://token.actions.githubusercontent.com"}
     provider = dev_program.one(OIDC)
     assert provider.inputs == {
         "url": "https://token.actions.githubusercontent.com",
         "clientIdLists": ["sts.amazonaws.com"],
     }
+    assert provider.options["retainOnDelete"] is True
     (statement,) = trust(dev_program)["Statement"]
     assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
 
 
-def test_an_existing_oidc_provider_is_reused_not_duplicated() -> None:
-    program = run_program({"preview.oidcProviderArn": EXISTING_OIDC})
+def existing_provider(audiences: list[str], thumbprints: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The data source's answer for an account that has GitHub's provider (its schema: arn, url,
+    client_id_list, thumbprint_list, tags)."""
+    return {
+        GET_OIDC_PROVIDER: lambda args: {
+            "id": EXISTING_OIDC,
+            "arn": EXISTING_OIDC,
+            "url": "token.actions.githubusercontent.com",
+            "clientIdLists": audiences,
+            "thumbprintLists": list(thumbprints),
+            "tags": {},
+        }
+    }
+
+
+def test_an_existing_oidc_provider_is_found_and_reused_with_no_configuration() -> None:
+    """IAM keeps one provider per URL: declaring a second fails with EntityAlreadyExists."""
+    program = run_program(invoke_results=existing_provider(["sts.amazonaws.com"]))
     assert program.of_type(OIDC) == []
     (statement,) = trust(program)["Statement"]
     assert statement["Principal"] == {"Federated": EXISTING_OIDC}
+
+
+def test_a_provider_this_stack_created_is_read_under_its_name_so_the_engine_keeps_it() -> None:
+    """A stack whose earlier run created the provider finds it on the next run. Were it merely no longer
+    declared, the engine would delete it (a resource created before it was declared `retainOnDelete`
+    has no such flag in the state) and every role trusting it with it. Read with `get` under the URN it
+    was created with and the same id, the engine relinquishes it instead: pulumi/pulumi
+    pkg/resource/deploy/step_generator.go (commit 1b59498), GenerateReadSteps: a read whose old state is
+    managed and has the same ID is a "relinquish", with no delete step (a different ID would replace it)."""
+    created = run_program().one(OIDC)
+    found = run_program(invoke_results=existing_provider(["sts.amazonaws.com"]))
+    (read,) = [r for r in found.reads if r.type == OIDC]
+    assert (read.urn, read.id) == (created.urn, EXISTING_OIDC)
+    assert found.of_type(OIDC) == []
+
+
+def test_a_provider_another_tool_set_up_with_more_audiences_and_thumbprints_is_left_as_it_is() -> None:
+    """Another stack or tool in the account may have added audiences (sigstore) or thumbprints. A read
+    takes the provider as it is: nothing is declared that could diff against it or take them away."""
+    found = run_program(
+        invoke_results=existing_provider(
+            ["sts.amazonaws.com", "sigstore"], ("6938fd4d98bab03faadb97b34396831e3780aea1",)
+        )
+    )
+    assert found.of_type(OIDC) == []
+    assert [(r.type, r.id) for r in found.reads] == [(OIDC, EXISTING_OIDC)]
+    (statement,) = trust(found)["Statement"]
+    assert statement["Principal"] == {"Federated": EXISTING_OIDC}
+
+
+def test_a_configured_oidc_provider_is_used_without_a_lookup() -> None:
+    program = run_program({"preview.oidcProviderArn": EXISTING_OIDC})
+    assert program.of_type(OIDC) == [] and program.invokes_of(GET_OIDC_PROVIDER) == []
+    (statement,) = trust(program)["Statement"]
+    assert statement["Principal"] == {"Federated": EXISTING_OIDC}
+
+
+def test_an_existing_provider_without_the_sts_audience_is_refused() -> None:
+    message = config_error({}, reads=True, invoke_results=existing_provider(["sigstore"]))
+    assert message.startswith(
+        f"gitops-eks:preview.oidcProviderArn: the account's provider {EXISTING_OIDC} does not list the "
+        "audience sts.amazonaws.com"
+    )
+    assert "aws iam add-client-id-to-open-id-connect-provider --client-id sts.amazonaws.com" in message
+
+
+def test_a_lookup_that_fails_for_another_reason_is_not_taken_for_no_provider() -> None:
+    """Creating a provider because the caller may not list them would fail later with EntityAlreadyExists;
+    the error names the permission and the key that skips the lookup."""
+
+    def denied(args: dict[str, Any]) -> dict[str, Any]:
+        raise InvokeFailure(
+            "reading IAM OIDC Provider (https://token.actions.githubusercontent.com): operation error IAM: "
+            "ListOpenIDConnectProviders, https response error StatusCode: 403, api error AccessDenied"
+        )
+
+    message = config_error({}, reads=True, invoke_results={GET_OIDC_PROVIDER: denied})
+    assert message.startswith("gitops-eks:preview.oidcProviderArn: could not look up")
+    assert "iam:ListOpenIDConnectProviders" in message and "AccessDenied" in message
 
 
 SUB = "repo:example-org/hello-gitops:environment:preview"
@@ -271,6 +477,9 @@ def test_the_role_reads_what_a_preview_reads(dev_program: Program) -> None:
         "ec2:DescribeSubnets",
         "eks:DescribeCluster",
         "iam:GetRole",
+        # The lookup of the account's GitHub OIDC provider by URL (the data source lists, then gets).
+        "iam:ListOpenIDConnectProviders",
+        "iam:GetOpenIDConnectProvider",
         "ecr:DescribeRepositories",
         "secretsmanager:DescribeSecret",
         "sts:GetCallerIdentity",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import configparser
 import getpass
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from infra.jenkins.boot import (
+    JENKINS_REPO_FILE,
     JENKINS_RPM_KEY,
     JENKINS_RPM_REPOSITORY,
     JENKINS_VERSION,
@@ -180,16 +182,29 @@ def test_boot_installs_jenkins_lts_java_and_git_and_no_build_toolchain(
     user_data: str, written: dict[str, str]
 ) -> None:
     document = yaml.safe_load(user_data)
-    repo = document["yum_repos"]["jenkins"]
-    # jenkinsci/packaging rpm/publish/publish.sh and jenkins-infra/release env/package.mk (2026-12-01): the
-    # LTS repository is <https://pkg.jenkins.io>/rpm-stable, its metadata is signed (repo_gpgcheck) and the
-    # key is published there as jenkins.io-2026.key (rotated from the 2023 key, jenkins-infra/helpdesk#4922).
+    # Only modules every cloud-init on AL2023 runs; the boot test's stand-in refuses any other, and any
+    # write_files field beyond the four it applies (tests/infra/boot/cloud_init.py).
+    assert set(document) <= {"write_files", "packages", "runcmd"}
+    assert all(set(entry) <= {"path", "content", "owner", "permissions"} for entry in document["write_files"])
+    # dnf reads /etc/yum.repos.d/*.repo as INI files (libdnf's ConfigParser; configparser reads the same).
+    repo_file = configparser.ConfigParser(interpolation=None)
+    repo_file.read_string(written[JENKINS_REPO_FILE])
+    assert repo_file.sections() == ["jenkins"]
+    repo = repo_file["jenkins"]
+    # jenkinsci/packaging rpm/publish/publish.sh (commit 4903267) writes the repository's own jenkins.repo:
+    # name, enabled=1, type=rpm-md, baseurl=${RPM_URL}, gpgkey, gpgcheck=1, repo_gpgcheck=1 (the zypper-only
+    # autorefresh/keeppackages aside). jenkins-infra/release env/package.mk (commit e661986):
+    # RPM_URL=${WEBSERVER}/rpm${RELEASELINE} with WEBSERVER=https://pkg.jenkins.io and, profile.d/stable,
+    # RELEASELINE=-stable; GPG_PUBLIC_KEY_FILENAME=jenkins.io-2026.key, which publish.sh copies beside the
+    # repository (the same key as repodata/repomd.xml.key; the rotation from the 2023 key:
+    # jenkins-infra/helpdesk#4922).
+    assert set(repo) == {"name", "enabled", "type", "baseurl", "gpgkey", "gpgcheck", "repo_gpgcheck"}
     assert repo["baseurl"] == JENKINS_RPM_REPOSITORY == "https://pkg.jenkins.io/rpm-stable"
     assert repo["gpgkey"] == JENKINS_RPM_KEY == "https://pkg.jenkins.io/rpm-stable/jenkins.io-2026.key"
-    assert repo["gpgcheck"] is True and repo["repo_gpgcheck"] is True
+    assert (repo["type"], repo["gpgcheck"], repo["repo_gpgcheck"]) == ("rpm-md", "1", "1")
     # The Jenkins repository cannot take Java and git down with it: cloud-init's one package
     # transaction never reads it; the boot installs the pinned Jenkins from it on its own.
-    assert repo["enabled"] is False
+    assert repo["enabled"] == "0"
     assert "jenkins" not in document["packages"]
     # The controller builds nothing (issue 10): no Docker daemon (root to its group), no toolchain.
     assert document["packages"] == ["java-21-amazon-corretto-headless", "fontconfig", "git"]

@@ -3,13 +3,14 @@ reviewers, and the stack refuses to run when the file and `preview.reviewers` di
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from infra.codeowners import CODEOWNERS, check, render
 from infra.config import ConfigError
-from tests.infra.conftest import ROOT, config_error
+from tests.infra.conftest import DELETE, ROOT, config_error, run_program
 
 
 def owners_of(text: str) -> dict[str, list[str]]:
@@ -46,5 +47,15 @@ def test_a_file_that_differs_stops_the_stack_and_says_what_to_commit(tmp_path: P
 
 
 def test_the_program_checks_it_before_declaring_anything() -> None:
-    message = config_error({"preview.reviewers": ["someone-else"]})
+    """After GitHub has confirmed the reviewers exist (the gate's reads), before any resource."""
+    message = config_error({"preview.reviewers": ["someone-else"]}, reads=True)
     assert "does not match" in message and "/jenkins/ @someone-else" in message
+
+
+def test_with_previews_off_and_no_reviewers_the_operator_is_told_the_file_is_theirs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        run_program({"preview.enabled": False, "preview.reviewers": DELETE})
+    (warning,) = [r for r in caplog.records if "CODEOWNERS" in r.getMessage()]
+    assert "gitops-eks:preview.reviewers is empty" in warning.getMessage()

@@ -139,6 +139,16 @@ BAD_CONFIG = {
         "github:owner: missing; set it to the owner in gitops-eks:repository: "
         "`pulumi config set github:owner example-org`",
     ),
+    # pulumi-github v6.15.0 `base_url`: GitHub Enterprise Server or GHE.com (data residency) hosts. Their
+    # Actions tokens come from another issuer and their SSH host keys are not github.com's.
+    "GitHub Enterprise Server": (
+        {"github:baseUrl": "https://ghes.example.com/api/v3/"},
+        "github:baseUrl: 'https://ghes.example.com/api/v3/' is not github.com; ",
+    ),
+    "GHE.com with data residency": (
+        {"github:baseUrl": "https://api.octocorp.ghe.com/"},
+        "github:baseUrl: 'https://api.octocorp.ghe.com/' is not github.com; ",
+    ),
     "branch option-like": ({"branch": "-f"}, "gitops-eks:branch: '-f' is not valid"),
     "branch with dot-dot": ({"branch": "a..b"}, "gitops-eks:branch: 'a..b' is not valid"),
     "region missing": ({"aws:region": DELETE}, "aws:region: missing"),
@@ -278,8 +288,18 @@ BAD_CONFIG = {
         "gitops-eks:jenkins.certificateArn: must be a string",
     ),
     # preview
-    "preview missing": ({"preview": DELETE}, "gitops-eks:preview: missing"),
+    # Previews are on unless turned off, so the whole object missing still asks for the reviewers.
+    "preview missing": ({"preview": DELETE}, "gitops-eks:preview.reviewers: missing"),
     "no reviewers": ({"preview.reviewers": DELETE}, "gitops-eks:preview.reviewers: missing"),
+    "enabled not a boolean": ({"preview.enabled": "no"}, "gitops-eks:preview.enabled: must be true or false"),
+    "enterprise not a boolean": (
+        {"preview.githubEnterprise": "yes"},
+        "gitops-eks:preview.githubEnterprise: must be true or false",
+    ),
+    "too many reviewers with previews off": (
+        {"preview.enabled": False, "preview.reviewers": [f"user{i}" for i in range(7)]},
+        "gitops-eks:preview.reviewers: must be a list of 1 to 6",
+    ),
     "empty reviewers": ({"preview.reviewers": []}, "gitops-eks:preview.reviewers: must be a list of 1 to 6"),
     # GitHub takes at most 6 users per environment (REST API, "Create or update an environment").
     "seven reviewers": (
@@ -335,6 +355,15 @@ BAD_CONFIG = {
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIG.values(), ids=BAD_CONFIG.keys())
 def test_bad_config_is_refused_before_anything_is_declared(overrides: dict[str, Any], message: str) -> None:
     assert message in config_error(overrides, secrets=["kubeconfig"])
+
+
+def test_a_github_base_url_from_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pulumi-github v6.15.0 sdk/python/pulumi_github/config/vars.py: `baseUrl` falls back to the
+    GITHUB_BASE_URL environment variable (provider/resources.go: EnvVars GITHUB_BASE_URL)."""
+    monkeypatch.setenv("GITHUB_BASE_URL", "https://ghes.example.com/")
+    message = config_error({})
+    assert message.startswith("github:baseUrl: 'https://ghes.example.com/' is not github.com; ")
+    assert message.endswith("`pulumi config rm github:baseUrl`, and unset GITHUB_BASE_URL")
 
 
 @pytest.mark.parametrize(

@@ -9,31 +9,76 @@ from typing import Any
 import pytest
 
 from infra.config import DEFAULT_KUBERNETES_VERSION
-from tests.infra.conftest import DELETE, ROOT, committed_config, config_error, dev_config, run_program
+from tests.infra.conftest import (
+    DELETE,
+    OPERATOR_CONFIG,
+    ROOT,
+    apply_overrides,
+    committed_config,
+    config_error,
+    dev_config,
+    run_program,
+)
 
 EKS = "eks:index:Cluster"
 EGRESS = "your egress address is `curl -s https://checkip.amazonaws.com` (add /32)"
 
 
-def test_the_committed_dev_file_asks_for_the_operators_cidrs_by_key_and_command() -> None:
-    """Pulumi.dev.yaml used to ship 203.0.113.0/24 as a "working" value: AWS accepted it, nobody could
-    reach the API, and the cluster health check timed out. Now the first run stops and says what to set."""
+def test_the_committed_dev_file_asks_for_every_operator_key_by_key_and_command() -> None:
+    """Pulumi.dev.yaml used to ship 203.0.113.0/24 as a "working" value (AWS accepted it, nobody could
+    reach the API), and the reviewer `example-maintainer`, which `github.get_user` fails on at preview.
+    Now the committed file holds nothing that only looks like a value: the first run stops, names every
+    key the operator must set and says how, before anything is read or declared."""
     message = config_error({}, config=committed_config())
     assert message == (
-        "gitops-eks:cluster.publicAccessCidrs, gitops-eks:jenkins.allowedCidrs: missing; list the CIDRs that "
-        "may reach the Kubernetes API and Jenkins: "
+        "gitops-eks:repository, github:owner, gitops-eks:cluster.publicAccessCidrs, "
+        "gitops-eks:jenkins.allowedCidrs, gitops-eks:preview.reviewers: missing; set each before the first "
+        "run: `pulumi config set gitops-eks:repository <owner>/<name>`; "
+        "`pulumi config set github:owner <owner>`; "
         "`pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]' <CIDR>`; "
-        "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; " + EGRESS
+        "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; "
+        "`pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>`; " + EGRESS
     )
-    with_cluster = {"cluster.publicAccessCidrs": ["100.20.0.0/24"]}
-    assert config_error(with_cluster, config=committed_config()) == (
+    # One key left: its own check names it, with the same command.
+    all_but_jenkins = {k: v for k, v in OPERATOR_CONFIG.items() if k != "jenkins.allowedCidrs"}
+    assert config_error(all_but_jenkins, config=committed_config()) == (
         "gitops-eks:jenkins.allowedCidrs: missing; list the CIDRs that may reach Jenkins: "
         "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; " + EGRESS
     )
     lines = (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
     header = "\n".join(line for line in lines if line.startswith("#"))
-    assert "pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]'" in header
-    assert "pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]'" in header
+    for command in (
+        "pulumi config set gitops-eks:repository <owner>/<name>",
+        "pulumi config set github:owner <owner>",
+        "pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]'",
+        "pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]'",
+        "pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>",
+        "pulumi config set --path 'gitops-eks:preview.enabled' false",
+    ):
+        assert command in header
+
+
+def test_no_reviewer_is_refused_with_one_line_naming_the_key_and_what_to_do() -> None:
+    """Only the reviewers missing: one line, the key, the command, and the way to turn previews off."""
+    message = config_error({"preview.reviewers": DELETE})
+    assert "\n" not in message
+    assert message == (
+        "gitops-eks:preview.reviewers: missing; list the GitHub logins that may approve a pull request's "
+        "preview (1 to 6): `pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>`, or turn "
+        "previews off: `pulumi config set --path 'gitops-eks:preview.enabled' false`"
+    )
+
+
+def test_the_committed_dev_file_holds_no_placeholder() -> None:
+    """Every value the committed file sets is a real default: no example owner, repository or login."""
+    committed = committed_config()
+    assert "github:owner" not in committed and "gitops-eks:repository" not in committed
+    assert "reviewers" not in committed["gitops-eks:preview"]
+    assert "example" not in "\n".join(
+        line
+        for line in (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
 
 
 # RFC 5737 (IPv4: TEST-NET-1/2/3), RFC 3849 (IPv6 2001:db8::/32), RFC 9637 (IPv6 3fff::/20).
@@ -128,10 +173,13 @@ def test_bad_admin_principals_are_refused(principals: Any, expected: str) -> Non
     assert config_error({"cluster.adminPrincipals": principals}).startswith(expected)
 
 
-def test_dev_config_used_by_the_tests_is_the_committed_file_plus_the_operator_cidrs() -> None:
+def test_dev_config_used_by_the_tests_is_the_committed_file_plus_the_operator_keys() -> None:
+    assert dev_config() == apply_overrides(committed_config(), OPERATOR_CONFIG)
+    touched = {"gitops-eks:repository", "github:owner", "gitops-eks:cluster", "gitops-eks:jenkins"}
+    touched.add("gitops-eks:preview")
     committed, used = committed_config(), dev_config()
-    assert {k: v for k, v in used.items() if k not in ("gitops-eks:cluster", "gitops-eks:jenkins")} == {
-        k: v for k, v in committed.items() if k not in ("gitops-eks:cluster", "gitops-eks:jenkins")
+    assert {k: v for k, v in used.items() if k not in touched} == {
+        k: v for k, v in committed.items() if k not in touched
     }
 
 

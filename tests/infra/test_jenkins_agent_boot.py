@@ -121,6 +121,8 @@ def test_agent_scripts_pass_shellcheck() -> None:
 def _boot(user_data: str, tmp_path: Path, base_image: str, missing: str = "") -> str:
     """Run the cloud-init steps in a fresh container; return its output."""
     document = yaml.safe_load(user_data)
+    # The modules the steps below emulate; a boot that needs another must be emulated here first.
+    assert set(document) <= {"users", "packages", "write_files", "runcmd"}, sorted(document)
     stage = tmp_path / "stage"
     (stage / "tools").mkdir(parents=True)
     for tool in (*TOOLS, "systemctl", "mount"):
