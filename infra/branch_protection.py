@@ -1,6 +1,7 @@
-"""`main`'s protection as a GitHub repository ruleset: people land changes through a reviewed pull
-request whose CI check passed; the Jenkins deploy key is the only bypass, so the bot's manifest-only
-commits still land.
+"""`main`'s protection as a GitHub repository ruleset: people land changes through a pull request that a
+code owner (.github/CODEOWNERS) approved and whose CI check passed; the Jenkins deploy key is the only
+bypass, so the bot's manifest-only commits still land. GitHub Actions may not approve pull requests, so
+no workflow's token counts as a review.
 
 A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, OpenAPI schema
 `repository-ruleset-bypass-actor`: "If `actor_type` is `DeployKey`, this should be null", and bypass
@@ -34,8 +35,9 @@ class BranchProtectionArgs:
 
 
 class BranchProtection(pulumi.ComponentResource):
-    """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with an approval
-    (not the last pusher's own) and a green CI check; only deploy keys bypass."""
+    """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with a code
+    owner's approval (not the last pusher's own) and a green CI check; only deploy keys bypass. Workflows
+    cannot approve pull requests."""
 
     def __init__(
         self, name: str, args: BranchProtectionArgs, opts: pulumi.ResourceOptions | None = None
@@ -63,6 +65,7 @@ class BranchProtection(pulumi.ComponentResource):
                     dismiss_stale_reviews_on_push=True,
                     require_last_push_approval=True,
                     required_review_thread_resolution=True,
+                    require_code_owner_review=True,
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[
@@ -73,6 +76,16 @@ class BranchProtection(pulumi.ComponentResource):
                     strict_required_status_checks_policy=True,
                 ),
             ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Declared, so a setting changed by hand is put back at the next `pulumi up`: a workflow token
+        # that could approve would be a reviewer that anyone who can push a workflow controls. `read`
+        # keeps GITHUB_TOKEN read-only wherever a workflow asks for nothing (ours ask per job).
+        self.workflow_permissions = github.WorkflowRepositoryPermissions(
+            f"{name}-workflow-permissions",
+            repository=args.repository_name,
+            can_approve_pull_request_reviews=False,
+            default_workflow_permissions="read",
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"ruleset": self.ruleset.name})

@@ -29,6 +29,7 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "dismissStaleReviewsOnPush": True,
         "requireLastPushApproval": True,
         "requiredReviewThreadResolution": True,
+        "requireCodeOwnerReview": True,
     }
     assert rules["requiredStatusChecks"] == {
         "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
@@ -66,3 +67,17 @@ def test_only_deploy_keys_bypass_and_only_jenkins_key_can_push(dev_program: Prog
     assert bypass == [{"actorType": "DeployKey", "bypassMode": "always"}]
     writable = [k.name for k in dev_program.of_type(DEPLOY_KEY) if k.inputs["readOnly"] is False]
     assert writable == ["deploy-keys-jenkins"]
+
+
+def test_no_workflow_can_approve_a_pull_request(dev_program: Program) -> None:
+    """pulumi-github 6.15.0, sdk/python/pulumi_github/workflow_repository_permissions.py:
+    `can_approve_pull_request_reviews` ("Whether GitHub Actions can approve pull requests") and
+    `default_workflow_permissions` ("Can be one of: `read` or `write`")."""
+    (permissions,) = dev_program.of_type(
+        "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions"
+    )
+    assert permissions.inputs == {
+        "repository": "hello-gitops",
+        "canApprovePullRequestReviews": False,
+        "defaultWorkflowPermissions": "read",
+    }
