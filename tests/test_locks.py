@@ -103,6 +103,41 @@ def test_every_pip_install_requires_hashes(path: str) -> None:
     assert "--upgrade pip" not in text
 
 
+# What starts pip: pip itself, and Pulumi's `pip` toolchain (`pulumi install`, or any Pulumi command that
+# finds its `virtualenv` missing), whose `InstallDependencies` first runs `pip install --upgrade pip
+# setuptools wheel`, with no pins and no hashes (pulumi/pulumi `sdk/python/toolchain/pip.go`,
+# `InstallDependencies` and `EnsureVenv`, commit 01ba6bcc239f).
+RUNS_PIP = re.compile(r'pip3? (install|download)|"pip", "(install|download)"|pulumi install')
+
+
+def tracked() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [path for path in listed.stdout.splitlines() if (ROOT / path).is_file()]
+
+
+def test_every_file_that_runs_pip_is_checked() -> None:
+    """A new install path cannot slip past the list above (this file names the patterns it checks)."""
+    runs = {
+        path
+        for path in tracked()
+        if not path.endswith((".md", ".txt")) and path != "tests/test_locks.py"
+        and RUNS_PIP.search((ROOT / path).read_text(errors="replace"))
+    }  # fmt: skip
+    assert runs == set(INSTALLERS)
+
+
+def test_the_docs_never_tell_an_operator_to_install_without_hashes() -> None:
+    """Every command the docs' code blocks give that installs packages names a lock and
+    `--require-hashes`; none runs `pulumi install`."""
+    for path in ["README.md", *(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]:
+        for command in re.findall(r"(?ms)^```(?:bash|sh)?\n(.*?)^```", (ROOT / path).read_text()):
+            for line in command.splitlines():
+                line = line.split(" # ", 1)[0]
+                assert "pulumi install" not in line, f"{path}: {line}"
+                if re.search(r"pip3? install ", line):
+                    assert "--require-hashes" in line and "-r " in line, f"{path}: {line}"
+
+
 def test_pip_refuses_a_lock_that_misses_a_transitive_dependency(tmp_path: Path) -> None:
     """The mode is all-or-nothing: the app's lock without werkzeug (Flask's dependency) is refused
     before anything is installed, and the whole lock is accepted."""
