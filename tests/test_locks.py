@@ -100,6 +100,9 @@ def test_every_pip_install_requires_hashes(path: str) -> None:
         # The call and its arguments, up to the requirements file it reads.
         call = text[start : text.index("requirements", start)]
         assert "--require-hashes" in call, f"{path}: {call}"
+        # Wheels only: pip hash-checks what it installs, not the build dependencies it would fetch to
+        # build a source distribution (pip's "Secure installs"), so no install may build one.
+        assert re.search(r"--only-binary[= ]:all:", call), f"{path}: {call}"
     assert "--upgrade pip" not in text
 
 
@@ -136,6 +139,7 @@ def test_the_docs_never_tell_an_operator_to_install_without_hashes() -> None:
                 assert "pulumi install" not in line, f"{path}: {line}"
                 if re.search(r"pip3? install ", line):
                     assert "--require-hashes" in line and "-r " in line, f"{path}: {line}"
+                    assert re.search(r"--only-binary[= ]:all:", line), f"{path}: {line}"
 
 
 def test_pip_refuses_a_lock_that_misses_a_transitive_dependency(tmp_path: Path) -> None:
