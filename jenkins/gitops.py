@@ -365,14 +365,15 @@ class Git:
 
     def check_history(self, remote: str, tip: str, signer: Signer) -> None:
         """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
-        commit is signed by a trusted key, and there is such a commit (no trust on first use: a history
-        rewritten to one without the bot's signatures must not get one). Second parents are not walked:
-        a merge's signature vouches for what it merged. A shallow clone is deepened to find out."""
+        commit (or, before the bot's first one, since the trust anchor) is signed by a trusted key. With
+        neither on the line the bot refuses (no trust on first use: a history rewritten to one without the
+        bot's signatures must not get one). Second parents are not walked: a merge's signature vouches
+        for what it merged. A shallow clone is deepened to find out."""
         untrusted: list[str] = []
         skip, batch = 0, 32
         while True:
             part = self.signed_line(tip, skip, batch, signer)
-            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys)
+            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys, signer.anchor)
             untrusted += found
             skip += len(part)
             if reached:
@@ -382,20 +383,29 @@ class Git:
                     break
                 self.unshallow(remote)
             batch *= 2
+        if not reached and signer.anchor is not None:
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
+                f"signed by the bot's key, and the trust anchor GITOPS_TRUST_ANCHOR={signer.anchor} (the "
+                "branch's head when the stack was created) is not on it: the branch was rewritten since. "
+                "Check what it holds; to trust its head as it is, re-anchor the stack "
+                '(docs/release.md, "The trust anchor")'
+            )
         if not reached:
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
                 "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
-                "signing switched on in a repository whose history is not signed by a trusted key)"
+                "signing switched on without GITOPS_TRUST_ANCHOR in a repository whose history is not "
+                "signed by a trusted key)"
             )
         if untrusted:
             more = f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
             named = ", ".join(untrusted[:5]) + more
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
-                "first-parent line since the bot's last signed commit is not signed by a trusted key "
-                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
-                "(revert it, or reset the branch to the last signed commit), then re-run"
+                "first-parent line since the bot's last signed commit (or the trust anchor) is not signed "
+                "by a trusted key (someone pushed around review). Have it reviewed and replaced through a "
+                "signed merge (revert it, or reset the branch to the last signed commit), then re-run"
             )
 
     def commit_file(

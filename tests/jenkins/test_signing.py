@@ -147,6 +147,22 @@ def test_untrusted_since_bot(line: list[SignedCommit], untrusted: list[str], rea
     assert core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED})) == (untrusted, reached)
 
 
+@pytest.mark.parametrize(
+    ("line", "untrusted", "reached"),
+    [
+        # The anchor ends the walk like a bot commit, unsigned as it may be; what is older is not looked at.
+        ([SignedCommit("c2", TRUSTED), SignedCommit("a", None), SignedCommit("c0", None)], [], True),
+        ([SignedCommit("c2", None), SignedCommit("a", None)], ["c2"], True),
+        # The bot's newest commit, when it is newer than the anchor, ends the walk first.
+        ([SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),
+        ([SignedCommit("c1", TRUSTED), SignedCommit("c0", None)], ["c0"], False),  # anchor not on the line
+    ],
+)
+def test_untrusted_since_the_anchor(line: list[SignedCommit], untrusted: list[str], reached: bool) -> None:
+    found = core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED}), anchor="a")
+    assert found == (untrusted, reached)
+
+
 # --- signing -----------------------------------------------------------------------------------------
 
 
@@ -314,7 +330,92 @@ def test_a_line_without_any_commit_the_bot_signed_is_refused(
     assert gitops_repo.manifest_at() == git(gitops_repo.remote, "show", f"{v1}:{MANIFEST}")
 
 
-@pytest.mark.parametrize("problem", ["missing", "public key only", "not a key", "private trusted key"])
+# --- day 0: the trust anchor ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def day0_repo(gitops_repo: GitopsRepo, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> tuple[GitopsRepo, str]:
+    """An unsigned repository as the stack finds it on `pulumi up` (the anchor is its branch's head), on
+    which developers then merge commits signed by the trusted (merge) key."""
+    monkeypatch.setenv("GNUPGHOME", str(keys.home))
+    anchor = gitops_repo.tip()
+    git(gitops_repo.dev, "config", "user.signingkey", keys.webflow)
+    git(gitops_repo.dev, "config", "commit.gpgsign", "true")
+    return gitops_repo, anchor
+
+
+def test_the_first_release_signs_on_top_of_the_anchor(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo, anchor = day0_repo
+    v1 = repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    env = {**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor}
+
+    first = run_cli(repo.workspace(v1), "promote", "--image-repository", image_repository, "--json", env=env)
+
+    assert first.returncode == 0 and first.json["outcome"] == "changed", first.output
+    assert signer_of(repo.remote, first.json["commit"]) == keys.bot
+    # From now on the bot's own commit anchors the check: the stack's anchor could even be gone.
+    v2 = repo.app_commit("v2")
+    push_test_image(image_repository, v2)
+    env["GITOPS_TRUST_ANCHOR"] = "f" * 40
+    second = run_cli(repo.workspace(v2), "promote", "--image-repository", image_repository, "--json", env=env)
+    assert second.returncode == 0 and second.json["outcome"] == "changed", second.output
+
+
+def test_an_unsigned_commit_after_the_anchor_is_refused(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo, anchor = day0_repo
+    sneaked = push_unsigned(repo, "pushed after pulumi up, around review")
+    v1 = repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    tip = repo.tip()
+
+    result = run_cli(
+        repo.workspace(v1), "promote", "--image-repository", image_repository, "--json",
+        env={**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor},
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert sneaked in result.json["error"] and anchor not in result.json["error"]
+    assert repo.tip() == tip
+
+
+@pytest.mark.parametrize("where", ["rewritten away", "second parent only"])
+def test_an_anchor_off_the_first_parent_line_is_refused_by_name(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path, where: str,
+) -> None:  # fmt: skip
+    """A branch force-pushed to a history without the anchor, or one where the anchor hangs only under a
+    merge's second parent (a merge whose first parent is the attacker's line), was never reviewed from
+    the anchor on: the bot names the anchor and signs nothing."""
+    repo, anchor = day0_repo
+    dev = repo.dev
+    git(dev, "checkout", "--quiet", "--orphan", "other")
+    git(dev, "commit", "--quiet", "-m", "another history")
+    if where == "second parent only":
+        git(dev, "merge", "--quiet", "--allow-unrelated-histories", "-m", "merge main under it", anchor)
+    git(dev, "push", "--quiet", "--force", "origin", "HEAD:main")
+    sha = repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env={**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor},
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert f"GITOPS_TRUST_ANCHOR={anchor}" in result.json["error"]
+    assert repo.tip() == sha
+
+
+@pytest.mark.parametrize(
+    "problem", ["missing", "public key only", "not a key", "private trusted key", "short anchor"]
+)
 def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     gitops_repo: GitopsRepo, keys: Keys, image_repository: str, tmp_path: Path, problem: str
 ) -> None:
@@ -327,9 +428,11 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     elif problem == "not a key":
         bad.write_text("hello\n")
         env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
-    else:
+    elif problem == "private trusted key":
         bad.write_text(gpg(keys.home, "--armor", "--export-secret-keys", keys.stranger))
         env["GITOPS_TRUSTED_KEYS_FILE"] = str(bad)
+    else:
+        env["GITOPS_TRUST_ANCHOR"] = gitops_repo.tip()[:12]
     ws = gitops_repo.workspace(gitops_repo.app_commit("v1"))
     gitops_repo.app_commit("v2")
     refs = git(ws, "for-each-ref")
