@@ -404,8 +404,9 @@ class Git:
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
                 "first-parent line since the bot's last signed commit (or the trust anchor) is not signed "
-                "by a trusted key (someone pushed around review). Have it reviewed and replaced through a "
-                "signed merge (revert it, or reset the branch to the last signed commit), then re-run"
+                "by a trusted key (someone pushed around review). A revert on top leaves it on the line: "
+                "reset the branch to the last commit the bot signed and bring the change back through a "
+                "reviewed merge, then re-run"
             )
 
     def commit_file(
