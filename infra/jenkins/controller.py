@@ -77,6 +77,8 @@ class JenkinsServerArgs:
     hook_ranges: HookRanges
     git_ranges: HookRanges
     """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
+    trust_anchor: pulumi.Input[str]
+    """The branch's head when the stack was created (infra/trust_anchor.py): GITOPS_TRUST_ANCHOR."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -241,6 +243,7 @@ class JenkinsServer(pulumi.ComponentResource):
             self.url,
             self.home_volume.id,
             self.agents.group_name,
+            args.trust_anchor,
             *(secret.arn for secret in secrets),
         ).apply(
             lambda values: render_user_data(
@@ -257,12 +260,13 @@ class JenkinsServer(pulumi.ComponentResource):
                         sort_keys=False,
                     ),
                     known_hosts=args.known_hosts,
-                    deploy_key_secret=values[4],
-                    admin_password_secret=values[5],
-                    webhook_secret=values[6],
-                    pulumi_token_secret=values[7],
-                    agent_key_secret=values[8],
-                    checkout_key_secret=values[9],
+                    trust_anchor=values[4],
+                    deploy_key_secret=values[5],
+                    admin_password_secret=values[6],
+                    webhook_secret=values[7],
+                    pulumi_token_secret=values[8],
+                    agent_key_secret=values[9],
+                    checkout_key_secret=values[10],
                 )
             )
         )
