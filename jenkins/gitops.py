@@ -150,11 +150,14 @@ class Git:
                 "check the network path to the remote and that it is up"
             ) from None
         except BaseException:
-            # Interrupted (Ctrl-C): a network git has a session of its own, so the terminal's signal
-            # never reaches it or its ssh; end them with us.
-            if network:
-                with contextlib.suppress(ProcessLookupError):
+            # Interrupted (Ctrl-C, or a SIGTERM the CLI turns into one): end git with us. A network git
+            # has a session of its own, so the terminal's signal never reaches it or its ssh.
+            with contextlib.suppress(ProcessLookupError):
+                if network:
                     os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.wait()
             raise
         stdout = out if binary else out.decode(errors="replace")
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.decode(errors="replace"))

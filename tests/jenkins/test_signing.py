@@ -6,10 +6,16 @@ key signed; a merge's second-parent commits are not checked."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import signal
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ import pytest
 
 from jenkins import core
 from jenkins.core import SignedCommit
+from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 
 PushImage = Callable[[str, str], str]
@@ -446,3 +453,55 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     assert keys.secret_text.splitlines()[3] not in result.output
     assert git(ws, "for-each-ref") == refs  # nothing fetched
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# --- the temporary GNUPGHOME on an abort -------------------------------------------------------------
+
+
+def test_a_terminated_run_still_deletes_its_gnupghome_and_stops_its_agent(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
+) -> None:
+    """Jenkins aborts a build with SIGTERM (durable-task kills the step's processes). Python's default for
+    SIGTERM ends the process at once, without `finally`: the private key would stay on disk in the
+    temporary GNUPGHOME, and its gpg-agent would keep running with it."""
+    v1 = signed_repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    real_gpg = subprocess.run(["sh", "-c", "command -v gpg"], capture_output=True, text=True).stdout.strip()
+    # The signing call (git's `gpg ... -bsau KEY`) announces itself and hangs, like a stuck pinentry.
+    (spy / "gpg").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *-bsau*) echo "$GNUPGHOME" > {spy}/signing; exec sleep 60;; esac\n'
+        f'exec {real_gpg} "$@"\n'
+    )
+    (spy / "gpg").chmod(stat.S_IRWXU)
+    short = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    env = {**os.environ, **signing_env(keys, short), "PATH": f"{spy}:{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(ROOT)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "jenkins", "promote", "--image-repository", image_repository, "--json"],
+        cwd=signed_repo.workspace(v1), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (spy / "signing").exists():
+            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+            time.sleep(0.1)
+        home = (spy / "signing").read_text().strip()
+        assert Path(home).is_dir() and Path(home).parent == short
+
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=60)
+
+        assert cli.returncode == 1, out + err
+        assert json.loads(out.strip().splitlines()[-1])["outcome"] == "error"
+        assert not Path(home).exists() and list(short.iterdir()) == []
+        agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {home}"], capture_output=True)
+        assert agents.returncode == 1, agents.stdout  # no agent of that home is left
+        assert signed_repo.tip() == v1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
+        shutil.rmtree(short, ignore_errors=True)
