@@ -88,6 +88,16 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
                 f"{KEY_FILE}={key_file}: expected exactly one OpenPGP private key, found {len(secret)}"
             )
         bot = secret[0]
+        # git's own signing call would fail only after the fetch and the plan, as "gpg failed to sign
+        # the data": find out now whether gpg can sign with this key unattended.
+        # The signature goes to stdout (captured, dropped): never `--output /dev/null`, which gpg
+        # deletes when signing fails.
+        probe = ("--pinentry-mode", "error", "--local-user", bot[0], "--detach-sign")
+        _gpg(
+            home, *probe, stdin="probe",
+            what=f"sign with the key in {KEY_FILE}={key_file} (it must be able to sign, be neither "
+            "expired nor revoked, and have no passphrase)",
+        )  # fmt: skip
         if trusted_file:
             _gpg(home, "--import", trusted_file, what=f"import {TRUSTED_FILE}={trusted_file}")
             if len(_keys(home, secret=True)) != 1:
@@ -117,12 +127,14 @@ def _short_temp_dir() -> str:
     return temp if fits else "/tmp"  # noqa: S108 - mkdtemp makes a private 0700 directory in it
 
 
-def _gpg(home: Path, *args: str, what: str) -> str:
+def _gpg(home: Path, *args: str, what: str, stdin: str | None = None) -> str:
     """Run gpg in batch mode in home; SigningError with gpg's own words on failure."""
     env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
     try:
         proc = subprocess.run(
             ["gpg", "--batch", "--no-tty", "--quiet", *args],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             errors="replace",

@@ -422,8 +422,31 @@ def test_an_anchor_off_the_first_parent_line_is_refused_by_name(
     assert repo.tip() == sha
 
 
+def unusable_key(base: Path, problem: str) -> str:
+    """An ASCII-armored private key gpg cannot sign with unattended: one with a passphrase, or one that
+    expired (made with a faked clock in 2020, valid for a day)."""
+    home = base / "unusable"
+    home.mkdir(mode=0o700)
+    options = ["--pinentry-mode", "loopback", "--passphrase", "s3cret" if problem == "passphrase" else ""]
+    if problem == "expired":
+        options += ["--faked-system-time", "20200101T000000"]
+    gpg(home, *options, "--quick-gen-key", f"{problem} <{problem}@example.com>", "ed25519", "sign", "1d")
+    exported = gpg(home, *options[:4], "--armor", "--export-secret-keys", f"{problem}@example.com")
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    return exported
+
+
 @pytest.mark.parametrize(
-    "problem", ["missing", "public key only", "not a key", "private trusted key", "short anchor"]
+    "problem",
+    [
+        "missing",
+        "public key only",
+        "not a key",
+        "passphrase",
+        "expired",
+        "private trusted key",
+        "short anchor",
+    ],
 )
 def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     gitops_repo: GitopsRepo, keys: Keys, image_repository: str, tmp_path: Path, problem: str
@@ -436,6 +459,10 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
         env["GITOPS_SIGNING_KEY_FILE"] = str(keys.trusted)
     elif problem == "not a key":
         bad.write_text("hello\n")
+        env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
+    elif problem in ("passphrase", "expired"):
+        # gpg would fail only when git asks it to sign, after the fetch: "gpg failed to sign the data".
+        bad.write_text(unusable_key(tmp_path, problem))
         env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
     elif problem == "private trusted key":
         bad.write_text(gpg(keys.home, "--armor", "--export-secret-keys", keys.stranger))
