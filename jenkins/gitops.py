@@ -63,6 +63,12 @@ _REPOSITORY_ENV = (
 )
 
 
+# History as the objects say, whatever the checkout adds: replace refs (`git replace --graft`) and a
+# graft file make git read other parents (or another commit) than the remote holds, which would let the
+# signature walk step over an unsigned commit. A graft file under a character device can never exist.
+_TRUE_HISTORY = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": f"{os.devnull}/no-grafts"}
+
+
 class GitError(Exception):
     """A git command failed; the message says which and what git said (URL credentials redacted)."""
 
@@ -110,7 +116,7 @@ class Git:
         self.cwd = cwd
         self.timeout = timeout
         inherited = {key: value for key, value in os.environ.items() if key not in _REPOSITORY_ENV}
-        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_TRUE_HISTORY}
 
     def run(self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run git; return stdout; raise GitError with git's own message on failure."""

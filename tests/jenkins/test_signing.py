@@ -532,3 +532,35 @@ def test_a_terminated_run_still_deletes_its_gnupghome_and_stops_its_agent(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(cli.pid, signal.SIGKILL)
         shutil.rmtree(short, ignore_errors=True)
+
+
+# --- history as git is told to see it -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["replace ref", "graft file"])
+def test_a_checkout_that_rewrites_parents_cannot_hide_an_unsigned_commit(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    how: str,
+) -> None:  # fmt: skip
+    """`git replace --graft` and .git/info/grafts make git read other parents than a commit has: the walk
+    would step from the trusted tip straight to the bot's commit, over the unsigned one in between (whose
+    changes are in the tip's tree). The check must read the history the remote holds."""
+    bot_commit = signed_repo.tip()
+    sneaked = push_unsigned(signed_repo, "pushed around review")
+    tip = signed_repo.app_commit("v1")
+    push_test_image(image_repository, tip)
+    ws = signed_repo.workspace(tip)
+    if how == "replace ref":
+        git(ws, "replace", "--graft", tip, bot_commit)
+    else:
+        (ws / ".git" / "info").mkdir(exist_ok=True)
+        (ws / ".git" / "info" / "grafts").write_text(f"{tip} {bot_commit}\n")
+
+    result = run_cli(
+        ws, "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert sneaked in result.json["error"]
+    assert signed_repo.tip() == tip
