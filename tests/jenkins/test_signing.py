@@ -163,6 +163,7 @@ def test_untrusted_since_bot(line: list[SignedCommit], untrusted: list[str], rea
         # The bot's newest commit, when it is newer than the anchor, ends the walk first.
         ([SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),
         ([SignedCommit("c1", TRUSTED), SignedCommit("c0", None)], ["c0"], False),  # anchor not on the line
+        ([SignedCommit("a", None), SignedCommit("c0", None)], [], True),  # day 0: the tip is the anchor
     ],
 )
 def test_untrusted_since_the_anchor(line: list[SignedCommit], untrusted: list[str], reached: bool) -> None:
@@ -563,4 +564,44 @@ def test_a_checkout_that_rewrites_parents_cannot_hide_an_unsigned_commit(
 
     assert result.returncode == 1 and result.json["outcome"] == "error", result.output
     assert sneaked in result.json["error"]
+    assert signed_repo.tip() == tip
+
+
+def test_a_commit_signed_twice_counts_as_signed_by_nobody(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
+) -> None:
+    """A signature block with two signatures, the bot's and a stranger's, must not pass as the bot's
+    commit (which would end the walk there). git refuses to pick one: gpg-interface.c marks a second
+    exclusive status (GOODSIG, BADSIG...) as an error, so `%G?` is `E`."""
+    dev = signed_repo.dev
+    git(dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (dev / "app" / "version.txt").write_text("double\n")
+    git(dev, "add", "app/version.txt")
+    tree = git(dev, "write-tree").strip()
+    parent = git(dev, "rev-parse", "HEAD").strip()
+    body = (
+        f"tree {tree}\nparent {parent}\nauthor Dev <dev@example.com> 1700000000 +0000\n"
+        "committer Dev <dev@example.com> 1700000000 +0000\n\ndouble-signed\n"
+    )
+    signature = subprocess.run(
+        ["gpg", "--batch", "--armor", "--detach-sign", "-u", keys.bot, "-u", keys.stranger],
+        input=body, capture_output=True, text=True, check=True,
+        env={**os.environ, "GNUPGHOME": str(keys.home)},
+    ).stdout.rstrip("\n")  # fmt: skip
+    head, _, message = body.partition("\n\n")
+    raw = head + "\ngpgsig " + signature.replace("\n", "\n ") + "\n\n" + message
+    double = git(dev, "hash-object", "-t", "commit", "-w", "--stdin", input_text=raw).strip()
+    assert git(dev, "log", "-1", "--format=%G?", double).strip() == "E"
+    git(dev, "reset", "--quiet", "--hard", double)
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    tip = signed_repo.app_commit("v1")
+    push_test_image(image_repository, tip)
+
+    result = run_cli(
+        signed_repo.workspace(tip), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert double in result.json["error"]
     assert signed_repo.tip() == tip
