@@ -243,8 +243,8 @@ class JenkinsServer(pulumi.ComponentResource):
             self.url,
             self.home_volume.id,
             self.agents.group_name,
-            args.trust_anchor,
             *(secret.arn for secret in secrets),
+            args.trust_anchor,
         ).apply(
             lambda values: render_user_data(
                 BootSettings(
@@ -260,13 +260,13 @@ class JenkinsServer(pulumi.ComponentResource):
                         sort_keys=False,
                     ),
                     known_hosts=args.known_hosts,
-                    trust_anchor=values[4],
-                    deploy_key_secret=values[5],
-                    admin_password_secret=values[6],
-                    webhook_secret=values[7],
-                    pulumi_token_secret=values[8],
-                    agent_key_secret=values[9],
-                    checkout_key_secret=values[10],
+                    deploy_key_secret=values[4],
+                    admin_password_secret=values[5],
+                    webhook_secret=values[6],
+                    pulumi_token_secret=values[7],
+                    agent_key_secret=values[8],
+                    checkout_key_secret=values[9],
+                    trust_anchor=values[-1],
                 )
             )
         )
