@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
@@ -159,6 +160,9 @@ def _terminations_interrupt() -> Iterator[None]:
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
+        yield
+        return
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
