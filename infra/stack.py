@@ -25,6 +25,7 @@ from infra.gitops import GitOps, GitOpsArgs
 from infra.jenkins.controller import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs, ecr_repository_name
+from infra.trust_anchor import TrustAnchor, TrustAnchorArgs, branch_head
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,7 @@ def build() -> None:
     )
     # The reviewers are real GitHub users by now; the code owners file must name them.
     codeowners.check(config.preview.reviewers)
+    head = branch_head(config.repository_name, config.branch)
 
     network = Network(
         "network",
@@ -78,6 +80,9 @@ def build() -> None:
     known_hosts = github_known_hosts()
     hook_ranges = github_hook_ranges()
     keys = DeployKeys("deploy-keys", DeployKeysArgs(repository_name=config.repository_name))
+    anchor = TrustAnchor(
+        "trust-anchor", TrustAnchorArgs(repository=config.repository, branch=config.branch, head=head)
+    )
     jenkins = JenkinsServer(
         "jenkins",
         JenkinsServerArgs(
@@ -96,6 +101,7 @@ def build() -> None:
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
             git_ranges=github_git_ranges(),
+            trust_anchor=anchor.commit,
         ),
     )
     gitops = GitOps(
@@ -139,6 +145,8 @@ def build() -> None:
     pulumi.export("kubeconfig", kubeconfig)
     pulumi.export("ecrRepositoryUrl", registry.repository_url)
     pulumi.export("jenkinsUrl", jenkins.url)
+    pulumi.export("trustAnchor", anchor.commit)
+    pulumi.export("trustAnchorUrn", anchor.urn_to_replace)
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)

@@ -13,8 +13,10 @@ import json
 import math
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
@@ -131,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((word for word in argv if not word.startswith("-")), None)
     args = argparse.Namespace(json="--json" in argv, command=command)
     try:
-        return _main(argv)
+        with _terminations_interrupt():
+            return _main(argv)
     except KeyboardInterrupt:
         return fail(
             args,
@@ -146,6 +149,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in the release module; re-run with the same arguments, and report it",
         )
+
+
+@contextlib.contextmanager
+def _terminations_interrupt() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C while a command runs. Jenkins aborts a build with
+    SIGTERM, and Python's default for it ends the process at once without running `finally`: the
+    temporary GNUPGHOME would stay on disk with the private key, its gpg-agent running."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv: list[str]) -> int:

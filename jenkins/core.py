@@ -260,15 +260,19 @@ class SignedCommit:
 
 
 def untrusted_since_bot(
-    line: list[SignedCommit], bot_keys: frozenset[str], trusted_keys: frozenset[str]
+    line: list[SignedCommit],
+    bot_keys: frozenset[str],
+    trusted_keys: frozenset[str],
+    anchor: str | None = None,
 ) -> tuple[list[str], bool]:
-    """Walk line (newest first) down to the newest commit the bot signed: (the commits on the way that
-    no trusted key signed, whether the bot's commit was reached). The bot signs on top only when the
-    first list is empty and the bot's commit was reached (in this part of the line or an older one):
-    every state of the branch since the bot's last signed commit was then signed by someone trusted."""
+    """Walk line (newest first) down to the newest commit the bot signed, or to the trust anchor (the
+    branch's head when the stack was created), whichever comes first: (the commits on the way that no
+    trusted key signed, whether such a commit was reached). The bot signs on top only when the first
+    list is empty and one was reached (in this part of the line or an older one): every state of the
+    branch since then was signed by someone trusted. The anchor itself is trusted as it is."""
     untrusted: list[str] = []
     for commit in line:
-        if commit.signer in bot_keys:
+        if commit.signer in bot_keys or commit.sha == anchor:
             return untrusted, True
         if commit.signer not in trusted_keys:
             untrusted.append(commit.sha)

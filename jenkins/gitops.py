@@ -63,6 +63,12 @@ _REPOSITORY_ENV = (
 )
 
 
+# History as the objects say, whatever the checkout adds: replace refs (`git replace --graft`) and a
+# graft file make git read other parents (or another commit) than the remote holds, which would let the
+# signature walk step over an unsigned commit. A graft file under a character device can never exist.
+_TRUE_HISTORY = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": f"{os.devnull}/no-grafts"}
+
+
 class GitError(Exception):
     """A git command failed; the message says which and what git said (URL credentials redacted)."""
 
@@ -110,7 +116,7 @@ class Git:
         self.cwd = cwd
         self.timeout = timeout
         inherited = {key: value for key, value in os.environ.items() if key not in _REPOSITORY_ENV}
-        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_TRUE_HISTORY}
 
     def run(self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
         """Run git; return stdout; raise GitError with git's own message on failure."""
@@ -150,11 +156,14 @@ class Git:
                 "check the network path to the remote and that it is up"
             ) from None
         except BaseException:
-            # Interrupted (Ctrl-C): a network git has a session of its own, so the terminal's signal
-            # never reaches it or its ssh; end them with us.
-            if network:
-                with contextlib.suppress(ProcessLookupError):
+            # Interrupted (Ctrl-C, or a SIGTERM the CLI turns into one): end git with us. A network git
+            # has a session of its own, so the terminal's signal never reaches it or its ssh.
+            with contextlib.suppress(ProcessLookupError):
+                if network:
                     os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.wait()
             raise
         stdout = out if binary else out.decode(errors="replace")
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.decode(errors="replace"))
@@ -365,14 +374,15 @@ class Git:
 
     def check_history(self, remote: str, tip: str, signer: Signer) -> None:
         """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
-        commit is signed by a trusted key, and there is such a commit (no trust on first use: a history
-        rewritten to one without the bot's signatures must not get one). Second parents are not walked:
-        a merge's signature vouches for what it merged. A shallow clone is deepened to find out."""
+        commit (or, before the bot's first one, since the trust anchor) is signed by a trusted key. With
+        neither on the line the bot refuses (no trust on first use: a history rewritten to one without the
+        bot's signatures must not get one). Second parents are not walked: a merge's signature vouches
+        for what it merged. A shallow clone is deepened to find out."""
         untrusted: list[str] = []
         skip, batch = 0, 32
         while True:
             part = self.signed_line(tip, skip, batch, signer)
-            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys)
+            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys, signer.anchor)
             untrusted += found
             skip += len(part)
             if reached:
@@ -382,20 +392,30 @@ class Git:
                     break
                 self.unshallow(remote)
             batch *= 2
+        if not reached and signer.anchor is not None:
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
+                f"signed by the bot's key, and the trust anchor GITOPS_TRUST_ANCHOR={signer.anchor} (the "
+                "branch's head when the stack was created) is not on it: the branch was rewritten since. "
+                "Check what it holds; to trust its head as it is, re-anchor the stack "
+                '(docs/release.md, "The trust anchor")'
+            )
         if not reached:
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
                 "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
-                "signing switched on in a repository whose history is not signed by a trusted key)"
+                "signing switched on without GITOPS_TRUST_ANCHOR in a repository whose history is not "
+                "signed by a trusted key)"
             )
         if untrusted:
             more = f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
             named = ", ".join(untrusted[:5]) + more
             raise UntrustedHistory(
                 f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
-                "first-parent line since the bot's last signed commit is not signed by a trusted key "
-                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
-                "(revert it, or reset the branch to the last signed commit), then re-run"
+                "first-parent line since the bot's last signed commit (or the trust anchor) is not signed "
+                "by a trusted key (someone pushed around review). A revert on top leaves it on the line: "
+                "reset the branch to the last commit the bot signed and bring the change back through a "
+                "reviewed merge, then re-run"
             )
 
     def commit_file(

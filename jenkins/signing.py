@@ -5,13 +5,16 @@ one run: its gpg-agent is stopped and the directory deleted afterwards. gpg read
 file itself, so no key material is ever in argv, and nothing gpg prints about a key file is secret
 (fingerprints and user ids). The trusted keys (GITOPS_TRUSTED_KEYS_FILE, ASCII-armored public keys,
 e.g. GitHub's web-flow key) are imported next to it; a trusted key file that holds a private key is
-refused, so the signing key is always exactly the one in GITOPS_SIGNING_KEY_FILE.
+refused, so the signing key is always exactly the one in GITOPS_SIGNING_KEY_FILE. GITOPS_TRUST_ANCHOR
+(a full SHA, recorded once by the stack) is where the history check may start when the branch holds no
+commit the bot signed yet: the first release on a repository.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +24,8 @@ from pathlib import Path
 
 KEY_FILE = "GITOPS_SIGNING_KEY_FILE"
 TRUSTED_FILE = "GITOPS_TRUSTED_KEYS_FILE"
+ANCHOR = "GITOPS_TRUST_ANCHOR"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 MAX_HOME = (
     80  # bytes of a GNUPGHOME path that gpg-agent's sockets still fit in (measured: 82 works, 87 fails)
 )
@@ -39,6 +44,7 @@ class Signer:
     key: str  # fingerprint of the bot's primary key: what `commit-tree -S` signs with
     bot_keys: frozenset[str]  # fingerprints of the bot's key and its subkeys
     trusted_keys: frozenset[str]  # the bot's and those of GITOPS_TRUSTED_KEYS_FILE, subkeys included
+    anchor: str | None = None  # GITOPS_TRUST_ANCHOR: the branch's head when the stack was created
 
     @property
     def env(self) -> dict[str, str]:
@@ -62,6 +68,12 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
         yield None
         return
     trusted_file = environ.get(TRUSTED_FILE, "")
+    anchor = environ.get(ANCHOR, "") or None
+    if anchor is not None and not _FULL_SHA.fullmatch(anchor):
+        raise SigningError(
+            f"{ANCHOR}={anchor!r}: expected the full 40-character lowercase SHA of a commit (the branch's "
+            "head the stack recorded), or leave it unset"
+        )
     for variable, path in ((KEY_FILE, key_file), (TRUSTED_FILE, trusted_file)):
         if path and not Path(path).is_file():
             raise SigningError(f"{variable}={path}: no such file")
@@ -76,6 +88,16 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
                 f"{KEY_FILE}={key_file}: expected exactly one OpenPGP private key, found {len(secret)}"
             )
         bot = secret[0]
+        # git's own signing call would fail only after the fetch and the plan, as "gpg failed to sign
+        # the data": find out now whether gpg can sign with this key unattended.
+        # The signature goes to stdout (captured, dropped): never `--output /dev/null`, which gpg
+        # deletes when signing fails.
+        probe = ("--pinentry-mode", "error", "--local-user", bot[0], "--detach-sign")
+        _gpg(
+            home, *probe, stdin="probe",
+            what=f"sign with the key in {KEY_FILE}={key_file} (it must be able to sign, be neither "
+            "expired nor revoked, and have no passphrase)",
+        )  # fmt: skip
         if trusted_file:
             _gpg(home, "--import", trusted_file, what=f"import {TRUSTED_FILE}={trusted_file}")
             if len(_keys(home, secret=True)) != 1:
@@ -83,7 +105,7 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
                     f"{TRUSTED_FILE}={trusted_file}: holds a private key; give public keys only"
                 )
         trusted = frozenset(fpr for key in _keys(home, secret=False) for fpr in key)
-        yield Signer(home=home, key=bot[0], bot_keys=frozenset(bot), trusted_keys=trusted)
+        yield Signer(home=home, key=bot[0], bot_keys=frozenset(bot), trusted_keys=trusted, anchor=anchor)
     finally:
         # The agent holds the unlocked key in memory and its sockets live in (or for) this home.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -105,12 +127,14 @@ def _short_temp_dir() -> str:
     return temp if fits else "/tmp"  # noqa: S108 - mkdtemp makes a private 0700 directory in it
 
 
-def _gpg(home: Path, *args: str, what: str) -> str:
+def _gpg(home: Path, *args: str, what: str, stdin: str | None = None) -> str:
     """Run gpg in batch mode in home; SigningError with gpg's own words on failure."""
     env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
     try:
         proc = subprocess.run(
             ["gpg", "--batch", "--no-tty", "--quiet", *args],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             errors="replace",

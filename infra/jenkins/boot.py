@@ -45,6 +45,8 @@ class BootSettings:
     image_repository: str
     jenkins_url: str
     known_hosts: str
+    trust_anchor: str
+    """The branch's head when the stack was created: the release bot's GITOPS_TRUST_ANCHOR."""
     admin_password_secret: str
     credentials_prefix: str
     """The name prefix of the secrets Jenkins serves as credentials (infra/jenkins/credentials.py)."""
@@ -69,6 +71,7 @@ def boot_environment(settings: BootSettings) -> str:
         "AWS_REGION": settings.region,
         "IMAGE_REPOSITORY": settings.image_repository,
         "GITOPS_BRANCH": settings.branch,
+        "GITOPS_TRUST_ANCHOR": settings.trust_anchor,
         "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
         "PULUMI_STACK": settings.stack_name,
         "GITOPS_JENKINS_URL": settings.jenkins_url,

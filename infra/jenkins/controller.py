@@ -88,6 +88,8 @@ class JenkinsServerArgs:
     hook_ranges: HookRanges
     git_ranges: HookRanges
     """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
+    trust_anchor: pulumi.Input[str]
+    """The branch's head when the stack was created (infra/trust_anchor.py): GITOPS_TRUST_ANCHOR."""
     signing_private_key: pulumi.Input[str] | None = None
     """The ASCII-armored OpenPGP key the bot signs its commits with (a Pulumi secret), stored as the
     `gitops-signing-key` credential; None declares no such credential."""
@@ -273,6 +275,7 @@ class JenkinsServer(pulumi.ComponentResource):
             self.home_volume.id,
             self.agents.group_name,
             self.admin_password_secret.arn,
+            args.trust_anchor,
         ).apply(
             lambda values: render_user_data(
                 BootSettings(
@@ -290,6 +293,7 @@ class JenkinsServer(pulumi.ComponentResource):
                     known_hosts=args.known_hosts,
                     admin_password_secret=values[4],
                     credentials_prefix=self.credentials_prefix,
+                    trust_anchor=values[5],
                 )
             )
         )

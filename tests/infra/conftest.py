@@ -55,6 +55,8 @@ GITHUB_HOOK_RANGES_V6 = ["2a0a:a440::/29", "2606:50c0::/32"]
 AL2023_AMI = "ami-0a1b2c3d4e5f60718"
 GITHUB_USER_IDS = {"example-maintainer": 5820001}
 GITHUB_REPO_ID = 987654321
+# The branch's head as GitHub answers `getBranch` (the stack records it as the trust anchor).
+GITHUB_BRANCH_HEAD = "3f786850e387550fdab836ed7e6dc881de23001b"
 OIDC_HOST = f"oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
 
@@ -452,6 +454,15 @@ def _invoke_result(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "visibility": next(
                 (v for v in ("private", "internal") if args["fullName"].endswith(f"-{v}")), "public"
             ),
+        },
+        # terraform-provider-github github/data_source_github_branch.go: id `repo:branch`, ref, sha, etag.
+        "github:index/getBranch:getBranch": lambda: {
+            "id": f"{args['repository']}:{args['branch']}",
+            "repository": args["repository"],
+            "branch": args["branch"],
+            "ref": f"refs/heads/{args['branch']}",
+            "sha": GITHUB_BRANCH_HEAD,
+            "etag": 'W/"etag"',
         },
         "github:index/getIpRanges:getIpRanges": lambda: {
             "id": "github",

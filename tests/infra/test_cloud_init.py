@@ -34,6 +34,8 @@ SECRET_TYPES = {
     "random:index/randomPassword:RandomPassword": ("result",),
 }
 JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
+# Read by `python -m jenkins` itself (jenkins/signing.py), not by the Jenkinsfile.
+RELEASE_ENV = {"GITOPS_TRUST_ANCHOR"}
 USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
 
 
@@ -226,7 +228,9 @@ def test_casc_defines_the_contract_the_jenkinsfile_relies_on() -> None:
     casc = _casc()
     (properties,) = casc["jenkins"]["globalNodeProperties"]
     env = {e["key"]: e["value"] for e in properties["envVars"]["env"]}
-    assert set(env) == {*JENKINSFILE_ENV, "PYTHON"}
+    assert set(env) == {*JENKINSFILE_ENV, *RELEASE_ENV, "PYTHON"}
+    # Each value is the variable of the same name in gitops.env (JCasC resolves ${NAME} from the env).
+    assert all(value == f"${{{key}}}" for key, value in env.items() if key != "PYTHON")
     assert env["PYTHON"] == "python3.11"
     strategy = casc["security"]["gitHostKeyVerificationConfiguration"]["sshHostKeyVerificationStrategy"]
     assert strategy == "knownHostsFileVerificationStrategy"
@@ -479,7 +483,8 @@ def test_env_file_refuses_values_its_readers_would_read_differently(value: str) 
 
     settings = BootSettings(
         region="us-east-1", repository="o/r", branch=value, stack_name="dev", image_repository="i",
-        jenkins_url="http://j/", known_hosts="", admin_password_secret="b", credentials_prefix="p/j/",
+        jenkins_url="http://j/", known_hosts="", trust_anchor="0" * 40, admin_password_secret="b",
+        credentials_prefix="p/j/",
         home_volume_id="vol-1", agents_casc="",
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"GITOPS_BRANCH: .* cannot be written to gitops\.env"):

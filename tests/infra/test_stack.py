@@ -286,6 +286,8 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "jenkinsSessionDocument",
         "jenkinsAgentsGroup",
         "previewRoleArn",
+        "trustAnchor",
+        "trustAnchorUrn",
     }
     assert "kubeconfig" in dev_program.secret_outputs
     assert json.loads(outputs["kubeconfig"])["clusters"][0]["name"] == "cluster-eks"
@@ -437,6 +439,7 @@ def test_every_resource_sits_in_the_component_for_its_concern(dev_program: Progr
         "gitops",
         "preview",
         "branch-protection",
+        "trust-anchor",
     }
     for resource in dev_program.resources:
         if resource.name not in stack_children:

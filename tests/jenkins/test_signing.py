@@ -6,10 +6,16 @@ key signed; a merge's second-parent commits are not checked."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import signal
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ import pytest
 
 from jenkins import core
 from jenkins.core import SignedCommit
+from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 
 PushImage = Callable[[str, str], str]
@@ -147,6 +154,23 @@ def test_untrusted_since_bot(line: list[SignedCommit], untrusted: list[str], rea
     assert core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED})) == (untrusted, reached)
 
 
+@pytest.mark.parametrize(
+    ("line", "untrusted", "reached"),
+    [
+        # The anchor ends the walk like a bot commit, unsigned as it may be; what is older is not looked at.
+        ([SignedCommit("c2", TRUSTED), SignedCommit("a", None), SignedCommit("c0", None)], [], True),
+        ([SignedCommit("c2", None), SignedCommit("a", None)], ["c2"], True),
+        # The bot's newest commit, when it is newer than the anchor, ends the walk first.
+        ([SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),
+        ([SignedCommit("c1", TRUSTED), SignedCommit("c0", None)], ["c0"], False),  # anchor not on the line
+        ([SignedCommit("a", None), SignedCommit("c0", None)], [], True),  # day 0: the tip is the anchor
+    ],
+)
+def test_untrusted_since_the_anchor(line: list[SignedCommit], untrusted: list[str], reached: bool) -> None:
+    found = core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED}), anchor="a")
+    assert found == (untrusted, reached)
+
+
 # --- signing -----------------------------------------------------------------------------------------
 
 
@@ -234,6 +258,8 @@ def test_a_commit_not_signed_by_a_trusted_key_under_the_tip_is_refused(
     assert result.returncode == 1, result.output
     assert result.json["outcome"] == "error" and result.json["commit"] is None
     assert sneaked in result.json["error"] and v1 not in result.json["error"]
+    # The way out it names is one that works: a signed revert on top leaves the commit on the line.
+    assert "reset the branch to the last commit the bot signed" in result.json["error"]
     assert signed_repo.tip() == tip
 
 
@@ -314,7 +340,115 @@ def test_a_line_without_any_commit_the_bot_signed_is_refused(
     assert gitops_repo.manifest_at() == git(gitops_repo.remote, "show", f"{v1}:{MANIFEST}")
 
 
-@pytest.mark.parametrize("problem", ["missing", "public key only", "not a key", "private trusted key"])
+# --- day 0: the trust anchor ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def day0_repo(gitops_repo: GitopsRepo, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> tuple[GitopsRepo, str]:
+    """An unsigned repository as the stack finds it on `pulumi up` (the anchor is its branch's head), on
+    which developers then merge commits signed by the trusted (merge) key."""
+    monkeypatch.setenv("GNUPGHOME", str(keys.home))
+    anchor = gitops_repo.tip()
+    git(gitops_repo.dev, "config", "user.signingkey", keys.webflow)
+    git(gitops_repo.dev, "config", "commit.gpgsign", "true")
+    return gitops_repo, anchor
+
+
+def test_the_first_release_signs_on_top_of_the_anchor(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo, anchor = day0_repo
+    v1 = repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    env = {**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor}
+
+    first = run_cli(repo.workspace(v1), "promote", "--image-repository", image_repository, "--json", env=env)
+
+    assert first.returncode == 0 and first.json["outcome"] == "changed", first.output
+    assert signer_of(repo.remote, first.json["commit"]) == keys.bot
+    # From now on the bot's own commit anchors the check: the stack's anchor could even be gone.
+    v2 = repo.app_commit("v2")
+    push_test_image(image_repository, v2)
+    env["GITOPS_TRUST_ANCHOR"] = "f" * 40
+    second = run_cli(repo.workspace(v2), "promote", "--image-repository", image_repository, "--json", env=env)
+    assert second.returncode == 0 and second.json["outcome"] == "changed", second.output
+
+
+def test_an_unsigned_commit_after_the_anchor_is_refused(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo, anchor = day0_repo
+    sneaked = push_unsigned(repo, "pushed after pulumi up, around review")
+    v1 = repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    tip = repo.tip()
+
+    result = run_cli(
+        repo.workspace(v1), "promote", "--image-repository", image_repository, "--json",
+        env={**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor},
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert sneaked in result.json["error"] and anchor not in result.json["error"]
+    assert repo.tip() == tip
+
+
+@pytest.mark.parametrize("where", ["rewritten away", "second parent only"])
+def test_an_anchor_off_the_first_parent_line_is_refused_by_name(
+    day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
+    tmp_path: Path, where: str,
+) -> None:  # fmt: skip
+    """A branch force-pushed to a history without the anchor, or one where the anchor hangs only under a
+    merge's second parent (a merge whose first parent is the attacker's line), was never reviewed from
+    the anchor on: the bot names the anchor and signs nothing."""
+    repo, anchor = day0_repo
+    dev = repo.dev
+    git(dev, "checkout", "--quiet", "--orphan", "other")
+    git(dev, "commit", "--quiet", "-m", "another history")
+    if where == "second parent only":
+        git(dev, "merge", "--quiet", "--allow-unrelated-histories", "-m", "merge main under it", anchor)
+    git(dev, "push", "--quiet", "--force", "origin", "HEAD:main")
+    sha = repo.app_commit("v1")
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env={**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor},
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert f"GITOPS_TRUST_ANCHOR={anchor}" in result.json["error"]
+    assert repo.tip() == sha
+
+
+def unusable_key(base: Path, problem: str) -> str:
+    """An ASCII-armored private key gpg cannot sign with unattended: one with a passphrase, or one that
+    expired (made with a faked clock in 2020, valid for a day)."""
+    home = base / "unusable"
+    home.mkdir(mode=0o700)
+    options = ["--pinentry-mode", "loopback", "--passphrase", "s3cret" if problem == "passphrase" else ""]
+    if problem == "expired":
+        options += ["--faked-system-time", "20200101T000000"]
+    gpg(home, *options, "--quick-gen-key", f"{problem} <{problem}@example.com>", "ed25519", "sign", "1d")
+    exported = gpg(home, *options[:4], "--armor", "--export-secret-keys", f"{problem}@example.com")
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    return exported
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "missing",
+        "public key only",
+        "not a key",
+        "passphrase",
+        "expired",
+        "private trusted key",
+        "short anchor",
+    ],
+)
 def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     gitops_repo: GitopsRepo, keys: Keys, image_repository: str, tmp_path: Path, problem: str
 ) -> None:
@@ -327,9 +461,15 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     elif problem == "not a key":
         bad.write_text("hello\n")
         env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
-    else:
+    elif problem in ("passphrase", "expired"):
+        # gpg would fail only when git asks it to sign, after the fetch: "gpg failed to sign the data".
+        bad.write_text(unusable_key(tmp_path, problem))
+        env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
+    elif problem == "private trusted key":
         bad.write_text(gpg(keys.home, "--armor", "--export-secret-keys", keys.stranger))
         env["GITOPS_TRUSTED_KEYS_FILE"] = str(bad)
+    else:
+        env["GITOPS_TRUST_ANCHOR"] = gitops_repo.tip()[:12]
     ws = gitops_repo.workspace(gitops_repo.app_commit("v1"))
     gitops_repo.app_commit("v2")
     refs = git(ws, "for-each-ref")
@@ -341,3 +481,127 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     assert keys.secret_text.splitlines()[3] not in result.output
     assert git(ws, "for-each-ref") == refs  # nothing fetched
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# --- the temporary GNUPGHOME on an abort -------------------------------------------------------------
+
+
+def test_a_terminated_run_still_deletes_its_gnupghome_and_stops_its_agent(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
+) -> None:
+    """Jenkins aborts a build with SIGTERM (durable-task kills the step's processes). Python's default for
+    SIGTERM ends the process at once, without `finally`: the private key would stay on disk in the
+    temporary GNUPGHOME, and its gpg-agent would keep running with it."""
+    v1 = signed_repo.app_commit("v1")
+    push_test_image(image_repository, v1)
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    real_gpg = subprocess.run(["sh", "-c", "command -v gpg"], capture_output=True, text=True).stdout.strip()
+    # The signing call (git's `gpg ... -bsau KEY`) announces itself and hangs, like a stuck pinentry.
+    (spy / "gpg").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *-bsau*) echo "$GNUPGHOME" > {spy}/signing; exec sleep 60;; esac\n'
+        f'exec {real_gpg} "$@"\n'
+    )
+    (spy / "gpg").chmod(stat.S_IRWXU)
+    short = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    env = {**os.environ, **signing_env(keys, short), "PATH": f"{spy}:{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(ROOT)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "jenkins", "promote", "--image-repository", image_repository, "--json"],
+        cwd=signed_repo.workspace(v1), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (spy / "signing").exists():
+            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+            time.sleep(0.1)
+        home = (spy / "signing").read_text().strip()
+        assert Path(home).is_dir() and Path(home).parent == short
+
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=60)
+
+        assert cli.returncode == 1, out + err
+        assert json.loads(out.strip().splitlines()[-1])["outcome"] == "error"
+        assert not Path(home).exists() and list(short.iterdir()) == []
+        agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {home}"], capture_output=True)
+        assert agents.returncode == 1, agents.stdout  # no agent of that home is left
+        assert signed_repo.tip() == v1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+# --- history as git is told to see it -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["replace ref", "graft file"])
+def test_a_checkout_that_rewrites_parents_cannot_hide_an_unsigned_commit(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    how: str,
+) -> None:  # fmt: skip
+    """`git replace --graft` and .git/info/grafts make git read other parents than a commit has: the walk
+    would step from the trusted tip straight to the bot's commit, over the unsigned one in between (whose
+    changes are in the tip's tree). The check must read the history the remote holds."""
+    bot_commit = signed_repo.tip()
+    sneaked = push_unsigned(signed_repo, "pushed around review")
+    tip = signed_repo.app_commit("v1")
+    push_test_image(image_repository, tip)
+    ws = signed_repo.workspace(tip)
+    if how == "replace ref":
+        git(ws, "replace", "--graft", tip, bot_commit)
+    else:
+        (ws / ".git" / "info").mkdir(exist_ok=True)
+        (ws / ".git" / "info" / "grafts").write_text(f"{tip} {bot_commit}\n")
+
+    result = run_cli(
+        ws, "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert sneaked in result.json["error"]
+    assert signed_repo.tip() == tip
+
+
+def test_a_commit_signed_twice_counts_as_signed_by_nobody(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
+) -> None:
+    """A signature block with two signatures, the bot's and a stranger's, must not pass as the bot's
+    commit (which would end the walk there). git refuses to pick one: gpg-interface.c marks a second
+    exclusive status (GOODSIG, BADSIG...) as an error, so `%G?` is `E`."""
+    dev = signed_repo.dev
+    git(dev, "pull", "--quiet", "--rebase", "origin", "main")
+    (dev / "app" / "version.txt").write_text("double\n")
+    git(dev, "add", "app/version.txt")
+    tree = git(dev, "write-tree").strip()
+    parent = git(dev, "rev-parse", "HEAD").strip()
+    body = (
+        f"tree {tree}\nparent {parent}\nauthor Dev <dev@example.com> 1700000000 +0000\n"
+        "committer Dev <dev@example.com> 1700000000 +0000\n\ndouble-signed\n"
+    )
+    signature = subprocess.run(
+        ["gpg", "--batch", "--armor", "--detach-sign", "-u", keys.bot, "-u", keys.stranger],
+        input=body, capture_output=True, text=True, check=True,
+        env={**os.environ, "GNUPGHOME": str(keys.home)},
+    ).stdout.rstrip("\n")  # fmt: skip
+    head, _, message = body.partition("\n\n")
+    raw = head + "\ngpgsig " + signature.replace("\n", "\n ") + "\n\n" + message
+    double = git(dev, "hash-object", "-t", "commit", "-w", "--stdin", input_text=raw).strip()
+    assert git(dev, "log", "-1", "--format=%G?", double).strip() == "E"
+    git(dev, "reset", "--quiet", "--hard", double)
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    tip = signed_repo.app_commit("v1")
+    push_test_image(image_repository, tip)
+
+    result = run_cli(
+        signed_repo.workspace(tip), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert double in result.json["error"]
+    assert signed_repo.tip() == tip

@@ -1,0 +1,90 @@
+"""The trust anchor: the branch's head at creation, recorded once by the stack and handed to the release
+bot as GITOPS_TRUST_ANCHOR (through gitops.env and JCasC's global environment)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.infra.conftest import (
+    GITHUB_BRANCH_HEAD,
+    InvokeFailure,
+    Program,
+    config_error,
+    controller_user_data,
+    run_program,
+)
+from tests.infra.envfile import bash_reads
+
+PARAMETER = "aws:ssm/parameter:Parameter"
+
+
+def _written(program: Program) -> dict[str, str]:
+    document = yaml.safe_load(controller_user_data(program))
+    return {f["path"]: f["content"] for f in document["write_files"]}
+
+
+def test_the_branch_head_is_read_from_github_and_recorded_once(dev_program: Program) -> None:
+    (invoke,) = dev_program.invokes_of("github:index/getBranch:getBranch")
+    assert invoke.args == {"repository": "hello-gitops", "branch": "main"}
+    parameter = dev_program.one(PARAMETER, "trust-anchor-commit")
+    assert parameter.inputs["type"] == "String"
+    assert parameter.inputs["insecureValue"] == GITHUB_BRANCH_HEAD
+    assert "value" not in parameter.inputs  # a commit id, not a secret: kept out of the secret-marked field
+    # Pulumi's ignoreChanges (pulumi/pulumi pkg/resource/deploy/step_generator.go, processIgnoreChanges):
+    # on an update the engine sends the state's old value; only a create, or `--replace` of this resource
+    # ("if the resource has been targeted for replacement, ignore its old state"), takes the program's.
+    assert parameter.options["ignoreChanges"] == ["insecureValue"]
+    assert dev_program.outputs["trustAnchor"] == GITHUB_BRANCH_HEAD
+    assert dev_program.outputs["trustAnchorUrn"] == parameter.urn
+
+
+def test_the_controller_gives_it_to_every_build_as_gitops_trust_anchor(dev_program: Program) -> None:
+    written = _written(dev_program)
+    assert bash_reads(written["/etc/jenkins/gitops.env"])["GITOPS_TRUST_ANCHOR"] == GITHUB_BRANCH_HEAD
+    casc = yaml.safe_load(written["/etc/jenkins/casc.yaml"])
+    (properties,) = casc["jenkins"]["globalNodeProperties"]
+    env = {e["key"]: e["value"] for e in properties["envVars"]["env"]}
+    assert env["GITOPS_TRUST_ANCHOR"] == "${GITOPS_TRUST_ANCHOR}"
+
+
+def test_the_anchor_is_the_value_in_the_state_not_the_head_github_answers_later() -> None:
+    """What a later `pulumi up` renders is the parameter's value (the state's, under ignoreChanges), never
+    the head GitHub answers then: a push around review after creation cannot become the anchor."""
+    recorded = "a" * 40
+    program = run_program(
+        invoke_results={
+            "github:index/getBranch:getBranch": lambda args: {
+                "id": "hello-gitops:main", "repository": "hello-gitops", "branch": "main",
+                "ref": "refs/heads/main", "sha": "b" * 40, "etag": "",
+            },
+        },
+        extra_outputs={PARAMETER: lambda _name, _inputs: {"insecureValue": recorded}},
+    )  # fmt: skip
+    environment = bash_reads(_written(program)["/etc/jenkins/gitops.env"])
+    assert environment["GITOPS_TRUST_ANCHOR"] == recorded
+
+
+@pytest.mark.parametrize("sha", ["", None])
+def test_a_branch_github_does_not_have_is_refused_before_anything_is_declared(sha: str | None) -> None:
+    # The data source answers a 404 with no error and no sha (data_source_github_branch.go: d.SetId("")).
+    message = config_error(
+        {},
+        reads=True,
+        invoke_results={
+            "github:index/getBranch:getBranch": lambda args: {"id": "", "sha": sha},
+        },
+    )
+    assert message.startswith("gitops-eks:branch: hello-gitops has no branch 'main'")
+    assert "push the repository's first commit" in message
+
+
+def test_a_refused_read_names_the_token() -> None:
+    def refuse(args: dict) -> dict:
+        raise InvokeFailure(
+            "GET https://api.github.com/repos/example-org/hello-gitops/git/ref/heads/main: 401"
+        )
+
+    message = config_error({}, reads=True, invoke_results={"github:index/getBranch:getBranch": refuse})
+    assert message.startswith("gitops-eks:branch: GitHub refused reading branch 'main' of hello-gitops")
+    assert "github:token" in message
