@@ -126,7 +126,7 @@ def read_plan(path: Path) -> Plan:
     found = Plan(**{name: data[name] for name in fields})
     if not isinstance(found.release, bool) or (found.release and not core.is_sha(found.source_commit)):
         raise PlanFileError(
-            f"--plan {str(path)!r}: `release` must be true or false, with a full source_commit"
+            f"--plan {str(path)!r}: `release` must be true or false, and a release needs a full source_commit"
         )
     return found
 
