@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     # The Build stage's two commands (jenkins/stage.py): they never write to git.
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--branch", default=os.environ.get("GITOPS_BRANCH", "main"), help="branch to release")
-    where.add_argument("--remote", default="origin", help="git remote the branch is fetched from")
+    where.add_argument("--remote", default="origin", help="git remote whose branch the checkout fetched")
     where.add_argument("--json", action="store_true", help="last stdout line is a JSON object")
     where.set_defaults(dry_run=False)
     plan = sub.add_parser(
@@ -167,7 +167,7 @@ def _main(argv: list[str]) -> int:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
-    except (InputError, actions.BadInput, stage.PlanFileError) as exc:
+    except (InputError, actions.BadInput, stage.PlanInputError) as exc:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "nothing was changed")
     except manifest.ManifestError as exc:
         return fail(

@@ -1,9 +1,10 @@
 """`plan` and `build`: what the Build stage decides from git and what it hands the Release stage.
 
-`plan` decides from git alone whether this build releases and which commit: the checked-out commit
-must be on the first-parent line of <remote>/<branch> (a build of another branch, an unpushed commit
-or a commit that only a merge's second parent reaches is never released), and a release-bot commit
-releases the newest human commit under it on that line. Nothing here reads which variables Jenkins
+`plan` decides from git alone (this working copy, no network) whether this build releases and which
+commit: the checked-out commit must be on the first-parent line of <remote>/<branch> as the checkout
+fetched it (a build of another branch, an unpushed commit or a commit that only a merge's second
+parent reaches is never released), and a release-bot commit releases the newest human commit under
+it on that line. Nothing here reads which variables Jenkins
 sets: the Jenkinsfile only runs these commands and passes their JSON on.
 
 `build` builds and pushes the planned commit's image, from that commit's own tree, unless the registry
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from jenkins import actions, core, log, registry
@@ -24,8 +25,8 @@ from jenkins.gitops import Git
 WINDOW = actions.HISTORY_WINDOW  # first-parent commits of the branch searched for the checked-out one
 
 
-class PlanFileError(Exception):
-    """The plan file given to `build` is missing or not a plan; the message names the file."""
+class PlanInputError(Exception):
+    """Bad input to `plan` or `build` (exit 2): the message names the flag or file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,22 @@ def decide(head: str, line: list[tuple[str, str]], bot_email: str, where: str) -
 
 
 def plan(git: Git, head: str, remote: str, branch: str, bot_email: str) -> Plan:
-    """Fetch <remote>/<branch> and decide (deepening a shallow clone once when its boundary hides the
-    answer)."""
+    """Decide from this working copy alone: <remote>/<branch> as the checkout fetched it. No network,
+    so no key: the build agent's checkout key is bound only while Jenkins checks out."""
     where = f"{remote}/{branch}"
-    with log.step(f"fetch {where}"):
-        tip = git.fetch_branch(remote, branch)
-    for attempt in range(2):
-        line = git.first_parent_line(tip, WINDOW)
-        decided = decide(head, line, bot_email, where)
-        if decided.release or attempt or len(line) >= WINDOW or not git.is_shallow():
-            break
-        git.unshallow(remote)
+    tip = git.resolve_commit(f"refs/remotes/{remote}/{branch}")
+    if tip is None:
+        raise PlanInputError(
+            f"--branch {branch!r} / --remote {remote!r}: this checkout has no {where} (Jenkins' checkout "
+            f"fetches it; by hand: git fetch {remote} {branch}:refs/remotes/{remote}/{branch})"
+        )
+    line = git.first_parent_line(tip, WINDOW)
+    decided = decide(head, line, bot_email, where)
+    if not decided.release and len(line) < WINDOW and git.is_shallow():
+        decided = replace(
+            decided,
+            reason=f"{decided.reason}; this checkout is shallow, so a full clone may decide otherwise",
+        )
     log.info(decided.reason)
     return decided
 
@@ -116,16 +122,16 @@ def read_plan(path: Path) -> Plan:
         lines = path.read_text().strip().splitlines()
         data = json.loads(lines[-1]) if lines else None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanFileError(f"--plan {str(path)!r}: cannot read a JSON line from it ({exc})") from None
+        raise PlanInputError(f"--plan {str(path)!r}: cannot read a JSON line from it ({exc})") from None
     fields = Plan.__dataclass_fields__
     if not isinstance(data, dict) or not set(fields) <= set(data):
-        raise PlanFileError(
+        raise PlanInputError(
             f"--plan {str(path)!r}: not the output of `python -m jenkins plan --json` (it needs "
             f"{', '.join(fields)})"
         )
     found = Plan(**{name: data[name] for name in fields})
     if not isinstance(found.release, bool) or (found.release and not core.is_sha(found.source_commit)):
-        raise PlanFileError(
+        raise PlanInputError(
             f"--plan {str(path)!r}: `release` must be true or false, and a release needs a full source_commit"
         )
     return found

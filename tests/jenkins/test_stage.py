@@ -64,9 +64,25 @@ def test_a_human_commit_at_the_tip_is_released(gitops_repo: GitopsRepo) -> None:
 def test_a_bot_commit_on_top_releases_the_human_commit_under_it(gitops_repo: GitopsRepo) -> None:
     human = gitops_repo.app_commit("one")
     bot = bot_commit(gitops_repo)
-    # A shallow clone of depth 1 holds only the bot commit: plan must deepen it to find the person's.
-    result = plan(gitops_repo.workspace(bot, depth=1))
+    result = plan(gitops_repo.workspace(bot))
     assert (result["release"], result["head"], result["source_commit"]) == (True, bot, human)
+
+
+def test_plan_uses_no_network_and_says_when_a_shallow_clone_hides_the_answer(gitops_repo: GitopsRepo) -> None:
+    gitops_repo.app_commit("one")
+    bot = bot_commit(gitops_repo)
+    workspace = gitops_repo.workspace(bot, depth=1)
+    # An unreachable remote: any fetch would fail the run.
+    git(workspace, "remote", "set-url", "origin", "ssh://git@127.0.0.1:9/nowhere.git")
+    result = plan(workspace)
+    assert (result["release"], result["head"]) == (False, bot)
+    assert "this checkout is shallow" in result["reason"]
+
+
+def test_plan_needs_the_branch_the_checkout_fetched(gitops_repo: GitopsRepo) -> None:
+    result = run_cli(gitops_repo.workspace(gitops_repo.tip()), "plan", "--branch", "release", "--json")
+    assert result.returncode == 2
+    assert "this checkout has no origin/release" in result.json["error"]
 
 
 def test_a_commit_only_a_merges_second_parent_reaches_is_not_released(gitops_repo: GitopsRepo) -> None:
