@@ -82,7 +82,7 @@ while :; do
     usable=0
     for sock in "${socks[@]}"; do
         [ -n "$sock" ] || continue
-        if SSH_AUTH_SOCK=$sock timeout 5 ssh-add -l >/dev/null 2>&1; then
+        if SSH_AUTH_SOCK=$sock timeout 1 ssh-add -l >/dev/null 2>&1; then
             usable=$((usable + 1))
             echo "USABLE $sock" >> "$report"
         fi
@@ -234,10 +234,10 @@ class Pipeline:
             f"cd {q(str(machine.workspace))}",
             "status=0",
         ]
-        body = [self._step(machine, index, step, lurker_probe) for index, step in enumerate(steps)]
-        lines.append("{ " + " && ".join(f"( {b} )" for b in body) + "; } || status=$?")
+        body = [self._timed(machine, i, step, lurker_probe) for i, step in enumerate(steps)]
+        lines.append("{ " + " && ".join(body) + "; } || status=$?")
         for index, step in enumerate(post, start=len(steps)):
-            lines.append(f"( {self._step(machine, index, step, lurker_probe)} ) || true")
+            lines.append(f"{self._timed(machine, index, step, lurker_probe)} || true")
         lines.append(f"echo $status > {q(str(machine.dir / 'status'))}")
         if keep_alive:
             done, shutdown = machine.dir / "stage-done", machine.dir / "shutdown"
@@ -245,6 +245,15 @@ class Pipeline:
             lines.append(f"for _ in $(seq 3000); do [ -e {q(str(shutdown))} ] && break; sleep 0.1; done")
         lines.append('exit "$status"')
         return "\n".join(lines) + "\n"
+
+    def _timed(self, machine: Machine, index: int, step: Step, lurker_probe: Path | None) -> str:
+        """The step in a subshell that appends `NN kind milliseconds exit-code` to the machine's timings."""
+        timings = shlex.quote(str(machine.dir / "timings"))
+        return (
+            f"( started=$(date +%s%N); ( {self._step(machine, index, step, lurker_probe)} ); rc=$?; "
+            f'echo "{index:02d} {step.kind} $((($(date +%s%N) - started) / 1000000)) $rc" >> {timings}; '
+            "exit $rc )"
+        )
 
     def _step(self, machine: Machine, index: int, step: Step, lurker_probe: Path | None) -> str:
         q = shlex.quote
@@ -331,6 +340,11 @@ class Run:
 
     def console(self, machine: Machine) -> str:
         return (machine.dir / "console.log").read_text(errors="replace")
+
+    def timings(self, machine: Machine) -> list[tuple[str, str, int]]:
+        """(step number, kind, milliseconds) of each step the machine ran."""
+        lines = (machine.dir / "timings").read_text().split("\n")
+        return [(n, kind, int(ms)) for n, kind, ms, _ in (line.split() for line in lines if line)]
 
 
 def run_pipeline(pipeline: Pipeline, *, lurker: Path | None = None, timeout: float = 600) -> Run:

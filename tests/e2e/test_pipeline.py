@@ -130,6 +130,8 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     assert run.build_status == 0, run.console(run.build)
     assert run.released == "true", run.console(run.build)
     assert run.release is not None and run.release_status == 0, run.console(run.release)
+    print("build machine steps (ms):", run.timings(run.build))
+    print("release machine steps (ms):", run.timings(run.release))
     check_release(run, gitops, commit, repository)
     check_no_key_reached_the_build(run, agents, files)
 
