@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,13 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.localservices import ROOT, free_port
+from scripts.sandbox import BRANCH, DEV, GitOpsRepo, git
+from tests.conftest import require
 
 CODE = "\n".join(
     line
     for line in (ROOT / "jenkins" / "Jenkinsfile").read_text().splitlines()
     if not line.strip().startswith("//")
 )
-BRANCH = "main"
 TOKEN = re.compile(
     r"""(?P<checkout>checkoutReadOnly\(\))
     |sh\(script:\s*'(?P<stdout>[^']*)',\s*returnStdout:\s*true\)
@@ -512,12 +514,83 @@ def python311_dir(directory: Path) -> Path:
     return directory
 
 
-def add_pipeline_files(work: Path) -> None:
-    """What the pipeline runs from the repository: the release module, its hashed requirements, the
-    Makefile (stand-in `make test`, see MAKEFILE) and the leftover process it starts."""
+SCRATCH_DOCKERFILE = "FROM scratch\nCOPY app.py /app.py\n"
+
+
+def add_pipeline_files(repo: GitOpsRepo) -> str:
+    """Commit and push what the pipeline runs from the repository: the release module, its hashed
+    requirements, the Makefile (stand-in `make test`, see MAKEFILE) with the leftover process it starts,
+    and a one-file scratch Dockerfile (no base image or package index is reachable from a build here;
+    the build still reads only the commit's own tree). Returns the commit."""
+    work = repo.work
+    repo.checkout_tip()
     shutil.copytree(ROOT / "jenkins", work / "jenkins", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
     shutil.copy(ROOT / "requirements-release.txt", work / "requirements-release.txt")
     (work / "Makefile").write_text(MAKEFILE)
     (work / "tests").mkdir(exist_ok=True)
     (work / "tests" / "lurker.sh").write_text(LURKER)
+    (work / "app" / "Dockerfile").write_text(SCRATCH_DOCKERFILE)
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "The pipeline's files and a scratch image", env=DEV)
+    git(work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    return git(work, "rev-parse", "HEAD")
+
+
+def require_machines() -> None:
+    """Separate machines need root (namespaces, mounts), unshare, sshd and gpg."""
+    require(os.geteuid() == 0, "separate machines (unshare) and a real sshd need root")
+    require(shutil.which("unshare") is not None, "unshare (util-linux) is not installed")
+    require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
+    require(shutil.which("gpg") is not None, "gpg is not installed")
+
+
+@contextmanager
+def machines_root() -> Iterator[Path]:
+    """Where the machines, the stash and the controller's credentials live: outside /tmp, which each
+    machine has to itself."""
+    (ROOT / ".cache").mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="pipeline-", dir=ROOT / ".cache"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_on_machines(remote: Path, machines: Path, repository: str) -> tuple[Run, dict[str, Path]]:
+    """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
+    machines under `machines`, pushing to `repository`. Returns the run and the credential files."""
+    controller = machines / "controller"
+    # The release's credentials in a directory of their own, which the build machine cannot see.
+    files = {
+        "gitops-checkout-key": controller / "checkout_key",
+        "gitops-deploy-key": controller / "release" / "deploy_key",
+        "gitops-signing-key": controller / "release" / "signing.asc",
+    }
+    checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
+    signing_key(files["gitops-signing-key"])
+    agents = machines / "agents"
+    probe = machines / "lurker.sh"
+    probe.write_text(LURKER)
+    with serve_git(remote, checkout_public, deploy_public, machines / "sshd") as server:
+        pipeline = Pipeline(
+            root=agents,
+            url=server.url(remote),
+            known_hosts=server.known_hosts,
+            credentials=Credentials(files, controller / "release"),
+            env={
+                # casc.yaml's node properties
+                "IMAGE_REPOSITORY": repository,
+                "GITOPS_BRANCH": BRANCH,
+                # what the machines have installed: python3.11, and the index's stand-in for pip
+                "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
+                "PIP_NO_INDEX": "1",
+                "PIP_FIND_LINKS": str(release_wheels(ROOT / ".cache" / "release-wheels")),
+                # the stand-in `make test`: the project's venv, and where the leftover reports
+                "PROJECT_VENV": sys.prefix,
+                "LURK_REPORT": str(agents / "lurker.report"),
+                "LURK_STOP": str(agents / "build-agent" / "shutdown"),
+                "LURK_SEARCH": str(machines),
+            },
+        )
+        return run_pipeline(pipeline, lurker=probe), files
