@@ -14,7 +14,8 @@ What stands in for what:
   read-only key bound only for that command.
 - `sh '...'`: `/bin/sh -xe FILE` (durable-task's default for a script without a shebang).
 - `sh(script: ..., returnStdout: true)`: the same, its stdout kept.
-- `stash`/`unstash`: copying the included file through the stash directory.
+- `stash`/`unstash`: copying the included file through the stash directory (`dir(...)` around an
+  unstash: into that directory).
 - `withCredentials([file(...)])`: the secret file copied into the agent's /tmp and its path in the
   variable, for the one step inside; `sshagent`: ssh-agent started (its socket in /tmp), the key
   added, the socket exported to the one step inside, the agent killed afterwards (ssh-agent plugin
@@ -55,6 +56,7 @@ TOKEN = re.compile(
     |unstash\s+'(?P<unstash>[^']*)'
     |withCredentials\(\[file\(credentialsId:\s*'(?P<file_id>[^']*)',\s*variable:\s*'(?P<file_var>[^']*)'\)\]\)\s*\{
     |sshagent\(credentials:\s*\['(?P<agent_id>[^']*)'\]\)\s*\{
+    |dir\('(?P<dir>[^']*)'\)\s*\{
     |(?P<open>\{)
     |(?P<close>\})
     |'[^'\n]*'""",
@@ -145,6 +147,9 @@ def steps_of(text: str) -> list[Step]:
         elif kind == "agent_id":
             depth += 1
             bindings.append((depth, f"sshagent:{token['agent_id']}"))
+        elif kind == "dir":
+            depth += 1
+            bindings.append((depth, f"dir:{token['dir']}"))
         elif kind == "checkout":
             steps.append(Step("checkout", bound=bound))
         elif kind in ("sh3", "sh1"):
@@ -274,7 +279,8 @@ class Pipeline:
             name, includes = step.text.split(":", 1)
             return f"mkdir -p {q(str(self.stash / name))} && cp -- {q(includes)} {q(str(self.stash / name))}/"
         if step.kind == "unstash":
-            return f"cp -- {q(str(self.stash / step.text))}/* ."
+            target = next((b.split(":", 1)[1] for b in step.bound if b.startswith("dir:")), ".")
+            return f"mkdir -p {q(target)} && cp -- {q(str(self.stash / step.text))}/* {q(target)}/"
         if step.kind == "stdout":
             return f"{run} > {q(str(machine.dir / f'{index:02d}.out'))}"
         assert step.kind == "sh", step

@@ -42,7 +42,7 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
     assert [s.kind for s in release] == ["checkout", "unstash", "sh", "sh"]
     assert [s.bound for s in release] == [
         (),
-        (),
+        ("dir:handover",),
         (),
         ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key"),
     ]

@@ -77,7 +77,7 @@ def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> Non
     assert others == [
         "set -eu",
         "commit=$(.venv-release/bin/python -m jenkins.field plan.json source_commit)",
-        "digest=$(.venv-release/bin/python -m jenkins.field build.json digest)",
+        "digest=$(.venv-release/bin/python -m jenkins.field handover/build.json digest)",
         "status=0",
         "cat release.json",
         'exit "$status"',
@@ -100,7 +100,8 @@ def test_release_agent_runs_nothing_the_build_ran() -> None:
         ".venv-release/bin/python -m pip install --quiet --require-hashes --no-deps "
         "--only-binary :all: -r requirements-release.txt"
     ]
-    assert "unstash 'build'" in release
+    # The stash is data: it lands in a directory of its own, never over the checkout the release runs.
+    assert re.search(r"dir\('handover'\) \{\s*unstash 'build'\s*\}", release)
     assert "stash(name: 'build', includes: 'build.json')" in stage("Build")
 
 
