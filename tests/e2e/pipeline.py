@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,9 +355,16 @@ class Run:
         return [(n, kind, int(ms)) for n, kind, ms, _ in (line.split() for line in lines if line)]
 
 
-def run_pipeline(pipeline: Pipeline, *, lurker: Path | None = None, timeout: float = 600) -> Run:
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    lurker: Path | None = None,
+    tamper: Callable[[Path], None] | None = None,
+    timeout: float = 600,
+) -> Run:
     """Run Build on a fresh build machine; if its JSON says so (the `when` on GITOPS_RELEASE), Release
-    on a fresh release machine, while the build machine (and whatever it left running) is still up."""
+    on a fresh release machine, while the build machine (and whatever it left running) is still up.
+    `tamper` may change the stash in between, as a compromised build machine could."""
     build = Machine(pipeline.root, "build-agent")
     release = Machine(pipeline.root, "release-agent")
     for machine in (build, release):
@@ -385,6 +392,8 @@ def run_pipeline(pipeline: Pipeline, *, lurker: Path | None = None, timeout: flo
         # when { environment name: 'GITOPS_RELEASE', value: 'true' }: the value the script block set.
         if build_status != 0 or released != "true":
             return Run(build, None, build_status, None, released)
+        if tamper is not None:
+            tamper(pipeline.stash)
         steps, post = stage_steps("Release")
         masked = [tool for tool in (shutil.which("docker"), shutil.which("make")) if tool]
         script = pipeline.script(
@@ -563,7 +572,9 @@ def machines_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_on_machines(remote: Path, machines: Path, repository: str) -> tuple[Run, dict[str, Path]]:
+def run_on_machines(
+    remote: Path, machines: Path, repository: str, tamper: Callable[[Path], None] | None = None
+) -> tuple[Run, dict[str, Path]]:
     """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
     machines under `machines`, pushing to `repository`. Returns the run and the credential files."""
     controller = machines / "controller"
@@ -599,4 +610,4 @@ def run_on_machines(remote: Path, machines: Path, repository: str) -> tuple[Run,
                 "LURK_SEARCH": str(machines),
             },
         )
-        return run_pipeline(pipeline, lurker=probe), files
+        return run_pipeline(pipeline, lurker=probe, tamper=tamper), files

@@ -81,6 +81,30 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     check_no_key_reached_the_build(run, files)
 
 
+def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
+    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+) -> None:
+    """The build machine is not trusted: a stash whose digest is not what the registry serves for the
+    commit (an image swapped after the push, a forged JSON) makes the release refuse, exit 2, before
+    anything is written."""
+    require_machines()
+    gitops, _ = repo
+    before = gitops.tip()
+    forged = "sha256:" + "f" * 64
+
+    def forge(stash: Path) -> None:
+        path = stash / "build" / "build.json"
+        data = json.loads(path.read_text().splitlines()[-1])
+        path.write_text(json.dumps({**data, "digest": forged}) + "\n")
+
+    run, _ = run_on_machines(gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", forge)
+
+    assert run.release is not None and run.release_status == 2, run.console(run.release)
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    assert released["outcome"] == "error" and f"--digest {forged}" in released["error"]
+    assert gitops.tip() == before  # nothing was pushed
+
+
 def check_release(run: Run, gitops: GitOpsRepo, commit: str, repository: str) -> None:
     """The build pushed the commit's image; the release machine promoted exactly that digest."""
     assert run.release is not None
