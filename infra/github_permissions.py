@@ -90,6 +90,11 @@ PERMISSIONS: dict[str, tuple[Permission, ...]] = {
         _METADATA,
         Permission("Pages", "read", f"{REST}/pages/pages#get-a-github-pages-site"),
     ),
+    # Repositories.GetBranch, GET /repos/{owner}/{repo}/branches/{branch} (data_source_github_branch.go):
+    # the branch's head, recorded once as the release's trust anchor (infra/trust_anchor.py).
+    "github:index/getBranch:getBranch": (
+        Permission("Contents", "read", f"{REST}/branches/branches#get-a-branch"),
+    ),
     # Users.Get, Users.ListKeys, Users.ListGPGKeys of a named user: public data, no permission ("can be used
     # without authentication ... if only public resources are requested").
     "github:index/getUser:getUser": (),
@@ -112,6 +117,7 @@ API_NAMES = {
     "Actions": "actions",
     "Administration": "administration",
     "Commit statuses": "statuses",
+    "Contents": "contents",
     "Environments": "environments",
     "Metadata": "metadata",
     "Pages": "pages",

@@ -153,6 +153,7 @@ def build() -> None:
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
     pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
     pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
+    pulumi.export("jenkinsReleaseAgentsGroup", jenkins.release_agents.group_name)
     if config.jenkins.hostname is not None:  # what the operator's DNS record for it points at
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:

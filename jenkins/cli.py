@@ -1,4 +1,4 @@
-"""`python -m jenkins release|promote|rollback|unhold`: parse, validate, run, report.
+"""`python -m jenkins release|promote|rollback|unhold|plan|build`: parse, validate, run, report.
 
 Exit codes: see EXIT_CODES (also shown by --help). With --json the last stdout line is one JSON object.
 """
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from jenkins import actions, core, log, manifest, signing
+from jenkins import actions, core, log, manifest, signing, stage
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
 from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, UntrustedHistory
@@ -83,7 +83,9 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = top.add_subparsers(dest="command", required=True, metavar="{release,promote,rollback,unhold}")
+    sub = top.add_subparsers(
+        dest="command", required=True, metavar="{release,promote,rollback,unhold,plan,build}"
+    )
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -120,6 +122,22 @@ def parser() -> argparse.ArgumentParser:
 
     unhold = sub.add_parser("unhold", parents=[common], help="lift a hold set by rollback")
     unhold.add_argument("--by", default=None, help="who lifts the hold")
+
+    # The Build stage's two commands (jenkins/stage.py): they never write to git.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--branch", default=os.environ.get("GITOPS_BRANCH", "main"), help="branch to release")
+    where.add_argument("--remote", default="origin", help="git remote whose branch the checkout fetched")
+    where.add_argument("--json", action="store_true", help="last stdout line is a JSON object")
+    where.set_defaults(dry_run=False)
+    plan = sub.add_parser(
+        "plan", parents=[where], help="decide from git whether and what this build releases"
+    )
+    plan.add_argument("--commit", default="HEAD", help="the commit the build checked out (default HEAD)")
+    build = sub.add_parser("build", parents=[where, repo], help="build and push the planned commit's image")
+    build.add_argument("--plan", required=True, type=Path, help="the JSON file `plan --json` wrote")
+    build.add_argument("--context", default="app", help="docker build context (has the Dockerfile)")
+    build.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument("--build-network", default=None, help="docker build --network")
     return top
 
 
@@ -185,7 +203,7 @@ def _main(argv: list[str]) -> int:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
-    except (InputError, actions.BadInput, SigningError) as exc:
+    except (InputError, actions.BadInput, SigningError, stage.PlanInputError) as exc:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "nothing was changed")
     except manifest.ManifestError as exc:
         return fail(
@@ -245,7 +263,7 @@ def fail(args: argparse.Namespace, code: int, message: str, hint: str, commit: s
     return code
 
 
-def run(args: argparse.Namespace) -> actions.Report:
+def run(args: argparse.Namespace) -> actions.Report | stage.StageReport:
     """Validate everything that can be checked locally, then run the command (a dry run in a scratch
     repository, so that not even a ref of the checkout moves)."""
     timeout = git_timeout(os.environ.get("GITOPS_GIT_TIMEOUT", ""))
@@ -270,6 +288,8 @@ def run(args: argparse.Namespace) -> actions.Report:
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
     if not git.is_branch_name(args.branch):
         raise InputError(f"--branch {args.branch!r}: not a valid branch name")
+    if args.command in ("plan", "build"):
+        return run_stage(args, git)
     if args.max_attempts < 1:
         raise InputError(f"--max-attempts {args.max_attempts}: must be at least 1")
     # It names the `images:` entry and goes into the commit subject: one word, printable.
@@ -332,6 +352,27 @@ def _run(
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
     return actions.promote(ctx, repository, commit, digest)
+
+
+def run_stage(args: argparse.Namespace, git: Git) -> stage.StageReport:
+    """`plan` (decide) or `build` (push the planned commit's image); neither writes to git."""
+    if args.command == "plan":
+        head = check_commit(git, "--commit", args.commit)
+        return stage.StageReport(stage.plan(git, head, args.remote, args.branch, bot_identity().email))
+    check_repository(args.image_repository)
+    build_args = check_build_args(args.build_arg)
+    planned = stage.read_plan(args.plan)
+    context = args.context
+    if planned.source_commit is not None:
+        context = check_context(git, check_commit(git, "--plan", planned.source_commit), context)
+    return stage.build(
+        git,
+        planned,
+        args.image_repository,
+        context=context,
+        build_args=build_args,
+        network=args.build_network,
+    )
 
 
 def bot_identity() -> Identity:

@@ -2,8 +2,9 @@
 
 A bare git repository plays GitHub, a local docker-registry plays ECR, and `kubectl kustomize` of the
 branch tip shows what Flux would apply. The demo makes an app commit, runs `python -m jenkins release`
-exactly as the Jenkinsfile does, prints the image Flux would now deploy and the commit it came from, then
-runs the release again to show that a rerun is a no-op that costs seconds.
+(the Jenkinsfile's plan, build and promote in one command), prints the image Flux would now deploy and
+the commit it came from, then runs the release again to show that a rerun is a no-op that costs
+seconds.
 
 Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
 """

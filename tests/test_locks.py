@@ -26,6 +26,9 @@ INSTALLERS = {
     ".github/workflows/pull-request.yaml": r"pip install",
     "scripts/localservices.py": r'"pip", "download"',
     "tests/infra/test_boot.py": r'"pip", "download"',
+    "jenkins/Jenkinsfile": r"pip install",
+    "tests/e2e/pipeline.py": r'"pip", "download"',
+    "tests/jenkins/test_jenkinsfile.py": r"pip install",
 }
 
 

@@ -1,9 +1,9 @@
-"""A build agent's user data: AL2023 with the build toolchain, a `jenkins` user the controller logs in
-as, and nothing secret.
+"""An agent's user data: AL2023 with its pool's toolchain (infra/jenkins/pools.py), a `jenkins` user
+the controller logs in as, and nothing secret.
 
-The agent holds no credential of its own besides its instance role (push to one ECR repository): the
-controller's public key and GitHub's host keys are public, and the write deploy key reaches the agent
-only inside the release step, bound by the pipeline (see jenkins/Jenkinsfile).
+The agent holds no credential of its own besides its instance role: the controller's public key and
+GitHub's host keys are public. The write deploy key and the signing key reach only a release agent,
+bound by the pipeline around one command (see jenkins/Jenkinsfile).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from infra.jenkins.pools import BUILD, AgentPool
+
 AGENT_DIR = Path(__file__).resolve().parents[2] / "jenkins" / "agent"
 AGENT_USER = "jenkins"
 AGENT_HOME = f"/home/{AGENT_USER}"
@@ -21,16 +23,6 @@ WAIT_COMMAND = "/usr/local/bin/jenkins-agent-wait"
 BOOT_COMMAND = "/usr/local/sbin/jenkins-agent-boot"
 # GitHub's pinned host keys; the boot script installs them as the jenkins user's known_hosts.
 KNOWN_HOSTS = "/etc/jenkins-agent/known_hosts"
-# What a build runs: `make test` (python3.11, make), the app's image build (docker), git over SSH for
-# the release commit, and Java for the Jenkins agent process itself.
-PACKAGES = (
-    "java-21-amazon-corretto-headless",
-    "docker",
-    "git",
-    "make",
-    "python3.11",
-    "python3.11-pip",
-)
 
 
 @dataclass(frozen=True)
@@ -39,6 +31,7 @@ class AgentBootSettings:
     """OpenSSH public key of the controller's agent-launch credential."""
     known_hosts: str
     """GitHub's host keys, pinned (known_hosts lines)."""
+    pool: AgentPool = BUILD
 
 
 def _agent_file(name: str) -> str:
@@ -60,20 +53,21 @@ def render_agent_user_data(settings: AgentBootSettings) -> str:
         "users": [
             {
                 "name": AGENT_USER,
-                "gecos": "Jenkins build agent",
+                "gecos": f"Jenkins {settings.pool.kind} agent",
                 "homedir": AGENT_HOME,
                 "shell": "/bin/bash",
                 "lock_passwd": True,
                 "ssh_authorized_keys": [public_key],
             }
         ],
-        "packages": list(PACKAGES),
+        "packages": list(settings.pool.packages),
         "write_files": [
             file("/etc/ssh/sshd_config.d/10-jenkins-agent.conf", _agent_file("sshd.conf"), "0600"),
             file(KNOWN_HOSTS, settings.known_hosts),
             file(BOOT_COMMAND, _agent_file("boot.sh"), "0755"),
             file(WAIT_COMMAND, _agent_file("wait.sh"), "0755"),
         ],
-        "runcmd": [[BOOT_COMMAND]],
+        # The boot checks the pool's tools (and starts Docker where the pool has it).
+        "runcmd": [[BOOT_COMMAND, *settings.pool.tools]],
     }
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)

@@ -1,7 +1,9 @@
-"""Ephemeral build agents: an EC2 Auto Scaling group the controller's EC2 Fleet plugin scales from zero,
-one build per instance, and the identities that keep agents and controller apart.
+"""Ephemeral agents: one EC2 Auto Scaling group per pool (build, release; infra/jenkins/pools.py) that
+the controller's EC2 Fleet plugin scales from zero, one build per instance, and the identities that keep
+agents and controller apart.
 
-- The agents' role pushes to this stack's ECR repository and nothing else: no secret, no SSM, no EC2.
+- A build agent's role pushes to this stack's ECR repository and nothing else; a release agent's role
+  reads it and moves its `deployed` tag. Neither reads a secret, uses SSM or calls EC2.
 - The controller's extra permissions (`controller_agents_policy`) let it resize this one group (never
   past `maxAgents`) and terminate its instances, and tag only instances that carry this group's tag. It
   needs no `iam:PassRole`: the group launches instances with its own service-linked role and the launch
@@ -29,6 +31,7 @@ from infra.iam import EC2_ASSUME_ROLE_POLICY
 from infra.jenkins.agent_boot import AgentBootSettings, render_agent_user_data
 from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import SSH_PORT
+from infra.jenkins.pools import BUILD, AgentPool
 
 # The plugin tags every instance it adopts with this key (EC2FleetCloud.EC2_INSTANCE_CLOUD_NAME_TAG).
 PLUGIN_TAG_KEY = "ec2-fleet-plugin:cloud-name"
@@ -38,17 +41,6 @@ ROOT_DEVICE = "/dev/xvda"  # AL2023 AMIs' root device name
 ROOT_VOLUME_GIB = 30  # the toolchain, a Docker build cache and one workspace
 # Containers (docker build steps) sit one hop further from IMDS than the host: they get no credentials.
 IMDS_HOP_LIMIT = 1
-ECR_PUSH_ACTIONS = (
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:BatchGetImage",
-    "ecr:CompleteLayerUpload",
-    "ecr:DescribeImages",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:InitiateLayerUpload",
-    "ecr:ListImages",
-    "ecr:PutImage",
-    "ecr:UploadLayerPart",
-)
 # Graviton instance families carry a `g` after the generation digit (t4g, m7gd, c6gn, im4gn), except the
 # first Graviton's A1.
 _ARM_FAMILY = re.compile(r"^(a1|[a-z]+\d+[a-z-]*g[a-z-]*)\.")
@@ -70,6 +62,8 @@ class JenkinsAgentsArgs:
     """GitHub's git ranges (meta API): the only places an agent may reach over SSH."""
     tag_value: str
     """Value of AGENT_TAG_KEY on this stack's agents (unique per stack in the account)."""
+    pool: AgentPool = BUILD
+    """Which pool: what it installs, and what its role may do with ECR."""
 
 
 def architecture(instance_type: str) -> str:
@@ -77,26 +71,23 @@ def architecture(instance_type: str) -> str:
     return "arm64" if _ARM_FAMILY.match(instance_type) else "x86_64"
 
 
-def agent_role_policy(ecr_repository_arn: str) -> dict[str, Any]:
-    """What a build may do with AWS: log in to ECR and push to this one repository."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
-                "Action": ["ecr:GetAuthorizationToken"],
-                "Resource": "*",
-            },
-            {
-                "Sid": "EcrPushPullThisRepository",
-                "Effect": "Allow",
-                "Action": list(ECR_PUSH_ACTIONS),
-                "Resource": ecr_repository_arn,
-            },
-        ],
+def agent_role_policy(ecr_repository_arn: str, pool: AgentPool = BUILD) -> dict[str, Any]:
+    """What a pool's agents may do with AWS: its ECR actions on this one repository, and (build agents
+    only, for `docker push`) an ECR login."""
+    login = {
+        "Sid": "EcrLogin",
+        "Effect": "Allow",
+        # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+        "Action": ["ecr:GetAuthorizationToken"],
+        "Resource": "*",
     }
+    repository = {
+        "Sid": f"Ecr{pool.kind.capitalize()}ThisRepository",
+        "Effect": "Allow",
+        "Action": list(pool.ecr_actions),
+        "Resource": ecr_repository_arn,
+    }
+    return {"Version": "2012-10-17", "Statement": [*([login] if pool.ecr_login else []), repository]}
 
 
 def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str, max_agents: int) -> dict[str, Any]:
@@ -149,18 +140,19 @@ def controller_agents_policy(auto_scaling_group_arn: str, tag_value: str, max_ag
 
 
 class JenkinsAgents(pulumi.ComponentResource):
-    """The agents' role, security group, launch template and Auto Scaling group (0 to maxAgents)."""
+    """One pool's role, security group, launch template and Auto Scaling group (0 to maxAgents)."""
 
     def __init__(
         self, name: str, args: JenkinsAgentsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("gitops:infra:JenkinsAgents", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        pool = args.pool
         tags = {"Name": f"{name}-jenkins-agent", AGENT_TAG_KEY: args.tag_value}
 
         self.role = aws.iam.Role(
             f"{name}-role",
-            description="Jenkins build agents: push to one ECR repository, nothing else",
+            description=pool.description,
             assume_role_policy=EC2_ASSUME_ROLE_POLICY,
             opts=child,
         )
@@ -168,7 +160,7 @@ class JenkinsAgents(pulumi.ComponentResource):
             f"{name}-access",
             role=self.role.id,
             policy=pulumi.Output.from_input(args.ecr_repository_arn).apply(
-                lambda arn: json.dumps(agent_role_policy(arn))
+                lambda arn: json.dumps(agent_role_policy(arn, pool))
             ),
             opts=child,
         )
@@ -176,7 +168,7 @@ class JenkinsAgents(pulumi.ComponentResource):
 
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-agents",
-            description="Jenkins build agents: SSH from the Jenkins controller only",
+            description=f"Jenkins {pool.kind} agents: SSH from the Jenkins controller only",
             vpc_id=args.vpc_id,
             ingress=[
                 {
@@ -230,13 +222,13 @@ class JenkinsAgents(pulumi.ComponentResource):
         user_data = pulumi.Output.from_input(args.controller_public_key).apply(
             lambda key: base64.b64encode(
                 render_agent_user_data(
-                    AgentBootSettings(controller_public_key=key, known_hosts=args.known_hosts)
+                    AgentBootSettings(controller_public_key=key, known_hosts=args.known_hosts, pool=pool)
                 ).encode()
             ).decode()
         )
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-agent",
-            description="Jenkins build agent: AL2023, IMDSv2 only, encrypted root, private address",
+            description=f"Jenkins {pool.kind} agent: AL2023, IMDSv2 only, encrypted root, private address",
             image_id=ami.id,
             instance_type=args.config.instance_type,
             iam_instance_profile={"arn": self.instance_profile.arn},

@@ -1,5 +1,5 @@
-"""The controller's JCasC `jenkins.clouds` entry: the EC2 Fleet plugin drives the agents' Auto Scaling
-group, one build per agent.
+"""The controller's JCasC `jenkins.clouds` entries: the EC2 Fleet plugin drives each agent pool's Auto
+Scaling group (build, release: infra/jenkins/pools.py), one build per agent.
 
 Field names and types are those of the plugin's `EC2FleetCloud` @DataBoundConstructor and of the
 ssh-slaves plugin's `SSHConnector`, recorded with their source in tests/infra/data/jcasc_model.json and
@@ -14,10 +14,12 @@ from typing import Any
 from infra.jenkins.agent_boot import AGENT_HOME, WAIT_COMMAND
 from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.credentials import AGENT_KEY
+from infra.jenkins.pools import BUILD, RELEASE, AgentPool
 
-CLOUD_NAME = "build-agents"
-AGENT_LABEL = "build-agent"
-"""Every Jenkinsfile stage runs on this label; nothing else carries it (the controller has 0 executors)."""
+AGENT_LABEL = BUILD.label
+"""The Build stage runs on this label; nothing else carries it (the controller has 0 executors)."""
+RELEASE_AGENT_LABEL = RELEASE.label
+"""The Release stage runs on this label, on an agent of its own pool."""
 AGENT_CREDENTIALS_ID = AGENT_KEY.id
 """The controller's SSH key for agents (an SSH credential read from Secrets Manager when it connects)."""
 SSH_PORT = 22
@@ -31,17 +33,22 @@ class CloudSettings:
     auto_scaling_group: str
     """The Auto Scaling group's name (the plugin's `fleet`)."""
     region: str
+    pool: AgentPool = BUILD
 
 
-def ec2_fleet_cloud(settings: CloudSettings) -> dict[str, Any]:
-    """The JCasC document fragment `{"jenkins": {"clouds": [...]}}` for the agents."""
-    cloud = {
-        "name": CLOUD_NAME,
+def ec2_fleet_cloud(*pools: CloudSettings) -> dict[str, Any]:
+    """The JCasC document fragment `{"jenkins": {"clouds": [...]}}`: one cloud per pool."""
+    return {"jenkins": {"clouds": [{"eC2Fleet": _cloud(settings)} for settings in pools]}}
+
+
+def _cloud(settings: CloudSettings) -> dict[str, Any]:
+    return {
+        "name": settings.pool.cloud_name,
         # No awsCredentialsId: the plugin uses the controller's instance role.
         "region": settings.region,
         "fleet": settings.auto_scaling_group,
-        "labelString": AGENT_LABEL,
-        # Only builds that ask for the label run on agents (every stage of ours does).
+        "labelString": settings.pool.label,
+        # Only stages that ask for the label run on the pool's agents (every stage of ours asks for one).
         "restrictUsage": True,
         "fsRoot": f"{AGENT_HOME}/agent",
         "computerConnector": {
@@ -74,4 +81,3 @@ def ec2_fleet_cloud(settings: CloudSettings) -> dict[str, Any]:
         "cloudStatusIntervalSec": 10,
         "disableTaskResubmit": False,
     }
-    return {"jenkins": {"clouds": [{"eC2Fleet": cloud}]}}

@@ -45,6 +45,7 @@ from infra.jenkins.credentials import (
     Credential,
     secret_prefix,
 )
+from infra.jenkins.pools import BUILD, RELEASE
 from infra.jenkins.ssm import SessionAccess
 
 JENKINS_PORT = 8080
@@ -201,31 +202,36 @@ class JenkinsServer(pulumi.ComponentResource):
         self.instance_profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
 
         self.alb_security_group, self.instance_security_group = self._security_groups(name, args, child)
-        self.agents = JenkinsAgents(
-            f"{name}-agents",
-            JenkinsAgentsArgs(
-                config=args.config.agents,
-                vpc_id=args.vpc_id,
-                private_subnet_ids=args.private_subnet_ids,
-                controller_security_group_id=self.instance_security_group.id,
-                ecr_repository_arn=args.ecr_repository_arn,
-                controller_public_key=self.agent_key.public_key_openssh,
-                known_hosts=args.known_hosts,
-                git_ranges=args.git_ranges,
-                tag_value=tag_value,
-            ),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-agents",
-            role=self.role.id,
-            policy=self.agents.group_arn.apply(
-                lambda arn: json.dumps(
-                    controller_agents_policy(arn, tag_value, args.config.agents.max_agents)
-                )
-            ),
-            opts=child,
-        )
+        # Two pools split by trust (infra/jenkins/pools.py): the build never runs where the write key is.
+        pools = {}
+        for suffix, pool in (("agents", BUILD), ("release-agents", RELEASE)):
+            pools[pool] = JenkinsAgents(
+                f"{name}-{suffix}",
+                JenkinsAgentsArgs(
+                    config=args.config.agents,
+                    vpc_id=args.vpc_id,
+                    private_subnet_ids=args.private_subnet_ids,
+                    controller_security_group_id=self.instance_security_group.id,
+                    ecr_repository_arn=args.ecr_repository_arn,
+                    controller_public_key=self.agent_key.public_key_openssh,
+                    known_hosts=args.known_hosts,
+                    git_ranges=args.git_ranges,
+                    tag_value=tag_value,
+                    pool=pool,
+                ),
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-{suffix}",
+                role=self.role.id,
+                policy=pools[pool].group_arn.apply(
+                    lambda arn: json.dumps(
+                        controller_agents_policy(arn, tag_value, args.config.agents.max_agents)
+                    )
+                ),
+                opts=child,
+            )
+        self.agents, self.release_agents = pools[BUILD], pools[RELEASE]
         self.backup = HomeBackup(f"{name}-home", HomeBackupArgs(tag_value=tag_value), opts=child)
         self.load_balancer = aws.lb.LoadBalancer(
             f"{name}-alb",
@@ -274,6 +280,7 @@ class JenkinsServer(pulumi.ComponentResource):
             self.url,
             self.home_volume.id,
             self.agents.group_name,
+            self.release_agents.group_name,
             self.admin_password_secret.arn,
             args.trust_anchor,
         ).apply(
@@ -287,13 +294,16 @@ class JenkinsServer(pulumi.ComponentResource):
                     jenkins_url=values[1],
                     home_volume_id=values[2],
                     agents_casc=yaml.safe_dump(
-                        ec2_fleet_cloud(CloudSettings(args.config.agents, values[3], args.region)),
+                        ec2_fleet_cloud(
+                            CloudSettings(args.config.agents, values[3], args.region, BUILD),
+                            CloudSettings(args.config.agents, values[4], args.region, RELEASE),
+                        ),
                         sort_keys=False,
                     ),
                     known_hosts=args.known_hosts,
-                    admin_password_secret=values[4],
+                    admin_password_secret=values[5],
                     credentials_prefix=self.credentials_prefix,
-                    trust_anchor=values[5],
+                    trust_anchor=values[6],
                 )
             )
         )
@@ -347,6 +357,7 @@ class JenkinsServer(pulumi.ComponentResource):
                 "deploy_key_secret_name": self.deploy_key_secret_name,
                 "session_document_name": self.session_document_name,
                 "agents_group_name": self.agents.group_name,
+                "release_agents_group_name": self.release_agents.group_name,
             }
         )
 

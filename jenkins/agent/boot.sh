@@ -1,8 +1,10 @@
 #!/bin/bash
-# The last step of cloud-init on a fresh build agent (runcmd): start Docker for the jenkins user, check the
-# toolchain a build needs, then mark the agent ready. The controller's SSH launcher runs
-# jenkins-agent-wait before the agent process, so no build starts on an agent whose boot failed.
+# The last step of cloud-init on a fresh agent (runcmd): check the pool's toolchain (the arguments,
+# rendered from infra/jenkins/pools.py), start Docker for the jenkins user where the pool has it (build
+# agents; release agents have no Docker at all), then mark the agent ready. The controller's SSH launcher
+# runs jenkins-agent-wait before the agent process, so no build starts on an agent whose boot failed.
 set -euo pipefail
+tools=("$@")
 
 READY=/var/lib/jenkins-agent/ready
 AGENT_USER=jenkins
@@ -13,21 +15,27 @@ AGENT_ROOT=/home/jenkins/agent
 
 log() { echo "jenkins-agent-boot: $*"; }
 
-# The package installs the group; the user exists since cloud-init's users step (before packages).
-usermod --append --groups docker "$AGENT_USER"
-systemctl enable --now docker.service
+if ((${#tools[@]} == 0)); then
+    log "usage: $0 TOOL... (the commands this pool's agents need)" >&2
+    exit 2
+fi
 # The hardened sshd drop-in arrived with write_files; sshd may have started before it.
 systemctl reload sshd.service
 
 missing=()
-for tool in java git docker make python3.11 ssh; do
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
     log "missing after the package step: ${missing[*]}" >&2
     exit 1
 fi
-docker info >/dev/null
+if [[ " ${tools[*]} " == *" docker "* ]]; then
+    # The package installs the group; the user exists since cloud-init's users step (before packages).
+    usermod --append --groups docker "$AGENT_USER"
+    systemctl enable --now docker.service
+    docker info >/dev/null
+fi
 
 # GitHub's host keys, pinned at deploy time: git over SSH (checkout, release push) checks against them.
 install -d -o "$AGENT_USER" -g "$AGENT_USER" -m 0700 "/home/$AGENT_USER/.ssh"

@@ -33,7 +33,7 @@ SECRET_TYPES = {
     "tls:index/privateKey:PrivateKey": ("privateKeyOpenssh", "privateKeyPem"),
     "random:index/randomPassword:RandomPassword": ("result",),
 }
-JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
+JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH"}
 # Read by `python -m jenkins` itself (jenkins/signing.py), not by the Jenkinsfile.
 RELEASE_ENV = {"GITOPS_TRUST_ANCHOR"}
 USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
@@ -272,7 +272,7 @@ def test_casc_job_scm_excludes_bot_commits_like_the_jenkinsfile() -> None:
     script = _casc()["jobs"][0]["script"]
     jenkinsfile = _jenkinsfile()
     message = re.search(r"excludedMessage: ('[^']*')", jenkinsfile)
-    user = re.search(r"excludedUsers: env.GITOPS_BOT_NAME \?: ('[^']*')", jenkinsfile)
+    user = re.search(r"excludedUsers: ('[^']*')", jenkinsfile)
     assert message and user
     extensions = re.search(r"\n( *)extensions \{\n(.*?)\n\1\}", script, flags=re.DOTALL)
     assert extensions, "the pipelineJob's git SCM has no extensions block"
@@ -280,7 +280,7 @@ def test_casc_job_scm_excludes_bot_commits_like_the_jenkinsfile() -> None:
     # The same Groovy literals: one regex and one bot name, written once per file.
     assert re.search(r"messageExclusion \{\s*excludedMessage\(" + re.escape(message.group(1)) + r"\)", body)
     assert re.search(r"userExclusion \{\s*excludedUsers\(" + re.escape(user.group(1)) + r"\)", body)
-    # GITOPS_BOT_NAME is not a node property here, so the Jenkinsfile's fallback is the name in effect.
+    # The release module's bot name (GITOPS_BOT_NAME) is its default here: no node property sets it.
     assert "GITOPS_BOT_NAME" not in _casc_env()
 
 

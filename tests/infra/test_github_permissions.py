@@ -71,6 +71,7 @@ ENDPOINTS: dict[str, list[tuple[str, str]]] = {
         ("get", "/repos/{owner}/{repo}/license"),
         ("get", "/repos/{owner}/{repo}/pages"),
     ],
+    "github:index/getBranch:getBranch": [("get", "/repos/{owner}/{repo}/branches/{branch}")],
     # Users.Get, Users.ListKeys, Users.ListGPGKeys (public) and Meta.Get (public).
     "github:index/getUser:getUser": [
         ("get", "/users/{username}"),
@@ -136,6 +137,8 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("get", "/repos/{owner}/{repo}/license"): (("Metadata", "read"),),
     # Section `pages`, slug get-a-github-pages-site, access read (same file, same commit).
     ("get", "/repos/{owner}/{repo}/pages"): (("Pages", "read"),),
+    # Section `contents`, get-a-branch, access read (same file; the preflight checks it against GitHub too).
+    ("get", "/repos/{owner}/{repo}/branches/{branch}"): (("Contents", "read"),),
     ("get", "/users/{username}"): (),
     ("get", "/users/{username}/keys"): (),
     ("get", "/users/{username}/gpg_keys"): (),
@@ -261,4 +264,9 @@ def test_previews_off_need_fewer_permissions() -> None:
     """Without previews the stack declares no environment or variables: the token needs no more."""
     program = run_program({"preview.enabled": False})
     types = {r.type for r in program.resources} | {i.token for i in program.invokes}
-    assert token_permissions(types) == {"Administration": "write", "Webhooks": "write", "Metadata": "read"}
+    assert token_permissions(types) == {
+        "Administration": "write",
+        "Webhooks": "write",
+        "Contents": "read",
+        "Metadata": "read",
+    }

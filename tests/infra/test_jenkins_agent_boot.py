@@ -17,17 +17,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.jenkins.agent_boot import AGENT_DIR, BOOT_COMMAND, PACKAGES, WAIT_COMMAND
+from infra.jenkins.agent_boot import AGENT_DIR, BOOT_COMMAND, WAIT_COMMAND
 from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs
 from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
+from infra.jenkins.pools import BUILD, POOLS, RELEASE, AgentPool
 from tests.conftest import require
 from tests.infra.conftest import GITHUB_HOST_KEYS
 from tests.infra.jenkins_harness import GIT_RANGES, KNOWN_HOSTS, run_components
 
 PUBLIC_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBExample controller"
 # What the packages step provides: each tool a recording stub (dnf cannot run here).
-TOOLS = ("java", "git", "docker", "make", "python3.11", "ssh")
+TOOLS = tuple(dict.fromkeys(tool for pool in POOLS for tool in pool.tools))
 STUB = '#!/bin/bash\necho "$(basename "$0") $*" >> /var/log/stand-ins.log\n'
 # The cloud-init steps the boot depends on: the users step (init stage), packages (config stage),
 # write_files, runcmd (final stage). `missing` names a tool the stand-in package step leaves out.
@@ -50,7 +51,8 @@ while IFS=' ' read -r path mode owner; do
     install -D -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "/stage/files$path" "$path"
 done < /stage/files.txt
 status=0
-"$(cat /stage/runcmd)" || status=$?
+mapfile -t runcmd < /stage/runcmd
+"${runcmd[@]}" || status=$?
 echo "boot exit $status"
 echo "--- launch"
 su jenkins -c "PATH=/opt/stand-ins:\$PATH $(cat /stage/prefix) cd /home/jenkins && java -jar remoting.jar" \
@@ -61,8 +63,7 @@ cat /var/log/stand-ins.log
 """
 
 
-@pytest.fixture(scope="module")
-def user_data() -> str:
+def pool_user_data(pool: AgentPool) -> str:
     def declare() -> None:
         JenkinsAgents(
             "jenkins",
@@ -76,12 +77,23 @@ def user_data() -> str:
                 known_hosts=KNOWN_HOSTS,
                 git_ranges=GIT_RANGES,
                 tag_value="gitops-eks-dev",
+                pool=pool,
             ),
         )
 
     program = run_components(declare)
     encoded = program.one("aws:ec2/launchTemplate:LaunchTemplate").inputs["userData"]
     return base64.b64decode(encoded).decode()
+
+
+@pytest.fixture(scope="module")
+def user_data() -> str:
+    return pool_user_data(BUILD)
+
+
+@pytest.fixture(scope="module")
+def release_user_data() -> str:
+    return pool_user_data(RELEASE)
 
 
 def test_user_data_passes_cloud_init_schema(user_data: str, tmp_path: Path) -> None:
@@ -100,7 +112,7 @@ def test_user_data_passes_cloud_init_schema(user_data: str, tmp_path: Path) -> N
 
 def test_user_data_installs_the_toolchain_and_writes_the_repository_files(user_data: str) -> None:
     document = yaml.safe_load(user_data)
-    assert document["packages"] == list(PACKAGES)
+    assert document["packages"] == list(BUILD.packages)
     files = {f["path"]: f for f in document["write_files"]}
     assert files[BOOT_COMMAND]["content"] == (AGENT_DIR / "boot.sh").read_text()
     assert files[WAIT_COMMAND]["content"] == (AGENT_DIR / "wait.sh").read_text()
@@ -108,7 +120,7 @@ def test_user_data_installs_the_toolchain_and_writes_the_repository_files(user_d
     assert known_hosts["content"].splitlines() == [f"github.com {k}" for k in GITHUB_HOST_KEYS]
     # write_files runs before the users step: nothing it writes may belong to the jenkins user.
     assert {f["owner"] for f in files.values()} == {"root:root"}
-    assert document["runcmd"] == [[BOOT_COMMAND]]
+    assert document["runcmd"] == [[BOOT_COMMAND, *BUILD.tools]]
 
 
 def test_agent_scripts_pass_shellcheck() -> None:
@@ -137,7 +149,7 @@ def _boot(user_data: str, tmp_path: Path, base_image: str, missing: str = "") ->
         listing.append(f"{entry['path']} {entry['permissions']} {entry['owner']}")
     (stage / "files.txt").write_text("\n".join(listing) + "\n")
     (stage / "authorized_key").write_text(document["users"][0]["ssh_authorized_keys"][0])
-    (stage / "runcmd").write_text(document["runcmd"][0][0])
+    (stage / "runcmd").write_text("\n".join(document["runcmd"][0]) + "\n")
     (stage / "prefix").write_text(f"{WAIT_COMMAND} && ")
     (stage / "cloud-init.sh").write_text(CLOUD_INIT)
     result = subprocess.run(
@@ -173,6 +185,26 @@ def test_boot_starts_docker_for_the_jenkins_user_and_the_launch_proceeds(
     assert "launch ok" in calls
     assert "known_hosts installed for jenkins" in output
     assert "java -jar remoting.jar" in calls
+
+
+def test_a_release_agent_boots_without_docker_or_make(
+    release_user_data: str, tmp_path: Path, base_image: str
+) -> None:
+    document = yaml.safe_load(release_user_data)
+    assert not {"docker", "make"} & set(document["packages"])
+    assert document["runcmd"] == [[BOOT_COMMAND, *RELEASE.tools]]
+    output = _boot(release_user_data, tmp_path, base_image)
+    assert "boot exit 0" in output and "jenkins-agent-boot: ready" in output
+    calls = output.split("--- launch", 1)[1]
+    assert "docker" not in calls and "usermod" not in calls
+    assert "launch ok" in calls
+
+
+def test_a_release_agent_without_gpg_never_starts(
+    release_user_data: str, tmp_path: Path, base_image: str
+) -> None:
+    output = _boot(release_user_data, tmp_path, base_image, missing="gpg")
+    assert "missing after the package step: gpg" in output and "launch refused" in output
 
 
 def test_a_failed_boot_refuses_the_launch(user_data: str, tmp_path: Path, base_image: str) -> None:

@@ -18,7 +18,14 @@ import yaml
 
 from infra.jenkins.agent_boot import WAIT_COMMAND
 from infra.jenkins.agents_config import AgentsConfig
-from infra.jenkins.clouds import AGENT_CREDENTIALS_ID, AGENT_LABEL, CloudSettings, ec2_fleet_cloud
+from infra.jenkins.clouds import (
+    AGENT_CREDENTIALS_ID,
+    AGENT_LABEL,
+    RELEASE_AGENT_LABEL,
+    CloudSettings,
+    ec2_fleet_cloud,
+)
+from infra.jenkins.pools import RELEASE
 
 MODEL = json.loads((Path(__file__).parent / "data" / "jcasc_model.json").read_text())
 SETTINGS = CloudSettings(
@@ -119,3 +126,22 @@ def test_the_launcher_waits_for_the_agents_boot_and_logs_in_with_the_agent_key()
     assert connector["port"] == 22
     # SSHLauncher.startAgent runs prefix + `cd "<fsRoot>" && java ... -jar remoting.jar` (ssh-slaves source).
     assert connector["prefixStartSlaveCmd"] == f"{WAIT_COMMAND} && "
+
+
+def test_each_pool_is_its_own_cloud_with_its_own_label_and_group() -> None:
+    """Two EC2 Fleet clouds: a stage asking for `release-agent` can only get an instance of the release
+    group, never one that ran a build (labels are exclusive: restrictUsage)."""
+    document = ec2_fleet_cloud(
+        SETTINGS,
+        CloudSettings(
+            agents=SETTINGS.agents, auto_scaling_group="release-1a2b", region="us-east-1", pool=RELEASE
+        ),
+    )
+    clouds = [entry["eC2Fleet"] for entry in yaml.safe_load(yaml.safe_dump(document))["jenkins"]["clouds"]]
+    assert [(c["name"], c["labelString"], c["fleet"]) for c in clouds] == [
+        ("build-agents", AGENT_LABEL, "jenkins-agents-1a2b"),
+        ("release-agents", RELEASE_AGENT_LABEL, "release-1a2b"),
+    ]
+    for cloud in clouds:
+        assert _type_problems("eC2Fleet", cloud) == []
+        assert (cloud["restrictUsage"], cloud["numExecutors"], cloud["maxTotalUses"]) == (True, 1, "1")

@@ -52,11 +52,11 @@ def _statements(program: Program) -> list[dict[str, Any]]:
 
 
 def _controller_ami_lookup(program: Program) -> Any:
-    """The AMI lookup for the controller's instance type; the agents' launch template, declared first,
-    looks up its own."""
+    """The AMI lookup for the controller's instance type; the two agent pools' launch templates, declared
+    first, look up their own."""
     lookups = program.invokes_of("aws:ec2/getAmi:getAmi")
-    assert len(lookups) == 2, "one for the agents' launch template, one for the controller"
-    return lookups[1]
+    assert len(lookups) == 3, "one for each pool's launch template (build, release), one for the controller"
+    return lookups[2]
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -140,13 +140,13 @@ def _ingress_rules(program: Program) -> list[dict[str, Any]]:
 
 
 def test_no_ssh_and_no_world_open_ingress_anywhere(program: Program) -> None:
-    """The one SSH rule: the build agents admit the controller's security group (the SSH launcher)."""
+    """The SSH rules: each agent pool admits the controller's security group (the SSH launcher)."""
     rules = _ingress_rules(program)
     assert rules, "the stack declares security groups"
     (controller,) = _mine(program, "aws:ec2/securityGroup:SecurityGroup")[1:]
     for rule in rules:
         low, high = rule.get("fromPort", 0), rule.get("toPort", 65535)
-        if rule["group"] == "jenkins-agents-agents":
+        if rule["group"] in ("jenkins-agents-agents", "jenkins-release-agents-agents"):
             assert rule["securityGroups"] == [controller.outputs.get("id", f"{controller.name}-id")]
             assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
             continue
@@ -259,16 +259,17 @@ def test_controller_pushes_nothing_its_agents_push_to_this_repository(program: P
     """Builds moved to the agents (issue 10): the controller role has no ECR access at all."""
     assert not [s for s in _statements(program) if any(a.startswith("ecr:") for a in _as_list(s["Action"]))]
     repository = program.one("aws:ecr/repository:Repository")
-    agents = program.one("gitops:infra:JenkinsAgents")
+    agents = program.one("gitops:infra:JenkinsAgents", "jenkins-agents")
     (policy,) = [r for r in program.children(agents) if r.type == "aws:iam/rolePolicy:RolePolicy"]
     pushing = [s for s in json.loads(policy.inputs["policy"])["Statement"] if ECR_PUSH & set(s["Action"])]
     assert [s["Resource"] for s in pushing] == [repository.outputs["arn"]]
 
 
-def test_controller_manages_only_its_own_agents_group(program: Program) -> None:
-    group = program.one("aws:autoscaling/group:Group")
+def test_controller_manages_only_its_own_agents_groups(program: Program) -> None:
+    groups = program.of_type("aws:autoscaling/group:Group")
+    assert len(groups) == 2  # build and release pools
     scaling = [s for s in _statements(program) if "autoscaling:UpdateAutoScalingGroup" in s["Action"]]
-    assert [s["Resource"] for s in scaling] == [group.outputs["arn"]]
+    assert sorted(s["Resource"] for s in scaling) == sorted(g.outputs["arn"] for g in groups)
     actions = {a for s in _statements(program) for a in _as_list(s["Action"])}
     assert not {"iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances"} & actions
 
@@ -513,8 +514,11 @@ def test_the_agents_cloud_in_the_user_data_names_the_stacks_group() -> None:
         extra_outputs={"aws:autoscaling/group:Group": lambda name, _: {"name": f"{name}-0a1b2c3"}}
     )
     files = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
-    (cloud,) = yaml.safe_load(files["/etc/jenkins/casc-agents.yaml"])["jenkins"]["clouds"]
-    group = program.one("aws:autoscaling/group:Group")
-    assert cloud["eC2Fleet"]["fleet"] == group.outputs["name"] == "jenkins-agents-agents-0a1b2c3"
-    assert cloud["eC2Fleet"]["maxSize"] == group.inputs["maxSize"] == 2
-    assert _type_problems("eC2Fleet", cloud["eC2Fleet"]) == []
+    clouds = yaml.safe_load(files["/etc/jenkins/casc-agents.yaml"])["jenkins"]["clouds"]
+    expected = {"build-agent": "jenkins-agents-agents", "release-agent": "jenkins-release-agents-agents"}
+    assert [c["eC2Fleet"]["labelString"] for c in clouds] == list(expected)
+    for cloud in clouds:
+        group = program.one("aws:autoscaling/group:Group", expected[cloud["eC2Fleet"]["labelString"]])
+        assert cloud["eC2Fleet"]["fleet"] == group.outputs["name"] == f"{group.name}-0a1b2c3"
+        assert cloud["eC2Fleet"]["maxSize"] == group.inputs["maxSize"] == 2
+        assert _type_problems("eC2Fleet", cloud["eC2Fleet"]) == []

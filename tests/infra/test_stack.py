@@ -285,6 +285,7 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "jenkinsDeployKeySecret",
         "jenkinsSessionDocument",
         "jenkinsAgentsGroup",
+        "jenkinsReleaseAgentsGroup",
         "previewRoleArn",
         "trustAnchor",
         "trustAnchorUrn",

@@ -1,5 +1,7 @@
 """Properties of jenkins/Jenkinsfile that no Jenkins is needed to check: quoting of secrets, the lock,
-timeouts, pinned host keys, and that its shell steps and release command are valid."""
+timeouts, pinned host keys, which stage binds which credential, what the release agent installs, and
+that its shell steps and commands are valid for our CLI. What it reads from Jenkins is listed in
+test_jenkinsfile_reads.py; its stages run as a script in tests/e2e/test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from tests.conftest import ROOT, require
 TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 SCRIPTS = re.findall(r"sh\s+'''(.*?)'''", CODE, flags=re.DOTALL)
-CONTRACT_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
+CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH"}
+SIGNING = "withCredentials([file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE')])"
+DEPLOY_KEY = "sshagent(credentials: ['gitops-deploy-key'])"
 
 
 def stage(name: str) -> str:
@@ -29,6 +33,11 @@ def stage(name: str) -> str:
 def shell_text(script: str) -> str:
     """A '''-string as the shell receives it: Groovy drops backslash-newline."""
     return script.replace("\\\n", " ")
+
+
+def commands(script: str) -> list[str]:
+    """The script's command lines, with runs of blanks as one space."""
+    return [" ".join(line.split()) for line in shell_text(script).splitlines() if line.strip()]
 
 
 def test_no_groovy_string_interpolation_anywhere() -> None:
@@ -46,22 +55,40 @@ def test_every_sh_step_is_single_quoted() -> None:
     assert steps and all(quote == "'" for quote in steps), steps
 
 
-def test_release_stage_is_locked_timed_and_uses_the_deploy_key() -> None:
+def test_only_two_stages_build_then_release() -> None:
+    assert re.findall(r"stage\('([^']*)'\)", CODE) == ["Build", "Release"]
+
+
+def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> None:
     release = stage("Release")
     assert "lock('gitops-release')" in release
     assert re.search(r"timeout\(time: \d+, unit: 'MINUTES'\)", release)
-    assert "sshagent(credentials: ['gitops-deploy-key'])" in release
-    assert "not { changeRequest() }" in release
+    assert release.count(SIGNING) == 1 and release.count(DEPLOY_KEY) == 1
+    # The signing file is bound around the ssh-agent, and the ssh-agent around one sh step.
+    assert release.index(SIGNING) < release.index(DEPLOY_KEY)
+    bound = release[release.index(DEPLOY_KEY) : release.index("post {")]
+    (script,) = re.findall(r"sh\s+'''(.*?)'''", bound, flags=re.DOTALL)
+    lines = commands(script)
+    promote = [line for line in lines if "-m jenkins promote" in line]
+    assert len(promote) == 1
+    # Besides promote: reading two fields of the JSON files, and the exit status. Nothing that
+    # installs, builds or runs the repository's tests while the keys are reachable.
+    others = [line for line in lines if line not in promote]
+    assert others == [
+        "set -eu",
+        "commit=$(.venv-release/bin/python -m jenkins.field plan.json source_commit)",
+        "digest=$(.venv-release/bin/python -m jenkins.field handover/build.json digest)",
+        "status=0",
+        "cat release.json",
+        'exit "$status"',
+    ]
 
 
-def test_release_command_is_valid_for_our_cli() -> None:
-    script = shell_text(next(s for s in SCRIPTS if "python -m jenkins release" in s))
-    line = next(line for line in script.splitlines() if "python -m jenkins release" in line)
-    argv = shlex.split(line.split(">")[0])
-    assert argv[:4] == [".venv/bin/python", "-m", "jenkins", "release"]
-    assert argv[4:6] == ["--image-repository", "$IMAGE_REPOSITORY"]
-    args = cli.parser().parse_args(argv[3:])
-    assert args.json is True and args.dry_run is False and args.commit == "HEAD"
+def test_no_stage_but_release_holds_a_write_or_signing_credential() -> None:
+    build = stage("Build")
+    for name in ("gitops-deploy-key", "gitops-signing-key", "sshagent", "withCredentials"):
+        assert name not in build
+    assert "pulumi" not in CODE.lower()  # no preview stage, no Pulumi token
 
 
 def test_the_jenkins_tree_holds_no_pulumi_token() -> None:
@@ -74,6 +101,38 @@ def test_the_jenkins_tree_holds_no_pulumi_token() -> None:
     assert "pulumi " not in CODE
 
 
+def test_release_agent_runs_nothing_the_build_ran() -> None:
+    release = stage("Release")
+    scripts = [line for s in re.findall(r"'''(.*?)'''", release, flags=re.DOTALL) for line in commands(s)]
+    words = " ".join(scripts).split()
+    assert "make" not in words and "docker" not in words and "build" not in words
+    assert [line for line in scripts if "pip" in line] == [
+        ".venv-release/bin/python -m pip install --quiet --require-hashes --no-deps "
+        "--only-binary :all: -r requirements-release.txt"
+    ]
+    # The stash is data: it lands in a directory of its own, never over the checkout the release runs.
+    assert re.search(r"dir\('handover'\) \{\s*unstash 'build'\s*\}", release)
+    assert "stash(name: 'build', includes: 'build.json')" in stage("Build")
+
+
+def test_the_release_lock_pins_every_file_by_hash() -> None:
+    text = (ROOT / "requirements-release.txt").read_text().replace("\\\n", " ")
+    requirements = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert requirements
+    for line in requirements:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==\S+ +--hash=sha256:[0-9a-f]{64}", line.strip()), line
+
+
+@pytest.mark.parametrize("command", ["plan", "build", "promote"])
+def test_stage_commands_are_valid_for_our_cli(command: str) -> None:
+    lines = [line for s in SCRIPTS for line in commands(s) if f"-m jenkins {command} " in line]
+    assert lines, command
+    for line in lines:
+        argv = shlex.split(line.split(">")[0])
+        args = cli.parser().parse_args(argv[argv.index("jenkins") + 1 :])
+        assert args.command == command and args.json is True and args.dry_run is False
+
+
 def test_git_over_ssh_pins_host_keys() -> None:
     command = re.search(r"GIT_SSH_COMMAND = '([^']*)'", CODE)
     assert command
@@ -83,31 +142,31 @@ def test_git_over_ssh_pins_host_keys() -> None:
 
 
 def test_bot_commits_never_schedule_a_build() -> None:
-    """Issue 8 point 12: skip bot commits before a build is scheduled, where the git plugin can.
+    """Skip bot commits before a build is scheduled, where the git plugin can.
 
     jenkinsci/git-plugin (add6e4dc, 2026-08-10): MessageExclusion(String excludedMessage) matches the
     whole commit message with Pattern.matches(); UserExclusion(String excludedUsers) compares the author
     *name*, one per line; neither has a @Symbol ("done with a trait in Pipeline"), so `$class`. Both act
     in polling (GitSCM.isRevExcluded), which is what githubPush() and pollSCM run.
     """
-    checkout = stage("Checkout")
+    checkout = re.search(r"def checkoutReadOnly\(\) \{(.*?)\n\}", CODE, flags=re.DOTALL)
+    assert checkout
     assert "skipDefaultCheckout()" in CODE
-    assert "checkout(scmGit(" in checkout  # GitSCM's @Symbol({"scmGit", "gitSCM"})
-    message = re.search(r"\[\$class: 'MessageExclusion', excludedMessage: '([^']*)'\]", checkout)
+    assert stage("Build").count("checkoutReadOnly()") == stage("Release").count("checkoutReadOnly()") == 1
+    assert "checkout(scmGit(" in checkout.group(1)  # GitSCM's @Symbol({"scmGit", "gitSCM"})
+    message = re.search(r"\[\$class: 'MessageExclusion', excludedMessage: '([^']*)'\]", checkout.group(1))
     assert message
     pattern = re.compile(message.group(1).replace("\\\\", "\\"))  # the Groovy string's value
     bot_message = core.commit_message("deploy hello-gitops 0123456789ab", "Deploy x.", {"A": "b"})
     assert pattern.fullmatch(bot_message)  # multi-line: (?s) lets `.` cross line breaks, as in Java
     assert not pattern.fullmatch("app: a human change\n\nwith a body\n")
-    user = re.search(
-        r"\[\$class: 'UserExclusion', excludedUsers: env.GITOPS_BOT_NAME \?: '([^']*)'\]", checkout
-    )
+    user = re.search(r"\[\$class: 'UserExclusion', excludedUsers: '([^']*)'\]", checkout.group(1))
     assert user and user.group(1) == cli.DEFAULT_BOT.name
 
 
 def test_no_stage_is_skipped_because_head_is_a_bot_commit() -> None:
-    """A build for a human push can check out a bot commit that landed on top (issue 8 point 3):
-    skipping on HEAD would lose that push; `release` releases the human commit under it instead."""
+    """A build for a human push can check out a bot commit that landed on top: skipping on HEAD would
+    lose that push; `plan` picks the human commit under it instead."""
     assert "BOT_COMMIT" not in CODE
     assert "git log -1" not in CODE
 
@@ -120,13 +179,15 @@ def test_a_lost_webhook_delays_a_release_instead_of_losing_it() -> None:
     assert poll and 5 <= int(poll.group(1)) <= 60  # slow: a fallback, not the main path
 
 
-def test_the_lock_is_only_taken_by_builds_that_release() -> None:
-    """`when { beforeOptions true }` (pipeline-model-definition, ModelASTWhen.beforeOptions): the
-    condition is evaluated before the stage's options, so skipped builds never queue for the lock."""
+def test_neither_the_release_agent_nor_the_lock_is_taken_by_builds_that_do_not_release() -> None:
+    """`when { beforeAgent true; beforeOptions true }` (pipeline-model-definition, ModelASTWhen): the
+    condition is evaluated before the stage's agent and options, so a build that does not release
+    starts no release agent and never queues for the lock."""
     release = stage("Release")
-    when = release[: release.index("options {")]
-    assert "beforeOptions true" in when
-    assert release.index("beforeOptions true") < release.index("lock('gitops-release')")
+    when = release[release.index("when {") : release.index("options {")]
+    assert "beforeAgent true" in when and "beforeOptions true" in when
+    assert "environment name: 'GITOPS_RELEASE', value: 'true'" in when
+    assert release.index("when {") < release.index("lock('gitops-release')")
 
 
 def test_the_outcome_is_on_the_build_and_stale_or_held_is_unstable() -> None:
@@ -134,11 +195,12 @@ def test_the_outcome_is_on_the_build_and_stale_or_held_is_unstable() -> None:
     marks the build UNSTABLE; the exit code contract (0 for stale/held) stays as it is."""
     release = stage("Release")
     post = release[release.index("post {") :]
-    assert ".venv/bin/python -m jenkins.outcome release.json" in post
+    # The standard library only: it reports even when the release venv failed to install.
+    assert "python3.11 -m jenkins.outcome release.json" in post
     assert "currentBuild.description = result[1]" in post
     assert "if (result[0] == 'stale' || result[0] == 'held')" in post
     assert "unstable(result[1])" in post
-    script = shell_text(next(s for s in SCRIPTS if "python -m jenkins release" in s))
+    script = shell_text(next(s for s in SCRIPTS if "-m jenkins promote" in s))
     assert "|| status=$?" in script and 'exit "$status"' in script  # the JSON is read on failure too
 
 
@@ -147,15 +209,17 @@ def test_pipeline_options() -> None:
     assert options
     assert "buildDiscarder(logRotator(" in options.group(1)
     assert re.search(r"timeout\(time: \d+, unit: 'MINUTES'\)", options.group(1))
-    assert "sh 'make test'" in stage("Test")
+    assert "sh 'make test'" in stage("Build")
     assert "--no-cache" not in CODE
 
 
 def test_only_contract_environment_is_assumed() -> None:
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", "\n".join(SCRIPTS)))
     bound = {"HOME"}  # from the shell
+
+    bound = {"HOME"}  # the shell's
     assert used - bound <= CONTRACT_ENV, used - bound - CONTRACT_ENV
-    locals_ = {"status"}
+    locals_ = {"status", "head", "commit", "digest"}
     assert set(re.findall(r"\$\{?([a-z_]+)", "\n".join(SCRIPTS))) <= locals_
 
 

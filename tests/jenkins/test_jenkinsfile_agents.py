@@ -1,5 +1,6 @@
-"""Nothing in jenkins/Jenkinsfile can run on the controller: every stage runs on the agents' label,
-and the controller offers no executor to take anything else."""
+"""Nothing in jenkins/Jenkinsfile can run on the controller, and each stage runs on its own pool: Build
+on the build agents' label, Release on the release agents' label (infra/jenkins/pools.py). The
+controller offers no executor to take anything else."""
 
 from __future__ import annotations
 
@@ -7,62 +8,65 @@ import re
 
 import yaml
 
-from infra.jenkins.clouds import AGENT_LABEL
+from infra.jenkins.clouds import AGENT_LABEL, RELEASE_AGENT_LABEL
 from tests.conftest import ROOT
 
 TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 CASC = yaml.safe_load((ROOT / "jenkins" / "server" / "casc.yaml").read_text())
 AGENT_ON_LABEL = re.compile(r"agent\s*\{\s*label\s+'(?P<label>[^']*)'\s*\}")
+EXPECTED = {"Build": AGENT_LABEL, "Release": RELEASE_AGENT_LABEL}
 
 
-def agent_directives(code: str) -> list[str]:
-    """Every `agent ...` directive, as written up to the end of its value."""
-    return re.findall(r"\bagent\s+(?:\{[^}]*\}|\w+)", code)
+def stage_agents(code: str) -> dict[str, str | None]:
+    """Each stage's name -> the label of its own `agent { label '...' }` (None when it has none)."""
+    parts = re.split(r"\bstage\('([^']*)'\)", code)
+    return {
+        name: (match["label"] if (match := AGENT_ON_LABEL.search(body)) else None)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
-def runs_only_on_agents(code: str, label: str) -> list[str]:
-    """Why `code` could put work on a node without `label` (empty when it cannot)."""
-    problems = []
-    directives = agent_directives(code)
-    top = re.search(r"pipeline\s*\{\s*(agent\s+(?:\{[^}]*\}|\w+))", code)
-    if top is None:
-        problems.append("the pipeline declares no top-level agent")
-    for directive in directives:
-        match = AGENT_ON_LABEL.fullmatch(directive)
-        if directive == "agent none" and top is not None and directive == top.group(1):
-            stages = re.findall(r"\bstage\(", code)
-            if len(directives) - 1 < len(stages):
-                problems.append("`agent none` with a stage that declares no agent of its own")
-            continue
-        if match is None or match["label"] != label:
-            problems.append(f"{directive!r} can run on a node without the label {label!r}")
-    # Scripted blocks choose their node themselves.
+def problems(code: str, expected: dict[str, str]) -> list[str]:
+    """Why `code` could put a stage's work on a node other than its pool (empty when it cannot)."""
+    found = []
+    if not re.search(r"pipeline\s*\{\s*agent none\b", code):
+        found.append("the top-level agent must be `none`: each stage names its own pool")
+    directives = re.findall(r"\bagent\s+(?:\{[^}]*\}|\w+)", code)
+    labelled = [d for d in directives if AGENT_ON_LABEL.fullmatch(d)]
+    if len(directives) - 1 != len(labelled):
+        found.append(f"an agent directive other than a label: {directives}")
+    agents = stage_agents(code)
+    if agents != expected:
+        found.append(f"stages run on {agents}, expected {expected}")
     for node in re.findall(r"\bnode\s*\(([^)]*)\)", code):
-        if node.strip() != f"'{label}'":
-            problems.append(f"node({node}) can run on a node without the label {label!r}")
+        found.append(f"node({node}) chooses its own node")
     if re.search(r"\bnode\s*\{", code):
-        problems.append(f"`node {{ }}` without a label can run on a node without the label {label!r}")
-    return problems
+        found.append("`node { }` without a label can run on any node")
+    return found
 
 
-def test_every_stage_runs_on_the_agents_label() -> None:
-    assert runs_only_on_agents(CODE, AGENT_LABEL) == []
+def test_each_stage_runs_on_its_pools_label() -> None:
+    assert problems(CODE, EXPECTED) == []
 
 
-def test_the_check_fails_on_what_would_reach_the_controller() -> None:
-    ok = f"pipeline {{\n    agent {{ label '{AGENT_LABEL}' }}\n    stages {{ stage('A') {{ }} }}\n}}"
-    assert runs_only_on_agents(ok, AGENT_LABEL) == []
-    assert runs_only_on_agents(ok.replace(f"{{ label '{AGENT_LABEL}' }}", "any"), AGENT_LABEL)
-    assert runs_only_on_agents(ok.replace(AGENT_LABEL, "built-in"), AGENT_LABEL)
-    stage_override = ok.replace("stage('A') { }", "stage('A') { agent any\n }")
-    assert runs_only_on_agents(stage_override, AGENT_LABEL)
-    none = ok.replace(f"{{ label '{AGENT_LABEL}' }}", "none")
-    assert runs_only_on_agents(none, AGENT_LABEL)
-    assert runs_only_on_agents(ok.replace("stage('A') { }", "stage('A') { node('master') { } }"), AGENT_LABEL)
-    # `node { }` without a label takes any node in NORMAL mode, the built-in node's mode in casc.yaml.
-    assert runs_only_on_agents(
-        ok.replace("stage('A') { }", "stage('A') { script { node { } } }"), AGENT_LABEL
+def test_the_check_fails_on_what_would_reach_another_node() -> None:
+    ok = (
+        "pipeline {\n    agent none\n    stages {\n"
+        f"        stage('Build') {{ agent {{ label '{AGENT_LABEL}' }} }}\n"
+        f"        stage('Release') {{ agent {{ label '{RELEASE_AGENT_LABEL}' }} }}\n    }}\n}}"
+    )
+    assert problems(ok, EXPECTED) == []
+    assert problems(ok.replace("agent none", f"agent {{ label '{AGENT_LABEL}' }}"), EXPECTED)
+    swapped = ok.replace(RELEASE_AGENT_LABEL, "x").replace(AGENT_LABEL, RELEASE_AGENT_LABEL)
+    assert problems(swapped.replace("'x'", f"'{AGENT_LABEL}'"), EXPECTED)  # the pools swapped
+    assert problems(ok.replace(f"agent {{ label '{RELEASE_AGENT_LABEL}' }}", "agent any"), EXPECTED)
+    assert problems(ok.replace(f"agent {{ label '{RELEASE_AGENT_LABEL}' }}", ""), EXPECTED)
+    assert problems(
+        ok.replace("} }\n        stage('Release')", "node('built-in') { } }\n stage('Release')"), EXPECTED
+    )
+    assert problems(
+        ok.replace("} }\n        stage('Release')", "script { node { } } }\n stage('Release')"), EXPECTED
     )
 
 

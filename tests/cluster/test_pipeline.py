@@ -1,0 +1,48 @@
+"""The pipeline as a script (tests/e2e/pipeline.py: the Jenkinsfile's stages on two separate machines)
+against the real control plane: the manifest commit the release machine pushes is the one Flux applies,
+and the Deployment in the API server names the image the build machine pushed, by digest."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from jenkins.registry import resolve_digest
+from scripts.localcluster import FluxLoop
+from scripts.sandbox import BRANCH, DEV, git
+from tests.e2e.pipeline import add_pipeline_files, machines_root, require_machines, run_on_machines
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def pipeline_files(flux: FluxLoop) -> Iterator[None]:
+    """The pipeline's files in the shared loop's repository; the app's real Dockerfile is put back
+    afterwards, for the other tests that build it."""
+    dockerfile = (flux.repo.work / "app" / "Dockerfile").read_text()
+    add_pipeline_files(flux.repo)
+    yield
+    flux.repo.checkout_tip()
+    (flux.repo.work / "app" / "Dockerfile").write_text(dockerfile)
+    git(flux.repo.work, "commit", "--quiet", "-am", "Put the app's Dockerfile back", env=DEV)
+    git(flux.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+
+
+def test_the_pipelines_release_is_what_flux_applies(
+    flux: FluxLoop, pipeline_files: None, registry: str, docker_engine: None
+) -> None:
+    require_machines()
+    commit = flux.repo.app_commit("A change the pipeline releases")
+    repository = f"{registry}/cluster-pipeline-{uuid.uuid4().hex[:8]}"
+    with machines_root() as machines:
+        run, _ = run_on_machines(flux.repo.remote, machines, repository)
+        assert run.build_status == 0, run.console(run.build)
+        assert run.release is not None and run.release_status == 0, run.console(run.release)
+    bot = flux.repo.tip()
+    assert bot != commit  # the manifest commit landed on top
+
+    flux.push_event()
+    flux.wait_applied(bot)
+    assert flux.deployment_image() == f"{repository}:{commit}@{resolve_digest(repository, commit)}"

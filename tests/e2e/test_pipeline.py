@@ -1,0 +1,141 @@
+"""The Jenkinsfile's two stages, run as a script on two separate machines (tests/e2e/pipeline.py): a human
+commit on main is tested, planned, built from its own tree, pushed by digest to a real registry, handed
+over as JSON, re-planned and promoted on a release machine that holds the write key only around
+`promote`, and the manifest commit lands on the bare remote, over SSH through a real sshd.
+
+A process the build leaves behind (started by the repository's own `make test`) scans for ssh-agent
+sockets for the whole release and never finds the release key's; the same scan on the release machine,
+while the key is loaded, does find it, so the scan is one that would have found it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jenkins import manifest
+from jenkins.registry import resolve_digest
+from scripts.sandbox import GitOpsRepo
+from tests.e2e.pipeline import (
+    Run,
+    add_pipeline_files,
+    machines_root,
+    require_machines,
+    run_on_machines,
+    stage_steps,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_the_stages_are_the_steps_this_harness_runs() -> None:
+    """What the harness stands in for, step by step; a new kind of step in the Jenkinsfile fails here
+    first, so the harness never silently skips it."""
+    build, build_post = stage_steps("Build")
+    assert [s.kind for s in build] == ["checkout", "sh", "sh", "stash", "stdout"]
+    assert build[1].text == "make test" and not build_post
+    assert all(not s.bound for s in build)
+    release, release_post = stage_steps("Release")
+    assert [s.kind for s in release] == ["checkout", "unstash", "sh", "sh"]
+    assert [s.bound for s in release] == [
+        (),
+        ("dir:handover",),
+        (),
+        ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key"),
+    ]
+    assert "-m jenkins promote" in release[3].text
+    assert [s.kind for s in release_post] == ["stdout"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[GitOpsRepo, str]:
+    """The GitOps repository with what the pipeline runs, and a human commit on main to release."""
+    repo = GitOpsRepo.seed(tmp_path / "gitops")
+    add_pipeline_files(repo)
+    return repo, repo.app_commit("A change to release")
+
+
+@pytest.fixture
+def machines() -> Iterator[Path]:
+    with machines_root() as root:
+        yield root
+
+
+def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
+    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+) -> None:
+    require_machines()
+    gitops, commit = repo
+    repository = f"{registry}/pipeline-{uuid.uuid4().hex[:8]}"
+    run, files = run_on_machines(gitops.remote, machines, repository)
+
+    assert run.build_status == 0, run.console(run.build)
+    assert run.released == "true", run.console(run.build)
+    assert run.release is not None and run.release_status == 0, run.console(run.release)
+    print("build machine steps (ms):", run.timings(run.build))
+    print("release machine steps (ms):", run.timings(run.release))
+    check_release(run, gitops, commit, repository)
+    check_no_key_reached_the_build(run, files)
+
+
+def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
+    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+) -> None:
+    """The build machine is not trusted: a stash whose digest is not what the registry serves for the
+    commit (an image swapped after the push, a forged JSON) makes the release refuse, exit 2, before
+    anything is written."""
+    require_machines()
+    gitops, _ = repo
+    before = gitops.tip()
+    forged = "sha256:" + "f" * 64
+
+    def forge(stash: Path) -> None:
+        path = stash / "build" / "build.json"
+        data = json.loads(path.read_text().splitlines()[-1])
+        path.write_text(json.dumps({**data, "digest": forged}) + "\n")
+
+    run, _ = run_on_machines(gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", forge)
+
+    assert run.release is not None and run.release_status == 2, run.console(run.release)
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    assert released["outcome"] == "error" and f"--digest {forged}" in released["error"]
+    assert gitops.tip() == before  # nothing was pushed
+
+
+def check_release(run: Run, gitops: GitOpsRepo, commit: str, repository: str) -> None:
+    """The build pushed the commit's image; the release machine promoted exactly that digest."""
+    assert run.release is not None
+    built = json.loads((run.build.workspace / "build.json").read_text().splitlines()[-1])
+    digest = resolve_digest(repository, commit)
+    assert (built["source_commit"], built["digest"], built["built"]) == (commit, digest, True)
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    assert released["outcome"] == "changed", released
+    assert released["commit"] == gitops.tip()  # the manifest commit landed
+    assert released["image"] == f"{repository}:{commit}@{digest}"
+    entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
+    assert (entry.new_name, entry.new_tag, entry.digest) == (repository, commit, digest)
+    # The release machine ran nothing the build ran: no venv of `make`, only its hashed install.
+    assert not (run.release.workspace / ".venv").exists()
+    assert (run.release.workspace / ".venv-release").is_dir()
+    console = run.console(run.release)
+    assert "docker build" not in console and "make test" not in console
+
+
+def check_no_key_reached_the_build(run: Run, files: dict[str, Path]) -> None:
+    """The build's leftover never had or found the release key; the same scan on the release machine
+    did find it."""
+    agents = run.build.root
+    report = (agents / "lurker.report").read_text()
+    scans = [line for line in report.splitlines() if line.startswith("scan ")]
+    assert report.startswith("own SSH_AUTH_SOCK=\n"), report[:200]  # never exported to the build
+    assert len(scans) >= 2, report  # it was scanning while the key was loaded (the harness waited)
+    assert "USABLE" not in report, report
+    # The same scan on the release machine, while the key was loaded, found the agent: it would have.
+    assert "USABLE" in (agents / "lurker.report.release").read_text()
+    private = files["gitops-deploy-key"].read_text()
+    for path in run.build.dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert private not in path.read_text(errors="replace"), path

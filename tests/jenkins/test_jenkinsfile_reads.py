@@ -1,0 +1,202 @@
+"""Everything jenkins/Jenkinsfile reads from Jenkins, each with the line of Jenkins' or a plugin's source
+that provides it for this job: a plain `pipelineJob` with `cpsScm` (jenkins/server/casc.yaml), not a
+multibranch job. The test fails when the Jenkinsfile reads anything not listed here, and when a listed
+read is gone (so the list stays true).
+
+Why it matters: in this job type BRANCH_NAME is never set (multibranch only), and under
+skipDefaultCheckout() GIT_BRANCH reaches `env` only through Declarative's own checkout
+(pipeline-model-definition CheckoutScript.groovy, `withEnv(checkoutMap)`). A condition on either is
+silently false forever. So the Jenkinsfile decides nothing: `python -m jenkins plan` decides from git,
+and the Jenkinsfile passes the JSON on.
+
+Sources, as fetched (repository, commit):
+- jenkinsci/workflow-multibranch-plugin 59f7718ddedeadd734a1683104b06f56f4df1fda
+- jenkinsci/git-plugin add6e4dc74e64874e32f53fc90e8b8da3590afe5
+- jenkinsci/workflow-cps-plugin e007b7ff217858d076756b06a9cc352a881fda4c
+- jenkinsci/pipeline-model-definition-plugin 42c9dc3e440b8e1b52d1859ea60fed20e8b54aa4
+- jenkinsci/workflow-durable-task-step-plugin 46cb22ff3686c9e427aab1096bd255489b003140
+- jenkinsci/ssh-agent-plugin e275343791a60e25a4c9416e46612bf9c6de5cc8
+- jenkinsci/credentials-binding-plugin 0331934a05485a730f36de06f91fe2d080a6672d
+- jenkinsci/jenkins 0afb1b7c09bfd8fe5c3a13fec6886ae5ea28c2c4 (EnvironmentVariablesNodeProperty, unchanged
+  in its buildEnvVars since 1.286)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import yaml
+
+from tests.conftest import ROOT
+from tests.jenkins.test_jenkinsfile import CODE
+
+CASC = yaml.safe_load((ROOT / "jenkins" / "server" / "casc.yaml").read_text())
+
+
+@dataclass(frozen=True)
+class Source:
+    repository: str
+    path: str
+    line: str
+    why: str
+
+
+SCM_VAR = Source(
+    "jenkinsci/workflow-multibranch-plugin",
+    "src/main/java/org/jenkinsci/plugins/workflow/multibranch/SCMVar.java",
+    "78-80",
+    "`scm` in a job without BranchJobProperty whose definition is a CpsScmFlowDefinition returns that "
+    "definition's SCM (JENKINS-31386: 'minus the exact revision support': a second checkout may see a "
+    "newer tip, which is why Release plans from the stashed head, not from its own checkout)",
+)
+NODE_ENV = Source(
+    "jenkinsci/jenkins",
+    "core/src/main/java/hudson/slaves/EnvironmentVariablesNodeProperty.java",
+    "75-76",
+    "buildEnvVars puts the global node properties' env (casc.yaml jenkins.globalNodeProperties envVars) "
+    "into every step's environment",
+)
+ENV_WRITE = Source(
+    "jenkinsci/workflow-cps-plugin",
+    "plugin/src/main/java/org/jenkinsci/plugins/workflow/cps/EnvActionImpl.java",
+    "138-139",
+    "`env.X = v` stores String.valueOf(v) in the build's environment (the `env` global: line 198)",
+)
+STEP_STDOUT = Source(
+    "jenkinsci/workflow-durable-task-step-plugin",
+    "src/main/java/org/jenkinsci/plugins/workflow/steps/durable_task/DurableTaskStep.java",
+    "690-691",
+    "sh with returnStdout: true returns the script's stdout as a String (exit 0), fails otherwise",
+)
+
+# kind:name -> where Jenkins provides it. Kinds: scm (the `scm` global's property), env-write (set by
+# this file), env (read in Groovy), when-env (a `when { environment }` read), shell-env (a variable a
+# `sh` script or the `environment` directive expands), step (a step's return value), build (currentBuild).
+READS: dict[str, Source] = {
+    "scm:branches": Source(
+        "jenkinsci/git-plugin", "src/main/java/hudson/plugins/git/GitSCM.java", "1955", "GitSCM.getBranches()"
+    ),
+    "scm:userRemoteConfigs": Source(
+        "jenkinsci/git-plugin",
+        "src/main/java/hudson/plugins/git/GitSCM.java",
+        "548",
+        "GitSCM.getUserRemoteConfigs(): casc.yaml's remote with credentials('gitops-checkout-key')",
+    ),
+    "scm": SCM_VAR,
+    "env-write:GITOPS_RELEASE": ENV_WRITE,
+    "when-env:GITOPS_RELEASE": Source(
+        "jenkinsci/pipeline-model-definition-plugin",
+        "pipeline-model-definition/src/main/resources/org/jenkinsci/plugins/pipeline/modeldefinition/when/"
+        "impl/EnvironmentConditionalScript.groovy",
+        "41",
+        "`when { environment name: N, value: V }` compares V with script.env's property N, the value set "
+        "above (@Symbol('environment'): EnvironmentConditional.java line 87)",
+    ),
+    "shell-env:IMAGE_REPOSITORY": NODE_ENV,
+    "shell-env:GITOPS_BRANCH": NODE_ENV,
+    "shell-env:HOME": Source(
+        "(not Jenkins: the agent's operating system)",
+        "-",
+        "-",
+        "the login environment of user jenkins, whom the SSH launcher logs in as (agent_boot.py)",
+    ),
+    "step:sh-returnStdout": STEP_STDOUT,
+    "build:description": Source(
+        "jenkinsci/workflow-cps-plugin",
+        "plugin/src/main/java/org/jenkinsci/plugins/workflow/cps/RunWrapperBinder.java",
+        "36",
+        "the `currentBuild` global (RunWrapper); written, never read",
+    ),
+}
+
+# What the bound steps put into the environment of the commands inside them (read by our Python and
+# by git/ssh, not by this file's text), with their source.
+BOUND = {
+    "SSH_AUTH_SOCK": Source(
+        "jenkinsci/ssh-agent-plugin",
+        "src/main/java/com/cloudbees/jenkins/plugins/sshagent/exec/ExecRemoteAgent.java",
+        "129-130",
+        "sshagent starts an ssh-agent and exports its socket to the steps inside the block only",
+    ),
+    "GITOPS_SIGNING_KEY_FILE": Source(
+        "jenkinsci/credentials-binding-plugin",
+        "src/main/java/org/jenkinsci/plugins/credentialsbinding/impl/AbstractOnDiskBinding.java",
+        "39",
+        "file(credentialsId, variable) (FileBinding @Symbol('file'), line 82) binds the path of a "
+        "temporary copy of the secret file, deleted when the block ends",
+    ),
+}
+
+# Variables a plain pipelineJob never has, or has only through Declarative's own checkout, which this
+# file skips; and conditions that only a multibranch job can satisfy.
+FORBIDDEN_ENV = {"BRANCH_NAME", "GIT_BRANCH", "GIT_COMMIT", "GIT_LOCAL_BRANCH", "TAG_NAME", "BUILD_NUMBER"}
+FORBIDDEN_WHEN = ("branch", "changeRequest", "tag", "buildingTag", "changelog", "changeset")
+
+
+def reads(code: str) -> set[str]:
+    """Every read of Jenkins' state in the Jenkinsfile's code, as READS keys."""
+    found: set[str] = set()
+    for name in re.findall(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)", code):
+        found.add(f"env-write:{name}")
+    for name in re.findall(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*=(?!=))", code):
+        found.add(f"env:{name}")
+    for name in re.findall(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)", code):
+        found.add(f"params:{name}")
+    for name in re.findall(r"environment name: '([^']*)'", code):
+        found.add(f"when-env:{name}")
+    if re.search(r"\bscm\b(?!Git)", code):
+        found.add("scm")
+    for name in re.findall(r"\bscm\.(\w+)", code):
+        found.add(f"scm:{name}")
+    for name in re.findall(r"\bcurrentBuild\.(\w+)", code):
+        found.add(f"build:{name}")
+    if re.search(r"returnStdout:\s*true", code):
+        found.add("step:sh-returnStdout")
+    if re.search(r"returnStatus:\s*true", code):
+        found.add("step:sh-returnStatus")
+    # A step's value used as data: `= checkout(...)`, `= unstash(...)`, and the like.
+    for step in re.findall(r"=\s*(checkout|unstash|stash|readJSON|readFile|git|input)\b", code):
+        found.add(f"step:{step}")
+    strings = re.findall(r"'''(.*?)'''", code, flags=re.DOTALL) + re.findall(r"= '([^'\n]*)'", code)
+    for name in re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", "\n".join(strings)):
+        found.add(f"shell-env:{name}")
+    return found
+
+
+def test_every_read_is_listed_with_its_source() -> None:
+    assert reads(CODE) == set(READS)
+
+
+def test_the_check_notices_a_new_read() -> None:
+    assert "env:BRANCH_NAME" in reads(CODE + "\nif (env.BRANCH_NAME == 'main') {}")
+    assert "params:X" in reads(CODE + "\necho params.X")
+    assert "shell-env:GIT_COMMIT" in reads(CODE + "\nsh '''echo $GIT_COMMIT'''")
+    assert "step:checkout" in reads(CODE + "\ndef vars = checkout(scm)")
+    assert "build:result" in reads(CODE + "\nif (currentBuild.result) {}")
+
+
+def test_nothing_only_multibranch_or_the_default_checkout_sets() -> None:
+    text = CODE
+    for name in FORBIDDEN_ENV:
+        assert name not in text, name
+    when_blocks = re.findall(r"when \{(.*?)\n            \}", text, flags=re.DOTALL)
+    assert when_blocks
+    for block in when_blocks:
+        for condition in FORBIDDEN_WHEN:
+            assert not re.search(rf"\b{condition}\s*[({{']", block), (condition, block)
+
+
+def test_shell_env_comes_from_casc_yaml_node_properties() -> None:
+    (properties,) = CASC["jenkins"]["globalNodeProperties"]
+    provided = {entry["key"] for entry in properties["envVars"]["env"]}
+    from_node = {key.split(":", 1)[1] for key, source in READS.items() if source is NODE_ENV}
+    assert from_node <= provided
+
+
+def test_the_keys_reach_only_the_commands_inside_their_blocks() -> None:
+    """SSH_AUTH_SOCK and GITOPS_SIGNING_KEY_FILE are never expanded by the Jenkinsfile itself: only
+    promote (our Python, and git/ssh under it) reads them, inside the blocks that bind them."""
+    for name in BOUND:
+        assert name not in re.sub(r"variable: '[^']*'", "", CODE)
+    assert "variable: 'GITOPS_SIGNING_KEY_FILE'" in CODE
