@@ -1,16 +1,25 @@
-"""Flux v2 in the cluster: the community `flux2` chart, the sync objects, and a GitHub push webhook.
+"""Flux v2 in the cluster: the Flux Operator's chart and a `FluxInstance`, the app's sync objects, a GitHub
+push webhook, and the deploy reports. Three components, one per concern: `FluxInstall`, `AppSync`,
+`DeployReports`, under `GitOps`.
 
 Flux follows `branch` of the repository over SSH with the read-only deploy key and applies `./k8s`.
-Image automation controllers stay off: Jenkins writes the image reference back to git itself.
+Only source-, kustomize- and notification-controller run: Jenkins writes the image reference back to
+git itself (no image automation), and nothing here is a HelmRelease.
 
-Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; the chart's `multitenancy`
-values): kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace
-(with Pod Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization,
-Receiver, Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across
-namespaces), and the Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that
-allows only the kinds `./k8s` uses. kustomize-controller impersonates
-`system:serviceaccount:<the Kustomization's namespace>:<serviceAccountName>` (kustomize-controller,
-`kustomization_controller.go`, `WithServiceAccount(..., obj.GetNamespace())`).
+Install: a Helm release installs the Flux Operator (chart `flux-operator`, whose version is the
+operator's release), and a `FluxInstance` pins Flux itself to `FLUX_VERSION`, the release whose
+controllers the test control plane builds (tools/). The operator renders that version's manifests from
+its own image (`config/data/flux/v<version>/` of controlplaneio-fluxcd/flux-operator), so the chart
+version and `FLUX_VERSION` together name exactly what runs.
+
+Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; FluxInstance `cluster.multitenant`):
+kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace (with Pod
+Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization, Receiver,
+Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across namespaces), and the
+Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that allows only the kinds
+`./k8s` uses. kustomize-controller impersonates `system:serviceaccount:<the Kustomization's
+namespace>:<serviceAccountName>` (kustomize-controller, `kustomization_controller.go`,
+`WithServiceAccount(..., obj.GetNamespace())`).
 
 Deploy reports: a `github` Provider and an Alert on the Kustomization's events set a commit status on
 each commit Flux applies (success, or failure with Flux's reason), with a token that can set commit
@@ -22,11 +31,18 @@ a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWeb
 fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
 registers the GitHub webhook in the same run.
 
-Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm
-release, so Pulumi deletes them while the controllers still run; the Kustomization's finalizer prunes
-what Flux applied (including the app's load balancer) before the cluster goes. Every in-cluster
-resource also depends directly on `GitOpsArgs.outlived_by` (cluster, node group, VPC): the Python SDK
-does not hand a component's `depends_on` to its children, so the edge is declared on each of them.
+Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm release
+and the FluxInstance, so Pulumi deletes them while the controllers still run; the Kustomization's
+finalizer prunes what Flux applied (including the app's load balancer) before the cluster goes. Every
+in-cluster resource also depends directly on `GitOpsArgs.outlived_by` (cluster, node group, VPC): the
+Python SDK does not hand a component's `depends_on` to its children, so the edge is declared on each of
+them.
+
+Upgrade in place: every resource keeps its name and is aliased to its URN under `GitOps` (where all of
+them lived before the split), so Pulumi moves them instead of deleting the app. The Helm release keeps its
+URN too: it changes chart (community `flux2` to `flux-operator`), which replaces it, and
+`delete_before_replace` uninstalls the old chart first (its CRDs are kept by `helm.sh/resource-policy:
+keep`, so the app's Flux objects survive) before the operator installs the new controllers over them.
 """
 
 from __future__ import annotations
@@ -38,6 +54,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
 from infra.config import FluxConfig
 from infra.deploy_keys import HookRanges, signed_push_webhook
@@ -45,7 +62,19 @@ from infra.deploy_keys import HookRanges, signed_push_webhook
 NAMESPACE = "flux-system"
 APP_NAMESPACE = "hello"
 """The app's namespace: k8s/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
-CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
+CHART = "oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator"
+"""The operator's chart (controlplaneio-fluxcd/flux-operator README, "Install the Flux Operator")."""
+FLUX_VERSION = "2.9.3"
+"""Flux release the FluxInstance pins; the test control plane builds the same controllers (tools/)."""
+FLUX_REGISTRY = "ghcr.io/fluxcd"
+FLUX_COMPONENTS = ("source-controller", "kustomize-controller", "notification-controller")
+TENANT_DEFAULT_SERVICE_ACCOUNT = "default"
+"""What a Kustomization without `serviceAccountName` impersonates: the tenant's `default` account, which
+holds no permissions, so it applies nothing."""
+ADMIN_BINDING = "cluster-reconciler"
+"""Flux's ClusterRoleBinding of kustomize-controller to cluster-admin (flux2 manifests/rbac/reconciler.yaml);
+the FluxInstance deletes it."""
+IMPERSONATOR = "cluster-reconciler-impersonator"
 GIT_AUTH = "git-auth"
 SOURCE_NAME = "app"
 APPLIER = "flux-applier"
@@ -80,23 +109,41 @@ RECEIVER_NAME = "github"
 RECEIVER_AUTH = "receiver-token"
 RECEIVER_PORT = 9292
 
-CHART_VALUES = {
-    "installCRDs": True,
-    # Uninstalling the chart must not delete the CRDs, and with them every Flux object in the cluster.
-    "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
-    # Jenkins pushes the new image reference; Flux only applies what is in git.
-    "imageAutomationController": {"create": False},
-    "imageReflectionController": {"create": False},
-    # Nothing here is a HelmRelease: one controller fewer that could act in the cluster.
-    "helmController": {"create": False},
-    # flux2 chart templates: `enabled` adds --no-cross-namespace-refs=true and
-    # --default-service-account to the controllers; `privileged: false` drops the cluster-admin
-    # ClusterRoleBinding `cluster-reconciler` and binds only `impersonate` on serviceaccounts instead.
-    # The default service account has no permissions, so a Kustomization without one applies nothing.
-    "multitenancy": {"enabled": True, "defaultServiceAccount": "default", "privileged": False},
-    # Every resource must come from the repository: no remote bases fetched at apply time.
-    "kustomizeController": {"container": {"additionalArgs": ["--no-remote-bases=true"]}},
+# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights.
+CHART_VALUES = {"web": {"enabled": False}}
+INSTANCE_PATCHES = [
+    # The lockdown: without cluster-admin, kustomize-controller may only impersonate (below), so every
+    # Kustomization applies with the rights of its own service account. A strategic-merge `$patch:
+    # delete`, as the operator's own shard kustomization removes objects (internal/builder/templates.go).
+    {
+        "target": {"kind": "ClusterRoleBinding", "name": ADMIN_BINDING},
+        "patch": yaml.safe_dump(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": ADMIN_BINDING},
+                "$patch": "delete",
+            },
+            sort_keys=False,
+        ),
+    },
+]
+FLUX_INSTANCE_SPEC = {
+    "distribution": {"version": FLUX_VERSION, "registry": FLUX_REGISTRY},
+    "components": list(FLUX_COMPONENTS),
+    # The operator's multitenant profile (internal/builder/profiles.go `profileClusterMultitenant`):
+    # --no-cross-namespace-refs=true, --no-remote-bases=true and --default-service-account.
+    "cluster": {
+        "multitenant": True,
+        "tenantDefaultServiceAccount": TENANT_DEFAULT_SERVICE_ACCOUNT,
+        "networkPolicy": True,
+    },
+    "kustomize": {"patches": INSTANCE_PATCHES},
 }
+"""The FluxInstance's spec (fluxcd.controlplane.io/v1); scripts/fluxchart.py derives the test control
+plane's flags and RBAC from it and from the operator's source at the chart's version."""
+# What the deleted cluster-admin binding leaves kustomize-controller besides Flux's `crd-controller`.
+IMPERSONATOR_RULES = [{"api_groups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}]
 
 
 def webhook_path(token: str, name: str = RECEIVER_NAME, namespace: str = APP_NAMESPACE) -> str:
@@ -127,35 +174,84 @@ class GitOpsArgs:
     balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
 
 
-class GitOps(pulumi.ComponentResource):
-    """Flux installed by Helm, syncing `./k8s` from one branch, woken up by GitHub push webhooks."""
+def _moved(gitops: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options for a resource that lived directly under `GitOps` before the split: same name, old URN."""
+    return pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=gitops)])
 
-    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitops:infra:GitOps", name, None, opts)
+
+class FluxInstall(pulumi.ComponentResource):
+    """The Flux Operator (Helm release) and a FluxInstance: Flux `FLUX_VERSION`, multitenant, with
+    kustomize-controller bound to impersonation only."""
+
+    def __init__(
+        self, name: str, args: GitOpsArgs, gitops: pulumi.Resource, opts: pulumi.ResourceOptions
+    ) -> None:
+        super().__init__("gitops:infra:FluxInstall", f"{name}-install", None, opts)
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.outlived_by)
         )
-        repository_name = args.repository.split("/", 1)[1]
-
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE}, opts=in_cluster
-        )
-        namespace = self.namespace.metadata.name
+        moved = pulumi.ResourceOptions.merge(in_cluster, _moved(gitops))
+        self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE}, opts=moved)
         self.release = k8s.helm.v3.Release(
             f"{name}-flux",
-            name="flux2",
-            chart="flux2",
+            name="flux-operator",
+            chart=CHART,
             version=args.config.chart_version,
-            repository_opts={"repo": CHART_REPOSITORY},
-            namespace=namespace,
+            namespace=self.namespace.metadata.name,
             values=CHART_VALUES,
             atomic=True,
             timeout=600,
+            # Replacing the community chart: uninstall it before the operator installs Flux over it.
+            opts=pulumi.ResourceOptions.merge(moved, pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+        self.instance = k8s.apiextensions.CustomResource(
+            f"{name}-flux-instance",
+            api_version="fluxcd.controlplane.io/v1",
+            kind="FluxInstance",
+            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule).
+            metadata={"name": "flux", "namespace": self.namespace.metadata.name},
+            spec=FLUX_INSTANCE_SPEC,
+            opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
+        )
+        self.impersonator = k8s.rbac.v1.ClusterRole(
+            f"{name}-impersonator",
+            metadata={"name": IMPERSONATOR},
+            rules=IMPERSONATOR_RULES,
             opts=in_cluster,
         )
-        after_flux = pulumi.ResourceOptions.merge(
-            in_cluster, pulumi.ResourceOptions(depends_on=[self.release])
+        self.impersonator_binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-impersonator",
+            metadata={"name": IMPERSONATOR},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": IMPERSONATOR},
+            subjects=[{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": NAMESPACE}],
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=[self.impersonator])
+            ),
         )
+        self.register_outputs({"namespace": self.namespace.metadata.name})
+
+
+class AppSync(pulumi.ComponentResource):
+    """The app's tenant namespace and applier, its GitRepository and Kustomization, and the Receiver that
+    GitHub's push webhook calls."""
+
+    def __init__(
+        self,
+        name: str,
+        args: GitOpsArgs,
+        flux: FluxInstall,
+        gitops: pulumi.Resource,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("gitops:infra:AppSync", f"{name}-sync", None, opts)
+        in_cluster = pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.outlived_by)),
+            _moved(gitops),
+        )
+        after_flux = pulumi.ResourceOptions.merge(
+            in_cluster, pulumi.ResourceOptions(depends_on=[flux.release, flux.instance])
+        )
+        namespace = flux.namespace.metadata.name
 
         self.app_namespace = k8s.core.v1.Namespace(
             f"{name}-app-namespace",
@@ -245,10 +341,12 @@ class GitOps(pulumi.ComponentResource):
                 after_flux, pulumi.ResourceOptions(depends_on=[self.applier_binding])
             ),
         )
-        self._deploy_reports(name, args, app_namespace, after_flux)
 
         self.receiver_token = random.RandomPassword(
-            f"{name}-receiver-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-receiver-token",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), _moved(gitops)),
         )
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-token",
@@ -284,7 +382,7 @@ class GitOps(pulumi.ComponentResource):
         )
 
         if args.receiver_source_cidr is not None:
-            # The chart's `allow-webhooks` policy admits other pods only; the load balancer's traffic
+            # Flux's `allow-webhooks` policy admits other pods only; the load balancer's traffic
             # arrives from VPC addresses (the ELB's, or a node's after kube-proxy's SNAT).
             self.receiver_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-receiver",
@@ -310,31 +408,45 @@ class GitOps(pulumi.ComponentResource):
         )
         self.webhook = signed_push_webhook(
             f"{name}-webhook",
-            repository_name,
+            args.repository.split("/", 1)[1],
             self.webhook_url,
             self.receiver_token.result,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
+            pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]), _moved(gitops)
+            ),
         )
         self.register_outputs({"webhook_url": self.webhook_url})
 
-    def _deploy_reports(
-        self, name: str, args: GitOpsArgs, namespace: pulumi.Output[str], opts: pulumi.ResourceOptions
+
+class DeployReports(pulumi.ComponentResource):
+    """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
+    Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: GitOpsArgs,
+        token: pulumi.Input[str],
+        sync: AppSync,
+        gitops: pulumi.Resource,
+        opts: pulumi.ResourceOptions,
     ) -> None:
-        """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
-        Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
-        if args.commit_status_token is None:
-            pulumi.log.warn(
-                "gitops-eks:commitStatusToken is unset: deploys will not report back to their commits; "
-                "set a token with only 'Commit statuses: write' (docs/security.md)",
-                resource=self,
-            )
-            return
+        super().__init__("gitops:infra:DeployReports", f"{name}-reports", None, opts)
+        in_cluster = pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=[*args.outlived_by, sync.kustomization],
+            ),
+            _moved(gitops),
+        )
+        namespace = sync.app_namespace.metadata.name
         self.status_secret = k8s.core.v1.Secret(
             f"{name}-status-token",
             metadata={"name": STATUS_AUTH, "namespace": namespace},
             type="Opaque",
-            string_data={"token": pulumi.Output.secret(args.commit_status_token)},
-            opts=opts,
+            string_data={"token": pulumi.Output.secret(token)},
+            opts=in_cluster,
         )
         self.status_provider = k8s.apiextensions.CustomResource(
             f"{name}-status-provider",
@@ -346,7 +458,7 @@ class GitOps(pulumi.ComponentResource):
                 "address": f"https://github.com/{args.repository}",
                 "secretRef": {"name": self.status_secret.metadata.name},
             },
-            opts=opts,
+            opts=in_cluster,
         )
         self.status_alert = k8s.apiextensions.CustomResource(
             f"{name}-status-alert",
@@ -357,10 +469,33 @@ class GitOps(pulumi.ComponentResource):
                 "providerRef": {"name": self.status_provider.metadata["name"]},
                 # info passes every event through: a commit gets "applied" as well as failures.
                 "eventSeverity": "info",
-                "eventSources": [{"kind": "Kustomization", "name": self.kustomization.metadata["name"]}],
+                "eventSources": [{"kind": "Kustomization", "name": sync.kustomization.metadata["name"]}],
             },
-            opts=opts,
+            opts=in_cluster,
         )
+        self.register_outputs({})
+
+
+class GitOps(pulumi.ComponentResource):
+    """Flux installed by Helm (the operator) syncing `./k8s` from one branch, woken up by GitHub push
+    webhooks, reporting each deploy to its commit."""
+
+    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops:infra:GitOps", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.flux = FluxInstall(name, args, self, child)
+        self.sync = AppSync(name, args, self.flux, self, child)
+        self.reports: DeployReports | None = None
+        if args.commit_status_token is None:
+            pulumi.log.warn(
+                "gitops-eks:commitStatusToken is unset: deploys will not report back to their commits; "
+                "set a token with only 'Commit statuses: write' (docs/security.md)",
+                resource=self,
+            )
+        else:
+            self.reports = DeployReports(name, args, args.commit_status_token, self.sync, self, child)
+        self.webhook_url = self.sync.webhook_url
+        self.register_outputs({"webhook_url": self.webhook_url})
 
 
 def _load_balancer_host(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

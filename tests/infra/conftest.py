@@ -77,7 +77,26 @@ class Resource:
     property_dependencies: dict[str, tuple[str, ...]]
     options: dict[str, Any]
     """Other resource options sent to the engine: protect, retainOnDelete, deletedWith, ignoreChanges,
-    additionalSecretOutputs, deleteBeforeReplace, replaceOnChanges."""
+    additionalSecretOutputs, deleteBeforeReplace, replaceOnChanges, aliases."""
+
+    @property
+    def alias_urns(self) -> list[str]:
+        """The URNs the engine would look for this resource under (its `aliases` option), computed as
+        the engine does from each alias spec: unset parts (name, type, parent) are this resource's own."""
+        prefix, _qualified, _name = self.urn.rsplit("::", 2)
+        urns = []
+        for alias in self.options.get("aliases", []):
+            if "urn" in alias:
+                urns.append(alias["urn"])
+                continue
+            spec = alias.get("spec", {})
+            parent = spec.get("parentUrn", self.parent)
+            type_ = spec.get("type", self.type)
+            parent_type = parent.rsplit("::", 2)[1] if parent and not spec.get("noParent") else ""
+            # The stack's own type is not part of its children's qualified type.
+            qualified = type_ if parent_type in ("", "pulumi:pulumi:Stack") else f"{parent_type}${type_}"
+            urns.append(f"{prefix}::{qualified}::{spec.get('name', self.name)}")
+        return urns
 
     @property
     def provider_urn(self) -> str:
@@ -536,6 +555,7 @@ def _record(monitor: RecordingMonitor, mocks: RecordingMocks) -> list[Resource]:
                     "ignoreChanges": list(request.ignoreChanges),
                     "replaceOnChanges": list(request.replaceOnChanges),
                     "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    "aliases": [json_format.MessageToDict(a) for a in request.aliases],
                 },
             )
         )

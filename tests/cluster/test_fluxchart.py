@@ -1,0 +1,68 @@
+"""scripts/fluxchart.py reads the flags and RBAC of production's Flux from the Flux Operator's source at the
+pinned chart version; here, against that source and against sources that no longer have its shape."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra.gitops import FLUX_INSTANCE_SPEC, FLUX_VERSION
+from scripts.fluxchart import SourceError, controller_args, operator_source, production_rbac
+
+
+def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
+    """flux-operator internal/builder/profiles.go `profileClusterMultitenant`: --no-cross-namespace-refs
+    for kustomize- and notification-controller (among others), --no-remote-bases for
+    kustomize-controller, --default-service-account=<tenantDefaultServiceAccount> for kustomize- and
+    helm-controller; nothing for source-controller."""
+    assert controller_args("kustomize-controller") == [
+        "--no-cross-namespace-refs=true",
+        "--no-remote-bases=true",
+        "--default-service-account=default",
+    ]
+    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true"]
+    assert controller_args("source-controller") == []
+
+
+def test_the_instances_own_patches_come_after_the_profile() -> None:
+    """fluxinstance_controller.go appends `spec.kustomize.patches` after the profiles."""
+    extra = {
+        "target": {"kind": "Deployment", "name": "(source-controller|kustomize-controller)"},
+        "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=2\n",
+    }
+    spec = {**FLUX_INSTANCE_SPEC, "kustomize": {"patches": [extra]}}
+    assert controller_args("source-controller", spec) == ["--concurrent=2"]
+    assert controller_args("kustomize-controller", spec)[-1] == "--concurrent=2"
+    assert controller_args("notification-controller", spec) == ["--no-cross-namespace-refs=true"]
+    single = {**FLUX_INSTANCE_SPEC, "cluster": {"multitenant": False}}
+    assert controller_args("kustomize-controller", single) == []
+
+
+def test_an_unknown_controller_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown controller 'helm-controller'"):
+        controller_args("helm-controller")
+
+
+def test_a_source_without_the_profile_fails_loudly(tmp_path: Path) -> None:
+    fake = tmp_path / "operator"
+    shutil.copytree(operator_source() / "internal" / "builder", fake / "internal" / "builder")
+    profiles = fake / "internal" / "builder" / "profiles.go"
+    profiles.write_text(profiles.read_text().replace("profileClusterMultitenant =", "renamed ="))
+    with pytest.raises(SourceError, match="no profileClusterMultitenant"):
+        controller_args("kustomize-controller", source=fake)
+
+
+def test_a_flux_version_the_operator_does_not_ship_fails_loudly() -> None:
+    spec = {**FLUX_INSTANCE_SPEC, "distribution": {"version": "2.1.0", "registry": "ghcr.io/fluxcd"}}
+    with pytest.raises(SourceError, match=r"does not ship Flux 2\.1\.0"):
+        production_rbac(spec)
+    assert (operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}" / "rbac.yaml").is_file()
+
+
+def test_an_unpublished_operator_version_fails_with_the_reason() -> None:
+    with pytest.raises(
+        SourceError, match=r"cannot download github.com/controlplaneio-fluxcd/flux-operator@v0\.0\.1"
+    ):
+        operator_source("0.0.1")
