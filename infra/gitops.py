@@ -47,6 +47,7 @@ keep`, so the app's Flux objects survive) before the operator installs the new c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -174,24 +175,39 @@ class GitOpsArgs:
     balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
 
 
-def _moved(gitops: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Options for a resource that lived directly under `GitOps` before the split: same name, old URN."""
-    return pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=gitops)])
+@dataclass(frozen=True)
+class Moved:
+    """Where a component's resources lived before the split: directly under `GitOps`, named
+    `<prefix>-<role>`. The alias makes Pulumi find each one under that URN and move it, not replace it."""
+
+    gitops: pulumi.Resource
+    prefix: str
+
+    def alias(self, role: str) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            aliases=[pulumi.Alias(name=f"{self.prefix}-{role}", parent=self.gitops)]
+        )
+
+
+def _opts(*options: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """The options merged left to right (lists such as depends_on and aliases add up)."""
+    return functools.reduce(pulumi.ResourceOptions.merge, options)
 
 
 class FluxInstall(pulumi.ComponentResource):
     """The Flux Operator (Helm release) and a FluxInstance: Flux `FLUX_VERSION`, multitenant, with
     kustomize-controller bound to impersonation only."""
 
-    def __init__(
-        self, name: str, args: GitOpsArgs, gitops: pulumi.Resource, opts: pulumi.ResourceOptions
-    ) -> None:
-        super().__init__("gitops:infra:FluxInstall", f"{name}-install", None, opts)
+    def __init__(self, name: str, args: GitOpsArgs, moved: Moved, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("gitops:infra:FluxInstall", name, None, opts)
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.outlived_by)
         )
-        moved = pulumi.ResourceOptions.merge(in_cluster, _moved(gitops))
-        self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE}, opts=moved)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": NAMESPACE},
+            opts=_opts(in_cluster, moved.alias("namespace")),
+        )
         self.release = k8s.helm.v3.Release(
             f"{name}-flux",
             name="flux-operator",
@@ -202,7 +218,7 @@ class FluxInstall(pulumi.ComponentResource):
             atomic=True,
             timeout=600,
             # Replacing the community chart: uninstall it before the operator installs Flux over it.
-            opts=pulumi.ResourceOptions.merge(moved, pulumi.ResourceOptions(delete_before_replace=True)),
+            opts=_opts(in_cluster, moved.alias("flux"), pulumi.ResourceOptions(delete_before_replace=True)),
         )
         self.instance = k8s.apiextensions.CustomResource(
             f"{name}-flux-instance",
@@ -211,7 +227,7 @@ class FluxInstall(pulumi.ComponentResource):
             # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule).
             metadata={"name": "flux", "namespace": self.namespace.metadata.name},
             spec=FLUX_INSTANCE_SPEC,
-            opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
+            opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
         )
         self.impersonator = k8s.rbac.v1.ClusterRole(
             f"{name}-impersonator",
@@ -224,9 +240,7 @@ class FluxInstall(pulumi.ComponentResource):
             metadata={"name": IMPERSONATOR},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": IMPERSONATOR},
             subjects=[{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": NAMESPACE}],
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster, pulumi.ResourceOptions(depends_on=[self.impersonator])
-            ),
+            opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.impersonator])),
         )
         self.register_outputs({"namespace": self.namespace.metadata.name})
 
@@ -240,17 +254,14 @@ class AppSync(pulumi.ComponentResource):
         name: str,
         args: GitOpsArgs,
         flux: FluxInstall,
-        gitops: pulumi.Resource,
+        moved: Moved,
         opts: pulumi.ResourceOptions,
     ) -> None:
-        super().__init__("gitops:infra:AppSync", f"{name}-sync", None, opts)
-        in_cluster = pulumi.ResourceOptions.merge(
-            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.outlived_by)),
-            _moved(gitops),
+        super().__init__("gitops:infra:AppSync", name, None, opts)
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.outlived_by)
         )
-        after_flux = pulumi.ResourceOptions.merge(
-            in_cluster, pulumi.ResourceOptions(depends_on=[flux.release, flux.instance])
-        )
+        after_flux = _opts(in_cluster, pulumi.ResourceOptions(depends_on=[flux.release, flux.instance]))
         namespace = flux.namespace.metadata.name
 
         self.app_namespace = k8s.core.v1.Namespace(
@@ -263,7 +274,7 @@ class AppSync(pulumi.ComponentResource):
                 # (k8s/namespace.yaml before it moved here) must never prune it.
                 "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("app-namespace")),
         )
         app_namespace = self.app_namespace.metadata.name
         self.applier = k8s.core.v1.ServiceAccount(
@@ -271,7 +282,7 @@ class AppSync(pulumi.ComponentResource):
             metadata={"name": APPLIER, "namespace": app_namespace},
             # Flux impersonates it; nothing ever needs a token for it.
             automount_service_account_token=False,
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("applier")),
         )
         self.applier_role = k8s.rbac.v1.Role(
             f"{name}-applier",
@@ -284,15 +295,17 @@ class AppSync(pulumi.ComponentResource):
                 {"api_groups": [group], "resources": list(resources), "verbs": list(HEALTH_CHECK_VERBS)}
                 for group, resources in HEALTH_CHECK_READS.items()
             ],
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("applier")),
         )
         self.applier_binding = k8s.rbac.v1.RoleBinding(
             f"{name}-applier",
             metadata={"name": APPLIER, "namespace": app_namespace},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": APPLIER},
             subjects=[{"kind": "ServiceAccount", "name": APPLIER, "namespace": APP_NAMESPACE}],
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster, pulumi.ResourceOptions(depends_on=[self.applier, self.applier_role])
+            opts=_opts(
+                in_cluster,
+                moved.alias("applier"),
+                pulumi.ResourceOptions(depends_on=[self.applier, self.applier_role]),
             ),
         )
 
@@ -305,7 +318,7 @@ class AppSync(pulumi.ComponentResource):
                 "identity.pub": args.identity_pub,
                 "known_hosts": args.known_hosts,
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("git-auth")),
         )
         self.git_repository = k8s.apiextensions.CustomResource(
             f"{name}-source",
@@ -318,7 +331,7 @@ class AppSync(pulumi.ComponentResource):
                 "ref": {"branch": args.branch},
                 "secretRef": {"name": self.git_secret.metadata.name},
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("source")),
         )
         self.kustomization = k8s.apiextensions.CustomResource(
             f"{name}-kustomization",
@@ -337,8 +350,10 @@ class AppSync(pulumi.ComponentResource):
             },
             # Without the binding, the first reconcile would fail on permissions; on destroy, the
             # applier must outlive the Kustomization whose finalizer prunes with its rights.
-            opts=pulumi.ResourceOptions.merge(
-                after_flux, pulumi.ResourceOptions(depends_on=[self.applier_binding])
+            opts=_opts(
+                after_flux,
+                moved.alias("kustomization"),
+                pulumi.ResourceOptions(depends_on=[self.applier_binding]),
             ),
         )
 
@@ -346,14 +361,14 @@ class AppSync(pulumi.ComponentResource):
             f"{name}-receiver-token",
             length=40,
             special=False,
-            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), _moved(gitops)),
+            opts=_opts(pulumi.ResourceOptions(parent=self), moved.alias("receiver-token")),
         )
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-token",
             metadata={"name": RECEIVER_AUTH, "namespace": app_namespace},
             type="Opaque",
             string_data={"token": pulumi.Output.secret(self.receiver_token.result)},
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("receiver-token")),
         )
         self.receiver = k8s.apiextensions.CustomResource(
             f"{name}-receiver",
@@ -366,7 +381,7 @@ class AppSync(pulumi.ComponentResource):
                 "secretRef": {"name": self.receiver_secret.metadata.name},
                 "resources": [{"kind": "GitRepository", "name": self.git_repository.metadata["name"]}],
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("receiver")),
         )
         # The LB has only IPv4 addresses (A records), so GitHub can only come over IPv4.
         self.receiver_service = k8s.core.v1.Service(
@@ -378,7 +393,7 @@ class AppSync(pulumi.ComponentResource):
                 "ports": [{"name": "http", "port": 80, "target_port": RECEIVER_PORT, "protocol": "TCP"}],
                 "load_balancer_source_ranges": list(args.hook_ranges.ipv4),
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("receiver")),
         )
 
         if args.receiver_source_cidr is not None:
@@ -397,7 +412,7 @@ class AppSync(pulumi.ComponentResource):
                         }
                     ],
                 },
-                opts=after_flux,
+                opts=_opts(after_flux, moved.alias("receiver")),
             )
 
         hostname = self.receiver_service.status.apply(_load_balancer_host)
@@ -411,9 +426,7 @@ class AppSync(pulumi.ComponentResource):
             args.repository.split("/", 1)[1],
             self.webhook_url,
             self.receiver_token.result,
-            pulumi.ResourceOptions.merge(
-                pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]), _moved(gitops)
-            ),
+            _opts(pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]), moved.alias("webhook")),
         )
         self.register_outputs({"webhook_url": self.webhook_url})
 
@@ -428,17 +441,12 @@ class DeployReports(pulumi.ComponentResource):
         args: GitOpsArgs,
         token: pulumi.Input[str],
         sync: AppSync,
-        gitops: pulumi.Resource,
+        moved: Moved,
         opts: pulumi.ResourceOptions,
     ) -> None:
-        super().__init__("gitops:infra:DeployReports", f"{name}-reports", None, opts)
-        in_cluster = pulumi.ResourceOptions.merge(
-            pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[*args.outlived_by, sync.kustomization],
-            ),
-            _moved(gitops),
+        super().__init__("gitops:infra:DeployReports", name, None, opts)
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[*args.outlived_by, sync.kustomization]
         )
         namespace = sync.app_namespace.metadata.name
         self.status_secret = k8s.core.v1.Secret(
@@ -446,7 +454,7 @@ class DeployReports(pulumi.ComponentResource):
             metadata={"name": STATUS_AUTH, "namespace": namespace},
             type="Opaque",
             string_data={"token": pulumi.Output.secret(token)},
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("status-token")),
         )
         self.status_provider = k8s.apiextensions.CustomResource(
             f"{name}-status-provider",
@@ -458,7 +466,7 @@ class DeployReports(pulumi.ComponentResource):
                 "address": f"https://github.com/{args.repository}",
                 "secretRef": {"name": self.status_secret.metadata.name},
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("status-provider")),
         )
         self.status_alert = k8s.apiextensions.CustomResource(
             f"{name}-status-alert",
@@ -471,7 +479,7 @@ class DeployReports(pulumi.ComponentResource):
                 "eventSeverity": "info",
                 "eventSources": [{"kind": "Kustomization", "name": sync.kustomization.metadata["name"]}],
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("status-alert")),
         )
         self.register_outputs({})
 
@@ -483,8 +491,9 @@ class GitOps(pulumi.ComponentResource):
     def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gitops:infra:GitOps", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.flux = FluxInstall(name, args, self, child)
-        self.sync = AppSync(name, args, self.flux, self, child)
+        moved = Moved(self, name)
+        self.flux = FluxInstall(f"{name}-install", args, moved, child)
+        self.sync = AppSync(f"{name}-sync", args, self.flux, moved, child)
         self.reports: DeployReports | None = None
         if args.commit_status_token is None:
             pulumi.log.warn(
@@ -493,7 +502,9 @@ class GitOps(pulumi.ComponentResource):
                 resource=self,
             )
         else:
-            self.reports = DeployReports(name, args, args.commit_status_token, self.sync, self, child)
+            self.reports = DeployReports(
+                f"{name}-reports", args, args.commit_status_token, self.sync, moved, child
+            )
         self.webhook_url = self.sync.webhook_url
         self.register_outputs({"webhook_url": self.webhook_url})
 

@@ -93,8 +93,10 @@ class Resource:
             parent = spec.get("parentUrn", self.parent)
             type_ = spec.get("type", self.type)
             parent_type = parent.rsplit("::", 2)[1] if parent and not spec.get("noParent") else ""
-            # The stack's own type is not part of its children's qualified type.
-            qualified = type_ if parent_type in ("", "pulumi:pulumi:Stack") else f"{parent_type}${type_}"
+            # The engine leaves the stack's own type out of its descendants' qualified types (the mock
+            # monitor's URNs keep it).
+            parent_type = parent_type.removeprefix("pulumi:pulumi:Stack").removeprefix("$")
+            qualified = f"{parent_type}${type_}" if parent_type else type_
             urns.append(f"{prefix}::{qualified}::{spec.get('name', self.name)}")
         return urns
 

@@ -43,7 +43,7 @@ def test_a_helm_release_installs_the_flux_operator_into_flux_system(dev_program:
     assert "repositoryOpts" not in release.inputs
     assert release.inputs["namespace"] == "flux-system"
     assert release.inputs["values"] == {"web": {"enabled": False}}
-    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-namespace")
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-install-namespace")
     assert namespace.inputs["metadata"]["name"] == "flux-system"
     assert namespace.urn in release.property_dependencies["namespace"]
 
@@ -105,7 +105,7 @@ def test_git_repository_follows_the_branch_over_ssh_with_the_deploy_key(dev_prog
         "ref": {"branch": "main"},
         "secretRef": {"name": "git-auth"},
     }
-    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
+    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-git-auth")
     assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
 
 
@@ -139,7 +139,7 @@ def test_receiver_wakes_the_git_repository_on_github_pushes(dev_program: Program
     assert spec["type"] == "github"
     assert spec["events"] == ["ping", "push"]
     assert spec["resources"] == [{"kind": "GitRepository", "name": "app"}]
-    token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-receiver-token")
+    token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-receiver-token")
     assert spec["secretRef"] == {"name": token_secret.inputs["metadata"]["name"]}
     token = _only(dev_program, "random:index/randomPassword:RandomPassword")
     assert token_secret.inputs["stringData"] == {"token": token.outputs["result"]}
@@ -233,7 +233,7 @@ def test_every_deploy_reports_a_commit_status_with_a_status_only_token() -> None
     holds a token allowed to set commit statuses; an Alert whose eventSources name the Kustomization."""
     program = run_program({"commitStatusToken": STATUS_TOKEN}, secrets=["commitStatusToken"])
     provider, alert = _only(program, PROVIDER), _only(program, ALERT)
-    secret = program.one("kubernetes:core/v1:Secret", "gitops-status-token")
+    secret = program.one("kubernetes:core/v1:Secret", "gitops-reports-status-token")
     assert secret.inputs["metadata"] == {"name": "github-status-token", "namespace": "hello"}
     assert secret.inputs["stringData"] == {"token": STATUS_TOKEN}
     assert "stringData" in secret.secret_inputs
@@ -295,13 +295,12 @@ def test_every_resource_of_a_stack_from_before_the_split_is_found_under_its_old_
     would prune the app, must be among them."""
     program = run_program({"commitStatusToken": STATUS_TOKEN}, secrets=["commitStatusToken"])
     gitops = program.one("gitops:infra:GitOps")
-    # A child's qualified type is its parent's followed by `$<type>`.
-    prefix, gitops_type, _ = gitops.urn.rsplit("::", 2)
+    prefix = gitops.urn.rsplit("::", 2)[0]
     for type_, name in BEFORE_SPLIT:
-        resource = program.one(type_, name)
-        old = f"{prefix}::{gitops_type}${type_}::{name}"
+        old = f"{prefix}::gitops:infra:GitOps${type_}::{name}"
+        (resource,) = [r for r in program.of_type(type_) if old in r.alias_urns]
         assert resource.urn != old, f"{name} did not move (the alias test would prove nothing)"
-        assert old in resource.alias_urns, (name, resource.alias_urns)
+        assert not [r for r in program.resources if r.urn == old]
     components = {r.type for r in program.children(gitops)}
     assert components == {"gitops:infra:FluxInstall", "gitops:infra:AppSync", "gitops:infra:DeployReports"}
 
