@@ -94,7 +94,7 @@ APP_KINDS = {
 APPLIER_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 # What the Kustomization's health checks (`wait: true`) read besides the app's own kinds: kstatus'
 # Deployment reader lists the Deployment's ReplicaSets and their Pods, and an error there leaves the
-# status Unknown until the timeout (fluxcd/cli-utils v1.2.3, the version kustomize-controller v1.9.6
+# status Unknown until the timeout (fluxcd/cli-utils v1.2.2, the version kustomize-controller v1.9.4
 # builds with: pkg/kstatus/polling/statusreaders/deployment.go and pod_controller.go). Read-only.
 HEALTH_CHECK_READS = {"apps": ("replicasets",), "": ("pods",)}
 HEALTH_CHECK_VERBS = ("get", "list", "watch")
