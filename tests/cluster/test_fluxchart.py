@@ -3,13 +3,24 @@ pinned chart version; here, against that source and against sources that no long
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra.gitops import FLUX_INSTANCE_SPEC, FLUX_VERSION
-from scripts.fluxchart import SourceError, controller_args, operator_source, production_rbac
+from scripts.fluxchart import (
+    CONTROLLERS,
+    SourceError,
+    controller_args,
+    instance_patches,
+    operator_source,
+    production_rbac,
+)
+from tests.conftest import require
 
 
 def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
@@ -66,3 +77,55 @@ def test_an_unpublished_operator_version_fails_with_the_reason() -> None:
         SourceError, match=r"cannot download github.com/controlplaneio-fluxcd/flux-operator@v0\.0\.1"
     ):
         operator_source("0.0.1")
+
+
+def kustomized(tmp_path: Path, spec: dict) -> list[dict]:
+    """The operator's manifests for the pinned Flux with the FluxInstance's patches, built by the real
+    kustomize (`kubectl kustomize`), as the operator builds them (internal/builder/build.go)."""
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    files = [f"{c}.yaml" for c in spec["components"]] + ["rbac.yaml"]
+    for name in files:
+        shutil.copy(data / name, tmp_path / name)
+    kustomization = {
+        "namespace": "flux-system",
+        "resources": files,
+        "patches": instance_patches(spec, operator_source()),
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+def test_the_real_kustomize_renders_the_flags_and_rbac_read_here(tmp_path: Path) -> None:
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    base = {c: deployment_args(yaml.safe_load_all((data / f"{c}.yaml").read_text()), c) for c in CONTROLLERS}
+    built = kustomized(tmp_path, FLUX_INSTANCE_SPEC)
+    for controller in CONTROLLERS:
+        args = deployment_args(built, controller)
+        assert args[: len(base[controller])] == base[controller]
+        assert args[len(base[controller]) :] == controller_args(controller), controller
+    rbac = [d for d in built if d["kind"] in ("ClusterRole", "ClusterRoleBinding", "ResourceQuota")]
+    assert "cluster-reconciler" not in {d["metadata"]["name"] for d in rbac}
+    assert canonical(rbac) == canonical(production_rbac())
+
+
+def deployment_args(documents: object, controller: str) -> list[str]:
+    (deployment,) = [
+        d for d in documents if d and d["kind"] == "Deployment" and d["metadata"]["name"] == controller
+    ]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def canonical(objects: list[dict]) -> set[str]:
+    """Objects compared by what they grant: kind, name, namespace, rules, roleRef, subjects, spec."""
+    keep = ("rules", "roleRef", "subjects", "spec")
+    return {
+        json.dumps(
+            [o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"), {k: o.get(k) for k in keep}],
+            sort_keys=True,
+        )
+        for o in objects
+    }
