@@ -3,7 +3,8 @@ read from the operator's own source at the chart's version, so that the test clu
 runs Flux's controllers with production's flags and production's RBAC, and cannot drift from them.
 
 The source: the Go module github.com/controlplaneio-fluxcd/flux-operator at `v<chart version>` (the
-`flux-operator` chart's version is the operator's release), fetched through Go's module proxy and
+`flux-operator` chart's version is the operator's release; the version is the one the stack's committed
+config pins, Pulumi.dev.yaml `flux.chartVersion`), fetched through Go's module proxy and
 checked against Go's checksum database by `go mod download`. In it:
 - `internal/builder/profiles.go`, `profileClusterMultitenant`: the kustomize patches `cluster.multitenant`
   adds (internal/controller/fluxinstance_controller.go appends them before the FluxInstance's own
@@ -40,6 +41,7 @@ from infra.gitops import (
 )
 
 OPERATOR_MODULE = "github.com/controlplaneio-fluxcd/flux-operator"
+ROOT = Path(__file__).resolve().parent.parent
 CONTROLLERS = tuple(FLUX_INSTANCE_SPEC["components"])
 ARGS_PATH = "/spec/template/spec/containers/0/args/-"
 
@@ -48,9 +50,18 @@ class SourceError(RuntimeError):
     """The operator's source could not be fetched or no longer has the shape read here."""
 
 
+def pinned_chart_version() -> str:
+    """The `flux-operator` chart version the stack's committed config pins (else the config default)."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    return str(config.get(f"{project}:flux", {}).get("chartVersion", DEFAULT_FLUX_CHART))
+
+
 @cache
-def operator_source(version: str = DEFAULT_FLUX_CHART) -> Path:
-    """The flux-operator module at `v<version>` in Go's module cache (downloaded and verified if absent)."""
+def operator_source(version: str | None = None) -> Path:
+    """The flux-operator module at `v<version>` (default: the pinned chart's) in Go's module cache,
+    downloaded and verified if absent."""
+    version = version or pinned_chart_version()
     go = os.environ.get("GO", "go")
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
     try:

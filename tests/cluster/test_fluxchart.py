@@ -20,7 +20,7 @@ from scripts.fluxchart import (
     operator_source,
     production_rbac,
 )
-from tests.conftest import require
+from tests.conftest import ROOT, require
 
 
 def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
@@ -129,3 +129,10 @@ def canonical(objects: list[dict]) -> set[str]:
         )
         for o in objects
     }
+
+
+def test_the_source_is_the_operator_the_stack_pins() -> None:
+    """The plane follows the committed config's chart version, which is the operator's release."""
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    version = config["gitops-eks:flux"]["chartVersion"]
+    assert operator_source().name == f"flux-operator@v{version}"
