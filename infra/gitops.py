@@ -229,18 +229,21 @@ class FluxInstall(pulumi.ComponentResource):
             spec=FLUX_INSTANCE_SPEC,
             opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
         )
+        # After the release: on an upgrade from the community chart, whose uninstall deletes its own
+        # ClusterRole and binding of the same name, these must be created once that is done.
+        after_release = _opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release]))
         self.impersonator = k8s.rbac.v1.ClusterRole(
             f"{name}-impersonator",
             metadata={"name": IMPERSONATOR},
             rules=IMPERSONATOR_RULES,
-            opts=in_cluster,
+            opts=after_release,
         )
         self.impersonator_binding = k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-impersonator",
             metadata={"name": IMPERSONATOR},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": IMPERSONATOR},
             subjects=[{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": NAMESPACE}],
-            opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.impersonator])),
+            opts=_opts(after_release, pulumi.ResourceOptions(depends_on=[self.impersonator])),
         )
         self.register_outputs({"namespace": self.namespace.metadata.name})
 

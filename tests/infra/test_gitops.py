@@ -315,3 +315,8 @@ def test_the_old_flux2_release_is_uninstalled_before_the_operator_installs_flux(
     kustomization = _only(program, KUSTOMIZATION)
     assert release.urn in kustomization.dependencies
     assert all(release.urn not in urns for urns in kustomization.property_dependencies.values())
+    # The community chart's uninstall deletes its ClusterRole and binding `cluster-reconciler-impersonator`:
+    # the stack's objects of that name are created only after it.
+    for type_ in ("ClusterRole", "ClusterRoleBinding"):
+        impersonator = _only(program, f"kubernetes:rbac.authorization.k8s.io/v1:{type_}")
+        assert release.urn in impersonator.dependencies, type_
