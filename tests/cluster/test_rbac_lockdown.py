@@ -151,10 +151,15 @@ KUBE_SYSTEM_PROBES = [
 
 
 def can_i(cluster: Cluster, controller: str, verb: str, group: str, resource: str) -> bool:
+    """The API server's answer for the controller's account with the groups its token carries
+    (kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin: `system:serviceaccounts`,
+    `system:serviceaccounts:<namespace>`, and `system:authenticated`)."""
     target = f"{resource}.{group}" if group else resource
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"]
     proc = cluster.kubectl(
         "auth", "can-i", verb, target, "-n", "kube-system",
-        "--as", f"system:serviceaccount:{NAMESPACE}:{controller}", check=False,
+        "--as", f"system:serviceaccount:{NAMESPACE}:{controller}",
+        *[f"--as-group={g}" for g in groups], check=False,
     )  # fmt: skip
     return proc.stdout.strip() == "yes"
 
