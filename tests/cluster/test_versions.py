@@ -112,19 +112,19 @@ def test_the_plane_builds_the_controllers_productions_flux_runs(controller: str)
 
 
 def build_info(binary: Path) -> tuple[str, dict[str, str]]:
-    """`go version -m`: the main module's path, and each dependency's version (a replacement's, if any)."""
+    """`go version -m`: the main package's module (`mod`), and every module in the build list at the
+    version it was built with (a replacement's, `=>`, where one applies), the main module included."""
     lines = subprocess.run(["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True)
-    main, deps, last = "", {}, ""
+    main, modules, last = "", {}, ""
     for line in lines.stdout.splitlines():
         fields = line.strip().split("\t")
-        if fields[0] == "mod":
-            main = fields[1]
-        elif fields[0] == "dep":
+        if fields[0] in ("mod", "dep"):
             last = fields[1]
-            deps[last] = fields[2]
+            modules[last] = fields[2]
+            main = main or (last if fields[0] == "mod" else "")
         elif fields[0] == "=>":
-            deps[last] = fields[2]
-    return main, deps
+            modules[last] = fields[2]
+    return main, modules
 
 
 def go_mod_versions(module_dir: Path) -> dict[str, str]:
@@ -140,16 +140,17 @@ def go_mod_versions(module_dir: Path) -> dict[str, str]:
 
 
 def test_every_running_binary_was_built_from_its_pinned_modules(cluster: Cluster) -> None:
-    """The binaries themselves say what they were built from (Go embeds its build list, `go version -m`);
-    each must be its tools/ module's go.mod, module for module, not what cluster.sh wrote down."""
+    """The binaries themselves say what they were built from (Go embeds the build list, `go version -m`):
+    each must be exactly the go.mod of the one tools/ module that requires its main package's module,
+    module for module, not what cluster.sh wrote down."""
     checked = set()
     for pid_file in sorted((STATE / "pids").iterdir()):
-        binary = Path(f"/proc/{pid_file.read_text().strip()}/exe")
-        main, deps = build_info(binary)
-        assert main.startswith("github.com/gitops-eks/tools/"), (pid_file.name, main)
-        pinned = go_mod_versions(TOOLS / main.removeprefix("github.com/gitops-eks/tools/"))
+        main, modules = build_info(Path(f"/proc/{pid_file.read_text().strip()}/exe"))
+        (pinned,) = [v for v in (go_mod_versions(d) for d in sorted(TOOLS.iterdir())) if main in v]
         differ = {
-            path: (version, pinned.get(path)) for path, version in deps.items() if pinned.get(path) != version
+            path: (version, pinned.get(path))
+            for path, version in modules.items()
+            if pinned.get(path) != version
         }
         assert differ == {}, f"{pid_file.name}: built with (binary, go.mod) {differ}"
         checked.add(pid_file.name)
