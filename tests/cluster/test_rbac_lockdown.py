@@ -154,12 +154,15 @@ def can_i(cluster: Cluster, controller: str, verb: str, group: str, resource: st
     """The API server's answer for the controller's account with the groups its token carries
     (kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin: `system:serviceaccounts`,
     `system:serviceaccounts:<namespace>`, and `system:authenticated`)."""
+    # kubectl reads `resource/name`: a subresource goes in --subresource (`kubectl auth can-i --help`).
+    resource, _, subresource = resource.partition("/")
     target = f"{resource}.{group}" if group else resource
+    extra = [f"--subresource={subresource}"] if subresource else []
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"]
     proc = cluster.kubectl(
         "auth", "can-i", verb, target, "-n", "kube-system",
         "--as", f"system:serviceaccount:{NAMESPACE}:{controller}",
-        *[f"--as-group={g}" for g in groups], check=False,
+        *[f"--as-group={g}" for g in groups], *extra, check=False,
     )  # fmt: skip
     return proc.stdout.strip() == "yes"
 
