@@ -29,10 +29,11 @@ def kustomization(name: str, namespace: str, source: dict[str, str], **spec: Any
 
 @pytest.fixture
 def probe(flux: FluxLoop) -> Iterator[list[dict[str, Any]]]:
-    """Objects a test applies, deleted afterwards (waiting for Flux's finalizer)."""
+    """Objects a test applies, deleted afterwards (waiting for Flux's finalizer). Namespaces stay: a
+    session that reuses the plane applies them again, and one still Terminating would refuse that."""
     created: list[dict[str, Any]] = []
     yield created
-    for obj in reversed(created):
+    for obj in reversed([o for o in created if o["kind"] != "Namespace"]):
         meta = obj["metadata"]
         where = ["-n", meta["namespace"]] if "namespace" in meta else []
         flux.cluster.kubectl(
