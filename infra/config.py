@@ -49,7 +49,7 @@ _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.
 # keep the default in standard support (EKS calendar in docs/verified-identifiers.md; bumping: docs/infra.md).
 DEFAULT_KUBERNETES_VERSION = "1.35"
 DEFAULT_INSTANCE_TYPE = "t3.medium"
-DEFAULT_FLUX_CHART = "2.18.3"
+DEFAULT_FLUX_CHART = "0.58.1"
 _INSTANCE_HINT = f"use an EC2 instance type like {DEFAULT_INSTANCE_TYPE}"
 # Address blocks reserved for documentation (RFC 5737, RFC 3849, RFC 9637): no packet ever comes from them,
 # so a rule that admits only them admits nobody, and copied examples fail late (health checks time out).
@@ -421,7 +421,7 @@ def _flux(raw: Any) -> FluxConfig:
             "chartVersion",
             DEFAULT_FLUX_CHART,
             _SEMVER,
-            f"pin a flux2 chart version like {DEFAULT_FLUX_CHART}",
+            f"pin a flux-operator chart version like {DEFAULT_FLUX_CHART}",
         ),
         interval=obj.string("interval", "1m", _DURATION, "use a duration like 1m or 30s"),
     )

@@ -1,16 +1,25 @@
-"""Flux v2 in the cluster: the community `flux2` chart, the sync objects, and a GitHub push webhook.
+"""Flux v2 in the cluster: the Flux Operator's chart and a `FluxInstance`, the app's sync objects, a GitHub
+push webhook, and the deploy reports. Three components, one per concern: `FluxInstall`, `AppSync`,
+`DeployReports`, under `GitOps`.
 
 Flux follows `branch` of the repository over SSH with the read-only deploy key and applies `./k8s`.
-Image automation controllers stay off: Jenkins writes the image reference back to git itself.
+Only source-, kustomize- and notification-controller run: Jenkins writes the image reference back to
+git itself (no image automation), and nothing here is a HelmRelease.
 
-Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; the chart's `multitenancy`
-values): kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace
-(with Pod Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization,
-Receiver, Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across
-namespaces), and the Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that
-allows only the kinds `./k8s` uses. kustomize-controller impersonates
-`system:serviceaccount:<the Kustomization's namespace>:<serviceAccountName>` (kustomize-controller,
-`kustomization_controller.go`, `WithServiceAccount(..., obj.GetNamespace())`).
+Install: a Helm release installs the Flux Operator (chart `flux-operator`, whose version is the
+operator's release), and a `FluxInstance` pins Flux itself to `FLUX_VERSION`, the release whose
+controllers the test control plane builds (tools/). The operator renders that version's manifests from
+its own image (`config/data/flux/v<version>/` of controlplaneio-fluxcd/flux-operator), so the chart
+version and `FLUX_VERSION` together name exactly what runs.
+
+Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; FluxInstance `cluster.multitenant`):
+kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace (with Pod
+Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization, Receiver,
+Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across namespaces), and the
+Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that allows only the kinds
+`./k8s` uses. kustomize-controller impersonates `system:serviceaccount:<the Kustomization's
+namespace>:<serviceAccountName>` (kustomize-controller, `kustomization_controller.go`,
+`WithServiceAccount(..., obj.GetNamespace())`).
 
 Deploy reports: a `github` Provider and an Alert on the Kustomization's events set a commit status on
 each commit Flux applies (success, or failure with Flux's reason), with a token that can set commit
@@ -22,15 +31,23 @@ a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWeb
 fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
 registers the GitHub webhook in the same run.
 
-Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm
-release, so Pulumi deletes them while the controllers still run; the Kustomization's finalizer prunes
-what Flux applied (including the app's load balancer) before the cluster goes. Every in-cluster
-resource also depends directly on `GitOpsArgs.outlived_by` (cluster, node group, VPC): the Python SDK
-does not hand a component's `depends_on` to its children, so the edge is declared on each of them.
+Destroy order: every custom resource and the receiver's LoadBalancer Service depend on the Helm release
+and the FluxInstance, so Pulumi deletes them while the controllers still run; the Kustomization's
+finalizer prunes what Flux applied (including the app's load balancer) before the cluster goes. Every
+in-cluster resource also depends directly on `GitOpsArgs.outlived_by` (cluster, node group, VPC): the
+Python SDK does not hand a component's `depends_on` to its children, so the edge is declared on each of
+them.
+
+Upgrade in place: every resource keeps its name and is aliased to its URN under `GitOps` (where all of
+them lived before the split), so Pulumi moves them instead of deleting the app. The Helm release keeps its
+URN too: it changes chart (community `flux2` to `flux-operator`), which replaces it, and
+`delete_before_replace` uninstalls the old chart first (its CRDs are kept by `helm.sh/resource-policy:
+keep`, so the app's Flux objects survive) before the operator installs the new controllers over them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +55,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
 from infra.config import FluxConfig
 from infra.deploy_keys import HookRanges, signed_push_webhook
@@ -45,7 +63,19 @@ from infra.deploy_keys import HookRanges, signed_push_webhook
 NAMESPACE = "flux-system"
 APP_NAMESPACE = "hello"
 """The app's namespace: k8s/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
-CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
+CHART = "oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator"
+"""The operator's chart (controlplaneio-fluxcd/flux-operator README, "Install the Flux Operator")."""
+FLUX_VERSION = "2.9.3"
+"""Flux release the FluxInstance pins; the test control plane builds the same controllers (tools/)."""
+FLUX_REGISTRY = "ghcr.io/fluxcd"
+FLUX_COMPONENTS = ("source-controller", "kustomize-controller", "notification-controller")
+TENANT_DEFAULT_SERVICE_ACCOUNT = "default"
+"""What a Kustomization without `serviceAccountName` impersonates: the tenant's `default` account, which
+holds no permissions, so it applies nothing."""
+ADMIN_BINDING = "cluster-reconciler"
+"""Flux's ClusterRoleBinding of kustomize-controller to cluster-admin (flux2 manifests/rbac/reconciler.yaml);
+the FluxInstance deletes it."""
+IMPERSONATOR = "cluster-reconciler-impersonator"
 GIT_AUTH = "git-auth"
 SOURCE_NAME = "app"
 APPLIER = "flux-applier"
@@ -64,7 +94,7 @@ APP_KINDS = {
 APPLIER_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 # What the Kustomization's health checks (`wait: true`) read besides the app's own kinds: kstatus'
 # Deployment reader lists the Deployment's ReplicaSets and their Pods, and an error there leaves the
-# status Unknown until the timeout (fluxcd/cli-utils v1.2.3, the version kustomize-controller v1.9.6
+# status Unknown until the timeout (fluxcd/cli-utils v1.2.2, the version kustomize-controller v1.9.4
 # builds with: pkg/kstatus/polling/statusreaders/deployment.go and pod_controller.go). Read-only.
 HEALTH_CHECK_READS = {"apps": ("replicasets",), "": ("pods",)}
 HEALTH_CHECK_VERBS = ("get", "list", "watch")
@@ -80,23 +110,41 @@ RECEIVER_NAME = "github"
 RECEIVER_AUTH = "receiver-token"
 RECEIVER_PORT = 9292
 
-CHART_VALUES = {
-    "installCRDs": True,
-    # Uninstalling the chart must not delete the CRDs, and with them every Flux object in the cluster.
-    "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
-    # Jenkins pushes the new image reference; Flux only applies what is in git.
-    "imageAutomationController": {"create": False},
-    "imageReflectionController": {"create": False},
-    # Nothing here is a HelmRelease: one controller fewer that could act in the cluster.
-    "helmController": {"create": False},
-    # flux2 chart templates: `enabled` adds --no-cross-namespace-refs=true and
-    # --default-service-account to the controllers; `privileged: false` drops the cluster-admin
-    # ClusterRoleBinding `cluster-reconciler` and binds only `impersonate` on serviceaccounts instead.
-    # The default service account has no permissions, so a Kustomization without one applies nothing.
-    "multitenancy": {"enabled": True, "defaultServiceAccount": "default", "privileged": False},
-    # Every resource must come from the repository: no remote bases fetched at apply time.
-    "kustomizeController": {"container": {"additionalArgs": ["--no-remote-bases=true"]}},
+# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights.
+CHART_VALUES = {"web": {"enabled": False}}
+INSTANCE_PATCHES = [
+    # The lockdown: without cluster-admin, kustomize-controller may only impersonate (below), so every
+    # Kustomization applies with the rights of its own service account. A strategic-merge `$patch:
+    # delete`, as the operator's own shard kustomization removes objects (internal/builder/templates.go).
+    {
+        "target": {"kind": "ClusterRoleBinding", "name": ADMIN_BINDING},
+        "patch": yaml.safe_dump(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": ADMIN_BINDING},
+                "$patch": "delete",
+            },
+            sort_keys=False,
+        ),
+    },
+]
+FLUX_INSTANCE_SPEC = {
+    "distribution": {"version": FLUX_VERSION, "registry": FLUX_REGISTRY},
+    "components": list(FLUX_COMPONENTS),
+    # The operator's multitenant profile (internal/builder/profiles.go `profileClusterMultitenant`):
+    # --no-cross-namespace-refs=true, --no-remote-bases=true and --default-service-account.
+    "cluster": {
+        "multitenant": True,
+        "tenantDefaultServiceAccount": TENANT_DEFAULT_SERVICE_ACCOUNT,
+        "networkPolicy": True,
+    },
+    "kustomize": {"patches": INSTANCE_PATCHES},
 }
+"""The FluxInstance's spec (fluxcd.controlplane.io/v1); scripts/fluxchart.py derives the test control
+plane's flags and RBAC from it and from the operator's source at the chart's version."""
+# What the deleted cluster-admin binding leaves kustomize-controller besides Flux's `crd-controller`.
+IMPERSONATOR_RULES = [{"api_groups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}]
 
 
 def webhook_path(token: str, name: str = RECEIVER_NAME, namespace: str = APP_NAMESPACE) -> str:
@@ -127,35 +175,97 @@ class GitOpsArgs:
     balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
 
 
-class GitOps(pulumi.ComponentResource):
-    """Flux installed by Helm, syncing `./k8s` from one branch, woken up by GitHub push webhooks."""
+@dataclass(frozen=True)
+class Moved:
+    """Where a component's resources lived before the split: directly under `GitOps`, named
+    `<prefix>-<role>`. The alias makes Pulumi find each one under that URN and move it, not replace it."""
 
-    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitops:infra:GitOps", name, None, opts)
+    gitops: pulumi.Resource
+    prefix: str
+
+    def alias(self, role: str) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            aliases=[pulumi.Alias(name=f"{self.prefix}-{role}", parent=self.gitops)]
+        )
+
+
+def _opts(*options: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """The options merged left to right (lists such as depends_on and aliases add up)."""
+    return functools.reduce(pulumi.ResourceOptions.merge, options)
+
+
+class FluxInstall(pulumi.ComponentResource):
+    """The Flux Operator (Helm release) and a FluxInstance: Flux `FLUX_VERSION`, multitenant, with
+    kustomize-controller bound to impersonation only."""
+
+    def __init__(self, name: str, args: GitOpsArgs, moved: Moved, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("gitops:infra:FluxInstall", name, None, opts)
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.outlived_by)
         )
-        repository_name = args.repository.split("/", 1)[1]
-
         self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE}, opts=in_cluster
+            f"{name}-namespace",
+            metadata={"name": NAMESPACE},
+            opts=_opts(in_cluster, moved.alias("namespace")),
         )
-        namespace = self.namespace.metadata.name
         self.release = k8s.helm.v3.Release(
             f"{name}-flux",
-            name="flux2",
-            chart="flux2",
+            name="flux-operator",
+            chart=CHART,
             version=args.config.chart_version,
-            repository_opts={"repo": CHART_REPOSITORY},
-            namespace=namespace,
+            namespace=self.namespace.metadata.name,
             values=CHART_VALUES,
             atomic=True,
             timeout=600,
-            opts=in_cluster,
+            # Replacing the community chart: uninstall it before the operator installs Flux over it.
+            opts=_opts(in_cluster, moved.alias("flux"), pulumi.ResourceOptions(delete_before_replace=True)),
         )
-        after_flux = pulumi.ResourceOptions.merge(
-            in_cluster, pulumi.ResourceOptions(depends_on=[self.release])
+        self.instance = k8s.apiextensions.CustomResource(
+            f"{name}-flux-instance",
+            api_version="fluxcd.controlplane.io/v1",
+            kind="FluxInstance",
+            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule).
+            metadata={"name": "flux", "namespace": self.namespace.metadata.name},
+            spec=FLUX_INSTANCE_SPEC,
+            opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
         )
+        # After the release: on an upgrade from the community chart, whose uninstall deletes its own
+        # ClusterRole and binding of the same name, these must be created once that is done.
+        after_release = _opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release]))
+        self.impersonator = k8s.rbac.v1.ClusterRole(
+            f"{name}-impersonator",
+            metadata={"name": IMPERSONATOR},
+            rules=IMPERSONATOR_RULES,
+            opts=after_release,
+        )
+        self.impersonator_binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-impersonator",
+            metadata={"name": IMPERSONATOR},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": IMPERSONATOR},
+            subjects=[{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": NAMESPACE}],
+            opts=_opts(after_release, pulumi.ResourceOptions(depends_on=[self.impersonator])),
+        )
+        self.register_outputs({"namespace": self.namespace.metadata.name})
+
+
+class AppSync(pulumi.ComponentResource):
+    """The app's tenant namespace and applier, its GitRepository and Kustomization, and the Receiver that
+    GitHub's push webhook calls."""
+
+    def __init__(
+        self,
+        name: str,
+        args: GitOpsArgs,
+        flux: FluxInstall,
+        moved: Moved,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("gitops:infra:AppSync", name, None, opts)
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.outlived_by)
+        )
+        after_flux = _opts(in_cluster, pulumi.ResourceOptions(depends_on=[flux.release, flux.instance]))
+        namespace = flux.namespace.metadata.name
 
         self.app_namespace = k8s.core.v1.Namespace(
             f"{name}-app-namespace",
@@ -167,7 +277,7 @@ class GitOps(pulumi.ComponentResource):
                 # (k8s/namespace.yaml before it moved here) must never prune it.
                 "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("app-namespace")),
         )
         app_namespace = self.app_namespace.metadata.name
         self.applier = k8s.core.v1.ServiceAccount(
@@ -175,7 +285,7 @@ class GitOps(pulumi.ComponentResource):
             metadata={"name": APPLIER, "namespace": app_namespace},
             # Flux impersonates it; nothing ever needs a token for it.
             automount_service_account_token=False,
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("applier")),
         )
         self.applier_role = k8s.rbac.v1.Role(
             f"{name}-applier",
@@ -188,15 +298,17 @@ class GitOps(pulumi.ComponentResource):
                 {"api_groups": [group], "resources": list(resources), "verbs": list(HEALTH_CHECK_VERBS)}
                 for group, resources in HEALTH_CHECK_READS.items()
             ],
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("applier")),
         )
         self.applier_binding = k8s.rbac.v1.RoleBinding(
             f"{name}-applier",
             metadata={"name": APPLIER, "namespace": app_namespace},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": APPLIER},
             subjects=[{"kind": "ServiceAccount", "name": APPLIER, "namespace": APP_NAMESPACE}],
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster, pulumi.ResourceOptions(depends_on=[self.applier, self.applier_role])
+            opts=_opts(
+                in_cluster,
+                moved.alias("applier"),
+                pulumi.ResourceOptions(depends_on=[self.applier, self.applier_role]),
             ),
         )
 
@@ -209,7 +321,7 @@ class GitOps(pulumi.ComponentResource):
                 "identity.pub": args.identity_pub,
                 "known_hosts": args.known_hosts,
             },
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("git-auth")),
         )
         self.git_repository = k8s.apiextensions.CustomResource(
             f"{name}-source",
@@ -222,7 +334,7 @@ class GitOps(pulumi.ComponentResource):
                 "ref": {"branch": args.branch},
                 "secretRef": {"name": self.git_secret.metadata.name},
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("source")),
         )
         self.kustomization = k8s.apiextensions.CustomResource(
             f"{name}-kustomization",
@@ -241,21 +353,25 @@ class GitOps(pulumi.ComponentResource):
             },
             # Without the binding, the first reconcile would fail on permissions; on destroy, the
             # applier must outlive the Kustomization whose finalizer prunes with its rights.
-            opts=pulumi.ResourceOptions.merge(
-                after_flux, pulumi.ResourceOptions(depends_on=[self.applier_binding])
+            opts=_opts(
+                after_flux,
+                moved.alias("kustomization"),
+                pulumi.ResourceOptions(depends_on=[self.applier_binding]),
             ),
         )
-        self._deploy_reports(name, args, app_namespace, after_flux)
 
         self.receiver_token = random.RandomPassword(
-            f"{name}-receiver-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-receiver-token",
+            length=40,
+            special=False,
+            opts=_opts(pulumi.ResourceOptions(parent=self), moved.alias("receiver-token")),
         )
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-token",
             metadata={"name": RECEIVER_AUTH, "namespace": app_namespace},
             type="Opaque",
             string_data={"token": pulumi.Output.secret(self.receiver_token.result)},
-            opts=in_cluster,
+            opts=_opts(in_cluster, moved.alias("receiver-token")),
         )
         self.receiver = k8s.apiextensions.CustomResource(
             f"{name}-receiver",
@@ -268,7 +384,7 @@ class GitOps(pulumi.ComponentResource):
                 "secretRef": {"name": self.receiver_secret.metadata.name},
                 "resources": [{"kind": "GitRepository", "name": self.git_repository.metadata["name"]}],
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("receiver")),
         )
         # The LB has only IPv4 addresses (A records), so GitHub can only come over IPv4.
         self.receiver_service = k8s.core.v1.Service(
@@ -280,11 +396,11 @@ class GitOps(pulumi.ComponentResource):
                 "ports": [{"name": "http", "port": 80, "target_port": RECEIVER_PORT, "protocol": "TCP"}],
                 "load_balancer_source_ranges": list(args.hook_ranges.ipv4),
             },
-            opts=after_flux,
+            opts=_opts(after_flux, moved.alias("receiver")),
         )
 
         if args.receiver_source_cidr is not None:
-            # The chart's `allow-webhooks` policy admits other pods only; the load balancer's traffic
+            # Flux's `allow-webhooks` policy admits other pods only; the load balancer's traffic
             # arrives from VPC addresses (the ELB's, or a node's after kube-proxy's SNAT).
             self.receiver_policy = k8s.networking.v1.NetworkPolicy(
                 f"{name}-receiver",
@@ -299,7 +415,7 @@ class GitOps(pulumi.ComponentResource):
                         }
                     ],
                 },
-                opts=after_flux,
+                opts=_opts(after_flux, moved.alias("receiver")),
             )
 
         hostname = self.receiver_service.status.apply(_load_balancer_host)
@@ -310,31 +426,38 @@ class GitOps(pulumi.ComponentResource):
         )
         self.webhook = signed_push_webhook(
             f"{name}-webhook",
-            repository_name,
+            args.repository.split("/", 1)[1],
             self.webhook_url,
             self.receiver_token.result,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]),
+            _opts(pulumi.ResourceOptions(parent=self, depends_on=[self.receiver]), moved.alias("webhook")),
         )
         self.register_outputs({"webhook_url": self.webhook_url})
 
-    def _deploy_reports(
-        self, name: str, args: GitOpsArgs, namespace: pulumi.Output[str], opts: pulumi.ResourceOptions
+
+class DeployReports(pulumi.ComponentResource):
+    """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
+    Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: GitOpsArgs,
+        token: pulumi.Input[str],
+        sync: AppSync,
+        moved: Moved,
+        opts: pulumi.ResourceOptions,
     ) -> None:
-        """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
-        Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
-        if args.commit_status_token is None:
-            pulumi.log.warn(
-                "gitops-eks:commitStatusToken is unset: deploys will not report back to their commits; "
-                "set a token with only 'Commit statuses: write' (docs/security.md)",
-                resource=self,
-            )
-            return
+        super().__init__("gitops:infra:DeployReports", name, None, opts)
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[*args.outlived_by, sync.kustomization]
+        )
+        namespace = sync.app_namespace.metadata.name
         self.status_secret = k8s.core.v1.Secret(
             f"{name}-status-token",
             metadata={"name": STATUS_AUTH, "namespace": namespace},
             type="Opaque",
-            string_data={"token": pulumi.Output.secret(args.commit_status_token)},
-            opts=opts,
+            string_data={"token": pulumi.Output.secret(token)},
+            opts=_opts(in_cluster, moved.alias("status-token")),
         )
         self.status_provider = k8s.apiextensions.CustomResource(
             f"{name}-status-provider",
@@ -346,7 +469,7 @@ class GitOps(pulumi.ComponentResource):
                 "address": f"https://github.com/{args.repository}",
                 "secretRef": {"name": self.status_secret.metadata.name},
             },
-            opts=opts,
+            opts=_opts(in_cluster, moved.alias("status-provider")),
         )
         self.status_alert = k8s.apiextensions.CustomResource(
             f"{name}-status-alert",
@@ -357,10 +480,36 @@ class GitOps(pulumi.ComponentResource):
                 "providerRef": {"name": self.status_provider.metadata["name"]},
                 # info passes every event through: a commit gets "applied" as well as failures.
                 "eventSeverity": "info",
-                "eventSources": [{"kind": "Kustomization", "name": self.kustomization.metadata["name"]}],
+                "eventSources": [{"kind": "Kustomization", "name": sync.kustomization.metadata["name"]}],
             },
-            opts=opts,
+            opts=_opts(in_cluster, moved.alias("status-alert")),
         )
+        self.register_outputs({})
+
+
+class GitOps(pulumi.ComponentResource):
+    """Flux installed by Helm (the operator) syncing `./k8s` from one branch, woken up by GitHub push
+    webhooks, reporting each deploy to its commit."""
+
+    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops:infra:GitOps", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        moved = Moved(self, name)
+        self.flux = FluxInstall(f"{name}-install", args, moved, child)
+        self.sync = AppSync(f"{name}-sync", args, self.flux, moved, child)
+        self.reports: DeployReports | None = None
+        if args.commit_status_token is None:
+            pulumi.log.warn(
+                "gitops-eks:commitStatusToken is unset: deploys will not report back to their commits; "
+                "set a token with only 'Commit statuses: write' (docs/security.md)",
+                resource=self,
+            )
+        else:
+            self.reports = DeployReports(
+                f"{name}-reports", args, args.commit_status_token, self.sync, moved, child
+            )
+        self.webhook_url = self.sync.webhook_url
+        self.register_outputs({"webhook_url": self.webhook_url})
 
 
 def _load_balancer_host(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:

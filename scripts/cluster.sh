@@ -205,7 +205,7 @@ up() {
     return
   fi
   [ ! -d "$STATE/pids" ] || down
-  [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for the controllers' chart flags (run make venv, or set PYTHON=)"
+  [ -x "$PYTHON" ] || die "no Python at '$PYTHON' for Flux's flags and RBAC (run make venv, or set PYTHON=)"
   build
   local kube c start_time
   # Each component's cache entry, computed once (the key hashes go.mod/go.sum and asks `go env`).
@@ -250,7 +250,11 @@ up() {
   wait_until kube-apiserver 120 "$STATE/logs/kube-apiserver.log" kc get --raw /readyz
 
   for c in "${CONTROLLERS[@]}"; do kc apply --server-side -f "${dir[$c]}/crds/" >/dev/null; done
-  kc apply --server-side -f "$ROOT/scripts/cluster-rbac.yaml" >/dev/null
+  # Flux's identities and the RBAC production's Flux Operator installs for the stack's FluxInstance,
+  # read from the operator's source at the pinned chart version (scripts/fluxchart.py).
+  local rbac
+  rbac="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m scripts.fluxchart rbac)" || die "cannot derive Flux's RBAC"
+  kc apply --server-side -f - <<<"$rbac" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
   local health port token flags chart_args
@@ -261,9 +265,9 @@ up() {
     health=$(free_port)
     local args=(--watch-all-namespaces=true --enable-leader-election=false --metrics-addr=0
       --health-addr="127.0.0.1:$health" --log-level=info --log-encoding=json)
-    # The flags the stack's chart values give this controller (multi-tenancy lockdown, no remote
-    # bases), computed from infra/gitops.py so the test cluster cannot drift from EKS.
-    flags="$(cd "$ROOT" && "$PYTHON" -m scripts.fluxchart "$c")" || die "cannot compute $c's chart flags"
+    # The flags the stack's FluxInstance gives this controller (multi-tenancy lockdown, no remote
+    # bases), derived from the operator's source so the test cluster cannot drift from EKS.
+    flags="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m scripts.fluxchart "$c")" || die "cannot derive $c's flags"
     chart_args=()
     [ -z "$flags" ] || mapfile -t chart_args <<<"$flags"
     args+=("${chart_args[@]}")

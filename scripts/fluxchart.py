@@ -1,63 +1,206 @@
-"""The flags the pinned flux2 chart gives Flux's controllers for the stack's values (infra/gitops.py
-`CHART_VALUES`), so that the test cluster (scripts/cluster.sh) runs them as EKS does and cannot drift.
+"""What the Flux Operator installs for the stack's FluxInstance (infra/gitops.py `FLUX_INSTANCE_SPEC`),
+read from the operator's own source at the chart's version, so that the test cluster (scripts/cluster.sh)
+runs Flux's controllers with production's flags and production's RBAC, and cannot drift from them.
 
-What the chart renders, read in fluxcd-community/helm-charts at flux2-2.18.3
-(charts/flux2/templates/kustomize-controller.yaml and source-controller.yaml, read 2026-12-01):
-- kustomize-controller: with `multitenancy.enabled`, `--no-cross-namespace-refs=true` and
-  `--default-service-account=<multitenancy.defaultServiceAccount | default "default">`; then every
-  entry of `kustomizeController.container.additionalArgs`.
-- source-controller: every entry of `sourceController.container.additionalArgs`.
-- notification-controller: with `multitenancy.enabled`, `--no-cross-namespace-refs=true`; then every
-  entry of `notificationController.container.additionalArgs` (templates/notification-controller.yaml).
-The flags that depend on running in a pod (events address, storage address, leader election) are set
-by scripts/cluster.sh for loopback.
+The source: the Go module github.com/controlplaneio-fluxcd/flux-operator at `v<chart version>` (the
+`flux-operator` chart's version is the operator's release; the version is the one the stack's committed
+config pins, Pulumi.dev.yaml `flux.chartVersion`), fetched through Go's module proxy and
+checked against Go's checksum database by `go mod download`. In it:
+- `internal/builder/profiles.go`, `profileClusterMultitenant`: the kustomize patches `cluster.multitenant`
+  adds (internal/controller/fluxinstance_controller.go appends them before the FluxInstance's own
+  `kustomize.patches`); each `add` to `/spec/template/spec/containers/0/args/-` is a flag.
+- `config/data/flux/v<FLUX_VERSION>/rbac.yaml`: the RBAC the operator applies for that Flux release
+  (flux2's `manifests/rbac`), from which the FluxInstance's `$patch: delete` patches remove objects.
+The flags that depend on running in a pod (events address, storage address, leader election) are set by
+scripts/cluster.sh for loopback.
 
-    python -m scripts.fluxchart kustomize-controller   # one flag per line
+    python -m scripts.fluxchart kustomize-controller   # its flags, one per line
+    python -m scripts.fluxchart rbac                   # the flux-system namespace, accounts and RBAC
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
 import sys
 from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from infra.gitops import CHART_VALUES
+import yaml
 
-VALUES_KEY = {
-    "kustomize-controller": "kustomizeController",
-    "source-controller": "sourceController",
-    "notification-controller": "notificationController",
-}
+from infra.config import DEFAULT_FLUX_CHART
+from infra.gitops import (
+    FLUX_INSTANCE_SPEC,
+    IMPERSONATOR,
+    IMPERSONATOR_RULES,
+    NAMESPACE,
+)
+
+OPERATOR_MODULE = "github.com/controlplaneio-fluxcd/flux-operator"
+ROOT = Path(__file__).resolve().parent.parent
+CONTROLLERS = tuple(FLUX_INSTANCE_SPEC["components"])
+ARGS_PATH = "/spec/template/spec/containers/0/args/-"
 
 
-def controller_args(controller: str, values: Mapping[str, Any] = CHART_VALUES) -> list[str]:
-    """The chart's values-dependent flags for `controller`, in the chart's order."""
-    if controller not in VALUES_KEY:
-        raise ValueError(f"unknown controller {controller!r}: expected one of {sorted(VALUES_KEY)}")
+class SourceError(RuntimeError):
+    """The operator's source could not be fetched or no longer has the shape read here."""
+
+
+def pinned_chart_version() -> str:
+    """The `flux-operator` chart version the stack's committed config pins (else the config default)."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    return str(config.get(f"{project}:flux", {}).get("chartVersion", DEFAULT_FLUX_CHART))
+
+
+@cache
+def operator_source(version: str | None = None) -> Path:
+    """The flux-operator module at `v<version>` (default: the pinned chart's) in Go's module cache,
+    downloaded and verified if absent."""
+    version = version or pinned_chart_version()
+    go = os.environ.get("GO", "go")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    try:
+        found = subprocess.run(
+            [go, "mod", "download", "-json", f"{OPERATOR_MODULE}@v{version}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            check=False,
+        )
+    except FileNotFoundError as error:
+        raise SourceError(f"no Go toolchain at {go!r} (set GO=/path/to/go)") from error
+    info = json.loads(found.stdout or "{}")
+    if found.returncode != 0 or "Dir" not in info:
+        reason = info.get("Error") or found.stderr.strip()
+        raise SourceError(f"cannot download {OPERATOR_MODULE}@v{version}: {reason}")
+    return Path(info["Dir"])
+
+
+def multitenant_patches(source: Path, default_service_account: str) -> list[dict[str, Any]]:
+    """The patches the operator's multitenant profile adds, as its Go code formats them."""
+    text = (source / "internal" / "builder" / "profiles.go").read_text()
+    found = re.search(r"^const profileClusterMultitenant = `(.*?)`", text, re.MULTILINE | re.DOTALL)
+    if not found:
+        raise SourceError(f"{source}: profiles.go has no profileClusterMultitenant")
+    return yaml.safe_load(found.group(1).replace("%s", default_service_account))
+
+
+def instance_patches(spec: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
+    """Every kustomize patch the operator applies for `spec` that this module reads, in its order."""
+    patches: list[dict[str, Any]] = []
+    cluster = spec.get("cluster", {})
+    if cluster.get("multitenant"):
+        patches += multitenant_patches(source, cluster.get("tenantDefaultServiceAccount") or "default")
+    return patches + list(spec.get("kustomize", {}).get("patches", []))
+
+
+def _targets(patch: Mapping[str, Any], kind: str, name: str) -> bool:
+    target = patch.get("target", {})
+    # kustomize's selector: `name` is a regular expression matched against the whole name.
+    return target.get("kind") in (None, kind) and re.fullmatch(target.get("name", ".*"), name) is not None
+
+
+def controller_args(
+    controller: str, spec: Mapping[str, Any] = FLUX_INSTANCE_SPEC, source: Path | None = None
+) -> list[str]:
+    """The flags the FluxInstance's patches add to `controller`'s container, in the operator's order."""
+    if controller not in CONTROLLERS:
+        raise ValueError(f"unknown controller {controller!r}: expected one of {sorted(CONTROLLERS)}")
     args: list[str] = []
-    multitenancy = values.get("multitenancy", {})
-    if controller == "kustomize-controller" and multitenancy.get("enabled"):
-        account = multitenancy.get("defaultServiceAccount") or "default"
-        args += ["--no-cross-namespace-refs=true", f"--default-service-account={account}"]
-    if controller == "notification-controller" and multitenancy.get("enabled"):
-        args += ["--no-cross-namespace-refs=true"]
-    args += values.get(VALUES_KEY[controller], {}).get("container", {}).get("additionalArgs", [])
+    for patch in instance_patches(spec, source or operator_source()):
+        if not _targets(patch, "Deployment", controller):
+            continue
+        operations = yaml.safe_load(patch["patch"])
+        if not isinstance(operations, list):
+            raise ValueError(f"a Deployment patch for {controller} is not a JSON patch: read it by hand")
+        args += [op["value"] for op in operations if op["op"] == "add" and op["path"] == ARGS_PATH]
     return args
 
 
-def cluster_reconciler_is_admin(values: Mapping[str, Any] = CHART_VALUES) -> bool:
-    """Whether the chart binds kustomize-controller to cluster-admin (`cluster-reconciler`,
-    cluster-reconciler-clusterrolebinding.yaml: `or (not multitenancy.enabled) multitenancy.privileged`);
-    otherwise it binds only `impersonate` on serviceaccounts (cluster-reconciler-impersonator-*.yaml)."""
-    multitenancy = values.get("multitenancy", {})
-    return not multitenancy.get("enabled", False) or bool(multitenancy.get("privileged", True))
+def deleted(patches: list[dict[str, Any]], obj: Mapping[str, Any]) -> bool:
+    """Whether a strategic-merge `$patch: delete` among `patches` removes `obj`."""
+    for patch in patches:
+        if not _targets(patch, obj["kind"], obj["metadata"]["name"]):
+            continue
+        body = yaml.safe_load(patch["patch"])
+        if isinstance(body, dict) and body.get("$patch") == "delete":
+            return True
+    return False
+
+
+def production_rbac(
+    spec: Mapping[str, Any] = FLUX_INSTANCE_SPEC, source: Path | None = None
+) -> list[dict[str, Any]]:
+    """The RBAC objects the operator applies for `spec`: its rbac.yaml for the pinned Flux version,
+    minus what the patches delete, with namespaced objects in flux-system (its kustomization's
+    `namespace`)."""
+    source = source or operator_source()
+    version = spec["distribution"]["version"]
+    path = source / "config" / "data" / "flux" / f"v{version}" / "rbac.yaml"
+    if not path.is_file():
+        raise SourceError(f"{path} is missing: flux-operator at this version does not ship Flux {version}")
+    patches = instance_patches(spec, source)
+    objects = []
+    for obj in yaml.safe_load_all(path.read_text()):
+        if not obj or deleted(patches, obj):
+            continue
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            obj["metadata"]["namespace"] = NAMESPACE
+        objects.append(obj)
+    return objects
+
+
+def stack_rbac() -> list[dict[str, Any]]:
+    """What the stack declares beside the FluxInstance (infra/gitops.py `FluxInstall`): impersonation."""
+    rules = [
+        {"apiGroups": r["api_groups"], "resources": r["resources"], "verbs": r["verbs"]}
+        for r in IMPERSONATOR_RULES
+    ]
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": IMPERSONATOR},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": IMPERSONATOR},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": IMPERSONATOR},
+            "subjects": [{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": NAMESPACE}],
+        },
+    ]
+
+
+def plane_objects() -> list[dict[str, Any]]:
+    """What scripts/cluster.sh applies for Flux: its namespace, one account per controller, and
+    production's RBAC."""
+    identities = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}] + [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": c, "namespace": NAMESPACE}}
+        for c in CONTROLLERS
+    ]
+    return identities + production_rbac() + stack_rbac()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        sys.exit(f"usage: python -m scripts.fluxchart rbac|{'|'.join(CONTROLLERS)}")
+    try:
+        if argv[0] == "rbac":
+            print(yaml.safe_dump_all(plane_objects(), sort_keys=False), end="")
+        else:
+            for arg in controller_args(argv[0]):
+                print(arg)
+    except (ValueError, SourceError) as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: python -m scripts.fluxchart {'|'.join(VALUES_KEY)}")
-    try:
-        for arg in controller_args(sys.argv[1]):
-            print(arg)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    main(sys.argv[1:])

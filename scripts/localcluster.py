@@ -41,7 +41,14 @@ from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, GitOpsRepo
 
 STATE = ROOT / ".cluster"
-SKIPPED_TYPES = {"kubernetes:helm.sh/v3:Release"}  # Flux itself: its controllers run from scripts/cluster.sh
+# Flux itself: its controllers run from scripts/cluster.sh, which also applies the RBAC the install
+# declares (scripts/fluxchart.py `plane_objects`, the stack's impersonator included).
+SKIPPED_TYPES = {
+    "kubernetes:helm.sh/v3:Release",
+    "kubernetes:fluxcd.controlplane.io/v1:FluxInstance",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+}
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 """The annotation that asks a Flux object to reconcile now (fluxcd/pkg/apis/meta ReconcileRequestAnnotation):
 what notification-controller's Receiver sets on each of its resources for a valid delivery."""

@@ -202,8 +202,8 @@ def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
 
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda o: o["kind"])
 def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, escape: dict) -> None:
-    """Issue 12 test 4: kustomize-controller, which holds only `impersonate` (scripts/cluster-rbac.yaml,
-    as the chart renders the stack's multitenancy values), applies as the Kustomization's service
+    """Issue 12 test 4: kustomize-controller, which holds no cluster-admin, only Flux's `crd-controller` and
+    `impersonate` (production's RBAC, scripts/fluxchart.py), applies as the Kustomization's service
     account; the API server's RBAC refuses it the object, and nothing is created."""
     kustomization = flux.named("Kustomization")
     namespace, account = kustomization["metadata"]["namespace"], kustomization["spec"]["serviceAccountName"]

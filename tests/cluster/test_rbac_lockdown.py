@@ -1,79 +1,183 @@
-"""The test cluster runs Flux as the stack's chart values configure it on EKS (multi-tenancy lockdown),
-not as cluster-admin: scripts/cluster-rbac.yaml and the controller flags of scripts/cluster.sh follow
-infra/gitops.py CHART_VALUES as the flux2 chart renders them (fluxcd-community/helm-charts flux2-2.18.3,
-charts/flux2/templates/cluster-reconciler-*.yaml and kustomize-controller.yaml, read 2026-12-01)."""
+"""The test cluster grants Flux exactly what production grants: the RBAC the Flux Operator applies for the
+stack's FluxInstance, read from the operator's source at the pinned chart version
+(github.com/controlplaneio-fluxcd/flux-operator `config/data/flux/v<FLUX_VERSION>/rbac.yaml`, through Go's
+module proxy and checksum database), minus the cluster-admin binding the FluxInstance deletes, plus the
+stack's impersonator. Checked three ways: the operator's copy against flux2's own release manifests, the
+API server's objects against the operator's, and the API server's answers in kube-system against an
+evaluation of the operator's rules."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from infra.gitops import CHART_VALUES
-from scripts.fluxchart import cluster_reconciler_is_admin, controller_args
-from scripts.localcluster import STATE, Cluster
+from infra.gitops import ADMIN_BINDING, FLUX_INSTANCE_SPEC, FLUX_VERSION, NAMESPACE
+from scripts.fluxchart import CONTROLLERS, production_rbac, stack_rbac
+from scripts.localcluster import Cluster
+from tests.infra.conftest import run_program
 
-RBAC = Path(__file__).resolve().parents[2] / "scripts" / "cluster-rbac.yaml"
-CONTROLLER = "system:serviceaccount:flux-system:kustomize-controller"
+CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")
 
 
-def test_the_chart_flags_follow_the_values() -> None:
-    # kustomize-controller.yaml: `if .Values.multitenancy.enabled` adds these two, then additionalArgs.
-    assert controller_args("kustomize-controller") == [
-        "--no-cross-namespace-refs=true",
-        f"--default-service-account={CHART_VALUES['multitenancy']['defaultServiceAccount']}",
-        *CHART_VALUES["kustomizeController"]["container"]["additionalArgs"],
+def flux2_manifests(version: str = FLUX_VERSION) -> Path:
+    """fluxcd/flux2's module at the Flux release, whose manifests/ the release's install is built from."""
+    found = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/fluxcd/flux2/v2@v{version}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
+    )
+    return Path(json.loads(found.stdout)["Dir"]) / "manifests"
+
+
+def by_name(objects: Iterable[Mapping[str, Any]], kind: str) -> dict[str, Mapping[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def test_the_operator_ships_flux2s_own_rbac_for_the_pinned_release() -> None:
+    """flux2 `manifests/rbac/controller.yaml` and `reconciler.yaml` at the release tag: the operator's copy
+    holds the same roles and bindings, so "production's RBAC" is Flux's, not a port."""
+    rbac = flux2_manifests() / "rbac"
+    upstream = [
+        d
+        for f in ("controller.yaml", "reconciler.yaml")
+        for d in yaml.safe_load_all((rbac / f).read_text())
+        if d
     ]
-    assert controller_args("kustomize-controller", {"multitenancy": {"enabled": False}}) == []
-    assert controller_args("kustomize-controller", {"multitenancy": {"enabled": True}}) == [
-        "--no-cross-namespace-refs=true",
-        "--default-service-account=default",
+    operator = production_rbac({**FLUX_INSTANCE_SPEC, "kustomize": {"patches": []}})
+    for kind in CLUSTER_SCOPED:
+        for name, theirs in by_name(upstream, kind).items():
+            ours = by_name(operator, kind)[name]
+            assert {k: v for k, v in ours.items() if k != "metadata"} == {
+                k: v for k, v in theirs.items() if k != "metadata"
+            }, name
+
+
+def test_production_drops_the_cluster_admin_binding_and_keeps_token_minting() -> None:
+    """flux2 v2.9.x `crd-controller` grants `create serviceaccounts/token` cluster-wide ("required for
+    object-level workload identity"); the FluxInstance's patch deletes `cluster-reconciler`."""
+    objects = production_rbac()
+    assert ADMIN_BINDING not in by_name(objects, "ClusterRoleBinding")
+    assert [o for o in objects if o.get("roleRef", {}).get("name") == "cluster-admin"] == []
+    rules = by_name(objects, "ClusterRole")["crd-controller"]["rules"]
+    assert {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]} in rules
+
+
+def test_the_impersonator_the_plane_applies_is_the_one_the_stack_declares() -> None:
+    program = run_program()
+    declared = [
+        r.inputs
+        for r in program.resources
+        if r.type in {f"kubernetes:rbac.authorization.k8s.io/v1:{k}" for k in CLUSTER_SCOPED}
     ]
-    assert controller_args("source-controller") == []
-    # notification-controller.yaml: `if .Values.multitenancy.enabled` adds only this one, so a
-    # Receiver cannot annotate (and an Alert cannot watch) objects in another namespace.
-    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true"]
-    assert controller_args("notification-controller", {"multitenancy": {"enabled": False}}) == []
-    with pytest.raises(ValueError, match="unknown controller 'helm-controller'"):
-        controller_args("helm-controller")
+    canonical = {json.dumps(o, sort_keys=True) for o in declared}
+    assert canonical == {json.dumps(o, sort_keys=True) for o in stack_rbac()}
 
 
-def test_the_rbac_file_binds_what_the_chart_binds_for_the_values() -> None:
-    documents = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    bindings = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ClusterRoleBinding"}
-    admin = [b for b in bindings.values() if b["roleRef"]["name"] == "cluster-admin"]
-    assert not cluster_reconciler_is_admin()
-    assert admin == []
-    assert "cluster-reconciler" not in bindings
-    (impersonator,) = [d for d in documents if d["metadata"]["name"] == "cluster-reconciler-impersonator"
-                       and d["kind"] == "ClusterRole"]  # fmt: skip
-    assert impersonator["rules"] == [
-        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}
-    ]
-    binding = bindings["cluster-reconciler-impersonator"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}
-    ]
+# --- the API server -------------------------------------------------------------------------------------
 
 
-def can_i(cluster: Cluster, *args: str) -> bool:
-    proc = cluster.kubectl("auth", "can-i", *args, "--as", CONTROLLER, check=False)
+def expected_rbac() -> list[Mapping[str, Any]]:
+    return [o for o in production_rbac() + stack_rbac() if o["kind"] in CLUSTER_SCOPED]
+
+
+def test_the_api_server_holds_productions_roles_and_bindings(cluster: Cluster) -> None:
+    for obj in expected_rbac():
+        stored = json.loads(
+            cluster.kubectl("get", obj["kind"].lower(), obj["metadata"]["name"], "-o", "json").stdout
+        )
+        for key in ("rules", "roleRef", "subjects"):
+            assert stored.get(key) == obj.get(key), (obj["metadata"]["name"], key)
+
+
+def test_no_binding_gives_a_flux_controller_more_than_production(cluster: Cluster) -> None:
+    expected = {o["metadata"]["name"] for o in expected_rbac() if o["kind"] == "ClusterRoleBinding"}
+    for kind in ("clusterrolebindings", "rolebindings"):
+        listed = json.loads(cluster.kubectl("get", kind, "-A", "-o", "json").stdout)["items"]
+        for binding in listed:
+            subjects = binding.get("subjects") or []
+            if any(s.get("namespace") == NAMESPACE and s["name"] in CONTROLLERS for s in subjects):
+                assert kind == "clusterrolebindings" and binding["metadata"]["name"] in expected, binding
+
+
+def _grants(rules: Iterable[Mapping[str, Any]], verb: str, group: str, resource: str) -> bool:
+    """Kubernetes RBAC (kubernetes.io/docs/reference/access-authn-authz/rbac): a rule matches when its
+    verbs, apiGroups and resources each hold the request's value or `*`; permissions only add up."""
+    return any(
+        {verb, "*"} & set(r.get("verbs", []))
+        and {group, "*"} & set(r.get("apiGroups", []))
+        and {resource, "*"} & set(r.get("resources", []))
+        and not r.get("resourceNames")
+        for r in rules
+    )
+
+
+def production_allows(controller: str, verb: str, group: str, resource: str) -> bool:
+    """What production's ClusterRoleBindings let `controller`'s account do, in any namespace."""
+    objects = expected_rbac()
+    roles = by_name(objects, "ClusterRole")
+    for binding in by_name(objects, "ClusterRoleBinding").values():
+        subject = {"kind": "ServiceAccount", "name": controller, "namespace": NAMESPACE}
+        if subject in binding["subjects"] and _grants(
+            roles[binding["roleRef"]["name"]]["rules"], verb, group, resource
+        ):
+            return True
+    return False
+
+
+# (verb, API group, resource): what a controller's stolen token could try in kube-system.
+KUBE_SYSTEM_PROBES = [
+    ("create", "", "serviceaccounts/token"),
+    ("get", "", "secrets"),
+    ("list", "", "secrets"),
+    ("create", "", "secrets"),
+    ("create", "", "pods"),
+    ("patch", "apps", "deployments"),
+    ("delete", "", "configmaps"),
+    ("create", "coordination.k8s.io", "leases"),
+    ("impersonate", "", "serviceaccounts"),
+    ("create", "rbac.authorization.k8s.io", "rolebindings"),
+    ("patch", "kustomize.toolkit.fluxcd.io", "kustomizations"),
+]
+
+
+def can_i(cluster: Cluster, controller: str, verb: str, group: str, resource: str) -> bool:
+    """The API server's answer for the controller's account with the groups its token carries
+    (kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin: `system:serviceaccounts`,
+    `system:serviceaccounts:<namespace>`, and `system:authenticated`)."""
+    # kubectl reads `resource/name`: a subresource goes in --subresource (`kubectl auth can-i --help`).
+    resource, _, subresource = resource.partition("/")
+    target = f"{resource}.{group}" if group else resource
+    extra = [f"--subresource={subresource}"] if subresource else []
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"]
+    proc = cluster.kubectl(
+        "auth", "can-i", verb, target, "-n", "kube-system",
+        "--as", f"system:serviceaccount:{NAMESPACE}:{controller}",
+        *[f"--as-group={g}" for g in groups], *extra, check=False,
+    )  # fmt: skip
     return proc.stdout.strip() == "yes"
 
 
-def test_kustomize_controller_holds_only_impersonation_in_the_api_server(
-    cluster: Cluster, app_namespace: str
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_what_a_flux_controller_may_do_in_kube_system_matches_production(
+    cluster: Cluster, controller: str
 ) -> None:
-    assert can_i(cluster, "impersonate", "serviceaccounts", "-n", app_namespace)
-    assert not can_i(cluster, "create", "clusterrolebindings")
-    assert not can_i(cluster, "patch", "deployments", "-n", app_namespace)
-    assert not can_i(cluster, "create", "pods", "-n", "kube-system")
-
-
-@pytest.mark.parametrize("controller", ["kustomize-controller", "notification-controller"])
-def test_the_running_controllers_have_the_chart_flags(cluster: Cluster, controller: str) -> None:
-    pid = (STATE / "pids" / controller).read_text().strip()
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    for flag in controller_args(controller):
-        assert flag in argv, (flag, argv)
+    answers = {probe: can_i(cluster, controller, *probe) for probe in KUBE_SYSTEM_PROBES}
+    expected = {probe: production_allows(controller, *probe) for probe in KUBE_SYSTEM_PROBES}
+    assert answers == expected
+    # What that means, spelled out: every controller can mint tokens for kube-system's accounts and read
+    # its Secrets, as on EKS; none can run a pod there or bind itself a role.
+    assert answers[("create", "", "serviceaccounts/token")] is True
+    assert answers[("get", "", "secrets")] is True
+    assert answers[("create", "", "pods")] is False
+    assert answers[("create", "rbac.authorization.k8s.io", "rolebindings")] is False
+    assert answers[("impersonate", "", "serviceaccounts")] is (controller == "kustomize-controller")

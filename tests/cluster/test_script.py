@@ -231,7 +231,7 @@ def test_a_leftover_that_cannot_be_removed_does_not_stop_the_build() -> None:
 
 
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
-    """The controllers' chart flags come from infra/gitops.py: without Python, `up` stops first."""
+    """Flux's flags and RBAC come from scripts/fluxchart.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
     result = run("up", env={"PYTHON": str(python), "GITOPS_CLUSTER_STATE": str(state)})
     assert result.returncode == 1

@@ -1,5 +1,6 @@
 """The versions tools/ pins: the API server's minor is the stack's, the staging modules follow it, the
-running binaries are the pinned ones, and docs/cluster.md names them all."""
+controllers are the ones production's Flux runs, the running binaries were built from exactly the pinned
+modules (read from the binaries themselves), and docs/cluster.md names them all."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.localcluster import Cluster
+from infra.gitops import FLUX_VERSION
+from scripts.fluxchart import operator_source
+from scripts.localcluster import STATE, Cluster
 from tests.conftest import ROOT
 
 TOOLS = ROOT / "tools"
@@ -94,9 +97,61 @@ def test_docs_name_every_pinned_version() -> None:
         assert f"`{module}` | `{version}`" in docs, f"docs/cluster.md does not record {module} {version}"
 
 
-def test_the_running_api_server_is_the_pinned_release(cluster: Cluster) -> None:
-    version = json.loads(cluster.kubectl("get", "--raw", "/version").stdout)
-    assert version["gitVersion"] == required("kube", "k8s.io/kubernetes")
-    assert cluster.env["kubernetes"] == version["gitVersion"]
-    for controller in CONTROLLERS:
-        assert cluster.env[controller] == required(controller, f"github.com/fluxcd/{controller}")
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_the_plane_builds_the_controllers_productions_flux_runs(controller: str) -> None:
+    """Production's FluxInstance pins FLUX_VERSION; the operator installs that release's manifests from
+    its `config/data/flux/v<version>/`, whose Deployment names the controller's image tag."""
+    manifest = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}" / f"{controller}.yaml"
+    (image,) = [
+        c["image"]
+        for d in yaml.safe_load_all(manifest.read_text())
+        if d and d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    assert image == f"fluxcd/{controller}:{required(controller, f'github.com/fluxcd/{controller}')}"
+
+
+def build_info(binary: Path) -> tuple[str, dict[str, str]]:
+    """`go version -m`: the main package's module (`mod`), and every module in the build list at the
+    version it was built with (a replacement's, `=>`, where one applies), the main module included."""
+    lines = subprocess.run(["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True)
+    main, modules, last = "", {}, ""
+    for line in lines.stdout.splitlines():
+        fields = line.strip().split("\t")
+        if fields[0] in ("mod", "dep"):
+            last = fields[1]
+            modules[last] = fields[2]
+            main = main or (last if fields[0] == "mod" else "")
+        elif fields[0] == "=>":
+            modules[last] = fields[2]
+    return main, modules
+
+
+def go_mod_versions(module_dir: Path) -> dict[str, str]:
+    """Each module tools/<dir>/go.mod requires, at its version after the replace directives."""
+    edit = subprocess.run(
+        ["go", "mod", "edit", "-json"], cwd=module_dir, capture_output=True, text=True, check=True
+    )
+    mod = json.loads(edit.stdout)
+    versions = {r["Path"]: r["Version"] for r in mod.get("Require") or []}
+    for replace in mod.get("Replace") or []:
+        versions[replace["Old"]["Path"]] = replace["New"].get("Version", "")
+    return versions
+
+
+def test_every_running_binary_was_built_from_its_pinned_modules(cluster: Cluster) -> None:
+    """The binaries themselves say what they were built from (Go embeds the build list, `go version -m`):
+    each must be exactly the go.mod of the one tools/ module that requires its main package's module,
+    module for module, not what cluster.sh wrote down."""
+    checked = set()
+    for pid_file in sorted((STATE / "pids").iterdir()):
+        main, modules = build_info(Path(f"/proc/{pid_file.read_text().strip()}/exe"))
+        (pinned,) = [v for v in (go_mod_versions(d) for d in sorted(TOOLS.iterdir())) if main in v]
+        differ = {
+            path: (version, pinned.get(path))
+            for path, version in modules.items()
+            if pinned.get(path) != version
+        }
+        assert differ == {}, f"{pid_file.name}: built with (binary, go.mod) {differ}"
+        checked.add(pid_file.name)
+    assert {"etcd", "kube-apiserver", *CONTROLLERS} <= checked

@@ -79,7 +79,28 @@ class Resource:
     property_dependencies: dict[str, tuple[str, ...]]
     options: dict[str, Any]
     """Other resource options sent to the engine: protect, retainOnDelete, deletedWith, ignoreChanges,
-    additionalSecretOutputs, deleteBeforeReplace, replaceOnChanges."""
+    additionalSecretOutputs, deleteBeforeReplace, replaceOnChanges, aliases."""
+
+    @property
+    def alias_urns(self) -> list[str]:
+        """The URNs the engine would look for this resource under (its `aliases` option), computed as
+        the engine does from each alias spec: unset parts (name, type, parent) are this resource's own."""
+        prefix, _qualified, _name = self.urn.rsplit("::", 2)
+        urns = []
+        for alias in self.options.get("aliases", []):
+            if "urn" in alias:
+                urns.append(alias["urn"])
+                continue
+            spec = alias.get("spec", {})
+            parent = spec.get("parentUrn", self.parent)
+            type_ = spec.get("type", self.type)
+            parent_type = parent.rsplit("::", 2)[1] if parent and not spec.get("noParent") else ""
+            # The engine leaves the stack's own type out of its descendants' qualified types (the mock
+            # monitor's URNs keep it).
+            parent_type = parent_type.removeprefix("pulumi:pulumi:Stack").removeprefix("$")
+            qualified = f"{parent_type}${type_}" if parent_type else type_
+            urns.append(f"{prefix}::{qualified}::{spec.get('name', self.name)}")
+        return urns
 
     @property
     def provider_urn(self) -> str:
@@ -598,6 +619,7 @@ def _record(monitor: RecordingMonitor, mocks: RecordingMocks) -> list[Resource]:
                     "ignoreChanges": list(request.ignoreChanges),
                     "replaceOnChanges": list(request.replaceOnChanges),
                     "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    "aliases": [json_format.MessageToDict(a) for a in request.aliases],
                 },
             )
         )

@@ -60,7 +60,7 @@ def test_dev_stack_file_loads_into_typed_config() -> None:
     assert loaded.region == "us-east-1"
     assert loaded.cluster == ClusterConfig("1.35", "t3.medium", 2, 1, 3, tuple(OPERATOR_CIDRS))
     assert loaded.jenkins == JenkinsConfig("t3.medium", 30, tuple(OPERATOR_CIDRS))
-    assert loaded.flux == FluxConfig("2.18.3", "1m")
+    assert loaded.flux == FluxConfig("0.58.1", "1m")
     assert loaded.network == NetworkConfig("10.0.0.0/16", 2, 1)
     assert loaded.registry == RegistryConfig(30, False)
     assert loaded.preview == PreviewConfig(("example-maintainer",), "preview", None)
@@ -83,7 +83,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     assert loaded.preview == PreviewConfig(("octocat",))
     assert loaded.cluster == ClusterConfig("1.35", "t3.medium", 2, 1, 3, ())
     assert loaded.jenkins == JenkinsConfig("t3.medium", 30, ("100.20.0.0/24",))
-    assert loaded.flux == FluxConfig("2.18.3", "1m")
+    assert loaded.flux == FluxConfig("0.58.1", "1m")
     assert loaded.network == NetworkConfig()
     assert loaded.registry == RegistryConfig()
 

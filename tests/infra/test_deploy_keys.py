@@ -53,7 +53,7 @@ def test_only_the_release_key_can_write(dev_program: Program) -> None:
 
 def test_flux_secret_has_identity_public_key_and_pinned_known_hosts(dev_program: Program) -> None:
     flux_tls = _keys(dev_program)["flux"][0]
-    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
+    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-git-auth")
     assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
     assert "stringData" in secret.secret_inputs, "the private key must reach the engine as a secret"
     data = secret.inputs["stringData"]
@@ -87,7 +87,7 @@ def test_private_keys_never_in_plain_text_outputs(dev_program: Program) -> None:
         for r in dev_program.resources
         if r.type != TLS_KEY and any(key in json.dumps(r.inputs) for key in private)
     }
-    assert holders == {"gitops-git-auth", "jenkins-deploy-key", "jenkins-checkout-key"}
+    assert holders == {"gitops-sync-git-auth", "jenkins-deploy-key", "jenkins-checkout-key"}
 
 
 def test_hook_ranges_split_by_family(dev_program: Program) -> None:

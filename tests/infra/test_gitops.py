@@ -1,12 +1,14 @@
-"""Flux: the Helm release, the sync custom resources, the webhook Receiver and its GitHub webhook."""
+"""Flux: the operator's Helm release and the FluxInstance, the sync custom resources, the webhook Receiver
+and its GitHub webhook, and the upgrade of a stack declared before the split into components."""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
+import yaml
 
-from infra.gitops import webhook_path
+from infra.gitops import FLUX_VERSION, webhook_path
 from tests.infra.conftest import DELETE, GITHUB_HOOK_RANGES_V4, Program, Resource, dev_config, run_program
 
 FLUX = dev_config()["gitops-eks:flux"]
@@ -14,11 +16,16 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 GIT_REPOSITORY = "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"
 KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
 RECEIVER = "kubernetes:notification.toolkit.fluxcd.io/v1:Receiver"
+FLUX_INSTANCE = "kubernetes:fluxcd.controlplane.io/v1:FluxInstance"
+
+
+def _descendants(program: Program, parent: Resource) -> list[Resource]:
+    children = program.children(parent)
+    return children + [d for c in children for d in _descendants(program, c)]
 
 
 def _mine(program: Program, type_: str) -> list[Resource]:
-    component = program.one("gitops:infra:GitOps")
-    return [r for r in program.children(component) if r.type == type_]
+    return [r for r in _descendants(program, program.one("gitops:infra:GitOps")) if r.type == type_]
 
 
 def _only(program: Program, type_: str) -> Resource:
@@ -26,29 +33,64 @@ def _only(program: Program, type_: str) -> Resource:
     return resource
 
 
-def test_release_pins_the_community_chart_into_flux_system(dev_program: Program) -> None:
+def test_a_helm_release_installs_the_flux_operator_into_flux_system(dev_program: Program) -> None:
+    """controlplaneio-fluxcd/flux-operator README: `helm install flux-operator
+    oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator --namespace flux-system`."""
     release = _only(dev_program, RELEASE)
-    assert release.inputs["chart"] == "flux2"
+    assert release.inputs["chart"] == "oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator"
+    assert release.inputs["name"] == "flux-operator"
     assert release.inputs["version"] == FLUX["chartVersion"]
-    assert release.inputs["repositoryOpts"] == {"repo": "https://fluxcd-community.github.io/helm-charts"}
+    assert "repositoryOpts" not in release.inputs
     assert release.inputs["namespace"] == "flux-system"
-    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-namespace")
+    assert release.inputs["values"] == {"web": {"enabled": False}}
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-install-namespace")
     assert namespace.inputs["metadata"]["name"] == "flux-system"
     assert namespace.urn in release.property_dependencies["namespace"]
 
 
-def test_release_values_turn_image_automation_off_and_keep_crds(dev_program: Program) -> None:
-    values = _only(dev_program, RELEASE).inputs["values"]
-    assert values["imageAutomationController"] == {"create": False}
-    assert values["imageReflectionController"] == {"create": False}
-    assert values["installCRDs"] is True
-    assert values["crds"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(dev_program: Program) -> None:
+    """FluxInstance (fluxcd.controlplane.io/v1, flux-operator api/v1/fluxinstance_types.go): named `flux`
+    (its CRD's only accepted name), `distribution.version` and `.registry` required, `components` from
+    its enum, `cluster.multitenant`; the image automation controllers and helm-controller are left out."""
+    instance = _only(dev_program, FLUX_INSTANCE)
+    assert instance.inputs["metadata"] == {"name": "flux", "namespace": "flux-system"}
+    spec = instance.inputs["spec"]
+    assert spec["distribution"] == {"version": FLUX_VERSION, "registry": "ghcr.io/fluxcd"}
+    assert spec["components"] == ["source-controller", "kustomize-controller", "notification-controller"]
+    assert spec["cluster"] == {
+        "multitenant": True,
+        "tenantDefaultServiceAccount": "default",
+        "networkPolicy": True,
+    }
+    assert _only(dev_program, RELEASE).urn in instance.dependencies
+
+
+def test_kustomize_controller_is_bound_to_impersonation_instead_of_cluster_admin(
+    dev_program: Program,
+) -> None:
+    (patch,) = _only(dev_program, FLUX_INSTANCE).inputs["spec"]["kustomize"]["patches"]
+    assert patch["target"] == {"kind": "ClusterRoleBinding", "name": "cluster-reconciler"}
+    assert yaml.safe_load(patch["patch"]) == {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "cluster-reconciler"},
+        "$patch": "delete",
+    }
+    role = _only(dev_program, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    binding = _only(dev_program, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert role.inputs["rules"] == [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}
+    ]
+    assert binding.inputs["roleRef"]["name"] == role.inputs["metadata"]["name"]
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}
+    ]
 
 
 def test_everything_in_cluster_uses_the_stack_provider(dev_program: Program) -> None:
     provider = dev_program.one("pulumi:providers:kubernetes")
     in_cluster = [r for r in dev_program.resources if r.type.startswith("kubernetes:") and r.custom]
-    assert len(in_cluster) == 13
+    assert len(in_cluster) == 16
     assert {r.provider_urn for r in in_cluster} == {provider.urn}
 
 
@@ -63,7 +105,7 @@ def test_git_repository_follows_the_branch_over_ssh_with_the_deploy_key(dev_prog
         "ref": {"branch": "main"},
         "secretRef": {"name": "git-auth"},
     }
-    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-git-auth")
+    secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-git-auth")
     assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
 
 
@@ -97,7 +139,7 @@ def test_receiver_wakes_the_git_repository_on_github_pushes(dev_program: Program
     assert spec["type"] == "github"
     assert spec["events"] == ["ping", "push"]
     assert spec["resources"] == [{"kind": "GitRepository", "name": "app"}]
-    token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-receiver-token")
+    token_secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-receiver-token")
     assert spec["secretRef"] == {"name": token_secret.inputs["metadata"]["name"]}
     token = _only(dev_program, "random:index/randomPassword:RandomPassword")
     assert token_secret.inputs["stringData"] == {"token": token.outputs["result"]}
@@ -146,8 +188,10 @@ def test_byo_cluster_gets_no_receiver_network_policy() -> None:
 
 def test_custom_resources_and_service_go_before_the_release_on_destroy(dev_program: Program) -> None:
     release = _only(dev_program, RELEASE)
+    instance = _only(dev_program, FLUX_INSTANCE)
     for type_ in (GIT_REPOSITORY, KUSTOMIZATION, RECEIVER, "kubernetes:core/v1:Service"):
         assert dev_program.deleted_before(_only(dev_program, type_), release), type_
+        assert dev_program.deleted_before(_only(dev_program, type_), instance), type_
 
 
 def test_webhook_path_is_fluxs_formula() -> None:
@@ -189,7 +233,7 @@ def test_every_deploy_reports_a_commit_status_with_a_status_only_token() -> None
     holds a token allowed to set commit statuses; an Alert whose eventSources name the Kustomization."""
     program = run_program({"commitStatusToken": STATUS_TOKEN}, secrets=["commitStatusToken"])
     provider, alert = _only(program, PROVIDER), _only(program, ALERT)
-    secret = program.one("kubernetes:core/v1:Secret", "gitops-status-token")
+    secret = program.one("kubernetes:core/v1:Secret", "gitops-reports-status-token")
     assert secret.inputs["metadata"] == {"name": "github-status-token", "namespace": "hello"}
     assert secret.inputs["stringData"] == {"token": STATUS_TOKEN}
     assert "stringData" in secret.secret_inputs
@@ -216,3 +260,63 @@ def test_without_a_status_token_nothing_reports_and_the_stack_says_so(
     program = run_program()
     assert _mine(program, PROVIDER) == [] and _mine(program, ALERT) == []
     assert "gitops-eks:commitStatusToken is unset" in caplog.text
+
+
+# --- upgrade of a stack declared before the split ------------------------------------------------------
+
+# Every resource GitOps declared directly under itself before it became three components (read from the
+# stack's previous infra/gitops.py), by type and name; a stack created then holds exactly these URNs.
+BEFORE_SPLIT = {
+    ("kubernetes:core/v1:Namespace", "gitops-namespace"),
+    (RELEASE, "gitops-flux"),
+    ("kubernetes:core/v1:Namespace", "gitops-app-namespace"),
+    ("kubernetes:core/v1:ServiceAccount", "gitops-applier"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:Role", "gitops-applier"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "gitops-applier"),
+    ("kubernetes:core/v1:Secret", "gitops-git-auth"),
+    (GIT_REPOSITORY, "gitops-source"),
+    (KUSTOMIZATION, "gitops-kustomization"),
+    ("random:index/randomPassword:RandomPassword", "gitops-receiver-token"),
+    ("kubernetes:core/v1:Secret", "gitops-receiver-token"),
+    (RECEIVER, "gitops-receiver"),
+    ("kubernetes:core/v1:Service", "gitops-receiver"),
+    (NETWORK_POLICY, "gitops-receiver"),
+    ("github:index/repositoryWebhook:RepositoryWebhook", "gitops-webhook"),
+    ("kubernetes:core/v1:Secret", "gitops-status-token"),
+    ("kubernetes:notification.toolkit.fluxcd.io/v1beta3:Provider", "gitops-status-provider"),
+    ("kubernetes:notification.toolkit.fluxcd.io/v1beta3:Alert", "gitops-status-alert"),
+}
+
+
+def test_every_resource_of_a_stack_from_before_the_split_is_found_under_its_old_urn() -> None:
+    """Pulumi's aliases (pulumi.com/docs/iac/concepts/options/aliases): a resource whose URN changed is
+    matched to the state entry under an alias URN and updated, not replaced. Each old URN is
+    `<stack>::<project>::gitops:infra:GitOps$<type>::<name>`; the app's Kustomization, whose deletion
+    would prune the app, must be among them."""
+    program = run_program({"commitStatusToken": STATUS_TOKEN}, secrets=["commitStatusToken"])
+    gitops = program.one("gitops:infra:GitOps")
+    prefix = gitops.urn.rsplit("::", 2)[0]
+    for type_, name in BEFORE_SPLIT:
+        old = f"{prefix}::gitops:infra:GitOps${type_}::{name}"
+        (resource,) = [r for r in program.of_type(type_) if old in r.alias_urns]
+        assert resource.urn != old, f"{name} did not move (the alias test would prove nothing)"
+        assert not [r for r in program.resources if r.urn == old]
+    components = {r.type for r in program.children(gitops)}
+    assert components == {"gitops:infra:FluxInstall", "gitops:infra:AppSync", "gitops:infra:DeployReports"}
+
+
+def test_the_old_flux2_release_is_uninstalled_before_the_operator_installs_flux() -> None:
+    """The release keeps its URN but changes chart and name, so Pulumi replaces it; delete-before-replace
+    uninstalls the community chart first (its CRDs stay: `helm.sh/resource-policy: keep`), and nothing
+    that depends on it only through `depends_on` is deleted with it (pulumi/pulumi#838)."""
+    program = run_program()
+    release = _only(program, RELEASE)
+    assert release.options["deleteBeforeReplace"] is True
+    kustomization = _only(program, KUSTOMIZATION)
+    assert release.urn in kustomization.dependencies
+    assert all(release.urn not in urns for urns in kustomization.property_dependencies.values())
+    # The community chart's uninstall deletes its ClusterRole and binding `cluster-reconciler-impersonator`:
+    # the stack's objects of that name are created only after it.
+    for type_ in ("ClusterRole", "ClusterRoleBinding"):
+        impersonator = _only(program, f"kubernetes:rbac.authorization.k8s.io/v1:{type_}")
+        assert release.urn in impersonator.dependencies, type_

@@ -1,6 +1,6 @@
 """What Flux may apply: the declared RBAC rules, evaluated against objects a commit to `k8s/` could hold.
 
-The stack runs kustomize-controller without cluster-admin (flux2 chart `multitenancy.privileged: false`)
+The stack runs kustomize-controller without cluster-admin (its FluxInstance deletes `cluster-reconciler`)
 and the app's Kustomization impersonates `system:serviceaccount:hello:flux-applier`, so what Flux can
 apply from `k8s/` is exactly what that account's bindings allow. The evaluator follows Kubernetes RBAC
 (kubernetes.io/docs/reference/access-authn-authz/rbac): permissions are purely additive; a RoleBinding
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.gitops import APP_KINDS, APP_NAMESPACE, CHART_VALUES
+from infra.gitops import APP_KINDS, APP_NAMESPACE, FLUX_INSTANCE_SPEC
 from tests.conftest import require
 from tests.infra.conftest import ROOT, Program
 
@@ -75,7 +75,7 @@ def allowed(program: Program, account: tuple[str, str], verb: str, manifest: dic
     """Whether RBAC lets `account` do `verb` on the object `manifest`, from the declared rules."""
     group, resource, namespaced = KINDS[manifest["kind"]]
     namespace = manifest["metadata"].get("namespace")
-    # The stack declares no ClusterRoleBinding, and the chart's values bind none to tenants (below).
+    # No ClusterRoleBinding the stack declares binds a tenant (its one binds kustomize-controller).
     assert not [b for b in program.of_type(CLUSTER_ROLE_BINDING) if _binds(b.inputs, account)]
     if not namespaced:
         return False  # only a ClusterRole bound cluster-wide grants cluster-scoped resources
@@ -126,19 +126,17 @@ PRIVILEGED_POD_SPEC = {
 # --- the controllers run locked down ---------------------------------------------------------------
 
 
-def test_chart_values_lock_the_controllers_down() -> None:
-    """flux2 chart (fluxcd-community/helm-charts, charts/flux2 values.yaml and templates, tag
-    flux2-2.18.3): `multitenancy.enabled` adds --no-cross-namespace-refs=true and
-    --default-service-account; `privileged: false` removes the `cluster-reconciler` cluster-admin
-    binding; `kustomizeController.container.additionalArgs` reaches kustomize-controller's args
-    (its flag --no-remote-bases, main.go)."""
-    assert CHART_VALUES["multitenancy"] == {
-        "enabled": True,
-        "defaultServiceAccount": "default",
-        "privileged": False,
-    }
-    assert CHART_VALUES["kustomizeController"]["container"]["additionalArgs"] == ["--no-remote-bases=true"]
-    assert CHART_VALUES["helmController"] == {"create": False}
+def test_the_flux_instance_locks_the_controllers_down() -> None:
+    """FluxInstance `cluster.multitenant` (flux-operator internal/builder/profiles.go
+    `profileClusterMultitenant`): --no-cross-namespace-refs=true, --no-remote-bases=true and
+    --default-service-account=<tenantDefaultServiceAccount>; its patch deletes the `cluster-reconciler`
+    cluster-admin binding; no helm-controller (nothing here is a HelmRelease). The flags each controller
+    gets are read from the operator's source in tests/cluster/test_fluxchart.py."""
+    assert FLUX_INSTANCE_SPEC["cluster"]["multitenant"] is True
+    assert FLUX_INSTANCE_SPEC["cluster"]["tenantDefaultServiceAccount"] == "default"
+    assert "helm-controller" not in FLUX_INSTANCE_SPEC["components"]
+    targets = [p["target"] for p in FLUX_INSTANCE_SPEC["kustomize"]["patches"]]
+    assert {"kind": "ClusterRoleBinding", "name": "cluster-reconciler"} in targets
 
 
 def test_the_app_kustomization_impersonates_an_account_in_the_app_namespace(dev_program: Program) -> None:
@@ -161,7 +159,7 @@ def test_flux_objects_never_reference_across_namespaces(dev_program: Program) ->
 
 
 def test_the_namespace_and_its_pod_security_labels_belong_to_the_stack(dev_program: Program) -> None:
-    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-app-namespace")
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-sync-app-namespace")
     assert namespace.inputs["metadata"]["name"] == APP_NAMESPACE
     assert namespace.inputs["metadata"]["labels"] == {
         "pod-security.kubernetes.io/enforce": "restricted",
@@ -269,7 +267,7 @@ def test_a_privileged_pod_template_is_refused_by_the_namespaces_pod_security(dev
     """A Deployment is an allowed kind, so RBAC admits a privileged template; the stack-owned namespace
     label `enforce: restricted` makes the API server refuse its pods (the Kustomization's health check
     then fails, and the Alert reports it on the commit)."""
-    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-app-namespace")
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-sync-app-namespace")
     assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert "privileged" in " ".join(restricted_violations(PRIVILEGED_POD_SPEC))
     (app,) = [r for r in rendered_k8s() if r["kind"] == "Deployment"]
@@ -282,5 +280,5 @@ def test_the_applier_outlives_the_kustomization_that_prunes_with_its_rights(dev_
     (kustomization,) = dev_program.of_type(KUSTOMIZATION)
     for type_ in ("kubernetes:core/v1:ServiceAccount", ROLE, ROLE_BINDING):
         assert dev_program.deleted_before(kustomization, dev_program.one(type_)), type_
-    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-app-namespace")
+    namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-sync-app-namespace")
     assert dev_program.deleted_before(kustomization, namespace)

@@ -1,0 +1,138 @@
+"""scripts/fluxchart.py reads the flags and RBAC of production's Flux from the Flux Operator's source at the
+pinned chart version; here, against that source and against sources that no longer have its shape."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.gitops import FLUX_INSTANCE_SPEC, FLUX_VERSION
+from scripts.fluxchart import (
+    CONTROLLERS,
+    SourceError,
+    controller_args,
+    instance_patches,
+    operator_source,
+    production_rbac,
+)
+from tests.conftest import ROOT, require
+
+
+def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
+    """flux-operator internal/builder/profiles.go `profileClusterMultitenant`: --no-cross-namespace-refs
+    for kustomize- and notification-controller (among others), --no-remote-bases for
+    kustomize-controller, --default-service-account=<tenantDefaultServiceAccount> for kustomize- and
+    helm-controller; nothing for source-controller."""
+    assert controller_args("kustomize-controller") == [
+        "--no-cross-namespace-refs=true",
+        "--no-remote-bases=true",
+        "--default-service-account=default",
+    ]
+    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true"]
+    assert controller_args("source-controller") == []
+
+
+def test_the_instances_own_patches_come_after_the_profile() -> None:
+    """fluxinstance_controller.go appends `spec.kustomize.patches` after the profiles."""
+    extra = {
+        "target": {"kind": "Deployment", "name": "(source-controller|kustomize-controller)"},
+        "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=2\n",
+    }
+    spec = {**FLUX_INSTANCE_SPEC, "kustomize": {"patches": [extra]}}
+    assert controller_args("source-controller", spec) == ["--concurrent=2"]
+    assert controller_args("kustomize-controller", spec)[-1] == "--concurrent=2"
+    assert controller_args("notification-controller", spec) == ["--no-cross-namespace-refs=true"]
+    single = {**FLUX_INSTANCE_SPEC, "cluster": {"multitenant": False}}
+    assert controller_args("kustomize-controller", single) == []
+
+
+def test_an_unknown_controller_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown controller 'helm-controller'"):
+        controller_args("helm-controller")
+
+
+def test_a_source_without_the_profile_fails_loudly(tmp_path: Path) -> None:
+    fake = tmp_path / "operator"
+    shutil.copytree(operator_source() / "internal" / "builder", fake / "internal" / "builder")
+    profiles = fake / "internal" / "builder" / "profiles.go"
+    profiles.write_text(profiles.read_text().replace("profileClusterMultitenant =", "renamed ="))
+    with pytest.raises(SourceError, match="no profileClusterMultitenant"):
+        controller_args("kustomize-controller", source=fake)
+
+
+def test_a_flux_version_the_operator_does_not_ship_fails_loudly() -> None:
+    spec = {**FLUX_INSTANCE_SPEC, "distribution": {"version": "2.1.0", "registry": "ghcr.io/fluxcd"}}
+    with pytest.raises(SourceError, match=r"does not ship Flux 2\.1\.0"):
+        production_rbac(spec)
+    assert (operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}" / "rbac.yaml").is_file()
+
+
+def test_an_unpublished_operator_version_fails_with_the_reason() -> None:
+    with pytest.raises(
+        SourceError, match=r"cannot download github.com/controlplaneio-fluxcd/flux-operator@v0\.0\.1"
+    ):
+        operator_source("0.0.1")
+
+
+def kustomized(tmp_path: Path, spec: dict) -> list[dict]:
+    """The operator's manifests for the pinned Flux with the FluxInstance's patches, built by the real
+    kustomize (`kubectl kustomize`), as the operator builds them (internal/builder/build.go)."""
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    files = [f"{c}.yaml" for c in spec["components"]] + ["rbac.yaml"]
+    for name in files:
+        shutil.copy(data / name, tmp_path / name)
+    kustomization = {
+        "namespace": "flux-system",
+        "resources": files,
+        "patches": instance_patches(spec, operator_source()),
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+def test_the_real_kustomize_renders_the_flags_and_rbac_read_here(tmp_path: Path) -> None:
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    base = {c: deployment_args(yaml.safe_load_all((data / f"{c}.yaml").read_text()), c) for c in CONTROLLERS}
+    built = kustomized(tmp_path, FLUX_INSTANCE_SPEC)
+    for controller in CONTROLLERS:
+        args = deployment_args(built, controller)
+        assert args[: len(base[controller])] == base[controller]
+        assert args[len(base[controller]) :] == controller_args(controller), controller
+    rbac = [d for d in built if d["kind"] in ("ClusterRole", "ClusterRoleBinding", "ResourceQuota")]
+    assert "cluster-reconciler" not in {d["metadata"]["name"] for d in rbac}
+    assert canonical(rbac) == canonical(production_rbac())
+
+
+def deployment_args(documents: object, controller: str) -> list[str]:
+    (deployment,) = [
+        d for d in documents if d and d["kind"] == "Deployment" and d["metadata"]["name"] == controller
+    ]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def canonical(objects: list[dict]) -> set[str]:
+    """Objects compared by what they grant: kind, name, namespace, rules, roleRef, subjects, spec."""
+    keep = ("rules", "roleRef", "subjects", "spec")
+    return {
+        json.dumps(
+            [o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"), {k: o.get(k) for k in keep}],
+            sort_keys=True,
+        )
+        for o in objects
+    }
+
+
+def test_the_source_is_the_operator_the_stack_pins() -> None:
+    """The plane follows the committed config's chart version, which is the operator's release."""
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    version = config["gitops-eks:flux"]["chartVersion"]
+    assert operator_source().name == f"flux-operator@v{version}"
