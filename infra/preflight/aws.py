@@ -33,15 +33,14 @@ class Quota:
 
     service: str
     code: str
-    name: str
+    label: str
+    """Short, for the table; `code` finds the full name in the Service Quotas console."""
 
 
-VPCS = Quota("vpc", "L-F678F1CE", "VPCs per Region")
-NAT_PER_AZ = Quota("vpc", "L-FE5A380F", "NAT gateways per Availability Zone")
-ELASTIC_IPS = Quota("ec2", "L-0263D0A3", "EC2-VPC Elastic IPs")
-STANDARD_VCPUS = Quota(
-    "ec2", "L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
-)
+VPCS = Quota("vpc", "L-F678F1CE", "VPCs per region")
+NAT_PER_AZ = Quota("vpc", "L-FE5A380F", "NAT gateways per zone")
+ELASTIC_IPS = Quota("ec2", "L-0263D0A3", "Elastic IPs")
+STANDARD_VCPUS = Quota("ec2", "L-1216C47A", "On-Demand standard vCPUs")
 
 
 def _client(service: str, region: str):
@@ -122,7 +121,7 @@ def _quota_value(region: str, quota: Quota) -> float:
 
 def _quota_row(region: str, quota: Quota, used: int, needed: int, what: str) -> Row:
     limit = _quota_value(region, quota)
-    check = f"quota {quota.name}"
+    check = f"quota {quota.label}"
     detail = f"{used} used + {needed} for {what} of {limit:g} ({quota.service}/{quota.code})"
     if used + needed > limit:
         return fail(

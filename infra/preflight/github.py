@@ -204,8 +204,11 @@ def _plan(api: GitHub, config: StackConfig, repo: dict[str, Any]) -> Iterator[Ro
     owner = repo.get("owner") or {}
     plan = _owner_plan(api, owner) if private else None
     features = plan_features(private, plan)
-    visibility = "private" if private else "public"
-    where = f"{visibility} repository, owner {owner.get('login')} on plan {plan or 'unknown'}"
+    where = (
+        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}"
+        if private
+        else "public repository (every plan)"
+    )
     fix = (
         "make the repository public, or move the owner to a plan that offers it (GitHub Enterprise Cloud for "
         "required reviewers on a private repository), or turn pull-request previews off (docs/security.md)"
