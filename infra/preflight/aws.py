@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from infra.config import StackConfig
 from infra.preflight.report import Row, fail, guarded, ok, skip
@@ -59,6 +66,13 @@ def identity(config: StackConfig) -> Iterator[Row]:
         caller = _client("sts", config.region).get_caller_identity()
     except (NoCredentialsError, NoRegionError) as error:
         yield fail("AWS identity", _reason(error), CREDENTIALS_FIX)
+        return
+    except (EndpointConnectionError, ConnectTimeoutError) as error:
+        yield fail(
+            "AWS identity",
+            f"cannot reach AWS: {_reason(error)}",
+            "check the network path to AWS (proxy, AWS_ENDPOINT_URL)",
+        )
         return
     except (ClientError, BotoCoreError) as error:
         yield fail("AWS identity", f"AWS refused the credentials ({_reason(error)})", CREDENTIALS_FIX)

@@ -85,6 +85,8 @@ class GitHub:
                 status, raw, headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             status, raw, headers = error.code, error.read(), error.headers
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise ConnectionError(f"cannot reach {self.base}: {getattr(error, 'reason', error)}") from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -280,11 +282,11 @@ def checks(config: StackConfig, token: Secret | None, encrypted: frozenset[str])
         return [fail("GitHub token", detail, ACCESS_FIX)]
     api = GitHub(token)
     fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
-    rows = guarded("GitHub", lambda: _repository(api, config), fix)
+    rows = guarded("GitHub API", lambda: _repository(api, config), fix)
     if "gitops-eks:commitStatusToken" in encrypted:
         rows.append(
             skip("commitStatusToken", "encrypted in the stack file: install the Pulumi CLI to check it")
         )
-    elif not any(r.check in {"GitHub token", "GitHub"} and r.blocks for r in rows):
+    elif not any(r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows):
         rows += guarded("commitStatusToken", lambda: _commit_status_token(config, api.base, api), fix)
     return rows

@@ -297,7 +297,10 @@ def test_without_network_or_credentials_it_fails_in_words(fake: World) -> None:
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     assert "✗  AWS identity" in run.stdout and "Unable to locate credentials" in run.stdout
-    assert "✗  GitHub" in run.stdout and "Connection refused" in run.stdout
+    assert (
+        "✗  GitHub API" in run.stdout
+        and "cannot reach http://127.0.0.1:9: [Errno 111] Connection refused" in run.stdout
+    )
     assert "github_pat_offline" not in run.stdout + run.stderr
 
 
