@@ -102,6 +102,8 @@ class FakeGitHubAPI:
                 {},
             )
         if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)", rest)):
+            if "contents=read" not in granted:  # "Get a branch" takes Contents: read
+                return _forbidden("contents=read")
             if m[1] not in repo.branches:
                 return _error(404, "Branch not found", f"{DOCS}/branches/branches#get-a-branch")
             return 200, {"name": m[1], "commit": {"sha": repo.branches[m[1]]}}, {}
@@ -128,8 +130,7 @@ class FakeGitHubAPI:
             if verb != method or m is None:
                 continue
             if permission not in granted:
-                error = _error(403, "Resource not accessible by personal access token", DOCS)
-                return error[0], error[1], {"X-Accepted-GitHub-Permissions": permission}
+                return _forbidden(permission)
             if "env" in m.groupdict() and m["env"] not in repo.environments:
                 return _error(404, "Not Found", DOCS)
             missing = [f for f in required if not isinstance(body, dict) or f not in body]
@@ -138,6 +139,11 @@ class FakeGitHubAPI:
                 return _error(422, f"Invalid request.\n\n{names} wasn't supplied.", DOCS)
             return 201, {}, {}
         return _error(404, "Not Found", DOCS)
+
+
+def _forbidden(permission: str) -> tuple[int, Any, dict[str, str]]:
+    status, body, _ = _error(403, "Resource not accessible by personal access token", DOCS)
+    return status, body, {"X-Accepted-GitHub-Permissions": permission}
 
 
 def _error(status: int, message: str, documentation_url: str) -> tuple[int, Any, dict[str, str]]:

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"preflight: {error}", file=sys.stderr)
         return 2
+    # As the GitHub provider takes it: `github:token`, else the GITHUB_TOKEN environment variable.
     env_token = os.environ.get("GITHUB_TOKEN", "").strip()
-    token = Secret(env_token) if env_token else stack.github_token
+    token = stack.github_token or (Secret(env_token) if env_token else None)
     print(
         f"preflight for stack {stack.name} ({stack.config.repository} in {stack.config.region}; "
         f"config from {stack.source})"
@@ -44,4 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("preflight: interrupted", file=sys.stderr)
+        sys.exit(130)

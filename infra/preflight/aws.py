@@ -155,20 +155,28 @@ def _vcpus(ec2, instance_types: set[str]) -> dict[str, int]:
     return {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in answer}
 
 
+def _all(client, operation: str, key: str, **kwargs: object) -> list:
+    """Every item of a paginated EC2 list call."""
+    return [item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]]
+
+
 def _standard(instance_type: str) -> bool:
     return instance_type[:1] in STANDARD_FAMILIES
 
 
 def quotas(config: StackConfig) -> Iterator[Row]:
     region, ec2 = config.region, _client("ec2", config.region)
-    yield _quota_row(region, VPCS, len(ec2.describe_vpcs()["Vpcs"]), 1, "the stack's VPC")
+    yield _quota_row(region, VPCS, len(_all(ec2, "describe_vpcs", "Vpcs")), 1, "the stack's VPC")
     nat = config.network.nat_gateways
     addresses = len(ec2.describe_addresses()["Addresses"])
     yield _quota_row(region, ELASTIC_IPS, addresses, nat, f"{nat} NAT gateway(s)")
-    subnets = {s["SubnetId"]: s["AvailabilityZone"] for s in ec2.describe_subnets()["Subnets"]}
-    live = ec2.describe_nat_gateways(Filter=[{"Name": "state", "Values": ["pending", "available"]}])[
-        "NatGateways"
-    ]
+    subnets = {s["SubnetId"]: s["AvailabilityZone"] for s in _all(ec2, "describe_subnets", "Subnets")}
+    live = _all(
+        ec2,
+        "describe_nat_gateways",
+        "NatGateways",
+        Filter=[{"Name": "state", "Values": ["pending", "available"]}],
+    )
     per_zone = Counter(subnets.get(g["SubnetId"], "?") for g in live)
     yield _quota_row(region, NAT_PER_AZ, max(per_zone.values(), default=0), 1, "one NAT gateway in a zone")
     # What the stack may run at once, all On-Demand: nodes at maxSize, the Jenkins controller, the agents.
@@ -176,13 +184,13 @@ def quotas(config: StackConfig) -> Iterator[Row]:
     wanted[config.jenkins.agents.instance_type] += config.jenkins.agents.max_agents
     if config.cluster is not None:
         wanted[config.cluster.instance_type] += config.cluster.max_size
+    states = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     running = [
         i["InstanceType"]
-        for r in ec2.describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
-        )["Reservations"]
+        for r in _all(ec2, "describe_instances", "Reservations", Filters=states)
         for i in r["Instances"]
-        if _standard(i["InstanceType"])
+        # Spot instances count against the Spot quota, not this one (InstanceLifecycle "spot").
+        if _standard(i["InstanceType"]) and i.get("InstanceLifecycle") != "spot"
     ]
     sizes = _vcpus(ec2, {t for t in wanted if _standard(t)} | set(running))
     used = sum(sizes[t] for t in running)

@@ -38,10 +38,13 @@ class Stack:
 def _from_cli(root: Path, stack: str) -> dict[str, dict[str, Any]]:
     # pulumi/pulumi pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue", "secret"};
     # with --show-secrets, `value` holds the decrypted text (objects as their JSON text).
-    run = subprocess.run(
-        ["pulumi", "config", "--json", "--show-secrets", "--stack", stack],
-        cwd=root, capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    try:
+        run = subprocess.run(
+            ["pulumi", "config", "--json", "--show-secrets", "--stack", stack],
+            cwd=root, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise InputError(f"`pulumi config --stack {stack}` did not answer in 120s") from None
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(
@@ -100,11 +103,17 @@ def _from_file(path: Path, stack: str) -> dict[str, dict[str, Any]]:
 
 def read(root: Path, stack: str) -> Stack:
     """Read and validate the stack's config; raise InputError with one line saying what to do."""
-    if shutil.which("pulumi"):
-        values, source = _from_cli(root, stack), "pulumi config"
-    else:
-        path = root / f"Pulumi.{stack}.yaml"
+    path = root / f"Pulumi.{stack}.yaml"
+    if shutil.which("pulumi") is None:
         values, source = _from_file(path, stack), str(path)
+    else:
+        try:
+            values, source = _from_cli(root, stack), "pulumi config"
+        except InputError as error:
+            # Not logged in, say: the backend row reports that; the stack file still has the config.
+            if not path.is_file():
+                raise
+            values, source = _from_file(path, stack), f"{path}, as {error}"
     if not isinstance(values, dict):
         raise InputError(f"{source}: the config is not a mapping of keys to values")
     readable = {k: v["value"] for k, v in values.items() if isinstance(v, dict) and "value" in v}

@@ -124,6 +124,17 @@ def test_missing_permission_is_read_from_x_accepted_github_permissions(
     assert rows["permission administration=write"].startswith("✓")
 
 
+def test_a_token_that_cannot_read_branches_skips_the_branch_check(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # fine-grained-pat-permissions.json: "Get a branch" (GET /repos/{owner}/{repo}/branches/{branch}) is
+    # Contents: read, which the stack's resources do not need: not a blocker.
+    fake.github.tokens[TOKEN].discard("contents=read")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["branch main"].startswith("-")
+    assert "GitHub answered 403 'Resource not accessible by personal access token'" in rows["branch main"]
+
+
 def test_environment_permission_is_checked_once_the_environment_exists(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -249,6 +260,54 @@ def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
     assert rows["Pulumi backend"].startswith("✓") and "octo-admin" in rows["Pulumi backend"]
     assert code == 0, out
     assert TOKEN not in out
+
+
+def test_a_pulumi_cli_that_is_not_logged_in_falls_back_to_the_stack_file(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table still comes out, with the backend row saying what to do."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho 'error: no credentials: run `pulumi login`' >&2\nexit 255\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert f"config from {fake.stack_file()}, as `pulumi config --stack {STACK}` failed" in out
+    assert rows["Pulumi backend"].startswith("✗") and "run `pulumi login`" in rows["Pulumi backend"]
+    assert fix_after(out, "Pulumi backend") == "fix: `pulumi login` (or `pulumi login --local`)"
+
+
+def test_encrypted_values_without_the_cli_are_named_not_guessed(
+    fake: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi config set --secret` writes `{secure: <ciphertext>}` to the stack file; only the CLI can
+    decrypt it."""
+    fake.set_config("github:token", {"secure": "v1:AAAABBBBCCCC"})
+    fake.set_config("gitops-eks:commitStatusToken", {"secure": "v1:DDDDEEEEFFFF"})
+    monkeypatch.delenv("GITHUB_TOKEN")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert (
+        "github:token is encrypted in the stack file and the Pulumi CLI is not installed"
+        in rows["GitHub token"]
+    )
+    assert "v1:AAAABBBBCCCC" not in out
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    _, rows, _ = preflight(fake, capsys)
+    assert (
+        rows["commitStatusToken"].startswith("-")
+        and "encrypted in the stack file" in rows["commitStatusToken"]
+    )
+
+
+def test_a_token_in_plain_text_is_refused_as_pulumi_up_refuses_it(fake: World) -> None:
+    fake.set_config("github:token", "github_pat_in_plain_text")
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env={**os.environ})
+    assert run.returncode == 2
+    assert "github:token: is set in plain text" in run.stderr
+    assert "github_pat_in_plain_text" not in run.stderr + run.stdout
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
