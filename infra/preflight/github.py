@@ -40,9 +40,9 @@ class Probe:
     needed_for: str
 
 
-# The permissions the stack's GitHub resources need, one probe each. TODO(h17a): read them from the
-# map of resource types to permissions (infra/github_permissions.py) once it lands, so the README, the
-# test of that map and this check share one list.
+# The permissions the stack's GitHub resources need, one probe each: the one list preflight checks. Once
+# the stack keeps its own map of resource types to permissions (infra/github_permissions.py), this list
+# is to be derived from that map, so that the README, the map's test and this check cannot drift apart.
 PROBES = (
     Probe("administration=write", "POST", "/keys", "deploy keys, the preview environment, the ruleset"),
     Probe("repository_hooks=write", "POST", "/hooks", "the Jenkins and Flux webhooks"),

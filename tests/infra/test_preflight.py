@@ -96,6 +96,18 @@ def test_unknown_reviewer_is_named_with_githubs_404(fake: World, capsys: pytest.
     assert rows[f"reviewer {REVIEWER}"].startswith("✓")
 
 
+def test_a_token_github_does_not_know_is_named(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # 401 "Bad credentials" (basic-error body) for a revoked, expired or mistyped token.
+    fake.github.tokens.clear()
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1
+    assert (
+        rows["GitHub token"].startswith("✗")
+        and "GitHub answered 401 'Bad credentials'" in rows["GitHub token"]
+    )
+    assert "reviewer octo-reviewer" not in rows  # nothing else is asked with a token GitHub refuses
+
+
 def test_reviewer_without_access_to_the_repository_blocks(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
