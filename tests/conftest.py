@@ -36,7 +36,7 @@ def require(available: bool, reason: str) -> None:
         return
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: `make test` provisions this service, so its absence is a failure)")
-    pytest.skip(f"{reason}; `make test` provisions it (as root: `sudo bash scripts/services.sh`)")
+    pytest.skip(f"{reason}; `make test` provisions what the tests need")
 
 
 @pytest.fixture(scope="session")
