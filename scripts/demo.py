@@ -4,7 +4,8 @@ A bare git repository plays GitHub, a local docker-registry plays ECR, and `kube
 branch tip shows what Flux would apply. The demo makes an app commit, runs `python -m jenkins release`
 (the Jenkinsfile's plan, build and promote in one command), prints the image Flux would now deploy and
 the commit it came from, then runs the release again to show that a rerun is a no-op that costs
-seconds.
+seconds. Last, `make preflight` runs against stand-ins for AWS (moto) and GitHub
+(scripts/preflightworld.py) and prints its table.
 
 Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
 """
@@ -12,6 +13,7 @@ Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -138,6 +140,48 @@ def demo(scratch: Path, registry: str, wheels_url: str | None) -> None:
     banner("Done: app commit -> image in the registry -> manifest commit -> what Flux applies")
 
 
+def preflight() -> None:
+    """`make preflight` against moto and a fake GitHub: the table a user sees before `pulumi up`."""
+    from moto.server import ThreadedMotoServer
+
+    from scripts.preflightworld import STACK, world
+
+    banner("7. Before a real `pulumi up`: `make preflight` (AWS = moto, GitHub = a local fake)")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        with world(f"http://{host}:{port}") as w:
+            # The world's stack exists only in its own directory: no Pulumi CLI may look for it elsewhere.
+            path = os.pathsep.join(
+                p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "pulumi").exists()
+            )
+            command = [
+                "make",
+                "--no-print-directory",
+                "preflight",
+                f"STACK={STACK}",
+                f"PREFLIGHT_FLAGS=--root {w.root}",
+            ]
+            say(f"$ make preflight STACK={STACK}")
+            env = {**os.environ, **w.environment(), "PATH": path}
+            run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    finally:
+        moto.stop()
+    say(run.stdout.rstrip())
+    say(run.stderr.rstrip())
+    # make turns preflight's exit 1 (blockers) and 2 (unreadable stack) both into 2: the table tells them
+    # apart.
+    blockers = [line for line in run.stdout.splitlines() if line.startswith("✗")]
+    if run.returncode != 0 and (not blockers or "blocker(s): fix each" not in run.stdout):
+        raise DemoError(
+            f"make preflight failed (exit {run.returncode}) without its table; its output is above"
+        )
+    names = ", ".join(line[3:].split("  ")[0] for line in blockers) or "none"
+    say(f"-> blockers in this world: {names}")
+
+
 def main() -> int:
     try:
         check_tools()
@@ -160,6 +204,7 @@ def main() -> int:
                 say(f"base image: {BASE_IMAGE} is missing, so the Dockerfile's default base image and pip's")
                 say("default index are used: this needs internet access (`sudo make services` avoids it)")
             demo(scratch, registry, wheels_url)
+        preflight()
     except (DemoError, subprocess.CalledProcessError, RuntimeError) as exc:
         say(f"\ndemo FAILED: {exc}")
         return 1

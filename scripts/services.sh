@@ -2,7 +2,8 @@
 # Provision the real services the test suite uses: a Docker engine (host networking only), the tools the
 # tests call (docker-registry, sshd, shellcheck, wrk) and a local Python base image built offline with
 # debootstrap. Registries, sshd and moto are started per test session by tests/conftest.py on random
-# loopback ports. Idempotent: a second run only checks. Needs root (apt, dockerd).
+# loopback ports. Idempotent: a second run only checks. Installing needs root (apt, dockerd); run as another
+# user, it only checks, and names what is missing with the one command that provisions it.
 set -euo pipefail
 
 BASE_IMAGE="${BASE_IMAGE:-local/python-base:bookworm}"
@@ -10,6 +11,32 @@ BASE_IMAGE="${BASE_IMAGE:-local/python-base:bookworm}"
 PACKAGES=(docker.io docker-registry debootstrap openssh-server shellcheck wrk cloud-init systemd gnupg)
 
 log() { printf '[services] %s\n' "$*"; }
+
+# What a run as root would have to do: one line per missing piece, nothing when all is in place.
+missing() {
+  local pkg
+  for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "package $pkg"
+  done
+  command -v aws >/dev/null || echo "the AWS CLI"
+  [ -d /run/sshd ] || echo "/run/sshd"
+  if docker info >/dev/null 2>&1; then
+    docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || echo "base image $BASE_IMAGE"
+  else
+    echo "a Docker engine this user can reach"
+  fi
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+  todo="$(missing)"
+  if [ -z "$todo" ]; then
+    log "all present"
+    exit 0
+  fi
+  log "missing: $(paste -sd, <<<"$todo" | sed 's/,/, /g')"
+  log "installing needs root: run  sudo bash $(cd "$(dirname "$0")" && pwd)/services.sh  then run make again"
+  exit 1
+fi
 
 install_packages() {
   local missing=()

@@ -1,8 +1,8 @@
 """Shared fixtures: the real services the suite runs against (Docker engine, OCI registry, moto).
 
 Each service is started on a random loopback port for the test session. Where a service cannot be
-reached the test skips with the reason, except under CI=true, where that is a failure: CI provisions
-everything with scripts/services.sh, so a skip there means a test silently did not run.
+reached the test skips with the reason, except under CI=true, where that is a failure: `make test`
+provisions everything first (scripts/services.sh), so a skip there means a test silently did not run.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def require(available: bool, reason: str) -> None:
     if available:
         return
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: .ci/run provisions this service, so its absence is a failure)")
-    pytest.skip(f"{reason}; run `sudo make services` to provision it")
+        pytest.fail(f"{reason} (CI=true: `make test` provisions this service, so its absence is a failure)")
+    pytest.skip(f"{reason}; `make test` provisions what the tests need")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The real control plane of `make cluster-up` (scripts/cluster.sh): kube-apiserver with RBAC and Pod
 Security admission on etcd, and Flux's source-, kustomize- and notification-controller, all on 127.0.0.1.
 
-Tests here skip when no cluster answers, except under CI=true, where .ci/run starts one first.
+`make test` starts one first (scripts/cluster.sh run); run directly, tests here skip when no cluster
+answers, except under CI=true.
 """
 
 from __future__ import annotations

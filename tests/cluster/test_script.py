@@ -303,3 +303,49 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
         alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         assert alive == [], f"processes left behind: {alive}"
         assert not (tmp_path / "state").exists()
+
+
+def test_run_without_a_command_is_refused() -> None:
+    result = run("run")
+    assert result.returncode == 1
+    assert "usage:" in result.stderr and "run CMD" in result.stderr
+
+
+def test_run_does_not_run_the_command_when_the_plane_cannot_start(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    result = run(
+        "run", "touch", str(marker),
+        env={"PYTHON": str(tmp_path / "no-python"), "GITOPS_CLUSTER_STATE": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "no Python at" in result.stderr
+    assert not marker.exists()
+
+
+def test_run_reuses_a_running_plane_and_leaves_it_up(cluster: Cluster, tmp_path: Path) -> None:
+    """`make test` inside a checkout whose plane is up (the session's, in .cluster/): used, not stopped."""
+    marker = tmp_path / "ran"
+    result = run("run", "touch", str(marker))
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()
+    assert "reusing the control plane" in result.stderr
+    assert run("status").returncode == 0
+
+
+def test_run_stops_the_plane_it_started_and_keeps_the_commands_status(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A plane `run` started (in its own state directory) is stopped when the command fails, and the
+    command's exit status is run's."""
+    state = tmp_path / "state"
+    seen = tmp_path / "pids"
+    copy = f"cat {state}/pids/* > {seen}; exit 3"
+    result = run("run", "sh", "-c", copy, env={"GITOPS_CLUSTER_STATE": str(state)})
+    try:
+        assert result.returncode == 3, result.stderr
+        pids = [int(p) for p in seen.read_text().split()]
+        assert len(pids) == 5
+        assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+        assert not state.exists()
+    finally:
+        run("down", env={"GITOPS_CLUSTER_STATE": str(state)})

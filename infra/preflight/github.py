@@ -1,0 +1,296 @@
+"""The GitHub side, with the stack's token (GITHUB_TOKEN, else `github:token` as `pulumi config` reads it),
+against GITHUB_API_URL (default https://api.github.com): the repository and branch, each permission the
+stack needs as GitHub itself answers it, the plan features the preview gate relies on, and the reviewers.
+
+Permissions are read from GitHub's answers: a request the permission allows is refused for its body (422,
+nothing is created), one it does not allow gets 403 with `X-Accepted-GitHub-Permissions` naming what is
+missing ("Troubleshooting the REST API", Resource not accessible).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from infra.config import Secret, StackConfig
+from infra.preflight.report import Row, fail, guarded, ok, skip
+
+DEFAULT_API = "https://api.github.com"
+ACCESS_FIX = (
+    "create a fine-grained token for this one repository with the permissions the README lists and set "
+    "it (`pulumi config set --secret github:token`, or export GITHUB_TOKEN)"
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A request that needs `permission` and changes nothing: the body lacks a required field."""
+
+    permission: str
+    """As GitHub names it in X-Accepted-GitHub-Permissions, `name=level`."""
+    method: str
+    path: str
+    """Relative to /repos/{owner}/{repo}; `{environment}` is the preview environment."""
+    needed_for: str
+
+
+# The permissions the stack's GitHub resources need, one probe each: the one list preflight checks. Once
+# the stack keeps its own map of resource types to permissions (infra/github_permissions.py), this list
+# is to be derived from that map, so that the README, the map's test and this check cannot drift apart.
+PROBES = (
+    Probe("administration=write", "POST", "/keys", "deploy keys, the preview environment, the ruleset"),
+    Probe("repository_hooks=write", "POST", "/hooks", "the Jenkins and Flux webhooks"),
+    Probe("environments=write", "POST", "/environments/{environment}/variables", "the preview variables"),
+)
+COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
+READ_ROLES = {"read", "triage", "write", "maintain", "admin"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message", "")) if isinstance(self.body, dict) else ""
+
+    def said(self) -> str:
+        return f"GitHub answered {self.status}" + (f" {self.message!r}" if self.message else "")
+
+
+class GitHub:
+    def __init__(self, token: Secret, base: str | None = None) -> None:
+        self._token = token
+        self.base = (base or os.environ.get("GITHUB_API_URL") or DEFAULT_API).rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None) -> Answer:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)  # noqa: S310
+        request.add_header("Accept", "application/vnd.github+json")
+        request.add_header("X-GitHub-Api-Version", "2022-11-28")
+        request.add_header("User-Agent", "gitops-eks-preflight")
+        request.add_header("Authorization", f"Bearer {self._token.reveal()}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+                status, raw, headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, raw, headers = error.code, error.read(), error.headers
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise ConnectionError(f"cannot reach {self.base}: {getattr(error, 'reason', error)}") from None
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return Answer(status, parsed, {k.lower(): v for k, v in headers.items()})
+
+
+def accepted_permissions(header: str) -> list[list[str]]:
+    """`X-Accepted-GitHub-Permissions`: sets separated by `;`, each a `,`-separated list of name=level."""
+    return [[p.strip() for p in part.split(",") if p.strip()] for part in header.split(";") if part.strip()]
+
+
+def _describe(sets: list[list[str]]) -> str:
+    return " or ".join(" and ".join(s) for s in sets)
+
+
+def plan_features(private: bool, plan: str | None) -> dict[str, bool | None]:
+    """What GitHub offers the repository (None: unknown). GitHub docs, data/reusables/gated-features:
+    environments.md (environments in private repositories: Pro, Team, Enterprise; required reviewers on
+    Free, Pro and Team: public repositories only) and repo-rules.md (rulesets in private repositories:
+    Pro, Team, Enterprise Cloud)."""
+    if not private:
+        return {"environments": True, "required reviewers": True, "rulesets": True}
+    if plan is None:
+        return {"environments": None, "required reviewers": None, "rulesets": None}
+    paid = plan in {"pro", "team", "business", "enterprise"}
+    enterprise = plan in {"business", "enterprise"}
+    return {"environments": paid, "required reviewers": enterprise, "rulesets": paid}
+
+
+def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    repo = api.call("GET", f"/repos/{config.repository}")
+    if repo.status == 401:
+        yield fail("GitHub token", repo.said(), ACCESS_FIX)
+        return
+    if repo.status != 200:
+        yield fail(
+            f"repository {config.repository}",
+            f"{repo.said()}: it does not exist or the token cannot see it",
+            "check gitops-eks:repository, and that the token's repository access includes it",
+        )
+        return
+    yield ok(
+        f"repository {config.repository}",
+        f"{repo.body.get('visibility', 'private' if repo.body.get('private') else 'public')}",
+    )
+    branch = api.call(
+        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
+    )
+    if branch.status == 403 and branch.headers.get("x-accepted-github-permissions"):
+        # Reading a branch takes contents=read, which the stack itself does not use.
+        yield skip(f"branch {config.branch}", f"not checked: {branch.said()} (it takes contents=read)")
+        sha = None
+    elif branch.status != 200:
+        yield fail(
+            f"branch {config.branch}",
+            branch.said(),
+            f"push the branch first (`git push origin {config.branch}`) or set gitops-eks:branch",
+        )
+        sha = None
+    else:
+        sha = branch.body.get("commit", {}).get("sha")
+        yield ok(f"branch {config.branch}", f"at {str(sha)[:12]}")
+    yield from _permissions(api, config, PROBES, sha)
+    yield from _plan(api, config, repo.body)
+    yield from _reviewers(api, config)
+
+
+def _probe_path(config: StackConfig, probe: Probe, sha: str | None) -> str | None:
+    if "{sha}" in probe.path and sha is None:
+        return None
+    path = probe.path.format(environment=urllib.parse.quote(config.preview.environment, safe=""), sha=sha)
+    return f"/repos/{config.repository}{path}"
+
+
+def _permissions(
+    api: GitHub, config: StackConfig, probes: tuple[Probe, ...], sha: str | None
+) -> Iterator[Row]:
+    for probe in probes:
+        check = f"permission {probe.permission}"
+        path = _probe_path(config, probe, sha)
+        if path is None:
+            yield skip(check, "needs the branch's head commit, which was not found")
+            continue
+        answer = api.call(probe.method, path, {})
+        header = answer.headers.get("x-accepted-github-permissions", "")
+        if answer.status == 422:
+            yield ok(check, f"accepted for {probe.needed_for}")
+        elif answer.status == 403 and header:
+            yield fail(
+                check,
+                f"{answer.said()}; it accepts {_describe(accepted_permissions(header))}",
+                f"edit the token: grant {_describe(accepted_permissions(header))} ({probe.needed_for})",
+            )
+        elif answer.status == 404 and "{environment}" in probe.path:
+            yield skip(
+                check,
+                f"environment {config.preview.environment!r} does not exist yet: provable once it does",
+            )
+        else:
+            yield fail(check, f"{answer.said()} to {probe.method} {path}", ACCESS_FIX)
+
+
+def _owner_plan(api: GitHub, owner: dict[str, Any]) -> str | None:
+    # The plan is shown only to the account itself (GET /user) or an organization's owners (GET /orgs).
+    if owner.get("type") == "Organization":
+        answer = api.call("GET", f"/orgs/{owner.get('login')}")
+    else:
+        answer = api.call("GET", "/user")
+        if (
+            answer.status == 200
+            and str(answer.body.get("login", "")).lower() != str(owner.get("login", "")).lower()
+        ):
+            return None
+    plan = answer.body.get("plan") if answer.status == 200 and isinstance(answer.body, dict) else None
+    return str(plan.get("name", "")).lower() or None if isinstance(plan, dict) else None
+
+
+def _plan(api: GitHub, config: StackConfig, repo: dict[str, Any]) -> Iterator[Row]:
+    private = bool(repo.get("private"))
+    owner = repo.get("owner") or {}
+    plan = _owner_plan(api, owner) if private else None
+    features = plan_features(private, plan)
+    where = (
+        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}"
+        if private
+        else "public repository (every plan)"
+    )
+    fix = (
+        "make the repository public, or move the owner to a plan that offers it (GitHub Enterprise Cloud for "
+        "required reviewers on a private repository), or turn pull-request previews off (docs/security.md)"
+    )
+    for feature, available in features.items():
+        check = f"GitHub {feature}"
+        if available:
+            yield ok(check, f"offered: {where}")
+        elif available is None:
+            yield fail(
+                check,
+                f"cannot tell: {where} (GitHub shows the plan only to the account or an organization owner)",
+                "run preflight with an owner's token, or " + fix,
+            )
+        else:
+            yield fail(check, f"not offered: {where}", fix)
+    # GitHub's own answer for rulesets, whatever the plan says.
+    rulesets = api.call("GET", f"/repos/{config.repository}/rulesets")
+    if rulesets.status == 403 and not rulesets.headers.get("x-accepted-github-permissions"):
+        yield fail("GitHub rulesets (answer)", rulesets.said(), fix)
+
+
+def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    for login in config.preview.reviewers:
+        check = f"reviewer {login}"
+        user = api.call("GET", f"/users/{urllib.parse.quote(login, safe='')}")
+        if user.status == 404:
+            yield fail(check, f"{user.said()}: no such GitHub user", "fix gitops-eks:preview.reviewers")
+            continue
+        if user.status != 200:
+            yield fail(check, user.said(), ACCESS_FIX)
+            continue
+        access = api.call(
+            "GET", f"/repos/{config.repository}/collaborators/{urllib.parse.quote(login, safe='')}/permission"
+        )
+        role = access.body.get("role_name") or access.body.get("permission") if access.status == 200 else None
+        if role in READ_ROLES:
+            yield ok(check, f"can read the repository ({role})")
+        elif access.status == 200:
+            yield fail(
+                check,
+                f"has no access to {config.repository} (permission {role!r})",
+                f"give {login} read access to {config.repository}, or fix gitops-eks:preview.reviewers",
+            )
+        else:
+            yield fail(check, f"{access.said()} asking for {login}'s permission", ACCESS_FIX)
+
+
+def _commit_status_token(config: StackConfig, api_base: str, sha_source: GitHub) -> Iterator[Row]:
+    token = config.commit_status_token
+    if token is None:
+        yield skip("commitStatusToken", "not set: Flux's deploy reports are off")
+        return
+    branch = sha_source.call(
+        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
+    )
+    sha = branch.body.get("commit", {}).get("sha") if branch.status == 200 else None
+    for row in _permissions(GitHub(token, api_base), config, (COMMIT_STATUS_PROBE,), sha):
+        yield Row(row.mark, f"commitStatusToken {row.check}", row.detail, row.fix)
+
+
+def checks(config: StackConfig, token: Secret | None, encrypted: frozenset[str]) -> list[Row]:
+    if token is None:
+        detail = (
+            "github:token is encrypted in the stack file and the Pulumi CLI is not installed to read it"
+            if "github:token" in encrypted
+            else "no token: neither GITHUB_TOKEN nor github:token is set"
+        )
+        return [fail("GitHub token", detail, ACCESS_FIX)]
+    api = GitHub(token)
+    fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
+    rows = guarded("GitHub API", lambda: _repository(api, config), fix)
+    if "gitops-eks:commitStatusToken" in encrypted:
+        rows.append(
+            skip("commitStatusToken", "encrypted in the stack file: install the Pulumi CLI to check it")
+        )
+    elif not any(r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows):
+        rows += guarded("commitStatusToken", lambda: _commit_status_token(config, api.base, api), fix)
+    return rows

@@ -1,0 +1,194 @@
+"""GitHub's REST API as `make preflight` reads it, on 127.0.0.1 over plain HTTP (GITHUB_API_URL points at it),
+for the preflight's tests and `make demo`. Each answer has GitHub's status, body and headers for the case:
+
+- no or unknown token: 401 `Bad credentials`;
+- a repository, user, organization or branch that does not exist (or that the token cannot see): 404, with
+  GitHub's error body `{"message", "documentation_url", "status"}` (github/rest-api-description,
+  components/schemas/basic-error; "Troubleshooting the REST API": 404 for a private resource);
+- a request the token's permissions do not allow: 403 `Resource not accessible by personal access token`
+  with `X-Accepted-GitHub-Permissions: name=level` (same page, "Resource not accessible"); permission names
+  and levels per endpoint from github/docs
+  src/github-apps/data/fpt-2022-11-28/fine-grained-pat-permissions.json;
+- a request it allows, sent without a required field: 422 `Invalid request` (same page, "Invalid request");
+- rulesets on a private repository whose owner is on the Free plan: 403 `Upgrade to GitHub Pro or make this
+  repository public to enable this feature.` (data/reusables/gated-features/repo-rules.md: rulesets in
+  private repositories need Pro, Team or Enterprise Cloud).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+DOCS = "https://docs.github.com/rest"
+# endpoint (method, path pattern under /repos/{owner}/{repo}) -> the permission it needs, and the fields
+# GitHub requires in its body
+GATED = (
+    ("POST", re.compile(r"/keys"), "administration=write", ("key",)),
+    ("POST", re.compile(r"/hooks"), "repository_hooks=write", ("config",)),
+    ("POST", re.compile(r"/environments/(?P<env>[^/]+)/variables"), "environments=write", ("name", "value")),
+    ("POST", re.compile(r"/statuses/(?P<sha>[0-9a-f]{40})"), "statuses=write", ("state",)),
+)
+REPO = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?")
+
+
+@dataclass
+class Repository:
+    owner_type: str = "Organization"
+    private: bool = True
+    branches: dict[str, str] = field(default_factory=lambda: {"main": "a" * 40})
+    collaborators: dict[str, str] = field(default_factory=dict)
+    """login -> permission (admin, write, read); anyone else has none."""
+    environments: set[str] = field(default_factory=set)
+
+
+@dataclass
+class FakeGitHubAPI:
+    tokens: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    """token -> the permissions it was granted (`name=level`)."""
+    viewer: str = "octo-admin"
+    users: set[str] = field(default_factory=set)
+    organizations: dict[str, str] = field(default_factory=dict)
+    """login -> plan name as GET /orgs/{org} shows it to an owner."""
+    repositories: dict[str, Repository] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, method: str, path: str, token: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            self.requests.append((method, path))
+            if token not in self.tokens:
+                return _error(401, "Bad credentials", DOCS)
+            granted = self.tokens[token]
+            if method == "GET" and path == "/user":
+                return 200, {"login": self.viewer, "type": "User", "plan": {"name": "free"}}, {}
+            if method == "GET" and (m := re.fullmatch(r"/users/([^/]+)", path)):
+                login = m[1]
+                if login.lower() not in {u.lower() for u in self.users}:
+                    return _error(404, "Not Found", f"{DOCS}/users/users#get-a-user")
+                return 200, {"login": login, "type": "User"}, {}
+            if method == "GET" and (m := re.fullmatch(r"/orgs/([^/]+)", path)):
+                if m[1] not in self.organizations:
+                    return _error(404, "Not Found", f"{DOCS}/orgs/orgs#get-an-organization")
+                return (
+                    200,
+                    {"login": m[1], "type": "Organization", "plan": {"name": self.organizations[m[1]]}},
+                    {},
+                )
+            match = REPO.fullmatch(path)
+            full_name = f"{match['owner']}/{match['name']}" if match else ""
+            repo = self.repositories.get(full_name)
+            if match is None or repo is None:
+                return _error(404, "Not Found", f"{DOCS}/repos/repos#get-a-repository")
+            return self._repository(method, full_name, repo, match["rest"] or "", granted, body)
+
+    def _repository(
+        self, method: str, full_name: str, repo: Repository, rest: str, granted: set[str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        owner = full_name.split("/")[0]
+        if method == "GET" and rest == "":
+            visibility = "private" if repo.private else "public"
+            shape = {"login": owner, "type": repo.owner_type}
+            return (
+                200,
+                {"full_name": full_name, "private": repo.private, "visibility": visibility, "owner": shape},
+                {},
+            )
+        if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)", rest)):
+            if "contents=read" not in granted:  # "Get a branch" takes Contents: read
+                return _forbidden("contents=read")
+            if m[1] not in repo.branches:
+                return _error(404, "Branch not found", f"{DOCS}/branches/branches#get-a-branch")
+            return 200, {"name": m[1], "commit": {"sha": repo.branches[m[1]]}}, {}
+        if method == "GET" and (m := re.fullmatch(r"/collaborators/([^/]+)/permission", rest)):
+            if m[1].lower() not in {u.lower() for u in self.users}:
+                return _error(
+                    404,
+                    "Not Found",
+                    f"{DOCS}/collaborators/collaborators#get-repository-permissions-for-a-user",
+                )
+            permission = repo.collaborators.get(m[1], "none")
+            return 200, {"permission": permission, "role_name": permission, "user": {"login": m[1]}}, {}
+        if method == "GET" and rest == "/rulesets":
+            plan = self.organizations.get(owner, "free")
+            if repo.private and plan == "free":
+                return _error(
+                    403,
+                    "Upgrade to GitHub Pro or make this repository public to enable this feature.",
+                    f"{DOCS}/repos/rules#get-all-repository-rulesets",
+                )
+            return 200, [], {}
+        for verb, pattern, permission, required in GATED:
+            m = pattern.fullmatch(rest)
+            if verb != method or m is None:
+                continue
+            if permission not in granted:
+                return _forbidden(permission)
+            if "env" in m.groupdict() and m["env"] not in repo.environments:
+                return _error(404, "Not Found", DOCS)
+            missing = [f for f in required if not isinstance(body, dict) or f not in body]
+            if missing:
+                names = ", ".join(f'"{f}"' for f in missing)
+                return _error(422, f"Invalid request.\n\n{names} wasn't supplied.", DOCS)
+            return 201, {}, {}
+        return _error(404, "Not Found", DOCS)
+
+
+def _forbidden(permission: str) -> tuple[int, Any, dict[str, str]]:
+    status, body, _ = _error(403, "Resource not accessible by personal access token", DOCS)
+    return status, body, {"X-Accepted-GitHub-Permissions": permission}
+
+
+def _error(status: int, message: str, documentation_url: str) -> tuple[int, Any, dict[str, str]]:
+    return status, {"message": message, "documentation_url": documentation_url, "status": str(status)}, {}
+
+
+def _handler(github: FakeGitHubAPI) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            auth = self.headers.get("Authorization", "")
+            token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+            code, answer, headers = github.answer(self.command, self.path, token, body)
+            data = json.dumps(answer).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@contextlib.contextmanager
+def serve(github: FakeGitHubAPI) -> Iterator[FakeGitHubAPI]:
+    """Serve `github` on a free loopback port until the block ends; `github.url` is its GITHUB_API_URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(github))
+    github.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="fake-github-api", daemon=True)
+    thread.start()
+    try:
+        yield github
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -1,0 +1,406 @@
+"""`make preflight` (infra/preflight) against moto, scripts/fakeaws.py (the EKS and Service Quotas calls moto
+lacks) and scripts/fakegithubapi.py, which answers with GitHub's status codes, bodies and headers:
+
+- 404 `{"message": "Not Found", "documentation_url", "status": "404"}` for a user that does not exist
+  (github/docs content/rest/using-the-rest-api/troubleshooting-the-rest-api.md, "404 Not Found"; the body
+  is github/rest-api-description's components/schemas/basic-error);
+- 403 `Resource not accessible by personal access token` with `X-Accepted-GitHub-Permissions: name=level`
+  for a permission the token lacks (same page, "Resource not accessible"), 422 `Invalid request` for an
+  allowed request without its required fields (same page, "Invalid request");
+- a private repository on Free: no environments, no required reviewers, no rulesets (github/docs
+  data/reusables/gated-features/environments.md and repo-rules.md), and the rulesets endpoint's 403
+  `Upgrade to GitHub Pro or make this repository public to enable this feature.`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from infra.preflight import __main__ as cli
+from infra.preflight.github import accepted_permissions, plan_features
+from scripts.fakeaws import standard_support_until
+from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def fake(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+    """A world in which only the Pulumi CLI is missing; each test changes what it is about."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    with world(moto_server) as w:
+        for name, value in w.environment().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        # No Pulumi CLI here (MACHINE.md): the stack file is read, and the backend check says so.
+        monkeypatch.setenv(
+            "PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not _has_pulumi(p))
+        )
+        yield w
+
+
+def _has_pulumi(directory: str) -> bool:
+    return (Path(directory) / "pulumi").exists()
+
+
+def preflight(w: World, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str], str]:
+    """Run preflight in-process: (exit code, check -> its row's text, the whole output)."""
+    code = cli.main(["--stack", STACK, "--root", str(w.root)])
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        if line[:1] in {"✓", "✗", "-"}:
+            check = line[3:].split("  ")[0].strip()
+            rows[check] = line
+    return code, rows, out
+
+
+def fix_after(out: str, check: str) -> str:
+    lines = out.splitlines()
+    index = next(i for i, line in enumerate(lines) if line[3:].startswith(check))
+    return lines[index + 1].strip()
+
+
+def test_a_ready_world_blocks_only_on_the_missing_pulumi_cli(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"]
+    assert "the Pulumi CLI is not installed" in rows["Pulumi backend"]
+    assert rows["EKS 1.35"].startswith("✓") and "until 2027-03-27" in rows["EKS 1.35"]
+    assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+    assert "1 blocker(s)" in out
+
+
+def test_unknown_reviewer_is_named_with_githubs_404(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # GET /users/{username} for a login no account has: 404 "Not Found" (basic-error body).
+    fake.set_config(
+        "gitops-eks:preview", {"environment": "preview", "reviewers": [REVIEWER, "ghost-maintainer"]}
+    )
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["reviewer ghost-maintainer"].startswith("✗")
+    assert "GitHub answered 404 'Not Found': no such GitHub user" in rows["reviewer ghost-maintainer"]
+    assert fix_after(out, "reviewer ghost-maintainer") == "fix: fix gitops-eks:preview.reviewers"
+    assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+
+
+def test_a_token_github_does_not_know_is_named(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # 401 "Bad credentials" (basic-error body) for a revoked, expired or mistyped token.
+    fake.github.tokens.clear()
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1
+    assert (
+        rows["GitHub token"].startswith("✗")
+        and "GitHub answered 401 'Bad credentials'" in rows["GitHub token"]
+    )
+    assert "reviewer octo-reviewer" not in rows  # nothing else is asked with a token GitHub refuses
+
+
+def test_reviewer_without_access_to_the_repository_blocks(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Get repository permissions for a user": permission is one of admin, write, read, none.
+    fake.github.users.add("outsider")
+    fake.set_config("gitops-eks:preview", {"environment": "preview", "reviewers": ["outsider"]})
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1
+    assert "has no access to example-org/hello-gitops (permission 'none')" in rows["reviewer outsider"]
+
+
+def test_missing_permission_is_read_from_x_accepted_github_permissions(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A token without "Webhooks" gets 403 with X-Accepted-GitHub-Permissions naming the permission.
+    fake.github.tokens[TOKEN].discard("repository_hooks=write")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    row = rows["permission repository_hooks=write"]
+    assert row.startswith("✗")
+    assert "GitHub answered 403 'Resource not accessible by personal access token'" in row
+    assert "it accepts repository_hooks=write" in row
+    assert fix_after(out, "permission repository_hooks=write").startswith(
+        "fix: edit the token: grant repository_hooks=write"
+    )
+    assert rows["permission administration=write"].startswith("✓")
+
+
+def test_a_token_that_cannot_read_branches_skips_the_branch_check(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # fine-grained-pat-permissions.json: "Get a branch" (GET /repos/{owner}/{repo}/branches/{branch}) is
+    # Contents: read, which the stack's resources do not need: not a blocker.
+    fake.github.tokens[TOKEN].discard("contents=read")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["branch main"].startswith("-")
+    assert "GitHub answered 403 'Resource not accessible by personal access token'" in rows["branch main"]
+
+
+def test_environment_permission_is_checked_once_the_environment_exists(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.github.repositories[REPOSITORY].environments.add("preview")
+    fake.github.tokens[TOKEN].discard("environments=write")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["permission environments=write"].startswith("✗")
+    assert "it accepts environments=write" in rows["permission environments=write"]
+
+
+def test_private_repository_on_free_has_no_preview_gate(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # environments.md: environments in private repositories need Pro, Team or Enterprise; required reviewers
+    # on Free, Pro and Team are for public repositories only. repo-rules.md: rulesets likewise.
+    fake.github.repositories[REPOSITORY].private = True
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    for feature in ("GitHub environments", "GitHub required reviewers", "GitHub rulesets"):
+        assert rows[feature].startswith("✗"), rows[feature]
+        assert "not offered: private repository, owner example-org on plan free" in rows[feature]
+    assert (
+        "Upgrade to GitHub Pro or make this repository public to enable this feature."
+        in rows["GitHub rulesets (answer)"]
+    )
+    assert "turn pull-request previews off" in fix_after(out, "GitHub required reviewers")
+
+
+def test_private_repository_on_team_still_lacks_required_reviewers(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.github.repositories[REPOSITORY].private = True
+    fake.github.organizations["example-org"] = "team"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["GitHub environments"].startswith("✓")
+    assert rows["GitHub rulesets"].startswith("✓")
+    assert rows["GitHub required reviewers"].startswith("✗")
+
+
+def test_existing_oidc_provider_is_found_and_reused(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    iam = boto3.client("iam")
+    arn = iam.create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=["a" * 40],
+    )["OpenIDConnectProviderArn"]
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["GitHub OIDC provider"].startswith("✓")
+    assert f"exists ({arn}): the stack reuses it" in rows["GitHub OIDC provider"]
+
+
+def test_configured_oidc_provider_that_does_not_exist_blocks(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    fake.set_config(
+        "gitops-eks:preview", {"environment": "preview", "reviewers": [REVIEWER], "oidcProviderArn": missing}
+    )
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1
+    assert "which this account does not have" in rows["GitHub OIDC provider"]
+
+
+def test_eks_version_out_of_standard_support_blocks(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.aws.versions["1.35"] = ("EXTENDED_SUPPORT", standard_support_until(2027, 3, 27)[1])
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1
+    assert rows["EKS 1.35"].startswith("✗") and "EXTENDED_SUPPORT" in rows["EKS 1.35"]
+
+
+def test_default_vcpu_quota_does_not_fit_the_stack(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # An account that never raised it: AWS's default of 5 vCPUs (GetAWSDefaultServiceQuota after
+    # GetServiceQuota's NoSuchResourceException). The dev stack wants 3 + 1 t3.medium and 2 t3.large: 12.
+    fake.aws.applied.clear()
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    row = rows["quota On-Demand standard vCPUs"]
+    assert row.startswith("✗") and "0 used + 12 for vCPUs of 2 x t3.large, 4 x t3.medium of 5" in row
+    assert "--service-code ec2 --quota-code L-1216C47A --desired-value 12" in fix_after(
+        out, "quota On-Demand standard vCPUs"
+    )
+
+
+def test_elastic_ips_in_use_count_against_the_quota(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    ec2 = boto3.client("ec2")
+    for _ in range(5):
+        ec2.allocate_address(Domain="vpc")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["quota Elastic IPs"].startswith("✗") and "5 used + 1" in rows["quota Elastic IPs"]
+
+
+def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the CLI, `pulumi config --json --show-secrets` is the source (pulumi/pulumi
+    pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue", "secret"}), and `pulumi whoami`
+    answers for the backend. The stand-in CLI prints the stack file in that shape."""
+    import yaml
+
+    config = yaml.safe_load(fake.stack_file().read_text())["config"]
+    listing = {
+        key: {"value": value if isinstance(value, str) else json.dumps(value), "secret": False}
+        for key, value in config.items()
+    }
+    listing["github:token"] = {"value": TOKEN, "secret": True}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "listing.json").write_text(json.dumps(listing))
+    script = bin_dir / "pulumi"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        f'  config) cat "{bin_dir}/listing.json" ;;\n'
+        '  whoami) echo "octo-admin"; echo "Backend URL: https://app.pulumi.com/octo-admin" ;;\n'
+        "  *) exit 2 ;;\n"
+        "esac\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("GITHUB_TOKEN")  # the token comes from `pulumi config` now
+    code, rows, out = preflight(fake, capsys)
+    assert "config from pulumi config" in out
+    assert rows["Pulumi backend"].startswith("✓") and "octo-admin" in rows["Pulumi backend"]
+    assert code == 0, out
+    assert TOKEN not in out
+
+
+def test_a_pulumi_cli_that_is_not_logged_in_falls_back_to_the_stack_file(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table still comes out, with the backend row saying what to do."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho 'error: no credentials: run `pulumi login`' >&2\nexit 255\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert f"config from {fake.stack_file()}, as `pulumi config --stack {STACK}` failed" in out
+    assert rows["Pulumi backend"].startswith("✗") and "run `pulumi login`" in rows["Pulumi backend"]
+    assert fix_after(out, "Pulumi backend") == "fix: `pulumi login` (or `pulumi login --local`)"
+
+
+def test_encrypted_values_without_the_cli_are_named_not_guessed(
+    fake: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi config set --secret` writes `{secure: <ciphertext>}` to the stack file; only the CLI can
+    decrypt it."""
+    fake.set_config("github:token", {"secure": "v1:AAAABBBBCCCC"})
+    fake.set_config("gitops-eks:commitStatusToken", {"secure": "v1:DDDDEEEEFFFF"})
+    monkeypatch.delenv("GITHUB_TOKEN")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert (
+        "github:token is encrypted in the stack file and the Pulumi CLI is not installed"
+        in rows["GitHub token"]
+    )
+    assert "v1:AAAABBBBCCCC" not in out
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    _, rows, _ = preflight(fake, capsys)
+    assert (
+        rows["commitStatusToken"].startswith("-")
+        and "encrypted in the stack file" in rows["commitStatusToken"]
+    )
+
+
+def test_a_token_in_plain_text_is_refused_as_pulumi_up_refuses_it(fake: World) -> None:
+    fake.set_config("github:token", "github_pat_in_plain_text")
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env={**os.environ})
+    assert run.returncode == 2
+    assert "github:token: is set in plain text" in run.stderr
+    assert "github_pat_in_plain_text" not in run.stderr + run.stdout
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.preflight", *args],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def test_unknown_stack_is_exit_2_with_the_stacks_there(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    run = run_cli("--stack", "prod", "--root", str(tmp_path))
+    assert run.returncode == 2
+    assert "stack 'prod': no stack file Pulumi.prod.yaml" in run.stderr and "(stacks here: dev)" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_malformed_stack_file_is_exit_2_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  aws:region: [us-east-1\n")
+    run = run_cli("--stack", "dev", "--root", str(tmp_path))
+    assert run.returncode == 2
+    assert "Pulumi.dev.yaml: is not valid YAML at line" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_invalid_config_is_exit_2_with_the_stacks_own_message(fake: World) -> None:
+    fake.set_config("gitops-eks:repository", "no-owner")
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env={**os.environ})
+    assert run.returncode == 2
+    assert "gitops-eks:repository: 'no-owner' is not valid" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_without_network_or_credentials_it_fails_in_words(fake: World) -> None:
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback here
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))},
+        "AWS_ENDPOINT_URL": closed,
+        "GITHUB_API_URL": closed,
+        "GITHUB_TOKEN": "github_pat_offline",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env=env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert "✗  AWS identity" in run.stdout and "Unable to locate credentials" in run.stdout
+    assert (
+        "✗  GitHub API" in run.stdout
+        and "cannot reach http://127.0.0.1:9: [Errno 111] Connection refused" in run.stdout
+    )
+    assert "github_pat_offline" not in run.stdout + run.stderr
+
+
+def test_accepted_permissions_header_format() -> None:
+    # The troubleshooting page's own examples.
+    assert accepted_permissions("contents=read") == [["contents=read"]]
+    assert accepted_permissions("pull_requests=write,contents=read") == [
+        ["pull_requests=write", "contents=read"]
+    ]
+    assert accepted_permissions("pull_requests=read,contents=read; issues=read,contents=read") == [
+        ["pull_requests=read", "contents=read"],
+        ["issues=read", "contents=read"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("private", "plan", "expected"),
+    [
+        (False, None, (True, True, True)),
+        (True, "free", (False, False, False)),
+        (True, "pro", (True, False, True)),
+        (True, "team", (True, False, True)),
+        (True, "enterprise", (True, True, True)),
+        (True, None, (None, None, None)),
+    ],
+)
+def test_plan_features_follow_githubs_gated_features(
+    private: bool, plan: str | None, expected: tuple
+) -> None:
+    # data/reusables/gated-features/environments.md and repo-rules.md (github/docs).
+    features = plan_features(private, plan)
+    assert (features["environments"], features["required reviewers"], features["rulesets"]) == expected
