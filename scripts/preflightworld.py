@@ -80,12 +80,14 @@ class World:
 
 
 def _stack_file(path: Path) -> None:
-    """The repository's Pulumi.dev.yaml, with the two CIDR lists a user sets before the first run."""
+    """The repository's Pulumi.dev.yaml, with the keys a user sets before the first run (its header)."""
     document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     config = document["config"]
+    config["gitops-eks:repository"] = REPOSITORY
+    config["github:owner"] = REPOSITORY.split("/")[0]
     config["gitops-eks:cluster"]["publicAccessCidrs"] = ["52.94.0.10/32"]
     config["gitops-eks:jenkins"]["allowedCidrs"] = ["52.94.0.10/32"]
-    config["gitops-eks:preview"]["reviewers"] = [REVIEWER]
+    config.setdefault("gitops-eks:preview", {})["reviewers"] = [REVIEWER]
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
