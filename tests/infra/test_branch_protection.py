@@ -38,7 +38,7 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
 
 
 def test_a_team_sets_how_many_approvals_a_pull_request_needs() -> None:
-    rules = run_program({"requiredApprovals": 10})  # GitHub's maximum.one(RULESET).inputs["rules"]
+    rules = run_program({"requiredApprovals": 10}).one(RULESET).inputs["rules"]  # GitHub's maximum
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 10
     assert rules["pullRequest"]["requireLastPushApproval"] is True
 
