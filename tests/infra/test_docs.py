@@ -168,3 +168,19 @@ def test_the_outputs_the_readme_lists_are_the_ones_exported(dev_program: Program
     named = set(code_spans(listed)) - {"pulumi stack output"}
     assert sorted(named - set(dev_program.outputs)) == []
     assert sorted(set(dev_program.outputs) - named) == []
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped (`_` and `-` kept), spaces to `-`."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_section_finds_it() -> None:
+    broken = []
+    for doc in USER_DOCS:
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?#([\w-]+)\)", doc.read_text()):
+            path = (doc.parent / target) if target else doc
+            headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.MULTILINE)
+            if anchor not in {slug(h) for h in headings}:
+                broken.append(f"{doc.name} -> {target or doc.name}#{anchor}")
+    assert broken == []
