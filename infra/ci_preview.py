@@ -32,6 +32,9 @@ from infra.errors import ConfigError
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
+# Every branch name (GitHub matches these patterns as Ruby's File.fnmatch with FNM_PATHNAME: `**/`
+# spans zero or more `/`-separated parts), and no tag (tags would need a `tag_pattern` policy).
+PREVIEW_BRANCHES = "**/*"
 SESSION_SECONDS = 3600  # the minimum IAM allows for a role; a preview takes minutes
 
 # What `pulumi preview` of this stack reads: the data sources (availability zones, AMIs, subnets, the
@@ -294,6 +297,18 @@ class PreviewAccess(pulumi.ComponentResource):
             # cannot skip the review.
             prevent_self_review=True,
             can_admins_bypass=False,
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False, custom_branch_policies=True
+            ),
+            opts=child,
+        )
+        # Branches only: no tag can deploy, so neither a pushed tag nor a workflow run on one ever asks
+        # for the preview's credentials. GitHub matches a pull request's run by its head branch.
+        self.branch_policy = github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-branches",
+            repository=args.repository_name,
+            environment=self.environment.environment,
+            branch_pattern=PREVIEW_BRANCHES,
             opts=child,
         )
         provider_arn: pulumi.Input[str]

@@ -65,6 +65,24 @@ PERMISSIONS: dict[str, tuple[Permission, ...]] = {
         Permission("Administration", "write", f"{REST}/repos/rules#create-a-repository-ruleset"),
         _METADATA,
     ),
+    # Set / Get default workflow permissions for a repository: PUT, GET
+    # /repos/{owner}/{repo}/actions/permissions/workflow (Administration write / read).
+    "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions": (
+        Permission(
+            "Administration",
+            "write",
+            f"{REST}/actions/permissions#set-default-workflow-permissions-for-a-repository",
+        ),
+    ),
+    # Create / update / delete a deployment branch policy:
+    # /repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies[/{id}]
+    # (Administration write). Its GET was not looked up here; the environment's own read already asks
+    # for Actions: read.
+    "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy": (
+        Permission(
+            "Administration", "write", f"{REST}/deployments/branch-policies#create-a-deployment-branch-policy"
+        ),
+    ),
     # Repositories.Get; Repositories.License when the repository has a license (Metadata too); and
     # Repositories.GetPagesInfo, GET /repos/{owner}/{repo}/pages, when it has GitHub Pages: "Pages: read",
     # without which the data source fails on such a repository.

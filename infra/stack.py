@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra import codeowners
 from infra import config as stack_config
 from infra.app_url import app_url_command, load_balancer_service
 from infra.branch_protection import BranchProtection, BranchProtectionArgs
@@ -55,6 +56,8 @@ def build() -> None:
     gate = (
         check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
     )
+    # The reviewers are real GitHub users by now; the code owners file must name them.
+    codeowners.check(config.preview.reviewers)
 
     network = Network(
         "network",

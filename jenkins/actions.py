@@ -7,6 +7,7 @@ plus a hold; `unhold` lifts the hold. Inputs arrive here already validated by th
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from pathlib import Path
 
 from jenkins import build, core, log, manifest, registry
 from jenkins.core import Hold, Outcome, RetryPolicy
-from jenkins.gitops import Edit, Git, Identity, commit_manifest
+from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
+from jenkins.signing import Signer
 
 PENDING_DIGEST = "sha256:<digest of the image this run would build>"
 HISTORY_WINDOW = 200  # first-parent commits searched for the newest human commit under a bot commit
-# Outcomes after which the deployed image is marked in the registry: a noop marks too, so a re-run
-# repairs a mark that failed (or predates the marker).
-MARK_ON = {Outcome.CHANGED, Outcome.NOOP}
+# Rounds of "mark what the manifest deploys, then look again" before giving up on a branch that keeps
+# changing what it deploys while we mark.
+MARK_ROUNDS = 5
 
 
 class ActionError(Exception):
@@ -50,6 +52,7 @@ class Context:
     bot: Identity
     policy: RetryPolicy
     dry_run: bool
+    signer: Signer | None = None  # signs every commit pushed (GITOPS_SIGNING_KEY_FILE)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def release(
         # Already deployed (a retried job, or this very release's bot commit): nothing to build or
         # look up; the digest was verified when it was written.
         log.info(f"the manifest already deploys {repository}:{target} ({current.digest}); skipping the build")
-        return promote(ctx, repository, target, current.digest, mark_noop=False)
+        return promote(ctx, repository, target, current.digest)
     image = f"{repository}:{target}"
     with log.step(f"look up {image} in the registry"):
         digest = registry.resolve_digest(repository, target)
@@ -127,18 +130,20 @@ def release(
 
 
 def check_on_branch(ctx: Context, commit: str, flag: str) -> str:
-    """Fetch the branch and refuse (BadInput) a commit that is not on it; return the branch tip.
+    """Fetch the branch and refuse (BadInput) a commit that is not on its first-parent line; return the
+    branch tip.
 
-    Production runs only code that is in git on the branch: not an unpushed commit, not another
-    branch's, whatever this checkout holds.
+    Production runs only states the branch was in: not an unpushed commit, not another branch's, not a
+    pull request's commit that is reachable only through a merge's second parent.
     """
     with log.step(f"check that {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
         tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
-        on_branch = ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.reachable(ctx.remote, commit, tip)
+        on_branch = ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.on_line(ctx.remote, commit, tip)
     if not on_branch:
         raise BadInput(
-            f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}); only commits pushed to "
-            f"that branch are deployed: push it, or pick one from `git log {ctx.remote}/{ctx.branch}`"
+            f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}) as one of its own states "
+            "(its first-parent line; a commit merged in from a pull request is deployed as the merge "
+            f"commit): push it, or pick one from `git log --first-parent {ctx.remote}/{ctx.branch}`"
         )
     return tip
 
@@ -179,19 +184,31 @@ def build_and_push(
     return pushed
 
 
-def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noop: bool = True) -> Report:
-    """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there."""
+def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
+    """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there. A person's
+    change of the image in git since the bot's last commit is kept and becomes a hold."""
 
     def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
+        hold = manifest.read_hold(text)
         desired = core.desired_entry(current, repository, commit, digest)
         relation = ctx.git.relation(ctx.remote, current.new_tag, commit)
-        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        on_branch = ctx.git.on_line(ctx.remote, commit, tip)
+        change = None if hold is not None else hand_change(ctx, tip, current)
         decision = core.decide_promote(
-            current, manifest.read_hold(text), desired, relation, on_branch=on_branch
+            current, hold, desired, relation, on_branch=on_branch, hand_change=change
         )
-        changed = decision.outcome is Outcome.CHANGED
-        return Edit(decision, text, manifest.with_image(text, desired) if changed else text)
+        if decision.outcome is Outcome.CHANGED:
+            return Edit(decision, text, manifest.with_image(text, desired))
+        if decision.outcome is Outcome.HELD and change is not None:
+            new_hold = change.hold(utc_now())
+            held = core.commit_message(
+                f"hold {ctx.image_name} at the image set by {change.commit[:12]}",
+                f"Keep what {change.commit} deploys; releases wait for `unhold`.",
+                {"Held-By": new_hold.by, core.ACTION_TRAILER: "hold"},
+            )
+            return Edit(decision, text, manifest.with_hold(text, new_hold), held)
+        return Edit(decision, text, text)
 
     image = f"{repository}:{commit}@{digest}"
     message = core.commit_message(
@@ -199,8 +216,32 @@ def promote(ctx: Context, repository: str, commit: str, digest: str, *, mark_noo
         f"Deploy {image}.",
         {"Source-Commit": commit, "Image-Digest": digest, core.ACTION_TRAILER: "promote"},
     )
-    mark = (repository, MARK_ON if mark_noop else {Outcome.CHANGED})
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=repository)
+
+
+def hand_change(ctx: Context, tip: str, current: core.ImageEntry) -> core.HandChange | None:
+    """The newest commit since the bot's newest commit on tip's first-parent line that changed the
+    app's image entry, when the entry differs from what the bot left; None if it does not (or the bot
+    never committed: the shipped manifest is the starting point)."""
+    bot = ctx.git.newest_by(tip, ctx.bot.email)
+    if bot is None and ctx.git.is_shallow():
+        ctx.git.unshallow(ctx.remote)
+        bot = ctx.git.newest_by(tip, ctx.bot.email)
+    if bot is None or _entry_at(ctx, bot) == current:
+        return None
+    for sha, email in ctx.git.file_changes(bot, tip, ctx.manifest_path):
+        if _entry_at(ctx, sha) != _entry_at(ctx, f"{sha}^1"):
+            return core.HandChange(sha, email)
+    return core.HandChange(tip, ctx.git.commit_info(tip)[1])
+
+
+def _entry_at(ctx: Context, rev: str) -> core.ImageEntry | None:
+    """The app's image entry in the manifest at rev; None where there is none that can be read."""
+    text = ctx.git.read_file(rev, ctx.manifest_path)
+    try:
+        return None if text is None else manifest.read_image(text, ctx.image_name)
+    except manifest.ManifestError:
+        return None
 
 
 def verified_digest(repository: str, commit: str, expected: str | None = None) -> str:
@@ -223,7 +264,7 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
     def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
         desired = core.desired_entry(current, repository, commit, digest)
-        on_branch = ctx.git.reachable(ctx.remote, commit, tip)
+        on_branch = ctx.git.on_line(ctx.remote, commit, tip)
         decision = core.decide_rollback(current, manifest.read_hold(text), desired, hold, on_branch=on_branch)
         new_text = manifest.with_hold(manifest.with_image(text, desired), hold)
         return Edit(decision, text, new_text if decision.outcome is Outcome.CHANGED else text)
@@ -239,8 +280,7 @@ def rollback(ctx: Context, repository: str, commit: str, hold: Hold) -> Report:
             core.ACTION_TRAILER: "rollback",
         },
     )
-    mark = (repository, MARK_ON)
-    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=mark)
+    return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=repository)
 
 
 def unhold(ctx: Context, by: str) -> Report:
@@ -260,23 +300,54 @@ def unhold(ctx: Context, by: str) -> Report:
     return _commit(ctx, plan, message)
 
 
-def protect(ctx: Context, repository: str, digest: str, pushed: str | None) -> None:
-    """Tag what the manifest now deploys so the registry's lifecycle policy never expires it.
+def protect(ctx: Context, repository: str, text: str, pushed: str | None) -> None:
+    """Tag what the manifest deploys so the registry's lifecycle policy never expires it.
 
+    text is the manifest this run left on the branch. Another run (a rollback racing this promote) may
+    push and mark in between, so after marking, the branch is read again and what it deploys by then is
+    marked, until a look finds what was marked last: whichever run marks last has seen the newest
+    manifest, so the tag ends on what the branch deploys. Only images of repository are marked.
     pushed is the manifest commit this run pushed (None for a noop): a failure here must say it landed.
     """
-    if ctx.dry_run or not core.is_digest(digest):
+    if ctx.dry_run:
         return
-    try:
-        with log.step(f"mark {digest} as deployed in {repository}"):
-            registry.mark_deployed(repository, digest)
-    except registry.RegistryError as exc:
-        landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
-        raise ActionError(
-            f"the {landed}manifest deploys {digest}, but marking it as deployed failed: {exc}. Until it "
-            "is marked the lifecycle policy may expire it: re-run (a noop that marks it again)",
-            commit=pushed,
-        ) from None
+    marked: str | None = None
+    for _ in range(MARK_ROUNDS):
+        try:
+            entry = manifest.read_image(text, ctx.image_name)
+        except manifest.ManifestError:
+            return  # a person broke the manifest meanwhile: it deploys nothing we could mark
+        digest = entry.digest
+        if entry.new_name != repository or not core.is_digest(digest) or not registry.is_ecr(repository):
+            return
+        if digest == marked:
+            return
+        try:
+            with log.step(f"mark {digest} as deployed in {repository}"):
+                registry.mark_deployed(repository, digest)
+        except registry.RegistryError as exc:
+            landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
+            raise ActionError(
+                f"the {landed}manifest deploys {digest}, but marking it as deployed failed: {exc}. Until "
+                "it is marked the lifecycle policy may expire it: re-run (a noop that marks it again)",
+                commit=pushed,
+            ) from None
+        marked = digest
+        try:
+            with log.step(f"check that {ctx.remote}/{ctx.branch} still deploys {digest}"):
+                tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
+                text = ctx.git.read_file(tip, ctx.manifest_path) or "{}"
+        except GitError as exc:
+            raise ActionError(
+                f"marked {digest} as deployed, but could not check that {ctx.remote}/{ctx.branch} still "
+                f"deploys it: {exc}; re-run to mark what it deploys",
+                commit=pushed,
+            ) from None
+    raise ActionError(
+        f"{ctx.remote}/{ctx.branch} changed what it deploys {MARK_ROUNDS} times while this run marked it; "
+        "re-run to mark what it deploys now",
+        commit=pushed,
+    )
 
 
 def _commit(
@@ -287,7 +358,7 @@ def _commit(
     image: str | None = None,
     digest: str | None = None,
     source_commit: str | None = None,
-    mark: tuple[str, set[Outcome]] | None = None,
+    mark: str | None = None,
 ) -> Report:
     result = commit_manifest(
         ctx.git,
@@ -299,10 +370,11 @@ def _commit(
         bot=ctx.bot,
         policy=ctx.policy,
         dry_run=ctx.dry_run,
+        signer=ctx.signer,
     )
     edit = result.edit
-    if mark is not None and digest is not None and edit.decision.outcome in mark[1]:
-        protect(ctx, mark[0], digest, result.commit)
+    if mark is not None:
+        protect(ctx, mark, edit.new_text, result.commit)
     if image is None:  # unhold: report what the manifest deploys
         deployed = manifest.read_image(edit.new_text, ctx.image_name)
         image, digest = deployed.reference, deployed.digest
@@ -316,3 +388,8 @@ def _commit(
         diff=manifest.unified_diff(edit.old_text, edit.new_text, ctx.manifest_path),
         attempts=result.attempts,
     )
+
+
+def utc_now() -> str:
+    """Now, as a hold records it (ISO 8601, UTC, seconds)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

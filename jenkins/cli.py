@@ -1,14 +1,12 @@
 """`python -m jenkins release|promote|rollback|unhold`: parse, validate, run, report.
 
-Exit codes (contract): 0 changed/noop/stale/held, 2 bad input (checked before anything is fetched,
-built or pushed), 1 any other failure. With --json the last stdout line is one JSON object.
+Exit codes: see EXIT_CODES (also shown by --help). With --json the last stdout line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import getpass
 import ipaddress
 import json
@@ -20,13 +18,23 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from jenkins import actions, core, log, manifest
+from jenkins import actions, core, log, manifest, signing
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
-from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity
+from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, UntrustedHistory
 from jenkins.registry import ECR_PATTERN, RegistryError
+from jenkins.signing import Signer, SigningError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_CODES = """exit codes:
+  0  changed, noop, stale or held
+  2  bad input; nothing was built, pushed to the registry or written to git. Flags, the
+     environment (GITOPS_* variables, the signing key), the checkout and the local manifest are
+     checked before any network call; whether the commit is on the branch, whether the manifest
+     on the branch tip can be edited and whether --digest matches are checked after a fetch,
+     which in the checkout changes only refs/remotes/<remote>/<branch>, FETCH_HEAD and the object
+     store (and deepens a shallow clone)
+  1  any other failure (registry, docker, git); the message says what was written, if anything"""
 DEFAULT_BOT = Identity("gitops-bot", "gitops-bot@users.noreply.github.com")
 # The reference grammar of distribution/reference (what docker and every registry parse): a path of
 # lowercase components joined by separators; the name is at most 255 characters; the first part is a
@@ -67,7 +75,12 @@ class HelpShown(Exception):
 
 def parser() -> argparse.ArgumentParser:
     """The CLI; see docs/release.md."""
-    top = Parser(prog="python -m jenkins", description="Release the app through GitOps.")
+    top = Parser(
+        prog="python -m jenkins",
+        description="Release the app through GitOps.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="{release,promote,rollback,unhold}")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -149,12 +162,14 @@ def _main(argv: list[str]) -> int:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "see `python -m jenkins COMMAND --help`")
     try:
         report = run(args)
-    except (InputError, actions.BadInput) as exc:
+    except (InputError, actions.BadInput, SigningError) as exc:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {exc}", "nothing was changed")
     except manifest.ManifestError as exc:
         return fail(
             args, EXIT_BAD_INPUT, f"bad manifest on {args.remote}/{args.branch}: {exc}", "fix it in git"
         )
+    except UntrustedHistory as exc:
+        return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
     except GitError as exc:
         return fail(
             args,
@@ -221,6 +236,13 @@ def run(args: argparse.Namespace) -> actions.Report:
             ) from None
         raise
     git = Git(root, timeout=timeout)
+    if (object_format := git.object_format()) != "sha1":
+        # Every SHA rule here (the manifest's 40-hex tag, the ancestry guard) is SHA-1's: refuse,
+        # rather than run with the never-roll-back guard silently off.
+        raise InputError(
+            f"{root} is a {object_format} repository; the release works on SHA-1 repositories only "
+            "(git's default): convert it, or keep the GitOps repository on SHA-1"
+        )
     if not git.has_remote(args.remote):
         raise InputError(f"--remote {args.remote!r}: no such git remote in {root}")
     if not git.is_branch_name(args.branch):
@@ -234,11 +256,16 @@ def run(args: argparse.Namespace) -> actions.Report:
     manifest_path = check_manifest(root, args.manifest_dir, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
-    with git.scratch() if args.dry_run else contextlib.nullcontext(git) as work:
-        return _run(args, git, work, manifest_path)
+    with (
+        signing.from_env(os.environ) as signer,
+        git.scratch() if args.dry_run else contextlib.nullcontext(git) as work,
+    ):
+        return _run(args, git, work, manifest_path, signer)
 
 
-def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> actions.Report:
+def _run(
+    args: argparse.Namespace, git: Git, work: Git, manifest_path: str, signer: Signer | None
+) -> actions.Report:
     ctx = actions.Context(
         git=work,
         remote=args.remote,
@@ -248,6 +275,7 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
         bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
+        signer=signer,
     )
     if args.command == "unhold":
         return actions.unhold(ctx, check_text("--by", args.by or operator(git)))
@@ -261,7 +289,7 @@ def _run(args: argparse.Namespace, git: Git, work: Git, manifest_path: str) -> a
         reason = check_text("--reason", args.reason)  # one line: shown in log lines and annotations
         if not reason:
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")
-        hold = Hold(by=check_text("--by", args.by or operator(git)), reason=reason, at=utc_now())
+        hold = Hold(by=check_text("--by", args.by or operator(git)), reason=reason, at=actions.utc_now())
         return actions.rollback(ctx, repository, commit, hold)
     commit = check_commit(git, "--commit", args.commit)
     if args.command == "release":
@@ -436,7 +464,3 @@ def operator(git: Git) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid {os.getuid()}"
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

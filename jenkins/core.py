@@ -72,6 +72,20 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class HandChange:
+    """A commit that is not the bot's and changed the app's image entry since the bot's newest commit:
+    a deploy decision a person made in git (a revert of a bot commit, a hand edit)."""
+
+    commit: str
+    author: str
+
+    def hold(self, at: str) -> Hold:
+        """The hold a release records so that no release overwrites that decision until `unhold`."""
+        reason = f"the deployed image was changed in git by commit {self.commit}"
+        return Hold(by=self.author, reason=reason, at=at)
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome and a one-line reason a console reader can act on."""
 
@@ -103,17 +117,30 @@ def desired_entry(current: ImageEntry, repository: str, commit: str, digest: str
 
 
 def decide_promote(
-    current: ImageEntry, hold: Hold | None, desired: ImageEntry, relation: Relation, *, on_branch: bool
+    current: ImageEntry,
+    hold: Hold | None,
+    desired: ImageEntry,
+    relation: Relation,
+    *,
+    on_branch: bool,
+    hand_change: HandChange | None = None,
 ) -> Decision:
     """Decide whether a release/promote may move the manifest from current to desired.
 
-    Order matters: a hold wins over everything (an operator pinned production), then the commit must
-    still be on the branch this attempt writes to, then the ancestry guard (never move backwards), then
-    "already there" (no change, no commit).
+    Order matters: a hold wins over everything (an operator pinned production), then a person's change
+    of the image in git (kept, and held), then the commit must still be on the branch this attempt
+    writes to, then the ancestry guard (never move backwards), then "already there" (no change).
     """
     if hold is not None:
         return Decision(
             Outcome.HELD, f"manifest is held by {hold.by} since {hold.at}: {hold.reason} (run `unhold`)"
+        )
+    if hand_change is not None:
+        return Decision(
+            Outcome.HELD,
+            f"commit {hand_change.commit} by {hand_change.author} changed the deployed image in git, not "
+            f"a release: kept it and held the manifest instead of deploying {desired.new_tag} (run `unhold` "
+            "to release again)",
         )
     if not on_branch:
         return off_branch(desired)
@@ -221,3 +248,28 @@ class RetryPolicy:
     def worst_case_wait(self) -> float:
         """Upper bound of the total time spent sleeping between attempts."""
         return sum(min(self.max_delay, self.base_delay * 2 ** (n - 1)) for n in range(1, self.max_attempts))
+
+
+@dataclass(frozen=True)
+class SignedCommit:
+    """A commit of the first-parent line and the fingerprint of the key whose good signature it bears
+    (None: unsigned, a bad signature, or one that cannot be checked)."""
+
+    sha: str
+    signer: str | None
+
+
+def untrusted_since_bot(
+    line: list[SignedCommit], bot_keys: frozenset[str], trusted_keys: frozenset[str]
+) -> tuple[list[str], bool]:
+    """Walk line (newest first) down to the newest commit the bot signed: (the commits on the way that
+    no trusted key signed, whether the bot's commit was reached). The bot signs on top only when the
+    first list is empty and the bot's commit was reached (in this part of the line or an older one):
+    every state of the branch since the bot's last signed commit was then signed by someone trusted."""
+    untrusted: list[str] = []
+    for commit in line:
+        if commit.signer in bot_keys:
+            return untrusted, True
+        if commit.signer not in trusted_keys:
+            untrusted.append(commit.sha)
+    return untrusted, False

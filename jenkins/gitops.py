@@ -1,7 +1,9 @@
 """Git adapter: read the branch tip, answer ancestry questions, and commit the manifest back.
 
 The bot commit is built with plumbing (a private index file, `write-tree`, `commit-tree`) on top of
-`<remote>/<branch>`, then pushed as a fast-forward. The working tree, the index and HEAD of the checkout
+`<remote>/<branch>`, then pushed as a fast-forward with a lease on the tip it was planned on: if the
+branch is anywhere else by then (moved on, or rewound by a force-push), the push is refused and the
+run plans again on what the branch really holds. The working tree, the index and HEAD of the checkout
 we run in (Jenkins' workspace, usually a detached HEAD) are never touched, and the commit can only
 contain the manifest file because it is the only path we write into the tree.
 
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
-from jenkins.core import Decision, Outcome, Relation, RetryPolicy, names_release
+from jenkins.core import Decision, Relation, RetryPolicy, SignedCommit, names_release, untrusted_since_bot
+from jenkins.signing import Signer
 
 # Reasons in a rejected ref's porcelain status line that mean "someone else moved the branch first":
 # fetch, re-apply, try again. Only git's own status line is read: a remote's rule text may use the
@@ -38,6 +41,7 @@ _RACE_REASONS = (
     "failed to update ref",
     "cannot lock ref",
     "incorrect old value",
+    "stale info",  # the lease: the branch is no longer at the tip this attempt planned on
 )
 _PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(?P<summary>.*)$", re.MULTILINE)
 # Seconds a single fetch, push or ls-remote may take (the CLI reads GITOPS_GIT_TIMEOUT): a hung remote
@@ -67,6 +71,11 @@ class PushRaceLost(GitError):
     """The push was rejected because the branch moved under us."""
 
 
+class UntrustedHistory(GitError):
+    """The bot will not sign on top of the branch: a commit since its last signed one is not signed
+    by a trusted key."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who the bot commits as."""
@@ -82,6 +91,7 @@ class Edit:
     decision: Decision
     old_text: str
     new_text: str
+    message: str | None = None  # the commit message, when it is not the one the caller passed
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,10 @@ class Git:
         """True if remote is a configured remote (a name, never an option: it goes into argv)."""
         return not remote.startswith("-") and self.ok("remote", "get-url", "--", remote)
 
+    def object_format(self) -> str:
+        """The repository's hash algorithm: sha1, or sha256 for `git init --object-format=sha256`."""
+        return self.run("rev-parse", "--show-object-format").strip()
+
     def is_shallow(self) -> bool:
         return self.run("rev-parse", "--is-shallow-repository").strip() == "true"
 
@@ -206,6 +220,17 @@ class Git:
         # one header line, so neither field holds a line break.
         out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H %ae", sha)
         return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
+
+    def newest_by(self, tip: str, email: str) -> str | None:
+        """The newest commit on tip's first-parent line whose author email is email (any case)."""
+        # The author header line holds `<email>` as written: a fixed-string match on it. --no-mailmap:
+        # git log maps identities by default (log.mailmap), also for --author, and a .mailmap in the
+        # repository must not turn a person into the bot.
+        out = self.run(
+            "log", "--no-mailmap", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
+            f"--author=<{email}>", "--format=%H", tip,
+        )  # fmt: skip
+        return out.strip() or None
 
     def read_file(self, commit: str, path: str) -> str | None:
         """The content of path at commit, byte for byte (CRLF, BOM), or None if it is not there.
@@ -265,13 +290,37 @@ class Git:
         return self.resolve_commit(sha) is not None
 
     def reachable(self, remote: str, sha: str, tip: str) -> bool:
-        """True if sha is on the branch whose tip is tip (deepening a shallow clone to find out)."""
-        if self.is_ancestor(sha, tip):
+        """True if sha is an ancestor of tip (deepening a shallow clone to find out)."""
+        return self._deepening(remote, lambda: self.is_ancestor(sha, tip))
+
+    def on_line(self, remote: str, sha: str, tip: str) -> bool:
+        """True if sha is on tip's first-parent line: a state the branch itself was in. A commit reachable
+        only through a merge's second parent was a pull request's state, never the branch's."""
+        return self._deepening(remote, lambda: self._on_first_parent_line(sha, tip))
+
+    def _deepening(self, remote: str, question: Callable[[], bool]) -> bool:
+        """question(), asked again after fetching the whole history if a shallow clone says no."""
+        if question():
             return True
         if self.is_shallow():
             self.unshallow(remote)
-            return self.is_ancestor(sha, tip)
+            return question()
         return False
+
+    def _on_first_parent_line(self, sha: str, tip: str) -> bool:
+        # Walk tip's first parents, stopping at the ancestors of sha's parents: sha is listed exactly
+        # when the walk passes through it. The walk is as long as the line from tip down to sha.
+        if not self.is_ancestor(sha, tip):
+            return False
+        parents = self.run("rev-parse", f"{sha}^@").split()
+        out = self.run("rev-list", "--first-parent", tip, "--not", *parents)
+        return sha in out.split()
+
+    def file_changes(self, base: str, tip: str, path: str) -> list[tuple[str, str]]:
+        """(sha, author email) of the commits on tip's first-parent line after base that changed path,
+        newest first; a merge counts with what it changed against its first parent."""
+        out = self.run("log", "--first-parent", "--format=%H %ae", f"{base}..{tip}", "--", path)
+        return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Git]:
@@ -300,8 +349,60 @@ class Git:
         # A shallow boundary can hide the path between the two commits: reachable() looks at all history.
         return Relation.FORWARD if self.reachable(remote, deployed_tag, target) else Relation.BACKWARD
 
-    def commit_file(self, parent: str, path: str, content: str, message: str, bot: Identity) -> str:
-        """A new commit on parent that changes only path to content; nothing else is touched."""
+    def signed_line(self, tip: str, skip: int, count: int, signer: Signer) -> list[SignedCommit]:
+        """count commits of tip's first-parent line after the newest skip, each with the fingerprint of
+        its good signature (gpg's verdict in the signer's GNUPGHOME: %G? G or U, %GF the signing key)."""
+        out = self.run(
+            "log", "--first-parent", f"--skip={skip}", f"--max-count={count}", "--format=%H %G? %GF", tip,
+            env=signer.env,
+        )  # fmt: skip
+        line = []
+        for record in out.splitlines():
+            sha, status, fingerprint = [*record.split(" "), "", ""][:3]
+            good = status in ("G", "U") and fingerprint
+            line.append(SignedCommit(sha, fingerprint.upper() if good else None))
+        return line
+
+    def check_history(self, remote: str, tip: str, signer: Signer) -> None:
+        """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
+        commit is signed by a trusted key, and there is such a commit (no trust on first use: a history
+        rewritten to one without the bot's signatures must not get one). Second parents are not walked:
+        a merge's signature vouches for what it merged. A shallow clone is deepened to find out."""
+        untrusted: list[str] = []
+        skip, batch = 0, 32
+        while True:
+            part = self.signed_line(tip, skip, batch, signer)
+            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys)
+            untrusted += found
+            skip += len(part)
+            if reached:
+                break
+            if len(part) < batch:
+                if not self.is_shallow():
+                    break
+                self.unshallow(remote)
+            batch *= 2
+        if not reached:
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
+                "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
+                "signing switched on in a repository whose history is not signed by a trusted key)"
+            )
+        if untrusted:
+            more = f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
+            named = ", ".join(untrusted[:5]) + more
+            raise UntrustedHistory(
+                f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
+                "first-parent line since the bot's last signed commit is not signed by a trusted key "
+                "(someone pushed around review). Have it reviewed and replaced through a signed merge "
+                "(revert it, or reset the branch to the last signed commit), then re-run"
+            )
+
+    def commit_file(
+        self, parent: str, path: str, content: str, message: str, bot: Identity, signer: Signer | None = None
+    ) -> str:
+        """A new commit on parent that changes only path to content, OpenPGP-signed by signer if given;
+        nothing else is touched."""
         mode = self.run("ls-tree", parent, "--", path).split(" ", 1)[0] or "100644"
         blob = self.run("hash-object", "-w", "--stdin", "--path", path, stdin=content).strip()
         with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
@@ -315,16 +416,31 @@ class Git:
             "GIT_COMMITTER_NAME": bot.name,
             "GIT_COMMITTER_EMAIL": bot.email,
         }
-        return self.run("commit-tree", tree, "-p", parent, "-F", "-", stdin=message, env=who).strip()
+        sign = (f"-S{signer.key}",) if signer else ("--no-gpg-sign",)
+        env = {**who, **(signer.env if signer else {})}
+        return self.run("commit-tree", tree, "-p", parent, *sign, "-F", "-", stdin=message, env=env).strip()
 
-    def push(self, remote: str, commit: str, branch: str) -> None:
-        """Fast-forward remote's branch to commit; PushRaceLost if it moved, GitError otherwise.
+    def push(self, remote: str, commit: str, branch: str, planned_tip: str) -> None:
+        """Move remote's branch from planned_tip to commit (a child of it, so a fast-forward); PushRaceLost
+        if the branch is anywhere else (moved on or rewound), GitError otherwise.
 
+        The lease names the expected value explicitly: git sends it as the old value of the ref update,
+        and the remote refuses the update unless the branch still holds it (compare-and-swap), so a
+        force-push that rewound the branch after our fetch can never be undone by our commit.
         A rejection by a rule (protected branch, ruleset, pre-receive hook) carries the remote's own
         words (its `remote:` lines) and git's status, so the user sees which rule refused the push.
         """
         proc = self._run(
-            ("push", "--porcelain", "--no-verify", remote, f"{commit}:refs/heads/{branch}"), network=True
+            (
+                "push",
+                "--porcelain",
+                "--no-verify",
+                f"--force-with-lease=refs/heads/{branch}:{planned_tip}",
+                "--no-force-if-includes",  # a user's push.useForceIfIncludes must not add its reflog rule
+                remote,
+                f"{commit}:refs/heads/{branch}",
+            ),
+            network=True,
         )
         if proc.returncode == 0:
             return
@@ -357,12 +473,14 @@ def commit_manifest(
     bot: Identity,
     policy: RetryPolicy,
     dry_run: bool = False,
+    signer: Signer | None = None,
     rng: random.Random | None = None,
 ) -> Result:
     """Fetch the tip, plan the edit on it, commit and push; on a lost race, start over after a backoff.
 
     plan(tip, text) gets the current tip and the manifest text there, and is re-run on every attempt, so
-    the guards are checked against what is really on the branch at push time.
+    the guards are checked against what is really on the branch at push time. Whatever the outcome, a
+    plan that changes the text is committed (a `held` run may record a hold).
     """
     rng = rng or random.SystemRandom()
     attempt = 0
@@ -381,13 +499,19 @@ def commit_manifest(
         with log.step("plan manifest edit"):
             edit = plan(tip, text)
         log.info(f"decision: {edit.decision.outcome} - {edit.decision.reason}")
-        if edit.decision.outcome is not Outcome.CHANGED or dry_run:
+        if edit.new_text == edit.old_text:
             return Result(edit=edit, commit=None, attempts=attempt)
-        with log.step(f"commit {path} on {tip[:12]}"):
-            commit = git.commit_file(tip, path, edit.new_text, message, bot)
+        if signer is not None:
+            with log.step(f"check the signatures on {remote}/{branch} since the bot's last signed commit"):
+                git.check_history(remote, tip, signer)
+        if dry_run:
+            return Result(edit=edit, commit=None, attempts=attempt)
+        signed = f", signed by {signer.key}" if signer else ""
+        with log.step(f"commit {path} on {tip[:12]}{signed}"):
+            commit = git.commit_file(tip, path, edit.new_text, edit.message or message, bot, signer)
         try:
             with log.step(f"push {commit[:12]} to {remote}/{branch}"):
-                git.push(remote, commit, branch)
+                git.push(remote, commit, branch, tip)
         except PushRaceLost as exc:
             if attempt >= policy.max_attempts:
                 raise GitError(

@@ -197,8 +197,10 @@ def with_image(text: str, entry: ImageEntry) -> str:
     """text with the app's entry set to entry's newName/newTag/digest (comments and order kept)."""
     doc, layout = load(text)
     item = _entry_map(doc, entry.name)
-    # Always quote the tag: a SHA such as 1234e567... is otherwise a float to YAML 1.1 readers
-    # (kustomize) and an all-digit one an integer.
+    # Quote the name and the tag: a SHA such as 1234e567... is otherwise a float to YAML 1.1 readers
+    # (kustomize) and an all-digit one an integer, and a repository named `yes`, `on`, `n` or `null`
+    # (a valid single-component name) a boolean or null. Double quotes read back as the very string in
+    # YAML 1.1 and 1.2 alike. A digest (`sha256:<hex>`) is never anything but a string.
     fields = {"newName": entry.new_name, "newTag": entry.new_tag, "digest": entry.digest}
     for key, value in fields.items():
         if item.get(key) == value:
@@ -207,7 +209,7 @@ def with_image(text: str, entry: ImageEntry) -> str:
         if value is None:
             item.pop(key, None)
         else:
-            item[key] = DoubleQuotedScalarString(value) if key == "newTag" else value
+            item[key] = value if key == "digest" else DoubleQuotedScalarString(value)
     return render(doc, layout)
 
 

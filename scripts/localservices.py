@@ -84,8 +84,8 @@ def wheelhouse(directory: Path) -> Iterator[str]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(directory),
-         "-r", str(ROOT / "app" / "requirements.txt")],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--require-hashes",
+         "-d", str(directory), "-r", str(ROOT / "app" / "requirements.txt")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if pip.returncode != 0:

@@ -45,14 +45,9 @@ class BootSettings:
     image_repository: str
     jenkins_url: str
     known_hosts: str
-    deploy_key_secret: str
     admin_password_secret: str
-    webhook_secret: str
-    pulumi_token_secret: str
-    agent_key_secret: str
-    """The controller's SSH key for its build agents."""
-    checkout_key_secret: str
-    """The read-only deploy key every build checks out with."""
+    credentials_prefix: str
+    """The name prefix of the secrets Jenkins serves as credentials (infra/jenkins/credentials.py)."""
     home_volume_id: str
     agents_casc: str
     """JCasC for the agents' cloud (infra/jenkins/clouds.py), as YAML."""
@@ -77,15 +72,12 @@ def boot_environment(settings: BootSettings) -> str:
         "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
         "PULUMI_STACK": settings.stack_name,
         "GITOPS_JENKINS_URL": settings.jenkins_url,
-        "SECRET_DEPLOY_KEY_ID": settings.deploy_key_secret,
         "SECRET_ADMIN_PASSWORD_ID": settings.admin_password_secret,
-        "SECRET_WEBHOOK_SECRET_ID": settings.webhook_secret,
-        "SECRET_PULUMI_TOKEN_ID": settings.pulumi_token_secret,
-        "SECRET_AGENT_KEY_ID": settings.agent_key_secret,
-        "SECRET_CHECKOUT_KEY_ID": settings.checkout_key_secret,
+        # JCasC's awsCredentialsProvider lists the secrets under this prefix, and strips it for the ids.
+        "JENKINS_CREDENTIALS_PREFIX": settings.credentials_prefix,
         "JENKINS_HOME_VOLUME_ID": settings.home_volume_id,
         "CASC_JENKINS_CONFIG": ",".join(CASC_FILES),
-        # JCasC resolves ${NAME} from files in this directory (tmpfs, filled by fetch-secrets.sh).
+        # JCasC resolves ${ADMIN_PASSWORD} from a file in this directory (tmpfs, filled by fetch-secrets.sh).
         "SECRETS": "/run/jenkins-secrets",
         "JAVA_OPTS": "-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false",
         "JENKINS_VERSION": JENKINS_VERSION,

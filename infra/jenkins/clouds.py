@@ -13,12 +13,13 @@ from typing import Any
 
 from infra.jenkins.agent_boot import AGENT_HOME, WAIT_COMMAND
 from infra.jenkins.agents_config import AgentsConfig
+from infra.jenkins.credentials import AGENT_KEY
 
 CLOUD_NAME = "build-agents"
 AGENT_LABEL = "build-agent"
 """Every Jenkinsfile stage runs on this label; nothing else carries it (the controller has 0 executors)."""
-AGENT_CREDENTIALS_ID = "jenkins-agent-ssh"
-"""The controller's SSH key for agents (basicSSHUserPrivateKey, fetched from Secrets Manager at start)."""
+AGENT_CREDENTIALS_ID = AGENT_KEY.id
+"""The controller's SSH key for agents (an SSH credential read from Secrets Manager when it connects)."""
 SSH_PORT = 22
 # A fresh AL2023 agent installs its packages before it is ready: minutes, not seconds.
 ONLINE_TIMEOUT_SECONDS = 900

@@ -9,14 +9,16 @@ redirects to it; without it they sit on plain HTTP, where the admin login crosse
 itself sits in a private subnet with no inbound rule except 8080 from the ALB, and no SSH at all
 (Session Manager instead).
 
-Secrets never enter the user data: it carries secret ARNs, and a systemd `ExecStartPre` fetches the
-values through the instance role into a tmpfs directory each time Jenkins starts (see
-jenkins/server/fetch-secrets.sh). JENKINS_HOME lives on its own encrypted EBS volume, so replacing the
-instance (new AMI, new user data) keeps the builds' state.
+Secrets never enter the user data, and no credential is ever written to JENKINS_HOME: Jenkins reads each
+credential from Secrets Manager when a build binds it (infra/jenkins/credentials.py). The one value JCasC
+itself needs, the admin password, is fetched by a systemd `ExecStartPre` through the instance role into a
+tmpfs directory each time Jenkins starts (jenkins/server/fetch-secrets.sh). JENKINS_HOME lives on its own
+encrypted EBS volume, so replacing the instance (new AMI, new user data) keeps the builds' state.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +36,15 @@ from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs, architecture,
 from infra.jenkins.backup import HomeBackup, HomeBackupArgs
 from infra.jenkins.boot import BootSettings, compressed, render_user_data
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
+from infra.jenkins.credentials import (
+    AGENT_KEY,
+    CHECKOUT_KEY,
+    DEPLOY_KEY,
+    SIGNING_KEY,
+    WEBHOOK_SECRET,
+    Credential,
+    secret_prefix,
+)
 from infra.jenkins.ssm import SessionAccess
 
 JENKINS_PORT = 8080
@@ -77,6 +88,9 @@ class JenkinsServerArgs:
     hook_ranges: HookRanges
     git_ranges: HookRanges
     """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
+    signing_private_key: pulumi.Input[str] | None = None
+    """The ASCII-armored OpenPGP key the bot signs its commits with (a Pulumi secret), stored as the
+    `gitops-signing-key` credential; None declares no such credential."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -101,28 +115,38 @@ class JenkinsServer(pulumi.ComponentResource):
             deletion_window_in_days=7,
             opts=child,
         )
+        # Unique per stack in the account: scopes what the controller may tag, what DLM snapshots, and
+        # which secrets Jenkins lists as its credentials.
+        tag_value = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+        self.credentials_prefix = secret_prefix(tag_value, name)
         self.admin_password = random.RandomPassword(f"{name}-admin", length=32, special=False, opts=child)
         self.webhook_token = random.RandomPassword(f"{name}-webhook", length=40, special=False, opts=child)
-        self.deploy_key_secret = self._secret(name, "deploy-key", args.deploy_private_key, child)
+        # JCasC's own login for the admin (not a Jenkins credential, so outside the listed prefix).
         self.admin_password_secret = self._secret(name, "admin-password", self.admin_password.result, child)
-        self.webhook_secret = self._secret(name, "webhook-secret", self.webhook_token.result, child)
-        # Filled by the operator (`aws secretsmanager put-secret-value`) to enable PR previews.
-        self.pulumi_token_secret = self._secret(name, "pulumi-access-token", None, child)
+        self.deploy_key_secret = self._secret(name, "deploy-key", args.deploy_private_key, child, DEPLOY_KEY)
+        self.webhook_secret = self._secret(
+            name, "webhook-secret", self.webhook_token.result, child, WEBHOOK_SECRET
+        )
         # The controller logs in to its build agents with this key (ECDSA P-256: AL2023's sshd and the SSH
         # launcher's trilead-ssh2 both accept it); agents get only the public half.
         self.agent_key = tls.PrivateKey(
             f"{name}-agent-login", algorithm="ECDSA", ecdsa_curve="P256", opts=child
         )
-        self.agent_key_secret = self._secret(name, "agent-ssh-key", self.agent_key.private_key_openssh, child)
-        self.checkout_key_secret = self._secret(name, "checkout-key", args.checkout_private_key, child)
+        self.agent_key_secret = self._secret(
+            name, "agent-ssh-key", self.agent_key.private_key_openssh, child, AGENT_KEY
+        )
+        self.checkout_key_secret = self._secret(
+            name, "checkout-key", args.checkout_private_key, child, CHECKOUT_KEY
+        )
         secrets = [
-            self.deploy_key_secret,
             self.admin_password_secret,
+            self.deploy_key_secret,
             self.webhook_secret,
-            self.pulumi_token_secret,
             self.agent_key_secret,
             self.checkout_key_secret,
         ]
+        if args.signing_private_key is not None:
+            secrets.append(self._secret(name, "signing-key", args.signing_private_key, child, SIGNING_KEY))
 
         self.role = aws.iam.Role(
             f"{name}-role",
@@ -147,6 +171,15 @@ class JenkinsServer(pulumi.ComponentResource):
                             "Action": ["secretsmanager:GetSecretValue"],
                             "Resource": [secret.arn for secret in secrets],
                         },
+                        # The credentials provider finds its secrets with ListSecrets, which IAM cannot
+                        # scope to resources: it returns the names, descriptions and tags (never values)
+                        # of every secret in the region; the plugin keeps only this stack's prefix.
+                        {
+                            "Sid": "ListSecretsMetadata",
+                            "Effect": "Allow",
+                            "Action": ["secretsmanager:ListSecrets"],
+                            "Resource": "*",
+                        },
                         {
                             "Sid": "DecryptOwnSecrets",
                             "Effect": "Allow",
@@ -166,8 +199,6 @@ class JenkinsServer(pulumi.ComponentResource):
         self.instance_profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
 
         self.alb_security_group, self.instance_security_group = self._security_groups(name, args, child)
-        # Unique per stack in the account: scopes what the controller may tag and what DLM snapshots.
-        tag_value = f"{pulumi.get_project()}-{pulumi.get_stack()}"
         self.agents = JenkinsAgents(
             f"{name}-agents",
             JenkinsAgentsArgs(
@@ -241,7 +272,7 @@ class JenkinsServer(pulumi.ComponentResource):
             self.url,
             self.home_volume.id,
             self.agents.group_name,
-            *(secret.arn for secret in secrets),
+            self.admin_password_secret.arn,
         ).apply(
             lambda values: render_user_data(
                 BootSettings(
@@ -257,12 +288,8 @@ class JenkinsServer(pulumi.ComponentResource):
                         sort_keys=False,
                     ),
                     known_hosts=args.known_hosts,
-                    deploy_key_secret=values[4],
-                    admin_password_secret=values[5],
-                    webhook_secret=values[6],
-                    pulumi_token_secret=values[7],
-                    agent_key_secret=values[8],
-                    checkout_key_secret=values[9],
+                    admin_password_secret=values[4],
+                    credentials_prefix=self.credentials_prefix,
                 )
             )
         )
@@ -320,23 +347,48 @@ class JenkinsServer(pulumi.ComponentResource):
         )
 
     def _secret(
-        self, name: str, role: str, value: pulumi.Input[str] | None, opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        role: str,
+        value: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+        credential: Credential | None = None,
     ) -> aws.secretsmanager.Secret:
-        secret = aws.secretsmanager.Secret(
-            f"{name}-{role}",
-            name_prefix=f"{name}/{role}-",
-            description=f"Jenkins {role} (read at boot by the Jenkins instance role)",
-            kms_key_id=self.kms_key.arn,
-            recovery_window_in_days=7,
-            opts=opts,
-        )
-        if value is not None:
-            aws.secretsmanager.SecretVersion(
+        """A secret holding `value`; with `credential`, named and tagged so that Jenkins' credentials
+        provider serves it under the credential's id."""
+        if credential is None:
+            secret = aws.secretsmanager.Secret(
                 f"{name}-{role}",
-                secret_id=secret.id,
-                secret_string=pulumi.Output.secret(value),
+                name_prefix=f"{name}/{role}-",
+                description=f"Jenkins {role} (read at each start by the Jenkins instance role)",
+                kms_key_id=self.kms_key.arn,
+                recovery_window_in_days=7,
                 opts=opts,
             )
+        else:
+            # A fixed name (the credential's id) cannot wait out a recovery window when it is replaced:
+            # deleted at once, before its successor is created. Nothing is lost: the value is a copy of
+            # one the stack's state holds.
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{role}",
+                name=f"{self.credentials_prefix}{credential.id}",
+                description=credential.description,
+                kms_key_id=self.kms_key.arn,
+                recovery_window_in_days=0,
+                tags=credential.tags(),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
+            )
+        stored = pulumi.Output.secret(value)
+        aws.secretsmanager.SecretVersion(
+            f"{name}-{role}",
+            secret_id=secret.id,
+            **(
+                {"secret_binary": stored.apply(lambda text: base64.b64encode(text.encode()).decode())}
+                if credential is not None and credential.binary
+                else {"secret_string": stored}
+            ),
+            opts=opts,
+        )
         return secret
 
     def _security_groups(

@@ -1,7 +1,7 @@
 #!/bin/bash
 # First boot of the Jenkins server (cloud-init runcmd, once per instance): install the pinned Jenkins LTS,
-# mount JENKINS_HOME from its own EBS volume, pin GitHub's host keys, install the locked plugins, start
-# Jenkins. No Docker: builds run on the agents.
+# mount JENKINS_HOME from its own EBS volume (and drop any stored credentials from it), pin GitHub's host
+# keys, install the locked plugins, start Jenkins. No Docker: builds run on the agents.
 # Safe to re-run: it formats the volume only when it has no filesystem, and every step converges.
 set -euo pipefail
 # Overridable for tests; the server uses the defaults.
@@ -67,6 +67,16 @@ mount_home() {
   log "JENKINS_HOME mounted from $DEVICE ($JENKINS_HOME_VOLUME_ID)"
 }
 
+forget_stored_credentials() {
+  # Jenkins reads every credential from Secrets Manager when it binds it (casc.yaml, awsCredentialsProvider);
+  # a credentials.xml on the volume can only be an older controller's copy of them (JCasC used to write
+  # one) or a credential added in the UI, which would shadow the managed one of the same id.
+  if [ -e "$HOME_DIR/credentials.xml" ]; then
+    rm -f "$HOME_DIR/credentials.xml"
+    log "removed credentials.xml from JENKINS_HOME: credentials come from Secrets Manager only"
+  fi
+}
+
 pin_github_host_keys() {
   # Host keys came from GitHub's API at deploy time; git-client's known-hosts strategy checks against them.
   install -d -m 0700 -o jenkins -g jenkins "$HOME_DIR/.ssh"
@@ -106,6 +116,7 @@ start_jenkins() {
 main() {
   install_jenkins
   mount_home
+  forget_stored_credentials
   pin_github_host_keys
   install_plugins
   start_jenkins

@@ -88,7 +88,7 @@ def test_release_builds_pushes_and_pins_the_digest(story: Story) -> None:
 
     tip = story.repo.tip()
     assert run.outcome["commit"] == tip
-    assert f"newName: {story.repository}" in story.manifest()
+    assert f'newName: "{story.repository}"' in story.manifest()
     assert f'newTag: "{commit}"' in story.manifest()
     assert f"digest: {digest}" in story.manifest()
     assert (

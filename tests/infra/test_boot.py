@@ -1,9 +1,16 @@
 """The Jenkins boot, executed: the user data rendered by the real program (mocks, the real Pulumi.dev.yaml)
 is applied the way cloud-init would (write_files, packages, then runcmd; any other module is refused)
 inside a container from the local base image, with real bash, coreutils, runuser and the real AWS CLI
-against moto's Secrets Manager holding the values the program stores. Stand-ins only for what cannot run
-here, each recording what it was asked (tests/infra/boot/standins): dnf, systemctl, blkid/mkfs/mount of
-the EBS volume, usermod, curl (GitHub release downloads) and java (the plugin download)."""
+against moto's Secrets Manager holding the secrets the program declares, with the values it stores.
+Stand-ins only for what cannot run here, each recording what it was asked (tests/infra/boot/standins):
+dnf, systemctl, blkid/mkfs/mount of the EBS volume, usermod, curl (GitHub release downloads) and java
+(the plugin download).
+
+After the boot, every file of the container (JENKINS_HOME included) is searched for every stored secret
+value: only the admin password may exist, and only in the tmpfs directory JCasC reads it from. Jenkins
+itself cannot run here; that it writes no credential to JENKINS_HOME follows from JCasC defining none
+(tests/infra/test_cloud_init.py) and from the provider reading values only at binding time
+(tests/infra/test_jenkins_credentials.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +21,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
@@ -23,20 +29,16 @@ from scripts.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads
+from tests.infra.secrets_manager import create_secret, store_versions
 
 BOOT_DIR = Path(__file__).resolve().parent / "boot"
 IMAGE = "local/jenkins-boot-test"
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
-# Secrets Manager secret (logical name) -> the file fetch-secrets.sh writes for JCasC.
-FILES = {
-    "jenkins-deploy-key": "DEPLOY_KEY",
-    "jenkins-admin-password": "ADMIN_PASSWORD",
-    "jenkins-webhook-secret": "GITHUB_WEBHOOK_SECRET",
-    "jenkins-pulumi-access-token": "PULUMI_ACCESS_TOKEN",
-    "jenkins-agent-ssh-key": "AGENT_SSH_KEY",
-    "jenkins-checkout-key": "CHECKOUT_KEY",
-}
+HOME = "/var/lib/jenkins"
+# The one secret the boot fetches (logical name -> the tmpfs file JCasC reads); the others are credentials
+# Jenkins reads from Secrets Manager when a build binds them.
+FILES = {"jenkins-admin-password": "ADMIN_PASSWORD"}
 # cloud-init's package step (package_update_upgrade_install: one install of the `packages` list).
 PACKAGE_STEP = "dnf install -y java-21-amazon-corretto-headless fontconfig git"
 MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
@@ -65,7 +67,7 @@ def boot_image(base_image: str) -> str:
     wheels.mkdir(parents=True, exist_ok=True)
     download = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-         "-d", str(wheels), "-r", str(BOOT_DIR / "requirements.txt")],
+         "--require-hashes", "-d", str(wheels), "-r", str(BOOT_DIR / "requirements.txt")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     require(download.returncode == 0, f"cannot download the AWS CLI wheels: {download.stderr[-500:]}")
@@ -81,16 +83,14 @@ def boot_image(base_image: str) -> str:
 
 
 def _program_with_real_secrets(tmp_path: Path) -> tuple[Program, dict[str, str]]:
-    """Create the four secrets in moto, run the program with their real ARNs, and store in moto what the
-    program's SecretVersions would store. Returns the program and logical name -> stored value."""
-    client = boto3.client("secretsmanager", region_name="us-east-1")
-    arns = {name: client.create_secret(Name=f"{tmp_path.name}/{name}")["ARN"] for name in FILES}
-    program = run_program(extra_outputs={SECRET: lambda name, _inputs: {"arn": arns[name]}})
-    stored = {}
-    for version in program.of_type(VERSION):
-        stored[version.name] = version.inputs["secretString"]
-        client.put_secret_value(SecretId=arns[version.name], SecretString=stored[version.name])
-    assert set(stored) == set(FILES) - {"jenkins-pulumi-access-token"}
+    """Run the program with each secret it declares created in moto (its name, or its name prefix plus a
+    suffix as AWS adds, and its tags), and store in moto what its SecretVersions store. Returns the program
+    and logical name -> stored value."""
+    program = run_program(
+        extra_outputs={SECRET: lambda name, inputs: {"arn": create_secret(inputs, tmp_path.name)}}
+    )
+    stored = store_versions(program)
+    assert set(FILES) < set(stored)
     return program, stored
 
 
@@ -111,8 +111,10 @@ def boot(
     *,
     env: dict[str, str] | None = None,
     edit: Any = None,
+    home: Any = None,
 ) -> tuple[int, dict[str, Any], dict[str, str], str]:
-    """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output)."""
+    """Run the rendered boot in a fresh container; returns (exit code, report, stored secrets, output).
+    `home(stored)` returns files (name -> text) that JENKINS_HOME holds before the boot."""
     program, stored = _program_with_real_secrets(tmp_path)
     document = yaml.safe_load(controller_user_data(program))
     volume = bash_reads(_written(document, "/etc/jenkins/gitops.env"))["JENKINS_HOME_VOLUME_ID"]
@@ -131,6 +133,11 @@ def boot(
     prepare = (
         f"mkdir -p /tmp/dev/disk/by-id && mknod /tmp/dev/nvme1n1 b 259 101 && ln -s /tmp/dev/nvme1n1 {link}"
     )
+    volume_files = probe / "home"
+    volume_files.mkdir()
+    for name, text in (home(stored) if home else {}).items():
+        (volume_files / name).write_text(text)
+    prepare += f" && mkdir -p {HOME} && cp -a /probe/home/. {HOME}/"
     variables = {
         "AWS_ENDPOINT_URL": moto_server,
         "AWS_ACCESS_KEY_ID": "testing",  # on the instance: the instance role, through IMDS
@@ -201,16 +208,15 @@ def test_the_rendered_boot_reaches_start_jenkins_with_casc_and_every_secret_on_t
     assert report["casc"] is True
     started = "jenkins-boot: Jenkins started; configuration from /etc/jenkins/casc.yaml,"
     assert f"{started}/etc/jenkins/casc-agents.yaml" in output
-    # Every secret, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
+    # The admin password, exactly as JCasC reads it, only on tmpfs, readable by jenkins alone.
     assert report["secrets_dir"] == "/run/jenkins-secrets" and report["secrets_fstype"] == "tmpfs"
-    expected = {FILES[name]: value for name, value in stored.items()}
-    for key in ("DEPLOY_KEY", "AGENT_SSH_KEY", "CHECKOUT_KEY"):  # OpenSSH loads a key with its last newline
-        expected[key] = expected[key].rstrip("\n") + "\n"
-    expected["PULUMI_ACCESS_TOKEN"] = ""
     assert {n: f["sha256"] for n, f in report["files"].items()} == {
-        n: _sha256(v) for n, v in expected.items()
+        FILES[name]: _sha256(stored[name]) for name in FILES
     }
     assert {(f["mode"], f["owner"]) for f in report["files"].values()} == {("0o400", report["jenkins_uid"])}
+    # No stored value anywhere else: not on JENKINS_HOME (which the boot did fill), not in /etc, not in
+    # a log. The credentials' values (deploy, checkout and agent keys, webhook secret) reach no file at all.
+    assert report["home_files"], "JENKINS_HOME was not searched: it holds nothing"
     assert report["leaks"] == [], "a secret value exists outside the tmpfs directory"
     for value in _probe_values(list(stored.values())):
         assert value not in output
@@ -304,3 +310,20 @@ def test_the_boot_harness_passes_hadolint_and_shellcheck() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert hadolint.returncode == 0, hadolint.stdout
+
+
+def test_an_older_controllers_stored_credentials_are_removed_from_jenkins_home(
+    boot_image: str, aws_env: str, tmp_path: Path
+) -> None:
+    """The volume outlives the instance: one that JCasC filled with credentials.xml keeps it, and a
+    stored credential of the same id would shadow the one Secrets Manager serves."""
+
+    def old_home(stored: dict[str, str]) -> dict[str, str]:
+        key = stored["jenkins-deploy-key"]
+        return {"credentials.xml": f"<privateKey>{key}</privateKey>", "config.xml": "<hudson/>"}
+
+    code, report, _, output = boot(boot_image, aws_env, tmp_path, home=old_home)
+    assert code == 0, output[-4000:]
+    assert "credentials.xml" not in report["home_files"] and "config.xml" in report["home_files"]
+    assert "removed credentials.xml from JENKINS_HOME" in output
+    assert report["leaks"] == []

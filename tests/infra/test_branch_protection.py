@@ -30,6 +30,7 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "dismissStaleReviewsOnPush": True,
         "requireLastPushApproval": True,
         "requiredReviewThreadResolution": True,
+        "requireCodeOwnerReview": True,
     }
     assert rules["requiredStatusChecks"] == {
         "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
@@ -41,6 +42,7 @@ def test_a_team_sets_how_many_approvals_a_pull_request_needs() -> None:
     rules = run_program({"requiredApprovals": 10}).one(RULESET).inputs["rules"]  # GitHub's maximum
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 10
     assert rules["pullRequest"]["requireLastPushApproval"] is True
+    assert rules["pullRequest"]["requireCodeOwnerReview"] is True
 
 
 def test_a_one_person_trial_can_merge_and_the_stack_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -51,6 +53,7 @@ def test_a_one_person_trial_can_merge_and_the_stack_warns(caplog: pytest.LogCapt
     rules = run_program({"requiredApprovals": 0}).one(RULESET).inputs["rules"]
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 0
     assert rules["pullRequest"]["requireLastPushApproval"] is False
+    assert rules["pullRequest"]["requireCodeOwnerReview"] is False
     assert rules["deletion"] is True and rules["nonFastForward"] is True
     assert rules["requiredStatusChecks"]["requiredChecks"][0]["context"] == REQUIRED_CHECK
     assert "gitops-eks:requiredApprovals is 0" in caplog.text
@@ -90,3 +93,17 @@ def test_only_deploy_keys_bypass_and_only_jenkins_key_can_push(dev_program: Prog
     assert bypass == [{"actorType": "DeployKey", "bypassMode": "always"}]
     writable = [k.name for k in dev_program.of_type(DEPLOY_KEY) if k.inputs["readOnly"] is False]
     assert writable == ["deploy-keys-jenkins"]
+
+
+def test_no_workflow_can_approve_a_pull_request(dev_program: Program) -> None:
+    """pulumi-github 6.15.0, sdk/python/pulumi_github/workflow_repository_permissions.py:
+    `can_approve_pull_request_reviews` ("Whether GitHub Actions can approve pull requests") and
+    `default_workflow_permissions` ("Can be one of: `read` or `write`")."""
+    (permissions,) = dev_program.of_type(
+        "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions"
+    )
+    assert permissions.inputs == {
+        "repository": "hello-gitops",
+        "canApprovePullRequestReviews": False,
+        "defaultWorkflowPermissions": "read",
+    }

@@ -114,9 +114,22 @@ def test_environment_requires_a_reviewer_who_is_not_the_author(dev_program: Prog
         "reviewers": [{"users": [GITHUB_USER_IDS["example-maintainer"]]}],
         "preventSelfReview": True,
         "canAdminsBypass": False,
+        "deploymentBranchPolicy": {"protectedBranches": False, "customBranchPolicies": True},
     }
     looked_up = [i.args["username"] for i in dev_program.invokes_of("github:index/getUser:getUser")]
     assert looked_up == ["example-maintainer"]
+
+
+def test_only_branches_may_request_the_environment(dev_program: Program) -> None:
+    """GitHub REST API ("Create a deployment branch policy"): with `custom_branch_policies`, only refs
+    matching a policy can deploy; a policy has a `type` of branch or tag. We declare one branch policy
+    (pulumi-github RepositoryEnvironmentDeploymentPolicy: branch_pattern xor tag_pattern) and none for
+    tags."""
+    (policy,) = dev_program.of_type(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+    )
+    assert policy.inputs == {"repository": "hello-gitops", "environment": "preview", "branchPattern": "**/*"}
+    assert policy.parent == dev_program.one(ENVIRONMENT).parent
 
 
 # GitHub docs, "Managing environments for deployment" (and the REST page "Deployment environments"):

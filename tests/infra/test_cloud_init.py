@@ -119,10 +119,13 @@ def test_no_secret_value_in_user_data(dev_program: Program, user_data: str) -> N
     rendered = [user_data, json.dumps(user_data)]
     leaked = [v for v in values for text in rendered if v.strip() in text]
     assert not leaked
-    # What the boot does get: where to fetch them.
-    secrets = dev_program.of_type("aws:secretsmanager/secret:Secret")
-    for secret in secrets:
-        assert secret.outputs["arn"] in user_data
+    # What the boot does get: where to fetch the admin password, and the prefix of the credentials.
+    (admin,) = [
+        s
+        for s in dev_program.of_type("aws:secretsmanager/secret:Secret")
+        if s.name == "jenkins-admin-password"
+    ]
+    assert admin.outputs["arn"] in user_data
 
 
 def test_boot_environment_names_the_stack_and_the_secrets(
@@ -138,8 +141,17 @@ def test_boot_environment_names_the_stack_and_the_secrets(
     assert environment["GITOPS_JENKINS_URL"] == dev_program.outputs["jenkinsUrl"]
     # Two JCasC files, merged by JCasC: the static one and the agents' cloud (a comma-separated list).
     assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml,/etc/jenkins/casc-agents.yaml"
-    secret_arns = {s.outputs["arn"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
-    assert {v for k, v in environment.items() if k.startswith("SECRET_")} == secret_arns
+    (admin,) = [
+        s
+        for s in dev_program.of_type("aws:secretsmanager/secret:Secret")
+        if s.name == "jenkins-admin-password"
+    ]
+    assert {k: v for k, v in environment.items() if k.startswith("SECRET_")} == {
+        "SECRET_ADMIN_PASSWORD_ID": admin.outputs["arn"]
+    }
+    credentials = [s for s in dev_program.of_type("aws:secretsmanager/secret:Secret") if "name" in s.inputs]
+    assert environment["JENKINS_CREDENTIALS_PREFIX"] == "gitops-eks-dev/jenkins/"
+    assert credentials and all(s.inputs["name"].startswith("gitops-eks-dev/jenkins/") for s in credentials)
 
 
 def test_boot_is_told_the_home_volume_id_which_exists_before_the_instance(
@@ -212,14 +224,6 @@ def _casc() -> dict:
 
 def test_casc_defines_the_contract_the_jenkinsfile_relies_on() -> None:
     casc = _casc()
-    (domain,) = casc["credentials"]["system"]["domainCredentials"]
-    ssh = [c["basicSSHUserPrivateKey"] for c in domain["credentials"] if "basicSSHUserPrivateKey" in c]
-    assert [(c["id"], c["username"], c["scope"]) for c in ssh] == [
-        ("gitops-deploy-key", "git", "GLOBAL"),
-        ("gitops-checkout-key", "git", "GLOBAL"),
-        # SYSTEM: the agents' launcher may use it, no build can bind it.
-        ("jenkins-agent-ssh", "jenkins", "SYSTEM"),
-    ]
     (properties,) = casc["jenkins"]["globalNodeProperties"]
     env = {e["key"]: e["value"] for e in properties["envVars"]["env"]}
     assert set(env) == {*JENKINSFILE_ENV, "PYTHON"}
@@ -305,17 +309,30 @@ def test_casc_job_triggers_agree_with_the_jenkinsfile() -> None:
 def test_every_casc_variable_is_provided_at_boot(written: dict[str, str]) -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)\}", (SERVER_DIR / "casc.yaml").read_text()))
     fetched = set(re.findall(r"^fetch ([A-Z_]+) ", (SERVER_DIR / "fetch-secrets.sh").read_text(), re.M))
-    assert fetched == {
-        "DEPLOY_KEY",
-        "ADMIN_PASSWORD",
-        "GITHUB_WEBHOOK_SECRET",
-        "PULUMI_ACCESS_TOKEN",
-        "AGENT_SSH_KEY",
-        "CHECKOUT_KEY",
-    }
+    assert fetched == {"ADMIN_PASSWORD"}
     assert used - fetched - set(_environment(written)) == set()
-    # Credentials only from the fetched files, never from the (readable) environment file.
+    # The password only from the fetched file, never from the (readable) environment file.
     assert not fetched & set(_environment(written))
+
+
+def test_jcasc_defines_no_credential_and_serves_them_from_secrets_manager() -> None:
+    """configuration-as-code-plugin#1316: credentials defined under `credentials:` are written to
+    credentials.xml on JENKINS_HOME. The AWS Secrets Manager Credentials Provider is configured instead
+    (its docs/README.md "Configuration As Code" schema: `unclassified.awsCredentialsProvider` with
+    `client.region`, `listSecrets.filters` of `key`/`values`, `transformations.name.removePrefix.prefix`)."""
+    casc = _casc()
+    assert "credentials" not in casc
+    provider = casc["unclassified"]["awsCredentialsProvider"]
+    assert provider == {
+        "client": {"region": "${AWS_REGION}"},
+        "listSecrets": {
+            "filters": [
+                {"key": "name", "values": ["${JENKINS_CREDENTIALS_PREFIX}"]},
+                {"key": "tag-key", "values": ["jenkins:credentials:type"]},
+            ]
+        },
+        "transformations": {"name": {"removePrefix": {"prefix": "${JENKINS_CREDENTIALS_PREFIX}"}}},
+    }
 
 
 @pytest.mark.parametrize("script", ["boot.sh", "fetch-secrets.sh"])
@@ -329,42 +346,16 @@ def test_boot_scripts_pass_shellcheck(script: str) -> None:
     assert result.returncode == 0, result.stdout
 
 
-DEPLOY_KEY = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-)
-CHECKOUT_KEY = DEPLOY_KEY.replace("AAAAA", "CCCCC")
-AGENT_KEY = DEPLOY_KEY.replace("AAAAA", "EEEEE")
-
-
 @pytest.fixture
 def secrets_manager(aws_env: str, tmp_path: Path) -> dict[str, str]:
-    """Jenkins' secrets in moto's Secrets Manager, and the boot env file naming them; returns the env."""
+    """The admin password in moto's Secrets Manager, and the boot env file naming it; returns the env."""
     client = boto3.client("secretsmanager", region_name="us-east-1")
-    arns = {
-        name: client.create_secret(
-            Name=f"{tmp_path.name}/{name}", **({"SecretString": value} if value else {})
-        )["ARN"]
-        for name, value in (
-            ("deploy-key", DEPLOY_KEY),
-            ("admin-password", "pa55word"),
-            ("webhook-secret", "hmac-secret"),
-            ("pulumi-access-token", None),
-            ("agent-ssh-key", AGENT_KEY),
-            ("checkout-key", CHECKOUT_KEY),
-        )
-    }
+    arn = client.create_secret(Name=f"{tmp_path.name}/admin-password", SecretString="pa55word")["ARN"]
     env_file = tmp_path / "gitops.env"
     env_file.write_text(
-        "AWS_REGION=us-east-1\n"
-        f"SECRETS={tmp_path / 'run-secrets'}\n"
-        f"SECRET_DEPLOY_KEY_ID={arns['deploy-key']}\n"
-        f"SECRET_ADMIN_PASSWORD_ID={arns['admin-password']}\n"
-        f"SECRET_WEBHOOK_SECRET_ID={arns['webhook-secret']}\n"
-        f"SECRET_PULUMI_TOKEN_ID={arns['pulumi-access-token']}\n"
-        f"SECRET_AGENT_KEY_ID={arns['agent-ssh-key']}\n"
-        f"SECRET_CHECKOUT_KEY_ID={arns['checkout-key']}\n"
+        f"AWS_REGION=us-east-1\nSECRETS={tmp_path / 'run-secrets'}\nSECRET_ADMIN_PASSWORD_ID={arn}\n"
     )
-    return {"env_file": str(env_file), **arns}
+    return {"env_file": str(env_file), "admin-password": arn}
 
 
 def _fetch(secrets_manager: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -383,37 +374,26 @@ def _written_secrets(tmp_path: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in (tmp_path / "run-secrets").iterdir()}
 
 
-def test_fetch_secrets_writes_each_credential_and_refreshes_it_on_restart(
+def test_fetch_secrets_writes_the_admin_password_and_refreshes_it_on_restart(
     secrets_manager: dict[str, str], tmp_path: Path
 ) -> None:
     result = _fetch(secrets_manager)
     assert result.returncode == 0, result.stderr
     directory = tmp_path / "run-secrets"
     assert directory.stat().st_mode & 0o777 == 0o700
-    # Exactly what JCasC will read: the key with its final newline, the rest verbatim; no temp files left.
-    assert _written_secrets(tmp_path) == {
-        "DEPLOY_KEY": DEPLOY_KEY,
-        "ADMIN_PASSWORD": "pa55word",
-        "GITHUB_WEBHOOK_SECRET": "hmac-secret",
-        "PULUMI_ACCESS_TOKEN": "",
-        "AGENT_SSH_KEY": AGENT_KEY,
-        "CHECKOUT_KEY": CHECKOUT_KEY,
-    }
+    # Exactly what JCasC will read, verbatim; no temp files left.
+    assert _written_secrets(tmp_path) == {"ADMIN_PASSWORD": "pa55word"}
     assert {p.stat().st_mode & 0o777 for p in directory.iterdir()} == {0o400}
-    for value in ("b3BlbnNzaC1rZXktdjEAAAAA", "pa55word", "hmac-secret"):
-        assert value not in result.stdout + result.stderr
-    assert "PULUMI_ACCESS_TOKEN" in result.stderr  # the operator learns the optional token is unset
+    assert "pa55word" not in result.stdout + result.stderr
 
-    # A rotated or newly set value is what the next Jenkins start (ExecStartPre) reads.
+    # A rotated value is what the next Jenkins start (ExecStartPre) reads.
     client = boto3.client("secretsmanager", region_name="us-east-1")
     client.put_secret_value(SecretId=secrets_manager["admin-password"], SecretString="n3w-pa55word")
-    client.put_secret_value(SecretId=secrets_manager["pulumi-access-token"], SecretString="pul-token")
     assert _fetch(secrets_manager).returncode == 0
-    written = _written_secrets(tmp_path)
-    assert (written["ADMIN_PASSWORD"], written["PULUMI_ACCESS_TOKEN"]) == ("n3w-pa55word", "pul-token")
+    assert _written_secrets(tmp_path) == {"ADMIN_PASSWORD": "n3w-pa55word"}
 
 
-def test_fetch_secrets_fails_clearly_without_a_required_secret(
+def test_fetch_secrets_fails_clearly_without_the_admin_password(
     secrets_manager: dict[str, str], tmp_path: Path
 ) -> None:
     boto3.client("secretsmanager", region_name="us-east-1").delete_secret(
@@ -422,7 +402,6 @@ def test_fetch_secrets_fails_clearly_without_a_required_secret(
     result = _fetch(secrets_manager)
     assert result.returncode != 0
     assert f"cannot read ADMIN_PASSWORD ({secrets_manager['admin-password']})" in result.stderr
-    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in result.stdout + result.stderr
     assert "ADMIN_PASSWORD" not in _written_secrets(tmp_path)
 
 
@@ -500,8 +479,7 @@ def test_env_file_refuses_values_its_readers_would_read_differently(value: str) 
 
     settings = BootSettings(
         region="us-east-1", repository="o/r", branch=value, stack_name="dev", image_repository="i",
-        jenkins_url="http://j/", known_hosts="", deploy_key_secret="a", admin_password_secret="b",
-        webhook_secret="c", pulumi_token_secret="d", agent_key_secret="e", checkout_key_secret="f",
+        jenkins_url="http://j/", known_hosts="", admin_password_secret="b", credentials_prefix="p/j/",
         home_volume_id="vol-1", agents_casc="",
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"GITOPS_BRANCH: .* cannot be written to gitops\.env"):

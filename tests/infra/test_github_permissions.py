@@ -48,6 +48,22 @@ ENDPOINTS: dict[str, list[tuple[str, str]]] = {
         ("delete", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"),
         ("get", "/repos/{owner}/{repo}"),
     ],
+    "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions": [
+        ("put", "/repos/{owner}/{repo}/actions/permissions/workflow"),
+        ("get", "/repos/{owner}/{repo}/actions/permissions/workflow"),
+    ],
+    # Create, update, delete; the policy's GET is not listed: its permission was not looked up.
+    "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy": [
+        ("post", "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"),
+        (
+            "put",
+            "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}",
+        ),
+        (
+            "delete",
+            "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}",
+        ),
+    ],
     # GetPagesInfo only when the repository has Pages, License only when it has a license; either fails
     # the data source when GitHub refuses it.
     "github:index/getRepository:getRepository": [
@@ -97,6 +113,21 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("Environments", "write"),
         ("Variables", "write"),
     ),
+    # Section `administration` (commit 012beaf): set/get default workflow permissions for a repository,
+    # create/update/delete a deployment branch policy.
+    ("put", "/repos/{owner}/{repo}/actions/permissions/workflow"): (("Administration", "write"),),
+    ("get", "/repos/{owner}/{repo}/actions/permissions/workflow"): (("Administration", "read"),),
+    ("post", "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"): (
+        ("Administration", "write"),
+    ),
+    (
+        "put",
+        "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}",
+    ): (("Administration", "write"),),
+    (
+        "delete",
+        "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies/{branch_policy_id}",
+    ): (("Administration", "write"),),
     ("post", "/repos/{owner}/{repo}/rulesets"): (("Administration", "write"),),
     ("get", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): (("Metadata", "read"),),
     ("put", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): (("Administration", "write"),),

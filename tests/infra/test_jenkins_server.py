@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import ipaddress
 import json
 from typing import Any
@@ -10,6 +12,9 @@ import pytest
 import yaml
 
 from infra.jenkins.agents import architecture as _architecture
+from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
+from infra.jenkins.controller import JenkinsServerArgs
+from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
 from tests.infra.conftest import (
     AL2023_AMI,
     GITHUB_HOOK_RANGES_V4,
@@ -240,10 +245,13 @@ def test_role_policy_has_no_wildcard_actions(program: Program) -> None:
         for action in _as_list(statement["Action"]):
             assert "*" not in action, statement
         if statement["Resource"] == "*":
-            # Describe calls have no resource-level permissions; nothing that changes anything is on "*".
+            # Describe and list calls have no resource-level permissions; nothing that changes anything or
+            # returns a secret's value is on "*". ListSecrets is what the credentials provider finds its
+            # secrets with (its README, "IAM": required, in an example statement with no resource).
             assert set(_as_list(statement["Action"])) <= {
                 "autoscaling:DescribeAutoScalingGroups",
                 "ec2:DescribeInstances",
+                "secretsmanager:ListSecrets",
             }, statement
 
 
@@ -271,7 +279,6 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-deploy-key",
         "jenkins-admin-password",
         "jenkins-webhook-secret",
-        "jenkins-pulumi-access-token",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
     }
@@ -283,6 +290,60 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
     assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.us-east-1.amazonaws.com"
     for secret in secrets:
         assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
+
+
+# What the pipeline and JCasC bind, and how: the plugin's `jenkins:credentials:type` values (README,
+# "Usage"), with the SSH user in `jenkins:credentials:username`.
+EXPECTED_CREDENTIALS = {
+    "gitops-deploy-key": {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "git"},
+    "gitops-checkout-key": {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "git"},
+    AGENT_CREDENTIALS_ID: {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "jenkins"},
+    "github-webhook-secret": {TYPE_TAG: "string"},
+}
+
+
+def test_each_credential_is_a_tagged_secret_named_by_its_id_under_the_stack_prefix(program: Program) -> None:
+    credentials = {
+        s.inputs["name"].removeprefix("gitops-eks-dev/jenkins/"): s
+        for s in _mine(program, "aws:secretsmanager/secret:Secret")
+        if "name" in s.inputs
+    }
+    assert {cid: s.inputs["tags"] for cid, s in credentials.items()} == EXPECTED_CREDENTIALS
+    assert all(s.inputs["name"].startswith("gitops-eks-dev/jenkins/") for s in credentials.values())
+    # Fixed names: a replacement deletes the old secret first, at once (no recovery window to wait out).
+    assert {
+        (s.inputs["recoveryWindowInDays"], s.options.get("deleteBeforeReplace")) for s in credentials.values()
+    } == {(0, True)}
+    (admin,) = [
+        s for s in _mine(program, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-admin-password"
+    ]
+    assert "tags" not in admin.inputs and not admin.inputs["namePrefix"].startswith("gitops-eks-dev/jenkins/")
+
+
+def test_the_signing_key_is_a_file_credential_stored_as_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's `file` type reads SecretBinary only (CredentialsFactory.SecretBytesSupplier returns
+    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded."""
+    import infra.stack
+
+    armored = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
+    monkeypatch.setattr(
+        infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=armored)
+    )
+    signed = run_program()
+    (secret,) = [
+        s for s in _mine(signed, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-signing-key"
+    ]
+    assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-signing-key"
+    assert secret.inputs["tags"] == {TYPE_TAG: "file"}
+    (version,) = [
+        v
+        for v in _mine(signed, "aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name == "jenkins-signing-key"
+    ]
+    assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
+    assert base64.b64decode(version.inputs["secretBinary"]).decode() == armored
+    (reading,) = [s for s in _statements(signed) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert secret.outputs["arn"] in reading["Resource"]
 
 
 def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Program) -> None:
@@ -299,9 +360,7 @@ def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Prog
     assert instance.inputs["iamInstanceProfile"] == profile.outputs["name"]
 
 
-def test_generated_secrets_are_stored_and_only_the_pulumi_token_is_left_to_the_operator(
-    program: Program,
-) -> None:
+def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
     passwords = {
         p.name: p.outputs["result"] for p in _mine(program, "random:index/randomPassword:RandomPassword")
     }
@@ -339,7 +398,7 @@ def test_outputs_name_the_secrets_and_the_url(program: Program) -> None:
     outputs = program.outputs
     assert outputs["jenkinsUrl"] == f"http://{alb.outputs['dnsName']}/"
     assert outputs["jenkinsAdminPasswordSecret"] == "jenkins-admin-password"
-    assert outputs["jenkinsDeployKeySecret"] == "jenkins-deploy-key"
+    assert outputs["jenkinsDeployKeySecret"] == "gitops-eks-dev/jenkins/gitops-deploy-key"
 
 
 # --- TLS: jenkins.certificateArn and jenkins.hostname -------------------------------------------------

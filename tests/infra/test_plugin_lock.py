@@ -121,3 +121,16 @@ def test_a_pin_below_what_another_plugin_requires_is_caught() -> None:
     (git,) = [d for d in PLUGINS["github"]["dependencies"] if d["plugin"] == "git"]
     assert git["min"] == "5.8.1"
     assert not at_least("5.8.0", git["min"])
+
+
+def test_the_manager_keeps_checking_each_plugin_against_the_update_centers_digest() -> None:
+    """plugin-installation-manager-tool 2.15.0: `PluginManager.verifyChecksum` compares each download
+    with the SHA-256 the update center publishes for that version (`plugin-versions.json`), the hash
+    function coming from `JENKINS_UC_HASH_FUNCTION` (default SHA256, `CliOptions.getHashFunction`); a
+    mismatch fails the plugin, and `--skip-failed-plugins` would turn that into a skipped plugin."""
+    boot = (SERVER_DIR / "boot.sh").read_text()
+    assert "--skip-failed-plugins" not in boot
+    # Nothing the boot reads sets another hash function: the script, the unit, the env file's renderer.
+    renderer = (SERVER_DIR.parents[1] / "infra" / "jenkins" / "boot.py").read_text()
+    for text in (boot, (SERVER_DIR / "jenkins.service.conf").read_text(), renderer):
+        assert "JENKINS_UC_HASH_FUNCTION" not in text

@@ -54,7 +54,7 @@ def test_with_image_changes_only_the_entry_and_keeps_comments_and_order() -> Non
     # The comment on the rewritten newName line described the old value: it goes; all others stay.
     expected = ORIGINAL.replace(
         "    newTag: bootstrap\n", f'    newTag: "{sha}"\n    digest: {DIGEST}\n'
-    ).replace("registry.invalid/hello  # replaced by the first release", "127.0.0.1:5000/hello")
+    ).replace("registry.invalid/hello  # replaced by the first release", '"127.0.0.1:5000/hello"')
     assert edited == expected
     assert manifest.read_image(edited) == entry(sha)
 
@@ -72,7 +72,10 @@ def test_comment_lines_after_a_rewritten_value_are_kept() -> None:
 def test_edit_round_trips() -> None:
     edited = manifest.with_image(ORIGINAL, entry("2" * 40))
     back = manifest.with_image(edited, manifest.read_image(ORIGINAL))
-    expected = ORIGINAL.replace("newTag: bootstrap", 'newTag: "bootstrap"')  # tags are always quoted
+    # Names and tags are always quoted.
+    expected = ORIGINAL.replace("newTag: bootstrap", 'newTag: "bootstrap"').replace(
+        "newName: registry.invalid/hello", 'newName: "registry.invalid/hello"'
+    )
     assert back == expected.replace("  # replaced by the first release", "")
 
 
@@ -244,7 +247,7 @@ def test_an_edit_changes_only_the_image_lines(text: str, tmp_path: Path) -> None
     removed, added = changed_lines(text, edited)
     assert [line.strip() for line in removed] == ["newName: registry.invalid/hello", "newTag: bootstrap"]
     assert [line.strip() for line in added] == [
-        "newName: 127.0.0.1:5000/hello",
+        'newName: "127.0.0.1:5000/hello"',
         f'newTag: "{"c" * 40}"',
         f"digest: {DIGEST}",
     ]

@@ -37,5 +37,7 @@ print(json.dumps({
     "log": open(log).read().splitlines() if os.path.exists(log) else [],
     "casc": os.path.isfile("/etc/jenkins/casc.yaml"),
     "fstab": open("/etc/fstab").read() if os.path.exists("/etc/fstab") else "",
+    "home_files": sorted(os.path.relpath(os.path.join(r, n), "/var/lib/jenkins")
+                         for r, _, ns in os.walk("/var/lib/jenkins") for n in ns),
 }))
 PY

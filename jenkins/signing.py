@@ -1,0 +1,141 @@
+"""OpenPGP signing of the bot's commits (GITOPS_SIGNING_KEY_FILE) and the keys the history check trusts.
+
+The private key (ASCII-armored, no passphrase) is imported into a temporary GNUPGHOME that exists for
+one run: its gpg-agent is stopped and the directory deleted afterwards. gpg reads the key from the
+file itself, so no key material is ever in argv, and nothing gpg prints about a key file is secret
+(fingerprints and user ids). The trusted keys (GITOPS_TRUSTED_KEYS_FILE, ASCII-armored public keys,
+e.g. GitHub's web-flow key) are imported next to it; a trusted key file that holds a private key is
+refused, so the signing key is always exactly the one in GITOPS_SIGNING_KEY_FILE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY_FILE = "GITOPS_SIGNING_KEY_FILE"
+TRUSTED_FILE = "GITOPS_TRUSTED_KEYS_FILE"
+MAX_HOME = (
+    80  # bytes of a GNUPGHOME path that gpg-agent's sockets still fit in (measured: 82 works, 87 fails)
+)
+GPG_TIMEOUT = 60.0  # seconds for one gpg run (an import, a listing); gpg never waits for input here
+
+
+class SigningError(Exception):
+    """The signing set-up failed; the message names the variable and the file, never key material."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The run's signing key in its temporary GNUPGHOME, and the keys whose signatures are trusted."""
+
+    home: Path
+    key: str  # fingerprint of the bot's primary key: what `commit-tree -S` signs with
+    bot_keys: frozenset[str]  # fingerprints of the bot's key and its subkeys
+    trusted_keys: frozenset[str]  # the bot's and those of GITOPS_TRUSTED_KEYS_FILE, subkeys included
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for git: this GNUPGHOME, and gpg as the OpenPGP program whatever a user's git
+        config says (GIT_CONFIG_COUNT entries rank above every config file)."""
+        return {
+            "GNUPGHOME": str(self.home),
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "gpg.format",
+            "GIT_CONFIG_VALUE_0": "openpgp",
+            "GIT_CONFIG_KEY_1": "gpg.openpgp.program",
+            "GIT_CONFIG_VALUE_1": "gpg",
+        }
+
+
+@contextlib.contextmanager
+def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
+    """A Signer when GITOPS_SIGNING_KEY_FILE is set (None otherwise); its GNUPGHOME is gone afterwards."""
+    key_file = environ.get(KEY_FILE, "")
+    if not key_file:
+        yield None
+        return
+    trusted_file = environ.get(TRUSTED_FILE, "")
+    for variable, path in ((KEY_FILE, key_file), (TRUSTED_FILE, trusted_file)):
+        if path and not Path(path).is_file():
+            raise SigningError(f"{variable}={path}: no such file")
+    if shutil.which("gpg") is None:
+        raise SigningError(f"{KEY_FILE} is set but gpg is not installed (apt-get install gnupg)")
+    home = Path(tempfile.mkdtemp(prefix="gitops-gnupg-", dir=_short_temp_dir()))  # mode 0700, as gpg requires
+    try:
+        _gpg(home, "--import", key_file, what=f"import {KEY_FILE}={key_file}")
+        secret = _keys(home, secret=True)
+        if len(secret) != 1:
+            raise SigningError(
+                f"{KEY_FILE}={key_file}: expected exactly one OpenPGP private key, found {len(secret)}"
+            )
+        bot = secret[0]
+        if trusted_file:
+            _gpg(home, "--import", trusted_file, what=f"import {TRUSTED_FILE}={trusted_file}")
+            if len(_keys(home, secret=True)) != 1:
+                raise SigningError(
+                    f"{TRUSTED_FILE}={trusted_file}: holds a private key; give public keys only"
+                )
+        trusted = frozenset(fpr for key in _keys(home, secret=False) for fpr in key)
+        yield Signer(home=home, key=bot[0], bot_keys=frozenset(bot), trusted_keys=trusted)
+    finally:
+        # The agent holds the unlocked key in memory and its sockets live in (or for) this home.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
+                capture_output=True,
+                timeout=GPG_TIMEOUT,
+                check=False,
+            )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _short_temp_dir() -> str:
+    """TMPDIR, or /tmp when TMPDIR is too long: without /run/user/<uid>, gpg-agent puts its sockets in
+    GNUPGHOME, and gpg 2.2 fails to start the agent once GNUPGHOME is longer than about 85 bytes
+    (socket paths are limited to 107 bytes)."""
+    temp = tempfile.gettempdir()
+    fits = len(os.fsencode(temp)) + len("/gitops-gnupg-XXXXXXXX") <= MAX_HOME
+    return temp if fits else "/tmp"  # noqa: S108 - mkdtemp makes a private 0700 directory in it
+
+
+def _gpg(home: Path, *args: str, what: str) -> str:
+    """Run gpg in batch mode in home; SigningError with gpg's own words on failure."""
+    env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
+    try:
+        proc = subprocess.run(
+            ["gpg", "--batch", "--no-tty", "--quiet", *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=env,
+            timeout=GPG_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SigningError(f"gpg did not {what} within {GPG_TIMEOUT:.0f}s") from None
+    if proc.returncode != 0:
+        said = " ".join(proc.stderr.split())
+        raise SigningError(f"gpg could not {what}: {said or f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def _keys(home: Path, *, secret: bool) -> list[tuple[str, ...]]:
+    """Each key in home as its fingerprints, primary first, then its subkeys' (gpg's colon listing:
+    a `pub`/`sec` record starts a key, and each `fpr` record's tenth field is a fingerprint)."""
+    listing = "--list-secret-keys" if secret else "--list-keys"
+    out = _gpg(home, "--with-colons", "--with-subkey-fingerprints", listing, what="list its keys")
+    keys: list[list[str]] = []
+    for line in out.splitlines():
+        fields = line.split(":")
+        if fields[0] in ("pub", "sec"):
+            keys.append([])
+        elif fields[0] == "fpr" and keys and len(fields) > 9:
+            keys[-1].append(fields[9])
+    return [tuple(key) for key in keys if key]
