@@ -17,13 +17,13 @@ test: lint unit ## lint everything, then run the whole test suite
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes --only-binary :all: -r requirements-dev.txt
 	touch $@
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements-checkov.txt
 	touch $@
 
 # pip-compile keeps the pins a lock already has; to move one, edit its *.in (or delete the lock) first.

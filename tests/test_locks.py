@@ -100,7 +100,46 @@ def test_every_pip_install_requires_hashes(path: str) -> None:
         # The call and its arguments, up to the requirements file it reads.
         call = text[start : text.index("requirements", start)]
         assert "--require-hashes" in call, f"{path}: {call}"
+        # Wheels only: pip hash-checks what it installs, not the build dependencies it would fetch to
+        # build a source distribution (pip's "Secure installs"), so no install may build one.
+        assert re.search(r"--only-binary[= ]:all:", call), f"{path}: {call}"
     assert "--upgrade pip" not in text
+
+
+# What starts pip: pip itself, and Pulumi's `pip` toolchain (`pulumi install`, or any Pulumi command that
+# finds its `virtualenv` missing), whose `InstallDependencies` first runs `pip install --upgrade pip
+# setuptools wheel`, with no pins and no hashes (pulumi/pulumi `sdk/python/toolchain/pip.go`,
+# `InstallDependencies` and `EnsureVenv`, commit 01ba6bcc239f).
+RUNS_PIP = re.compile(r'pip3? (install|download)|"pip", "(install|download)"|pulumi install')
+
+
+def tracked() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [path for path in listed.stdout.splitlines() if (ROOT / path).is_file()]
+
+
+def test_every_file_that_runs_pip_is_checked() -> None:
+    """A new install path cannot slip past the list above (this file names the patterns it checks)."""
+    runs = {
+        path
+        for path in tracked()
+        if not path.endswith((".md", ".txt")) and path != "tests/test_locks.py"
+        and RUNS_PIP.search((ROOT / path).read_text(errors="replace"))
+    }  # fmt: skip
+    assert runs == set(INSTALLERS)
+
+
+def test_the_docs_never_tell_an_operator_to_install_without_hashes() -> None:
+    """Every command the docs' code blocks give that installs packages names a lock and
+    `--require-hashes`; none runs `pulumi install`."""
+    for path in ["README.md", *(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]:
+        for command in re.findall(r"(?ms)^```(?:bash|sh)?\n(.*?)^```", (ROOT / path).read_text()):
+            for line in command.splitlines():
+                line = line.split(" # ", 1)[0]
+                assert "pulumi install" not in line, f"{path}: {line}"
+                if re.search(r"pip3? install ", line):
+                    assert "--require-hashes" in line and "-r " in line, f"{path}: {line}"
+                    assert re.search(r"--only-binary[= ]:all:", line), f"{path}: {line}"
 
 
 def test_pip_refuses_a_lock_that_misses_a_transitive_dependency(tmp_path: Path) -> None:

@@ -138,3 +138,19 @@ def test_the_signing_key_is_served_as_a_secret_file(
     _, _, env = deploy(tmp_path)
     signing = served(env)["gitops-signing-key"]
     assert (signing["type"], signing["value"]) == ("file", ARMORED)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (docs/security.md, limits): the job's pipeline comes from the branch the deploy key writes",
+)
+def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_the_deploy_key_writes() -> (
+    None
+):
+    """The ruleset lets deploy keys push without review (infra/branch_protection.py), and the Release stage
+    binds `gitops-signing-key`. If the job's definition is `cpsScm` on that branch, a push made with the
+    deploy key replaces the Jenkinsfile (or the release module it runs) and gets the key: job-dsl's
+    `cpsScm` loads `scriptPath` from the checked-out branch head (workflow-cps `CpsScmFlowDefinition`)."""
+    jobs = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
+    script = "\n".join(job["script"] for job in jobs)
+    assert "cpsScm" not in script
