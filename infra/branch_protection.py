@@ -1,7 +1,8 @@
 """`main`'s protection as a GitHub repository ruleset: people land changes through a pull request that a
 code owner (.github/CODEOWNERS) approved and whose CI check passed; the Jenkins deploy key is the only
 bypass, so the bot's manifest-only commits still land. GitHub Actions may not approve pull requests, so
-no workflow's token counts as a review.
+no workflow's token counts as a review. A one-person trial (`requiredApprovals` 0) asks for no approval,
+of a code owner or anyone else.
 
 A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, OpenAPI schema
 `repository-ruleset-bypass-actor`: "If `actor_type` is `DeployKey`, this should be null", and bypass
@@ -25,24 +26,32 @@ REQUIRED_CHECK = "make test"
 # name from anyone who can write statuses (every collaborator with write access, Flux's commit-status
 # token) would satisfy the rule. 15368 is GitHub Actions' app id (a check run's `app.id`; docs/security.md).
 GITHUB_ACTIONS_APP_ID = 15368
-REQUIRED_APPROVALS = 1
+TRIAL_WARNING = (
+    "gitops-eks:requiredApprovals is 0: pull requests into {branch} merge without any review "
+    "(a one-person trial); set it to 1 or more before a second person can push"
+)
 
 
 @dataclass(frozen=True)
 class BranchProtectionArgs:
     repository_name: str
     branch: str
+    required_approvals: int = 1
+    """0 = a one-person trial: no review, and no rule that only a second person could satisfy."""
 
 
 class BranchProtection(pulumi.ComponentResource):
-    """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with a code
-    owner's approval (not the last pusher's own) and a green CI check; only deploy keys bypass. Workflows
-    cannot approve pull requests."""
+    """A ruleset on the branch Flux follows: no deletion, no force push, pull requests with approvals
+    (a code owner's among them, not the last pusher's own) and a green CI check; only deploy keys bypass.
+    Workflows cannot approve pull requests. With 0 approvals (a one-person trial) no approval is asked."""
 
     def __init__(
         self, name: str, args: BranchProtectionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("gitops:infra:BranchProtection", name, None, opts)
+        trial = args.required_approvals == 0
+        if trial:
+            pulumi.log.warn(TRIAL_WARNING.format(branch=args.branch), resource=self)
         self.ruleset = github.RepositoryRuleset(
             f"{name}-ruleset",
             name=f"protect {args.branch}",
@@ -61,11 +70,15 @@ class BranchProtection(pulumi.ComponentResource):
                 deletion=True,
                 non_fast_forward=True,
                 pull_request=github.RepositoryRulesetRulesPullRequestArgs(
-                    required_approving_review_count=REQUIRED_APPROVALS,
+                    required_approving_review_count=args.required_approvals,
                     dismiss_stale_reviews_on_push=True,
-                    require_last_push_approval=True,
+                    # "the most recent reviewable push must be approved by someone other than the person
+                    # who pushed it": with nobody else to approve, a solo maintainer could never merge.
+                    require_last_push_approval=not trial,
                     required_review_thread_resolution=True,
-                    require_code_owner_review=True,
+                    # A code owner's approval is an approval: with nobody else to approve, it would block
+                    # the trial the same way.
+                    require_code_owner_review=not trial,
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[

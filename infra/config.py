@@ -66,7 +66,7 @@ _IAM_PRINCIPAL = re.compile(
 _ASSUMED_ROLE = re.compile(r"^arn:aws(?:-[a-z]+)*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
-SCALAR_KEYS = ("repository", "branch", "kubeconfig", "commitStatusToken")
+SCALAR_KEYS = ("repository", "branch", "requiredApprovals", "kubeconfig", "commitStatusToken")
 OBJECT_KEYS = {
     "cluster": (
         "kubernetesVersion",
@@ -181,6 +181,8 @@ class StackConfig:
     network: NetworkConfig
     registry: RegistryConfig
     preview: PreviewConfig
+    required_approvals: int = 1
+    """Approvals a pull request into `branch` needs (0 to 10); 0 = a one-person trial, nobody reviews."""
     kubeconfig: Secret | None = field(default=None, repr=False)
     commit_status_token: Secret | None = field(default=None, repr=False)
     """Fine-grained GitHub token with "Commit statuses: write" only, for Flux's deploy reports."""
@@ -613,6 +615,7 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
+    required_approvals = _approvals(config)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
         problem = "missing" if region is None else f"{region!r} is not an AWS region"
@@ -630,6 +633,7 @@ def load() -> StackConfig:
         repository=repository,
         branch=branch,
         region=region,
+        required_approvals=required_approvals,
         cluster=None if cluster_raw is None else _cluster(cluster_raw),
         jenkins=_jenkins(jenkins_raw, region),
         flux=_flux(_object(config, "flux")),
@@ -639,6 +643,23 @@ def load() -> StackConfig:
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
         commit_status_token=_optional_secret(config, "commitStatusToken"),
     )
+
+
+# GitHub's REST API takes 0 to 10 (OpenAPI schema repository-rule-pull-request,
+# `required_approving_review_count`; docs/verified-identifiers.md).
+MAX_APPROVALS = 10
+
+
+def _approvals(config: pulumi.Config) -> int:
+    """`requiredApprovals`: a whole number from 0 to MAX_APPROVALS (Pulumi hands scalars over as text)."""
+    text = config.get("requiredApprovals", "1")
+    if not re.fullmatch(r"[0-9]{1,2}", text) or int(text) > MAX_APPROVALS:
+        raise ConfigError(
+            f"{_key('requiredApprovals')}: {text!r} is not valid; use a whole number from 0 to "
+            f"{MAX_APPROVALS} (0 only for a one-person trial): "
+            f"`pulumi config set {_key('requiredApprovals')} 1`"
+        )
+    return int(text)
 
 
 def _optional_secret(config: pulumi.Config, name: str) -> Secret | None:

