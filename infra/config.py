@@ -43,7 +43,7 @@ _OIDC_PROVIDER_ARN = re.compile(
 )
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
-# Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
+# Defaults = the dev values (Pulumi.dev.yaml spells them out too); Pulumi.prod.yaml holds the prod values.
 # EKS bills a version past its end of standard support at the extended-support rate (6x the control plane):
 # keep the default in standard support (EKS calendar in docs/verified-identifiers.md; bumping: docs/infra.md).
 DEFAULT_KUBERNETES_VERSION = "1.35"
