@@ -8,7 +8,9 @@ import json
 
 import pytest
 import yaml
+from pulumi_policy.proxy import unknown_checking_proxy
 
+from infra import policies
 from infra.config import AGENTS_FIELDS, OBJECT_KEYS, SCALAR_KEYS
 from tests.infra.conftest import (
     OPERATOR_CIDRS,
@@ -20,6 +22,7 @@ from tests.infra.conftest import (
     config_error,
     run_program,
 )
+from tests.infra.test_policies import http_policy_violations, program_resources, stack_violations
 
 STACK = "prod"
 EGRESS = "your egress address is `curl -s https://checkip.amazonaws.com` (add /32)"
@@ -149,3 +152,22 @@ def test_prod_declares_no_preview_gate(prod_program: Program) -> None:
     """The repository's one preview Environment belongs to the dev stack."""
     assert not [r for r in prod_program.resources if r.type.startswith("github:index/repositoryEnvironment")]
     assert not prod_program.of_type("github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable")
+
+
+def test_prod_passes_every_policy_and_the_http_advice_only_without_https(prod_program: Program) -> None:
+    """The policy pack (infra/policies.py) against the prod stack: no resource or stack problem, and its
+    advisory plain-HTTP policy, silent with the HTTPS the header asks for, flags a prod run without it."""
+    found = {
+        r.name: problems
+        for r in prod_program.resources
+        if (problems := policies.problems_for(r.type, unknown_checking_proxy(r.inputs)))
+    }
+    assert found == {}
+    keys = [
+        (r.type, r.name, r.inputs)
+        for r in prod_program.of_type("github:index/repositoryDeployKey:RepositoryDeployKey")
+    ]
+    assert len(keys) == 3 and stack_violations(keys) == []
+    assert http_policy_violations(program_resources(prod_program)) == []
+    plain = run_program(config=apply_overrides(committed_config(STACK), OPERATOR), stack=STACK)
+    assert len(http_policy_violations(program_resources(plain))) == 1
