@@ -19,7 +19,6 @@ import yaml
 from pulumi_github import config as github_config
 
 from infra.errors import ConfigError
-from infra.jenkins.agents_config import AgentsConfig, parse_agents
 
 PROJECT = "gitops-eks"
 
@@ -44,7 +43,7 @@ _OIDC_PROVIDER_ARN = re.compile(
 )
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
-# Defaults = the dev values (Pulumi.dev.yaml spells them out too); prod values are in docs/infra.md.
+# Defaults = the dev values (Pulumi.dev.yaml spells them out too); Pulumi.prod.yaml holds the prod values.
 # EKS bills a version past its end of standard support at the extended-support rate (6x the control plane):
 # keep the default in standard support (EKS calendar in docs/verified-identifiers.md; bumping: docs/infra.md).
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -125,6 +124,28 @@ class ClusterConfig:
     public_access_cidrs: tuple[str, ...]
     admin_principals: tuple[str, ...] = ()
     """IAM users and roles that administer the cluster (EKS access entries), besides its creator."""
+
+
+# `jenkins.agents`: each agent runs exactly one build (infra/jenkins/clouds.py), so `maxAgents` is the
+# number of builds that run concurrently; more builds wait in Jenkins' queue.
+AGENTS_KEY = f"{PROJECT}:jenkins.agents"
+AGENTS_FIELDS = ("instanceType", "maxAgents", "idleMinutes")
+# `docker build` of the app plus `make test` fit comfortably in 2 vCPU / 8 GiB.
+DEFAULT_AGENT_INSTANCE_TYPE = "t3.large"
+DEFAULT_MAX_AGENTS = 2
+# The plugin reads 0 as "never scale down"; an agent that got no build must still go away.
+DEFAULT_IDLE_MINUTES = 5
+MAX_AGENTS_LIMIT = 20
+MAX_IDLE_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    instance_type: str = DEFAULT_AGENT_INSTANCE_TYPE
+    max_agents: int = DEFAULT_MAX_AGENTS
+    """Concurrent builds: the Auto Scaling group's maximum size."""
+    idle_minutes: int = DEFAULT_IDLE_MINUTES
+    """Minutes an agent that ran no build waits before the plugin terminates it."""
 
 
 @dataclass(frozen=True)
@@ -413,6 +434,54 @@ def _jenkins(raw: Any, region: str) -> JenkinsConfig:
         certificate_arn=certificate_arn,
         hostname=hostname,
         agents=parse_agents(raw.get("agents")),
+    )
+
+
+def _agents_integer(raw: Mapping[str, Any], name: str, default: int, low: int, high: int, why: str) -> int:
+    value = raw.get(name, default)
+    # bool is an int in Python; `maxAgents: true` is a typo, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{AGENTS_KEY}.{name}: must be an integer, got {_describe(value)}; {why}")
+    if not low <= value <= high:
+        raise ConfigError(f"{AGENTS_KEY}.{name}: {value} is out of range; use {low} to {high} ({why})")
+    return value
+
+
+def parse_agents(raw: Any) -> AgentsConfig:
+    """The validated `jenkins.agents` object; absent (None) means every default."""
+    if raw is None:
+        return AgentsConfig()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{AGENTS_KEY}: must be an object with keys {', '.join(AGENTS_FIELDS)}, got {_describe(raw)}"
+        )
+    # YAML keys may be numbers or booleans: compare and sort them as text.
+    unknown = sorted(str(key) for key in raw if key not in AGENTS_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{AGENTS_KEY}.{unknown[0]}: unknown key (check the spelling); "
+            f"known keys are {', '.join(AGENTS_FIELDS)}"
+        )
+    instance_type = raw.get("instanceType", DEFAULT_AGENT_INSTANCE_TYPE)
+    # fullmatch: `$` alone also matches before a trailing newline, which EC2 would refuse.
+    if not isinstance(instance_type, str) or not _INSTANCE_TYPE.fullmatch(instance_type):
+        raise ConfigError(
+            f"{AGENTS_KEY}.instanceType: {instance_type!r} is not an EC2 instance type; "
+            f"use one like {DEFAULT_AGENT_INSTANCE_TYPE}"
+        )
+    return AgentsConfig(
+        instance_type=instance_type,
+        max_agents=_agents_integer(
+            raw, "maxAgents", DEFAULT_MAX_AGENTS, 1, MAX_AGENTS_LIMIT, "the number of builds that run at once"
+        ),
+        idle_minutes=_agents_integer(
+            raw,
+            "idleMinutes",
+            DEFAULT_IDLE_MINUTES,
+            1,
+            MAX_IDLE_MINUTES,
+            "minutes an agent without a build waits before it is terminated",
+        ),
     )
 
 

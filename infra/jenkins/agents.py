@@ -26,10 +26,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import AgentsConfig
 from infra.deploy_keys import HookRanges
 from infra.iam import EC2_ASSUME_ROLE_POLICY
 from infra.jenkins.agent_boot import AgentBootSettings, render_agent_user_data
-from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import SSH_PORT
 from infra.jenkins.pools import BUILD, AgentPool
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.config import AgentsConfig
 from infra.jenkins.agent_boot import AGENT_HOME, WAIT_COMMAND
-from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.credentials import AGENT_KEY
 from infra.jenkins.pools import BUILD, RELEASE, AgentPool
 

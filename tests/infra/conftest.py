@@ -206,9 +206,9 @@ OPERATOR_CONFIG = {
 }
 
 
-def committed_config() -> dict[str, Any]:
-    """The `config:` block of the real Pulumi.dev.yaml as committed, parsed (objects as dicts)."""
-    return yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+def committed_config(stack: str = STACK) -> dict[str, Any]:
+    """The `config:` block of the real Pulumi.<stack>.yaml as committed, parsed (objects as dicts)."""
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
 def dev_config() -> dict[str, Any]:
@@ -645,6 +645,7 @@ def _start(
     config: Mapping[str, Any] | None = None,
     preview: bool = False,
     invoke_results: Mapping[str, Callable[[dict], dict]] | None = None,
+    stack: str = STACK,
 ) -> tuple[RecordingMocks, RecordingMonitor]:
     """Fresh runtime state: new root stack, new mocks and monitor, the config set."""
     values = apply_overrides(dev_config() if config is None else dict(config), overrides or {})
@@ -652,7 +653,7 @@ def _start(
     mocks = RecordingMocks(extra_outputs, preview, invoke_results)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor, organization=PULUMI_ORG
+        mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=PULUMI_ORG
     )
     pulumi.runtime.set_all_config(flatten(values), [_full_key(k) for k in secrets])
     return mocks, monitor
@@ -676,6 +677,7 @@ def run_program(
     entry_point: bool = False,
     preview: bool = False,
     invoke_results: Mapping[str, Callable[[dict], dict]] | None = None,
+    stack: str = STACK,
 ) -> Program:
     """Run `infra.stack.build()` under fresh mocks with Pulumi.dev.yaml's config plus `overrides`.
 
@@ -685,9 +687,9 @@ def run_program(
     `preview=True` runs it as `pulumi preview` would (apply callbacks skip unknown values): only to
     check the program survives a preview; assert properties with the default, preview=False.
     `invoke_results` replaces the mocks' answer to a data source (token -> args -> result; raise
-    InvokeFailure to make it fail).
+    InvokeFailure to make it fail). `stack` names the stack the program runs as (pulumi.get_stack()).
     """
-    mocks, monitor = _start(overrides, secrets, extra_outputs, config, preview, invoke_results)
+    mocks, monitor = _start(overrides, secrets, extra_outputs, config, preview, invoke_results, stack)
     _build(entry_point)
     outputs, secret_outputs = _stack_outputs()
     return Program(_record(monitor, mocks), list(mocks.invokes), outputs, secret_outputs, list(monitor.reads))

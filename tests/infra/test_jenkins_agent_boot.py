@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.config import AgentsConfig
 from infra.jenkins.agent_boot import AGENT_DIR, BOOT_COMMAND, WAIT_COMMAND
 from infra.jenkins.agents import JenkinsAgents, JenkinsAgentsArgs
-from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from infra.jenkins.pools import BUILD, POOLS, RELEASE, AgentPool
 from tests.conftest import require

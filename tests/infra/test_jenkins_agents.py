@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import AgentsConfig
 from infra.jenkins.agents import (
     AGENT_TAG_KEY,
     PLUGIN_TAG_KEY,
@@ -18,7 +19,6 @@ from infra.jenkins.agents import (
     architecture,
     controller_agents_policy,
 )
-from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import CloudSettings, ec2_fleet_cloud
 from tests.infra.conftest import AL2023_AMI, Program
 from tests.infra.jenkins_harness import GIT_RANGES, KNOWN_HOSTS, run_components

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import ConfigError
-from infra.jenkins.agents_config import AgentsConfig, parse_agents
+from infra.config import AgentsConfig, ConfigError, parse_agents
 
 
 def test_absent_means_the_documented_defaults() -> None:

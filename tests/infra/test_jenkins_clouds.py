@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import AgentsConfig
 from infra.jenkins.agent_boot import WAIT_COMMAND
-from infra.jenkins.agents_config import AgentsConfig
 from infra.jenkins.clouds import (
     AGENT_CREDENTIALS_ID,
     AGENT_LABEL,
