@@ -20,7 +20,9 @@ What stands in for what:
   variable, for the one step inside; `sshagent`: ssh-agent started (its socket in /tmp), the key
   added, the socket exported to the one step inside, the agent killed afterwards (ssh-agent plugin
   ExecRemoteAgent).
-- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH) in every step's environment.
+- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_TRUST_ANCHOR) in every
+  step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling, workflow-durable-task-step
+  ExecutorStepExecution) per machine.
 """
 
 from __future__ import annotations
@@ -331,6 +333,7 @@ class Pipeline:
             "HOME": str(machine.home),
             "TMPDIR": "/tmp",
             "LANG": "C.UTF-8",
+            "WORKSPACE_TMP": f"{machine.workspace}@tmp",
             **environment_directive(),
             **self.env,
         }
@@ -486,8 +489,9 @@ def serve_git(
         proc.wait(timeout=10)
 
 
-def signing_key(path: Path) -> None:
-    """An ASCII-armored OpenPGP private key without passphrase (the `gitops-signing-key` secret file)."""
+def signing_key(path: Path, public: Path) -> None:
+    """An ASCII-armored OpenPGP private key without passphrase (the `gitops-signing-key` secret file),
+    and its public key (the `gitops-signing-public-key` secret file)."""
     home = path.parent / "gnupg"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = {**os.environ, "GNUPGHOME": str(home)}
@@ -501,6 +505,10 @@ def signing_key(path: Path) -> None:
             ["gpg", "--batch", "--armor", "--export-secret-keys"], env=env, check=True, capture_output=True
         )
         path.write_bytes(exported.stdout)
+        exported = subprocess.run(
+            ["gpg", "--batch", "--armor", "--export"], env=env, check=True, capture_output=True
+        )
+        public.write_bytes(exported.stdout)
     finally:
         subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
@@ -574,19 +582,26 @@ def machines_root() -> Iterator[Path]:
 
 
 def run_on_machines(
-    remote: Path, machines: Path, repository: str, tamper: Callable[[Path], None] | None = None
+    remote: Path,
+    machines: Path,
+    repository: str,
+    anchor: str,
+    tamper: Callable[[Path], None] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[Run, dict[str, Path]]:
     """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
-    machines under `machines`, pushing to `repository`. Returns the run and the credential files."""
+    machines under `machines`, pushing to `repository`, with `anchor` as the stack's trust anchor.
+    Returns the run and the credential files."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
     files = {
         "gitops-checkout-key": controller / "checkout_key",
         "gitops-deploy-key": controller / "release" / "deploy_key",
         "gitops-signing-key": controller / "release" / "signing.asc",
+        "gitops-signing-public-key": controller / "release" / "signing-public.asc",
     }
     checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
-    signing_key(files["gitops-signing-key"])
+    signing_key(files["gitops-signing-key"], files["gitops-signing-public-key"])
     agents = machines / "agents"
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)
@@ -600,6 +615,7 @@ def run_on_machines(
                 # casc.yaml's node properties
                 "IMAGE_REPOSITORY": repository,
                 "GITOPS_BRANCH": BRANCH,
+                "GITOPS_TRUST_ANCHOR": anchor,
                 # what the machines have installed: python3.11, and the index's stand-in for pip
                 "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
                 "PIP_NO_INDEX": "1",
@@ -609,6 +625,7 @@ def run_on_machines(
                 "LURK_REPORT": str(agents / "lurker.report"),
                 "LURK_STOP": str(agents / "build-agent" / "shutdown"),
                 "LURK_SEARCH": str(machines),
+                **(extra_env or {}),
             },
         )
         return run_pipeline(pipeline, lurker=probe, tamper=tamper), files

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 import infra.stack
-from infra.jenkins.boot import SERVER_DIR
+from infra.jenkins.boot import JENKINSFILE, SERVER_DIR
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
 from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
@@ -35,6 +35,7 @@ from tests.infra.secrets_manager import SECRET, create_secret, store_versions
 KNOWN_TYPES = {"string", "usernamePassword", "sshUserPrivateKey", "certificate", "file"}
 BINARY_TYPES = {"certificate", "file"}
 ARMORED = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
+ARMORED_PUBLIC = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ=\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
 
 def provider_config(env: dict[str, str]) -> dict[str, Any]:
@@ -127,30 +128,47 @@ def test_the_admin_password_another_stacks_and_untyped_secrets_are_not_credentia
     assert not any("admin" in cid for cid in credentials)
 
 
-def test_the_signing_key_is_served_as_a_secret_file(
+def test_the_signing_key_and_its_public_key_are_served_as_secret_files(
     aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The release agent binds it with `file(credentialsId: 'gitops-signing-key', ...)`: the provider's
-    `file` type, whose value is the SecretBinary."""
+    """The release agent binds them with `file(credentialsId: 'gitops-signing-key', ...)` and
+    `file(credentialsId: 'gitops-signing-public-key', ...)`: the provider's `file` type, whose value is
+    the SecretBinary."""
+    monkeypatch.setattr(
+        infra.stack,
+        "JenkinsServerArgs",
+        functools.partial(JenkinsServerArgs, signing_private_key=ARMORED, signing_public_key=ARMORED_PUBLIC),
+    )
+    _, _, env = deploy(tmp_path)
+    credentials = served(env)
+    signing, public = credentials["gitops-signing-key"], credentials["gitops-signing-public-key"]
+    assert (signing["type"], signing["value"]) == ("file", ARMORED)
+    assert (public["type"], public["value"]) == ("file", ARMORED_PUBLIC)
+    jenkinsfile = (SERVER_DIR.parent / "Jenkinsfile").read_text()
+    assert set(re.findall(r"credentialsId: '([\w.-]+)'", jenkinsfile)) <= set(credentials)
+
+
+def test_a_signing_key_without_its_public_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=ARMORED)
     )
-    _, _, env = deploy(tmp_path)
-    signing = served(env)["gitops-signing-key"]
-    assert (signing["type"], signing["value"]) == ("file", ARMORED)
+    with pytest.raises(Exception, match="signing_private_key and signing_public_key together"):
+        run_program()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (docs/security.md, limits): the job's pipeline comes from the branch the deploy key writes",
-)
-def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_the_deploy_key_writes() -> (
-    None
-):
+def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_the_deploy_key_writes(
+    aws_env: str, tmp_path: Path
+) -> None:
     """The ruleset lets deploy keys push without review (infra/branch_protection.py), and the Release stage
-    binds `gitops-signing-key`. If the job's definition is `cpsScm` on that branch, a push made with the
-    deploy key replaces the Jenkinsfile (or the release module it runs) and gets the key: job-dsl's
-    `cpsScm` loads `scriptPath` from the checked-out branch head (workflow-cps `CpsScmFlowDefinition`)."""
+    binds `gitops-signing-key`. A `cpsScm` definition would load the Jenkinsfile from the branch head
+    (workflow-cps `CpsScmFlowDefinition`), so a push made with the deploy key would replace it. The job's
+    definition is instead an inline script read from the file the stack writes (its own copy of
+    jenkins/Jenkinsfile); what that script runs from the branch on the release agent is chosen by
+    `git verify-commit` first (tests/e2e/test_pipeline.py runs it against an unsigned push)."""
     jobs = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
     script = "\n".join(job["script"] for job in jobs)
-    assert "cpsScm" not in script
+    assert "cpsScm" not in script and "scriptPath" not in script
+    assert f"script(new File('{JENKINSFILE}').getText('UTF-8'))" in script
+    program, _, _ = deploy(tmp_path)
+    written = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
+    assert written[JENKINSFILE] == (SERVER_DIR.parent / "Jenkinsfile").read_text()
