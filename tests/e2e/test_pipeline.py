@@ -144,6 +144,7 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
 
     gitops.checkout_tip()
     (gitops.work / "jenkins" / "__init__.py").write_text(ATTACK)
+    git(gitops.work, "add", "jenkins/__init__.py")
     attacked = gitops.app_commit("Harmless-looking change")  # commits the planted module with it
     assert git(gitops.work, "show", "--name-only", "--format=", attacked).split() == [
         "app/app.py",

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, require
 TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 SCRIPTS = re.findall(r"sh\s+'''(.*?)'''", CODE, flags=re.DOTALL)
-CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH"}
+CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH", "GITOPS_TRUST_ANCHOR"}
 SIGNING = "withCredentials([file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE')])"
 DEPLOY_KEY = "sshagent(credentials: ['gitops-deploy-key'])"
 
@@ -76,8 +76,9 @@ def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> Non
     others = [line for line in lines if line not in promote]
     assert others == [
         "set -eu",
-        "commit=$(.venv-release/bin/python -m jenkins.field plan.json source_commit)",
-        "digest=$(.venv-release/bin/python -m jenkins.field handover/build.json digest)",
+        'python="$WORKSPACE_TMP/release-venv/bin/python"',
+        'commit=$("$python" -P -m jenkins.field plan.json source_commit)',
+        'digest=$("$python" -P -m jenkins.field handover/build.json digest)',
         "status=0",
         "cat release.json",
         'exit "$status"',
@@ -106,9 +107,10 @@ def test_release_agent_runs_nothing_the_build_ran() -> None:
     scripts = [line for s in re.findall(r"'''(.*?)'''", release, flags=re.DOTALL) for line in commands(s)]
     words = " ".join(scripts).split()
     assert "make" not in words and "docker" not in words and "build" not in words
+    # Hashed, from the verified tree's lock (never the checkout's), into a venv outside the checkout.
     assert [line for line in scripts if "pip" in line] == [
-        ".venv-release/bin/python -m pip install --quiet --require-hashes --no-deps "
-        "--only-binary :all: -r requirements-release.txt"
+        '"$WORKSPACE_TMP/release-venv/bin/python" -P -m pip install --quiet --require-hashes --no-deps '
+        '--only-binary :all: -r "$WORKSPACE_TMP/release-code/requirements-release.txt"'
     ]
     # The stash is data: it lands in a directory of its own, never over the checkout the release runs.
     assert re.search(r"dir\('handover'\) \{\s*unstash 'build'\s*\}", release)
@@ -195,8 +197,9 @@ def test_the_outcome_is_on_the_build_and_stale_or_held_is_unstable() -> None:
     marks the build UNSTABLE; the exit code contract (0 for stale/held) stays as it is."""
     release = stage("Release")
     post = release[release.index("post {") :]
-    # The standard library only: it reports even when the release venv failed to install.
-    assert "python3.11 -m jenkins.outcome release.json" in post
+    # The standard library only (it reports even when the release venv failed to install), from the
+    # verified tree, never the checkout's (-P: not from the current directory).
+    assert 'PYTHONPATH="$WORKSPACE_TMP/release-code" python3.11 -P -m jenkins.outcome release.json' in post
     assert "currentBuild.description = result[1]" in post
     assert "if (result[0] == 'stale' || result[0] == 'held')" in post
     assert "unstable(result[1])" in post
@@ -215,11 +218,11 @@ def test_pipeline_options() -> None:
 
 def test_only_contract_environment_is_assumed() -> None:
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", "\n".join(SCRIPTS)))
-    bound = {"HOME"}  # from the shell
-
-    bound = {"HOME"}  # the shell's
+    # The shell's, Jenkins' (WORKSPACE_TMP: workflow-durable-task-step ExecutorStepExecution), the
+    # bound public key's path, and the verification's own GNUPGHOME.
+    bound = {"HOME", "WORKSPACE_TMP", "GITOPS_BOT_PUBLIC_KEY_FILE", "GNUPGHOME"}
     assert used - bound <= CONTRACT_ENV, used - bound - CONTRACT_ENV
-    locals_ = {"status", "head", "commit", "digest"}
+    locals_ = {"status", "head", "commit", "digest", "python", "line", "code", "site"}
     assert set(re.findall(r"\$\{?([a-z_]+)", "\n".join(SCRIPTS))) <= locals_
 
 
