@@ -280,19 +280,12 @@ def _jenkinsfile() -> str:
     return (SERVER_DIR.parent / "Jenkinsfile").read_text()
 
 
-def test_the_jenkinsfiles_checkouts_exclude_bot_commits_and_name_the_repository() -> None:
-    """Polling asks every SCM the last build checked out (workflow-job cef6baef WorkflowJob.poll, lines
-    623-660: only the last build's checkouts): the checkout step's exclusions keep a bot push from
-    scheduling a build (a CI loop). git-plugin git-5.10.1: MessageExclusion(String excludedMessage),
-    UserExclusion(String excludedUsers), neither with a @Symbol, hence $class."""
+def test_the_jenkinsfiles_checkouts_name_the_repository_and_branch_casc_provides() -> None:
+    """Without `scm` (no cpsScm), the checkouts name the repository and branch from the node properties."""
     jenkinsfile = _jenkinsfile()
-    checkout = re.search(r"def checkoutReadOnly\(\) \{\n(.*?)\n\}", jenkinsfile, flags=re.DOTALL)
-    assert checkout
-    body = checkout.group(1)
-    assert "[$class: 'MessageExclusion', excludedMessage: '(?s).*\\\\[skip ci\\\\].*']" in body
-    assert "[$class: 'UserExclusion', excludedUsers: 'gitops-bot']" in body
-    assert "url: env.GITOPS_REPOSITORY_URL, credentialsId: 'gitops-checkout-key'" in body
-    assert 'branches: [[name: "*/${env.GITOPS_BRANCH}"]]' in body
+    assert "url: env.GITOPS_REPOSITORY_URL, credentialsId: 'gitops-checkout-key'" in jenkinsfile
+    assert "branches: [[name: '*/' + env.GITOPS_BRANCH]]" in jenkinsfile
+    assert {"GITOPS_REPOSITORY_URL", "GITOPS_BRANCH"} <= set(_casc_env())
     # The release module's bot name (GITOPS_BOT_NAME) is its default here: no node property sets it.
     assert "GITOPS_BOT_NAME" not in _casc_env()
 
