@@ -588,9 +588,11 @@ def run_on_machines(
     anchor: str,
     tamper: Callable[[Path], None] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    signing: Mapping[str, Path] | None = None,
 ) -> tuple[Run, dict[str, Path]]:
     """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
-    machines under `machines`, pushing to `repository`, with `anchor` as the stack's trust anchor.
+    machines under `machines`, pushing to `repository`, with `anchor` as the stack's trust anchor and
+    the bot's key pair from `signing` (the credential files of an earlier run; a new pair by default).
     Returns the run and the credential files."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
@@ -601,7 +603,11 @@ def run_on_machines(
         "gitops-signing-public-key": controller / "release" / "signing-public.asc",
     }
     checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
-    signing_key(files["gitops-signing-key"], files["gitops-signing-public-key"])
+    if signing is None:
+        signing_key(files["gitops-signing-key"], files["gitops-signing-public-key"])
+    else:
+        for credential in ("gitops-signing-key", "gitops-signing-public-key"):
+            shutil.copy(signing[credential], files[credential])
     agents = machines / "agents"
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)

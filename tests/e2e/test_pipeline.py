@@ -136,7 +136,7 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
     repository = f"{registry}/attack-{uuid.uuid4().hex[:8]}"
     report = machines / "attack.report"
     report.touch()
-    first, _ = run_on_machines(gitops.remote, machines / "first", repository, anchor=commit,
+    first, keys = run_on_machines(gitops.remote, machines / "first", repository, anchor=commit,
                                extra_env={"ATTACK_REPORT": str(report)})  # fmt: skip
     assert first.release is not None and first.release_status == 0, first.console(first.release)
     signed = gitops.tip()  # the bot's signed manifest commit
@@ -151,7 +151,7 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
         "jenkins/__init__.py",
     ]
     run, _ = run_on_machines(gitops.remote, machines / "second", repository, anchor=commit,
-                             extra_env={"ATTACK_REPORT": str(report)})  # fmt: skip
+                             extra_env={"ATTACK_REPORT": str(report)}, signing=keys)  # fmt: skip
 
     assert run.build_status == 0 and run.released == "true", run.console(run.build)
     assert run.release is not None and run.release_status == 1, run.console(run.release)
