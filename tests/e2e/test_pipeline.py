@@ -53,9 +53,13 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
     assert "-m jenkins promote" in release[4].text
     # Every Python of the release machine is the venv's, importing nothing from the current directory.
     for step in release[3:] + release_post:
-        runs = re.findall(r'(?<!=)"\$(?:python|WORKSPACE_TMP/release-venv/bin/python)"\s+(\S+)', step.text)
+        runs = re.findall(
+            r'(?<!=)(?:"\$python"|"\$WORKSPACE_TMP/release-venv/bin/python"|python3\.11)\s+(\S+)', step.text
+        )
         assert runs and set(runs) == {"-P"}, step.text
-        assert ".venv/" not in step.text and "python3" not in step.text, step.text
+        assert ".venv/" not in step.text, step.text
+    # The outcome's standard-library Python imports only the verified tree.
+    assert release_post[0].text.startswith('PYTHONPATH="$WORKSPACE_TMP/release-code" python3.11 -P ')
 
 
 @pytest.fixture

@@ -321,30 +321,38 @@ def test_each_credential_is_a_tagged_secret_named_by_its_id_under_the_stack_pref
     assert "tags" not in admin.inputs and not admin.inputs["namePrefix"].startswith("gitops-eks-dev/jenkins/")
 
 
-def test_the_signing_key_is_a_file_credential_stored_as_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_signing_keys_are_file_credentials_stored_as_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plugin's `file` type reads SecretBinary only (CredentialsFactory.SecretBytesSupplier returns
     null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded."""
     import infra.stack
 
     armored = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
+    public = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ=\n-----END PGP PUBLIC KEY BLOCK-----\n"
     monkeypatch.setattr(
-        infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=armored)
+        infra.stack,
+        "JenkinsServerArgs",
+        functools.partial(JenkinsServerArgs, signing_private_key=armored, signing_public_key=public),
     )
     signed = run_program()
-    (secret,) = [
-        s for s in _mine(signed, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-signing-key"
-    ]
-    assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-signing-key"
-    assert secret.inputs["tags"] == {TYPE_TAG: "file"}
-    (version,) = [
-        v
-        for v in _mine(signed, "aws:secretsmanager/secretVersion:SecretVersion")
-        if v.name == "jenkins-signing-key"
-    ]
-    assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
-    assert base64.b64decode(version.inputs["secretBinary"]).decode() == armored
     (reading,) = [s for s in _statements(signed) if "secretsmanager:GetSecretValue" in s["Action"]]
-    assert secret.outputs["arn"] in reading["Resource"]
+    # The public key decides which commits' code the release agent runs: stored like the private key.
+    for role, credential, value in (
+        ("signing-key", "gitops-signing-key", armored),
+        ("signing-public-key", "gitops-signing-public-key", public),
+    ):
+        (secret,) = [
+            s for s in _mine(signed, "aws:secretsmanager/secret:Secret") if s.name == f"jenkins-{role}"
+        ]
+        assert secret.inputs["name"] == f"gitops-eks-dev/jenkins/{credential}"
+        assert secret.inputs["tags"] == {TYPE_TAG: "file"}
+        (version,) = [
+            v
+            for v in _mine(signed, "aws:secretsmanager/secretVersion:SecretVersion")
+            if v.name == f"jenkins-{role}"
+        ]
+        assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
+        assert base64.b64decode(version.inputs["secretBinary"]).decode() == value
+        assert secret.outputs["arn"] in reading["Resource"]
 
 
 def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Program) -> None:
