@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,15 @@ def owned_by(items: list[dict[str, Any]], kind: str, uid: str) -> list[dict[str,
     ]
 
 
+def shown(cluster: Cluster, kind: str, name: str, namespace: str) -> dict[str, Any]:
+    """The object with its managedFields (kubectl leaves them out unless asked)."""
+    got = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields")
+    return json.loads(got.stdout)
+
+
 def listed(cluster: Cluster, kind: str, namespace: str) -> list[dict[str, Any]]:
-    return json.loads(cluster.kubectl("get", kind, "-n", namespace, "-o", "json").stdout)["items"]
+    got = cluster.kubectl("get", kind, "-n", namespace, "-o", "json", "--show-managed-fields")
+    return json.loads(got.stdout)["items"]
 
 
 def test_the_node_is_ready_and_renews_its_lease(cluster: Cluster) -> None:
@@ -57,26 +66,48 @@ def test_the_node_is_ready_and_renews_its_lease(cluster: Cluster) -> None:
     # The node lifecycle controller removes the not-ready taint the API server put on the new Node
     # (TaintNodesByCondition); a taint left would keep every pod Pending.
     assert not [t for t in node["spec"].get("taints", []) if t["key"].startswith("node.kubernetes.io/")]
+    # The kubelet's heartbeat: the node's Lease, renewed within its duration (KWOK renews it as the
+    # kubelet would, --node-lease-duration-seconds=40; the node lifecycle controller reads it).
     lease = cluster.get("lease", NODE, "kube-node-lease")
-    assert lease["spec"]["holderIdentity"] == NODE and lease["spec"]["leaseDurationSeconds"] == 40
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+    renewed = datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
+    assert datetime.now(UTC) - renewed < timedelta(seconds=40), renewed
 
 
-def test_the_default_service_account_is_created_by_the_controller_manager(
-    app_namespace: str, cluster: Cluster
+def test_a_new_namespace_gets_its_account_and_ca_and_is_deleted_by_the_controller_manager(
+    cluster: Cluster,
 ) -> None:
-    account = cluster.get("serviceaccount", "default", app_namespace)
-    assert managers(account) == {CONTROLLER_MANAGER}
-    # The root CA publisher's ConfigMap: the controller-manager runs with --root-ca-file.
-    ca = cluster.get("configmap", "kube-root-ca.crt", app_namespace)
-    assert "BEGIN CERTIFICATE" in ca["data"]["ca.crt"]
+    """Nothing in the suite creates a `default` ServiceAccount any more: the serviceaccount controller
+    does, in every namespace, and the root CA publisher writes `kube-root-ca.crt` (--root-ca-file); the
+    namespace controller finishes a deletion (without it a namespace stays Terminating)."""
+    name = f"rollout-probe-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+
+        def present(kind: str, what: str) -> bool:
+            return cluster.kubectl("get", kind, what, "-n", name, check=False).returncode == 0
+
+        cluster.wait_for(f"`default` in {name}", lambda: present("serviceaccount", "default"), timeout=60)
+        cluster.wait_for(f"kube-root-ca.crt in {name}", lambda: present("configmap", "kube-root-ca.crt"))
+        ca = shown(cluster, "configmap", "kube-root-ca.crt", name)
+        assert managers(ca) == {CONTROLLER_MANAGER}
+        assert ca["data"]["ca.crt"] == (cluster.kubeconfig.parent / "pki" / "ca.crt").read_text()
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false")
+    cluster.wait_for(
+        f"namespace {name} to be deleted",
+        lambda: cluster.kubectl("get", "namespace", name, check=False).returncode != 0,
+        timeout=120,
+    )
 
 
 def test_the_apps_deployment_is_rolled_out_by_the_real_controllers(flux: FluxLoop) -> None:
     flux.wait_applied(flux.repo.tip())
     image = flux.deployment_image()
     flux.cluster.wait_for(f"the Deployment to roll out {image}", lambda: flux.available(image))
-    deployment = flux.deployment()
-    namespace, replicas = flux.app_namespace, deployment["spec"]["replicas"]
+    namespace = flux.app_namespace
+    deployment = shown(flux.cluster, "deployment", flux.deployment()["metadata"]["name"], namespace)
+    replicas = deployment["spec"]["replicas"]
     assert managers(deployment, "status") == {CONTROLLER_MANAGER}
 
     (replicaset,) = [
@@ -99,8 +130,9 @@ def test_the_apps_deployment_is_rolled_out_by_the_real_controllers(flux: FluxLoo
         assert ready and ready["status"] == "True"
         assert pod["status"]["phase"] == "Running"
         assert CONTROLLER_MANAGER in managers(pod)  # created by the ReplicaSet controller
-        # Written by KWOK, the node's stand-in kubelet, not by anything in the suite.
-        assert managers(pod, "status") <= {"kube-scheduler", "kwok"}, managers(pod, "status")
+        # Its status written by KWOK, the node's stand-in kubelet, and by nothing in the suite (the
+        # scheduler's binding, which sets nodeName and PodScheduled, records no manager).
+        assert managers(pod, "status") == {"kwok"}, managers(pod, "status")
 
 
 PRIVILEGED = {
