@@ -46,7 +46,7 @@ demo-cluster: venv ## the loop against the real control plane (starts it if need
 	bash scripts/cluster.sh up
 	$(PY) scripts/demo_cluster.py
 
-cluster-up: venv ## build (or take from the cache) and start kube-apiserver, etcd and Flux on 127.0.0.1
+cluster-up: venv ## build (or take from the cache) and start the control plane, a KWOK node and Flux on 127.0.0.1
 	bash scripts/cluster.sh up
 
 cluster-down: ## stop everything cluster-up started
