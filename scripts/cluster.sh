@@ -282,15 +282,21 @@ NODE
   # KWOK in place of the node's kubelet: it writes the node's status and renews its Lease (40 s, the
   # kubelet's default), and moves each pod bound to it through the stages build_kwok copied (Running
   # and Ready at once; a deleted pod is removed). It acts as the suite's admin, which no test is about.
+  # Its work directory is ours: it would also load a ~/.kwok/kwok.yaml of this user (pkg/config).
   for stage in "$kwok"/stages/*.yaml; do stages+=(--config="$stage"); done
-  start kwok "$kwok/bin/kwok" --kubeconfig="$STATE/kubeconfig" "${stages[@]}" \
+  start kwok env KWOK_WORKDIR="$STATE/kwok" "$kwok/bin/kwok" --kubeconfig="$STATE/kubeconfig" "${stages[@]}" \
     --manage-all-nodes=true --node-lease-duration-seconds=40 --server-address="127.0.0.1:$kwok_port"
   wait_until kube-controller-manager 60 "$STATE/logs/kube-controller-manager.log" \
     curl -fsSk "https://127.0.0.1:$kcm_port/healthz"
   wait_until kube-scheduler 60 "$STATE/logs/kube-scheduler.log" curl -fsSk "https://127.0.0.1:$sched_port/healthz"
   wait_until kwok 60 "$STATE/logs/kwok.log" curl -fsS "http://127.0.0.1:$kwok_port/healthz"
   wait_until kwok 60 "$STATE/logs/kwok.log" kc wait --for=condition=Ready --timeout=1s "node/$NODE_NAME"
+  # Ready, and the node lifecycle controller has removed the not-ready taint the API server put on the
+  # new Node (TaintNodesByCondition): until then every pod would stay Pending.
+  wait_until kube-controller-manager 60 "$STATE/logs/kube-controller-manager.log" untainted
 }
+
+untainted() { [ -z "$(kc get node "$NODE_NAME" -o jsonpath='{.spec.taints}')" ]; }
 
 up() {
   if status >/dev/null 2>&1; then
