@@ -1,9 +1,10 @@
 """The real control plane of `make cluster-up`, as the tests, `make demo-cluster` and `make bench` use it.
 
 `Cluster` wraps `.cluster/kubeconfig` (kubectl as cluster-admin); `serve_repository` serves a bare
-repository over SSH on 127.0.0.1 for source-controller to clone with a deploy key; `RolloutReporter`
-writes the status a Deployment gets once its pods are Ready, because nothing here runs pods; `flux_loop`
-applies the Flux objects the stack declares, rendered from the real program, pointed at a local repository.
+repository over SSH on 127.0.0.1 for source-controller to clone with a deploy key; `flux_loop` applies
+the Flux objects the stack declares, rendered from the real program, pointed at a local repository.
+Deployments roll out as in a cluster: kube-controller-manager writes their ReplicaSets, Pods and status,
+kube-scheduler binds the Pods to the simulated node, and KWOK marks them Ready (scripts/cluster.sh).
 
 Two things are pointed at this machine, and nothing else is touched: the GitRepository's URL (github.com
 -> the sshd on 127.0.0.1) and, to match it, the host name in front of each known_hosts line. The deploy
@@ -24,7 +25,6 @@ import hmac
 import json
 import secrets
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -248,55 +248,6 @@ def serve_repository(
         proc.wait(timeout=10)
 
 
-class RolloutReporter:
-    """Stands in for the kubelet and the Deployment controller, which do not run here: every
-    Deployment in `namespace` whose status lags its spec is given the status it gets once all its
-    pods are Ready (the fields kstatus reads), so Flux's health check can pass."""
-
-    def __init__(self, cluster: Cluster, namespace: str, interval: float = 0.5) -> None:
-        self.cluster, self.namespace, self.interval = cluster, namespace, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rollout-reporter", daemon=True)
-
-    def __enter__(self) -> RolloutReporter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with contextlib.suppress(ClusterError, subprocess.TimeoutExpired, ValueError):
-                self.report_once()
-
-    def report_once(self) -> None:
-        listed = self.cluster.kubectl("get", "deployments", "-n", self.namespace, "-o", "json", check=False)
-        if listed.returncode != 0:
-            return
-        for deployment in json.loads(listed.stdout)["items"]:
-            generation = deployment["metadata"]["generation"]
-            if deployment.get("status", {}).get("observedGeneration") == generation:
-                continue
-            replicas = deployment["spec"].get("replicas", 1)
-            status = {
-                "observedGeneration": generation,
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "conditions": [
-                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-                ],
-            }
-            self.cluster.kubectl(
-                "patch", "deployment", deployment["metadata"]["name"], "-n", self.namespace,
-                "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
-            )  # fmt: skip
-
-
 def rendered_k8s(directory: Path = ROOT / "k8s") -> list[dict[str, Any]]:
     """`kubectl kustomize k8s`: the objects Flux applies from this repository."""
     out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
@@ -328,14 +279,14 @@ def ensure_app_namespace(cluster: Cluster) -> str:
     if not declared:
         raise ClusterError(f"namespace {name} is declared neither in k8s/ nor by the stack")
     cluster.apply(declared)
-    # The ServiceAccount admission plugin refuses pods whose service account does not exist; in a real
-    # cluster kube-controller-manager creates `default` in every namespace, and it does not run here.
-    default = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": "default", "namespace": name},
-    }
-    cluster.apply([default])
+    # The ServiceAccount admission plugin refuses pods whose service account does not exist: wait until
+    # kube-controller-manager's serviceaccount controller has created `default`, as it does in every
+    # namespace.
+    cluster.wait_for(
+        f"the `default` ServiceAccount in {name}",
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+    )
     return name
 
 
@@ -437,10 +388,32 @@ class FluxLoop:
     def wait_applied(self, commit: str, timeout: float = 180) -> None:
         self.cluster.wait_for(f"Flux to apply {commit[:12]}", lambda: self.applied(commit), timeout=timeout)
 
-    def deployment_image(self) -> str:
+    def deployment(self) -> dict[str, Any]:
+        """The app's Deployment as the API server has it."""
         (name,) = [o["metadata"]["name"] for o in rendered_k8s() if o["kind"] == "Deployment"]
-        deployment = self.cluster.get("deployment", name, self.app_namespace)
-        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return self.cluster.get("deployment", name, self.app_namespace)
+
+    def deployment_image(self) -> str:
+        return self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def available(self, image_part: str) -> bool:
+        """The Deployment's rollout is complete at an image naming `image_part`, by the status the
+        Deployment controller writes: what `kubectl rollout status` waits for (k8s.io/kubectl v0.35.4
+        pkg/polymorphichelpers/rollout_status.go: generation observed, every replica updated, no old
+        replica left, every updated replica available) and the `Available` condition True."""
+        deployment = self.deployment()
+        spec, status = deployment["spec"], deployment.get("status", {})
+        replicas = spec.get("replicas", 1)
+        available = condition(deployment, "Available")
+        return bool(
+            image_part in spec["template"]["spec"]["containers"][0]["image"]
+            and status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
+            and status.get("updatedReplicas", 0) >= replicas
+            and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
+            and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
+            and available
+            and available["status"] == "True"
+        )
 
     def secret_value(self, secret_name: str, key: str) -> str:
         """A value of one of the stack's Secrets, as declared (stringData)."""
@@ -505,5 +478,4 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             meta = secret["metadata"]
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
-        with RolloutReporter(cluster, namespace):
-            yield FluxLoop(cluster, repo, objects, namespace, repository, github)
+        yield FluxLoop(cluster, repo, objects, namespace, repository, github)

@@ -1,7 +1,8 @@
 """The Flux objects the stack declares, rendered from the real program under mocks and applied as they
 are (scripts/localcluster.py says exactly what is pointed at this machine), and the whole loop:
 app commit -> `python -m jenkins release` (real Docker and registry) -> bot commit -> push event ->
-Flux -> the Deployment in the API server names the new image by digest; then a rollback and an unhold.
+Flux -> the Deployment rolled out at the new image by digest (kube-controller-manager, kube-scheduler
+and the KWOK node do the rollout); then a rollback and an unhold.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux.push_event()
     flux.wait_applied(bot)
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
+    # The Kustomization's health check (`wait: true`) passed only once the rollout was complete.
+    assert flux.available(f"{repository}:{first}@{digest}")
 
     second = flux.repo.app_commit("Second app change (the bad one)")
     release(flux, repository, build_args, second)
@@ -131,6 +134,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     image = flux.deployment_image()
     assert re.fullmatch(rf"{re.escape(repository)}:{third}@sha256:[0-9a-f]{{64}}", image), image
     assert image == f"{repository}:{third}@{resolve_digest(repository, third)}"
+    assert flux.available(image)
 
 
 def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_path: Path) -> None:

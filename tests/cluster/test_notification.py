@@ -157,7 +157,8 @@ def status_context(flux: FluxLoop) -> str:
 
 def test_each_applied_commit_gets_a_success_status_sent_with_the_stack_s_token(flux: FluxLoop) -> None:
     """The Alert routes kustomize-controller's events to the Provider, which posts a commit status with
-    the `commitStatusToken` Secret (the stub answers 401 to any other credential)."""
+    the `commitStatusToken` Secret (the stub answers 401 to any other credential). `success` comes
+    after the health check (`wait: true`), so only once the Deployment has rolled out."""
     commit = flux.repo.app_commit("A change whose deploy reports back")
     flux.push_event()
     flux.wait_applied(commit)
@@ -166,6 +167,7 @@ def test_each_applied_commit_gets_a_success_status_sent_with_the_stack_s_token(f
         return [s for s in flux.github.statuses_for(commit) if s["state"] == "success"]
 
     (status,) = flux.cluster.wait_for(f"a success status on {commit[:12]}", reported, timeout=60)
+    assert flux.available(flux.deployment_image())
     assert status["context"] == status_context(flux)
     assert status["description"] == "reconciliation succeeded"
     assert all(r.authorization == f"Bearer {flux.github.token}" for r in flux.github.requests)
