@@ -17,6 +17,12 @@ each commit Flux applies (success, or failure with Flux's reason), with a token 
 statuses only (`commit_status_token`, in a Secret under the key `token`, as notification-controller's
 Provider docs require).
 
+Signed deploys: the GitRepository verifies the OpenPGP signature of the commit it would deploy
+(`spec.verify`, mode `HEAD`) against the public keys in the `COMMIT_SIGNERS` Secret, which holds the
+bot's key alone. A tip nobody trusted signed is not turned into an artifact, so the Kustomization keeps
+applying the last verified one (source-controller v1.9.3, `verifySignature` in
+internal/controller/gitrepository_controller.go; docs/security.md has the trust model).
+
 The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
 a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
 fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
@@ -47,6 +53,12 @@ APP_NAMESPACE = "hello"
 """The app's namespace: k8s/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
 CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
 GIT_AUTH = "git-auth"
+COMMIT_SIGNERS = "commit-signers"
+# source-controller reads OpenPGP public keys from the Secret's keys that end in `.asc` (and SSH keys
+# from `.sshpub`); `verify.mode` is one of HEAD, Tag, TagAndHEAD (api/v1/gitrepository_types.go,
+# GitRepositoryVerification, v1.9.3).
+SIGNER_KEY = "gitops-bot.asc"
+VERIFY_MODE = "HEAD"
 SOURCE_NAME = "app"
 APPLIER = "flux-applier"
 STATUS_PROVIDER = "github-status"
@@ -115,6 +127,8 @@ class GitOpsArgs:
     identity: pulumi.Input[str]
     """Flux's read-only deploy key (private, OpenSSH format; a Pulumi secret)."""
     identity_pub: pulumi.Input[str]
+    signing_public_key: pulumi.Input[str]
+    """The bot's OpenPGP public key (ASCII-armored): the only key whose signed commits Flux deploys."""
     known_hosts: str
     hook_ranges: HookRanges
     commit_status_token: pulumi.Input[str] | None = None
@@ -211,6 +225,13 @@ class GitOps(pulumi.ComponentResource):
             },
             opts=in_cluster,
         )
+        self.signers_secret = k8s.core.v1.Secret(
+            f"{name}-commit-signers",
+            metadata={"name": COMMIT_SIGNERS, "namespace": app_namespace},
+            type="Opaque",
+            string_data={SIGNER_KEY: args.signing_public_key},
+            opts=in_cluster,
+        )
         self.git_repository = k8s.apiextensions.CustomResource(
             f"{name}-source",
             api_version="source.toolkit.fluxcd.io/v1",
@@ -221,6 +242,7 @@ class GitOps(pulumi.ComponentResource):
                 "url": f"ssh://git@github.com/{args.repository}.git",
                 "ref": {"branch": args.branch},
                 "secretRef": {"name": self.git_secret.metadata.name},
+                "verify": {"mode": VERIFY_MODE, "secretRef": {"name": self.signers_secret.metadata.name}},
             },
             opts=after_flux,
         )
