@@ -25,6 +25,11 @@ REQUIRED_CHECK = "make test"
 # token) would satisfy the rule. 15368 is GitHub Actions' app id (a check run's `app.id`; docs/security.md).
 GITHUB_ACTIONS_APP_ID = 15368
 REQUIRED_APPROVALS = 1
+# The merge methods whose commit GitHub signs with its web-flow key, which the bot trusts for human
+# merges (docs/security.md). GitHub signs the merge commit and the squash commit it creates; a rebase
+# merge re-creates each commit of the branch and GitHub "can't therefore sign it" (github/docs,
+# data/reusables/pull_requests/rebase_and_merge_verification.md).
+SIGNED_MERGE_METHODS = ("merge", "squash")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class BranchProtection(pulumi.ComponentResource):
                     dismiss_stale_reviews_on_push=True,
                     require_last_push_approval=True,
                     required_review_thread_resolution=True,
+                    allowed_merge_methods=list(SIGNED_MERGE_METHODS),
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[

@@ -70,14 +70,14 @@ def releases(
 def release(flux: FluxLoop, repository: str, build_args: dict[str, str], commit: str) -> Run:
     flux.repo.checkout(commit)
     args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
-    run = jenkins_cli(flux.repo.work, "release", args)
+    run = jenkins_cli(flux.repo.work, "release", args, env=flux.bot_env)
     assert run.returncode == 0, run.stderr
     return run
 
 
 def cli(flux: FluxLoop, command: str, *args: str) -> Run:
     flux.repo.checkout_tip()
-    run = jenkins_cli(flux.repo.work, command, list(args))
+    run = jenkins_cli(flux.repo.work, command, list(args), env=flux.bot_env)
     assert run.returncode == 0, run.stderr
     return run
 

@@ -29,11 +29,23 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "dismissStaleReviewsOnPush": True,
         "requireLastPushApproval": True,
         "requiredReviewThreadResolution": True,
+        "allowedMergeMethods": ["merge", "squash"],
     }
     assert rules["requiredStatusChecks"] == {
         "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
         "strictRequiredStatusChecksPolicy": True,
     }
+
+
+def test_pull_requests_land_only_by_the_merge_methods_github_signs(dev_program: Program) -> None:
+    """The bot trusts GitHub's web-flow key for human merges (docs/security.md). GitHub documents that a
+    rebase merge's commits are added "without commit signature verification": it "didn't truly create
+    this commit, and can't therefore sign it" (github/docs data/reusables/pull_requests/
+    rebase_and_merge_verification.md); merge and squash commits it creates itself, and signs. The
+    provider's field takes `merge`, `squash`, `rebase` (pulumi-github 6.15.0,
+    RepositoryRulesetRulesPullRequestArgs.allowed_merge_methods)."""
+    methods = dev_program.one(RULESET).inputs["rules"]["pullRequest"]["allowedMergeMethods"]
+    assert sorted(methods) == ["merge", "squash"]
 
 
 # GitHub Actions' app id, as GitHub reports it in a check run's `app.id` (GET /repos/{owner}/{repo}/
