@@ -20,8 +20,9 @@ Provider docs require).
 Signed deploys: the GitRepository verifies the OpenPGP signature of the commit it would deploy
 (`spec.verify`, mode `HEAD`) against the public keys in the `COMMIT_SIGNERS` Secret, which holds the
 bot's key alone. A tip nobody trusted signed is not turned into an artifact, so the Kustomization keeps
-applying the last verified one (source-controller v1.9.3, `verifySignature` in
-internal/controller/gitrepository_controller.go; docs/security.md has the trust model).
+applying the last verified one (source-controller `verifySignature` in
+internal/controller/gitrepository_controller.go, the same in v1.8.2, which chart 2.18.3 deploys, and
+v1.9.3, which the test control plane runs; docs/security.md has the trust model).
 
 The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
 a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
@@ -54,9 +55,9 @@ APP_NAMESPACE = "hello"
 CHART_REPOSITORY = "https://fluxcd-community.github.io/helm-charts"
 GIT_AUTH = "git-auth"
 COMMIT_SIGNERS = "commit-signers"
-# source-controller reads OpenPGP public keys from the Secret's keys that end in `.asc` (and SSH keys
-# from `.sshpub`); `verify.mode` is one of HEAD, Tag, TagAndHEAD (api/v1/gitrepository_types.go,
-# GitRepositoryVerification, v1.9.3).
+# source-controller v1.9 reads OpenPGP public keys from the Secret's keys that end in `.asc` (SSH keys
+# from `.sshpub`), v1.8 every key as OpenPGP; `verify` has `mode` (HEAD, Tag, TagAndHEAD) and
+# `secretRef` only in both (api/v1/gitrepository_types.go, GitRepositoryVerification).
 SIGNER_KEY = "gitops-bot.asc"
 VERIFY_MODE = "HEAD"
 SOURCE_NAME = "app"
