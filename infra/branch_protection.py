@@ -7,6 +7,11 @@ A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, Ope
 mode `pull_request` "is not applicable for the `DeployKey` actor type"). It therefore admits every
 deploy key of the repository that can push: the stack registers exactly one such key (Jenkins'; Flux's
 is read-only), and whoever can add another one already administers the repository.
+
+A bypass covers every rule of its ruleset, so a second ruleset keeps the branch's history with no bypass
+at all: no force push, no deletion, for deploy keys too. The bot only ever fast-forwards; without it, a
+stolen write key could move the branch back to any older commit the bot once signed, and Flux, which
+checks signatures and not history, would deploy it.
 """
 
 from __future__ import annotations
@@ -81,4 +86,18 @@ class BranchProtection(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"ruleset": self.ruleset.name})
+        self.history_ruleset = github.RepositoryRuleset(
+            f"{name}-history",
+            name=f"keep {args.branch} history",
+            repository=args.repository_name,
+            target="branch",
+            enforcement="active",
+            conditions=github.RepositoryRulesetConditionsArgs(
+                ref_name=github.RepositoryRulesetConditionsRefNameArgs(
+                    includes=[f"refs/heads/{args.branch}"], excludes=[]
+                )
+            ),
+            rules=github.RepositoryRulesetRulesArgs(deletion=True, non_fast_forward=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"ruleset": self.ruleset.name, "history_ruleset": self.history_ruleset.name})

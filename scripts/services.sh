@@ -7,7 +7,7 @@ set -euo pipefail
 
 BASE_IMAGE="${BASE_IMAGE:-local/python-base:bookworm}"
 # systemd: its env-file parser (the environment.d generator) reads the Jenkins boot's env file in the tests.
-PACKAGES=(docker.io docker-registry debootstrap openssh-server shellcheck wrk cloud-init systemd)
+PACKAGES=(docker.io docker-registry debootstrap openssh-server shellcheck wrk cloud-init systemd gnupg)
 
 log() { printf '[services] %s\n' "$*"; }
 
