@@ -17,6 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_github as github
 import pulumi_tls as tls
 
@@ -98,9 +99,10 @@ class DeployKeys(pulumi.ComponentResource):
     Manager). `checkout` is what every Jenkins build fetches with, so a build agent holds the write key only
     for the release step.
 
-    The bot's OpenPGP key goes the way of the write key: `signing_private_key` (ASCII-armored, a Pulumi
-    secret) to Secrets Manager for the release step; `signing_public_key` to the Secret Flux verifies
-    commits against.
+    The bot's OpenPGP key is stored like the write key: the private half (ASCII-armored) in the Secrets
+    Manager secret `signing_key_secret`, encrypted with its own KMS key (`signing_key_kms_key`) on which
+    no role is granted anything here: Jenkins' credential `gitops-signing-key` reads it for the release
+    step. `signing_public_key` goes to the Secret Flux verifies commits against.
     """
 
     def __init__(self, name: str, args: DeployKeysArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -142,6 +144,27 @@ class DeployKeys(pulumi.ComponentResource):
         self.signing_private_key: pulumi.Output[str] = pulumi.Output.secret(self.signing_key.private_key)
         self.signing_public_key: pulumi.Output[str] = self.signing_key.public_key
         self.signing_key_fingerprint: pulumi.Output[str] = self.signing_key.fingerprint
+        self.signing_key_kms_key = aws.kms.Key(
+            f"{name}-signing",
+            description="The release bot's OpenPGP signing key (Secrets Manager)",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            opts=child,
+        )
+        self.signing_key_secret = aws.secretsmanager.Secret(
+            f"{name}-signing",
+            name_prefix="gitops-signing-key-",
+            description="OpenPGP private key (ASCII-armored) the release bot signs its commits with",
+            kms_key_id=self.signing_key_kms_key.arn,
+            recovery_window_in_days=7,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-signing",
+            secret_id=self.signing_key_secret.id,
+            secret_string=self.signing_private_key,
+            opts=child,
+        )
         self.register_outputs(
             {
                 "flux_public_key": self.flux_public_key,
@@ -149,5 +172,6 @@ class DeployKeys(pulumi.ComponentResource):
                 "checkout_public_key": self.checkout_key.public_key_openssh,
                 "signing_public_key": self.signing_public_key,
                 "signing_key_fingerprint": self.signing_key_fingerprint,
+                "signing_key_secret_name": self.signing_key_secret.name,
             }
         )

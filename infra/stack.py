@@ -85,7 +85,6 @@ def build() -> None:
             ecr_repository_url=registry.repository_url,
             deploy_private_key=keys.jenkins_private_key,
             checkout_private_key=keys.checkout_private_key,
-            signing_private_key=keys.signing_private_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
             git_ranges=github_git_ranges(),
@@ -133,7 +132,7 @@ def build() -> None:
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
-    pulumi.export("jenkinsSigningKeySecret", jenkins.signing_key_secret_name)
+    pulumi.export("signingKeySecret", keys.signing_key_secret.name)
     # Public: what an operator compares with `git log --show-signature` and Flux's SourceVerified reason.
     pulumi.export("botSigningKeyFingerprint", keys.signing_key_fingerprint)
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).

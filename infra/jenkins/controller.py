@@ -73,9 +73,6 @@ class JenkinsServerArgs:
     it only in the release step."""
     checkout_private_key: pulumi.Input[str]
     """The read-only deploy key every build checks out with (a Pulumi secret)."""
-    signing_private_key: pulumi.Input[str]
-    """The bot's OpenPGP key (ASCII-armored, a Pulumi secret); stored like the write deploy key, for the
-    release step only (credential `gitops-signing-key`)."""
     known_hosts: str
     hook_ranges: HookRanges
     git_ranges: HookRanges
@@ -107,7 +104,6 @@ class JenkinsServer(pulumi.ComponentResource):
         self.admin_password = random.RandomPassword(f"{name}-admin", length=32, special=False, opts=child)
         self.webhook_token = random.RandomPassword(f"{name}-webhook", length=40, special=False, opts=child)
         self.deploy_key_secret = self._secret(name, "deploy-key", args.deploy_private_key, child)
-        self.signing_key_secret = self._secret(name, "signing-key", args.signing_private_key, child)
         self.admin_password_secret = self._secret(name, "admin-password", self.admin_password.result, child)
         self.webhook_secret = self._secret(name, "webhook-secret", self.webhook_token.result, child)
         # Filled by the operator (`aws secretsmanager put-secret-value`) to enable PR previews.
@@ -126,7 +122,6 @@ class JenkinsServer(pulumi.ComponentResource):
             self.pulumi_token_secret,
             self.agent_key_secret,
             self.checkout_key_secret,
-            self.signing_key_secret,  # last: the boot settings below take the ones before it by position
         ]
 
         self.role = aws.iam.Role(
@@ -312,7 +307,6 @@ class JenkinsServer(pulumi.ComponentResource):
         )
         self.admin_password_secret_name: pulumi.Output[str] = self.admin_password_secret.name
         self.deploy_key_secret_name: pulumi.Output[str] = self.deploy_key_secret.name
-        self.signing_key_secret_name: pulumi.Output[str] = self.signing_key_secret.name
         self.session_document_name: pulumi.Output[str] = self.sessions.document_name
         self.register_outputs(
             {
@@ -320,7 +314,6 @@ class JenkinsServer(pulumi.ComponentResource):
                 "webhook_url": self.webhook_url,
                 "admin_password_secret_name": self.admin_password_secret_name,
                 "deploy_key_secret_name": self.deploy_key_secret_name,
-                "signing_key_secret_name": self.signing_key_secret_name,
                 "session_document_name": self.session_document_name,
                 "agents_group_name": self.agents.group_name,
             }

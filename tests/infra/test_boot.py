@@ -37,6 +37,8 @@ FILES = {
     "jenkins-agent-ssh-key": "AGENT_SSH_KEY",
     "jenkins-checkout-key": "CHECKOUT_KEY",
 }
+NOT_BOOTED = "deploy-keys-signing"
+"""The bot's signing key: stored by the stack, but no boot input (only the release step's credential)."""
 MANAGER = "https://github.com/jenkinsci/plugin-installation-manager-tool/releases/download/2.15.0/"
 
 
@@ -82,10 +84,12 @@ def _program_with_real_secrets(tmp_path: Path) -> tuple[Program, dict[str, str]]
     """Create the four secrets in moto, run the program with their real ARNs, and store in moto what the
     program's SecretVersions would store. Returns the program and logical name -> stored value."""
     client = boto3.client("secretsmanager", region_name="us-east-1")
-    arns = {name: client.create_secret(Name=f"{tmp_path.name}/{name}")["ARN"] for name in FILES}
+    arns = {
+        name: client.create_secret(Name=f"{tmp_path.name}/{name}")["ARN"] for name in [*FILES, NOT_BOOTED]
+    }
     program = run_program(extra_outputs={SECRET: lambda name, _inputs: {"arn": arns[name]}})
     stored = {}
-    for version in program.of_type(VERSION):
+    for version in (v for v in program.of_type(VERSION) if v.name != NOT_BOOTED):
         stored[version.name] = version.inputs["secretString"]
         client.put_secret_value(SecretId=arns[version.name], SecretString=stored[version.name])
     assert set(stored) == set(FILES) - {"jenkins-pulumi-access-token"}

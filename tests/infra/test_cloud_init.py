@@ -30,7 +30,10 @@ from tests.infra.envfile import bash_reads, systemd_reads
 SECRET_TYPES = {
     "tls:index/privateKey:PrivateKey": ("privateKeyOpenssh", "privateKeyPem"),
     "random:index/randomPassword:RandomPassword": ("result",),
+    "pulumi-python:dynamic/openpgp:Key": ("private_key",),
 }
+SIGNING_KEY_SECRET = "deploy-keys-signing"
+"""The bot's signing key: no boot input, only the release step's credential reads it (docs/security.md)."""
 JENKINSFILE_ENV = {"IMAGE_REPOSITORY", "AWS_REGION", "GITOPS_BRANCH", "PULUMI_STACK"}
 USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
 
@@ -119,7 +122,7 @@ def test_no_secret_value_in_user_data(dev_program: Program, user_data: str) -> N
     assert not leaked
     # What the boot does get: where to fetch them.
     secrets = dev_program.of_type("aws:secretsmanager/secret:Secret")
-    for secret in secrets:
+    for secret in (s for s in secrets if s.name != SIGNING_KEY_SECRET):
         assert secret.outputs["arn"] in user_data
 
 
@@ -136,7 +139,8 @@ def test_boot_environment_names_the_stack_and_the_secrets(
     assert environment["GITOPS_JENKINS_URL"] == dev_program.outputs["jenkinsUrl"]
     # Two JCasC files, merged by JCasC: the static one and the agents' cloud (a comma-separated list).
     assert environment["CASC_JENKINS_CONFIG"] == "/etc/jenkins/casc.yaml,/etc/jenkins/casc-agents.yaml"
-    secret_arns = {s.outputs["arn"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
+    secrets = dev_program.of_type("aws:secretsmanager/secret:Secret")
+    secret_arns = {s.outputs["arn"] for s in secrets if s.name != SIGNING_KEY_SECRET}
     assert {v for k, v in environment.items() if k.startswith("SECRET_")} == secret_arns
 
 

@@ -74,6 +74,25 @@ def test_jenkins_private_key_goes_to_secrets_manager_encrypted(dev_program: Prog
     assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
 
 
+def test_the_signing_key_goes_to_secrets_manager_under_its_own_kms_key(dev_program: Program) -> None:
+    """Like the write key, but no role here may read or decrypt it: only the Jenkins credential
+    `gitops-signing-key` will, for the release step (CONTRACTS of the release agent)."""
+    component = _component(dev_program)
+    mine = dev_program.children(component)
+    (bot_key,) = [r for r in mine if r.type == "pulumi-python:dynamic/openpgp:Key"]
+    (version,) = [r for r in mine if r.type == "aws:secretsmanager/secretVersion:SecretVersion"]
+    (secret,) = [r for r in mine if r.type == "aws:secretsmanager/secret:Secret"]
+    (kms_key,) = [r for r in mine if r.type == "aws:kms/key:Key"]
+    assert "secretString" in version.secret_inputs
+    assert version.inputs["secretString"] == bot_key.outputs["private_key"]
+    assert version.inputs["secretId"] == f"{secret.name}-id"
+    assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
+    assert kms_key.inputs["enableKeyRotation"] is True
+    assert dev_program.outputs["signingKeySecret"] == secret.outputs["name"]
+    granted = json.dumps([r.inputs for r in dev_program.of_type("aws:iam/rolePolicy:RolePolicy")])
+    assert secret.outputs["arn"] not in granted and kms_key.outputs["arn"] not in granted
+
+
 def test_private_keys_never_in_plain_text_outputs(dev_program: Program) -> None:
     # Compared in JSON form: the keys' newlines are escaped there too.
     private = [json.dumps(pair[0].outputs["privateKeyOpenssh"])[1:-1] for pair in _keys(dev_program).values()]

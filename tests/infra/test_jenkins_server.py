@@ -274,7 +274,6 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-pulumi-access-token",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
-        "jenkins-signing-key",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -313,10 +312,7 @@ def test_generated_secrets_are_stored_and_only_the_pulumi_token_is_left_to_the_o
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
-        "jenkins-signing-key",
     }
-    (bot_key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
-    assert versions["jenkins-signing-key"].inputs["secretString"] == bot_key.outputs["private_key"]
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
     assert all("secretString" in v.secret_inputs for v in versions.values())
@@ -344,7 +340,6 @@ def test_outputs_name_the_secrets_and_the_url(program: Program) -> None:
     assert outputs["jenkinsUrl"] == f"http://{alb.outputs['dnsName']}/"
     assert outputs["jenkinsAdminPasswordSecret"] == "jenkins-admin-password"
     assert outputs["jenkinsDeployKeySecret"] == "jenkins-deploy-key"
-    assert outputs["jenkinsSigningKeySecret"] == "jenkins-signing-key"
 
 
 # --- TLS: jenkins.certificateArn and jenkins.hostname -------------------------------------------------

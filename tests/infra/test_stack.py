@@ -283,7 +283,7 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "fluxWebhookUrl",
         "jenkinsAdminPasswordSecret",
         "jenkinsDeployKeySecret",
-        "jenkinsSigningKeySecret",
+        "signingKeySecret",
         "botSigningKeyFingerprint",
         "jenkinsSessionDocument",
         "jenkinsAgentsGroup",
@@ -300,7 +300,7 @@ def test_secret_name_outputs_name_declared_secrets(dev_program: Program) -> None
     names = {s.outputs["name"] for s in dev_program.of_type("aws:secretsmanager/secret:Secret")}
     assert dev_program.outputs["jenkinsAdminPasswordSecret"] in names
     assert dev_program.outputs["jenkinsDeployKeySecret"] in names
-    assert dev_program.outputs["jenkinsSigningKeySecret"] in names
+    assert dev_program.outputs["signingKeySecret"] in names
     assert dev_program.outputs["jenkinsAdminPasswordSecret"] != dev_program.outputs["jenkinsDeployKeySecret"]
 
 
