@@ -13,6 +13,7 @@ docs/operations-infra.md); the GitHub deploy key and the stored copies follow in
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from dataclasses import dataclass
 
@@ -159,10 +160,13 @@ class DeployKeys(pulumi.ComponentResource):
             recovery_window_in_days=7,
             opts=child,
         )
+        # Binary: the Jenkins credential is a secret file, which the AWS Secrets Manager Credentials
+        # Provider reads from SecretBinary only (jenkinsci/aws-secrets-manager-credentials-provider-plugin,
+        # factory/CredentialsFactory.java `SecretBytesSupplier`: a SecretString gives null).
         aws.secretsmanager.SecretVersion(
             f"{name}-signing",
             secret_id=self.signing_key_secret.id,
-            secret_string=self.signing_private_key,
+            secret_binary=self.signing_private_key.apply(lambda key: base64.b64encode(key.encode()).decode()),
             opts=child,
         )
         self.register_outputs(

@@ -3,6 +3,7 @@ read/write; private keys kept secret."""
 
 from __future__ import annotations
 
+import base64
 import json
 from types import SimpleNamespace
 
@@ -83,8 +84,9 @@ def test_the_signing_key_goes_to_secrets_manager_under_its_own_kms_key(dev_progr
     (version,) = [r for r in mine if r.type == "aws:secretsmanager/secretVersion:SecretVersion"]
     (secret,) = [r for r in mine if r.type == "aws:secretsmanager/secret:Secret"]
     (kms_key,) = [r for r in mine if r.type == "aws:kms/key:Key"]
-    assert "secretString" in version.secret_inputs
-    assert version.inputs["secretString"] == bot_key.outputs["private_key"]
+    # A Jenkins secret-file credential is read from SecretBinary (base64 in the provider's input).
+    assert "secretBinary" in version.secret_inputs and "secretString" not in version.inputs
+    assert base64.b64decode(version.inputs["secretBinary"]).decode() == bot_key.outputs["private_key"]
     assert version.inputs["secretId"] == f"{secret.name}-id"
     assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
     assert kms_key.inputs["enableKeyRotation"] is True
