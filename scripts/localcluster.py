@@ -433,6 +433,14 @@ class FluxLoop:
     signing_key: Path
     """The bot's private OpenPGP key, as the stack made it (a file, as Jenkins binds it)."""
 
+    def commit_signed(self, *commit_args: str) -> str:
+        """`git commit -S COMMIT_ARGS` in the working copy with the bot's key, as the bot signs (the only
+        commits Flux deploys), pushed to the branch; returns the commit."""
+        with OpenPgpSigner.of(self.signing_key.read_text()) as bot:
+            commit = bot.commit(self.repo.work, *commit_args)
+        git(self.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+        return commit
+
     @property
     def bot_env(self) -> dict[str, str]:
         """What the pipeline binds around the bot's pushing command (CONTRACTS: GITOPS_SIGNING_KEY_FILE)."""

@@ -14,7 +14,7 @@ import yaml
 
 from jenkins.registry import resolve_digest
 from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
-from scripts.sandbox import BRANCH, GitOpsRepo, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
 
 HOLD_BY = "release.gitops/held-by"
 
@@ -181,9 +181,11 @@ ESCAPES = [
 ]
 
 
-def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
+def commit_to_k8s(flux: FluxLoop, obj: dict | None, message: str) -> str:
     """Push a commit that adds `obj` to k8s/ (as k8s/escape.yaml, listed in its kustomization), or
-    removes it again when obj is None; returns the commit."""
+    removes it again when obj is None, signed with the bot's key (Flux deploys nothing else); returns
+    the commit."""
+    repo = flux.repo
     repo.checkout_tip()
     path, listing = repo.work / "k8s" / "escape.yaml", repo.work / "k8s" / "kustomization.yaml"
     kustomization = yaml.safe_load(listing.read_text())
@@ -195,9 +197,7 @@ def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
         kustomization["resources"].append("escape.yaml")
     listing.write_text(yaml.safe_dump(kustomization, sort_keys=False))
     git(repo.work, "add", "--all", "k8s")
-    git(repo.work, "commit", "--quiet", "-m", message)
-    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    return repo.head()
+    return flux.commit_signed("-m", message)
 
 
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda o: o["kind"])
@@ -212,7 +212,7 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
     flux.push_event()
     flux.wait_applied(clean)
 
-    bad = commit_to_k8s(flux.repo, escape, f"Add a {escape['kind']}")
+    bad = commit_to_k8s(flux, escape, f"Add a {escape['kind']}")
     flux.push_event()
 
     def refused() -> str:
@@ -239,6 +239,6 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
     assert failures[0]["context"].startswith("kustomization/")
 
     # The app still applies once the repository is clean again.
-    clean = commit_to_k8s(flux.repo, None, f"Remove the {escape['kind']}")
+    clean = commit_to_k8s(flux, None, f"Remove the {escape['kind']}")
     flux.push_event()
     flux.wait_applied(clean)

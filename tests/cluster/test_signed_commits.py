@@ -29,12 +29,6 @@ REFUSED = "InvalidCommitSignature"
 
 
 @pytest.fixture(scope="module")
-def bot(flux: FluxLoop) -> Iterator[OpenPgpSigner]:
-    with OpenPgpSigner.of(flux.signing_key.read_text()) as signer:
-        yield signer
-
-
-@pytest.fixture(scope="module")
 def thief() -> Iterator[OpenPgpSigner]:
     """A key the thief made, in the same form as the bot's: valid, but nobody trusts it."""
     outs = OpenPgpKeyProvider().create({"user_id": "gitops-bot <gitops-bot@users.noreply.github.com>"}).outs
@@ -80,11 +74,11 @@ def deployed(flux: FluxLoop) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def signed_tip(flux: FluxLoop, bot: OpenPgpSigner) -> str:
+def signed_tip(flux: FluxLoop) -> str:
     """A bot-signed tip, applied: where each refusal below must leave the deployment."""
     change(flux, "signed by the bot")
-    bot.commit(flux.repo.work, "-m", "A bot-signed commit [skip ci]")
-    tip = push(flux)
+    tip = flux.commit_signed("-m", "A bot-signed commit [skip ci]")
+    flux.push_event()
     flux.wait_applied(tip)
     verified = condition(source(flux), "SourceVerified")
     assert verified and verified["status"] == "True" and tip in verified["message"]
@@ -119,16 +113,17 @@ def test_a_tip_signed_by_a_key_flux_does_not_trust_is_not_deployed(
 
 
 def test_flux_checks_only_the_tip_so_the_bot_must_never_sign_over_an_unsigned_commit(
-    flux: FluxLoop, signed_tip: str, bot: OpenPgpSigner
+    flux: FluxLoop, signed_tip: str
 ) -> None:
     """A bot-signed tip over an unsigned commit is applied, and the unsigned commit with it: only the
     bot's refusal to sign on top of such a history keeps it out of the cluster."""
     change(flux, "unsigned, then covered")
     git(flux.repo.work, "commit", "--quiet", "-m", "Unsigned, under a signed tip [skip ci]", env=DEV)
-    unsigned = git(flux.repo.work, "rev-parse", "HEAD")
+    git(flux.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    unsigned = flux.repo.tip()
     change(flux, "signed by the bot on top")
-    bot.commit(flux.repo.work, "-m", "A bot-signed commit over an unsigned one [skip ci]")
-    tip = push(flux)
+    tip = flux.commit_signed("-m", "A bot-signed commit over an unsigned one [skip ci]")
+    flux.push_event()
 
     flux.wait_applied(tip)
 
