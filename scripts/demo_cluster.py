@@ -56,14 +56,14 @@ def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
     say(f"Kustomization applied ./k8s; Deployment image: {loop.deployment_image()}")
 
     banner("2. A developer pushes an app change; Jenkins releases it")
-    first = loop.repo.app_commit("Say hello from the cluster demo")
+    first = loop.repo.app_commit("Say hello from the cluster demo", loop.merges)
     expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     image = applied(loop, "3. Push event -> Flux")
     if f":{first}@sha256:" not in image:
         raise DemoError(f"the Deployment names {image}, not {first} by digest")
 
     banner("4. A second change, then a rollback to the first")
-    loop.repo.app_commit("A change we will regret")
+    loop.repo.app_commit("A change we will regret", loop.merges)
     expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     applied(loop, "second release")
     loop.repo.checkout_tip()

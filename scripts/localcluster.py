@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from infra.openpgp import OpenPgpKeyProvider
 from scripts.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, git
@@ -344,7 +345,6 @@ def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[l
     import pytest
 
     import tests.infra.conftest as harness
-    from infra.openpgp import OpenPgpKeyProvider
 
     def real_key(name: str, _inputs: dict) -> dict[str, str]:
         private, public = keygen(keys / name)
@@ -432,6 +432,11 @@ class FluxLoop:
     """Where the stack's `github` Provider posts commit statuses."""
     signing_key: Path
     """The bot's private OpenPGP key, as the stack made it (a file, as Jenkins binds it)."""
+    merges: OpenPgpSigner
+    """Signs app changes as GitHub's web-flow key signs the merge of a reviewed pull request: a key
+    made here, whose public half is the bot's trusted keys file (`bot_env`)."""
+    merge_key: Path
+    """That key's public half (what GITOPS_TRUSTED_KEYS_FILE names)."""
 
     def commit_signed(self, *commit_args: str) -> str:
         """`git commit -S COMMIT_ARGS` in the working copy with the bot's key, as the bot signs (the only
@@ -443,8 +448,11 @@ class FluxLoop:
 
     @property
     def bot_env(self) -> dict[str, str]:
-        """What the pipeline binds around the bot's pushing command (CONTRACTS: GITOPS_SIGNING_KEY_FILE)."""
-        return {"GITOPS_SIGNING_KEY_FILE": str(self.signing_key)}
+        """What the pipeline gives the bot's pushing command: its signing key and the keys it trusts."""
+        return {
+            "GITOPS_SIGNING_KEY_FILE": str(self.signing_key),
+            "GITOPS_TRUSTED_KEYS_FILE": str(self.merge_key),
+        }
 
     def named(self, kind: str) -> dict[str, Any]:
         (found,) = [o for o in self.objects if o["kind"] == kind]
@@ -515,11 +523,14 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     status_token = "github_pat_" + secrets.token_urlsafe(30)
     objects, repository = flux_objects(workdir / "keys", host_public, status_token)
     signing_key = signing_key_file(workdir / "keys")
-    # Flux deploys only a tip the bot signed, and a seeded repository has none before its first release:
-    # an empty commit signed with the bot's key stands in for that release.
+    # Flux deploys only a tip the bot signed, and the bot signs only over a branch that holds a commit it
+    # signed: one empty commit signed with its key switches signing on (docs/release.md).
     with OpenPgpSigner.of(signing_key.read_text()) as bot:
-        bot.commit(repo.work, "--allow-empty", "-m", "The bot's first signed commit")
+        bot.commit(repo.work, "--allow-empty", "-m", "Switch release signing on [skip ci]")
     git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    github_merges = OpenPgpKeyProvider().create({"user_id": "GitHub <noreply@github.com>"}).outs
+    merge_key = workdir / "keys" / "github-merges.asc"
+    merge_key.write_text(github_merges["public_key"])
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o
@@ -529,6 +540,7 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     with (
         serve_repository(repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd") as sshd,
         fake_github(repository, status_token, workdir / "github") as github,
+        OpenPgpSigner.of(github_merges["private_key"]) as merges,
     ):
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
@@ -540,4 +552,6 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
         with RolloutReporter(cluster, namespace):
-            yield FluxLoop(cluster, repo, objects, namespace, repository, github, signing_key)
+            yield FluxLoop(
+                cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key
+            )

@@ -106,15 +106,20 @@ class GitOpsRepo:
     def tip(self) -> str:
         return git(self.remote, "rev-parse", BRANCH)
 
-    def app_commit(self, message: str | None = None) -> str:
-        """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it)."""
+    def app_commit(self, message: str | None = None, signer: OpenPgpSigner | None = None) -> str:
+        """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it).
+        `signer` signs it, as GitHub signs the merge that lands a reviewed change."""
         self.checkout_tip()
         self.commits += 1
         # A real code change: the layers that copy the app are rebuilt, the dependency layers are not.
         with (self.work / "app" / "app.py").open("a") as source:
             source.write(f"# change {self.commits} at {time.time_ns()}\n")
         git(self.work, "add", "app/app.py")
-        git(self.work, "commit", "--quiet", "-m", message or f"App change {self.commits}", env=DEV)
+        message = message or f"App change {self.commits}"
+        if signer is None:
+            git(self.work, "commit", "--quiet", "-m", message, env=DEV)
+        else:
+            signer.commit(self.work, "-m", message, env=DEV)
         git(self.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
         return self.head()
 
@@ -222,8 +227,8 @@ class OpenPgpSigner:
             )
             shutil.rmtree(home, ignore_errors=True)
 
-    def commit(self, work: Path, *args: str) -> str:
+    def commit(self, work: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
         """`git commit -S ARGS` in `work`, signed with this key; returns the new HEAD."""
-        env = {"GNUPGHOME": str(self.home)}
+        env = {**(env or {}), "GNUPGHOME": str(self.home)}
         git(work, "-c", f"user.signingkey={self.fingerprint}", "commit", "--quiet", "-S", *args, env=env)
         return git(work, "rev-parse", "HEAD")

@@ -88,7 +88,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux: FluxLoop, releases: tuple[str, dict[str, str]]
 ) -> None:
     repository, build_args = releases
-    first = flux.repo.app_commit("First app change")
+    first = flux.repo.app_commit("First app change", flux.merges)
     run = release(flux, repository, build_args, first)
     assert run.outcome and run.outcome["outcome"] == "changed"
     digest = resolve_digest(repository, first)
@@ -100,7 +100,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux.wait_applied(bot)
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
-    second = flux.repo.app_commit("Second app change (the bad one)")
+    second = flux.repo.app_commit("Second app change (the bad one)", flux.merges)
     release(flux, repository, build_args, second)
     flux.push_event()
     flux.wait_applied(flux.repo.tip())
@@ -114,7 +114,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux.wait_applied(flux.repo.tip())
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
-    third = flux.repo.app_commit("Third app change while held")
+    third = flux.repo.app_commit("Third app change while held", flux.merges)
     run = release(flux, repository, build_args, third)
     assert run.outcome and run.outcome["outcome"] == "held"
     held_tip = flux.repo.tip()
