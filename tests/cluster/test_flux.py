@@ -75,6 +75,12 @@ def release(flux: FluxLoop, repository: str, build_args: dict[str, str], commit:
     return run
 
 
+def not_verified(flux: FluxLoop, commit: str) -> bool:
+    """source-controller refused to verify commit (SourceVerified False, naming it)."""
+    verified = condition(flux.status("GitRepository"), "SourceVerified")
+    return bool(verified and verified["status"] == "False" and commit in verified.get("message", ""))
+
+
 def cli(flux: FluxLoop, command: str, *args: str) -> Run:
     flux.repo.checkout_tip()
     run = jenkins_cli(flux.repo.work, command, list(args), env=flux.bot_env)
@@ -119,7 +125,11 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     assert run.outcome and run.outcome["outcome"] == "held"
     held_tip = flux.repo.tip()
     flux.push_event()
-    flux.wait_applied(held_tip)
+    # While held the bot commits nothing, so the tip is the merge, which Flux does not deploy (only the
+    # bot's signature counts): the last bot commit stays applied.
+    flux.cluster.wait_for(
+        f"source-controller to refuse {held_tip[:12]}", lambda: not_verified(flux, held_tip)
+    )
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
     cli(flux, "unhold")
