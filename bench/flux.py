@@ -21,14 +21,15 @@ import time
 from pathlib import Path
 
 from scripts.localcluster import Cluster, FluxLoop, flux_loop
-from scripts.sandbox import git
+from scripts.sandbox import OpenPgpSigner, git
 
 RUNS = {"webhook": 5, "polling": 3}
 NEW_TAG = re.compile(r'(newTag: )"[0-9a-f]{40}"')
 
 
 def bot_commit(loop: FluxLoop) -> tuple[str, str]:
-    """Push a commit that moves the app to a new tag, as the release bot's commit does."""
+    """Push a commit that moves the app to a new tag, signed with the bot's key, as the release bot's
+    commit is (Flux verifies it)."""
     tag = secrets.token_hex(20)
     work = loop.repo.work
     loop.repo.checkout_tip()
@@ -36,7 +37,8 @@ def bot_commit(loop: FluxLoop) -> tuple[str, str]:
     text, count = NEW_TAG.subn(rf'\g<1>"{tag}"', manifest.read_text())
     assert count == 1, "k8s/kustomization.yaml has no 40-character newTag to move"
     manifest.write_text(text)
-    git(work, "commit", "--quiet", "-am", f"bench: deploy {tag[:12]} [skip ci]")
+    with OpenPgpSigner.of(loop.signing_key.read_text()) as bot:
+        bot.commit(work, "-am", f"bench: deploy {tag[:12]} [skip ci]")
     git(work, "push", "--quiet", "origin", "HEAD:main")
     return git(work, "rev-parse", "HEAD"), tag
 

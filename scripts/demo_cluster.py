@@ -72,19 +72,19 @@ def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
     say(f"Kustomization applied ./k8s; Deployment image: {loop.deployment_image()}")
 
     banner("2. A developer pushes an app change; Jenkins releases it")
-    first = loop.repo.app_commit("Say hello from the cluster demo")
-    expect(release(loop.repo, repository, build_args), "changed")
+    first = loop.repo.app_commit("Say hello from the cluster demo", loop.merges)
+    expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     image = applied(loop, "3. Push event -> Flux")
     if f":{first}@sha256:" not in image:
         raise DemoError(f"the Deployment names {image}, not {first} by digest")
 
     banner("4. A second change, then a rollback to the first")
-    loop.repo.app_commit("A change we will regret")
-    expect(release(loop.repo, repository, build_args), "changed")
+    loop.repo.app_commit("A change we will regret", loop.merges)
+    expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     applied(loop, "second release")
     loop.repo.checkout_tip()
     args = ["--image-repository", repository, "--to", first, "--reason", "demo: roll back"]
-    rollback = jenkins_cli(loop.repo.work, "rollback", args, echo=True)
+    rollback = jenkins_cli(loop.repo.work, "rollback", args, echo=True, env=loop.bot_env)
     if rollback.returncode != 0:
         raise DemoError("rollback failed; its console output is above")
     if f":{first}@sha256:" not in applied(loop, "rollback"):

@@ -9,7 +9,10 @@ kube-scheduler binds the Pods to the simulated node, and KWOK marks them Ready (
 Two things are pointed at this machine, and nothing else is touched: the GitRepository's URL (github.com
 -> the sshd on 127.0.0.1) and, to match it, the host name in front of each known_hosts line. The deploy
 keys are real ED25519 pairs and the sshd's host key is the one host key "GitHub's API" returns, so
-source-controller clones with exactly the Secret the stack builds.
+source-controller clones with exactly the Secret the stack builds. The bot's OpenPGP key is made by the
+stack's own provider (infra/openpgp.py), so source-controller verifies commits against the Secret of
+public keys the stack builds, and the loop signs as the bot does with the private half
+(`FluxLoop.signing_key`, what the pipeline binds as GITOPS_SIGNING_KEY_FILE).
 
 GitHub's side of the Receiver is `post_github_event`: a push event as GitHub delivers it (its headers, an
 HMAC-SHA256 and an HMAC-SHA1 signature with the Receiver's secret), posted to notification-controller's
@@ -36,9 +39,10 @@ from typing import Any
 
 import yaml
 
+from infra.openpgp import OpenPgpKeyProvider
 from scripts.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, GitOpsRepo
+from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, git
 
 STATE = ROOT / ".cluster"
 # Flux itself: its controllers run from scripts/cluster.sh, which also applies the RBAC the install
@@ -292,9 +296,10 @@ def ensure_app_namespace(cluster: Cluster) -> str:
 
 def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[list[dict[str, Any]], str]:
     """Every Kubernetes object the stack declares (but the Helm release), from the real program under
-    mocks, and the repository it names. Deploy keys are real key pairs made under `keys`; the one host
-    key GitHub's API returns is `host_public_key`; `status_token` is set as the secret
-    `commitStatusToken`, so the deploy-report Provider and Alert are declared."""
+    mocks, and the repository it names. Deploy keys are real key pairs made under `keys`, and so is the
+    bot's OpenPGP key (its private half in `keys/signing.asc`); the one host key GitHub's API returns is
+    `host_public_key`; `status_token` is set as the secret `commitStatusToken`, so the deploy-report
+    Provider and Alert are declared."""
     import pytest
 
     import tests.infra.conftest as harness
@@ -303,12 +308,21 @@ def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[l
         private, public = keygen(keys / name)
         return {"privateKeyOpenssh": private, "publicKeyOpenssh": public + "\n"}
 
+    def real_openpgp_key(_name: str, inputs: dict) -> dict[str, str]:
+        outs = OpenPgpKeyProvider().create({"user_id": inputs["user_id"]}).outs
+        signing_key_file(keys).write_text(outs["private_key"])
+        return outs
+
+    signing_key_file(keys).touch(mode=0o600)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "GITHUB_HOST_KEYS", [host_public_key])
         program = harness.run_program(
             {"commitStatusToken": status_token},
             secrets=["commitStatusToken"],
-            extra_outputs={"tls:index/privateKey:PrivateKey": real_key},
+            extra_outputs={
+                "tls:index/privateKey:PrivateKey": real_key,
+                "pulumi-python:dynamic/openpgp:Key": real_openpgp_key,
+            },
         )
     objects = [
         dict(r.inputs)  # a Kubernetes resource's inputs are the object's own fields, camelCase
@@ -316,6 +330,12 @@ def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[l
         if r.type.startswith("kubernetes:") and r.custom and r.type not in SKIPPED_TYPES
     ]
     return objects, harness.dev_config()[f"{harness.PROJECT}:repository"]
+
+
+def signing_key_file(keys: Path) -> Path:
+    """Where `flux_objects` keeps the bot's private OpenPGP key (ASCII-armored, mode 0600)."""
+    keys.mkdir(parents=True, exist_ok=True)
+    return keys / "signing.asc"
 
 
 def pointed_at(
@@ -368,6 +388,29 @@ class FluxLoop:
     """The GitHub repository the stack names (`owner/name`), as GitHub's events carry it."""
     github: FakeGitHub
     """Where the stack's `github` Provider posts commit statuses."""
+    signing_key: Path
+    """The bot's private OpenPGP key, as the stack made it (a file, as Jenkins binds it)."""
+    merges: OpenPgpSigner
+    """Signs app changes as GitHub's web-flow key signs the merge of a reviewed pull request: a key
+    made here, whose public half is the bot's trusted keys file (`bot_env`)."""
+    merge_key: Path
+    """That key's public half (what GITOPS_TRUSTED_KEYS_FILE names)."""
+
+    def commit_signed(self, *commit_args: str) -> str:
+        """`git commit -S COMMIT_ARGS` in the working copy with the bot's key, as the bot signs (the only
+        commits Flux deploys), pushed to the branch; returns the commit."""
+        with OpenPgpSigner.of(self.signing_key.read_text()) as bot:
+            commit = bot.commit(self.repo.work, *commit_args)
+        git(self.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+        return commit
+
+    @property
+    def bot_env(self) -> dict[str, str]:
+        """What the pipeline gives the bot's pushing command: its signing key and the keys it trusts."""
+        return {
+            "GITOPS_SIGNING_KEY_FILE": str(self.signing_key),
+            "GITOPS_TRUSTED_KEYS_FILE": str(self.merge_key),
+        }
 
     def named(self, kind: str) -> dict[str, Any]:
         (found,) = [o for o in self.objects if o["kind"] == kind]
@@ -459,6 +502,15 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     _, host_public = keygen(host_key)
     status_token = "github_pat_" + secrets.token_urlsafe(30)
     objects, repository = flux_objects(workdir / "keys", host_public, status_token)
+    signing_key = signing_key_file(workdir / "keys")
+    # Flux deploys only a tip the bot signed, and the bot signs only over a branch that holds a commit it
+    # signed: one empty commit signed with its key switches signing on (docs/release.md).
+    with OpenPgpSigner.of(signing_key.read_text()) as bot:
+        bot.commit(repo.work, "--allow-empty", "-m", "Switch release signing on [skip ci]")
+    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    github_merges = OpenPgpKeyProvider().create({"user_id": "GitHub <noreply@github.com>"}).outs
+    merge_key = workdir / "keys" / "github-merges.asc"
+    merge_key.write_text(github_merges["public_key"])
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o
@@ -468,6 +520,7 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     with (
         serve_repository(repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd") as sshd,
         fake_github(repository, status_token, workdir / "github") as github,
+        OpenPgpSigner.of(github_merges["private_key"]) as merges,
     ):
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
@@ -478,4 +531,6 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             meta = secret["metadata"]
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
-        yield FluxLoop(cluster, repo, objects, namespace, repository, github)
+        yield FluxLoop(
+            cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key
+        )
