@@ -41,7 +41,8 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
 
 
 def test_a_team_sets_how_many_approvals_a_pull_request_needs() -> None:
-    rules = run_program({"requiredApprovals": 10}).one(RULESET, PROTECTION).inputs["rules"]  # GitHub's maximum
+    # 10: GitHub's maximum.
+    rules = run_program({"requiredApprovals": 10}).one(RULESET, PROTECTION).inputs["rules"]
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 10
     assert rules["pullRequest"]["requireLastPushApproval"] is True
     assert rules["pullRequest"]["requireCodeOwnerReview"] is True
