@@ -69,7 +69,7 @@ demo-cluster: venv services ## the loop on the real control plane (reused if up,
 preflight: venv ## before `pulumi up`: check AWS, GitHub and Pulumi for the stack (STACK=dev)
 	$(PY) -m infra.preflight --stack $(STACK) $(PREFLIGHT_FLAGS)
 
-cluster-up: venv ## build (or take from the cache) and start kube-apiserver, etcd and Flux on 127.0.0.1
+cluster-up: venv ## build (or take from the cache) and start the control plane, a KWOK node and Flux on 127.0.0.1
 	bash scripts/cluster.sh up
 
 cluster-down: ## stop everything cluster-up started

@@ -9,6 +9,11 @@ A ruleset's bypass actor of type `DeployKey` carries no id (GitHub REST API, Ope
 mode `pull_request` "is not applicable for the `DeployKey` actor type"). It therefore admits every
 deploy key of the repository that can push: the stack registers exactly one such key (Jenkins'; Flux's
 is read-only), and whoever can add another one already administers the repository.
+
+A bypass covers every rule of its ruleset, so a second ruleset keeps the branch's history with no bypass
+at all: no force push, no deletion, for deploy keys too. The bot only ever fast-forwards; without it, a
+stolen write key could move the branch back to any older commit the bot once signed, and Flux, which
+checks signatures and not history, would deploy it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ TRIAL_WARNING = (
     "gitops-eks:requiredApprovals is 0: pull requests into {branch} merge without any review "
     "(a one-person trial); set it to 1 or more before a second person can push"
 )
+# The merge methods whose commit GitHub signs with its web-flow key, which the bot trusts for human
+# merges (docs/security.md). GitHub signs the merge commit and the squash commit it creates; a rebase
+# merge re-creates each commit of the branch and GitHub "can't therefore sign it" (github/docs,
+# data/reusables/pull_requests/rebase_and_merge_verification.md).
+SIGNED_MERGE_METHODS = ("merge", "squash")
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class BranchProtection(pulumi.ComponentResource):
                     # A code owner's approval is an approval: with nobody else to approve, it would block
                     # the trial the same way.
                     require_code_owner_review=not trial,
+                    allowed_merge_methods=list(SIGNED_MERGE_METHODS),
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[
@@ -101,4 +112,18 @@ class BranchProtection(pulumi.ComponentResource):
             default_workflow_permissions="read",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"ruleset": self.ruleset.name})
+        self.history_ruleset = github.RepositoryRuleset(
+            f"{name}-history",
+            name=f"keep {args.branch} history",
+            repository=args.repository_name,
+            target="branch",
+            enforcement="active",
+            conditions=github.RepositoryRulesetConditionsArgs(
+                ref_name=github.RepositoryRulesetConditionsRefNameArgs(
+                    includes=[f"refs/heads/{args.branch}"], excludes=[]
+                )
+            ),
+            rules=github.RepositoryRulesetRulesArgs(deletion=True, non_fast_forward=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"ruleset": self.ruleset.name, "history_ruleset": self.history_ruleset.name})

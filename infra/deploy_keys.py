@@ -1,5 +1,6 @@
 """Three GitHub deploy keys, never shared: Flux reads the repository; Jenkins checks it out with a
-read-only key (on its build agents too) and writes with its own key only in the release step.
+read-only key (on its build agents too) and writes with its own key only in the release step. Beside
+them, the bot's OpenPGP signing key (infra/openpgp.py): Flux deploys only commits it signed.
 
 Also the one shape of GitHub webhook the stack registers (Jenkins' and Flux's), and the two facts about
 GitHub the stack trusts, fetched from GitHub's API at deploy time (over TLS, with
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_github as github
 import pulumi_tls as tls
+
+from infra.openpgp import BOT_USER_ID, OpenPgpKey
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class DeployKeys(pulumi.ComponentResource):
     `checkout_private_key`); consumers put them where they are needed (a flux-system Secret, AWS Secrets
     Manager). `checkout` is what every Jenkins build fetches with, so a build agent holds the write key only
     for the release step.
+
+    The bot's OpenPGP key is stored like the write key: the private half (ASCII-armored,
+    `signing_private_key`) becomes Jenkins' credential `gitops-signing-key` in Secrets Manager
+    (infra/jenkins/controller.py), bound only on the release agent. `signing_public_key` goes to the
+    Secret Flux verifies commits against.
     """
 
     def __init__(self, name: str, args: DeployKeysArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -131,10 +139,16 @@ class DeployKeys(pulumi.ComponentResource):
         self.checkout_private_key: pulumi.Output[str] = pulumi.Output.secret(
             self.checkout_key.private_key_openssh
         )
+        self.signing_key = OpenPgpKey(f"{name}-signing", BOT_USER_ID, opts=child)
+        self.signing_private_key: pulumi.Output[str] = pulumi.Output.secret(self.signing_key.private_key)
+        self.signing_public_key: pulumi.Output[str] = self.signing_key.public_key
+        self.signing_key_fingerprint: pulumi.Output[str] = self.signing_key.fingerprint
         self.register_outputs(
             {
                 "flux_public_key": self.flux_public_key,
                 "jenkins_public_key": self.jenkins_key.public_key_openssh,
                 "checkout_public_key": self.checkout_key.public_key_openssh,
+                "signing_public_key": self.signing_public_key,
+                "signing_key_fingerprint": self.signing_key_fingerprint,
             }
         )

@@ -26,6 +26,13 @@ each commit Flux applies (success, or failure with Flux's reason), with a token 
 statuses only (`commit_status_token`, in a Secret under the key `token`, as notification-controller's
 Provider docs require).
 
+Signed deploys: the GitRepository verifies the OpenPGP signature of the commit it would deploy
+(`spec.verify`, mode `HEAD`) against the public keys in the `COMMIT_SIGNERS` Secret, which holds the
+bot's key alone. A tip nobody trusted signed is not turned into an artifact, so the Kustomization keeps
+applying the last verified one (source-controller `verifySignature` in
+internal/controller/gitrepository_controller.go, the same in v1.8.2, which chart 2.18.3 deploys, and
+v1.9.3, which the test control plane runs; docs/security.md has the trust model).
+
 The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
 a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
 fluxcd/notification-controller), so the path is known as soon as the token is, and a fresh `pulumi up`
@@ -77,6 +84,12 @@ ADMIN_BINDING = "cluster-reconciler"
 the FluxInstance deletes it."""
 IMPERSONATOR = "cluster-reconciler-impersonator"
 GIT_AUTH = "git-auth"
+COMMIT_SIGNERS = "commit-signers"
+# source-controller v1.9 reads OpenPGP public keys from the Secret's keys that end in `.asc` (SSH keys
+# from `.sshpub`), v1.8 every key as OpenPGP; `verify` has `mode` (HEAD, Tag, TagAndHEAD) and
+# `secretRef` only in both (api/v1/gitrepository_types.go, GitRepositoryVerification).
+SIGNER_KEY = "gitops-bot.asc"
+VERIFY_MODE = "HEAD"
 SOURCE_NAME = "app"
 APPLIER = "flux-applier"
 STATUS_PROVIDER = "github-status"
@@ -163,6 +176,8 @@ class GitOpsArgs:
     identity: pulumi.Input[str]
     """Flux's read-only deploy key (private, OpenSSH format; a Pulumi secret)."""
     identity_pub: pulumi.Input[str]
+    signing_public_key: pulumi.Input[str]
+    """The bot's OpenPGP public key (ASCII-armored): the only key whose signed commits Flux deploys."""
     known_hosts: str
     hook_ranges: HookRanges
     commit_status_token: pulumi.Input[str] | None = None
@@ -323,6 +338,13 @@ class AppSync(pulumi.ComponentResource):
             },
             opts=_opts(in_cluster, moved.alias("git-auth")),
         )
+        self.signers_secret = k8s.core.v1.Secret(
+            f"{name}-commit-signers",
+            metadata={"name": COMMIT_SIGNERS, "namespace": app_namespace},
+            type="Opaque",
+            string_data={SIGNER_KEY: args.signing_public_key},
+            opts=in_cluster,
+        )
         self.git_repository = k8s.apiextensions.CustomResource(
             f"{name}-source",
             api_version="source.toolkit.fluxcd.io/v1",
@@ -333,6 +355,7 @@ class AppSync(pulumi.ComponentResource):
                 "url": f"ssh://git@github.com/{args.repository}.git",
                 "ref": {"branch": args.branch},
                 "secretRef": {"name": self.git_secret.metadata.name},
+                "verify": {"mode": VERIFY_MODE, "secretRef": {"name": self.signers_secret.metadata.name}},
             },
             opts=_opts(after_flux, moved.alias("source")),
         )

@@ -104,6 +104,8 @@ def build() -> None:
             hook_ranges=hook_ranges,
             git_ranges=github_git_ranges(),
             trust_anchor=anchor.commit,
+            signing_private_key=keys.signing_private_key,
+            signing_public_key=keys.signing_public_key,
         ),
     )
     gitops = GitOps(
@@ -115,6 +117,7 @@ def build() -> None:
             provider=provider,
             identity=keys.flux_private_key,
             identity_pub=keys.flux_public_key,
+            signing_public_key=keys.signing_public_key,
             known_hosts=known_hosts,
             hook_ranges=hook_ranges,
             commit_status_token=(
@@ -158,6 +161,8 @@ def build() -> None:
     pulumi.export("appUrlCommand", app_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
+    # Public: what an operator compares with `git log --show-signature` and Flux's SourceVerified reason.
+    pulumi.export("botSigningKeyFingerprint", keys.signing_key_fingerprint)
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
     pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
     pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)

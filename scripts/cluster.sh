@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real control plane on 127.0.0.1 for the tests: etcd, kube-apiserver (RBAC, service-account tokens,
-# PodSecurity admission) and Flux's source-, kustomize- and notification-controller, built from the Go
-# modules pinned under tools/ (see docs/cluster.md). No kubelet, scheduler or controller-manager: objects
-# are admitted, stored and reconciled by Flux; pods are never run.
+# PodSecurity admission), kube-controller-manager, kube-scheduler, one simulated node (KWOK's controller
+# plays its kubelet: the pods bound to it become Ready, no container runs) and Flux's source-,
+# kustomize- and notification-controller, built from the Go modules pinned under tools/ (see
+# docs/cluster.md).
 #
 #   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
 #   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
@@ -23,6 +24,10 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 export GOTOOLCHAIN=local
 NAMESPACE=flux-system
 CONTROLLERS=(source-controller kustomize-controller notification-controller)
+# What makes a Deployment roll out: the controllers that write ReplicaSets and Pods, the scheduler that
+# binds them, and KWOK, which plays the kubelet of the simulated node NODE_NAME.
+KUBE_CONTROLLERS=(kube-controller-manager kube-scheduler kwok)
+NODE_NAME="kwok-node-0"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() {
@@ -35,11 +40,18 @@ die() {
 # Each component is built from its own module under tools/ into its own cache entry, keyed by what
 # changes its binaries: the Go version, the lines of this script that build it, and its go.mod (comments
 # aside) and go.sum. Bumping one controller rebuilds that controller only.
-COMPONENTS=(kube "${CONTROLLERS[@]}")
+COMPONENTS=(kube kwok "${CONTROLLERS[@]}")
+
+builder() {
+  case "$1" in
+    kube | kwok) echo "build_$1" ;;
+    *) echo build_controller ;;
+  esac
+}
 
 component_key() {
-  local name=$1 builder=build_controller
-  [ "$name" != kube ] || builder=build_kube
+  local name=$1 builder
+  builder="$(builder "$name")"
   {
     "$GO" version
     # The settings that change what `go build` produces without changing the modules (`go help
@@ -64,14 +76,33 @@ build_kube() {
   # What Kubernetes' own build stamps (hack/lib/version.sh), so /version reports the real release.
   version="-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1"
   version+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w $version" \
-    -o "$out/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  local cmd
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w $version" \
+      -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
   (cd "$TOOLS/kube" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
     -o "$out/bin/etcd" go.etcd.io/etcd/server/v3)
   {
     echo "kubernetes=$kube"
     echo "etcd=$(module_version kube go.etcd.io/etcd/server/v3)"
   } >"$out/versions"
+}
+
+build_kwok() {
+  local out=$1 module
+  # Its version string is the source's own default (pkg/consts.Version), so no -X stamp is needed.
+  (cd "$TOOLS/kwok" && "$GO" build -mod=readonly -trimpath -ldflags "-s -w" \
+    -o "$out/bin/kwok" sigs.k8s.io/kwok/cmd/kwok)
+  # The stages kwokctl gives its controller by default (pkg/kwokctl/runtime/cluster.go at v0.8.0:
+  # node-initialize, node heartbeat with lease, pod-ready, pod-complete, pod-delete), from this module.
+  module="$(module_dir kwok sigs.k8s.io/kwok)"
+  mkdir -p "$out/stages"
+  cp "$module/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$module/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+    "$module"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml "$out/stages/"
+  chmod -R u+w "$out/stages"
+  echo "kwok=$(module_version kwok sigs.k8s.io/kwok)" >"$out/versions"
 }
 
 build_controller() {
@@ -179,6 +210,10 @@ pki() {
     "$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"
   # The test suite's identity: cluster-admin through the system:masters group, as `kubeadm` gives.
   issue admin "/O=system:masters/CN=gitops-test-admin"
+  # The users the API server's bootstrap RBAC binds to the controller-manager's and scheduler's roles
+  # (ClusterRoleBindings system:kube-controller-manager and system:kube-scheduler), as kubeadm issues.
+  issue kube-controller-manager "/CN=system:kube-controller-manager"
+  issue kube-scheduler "/CN=system:kube-scheduler"
   # The key the API server signs service-account tokens with (TokenRequest), and verifies them by.
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key" 2>/dev/null
   openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
@@ -200,6 +235,70 @@ kubeconfig() {
 }
 
 kc() { KUBECONFIG="$STATE/kubeconfig" "$KUBECTL" "$@"; }
+
+# client_kubeconfig NAME: a kubeconfig with the client certificate pki() issued to NAME.
+client_kubeconfig() {
+  kubeconfig "$STATE/$1.kubeconfig" "$(printf '    %s\n' \
+    "client-certificate-data: $(base64 -w0 <"$STATE/pki/$1.crt")" \
+    "client-key-data: $(base64 -w0 <"$STATE/pki/$1.key")")"
+}
+
+# start_rollout KUBE-DIR KWOK-DIR: kube-controller-manager, kube-scheduler and one simulated node, so a
+# Deployment gets a ReplicaSet and Pods, the Pods are bound and become Ready, written by those processes.
+start_rollout() {
+  local kube=$1 kwok=$2 kcm_port sched_port kwok_port stage stages=()
+  kcm_port=$(free_port) sched_port=$(free_port) kwok_port=$(free_port)
+  client_kubeconfig kube-controller-manager
+  client_kubeconfig kube-scheduler
+  # Every controller runs with its own service account's token (--use-service-account-credentials,
+  # as kubeadm runs it), so the ReplicaSet controller creates pods as system:serviceaccount:kube-system:
+  # replicaset-controller and Pod Security judges them as on EKS. The token controller signs with the
+  # key the API server verifies with and publishes our CA (kube-root-ca.crt). One instance: no leader
+  # election. Its self-signed serving certificate goes under .cluster/, not /var/run/kubernetes.
+  start kube-controller-manager "$kube/bin/kube-controller-manager" \
+    --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$STATE/pki/sa.key" --root-ca-file="$STATE/pki/ca.crt" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$kcm_port" \
+    --cert-dir="$STATE/pki/kube-controller-manager" --profiling=false
+  start kube-scheduler "$kube/bin/kube-scheduler" \
+    --kubeconfig="$STATE/kube-scheduler.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port="$sched_port" \
+    --cert-dir="$STATE/pki/kube-scheduler" --profiling=false
+  # The node, as KWOK's "Create a Node" (site/content/en/docs/user/kwok-manage-nodes-and-pods.md at
+  # v0.8.0) declares it, without the NoSchedule taint that keeps other pods off it: every pod runs here.
+  kc apply --server-side -f - >/dev/null <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: $NODE_NAME
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+    kwok.x-k8s.io/node: fake
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $NODE_NAME
+    kubernetes.io/os: linux
+    type: kwok
+NODE
+  # KWOK in place of the node's kubelet: it writes the node's status and renews its Lease (40 s, the
+  # kubelet's default), and moves each pod bound to it through the stages build_kwok copied (Running
+  # and Ready at once; a deleted pod is removed). It acts as the suite's admin, which no test is about.
+  # Its work directory is ours: it would also load a ~/.kwok/kwok.yaml of this user (pkg/config).
+  for stage in "$kwok"/stages/*.yaml; do stages+=(--config="$stage"); done
+  start kwok env KWOK_WORKDIR="$STATE/kwok" "$kwok/bin/kwok" --kubeconfig="$STATE/kubeconfig" "${stages[@]}" \
+    --manage-all-nodes=true --node-lease-duration-seconds=40 --server-address="127.0.0.1:$kwok_port"
+  wait_until kube-controller-manager 60 "$STATE/logs/kube-controller-manager.log" \
+    curl -fsSk "https://127.0.0.1:$kcm_port/healthz"
+  wait_until kube-scheduler 60 "$STATE/logs/kube-scheduler.log" curl -fsSk "https://127.0.0.1:$sched_port/healthz"
+  wait_until kwok 60 "$STATE/logs/kwok.log" curl -fsS "http://127.0.0.1:$kwok_port/healthz"
+  wait_until kwok 60 "$STATE/logs/kwok.log" kc wait --for=condition=Ready --timeout=1s "node/$NODE_NAME"
+  # Ready, and the node lifecycle controller has removed the not-ready taint the API server put on the
+  # new Node (TaintNodesByCondition): until then every pod would stay Pending.
+  wait_until kube-controller-manager 60 "$STATE/logs/kube-controller-manager.log" untainted
+}
+
+untainted() { [ -z "$(kc get node "$NODE_NAME" -o jsonpath='{.spec.taints}')" ]; }
 
 up() {
   if status >/dev/null 2>&1; then
@@ -258,6 +357,8 @@ up() {
   rbac="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m scripts.fluxchart rbac)" || die "cannot derive Flux's RBAC"
   kc apply --server-side -f - <<<"$rbac" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
+
+  start_rollout "$kube" "${dir[kwok]}"
 
   local health port token flags chart_args
   for c in "${CONTROLLERS[@]}"; do
@@ -323,7 +424,7 @@ down() {
   [ ! -f "$STATE/cache" ] || cache="$(cat "$STATE/cache")"
   cache="$(readlink -f "$cache")"
   # Controllers first, the API server next, its storage last.
-  for name in "${CONTROLLERS[@]}" kube-apiserver etcd; do
+  for name in "${CONTROLLERS[@]}" "${KUBE_CONTROLLERS[@]}" kube-apiserver etcd; do
     f="$STATE/pids/$name"
     [ -f "$f" ] || continue
     pid="$(cat "$f")"
@@ -347,7 +448,7 @@ down() {
 
 status() {
   local name
-  for name in etcd kube-apiserver "${CONTROLLERS[@]}"; do
+  for name in etcd kube-apiserver "${KUBE_CONTROLLERS[@]}" "${CONTROLLERS[@]}"; do
     [ -f "$STATE/pids/$name" ] && kill -0 "$(cat "$STATE/pids/$name")" 2>/dev/null || return 1
   done
   kc get --raw /readyz >/dev/null 2>&1
@@ -371,9 +472,7 @@ run_with() {
 
 case "${1:-}" in
   build) build ;;
-  _build)
-    if [ "$2" = kube ]; then build_kube "$3"; else build_controller "$3" "$2"; fi
-    ;;
+  _build) "$(builder "$2")" "$3" "$2" ;;
   up) up ;;
   down) down ;;
   status) status ;;

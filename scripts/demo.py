@@ -68,10 +68,13 @@ def check_tools() -> None:
         )
 
 
-def release(repo: GitOpsRepo, repository: str, build_args: dict[str, str]) -> Run:
+def release(
+    repo: GitOpsRepo, repository: str, build_args: dict[str, str], env: dict[str, str] | None = None
+) -> Run:
+    """`env`: what the pipeline binds around the release (the cluster demo's GITOPS_SIGNING_KEY_FILE)."""
     args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
     say(f"$ python -m jenkins release {' '.join(args)} --json")
-    run = jenkins_cli(repo.work, "release", args, echo=True)
+    run = jenkins_cli(repo.work, "release", args, echo=True, env=env)
     if run.returncode != 0 or run.outcome is None:
         raise DemoError(f"release failed (exit {run.returncode}); its console output is above")
     say(

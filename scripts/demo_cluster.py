@@ -4,14 +4,16 @@ Same stand-ins as `make demo` (a bare git remote for GitHub, docker-registry for
 applies is no longer a `kubectl kustomize` rendering: the stack's own GitRepository, Secret and
 Kustomization (rendered from the Pulumi program) are in a real kube-apiserver, source-controller clones
 the repository over SSH, GitHub's signed push event reaches the stack's Receiver in
-notification-controller, kustomize-controller applies ./k8s, the Provider reports a commit status, and
-the demo reads the Deployment back from the API server. Then a rollback goes through the same path.
-Needs root (sshd) and Docker.
+notification-controller, kustomize-controller applies ./k8s, kube-controller-manager rolls the
+Deployment out (ReplicaSet, Pods bound by kube-scheduler to a KWOK node, where they become Ready without
+running), the Provider reports a commit status, and the demo reads the rollout back from the API server.
+Then a rollback goes through the same path. Needs root (sshd) and Docker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -20,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
 
 from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
-from scripts.localcluster import Cluster, ClusterError, FluxLoop, flux_loop
+from scripts.localcluster import Cluster, ClusterError, FluxLoop, condition, flux_loop
 from scripts.sandbox import (
     BASE_IMAGE,
     hermetic_build_args,
@@ -32,20 +34,34 @@ from scripts.sandbox import (
 
 
 def applied(loop: FluxLoop, what: str) -> str:
-    """Send the push event to the Receiver, wait until Flux has applied the branch tip and reported it
-    on the commit, return the Deployment's image."""
+    """Send the push event to the Receiver, wait until Flux has applied the branch tip, the Deployment
+    has rolled it out and Flux has reported it on the commit; return the Deployment's image."""
     tip, started = loop.repo.tip(), time.monotonic()
     loop.push_event()
     loop.wait_applied(tip)
     image = loop.deployment_image()
+    loop.cluster.wait_for(f"the Deployment to roll out {image}", lambda: loop.available(image))
     seconds = time.monotonic() - started
-    say(f"{what}: Kustomization Ready at main@{tip[:12]} {seconds:.1f}s after the push event")
+    say(f"{what}: applied main@{tip[:12]}, Deployment Available {seconds:.1f}s after the push event")
     say(f"    Deployment in the API server: image {image}")
+    say(f"    {rollout(loop, image)}")
     (status, *_) = loop.cluster.wait_for(
         f"the commit status on {tip[:12]}", lambda: loop.github.statuses_for(tip), timeout=60
     )
     say(f"    commit status on {tip[:12]}: {status['state']} ({status['context']}: {status['description']})")
     return image
+
+
+def rollout(loop: FluxLoop, image: str) -> str:
+    """One line on the pods that run `image`: how many are Ready, on which nodes, from which ReplicaSet."""
+    selector = loop.deployment()["spec"]["selector"]["matchLabels"]
+    labels = ",".join(f"{key}={value}" for key, value in selector.items())
+    listed = loop.cluster.kubectl("get", "pods", "-n", loop.app_namespace, "-l", labels, "-o", "json").stdout
+    pods = [p for p in json.loads(listed)["items"] if p["spec"]["containers"][0]["image"] == image]
+    ready = [p for p in pods if (condition(p, "Ready") or {}).get("status") == "True"]
+    nodes = sorted({p["spec"].get("nodeName", "") for p in pods})
+    owners = sorted({ref["name"] for p in pods for ref in p["metadata"].get("ownerReferences", [])})
+    return f"pods Ready: {len(ready)}/{len(pods)} on {', '.join(nodes)}, ReplicaSet {', '.join(owners)}"
 
 
 def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
@@ -56,19 +72,19 @@ def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
     say(f"Kustomization applied ./k8s; Deployment image: {loop.deployment_image()}")
 
     banner("2. A developer pushes an app change; Jenkins releases it")
-    first = loop.repo.app_commit("Say hello from the cluster demo")
-    expect(release(loop.repo, repository, build_args), "changed")
+    first = loop.repo.app_commit("Say hello from the cluster demo", loop.merges)
+    expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     image = applied(loop, "3. Push event -> Flux")
     if f":{first}@sha256:" not in image:
         raise DemoError(f"the Deployment names {image}, not {first} by digest")
 
     banner("4. A second change, then a rollback to the first")
-    loop.repo.app_commit("A change we will regret")
-    expect(release(loop.repo, repository, build_args), "changed")
+    loop.repo.app_commit("A change we will regret", loop.merges)
+    expect(release(loop.repo, repository, build_args, loop.bot_env), "changed")
     applied(loop, "second release")
     loop.repo.checkout_tip()
     args = ["--image-repository", repository, "--to", first, "--reason", "demo: roll back"]
-    rollback = jenkins_cli(loop.repo.work, "rollback", args, echo=True)
+    rollback = jenkins_cli(loop.repo.work, "rollback", args, echo=True, env=loop.bot_env)
     if rollback.returncode != 0:
         raise DemoError("rollback failed; its console output is above")
     if f":{first}@sha256:" not in applied(loop, "rollback"):

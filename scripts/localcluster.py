@@ -1,14 +1,18 @@
 """The real control plane of `make cluster-up`, as the tests, `make demo-cluster` and `make bench` use it.
 
 `Cluster` wraps `.cluster/kubeconfig` (kubectl as cluster-admin); `serve_repository` serves a bare
-repository over SSH on 127.0.0.1 for source-controller to clone with a deploy key; `RolloutReporter`
-writes the status a Deployment gets once its pods are Ready, because nothing here runs pods; `flux_loop`
-applies the Flux objects the stack declares, rendered from the real program, pointed at a local repository.
+repository over SSH on 127.0.0.1 for source-controller to clone with a deploy key; `flux_loop` applies
+the Flux objects the stack declares, rendered from the real program, pointed at a local repository.
+Deployments roll out as in a cluster: kube-controller-manager writes their ReplicaSets, Pods and status,
+kube-scheduler binds the Pods to the simulated node, and KWOK marks them Ready (scripts/cluster.sh).
 
 Two things are pointed at this machine, and nothing else is touched: the GitRepository's URL (github.com
 -> the sshd on 127.0.0.1) and, to match it, the host name in front of each known_hosts line. The deploy
 keys are real ED25519 pairs and the sshd's host key is the one host key "GitHub's API" returns, so
-source-controller clones with exactly the Secret the stack builds.
+source-controller clones with exactly the Secret the stack builds. The bot's OpenPGP key is made by the
+stack's own provider (infra/openpgp.py), so source-controller verifies commits against the Secret of
+public keys the stack builds, and the loop signs as the bot does with the private half
+(`FluxLoop.signing_key`, what the pipeline binds as GITOPS_SIGNING_KEY_FILE).
 
 GitHub's side of the Receiver is `post_github_event`: a push event as GitHub delivers it (its headers, an
 HMAC-SHA256 and an HMAC-SHA1 signature with the Receiver's secret), posted to notification-controller's
@@ -24,7 +28,6 @@ import hmac
 import json
 import secrets
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,9 +39,10 @@ from typing import Any
 
 import yaml
 
+from infra.openpgp import OpenPgpKeyProvider
 from scripts.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, GitOpsRepo
+from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, git
 
 STATE = ROOT / ".cluster"
 # Flux itself: its controllers run from scripts/cluster.sh, which also applies the RBAC the install
@@ -248,55 +252,6 @@ def serve_repository(
         proc.wait(timeout=10)
 
 
-class RolloutReporter:
-    """Stands in for the kubelet and the Deployment controller, which do not run here: every
-    Deployment in `namespace` whose status lags its spec is given the status it gets once all its
-    pods are Ready (the fields kstatus reads), so Flux's health check can pass."""
-
-    def __init__(self, cluster: Cluster, namespace: str, interval: float = 0.5) -> None:
-        self.cluster, self.namespace, self.interval = cluster, namespace, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rollout-reporter", daemon=True)
-
-    def __enter__(self) -> RolloutReporter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with contextlib.suppress(ClusterError, subprocess.TimeoutExpired, ValueError):
-                self.report_once()
-
-    def report_once(self) -> None:
-        listed = self.cluster.kubectl("get", "deployments", "-n", self.namespace, "-o", "json", check=False)
-        if listed.returncode != 0:
-            return
-        for deployment in json.loads(listed.stdout)["items"]:
-            generation = deployment["metadata"]["generation"]
-            if deployment.get("status", {}).get("observedGeneration") == generation:
-                continue
-            replicas = deployment["spec"].get("replicas", 1)
-            status = {
-                "observedGeneration": generation,
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "conditions": [
-                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-                ],
-            }
-            self.cluster.kubectl(
-                "patch", "deployment", deployment["metadata"]["name"], "-n", self.namespace,
-                "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
-            )  # fmt: skip
-
-
 def rendered_k8s(directory: Path = ROOT / "k8s") -> list[dict[str, Any]]:
     """`kubectl kustomize k8s`: the objects Flux applies from this repository."""
     out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
@@ -328,22 +283,23 @@ def ensure_app_namespace(cluster: Cluster) -> str:
     if not declared:
         raise ClusterError(f"namespace {name} is declared neither in k8s/ nor by the stack")
     cluster.apply(declared)
-    # The ServiceAccount admission plugin refuses pods whose service account does not exist; in a real
-    # cluster kube-controller-manager creates `default` in every namespace, and it does not run here.
-    default = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": "default", "namespace": name},
-    }
-    cluster.apply([default])
+    # The ServiceAccount admission plugin refuses pods whose service account does not exist: wait until
+    # kube-controller-manager's serviceaccount controller has created `default`, as it does in every
+    # namespace.
+    cluster.wait_for(
+        f"the `default` ServiceAccount in {name}",
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+    )
     return name
 
 
 def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[list[dict[str, Any]], str]:
     """Every Kubernetes object the stack declares (but the Helm release), from the real program under
-    mocks, and the repository it names. Deploy keys are real key pairs made under `keys`; the one host
-    key GitHub's API returns is `host_public_key`; `status_token` is set as the secret
-    `commitStatusToken`, so the deploy-report Provider and Alert are declared."""
+    mocks, and the repository it names. Deploy keys are real key pairs made under `keys`, and so is the
+    bot's OpenPGP key (its private half in `keys/signing.asc`); the one host key GitHub's API returns is
+    `host_public_key`; `status_token` is set as the secret `commitStatusToken`, so the deploy-report
+    Provider and Alert are declared."""
     import pytest
 
     import tests.infra.conftest as harness
@@ -352,12 +308,21 @@ def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[l
         private, public = keygen(keys / name)
         return {"privateKeyOpenssh": private, "publicKeyOpenssh": public + "\n"}
 
+    def real_openpgp_key(_name: str, inputs: dict) -> dict[str, str]:
+        outs = OpenPgpKeyProvider().create({"user_id": inputs["user_id"]}).outs
+        signing_key_file(keys).write_text(outs["private_key"])
+        return outs
+
+    signing_key_file(keys).touch(mode=0o600)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "GITHUB_HOST_KEYS", [host_public_key])
         program = harness.run_program(
             {"commitStatusToken": status_token},
             secrets=["commitStatusToken"],
-            extra_outputs={"tls:index/privateKey:PrivateKey": real_key},
+            extra_outputs={
+                "tls:index/privateKey:PrivateKey": real_key,
+                "pulumi-python:dynamic/openpgp:Key": real_openpgp_key,
+            },
         )
     objects = [
         dict(r.inputs)  # a Kubernetes resource's inputs are the object's own fields, camelCase
@@ -365,6 +330,12 @@ def flux_objects(keys: Path, host_public_key: str, status_token: str) -> tuple[l
         if r.type.startswith("kubernetes:") and r.custom and r.type not in SKIPPED_TYPES
     ]
     return objects, harness.dev_config()[f"{harness.PROJECT}:repository"]
+
+
+def signing_key_file(keys: Path) -> Path:
+    """Where `flux_objects` keeps the bot's private OpenPGP key (ASCII-armored, mode 0600)."""
+    keys.mkdir(parents=True, exist_ok=True)
+    return keys / "signing.asc"
 
 
 def pointed_at(
@@ -417,6 +388,29 @@ class FluxLoop:
     """The GitHub repository the stack names (`owner/name`), as GitHub's events carry it."""
     github: FakeGitHub
     """Where the stack's `github` Provider posts commit statuses."""
+    signing_key: Path
+    """The bot's private OpenPGP key, as the stack made it (a file, as Jenkins binds it)."""
+    merges: OpenPgpSigner
+    """Signs app changes as GitHub's web-flow key signs the merge of a reviewed pull request: a key
+    made here, whose public half is the bot's trusted keys file (`bot_env`)."""
+    merge_key: Path
+    """That key's public half (what GITOPS_TRUSTED_KEYS_FILE names)."""
+
+    def commit_signed(self, *commit_args: str) -> str:
+        """`git commit -S COMMIT_ARGS` in the working copy with the bot's key, as the bot signs (the only
+        commits Flux deploys), pushed to the branch; returns the commit."""
+        with OpenPgpSigner.of(self.signing_key.read_text()) as bot:
+            commit = bot.commit(self.repo.work, *commit_args)
+        git(self.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+        return commit
+
+    @property
+    def bot_env(self) -> dict[str, str]:
+        """What the pipeline gives the bot's pushing command: its signing key and the keys it trusts."""
+        return {
+            "GITOPS_SIGNING_KEY_FILE": str(self.signing_key),
+            "GITOPS_TRUSTED_KEYS_FILE": str(self.merge_key),
+        }
 
     def named(self, kind: str) -> dict[str, Any]:
         (found,) = [o for o in self.objects if o["kind"] == kind]
@@ -437,10 +431,32 @@ class FluxLoop:
     def wait_applied(self, commit: str, timeout: float = 180) -> None:
         self.cluster.wait_for(f"Flux to apply {commit[:12]}", lambda: self.applied(commit), timeout=timeout)
 
-    def deployment_image(self) -> str:
+    def deployment(self) -> dict[str, Any]:
+        """The app's Deployment as the API server has it."""
         (name,) = [o["metadata"]["name"] for o in rendered_k8s() if o["kind"] == "Deployment"]
-        deployment = self.cluster.get("deployment", name, self.app_namespace)
-        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return self.cluster.get("deployment", name, self.app_namespace)
+
+    def deployment_image(self) -> str:
+        return self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def available(self, image_part: str) -> bool:
+        """The Deployment's rollout is complete at an image naming `image_part`, by the status the
+        Deployment controller writes: what `kubectl rollout status` waits for (k8s.io/kubectl v0.35.4
+        pkg/polymorphichelpers/rollout_status.go: generation observed, every replica updated, no old
+        replica left, every updated replica available) and the `Available` condition True."""
+        deployment = self.deployment()
+        spec, status = deployment["spec"], deployment.get("status", {})
+        replicas = spec.get("replicas", 1)
+        available = condition(deployment, "Available")
+        return bool(
+            image_part in spec["template"]["spec"]["containers"][0]["image"]
+            and status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
+            and status.get("updatedReplicas", 0) >= replicas
+            and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
+            and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
+            and available
+            and available["status"] == "True"
+        )
 
     def secret_value(self, secret_name: str, key: str) -> str:
         """A value of one of the stack's Secrets, as declared (stringData)."""
@@ -486,6 +502,15 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     _, host_public = keygen(host_key)
     status_token = "github_pat_" + secrets.token_urlsafe(30)
     objects, repository = flux_objects(workdir / "keys", host_public, status_token)
+    signing_key = signing_key_file(workdir / "keys")
+    # Flux deploys only a tip the bot signed, and the bot signs only over a branch that holds a commit it
+    # signed: one empty commit signed with its key switches signing on (docs/release.md).
+    with OpenPgpSigner.of(signing_key.read_text()) as bot:
+        bot.commit(repo.work, "--allow-empty", "-m", "Switch release signing on [skip ci]")
+    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    github_merges = OpenPgpKeyProvider().create({"user_id": "GitHub <noreply@github.com>"}).outs
+    merge_key = workdir / "keys" / "github-merges.asc"
+    merge_key.write_text(github_merges["public_key"])
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o
@@ -495,6 +520,7 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     with (
         serve_repository(repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd") as sshd,
         fake_github(repository, status_token, workdir / "github") as github,
+        OpenPgpSigner.of(github_merges["private_key"]) as merges,
     ):
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
@@ -505,5 +531,6 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             meta = secret["metadata"]
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
-        with RolloutReporter(cluster, namespace):
-            yield FluxLoop(cluster, repo, objects, namespace, repository, github)
+        yield FluxLoop(
+            cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key
+        )

@@ -7,13 +7,15 @@ Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ __all__ = [
     "BASE_IMAGE",
     "ROOT",
     "GitOpsRepo",
+    "OpenPgpSigner",
     "Run",
     "build_arg_flags",
     "git",
@@ -103,15 +106,20 @@ class GitOpsRepo:
     def tip(self) -> str:
         return git(self.remote, "rev-parse", BRANCH)
 
-    def app_commit(self, message: str | None = None) -> str:
-        """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it)."""
+    def app_commit(self, message: str | None = None, signer: OpenPgpSigner | None = None) -> str:
+        """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it).
+        `signer` signs it, as GitHub signs the merge that lands a reviewed change."""
         self.checkout_tip()
         self.commits += 1
         # A real code change: the layers that copy the app are rebuilt, the dependency layers are not.
         with (self.work / "app" / "app.py").open("a") as source:
             source.write(f"# change {self.commits} at {time.time_ns()}\n")
         git(self.work, "add", "app/app.py")
-        git(self.work, "commit", "--quiet", "-m", message or f"App change {self.commits}", env=DEV)
+        message = message or f"App change {self.commits}"
+        if signer is None:
+            git(self.work, "commit", "--quiet", "-m", message, env=DEV)
+        else:
+            signer.commit(self.work, "-m", message, env=DEV)
         git(self.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
         return self.head()
 
@@ -146,23 +154,26 @@ class Run:
 
 
 def jenkins_popen(
-    cwd: Path, command: str, args: Sequence[str], *, echo: bool = False
+    cwd: Path, command: str, args: Sequence[str], *, echo: bool = False, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """Start the release module as Jenkins does, from a checkout, with --json; console on stderr."""
+    """Start the release module as Jenkins does, from a checkout, with --json; console on stderr.
+    `env` adds what the pipeline binds around the command (GITOPS_SIGNING_KEY_FILE)."""
     return subprocess.Popen(
         [sys.executable, "-m", "jenkins", command, *args, "--json"],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=None if echo else subprocess.PIPE,
         text=True,
     )
 
 
-def jenkins_cli(cwd: Path, command: str, args: Sequence[str], *, echo: bool = False) -> Run:
+def jenkins_cli(
+    cwd: Path, command: str, args: Sequence[str], *, echo: bool = False, env: Mapping[str, str] | None = None
+) -> Run:
     """Run the release module to completion; echo=True streams its console instead of capturing it."""
     started = time.monotonic()
-    proc = jenkins_popen(cwd, command, args, echo=echo)
+    proc = jenkins_popen(cwd, command, args, echo=echo, env=env)
     stdout, stderr = proc.communicate()
     return finished(proc, stdout, stderr, time.monotonic() - started)
 
@@ -185,3 +196,39 @@ def image_present(image: str) -> bool:
         subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode
         == 0
     )
+
+
+@dataclass(frozen=True)
+class OpenPgpSigner:
+    """git signing commits with one OpenPGP key through real gpg, in a GNUPGHOME of its own."""
+
+    home: Path
+    fingerprint: str
+
+    @classmethod
+    @contextlib.contextmanager
+    def of(cls, armored_private_key: str) -> Iterator[OpenPgpSigner]:
+        """Import the key into a new GNUPGHOME (a short path: gpg-agent's socket lives there), remove
+        it all afterwards."""
+        home = Path(tempfile.mkdtemp(prefix="gnupg-"))
+        try:
+            gpg = ["gpg", "--homedir", str(home), "--batch"]
+            subprocess.run(
+                [*gpg, "--import"], input=armored_private_key, text=True, capture_output=True, check=True
+            )
+            listing = subprocess.run(
+                [*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True, check=True
+            ).stdout
+            fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+            yield cls(home, fingerprint)
+        finally:
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
+            )
+            shutil.rmtree(home, ignore_errors=True)
+
+    def commit(self, work: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """`git commit -S ARGS` in `work`, signed with this key; returns the new HEAD."""
+        env = {**(env or {}), "GNUPGHOME": str(self.home)}
+        git(work, "-c", f"user.signingkey={self.fingerprint}", "commit", "--quiet", "-S", *args, env=env)
+        return git(work, "rev-parse", "HEAD")

@@ -1,5 +1,6 @@
 """The real control plane of `make cluster-up` (scripts/cluster.sh): kube-apiserver with RBAC and Pod
-Security admission on etcd, and Flux's source-, kustomize- and notification-controller, all on 127.0.0.1.
+Security admission on etcd, kube-controller-manager, kube-scheduler, one KWOK node on which pods become
+Ready without running, and Flux's source-, kustomize- and notification-controller, all on 127.0.0.1.
 
 `make test` starts one first (scripts/cluster.sh run); run directly, tests here skip when no cluster
 answers, except under CI=true.

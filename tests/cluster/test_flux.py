@@ -1,7 +1,8 @@
 """The Flux objects the stack declares, rendered from the real program under mocks and applied as they
 are (scripts/localcluster.py says exactly what is pointed at this machine), and the whole loop:
 app commit -> `python -m jenkins release` (real Docker and registry) -> bot commit -> push event ->
-Flux -> the Deployment in the API server names the new image by digest; then a rollback and an unhold.
+Flux -> the Deployment rolled out at the new image by digest (kube-controller-manager, kube-scheduler
+and the KWOK node do the rollout); then a rollback and an unhold.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 
 from jenkins.registry import resolve_digest
 from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
-from scripts.sandbox import BRANCH, GitOpsRepo, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
 
 HOLD_BY = "release.gitops/held-by"
 
@@ -70,14 +71,20 @@ def releases(
 def release(flux: FluxLoop, repository: str, build_args: dict[str, str], commit: str) -> Run:
     flux.repo.checkout(commit)
     args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
-    run = jenkins_cli(flux.repo.work, "release", args)
+    run = jenkins_cli(flux.repo.work, "release", args, env=flux.bot_env)
     assert run.returncode == 0, run.stderr
     return run
 
 
+def not_verified(flux: FluxLoop, commit: str) -> bool:
+    """source-controller refused to verify commit (SourceVerified False, naming it)."""
+    verified = condition(flux.status("GitRepository"), "SourceVerified")
+    return bool(verified and verified["status"] == "False" and commit in verified.get("message", ""))
+
+
 def cli(flux: FluxLoop, command: str, *args: str) -> Run:
     flux.repo.checkout_tip()
-    run = jenkins_cli(flux.repo.work, command, list(args))
+    run = jenkins_cli(flux.repo.work, command, list(args), env=flux.bot_env)
     assert run.returncode == 0, run.stderr
     return run
 
@@ -88,7 +95,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux: FluxLoop, releases: tuple[str, dict[str, str]]
 ) -> None:
     repository, build_args = releases
-    first = flux.repo.app_commit("First app change")
+    first = flux.repo.app_commit("First app change", flux.merges)
     run = release(flux, repository, build_args, first)
     assert run.outcome and run.outcome["outcome"] == "changed"
     digest = resolve_digest(repository, first)
@@ -99,8 +106,10 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux.push_event()
     flux.wait_applied(bot)
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
+    # The Kustomization's health check (`wait: true`) passed only once the rollout was complete.
+    assert flux.available(f"{repository}:{first}@{digest}")
 
-    second = flux.repo.app_commit("Second app change (the bad one)")
+    second = flux.repo.app_commit("Second app change (the bad one)", flux.merges)
     release(flux, repository, build_args, second)
     flux.push_event()
     flux.wait_applied(flux.repo.tip())
@@ -114,12 +123,16 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     flux.wait_applied(flux.repo.tip())
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
-    third = flux.repo.app_commit("Third app change while held")
+    third = flux.repo.app_commit("Third app change while held", flux.merges)
     run = release(flux, repository, build_args, third)
     assert run.outcome and run.outcome["outcome"] == "held"
     held_tip = flux.repo.tip()
     flux.push_event()
-    flux.wait_applied(held_tip)
+    # While held the bot commits nothing, so the tip is the merge, which Flux does not deploy (only the
+    # bot's signature counts): the last bot commit stays applied.
+    flux.cluster.wait_for(
+        f"source-controller to refuse {held_tip[:12]}", lambda: not_verified(flux, held_tip)
+    )
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
     cli(flux, "unhold")
@@ -131,6 +144,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     image = flux.deployment_image()
     assert re.fullmatch(rf"{re.escape(repository)}:{third}@sha256:[0-9a-f]{{64}}", image), image
     assert image == f"{repository}:{third}@{resolve_digest(repository, third)}"
+    assert flux.available(image)
 
 
 def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_path: Path) -> None:
@@ -181,9 +195,11 @@ ESCAPES = [
 ]
 
 
-def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
+def commit_to_k8s(flux: FluxLoop, obj: dict | None, message: str) -> str:
     """Push a commit that adds `obj` to k8s/ (as k8s/escape.yaml, listed in its kustomization), or
-    removes it again when obj is None; returns the commit."""
+    removes it again when obj is None, signed with the bot's key (Flux deploys nothing else); returns
+    the commit."""
+    repo = flux.repo
     repo.checkout_tip()
     path, listing = repo.work / "k8s" / "escape.yaml", repo.work / "k8s" / "kustomization.yaml"
     kustomization = yaml.safe_load(listing.read_text())
@@ -195,9 +211,7 @@ def commit_to_k8s(repo: GitOpsRepo, obj: dict | None, message: str) -> str:
         kustomization["resources"].append("escape.yaml")
     listing.write_text(yaml.safe_dump(kustomization, sort_keys=False))
     git(repo.work, "add", "--all", "k8s")
-    git(repo.work, "commit", "--quiet", "-m", message)
-    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    return repo.head()
+    return flux.commit_signed("-m", message)
 
 
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda o: o["kind"])
@@ -212,7 +226,7 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
     flux.push_event()
     flux.wait_applied(clean)
 
-    bad = commit_to_k8s(flux.repo, escape, f"Add a {escape['kind']}")
+    bad = commit_to_k8s(flux, escape, f"Add a {escape['kind']}")
     flux.push_event()
 
     def refused() -> str:
@@ -239,6 +253,6 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
     assert failures[0]["context"].startswith("kustomization/")
 
     # The app still applies once the repository is clean again.
-    clean = commit_to_k8s(flux.repo, None, f"Remove the {escape['kind']}")
+    clean = commit_to_k8s(flux, None, f"Remove the {escape['kind']}")
     flux.push_event()
     flux.wait_applied(clean)

@@ -31,7 +31,7 @@ from scripts.localcluster import (
     github_signatures,
     post_github_event,
 )
-from scripts.sandbox import BRANCH
+from scripts.sandbox import BRANCH, git
 
 
 def requested_at(flux: FluxLoop) -> str | None:
@@ -47,10 +47,19 @@ def test_the_receiver_serves_the_path_the_stack_registers_with_github(flux: Flux
     assert receiver["namespace"] == flux.app_namespace
 
 
+def signed_change(flux: FluxLoop, message: str) -> str:
+    """An app change at the branch tip, signed with the bot's key (Flux deploys nothing else), pushed."""
+    flux.repo.checkout_tip()
+    with (flux.repo.work / "app" / "app.py").open("a") as source:
+        source.write(f"# {message}\n")
+    git(flux.repo.work, "add", "app/app.py")
+    return flux.commit_signed("-m", message)
+
+
 def test_a_signed_push_event_makes_flux_fetch_and_apply_the_new_commit(flux: FluxLoop) -> None:
     flux.wait_applied(flux.repo.tip())
     before = requested_at(flux)
-    commit = flux.repo.app_commit("A change announced by GitHub's push event")
+    commit = signed_change(flux, "A change announced by GitHub's push event")
 
     flux.push_event()
 
@@ -157,8 +166,9 @@ def status_context(flux: FluxLoop) -> str:
 
 def test_each_applied_commit_gets_a_success_status_sent_with_the_stack_s_token(flux: FluxLoop) -> None:
     """The Alert routes kustomize-controller's events to the Provider, which posts a commit status with
-    the `commitStatusToken` Secret (the stub answers 401 to any other credential)."""
-    commit = flux.repo.app_commit("A change whose deploy reports back")
+    the `commitStatusToken` Secret (the stub answers 401 to any other credential). `success` comes
+    after the health check (`wait: true`), so only once the Deployment has rolled out."""
+    commit = signed_change(flux, "A change whose deploy reports back")
     flux.push_event()
     flux.wait_applied(commit)
 
@@ -166,6 +176,7 @@ def test_each_applied_commit_gets_a_success_status_sent_with_the_stack_s_token(f
         return [s for s in flux.github.statuses_for(commit) if s["state"] == "success"]
 
     (status,) = flux.cluster.wait_for(f"a success status on {commit[:12]}", reported, timeout=60)
+    assert flux.available(flux.deployment_image())
     assert status["context"] == status_context(flux)
     assert status["description"] == "reconciliation succeeded"
     assert all(r.authorization == f"Bearer {flux.github.token}" for r in flux.github.requests)

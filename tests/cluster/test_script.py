@@ -99,6 +99,17 @@ def fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
         copy.write_text(go_mod.read_text())
     (module / "config" / "crd" / "bases").mkdir(parents=True)
     (module / "config" / "crd" / "bases" / "crd.yaml").write_text("kind: CustomResourceDefinition\n")
+    # The stages build_kwok copies from kwok's module.
+    for stage in (
+        "node/fast/node-initialize",
+        "node/heartbeat-with-lease/node-heartbeat-with-lease",
+        "pod/fast/pod-ready",
+        "pod/fast/pod-complete",
+        "pod/fast/pod-delete",
+    ):
+        path = module / "kustomize" / "stage" / f"{stage}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("kind: Stage\n")
     go = tmp_path / "go"
     go.write_text(WORKING_GO)
     go.chmod(0o755)
@@ -124,7 +135,7 @@ def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     built = sorted(name.rsplit("-", 1)[0] for name in cached(cache))
-    assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+    assert built == ["kube", "kustomize-controller", "kwok", "notification-controller", "source-controller"]
 
 
 def test_a_binary_built_with_other_go_settings_is_not_reused(tmp_path: Path) -> None:
@@ -222,7 +233,13 @@ def test_a_leftover_that_cannot_be_removed_does_not_stop_the_build() -> None:
         assert result.returncode == 0, result.stderr
         assert f"cannot remove {stuck.parent}" in result.stderr
         built = sorted(name.rsplit("-", 1)[0] for name in cached(cache))
-        assert built == ["kube", "kustomize-controller", "notification-controller", "source-controller"]
+        assert built == [
+            "kube",
+            "kustomize-controller",
+            "kwok",
+            "notification-controller",
+            "source-controller",
+        ]
     finally:
         for path in base.rglob("*"):
             if path.is_dir():
@@ -291,7 +308,9 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
         try:
             assert started.returncode == 0, started.stderr
             pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
-            assert len(pids) == 5  # etcd, kube-apiserver, source-, kustomize- and notification-controller
+            # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the three Flux
+            # controllers.
+            assert len(pids) == 8
             assert run("status", env=env).returncode == 0
         except AssertionError:
             run("down", env=env)  # a failed check must not leave a second control plane running

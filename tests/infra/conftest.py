@@ -18,6 +18,7 @@ new data source cannot silently return nothing.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterable, Mapping
@@ -364,6 +365,12 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             "privateKeyOpenssh": _pem("OPENSSH PRIVATE KEY", name),
             "privateKeyPem": _pem("PRIVATE KEY", name),
             "publicKeyFingerprintSha256": f"SHA256:{name}",
+        }
+    if typ == "pulumi-python:dynamic/openpgp:Key":  # infra/openpgp.py; tests/infra/test_openpgp.py runs it
+        return {
+            "fingerprint": hashlib.sha256(name.encode()).hexdigest()[:40].upper(),
+            "public_key": _pem("PGP PUBLIC KEY BLOCK", name),
+            "private_key": _pem("PGP PRIVATE KEY BLOCK", name),
         }
     if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
         return {"result": ("p4ss-" + name * 8)[: int(inputs.get("length", 32))]}

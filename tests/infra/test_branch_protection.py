@@ -11,19 +11,20 @@ from tests.infra.conftest import ROOT, Program, run_program
 
 RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
 DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
+PROTECTION, HISTORY = "branch-protection-ruleset", "branch-protection-history"
 
 
 def test_the_followed_branch_is_protected(dev_program: Program) -> None:
-    ruleset = dev_program.one(RULESET).inputs
+    ruleset = dev_program.one(RULESET, PROTECTION).inputs
     assert ruleset["repository"] == "hello-gitops"
     assert (ruleset["target"], ruleset["enforcement"]) == ("branch", "active")
     assert ruleset["conditions"] == {"refName": {"includes": ["refs/heads/main"], "excludes": []}}
-    other = run_program({"branch": "release"}).one(RULESET).inputs
+    other = run_program({"branch": "release"}).one(RULESET, PROTECTION).inputs
     assert other["conditions"]["refName"]["includes"] == ["refs/heads/release"]
 
 
 def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Program) -> None:
-    rules = dev_program.one(RULESET).inputs["rules"]
+    rules = dev_program.one(RULESET, PROTECTION).inputs["rules"]
     assert rules["deletion"] is True and rules["nonFastForward"] is True
     assert rules["pullRequest"] == {
         "requiredApprovingReviewCount": 1,  # the default: one reviewer besides the author
@@ -31,6 +32,7 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
         "requireLastPushApproval": True,
         "requiredReviewThreadResolution": True,
         "requireCodeOwnerReview": True,
+        "allowedMergeMethods": ["merge", "squash"],
     }
     assert rules["requiredStatusChecks"] == {
         "requiredChecks": [{"context": REQUIRED_CHECK, "integrationId": GITHUB_ACTIONS_APP_ID}],
@@ -39,7 +41,8 @@ def test_people_need_a_reviewed_pull_request_and_a_green_check(dev_program: Prog
 
 
 def test_a_team_sets_how_many_approvals_a_pull_request_needs() -> None:
-    rules = run_program({"requiredApprovals": 10}).one(RULESET).inputs["rules"]  # GitHub's maximum
+    # 10: GitHub's maximum.
+    rules = run_program({"requiredApprovals": 10}).one(RULESET, PROTECTION).inputs["rules"]
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 10
     assert rules["pullRequest"]["requireLastPushApproval"] is True
     assert rules["pullRequest"]["requireCodeOwnerReview"] is True
@@ -50,7 +53,7 @@ def test_a_one_person_trial_can_merge_and_the_stack_warns(caplog: pytest.LogCapt
     recent reviewable push must be approved by someone other than the person who pushed it", GitHub
     REST API, OpenAPI schema repository-rule-pull-request) would block every pull request of a solo
     maintainer. The other protections stay."""
-    rules = run_program({"requiredApprovals": 0}).one(RULESET).inputs["rules"]
+    rules = run_program({"requiredApprovals": 0}).one(RULESET, PROTECTION).inputs["rules"]
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 0
     assert rules["pullRequest"]["requireLastPushApproval"] is False
     assert rules["pullRequest"]["requireCodeOwnerReview"] is False
@@ -61,6 +64,17 @@ def test_a_one_person_trial_can_merge_and_the_stack_warns(caplog: pytest.LogCapt
 
 def test_only_the_trial_warns(caplog: pytest.LogCaptureFixture, dev_program: Program) -> None:
     assert "requiredApprovals" not in caplog.text
+
+
+def test_pull_requests_land_only_by_the_merge_methods_github_signs(dev_program: Program) -> None:
+    """The bot trusts GitHub's web-flow key for human merges (docs/security.md). GitHub documents that a
+    rebase merge's commits are added "without commit signature verification": it "didn't truly create
+    this commit, and can't therefore sign it" (github/docs data/reusables/pull_requests/
+    rebase_and_merge_verification.md); merge and squash commits it creates itself, and signs. The
+    provider's field takes `merge`, `squash`, `rebase` (pulumi-github 6.15.0,
+    RepositoryRulesetRulesPullRequestArgs.allowed_merge_methods)."""
+    methods = dev_program.one(RULESET, PROTECTION).inputs["rules"]["pullRequest"]["allowedMergeMethods"]
+    assert sorted(methods) == ["merge", "squash"]
 
 
 # GitHub Actions' app id, as GitHub reports it in a check run's `app.id` (GET /repos/{owner}/{repo}/
@@ -75,8 +89,20 @@ def test_the_required_check_only_counts_from_github_actions(dev_program: Program
     write access (`POST /repos/{owner}/{repo}/statuses/{sha}`), or Flux's commit-status token, which
     pods in the app's namespace can mount (docs/security.md), could mark an untested pull request
     green."""
-    (check,) = dev_program.one(RULESET).inputs["rules"]["requiredStatusChecks"]["requiredChecks"]
+    (check,) = dev_program.one(RULESET, PROTECTION).inputs["rules"]["requiredStatusChecks"]["requiredChecks"]
     assert check.get("integrationId") == GITHUB_ACTIONS_APP_ID
+
+
+def test_no_one_rewrites_or_deletes_the_branch_not_even_a_deploy_key(dev_program: Program) -> None:
+    """A bypass actor bypasses every rule of its ruleset (pulumi-github 6.15.0, `bypass_actors`: "The actors
+    that can bypass the rules in this ruleset"), so force pushes and deletion sit in a ruleset with no
+    bypass: a stolen write key cannot move the branch back to an older bot-signed commit."""
+    history = dev_program.one(RULESET, HISTORY).inputs
+    assert "bypassActors" not in history or history["bypassActors"] == []
+    assert history["rules"] == {"deletion": True, "nonFastForward": True}
+    protection = dev_program.one(RULESET, PROTECTION).inputs
+    assert (history["target"], history["enforcement"]) == ("branch", "active")
+    assert history["conditions"] == protection["conditions"]
 
 
 def test_the_required_check_is_the_workflows_test_job() -> None:
@@ -89,7 +115,7 @@ def test_only_deploy_keys_bypass_and_only_jenkins_key_can_push(dev_program: Prog
     """GitHub REST API (OpenAPI schema repository-ruleset-bypass-actor): a DeployKey actor has no id
     and no `pull_request` mode, so it admits every deploy key with write access; the stack registers
     one (Jenkins'), Flux's is read-only."""
-    bypass = dev_program.one(RULESET).inputs["bypassActors"]
+    bypass = dev_program.one(RULESET, PROTECTION).inputs["bypassActors"]
     assert bypass == [{"actorType": "DeployKey", "bypassMode": "always"}]
     writable = [k.name for k in dev_program.of_type(DEPLOY_KEY) if k.inputs["readOnly"] is False]
     assert writable == ["deploy-keys-jenkins"]

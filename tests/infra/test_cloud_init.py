@@ -33,6 +33,7 @@ from tests.infra.envfile import bash_reads, systemd_reads
 SECRET_TYPES = {
     "tls:index/privateKey:PrivateKey": ("privateKeyOpenssh", "privateKeyPem"),
     "random:index/randomPassword:RandomPassword": ("result",),
+    "pulumi-python:dynamic/openpgp:Key": ("private_key",),
 }
 JENKINSFILE_ENV = {
     "IMAGE_REPOSITORY",

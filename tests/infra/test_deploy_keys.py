@@ -3,6 +3,7 @@ read/write; private keys kept secret."""
 
 from __future__ import annotations
 
+import base64
 import json
 from types import SimpleNamespace
 
@@ -13,6 +14,9 @@ from tests.infra.conftest import GITHUB_HOOK_RANGES_V4, GITHUB_HOOK_RANGES_V6, G
 
 TLS_KEY = "tls:index/privateKey:PrivateKey"
 DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
+
+
+OPENPGP_KEY = "pulumi-python:dynamic/openpgp:Key"
 
 
 def _component(program: Program) -> object:
@@ -72,6 +76,23 @@ def test_jenkins_private_key_goes_to_secrets_manager_encrypted(dev_program: Prog
     secret = dev_program.one("aws:secretsmanager/secret:Secret", "jenkins-deploy-key")
     kms_key = dev_program.one("aws:kms/key:Key", "jenkins-secrets")
     assert secret.inputs["kmsKeyId"] == kms_key.outputs["arn"]
+
+
+def test_the_signing_key_is_stored_once_as_the_release_agents_file_credential(dev_program: Program) -> None:
+    """The bot's private key is stored like the write key: one Secrets Manager secret, the Jenkins
+    credential `gitops-signing-key` (a secret file: SecretBinary, which the AWS Secrets Manager
+    Credentials Provider reads for `file` credentials), and nowhere else."""
+    (bot_key,) = [r for r in dev_program.children(_component(dev_program)) if r.type == OPENPGP_KEY]
+    versions = [
+        v
+        for v in dev_program.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if "secretBinary" in v.inputs
+        and base64.b64decode(v.inputs["secretBinary"]).decode() == bot_key.outputs["private_key"]
+    ]
+    assert [v.name for v in versions] == ["jenkins-signing-key"]
+    assert "secretBinary" in versions[0].secret_inputs
+    secret = dev_program.one("aws:secretsmanager/secret:Secret", "jenkins-signing-key")
+    assert secret.inputs["name"].endswith("/jenkins/gitops-signing-key")
 
 
 def test_private_keys_never_in_plain_text_outputs(dev_program: Program) -> None:

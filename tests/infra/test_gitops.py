@@ -90,7 +90,7 @@ def test_kustomize_controller_is_bound_to_impersonation_instead_of_cluster_admin
 def test_everything_in_cluster_uses_the_stack_provider(dev_program: Program) -> None:
     provider = dev_program.one("pulumi:providers:kubernetes")
     in_cluster = [r for r in dev_program.resources if r.type.startswith("kubernetes:") and r.custom]
-    assert len(in_cluster) == 16
+    assert len(in_cluster) == 17
     assert {r.provider_urn for r in in_cluster} == {provider.urn}
 
 
@@ -104,9 +104,26 @@ def test_git_repository_follows_the_branch_over_ssh_with_the_deploy_key(dev_prog
         "url": "ssh://git@github.com/example-org/hello-gitops.git",
         "ref": {"branch": "main"},
         "secretRef": {"name": "git-auth"},
+        "verify": {"mode": "HEAD", "secretRef": {"name": "commit-signers"}},
     }
     secret = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-git-auth")
     assert secret.inputs["metadata"] == {"name": "git-auth", "namespace": "hello"}
+
+
+def test_flux_verifies_the_tip_against_the_bots_public_key_alone(dev_program: Program) -> None:
+    """source-controller v1.9.3 (api/v1/gitrepository_types.go, GitRepositoryVerification): `verify.mode`
+    HEAD verifies the commit HEAD points to, `verify.secretRef` names a Secret in the GitRepository's
+    namespace whose keys ending in `.asc` hold OpenPGP public keys (internal/controller/
+    gitrepository_controller.go: publicKeyPGPSuffix = ".asc"; any other key but `.sshpub` is read as
+    OpenPGP too). There is no `provider` field in v1.9.x's verify: an unknown field is refused."""
+    source = _only(dev_program, GIT_REPOSITORY)
+    verify = source.inputs["spec"]["verify"]
+    assert set(verify) == {"mode", "secretRef"}
+    signers = dev_program.one("kubernetes:core/v1:Secret", "gitops-commit-signers")
+    assert signers.inputs["metadata"] == {"name": verify["secretRef"]["name"], "namespace": "hello"}
+    bot_key = dev_program.one("pulumi-python:dynamic/openpgp:Key")
+    assert signers.inputs["stringData"] == {"gitops-bot.asc": bot_key.outputs["public_key"]}
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in signers.inputs["stringData"]["gitops-bot.asc"]
 
 
 def test_branch_comes_from_config() -> None:

@@ -16,21 +16,31 @@ from tests.infra.conftest import DELETE, Program, run_program
 from tests.infra.leaks import body_lines, leaks
 
 TLS_KEY = "tls:index/privateKey:PrivateKey"
+OPENPGP_KEY = "pulumi-python:dynamic/openpgp:Key"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 STATUS_TOKEN = "github_pat_11ABCDEFG0statusOnlyT0kenValue"
 
 
+def armoured(label: str, name: str, width: int) -> str:
+    """A multi-line private key: armour around base64 lines of `width` characters."""
+    body = base64.b64encode(b"".join(hashlib.sha512(f"{name}{i}".encode()).digest() for i in range(6)))
+    lines = [body[i : i + width].decode() for i in range(0, len(body), width)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
+
+
 def openssh_key(name: str) -> str:
     """A private key as tls.PrivateKey returns it: PEM armour around 70-character base64 lines."""
-    body = base64.b64encode(b"".join(hashlib.sha512(f"{name}{i}".encode()).digest() for i in range(6)))
-    lines = [body[i : i + 70].decode() for i in range(0, len(body), 70)]
-    return (
-        "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
-    )
+    return armoured("OPENSSH PRIVATE KEY", name, 70)
 
 
 def multi_line_keys(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"privateKeyOpenssh": openssh_key(name), "privateKeyPem": openssh_key(name + "-pem")}
+
+
+def openpgp_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The bot's key as infra/openpgp.py returns it: OpenPGP armour (RFC 4880 section 6.2) around
+    64-character lines, with `Comment:` headers that the public key carries too (so not searched for)."""
+    return {"private_key": armoured("PGP PRIVATE KEY BLOCK", name, 64)}
 
 
 KEY = openssh_key("example")
@@ -82,6 +92,7 @@ def test_clean_text_is_not_a_leak() -> None:
 def secrets_of(program: Program) -> list[str]:
     values = [r.outputs[k] for r in program.of_type(TLS_KEY) for k in ("privateKeyOpenssh", "privateKeyPem")]
     values += [r.outputs["result"] for r in program.of_type(PASSWORD)]
+    values += [r.outputs["private_key"] for r in program.of_type(OPENPGP_KEY)]
     return values
 
 
@@ -90,7 +101,9 @@ def plain_state(program: Program) -> dict[str, Any]:
     inputs = {
         r.urn: {k: v for k, v in r.inputs.items() if k not in r.secret_inputs}
         for r in program.resources
-        if r.type != TLS_KEY  # the key pair's own outputs are secret outputs of the tls provider
+        # The key pairs' own outputs: secret outputs of the tls provider, an additional secret output of
+        # the OpenPGP key (test_the_openpgp_private_key_is_a_secret_output).
+        if r.type not in (TLS_KEY, OPENPGP_KEY)
     }
     outputs = {k: v for k, v in program.outputs.items() if k not in program.secret_outputs}
     return {"inputs": inputs, "outputs": outputs}
@@ -101,7 +114,7 @@ def program() -> Program:
     return run_program(
         {"commitStatusToken": STATUS_TOKEN},
         secrets=["commitStatusToken"],
-        extra_outputs={TLS_KEY: multi_line_keys},
+        extra_outputs={TLS_KEY: multi_line_keys, OPENPGP_KEY: openpgp_key},
     )
 
 
@@ -120,11 +133,21 @@ def test_the_secrets_do_reach_where_they_belong_as_secrets(program: Program) -> 
     """The search is not vacuous: each secret is found in some resource's secret inputs."""
     secret_inputs = [{k: r.inputs[k] for k in r.secret_inputs} for r in program.resources]
     used = [r.outputs["privateKeyOpenssh"] for r in program.of_type(TLS_KEY)]  # the PEM form is unused
+    used += [r.outputs["private_key"] for r in program.of_type(OPENPGP_KEY)]
     for secret in [*used, *(r.outputs["result"] for r in program.of_type(PASSWORD)), STATUS_TOKEN]:
         if any(leaks(secret, inputs) for inputs in secret_inputs):
             continue
         # A password that only a resource's own outputs hold (none expected) would show up here.
         pytest.fail(f"{secret[:20]}... reaches no resource as a secret input")
+
+
+def test_the_openpgp_private_key_is_a_secret_output(program: Program) -> None:
+    """The engine encrypts in state only the outputs a registration names secret; a dynamic provider's
+    outputs are plain unless listed in additionalSecretOutputs (pulumi ResourceOptions)."""
+    (key,) = program.of_type(OPENPGP_KEY)
+    assert key.options["additionalSecretOutputs"] == ["private_key"]
+    assert not {"fingerprint", "public_key", "user_id"} & set(key.secret_inputs)
+    assert "__provider" in key.secret_inputs  # the SDK's default: the pickled provider is a secret
 
 
 BYO_KUBECONFIG = yaml.safe_dump(

@@ -284,6 +284,7 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "appUrlCommand",
         "jenkinsAdminPasswordSecret",
         "jenkinsDeployKeySecret",
+        "botSigningKeyFingerprint",
         "jenkinsSessionDocument",
         "jenkinsAgentsGroup",
         "jenkinsReleaseAgentsGroup",

@@ -1,0 +1,155 @@
+"""The bot's OpenPGP key as the stack makes it (infra/openpgp.py), checked by the tools that use it: real
+gpg imports it and git signs and verifies commits with it; source-controller's side is
+tests/cluster/test_signed_commits.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
+from jenkins.cli import DEFAULT_BOT
+from scripts.sandbox import OpenPgpSigner, git
+from tests.conftest import require
+from tests.infra.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def key() -> dict[str, str]:
+    return OpenPgpKeyProvider().create({"user_id": BOT_USER_ID}).outs
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gpg() -> None:
+    require(subprocess.run(["gpg", "--version"], capture_output=True).returncode == 0, "gpg is not installed")
+
+
+def gpg_listing(home: Path, *args: str) -> list[list[str]]:
+    """`gpg --with-colons` records (GnuPG's doc/DETAILS: field 2 validity, 5 key id, 7 expiry, 10 user
+    ID or fingerprint, 12 capabilities, 17 curve)."""
+    out = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--with-colons", "--fixed-list-mode", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split(":") for line in out.splitlines()]
+
+
+def test_the_user_id_is_the_bots_git_identity() -> None:
+    assert f"{DEFAULT_BOT.name} <{DEFAULT_BOT.email}>" == BOT_USER_ID
+
+
+def test_gpg_reads_an_ed25519_key_that_signs_with_a_subkey_and_never_expires(key: dict[str, str]) -> None:
+    assert key["private_key"].startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    assert key["public_key"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    with OpenPgpSigner.of(key["private_key"]) as signer:
+        assert signer.fingerprint == key["fingerprint"]
+        records = gpg_listing(signer.home, "--list-secret-keys")
+    (primary,) = [r for r in records if r[0] == "sec"]
+    subkeys = [r for r in records if r[0] == "ssb"]
+    uids = [r[9] for r in records if r[0] == "uid"]
+    assert uids == [BOT_USER_ID]
+    assert (primary[3], primary[16], primary[6]) == ("22", "ed25519", "")  # EdDSA, no expiry
+    assert "c" in primary[11] and "s" not in primary[11]  # the primary key only certifies
+    (signing,) = [s for s in subkeys if "s" in s[11]]
+    assert (signing[3], signing[16], signing[6]) == ("22", "ed25519", "")
+
+
+def test_the_public_key_is_the_same_key_without_its_secrets(key: dict[str, str], tmp_path: Path) -> None:
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--import"],
+        input=key["public_key"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    fingerprints = [r[9] for r in gpg_listing(home, "--list-keys") if r[0] == "fpr"]
+    assert fingerprints[0] == key["fingerprint"]
+    assert gpg_listing(home, "--list-secret-keys") == []
+    assert "PRIVATE" not in key["public_key"]
+
+
+def test_git_verifies_a_commit_signed_with_it_and_refuses_another_keys(
+    key: dict[str, str], tmp_path: Path
+) -> None:
+    work = tmp_path / "repo"
+    git(tmp_path, "init", "--quiet", "-b", "main", str(work))
+    git(work, "config", "user.name", DEFAULT_BOT.name)
+    git(work, "config", "user.email", DEFAULT_BOT.email)
+    (work / "f").write_text("x\n")
+    git(work, "add", "f")
+    other = OpenPgpKeyProvider().create({"user_id": "someone else <else@example.com>"}).outs
+    with OpenPgpSigner.of(key["private_key"]) as bot, OpenPgpSigner.of(other["private_key"]) as stranger:
+        commit = bot.commit(work, "-m", "signed by the bot")
+        assert "BEGIN PGP SIGNATURE" in git(work, "cat-file", "commit", commit)
+        # git-log(1) PRETTY FORMATS: `%G?` is U for a good signature of unknown validity (nobody
+        # certified the key here), E when the signing key is missing; `%GP` the primary key's fingerprint.
+        assert git(work, "log", "-1", "--format=%G? %GP", env={"GNUPGHOME": str(bot.home)}) == (
+            f"U {bot.fingerprint}"
+        )
+        assert git(work, "log", "-1", "--format=%G?", env={"GNUPGHOME": str(stranger.home)}) == "E"
+
+
+def test_each_create_makes_a_new_key_and_only_a_new_user_id_replaces_it() -> None:
+    provider = OpenPgpKeyProvider()
+    first, second = (provider.create({"user_id": BOT_USER_ID}) for _ in range(2))
+    assert first.id != second.id and first.outs["private_key"] != second.outs["private_key"]
+    same = provider.diff(first.id, first.outs, {"user_id": BOT_USER_ID})
+    assert (same.changes, same.replaces) == (False, [])
+    renamed = provider.diff(first.id, first.outs, {"user_id": "release bot <bot@example.com>"})
+    assert (renamed.changes, renamed.replaces) == (True, ["user_id"])
+
+
+def test_the_provider_runs_from_the_state_in_a_process_of_its_own() -> None:
+    """Pulumi pickles the provider into the state and unpickles it in `python -m pulumi.dynamic`, which
+    the CLI starts in the program's working directory (pulumi/pulumi#17763); nothing else of the
+    program is loaded there."""
+    loader = (
+        "import base64, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "outs = provider.create({'user_id': 'x <x@example.com>'}).outs\n"
+        "print(sorted(outs), outs['private_key'].startswith('-----BEGIN PGP PRIVATE KEY BLOCK-----'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", loader],
+        input=serialize_provider(OpenPgpKeyProvider()),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['fingerprint', 'private_key', 'public_key', 'user_id'] True"
+
+
+GITHUB_WEB_FLOW = ROOT / "jenkins" / "trusted-keys" / "github-web-flow.asc"
+GITHUB_WEB_FLOW_FINGERPRINT = "968479A1AFF927E37D1A566BB5690EEEBB952194"
+"""GitHub's web-flow signing key since 2024-01-16 (docs/verified-identifiers.md has where it was checked)."""
+
+
+def test_the_bots_trusted_keys_are_githubs_current_web_flow_key_alone(tmp_path: Path) -> None:
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--import", str(GITHUB_WEB_FLOW)],
+        capture_output=True,
+        check=True,
+    )
+    records = gpg_listing(home, "--list-keys")
+    assert [r[9] for r in records if r[0] == "fpr"] == [GITHUB_WEB_FLOW_FINGERPRINT]
+    (key,) = [r for r in records if r[0] == "pub"]
+    # Field 2 `r` would mean revoked and `e` expired; field 7 is the expiry (empty: none); `s` signs.
+    assert (key[1], key[6]) == ("-", "")
+    assert "s" in key[11]
+    assert [r[9] for r in records if r[0] == "uid"] == ["GitHub <noreply@github.com>"]
+    assert "PRIVATE" not in GITHUB_WEB_FLOW.read_text()
