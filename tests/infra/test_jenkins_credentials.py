@@ -13,7 +13,6 @@ for `file`.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ from tests.infra.secrets_manager import SECRET, create_secret, store_versions
 # CredentialsFactory.create: the `switch (type)` cases; any other value (or none) makes no credential.
 KNOWN_TYPES = {"string", "usernamePassword", "sshUserPrivateKey", "certificate", "file"}
 BINARY_TYPES = {"certificate", "file"}
-ARMORED = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
-ARMORED_PUBLIC = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ=\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
 
 def provider_config(env: dict[str, str]) -> dict[str, Any]:
@@ -92,6 +89,8 @@ def test_jenkins_serves_exactly_the_credentials_the_pipeline_and_jcasc_name(
         "gitops-checkout-key": ("sshUserPrivateKey", "git"),
         AGENT_CREDENTIALS_ID: ("sshUserPrivateKey", "jenkins"),
         "github-webhook-secret": ("string", None),
+        "gitops-signing-key": ("file", None),
+        "gitops-signing-public-key": ("file", None),
     }
     # Each binding reads the value the stack stored.
     assert credentials["gitops-deploy-key"]["value"] == stored["jenkins-deploy-key"]
@@ -128,30 +127,25 @@ def test_the_admin_password_another_stacks_and_untyped_secrets_are_not_credentia
     assert not any("admin" in cid for cid in credentials)
 
 
-def test_the_signing_key_and_its_public_key_are_served_as_secret_files(
-    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_signing_key_and_its_public_key_are_served_as_secret_files(aws_env: str, tmp_path: Path) -> None:
     """The release agent binds them with `file(credentialsId: 'gitops-signing-key', ...)` and
     `file(credentialsId: 'gitops-signing-public-key', ...)`: the provider's `file` type, whose value is
-    the SecretBinary."""
-    monkeypatch.setattr(
-        infra.stack,
-        "JenkinsServerArgs",
-        functools.partial(JenkinsServerArgs, signing_private_key=ARMORED, signing_public_key=ARMORED_PUBLIC),
-    )
-    _, _, env = deploy(tmp_path)
+    the SecretBinary: the stack's OpenPGP key pair (infra/openpgp.py)."""
+    program, _, env = deploy(tmp_path)
+    (key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
     credentials = served(env)
     signing, public = credentials["gitops-signing-key"], credentials["gitops-signing-public-key"]
-    assert (signing["type"], signing["value"]) == ("file", ARMORED)
-    assert (public["type"], public["value"]) == ("file", ARMORED_PUBLIC)
+    assert (signing["type"], signing["value"]) == ("file", key.outputs["private_key"])
+    assert (public["type"], public["value"]) == ("file", key.outputs["public_key"])
     jenkinsfile = (SERVER_DIR.parent / "Jenkinsfile").read_text()
     assert set(re.findall(r"credentialsId: '([\w.-]+)'", jenkinsfile)) <= set(credentials)
 
 
 def test_a_signing_key_without_its_public_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=ARMORED)
-    )
+    def without_public_key(**kwargs: Any) -> JenkinsServerArgs:
+        return JenkinsServerArgs(**{**kwargs, "signing_public_key": None})
+
+    monkeypatch.setattr(infra.stack, "JenkinsServerArgs", without_public_key)
     with pytest.raises(Exception, match="signing_private_key and signing_public_key together"):
         run_program()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import ipaddress
 import json
 from typing import Any
@@ -13,7 +12,6 @@ import yaml
 
 from infra.jenkins.agents import architecture as _architecture
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
-from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
 from tests.infra.conftest import (
     AL2023_AMI,
@@ -282,6 +280,8 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
+        "jenkins-signing-key",
+        "jenkins-signing-public-key",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -300,6 +300,8 @@ EXPECTED_CREDENTIALS = {
     "gitops-checkout-key": {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "git"},
     AGENT_CREDENTIALS_ID: {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "jenkins"},
     "github-webhook-secret": {TYPE_TAG: "string"},
+    "gitops-signing-key": {TYPE_TAG: "file"},
+    "gitops-signing-public-key": {TYPE_TAG: "file"},
 }
 
 
@@ -321,19 +323,13 @@ def test_each_credential_is_a_tagged_secret_named_by_its_id_under_the_stack_pref
     assert "tags" not in admin.inputs and not admin.inputs["namePrefix"].startswith("gitops-eks-dev/jenkins/")
 
 
-def test_the_signing_keys_are_file_credentials_stored_as_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_signing_keys_are_file_credentials_stored_as_binary(program: Program) -> None:
     """The plugin's `file` type reads SecretBinary only (CredentialsFactory.SecretBytesSupplier returns
-    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded."""
-    import infra.stack
-
-    armored = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
-    public = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ=\n-----END PGP PUBLIC KEY BLOCK-----\n"
-    monkeypatch.setattr(
-        infra.stack,
-        "JenkinsServerArgs",
-        functools.partial(JenkinsServerArgs, signing_private_key=armored, signing_public_key=public),
-    )
-    signed = run_program()
+    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded. The values are
+    the stack's OpenPGP key (infra/openpgp.py): its private half and its public half."""
+    signed = program
+    (key,) = signed.of_type("pulumi-python:dynamic/openpgp:Key")
+    armored, public = key.outputs["private_key"], key.outputs["public_key"]
     (reading,) = [s for s in _statements(signed) if "secretsmanager:GetSecretValue" in s["Action"]]
     # The public key decides which commits' code the release agent runs: stored like the private key.
     for role, credential, value in (
@@ -380,10 +376,14 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
+        "jenkins-signing-key",
+        "jenkins-signing-public-key",
     }
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
-    assert all("secretString" in v.secret_inputs for v in versions.values())
+    # The `file` credentials are SecretBinary (test_the_signing_keys_are_file_credentials_stored_as_binary).
+    binary = {"jenkins-signing-key", "jenkins-signing-public-key"}
+    assert all("secretString" in v.secret_inputs for name, v in versions.items() if name not in binary)
 
 
 def test_github_webhook_to_jenkins_is_signed(program: Program) -> None:
