@@ -239,3 +239,19 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
         ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_release_trusts_only_keys_from_the_verified_tree() -> None:
+    """GITOPS_TRUSTED_KEYS_FILE (jenkins/signing.py) names keys whose signatures the history check
+    accepts: they come from the tree `git verify-commit` chose, never from the checkout, which a push
+    around review could extend with its own key."""
+    release = stage("Release")
+    assert (
+        'cat "$WORKSPACE_TMP"/release-code/jenkins/trusted-keys/*.asc > "$WORKSPACE_TMP/trusted-keys.asc"'
+        in release
+    )
+    assert (
+        'GITOPS_TRUSTED_KEYS_FILE="$WORKSPACE_TMP/trusted-keys.asc" "$python" -P -m jenkins promote'
+        in release
+    )
+    assert (ROOT / "jenkins" / "trusted-keys" / "github-web-flow.asc").is_file()
