@@ -119,7 +119,7 @@ def test_flux_verifies_the_tip_against_the_bots_public_key_alone(dev_program: Pr
     source = _only(dev_program, GIT_REPOSITORY)
     verify = source.inputs["spec"]["verify"]
     assert set(verify) == {"mode", "secretRef"}
-    signers = dev_program.one("kubernetes:core/v1:Secret", "gitops-commit-signers")
+    signers = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-commit-signers")
     assert signers.inputs["metadata"] == {"name": verify["secretRef"]["name"], "namespace": "hello"}
     bot_key = dev_program.one("pulumi-python:dynamic/openpgp:Key")
     assert signers.inputs["stringData"] == {"gitops-bot.asc": bot_key.outputs["public_key"]}

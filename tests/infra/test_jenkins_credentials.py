@@ -13,7 +13,6 @@ for `file`.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ import boto3
 import pytest
 import yaml
 
-import infra.stack
 from infra.jenkins.boot import SERVER_DIR
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
-from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
 from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads
@@ -91,6 +88,7 @@ def test_jenkins_serves_exactly_the_credentials_the_pipeline_and_jcasc_name(
         "gitops-checkout-key": ("sshUserPrivateKey", "git"),
         AGENT_CREDENTIALS_ID: ("sshUserPrivateKey", "jenkins"),
         "github-webhook-secret": ("string", None),
+        "gitops-signing-key": ("file", None),
     }
     # Each binding reads the value the stack stored.
     assert credentials["gitops-deploy-key"]["value"] == stored["jenkins-deploy-key"]
@@ -127,17 +125,13 @@ def test_the_admin_password_another_stacks_and_untyped_secrets_are_not_credentia
     assert not any("admin" in cid for cid in credentials)
 
 
-def test_the_signing_key_is_served_as_a_secret_file(
-    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_signing_key_is_served_as_a_secret_file(aws_env: str, tmp_path: Path) -> None:
     """The release agent binds it with `file(credentialsId: 'gitops-signing-key', ...)`: the provider's
-    `file` type, whose value is the SecretBinary."""
-    monkeypatch.setattr(
-        infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=ARMORED)
-    )
-    _, _, env = deploy(tmp_path)
+    `file` type, whose value is the SecretBinary: the private half of the key the stack generated."""
+    program, _, env = deploy(tmp_path)
+    (key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
     signing = served(env)["gitops-signing-key"]
-    assert (signing["type"], signing["value"]) == ("file", ARMORED)
+    assert (signing["type"], signing["value"]) == ("file", key.outputs["private_key"])
 
 
 @pytest.mark.xfail(

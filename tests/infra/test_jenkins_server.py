@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import ipaddress
 import json
 from typing import Any
@@ -13,7 +12,6 @@ import yaml
 
 from infra.jenkins.agents import architecture as _architecture
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
-from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
 from tests.infra.conftest import (
     AL2023_AMI,
@@ -282,6 +280,7 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
+        "jenkins-signing-key",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -300,6 +299,7 @@ EXPECTED_CREDENTIALS = {
     "gitops-checkout-key": {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "git"},
     AGENT_CREDENTIALS_ID: {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "jenkins"},
     "github-webhook-secret": {TYPE_TAG: "string"},
+    "gitops-signing-key": {TYPE_TAG: "file"},
 }
 
 
@@ -321,29 +321,24 @@ def test_each_credential_is_a_tagged_secret_named_by_its_id_under_the_stack_pref
     assert "tags" not in admin.inputs and not admin.inputs["namePrefix"].startswith("gitops-eks-dev/jenkins/")
 
 
-def test_the_signing_key_is_a_file_credential_stored_as_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_signing_key_is_a_file_credential_stored_as_binary(program: Program) -> None:
     """The plugin's `file` type reads SecretBinary only (CredentialsFactory.SecretBytesSupplier returns
-    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded."""
-    import infra.stack
-
-    armored = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
-    monkeypatch.setattr(
-        infra.stack, "JenkinsServerArgs", functools.partial(JenkinsServerArgs, signing_private_key=armored)
-    )
-    signed = run_program()
+    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded. The value is the
+    private half of the key the stack generated (infra/openpgp.py)."""
+    (key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
     (secret,) = [
-        s for s in _mine(signed, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-signing-key"
+        s for s in _mine(program, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-signing-key"
     ]
     assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-signing-key"
     assert secret.inputs["tags"] == {TYPE_TAG: "file"}
     (version,) = [
         v
-        for v in _mine(signed, "aws:secretsmanager/secretVersion:SecretVersion")
+        for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
         if v.name == "jenkins-signing-key"
     ]
     assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
-    assert base64.b64decode(version.inputs["secretBinary"]).decode() == armored
-    (reading,) = [s for s in _statements(signed) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert base64.b64decode(version.inputs["secretBinary"]).decode() == key.outputs["private_key"]
+    (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert secret.outputs["arn"] in reading["Resource"]
 
 
@@ -362,10 +357,15 @@ def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Prog
 
 
 def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
+    """All but the signing key, a file credential (above)."""
     passwords = {
         p.name: p.outputs["result"] for p in _mine(program, "random:index/randomPassword:RandomPassword")
     }
-    versions = {v.name: v for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")}
+    versions = {
+        v.name: v
+        for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name != "jenkins-signing-key"
+    }
     assert set(versions) == {
         "jenkins-deploy-key",
         "jenkins-admin-password",
