@@ -18,6 +18,7 @@ from scripts.fluxchart import (
     controller_args,
     instance_patches,
     operator_source,
+    pinned_chart_version,
     production_rbac,
 )
 from tests.conftest import ROOT, require
@@ -136,3 +137,16 @@ def test_the_source_is_the_operator_the_stack_pins() -> None:
     config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     version = config["gitops-eks:flux"]["chartVersion"]
     assert operator_source().name == f"flux-operator@v{version}"
+
+
+@pytest.mark.parametrize("stack_file", sorted(p.name for p in ROOT.glob("Pulumi.*.yaml")))
+def test_every_committed_stack_pins_an_operator_release_that_ships_the_pinned_flux(stack_file: str) -> None:
+    """The `flux-operator` chart's version is the operator's release; the FluxInstance asks that
+    release for Flux `FLUX_VERSION`, which it renders from `config/data/flux/v<FLUX_VERSION>/`
+    (internal/controller/fluxinstance_controller.go `MatchVersionWithEmbedded`). A stack pinning
+    anything else (such as a `flux2` chart version) fails here, not on `pulumi up`."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((ROOT / stack_file).read_text())["config"]
+    version = str(config.get(f"{project}:flux", {}).get("chartVersion", pinned_chart_version()))
+    shipped = operator_source(version) / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    assert shipped.is_dir(), f"{stack_file}: flux-operator {version} does not ship Flux {FLUX_VERSION}"
