@@ -20,6 +20,7 @@ from scripts.fluxchart import (
     operator_source,
     pinned_chart_version,
     production_rbac,
+    roles_kustomization,
 )
 from tests.conftest import ROOT, require
 
@@ -29,13 +30,15 @@ def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
     for kustomize- and notification-controller (among others), --no-remote-bases for
     kustomize-controller, --default-service-account=<tenantDefaultServiceAccount> for kustomize- and
     helm-controller; nothing for source-controller."""
+    gate = "--feature-gates=ObjectLevelWorkloadIdentity=false"  # workload identity, after the profile
     assert controller_args("kustomize-controller") == [
         "--no-cross-namespace-refs=true",
         "--no-remote-bases=true",
         "--default-service-account=default",
+        gate,
     ]
-    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true"]
-    assert controller_args("source-controller") == []
+    assert controller_args("notification-controller") == ["--no-cross-namespace-refs=true", gate]
+    assert controller_args("source-controller") == [gate]
 
 
 def test_the_instances_own_patches_come_after_the_profile() -> None:
@@ -45,11 +48,12 @@ def test_the_instances_own_patches_come_after_the_profile() -> None:
         "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=2\n",
     }
     spec = {**FLUX_INSTANCE_SPEC, "kustomize": {"patches": [extra]}}
-    assert controller_args("source-controller", spec) == ["--concurrent=2"]
+    gate = "--feature-gates=ObjectLevelWorkloadIdentity=false"
+    assert controller_args("source-controller", spec) == [gate, "--concurrent=2"]
     assert controller_args("kustomize-controller", spec)[-1] == "--concurrent=2"
-    assert controller_args("notification-controller", spec) == ["--no-cross-namespace-refs=true"]
+    assert controller_args("notification-controller", spec) == ["--no-cross-namespace-refs=true", gate]
     single = {**FLUX_INSTANCE_SPEC, "cluster": {"multitenant": False}}
-    assert controller_args("kustomize-controller", single) == []
+    assert controller_args("kustomize-controller", single) == [gate]
 
 
 def test_an_unknown_controller_is_refused() -> None:
@@ -85,12 +89,18 @@ def kustomized(tmp_path: Path, spec: dict) -> list[dict]:
     kustomize (`kubectl kustomize`), as the operator builds them (internal/builder/build.go)."""
     require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
     data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
-    files = [f"{c}.yaml" for c in spec["components"]] + ["rbac.yaml"]
+    files = [f"{c}.yaml" for c in spec["components"]]
     for name in files:
         shutil.copy(data / name, tmp_path / name)
+    # The operator's layout (internal/builder/build.go `generate`): rbac.yaml in `roles/`, built by
+    # kustomizationRolesTmpl (name suffix, token permission removed), a resource of the top level.
+    (tmp_path / "roles").mkdir()
+    shutil.copy(data / "rbac.yaml", tmp_path / "roles" / "rbac.yaml")
+    roles = roles_kustomization(spec, operator_source())
+    (tmp_path / "roles" / "kustomization.yaml").write_text(yaml.safe_dump(roles, sort_keys=False))
     kustomization = {
         "namespace": "flux-system",
-        "resources": files,
+        "resources": ["roles", *files],
         "patches": instance_patches(spec, operator_source()),
     }
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
@@ -109,8 +119,22 @@ def test_the_real_kustomize_renders_the_flags_and_rbac_read_here(tmp_path: Path)
         assert args[: len(base[controller])] == base[controller]
         assert args[len(base[controller]) :] == controller_args(controller), controller
     rbac = [d for d in built if d["kind"] in ("ClusterRole", "ClusterRoleBinding", "ResourceQuota")]
-    assert "cluster-reconciler" not in {d["metadata"]["name"] for d in rbac}
+    names = {d["metadata"]["name"] for d in rbac}
+    assert "cluster-reconciler-flux-system" not in names and "crd-controller-flux-system" in names
     assert canonical(rbac) == canonical(production_rbac())
+
+
+def test_production_keeps_no_token_permission_and_turns_the_gate_off() -> None:
+    """Flux 2.9 without object-level workload identity (flux-operator workload_identity.go): the
+    operator removes `create serviceaccounts/token` from crd-controller (kustomizationRolesTmpl,
+    `/rules/11`) and passes `--feature-gates=ObjectLevelWorkloadIdentity=false` to every controller."""
+    roles = {o["metadata"]["name"]: o for o in production_rbac() if o["kind"] == "ClusterRole"}
+    rules = roles["crd-controller-flux-system"]["rules"]
+    assert [r for r in rules if "serviceaccounts/token" in r.get("resources", [])] == []
+    for controller in CONTROLLERS:
+        assert "--feature-gates=ObjectLevelWorkloadIdentity=false" in controller_args(controller)
+    with pytest.raises(ValueError, match="objectLevelWorkloadIdentity"):
+        production_rbac({**FLUX_INSTANCE_SPEC, "cluster": {"objectLevelWorkloadIdentity": True}})
 
 
 def deployment_args(documents: object, controller: str) -> list[str]:
