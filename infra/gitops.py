@@ -74,7 +74,8 @@ TENANT_DEFAULT_SERVICE_ACCOUNT = "default"
 holds no permissions, so it applies nothing."""
 ADMIN_BINDING = "cluster-reconciler"
 """Flux's ClusterRoleBinding of kustomize-controller to cluster-admin (flux2 manifests/rbac/reconciler.yaml);
-the FluxInstance deletes it."""
+the FluxInstance deletes it. The operator names it `cluster-reconciler-flux-system` (its roles'
+`nameSuffix`); a kustomize patch target matches the name before the suffix too."""
 IMPERSONATOR = "cluster-reconciler-impersonator"
 GIT_AUTH = "git-auth"
 SOURCE_NAME = "app"
