@@ -111,8 +111,15 @@ RECEIVER_NAME = "github"
 RECEIVER_AUTH = "receiver-token"
 RECEIVER_PORT = 9292
 
-# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights.
-CHART_VALUES = {"web": {"enabled": False}}
+# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights. The operator is
+# cluster-admin (the chart's `admin-clusterrole.yaml`) and namespace `edit` holders may create ResourceSets
+# (`aggregate-clusterrole.yaml`): `multitenancy` makes it apply a ResourceSet that names no account as
+# that namespace's `default` account (`--default-service-account`), which holds no permissions, instead
+# of as itself.
+CHART_VALUES = {
+    "web": {"enabled": False},
+    "multitenancy": {"enabled": True, "defaultServiceAccount": TENANT_DEFAULT_SERVICE_ACCOUNT},
+}
 INSTANCE_PATCHES = [
     # The lockdown: without cluster-admin, kustomize-controller may only impersonate (below), so every
     # Kustomization applies with the rights of its own service account. A strategic-merge `$patch:

@@ -42,10 +42,23 @@ def test_a_helm_release_installs_the_flux_operator_into_flux_system(dev_program:
     assert release.inputs["version"] == FLUX["chartVersion"]
     assert "repositoryOpts" not in release.inputs
     assert release.inputs["namespace"] == "flux-system"
-    assert release.inputs["values"] == {"web": {"enabled": False}}
+    assert release.inputs["values"]["web"] == {"enabled": False}
     namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-install-namespace")
     assert namespace.inputs["metadata"]["name"] == "flux-system"
     assert namespace.urn in release.property_dependencies["namespace"]
+
+
+def test_the_operator_applies_a_resource_set_with_its_tenants_rights_not_its_own(
+    dev_program: Program,
+) -> None:
+    """The operator runs as cluster-admin (chart `templates/admin-clusterrole.yaml`), and the chart grants
+    every namespace `edit`/`admin` holder `create resourcesets` (`templates/aggregate-clusterrole.yaml`).
+    With `multitenancy.enabled` (default false) the chart passes `--default-service-account=<value>`
+    (`templates/deployment.yaml`), which the ResourceSet reconcilers impersonate when a ResourceSet names
+    no account (flux-operator v0.58.1 `cmd/operator/main.go`); without it, a ResourceSet is applied as
+    cluster-admin, around the lockdown. `default` holds no permissions, as for Flux's Kustomizations."""
+    values = _only(dev_program, RELEASE).inputs["values"]
+    assert values["multitenancy"] == {"enabled": True, "defaultServiceAccount": "default"}
 
 
 def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(dev_program: Program) -> None:
