@@ -232,8 +232,16 @@ class FluxInstall(pulumi.ComponentResource):
             f"{name}-flux-instance",
             api_version="fluxcd.controlplane.io/v1",
             kind="FluxInstance",
-            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule).
-            metadata={"name": "flux", "namespace": self.namespace.metadata.name},
+            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule). Pulumi
+            # waits for a custom resource only when told (pulumi-kubernetes provider/pkg/metadata
+            # overrides.go `ReadyCondition`): the Flux objects below need the CRDs the operator installs,
+            # and without the wait their create retries for about 30 s only (await.go, 5 retries
+            # backing off from 1 s), so they wait for the FluxInstance's `Ready`.
+            metadata={
+                "name": "flux",
+                "namespace": self.namespace.metadata.name,
+                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            },
             spec=FLUX_INSTANCE_SPEC,
             opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
         )

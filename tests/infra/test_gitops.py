@@ -66,7 +66,10 @@ def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(de
     (its CRD's only accepted name), `distribution.version` and `.registry` required, `components` from
     its enum, `cluster.multitenant`; the image automation controllers and helm-controller are left out."""
     instance = _only(dev_program, FLUX_INSTANCE)
-    assert instance.inputs["metadata"] == {"name": "flux", "namespace": "flux-system"}
+    assert {k: v for k, v in instance.inputs["metadata"].items() if k != "annotations"} == {
+        "name": "flux",
+        "namespace": "flux-system",
+    }
     spec = instance.inputs["spec"]
     assert spec["distribution"] == {"version": FLUX_VERSION, "registry": "ghcr.io/fluxcd"}
     assert spec["components"] == ["source-controller", "kustomize-controller", "notification-controller"]
@@ -76,6 +79,18 @@ def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(de
         "networkPolicy": True,
     }
     assert _only(dev_program, RELEASE).urn in instance.dependencies
+
+
+def test_the_flux_objects_wait_for_the_crds_the_operator_installs(dev_program: Program) -> None:
+    """The operator, not the Helm release, installs Flux's CRDs, after the FluxInstance exists. Pulumi
+    retries a create whose kind is unknown only 5 times from 1 s, doubling (pulumi-kubernetes
+    provider/pkg/await/await.go `Creation`, provider/pkg/retry/retry.go), and waits for a custom resource
+    only with `pulumi.com/waitFor` (provider/pkg/metadata/overrides.go `ReadyCondition`); the operator
+    sets `Ready` once Flux is installed and healthy (fluxinstance_controller.go, `meta.ReadyCondition`)."""
+    instance = _only(dev_program, FLUX_INSTANCE)
+    assert instance.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+    for type_ in (GIT_REPOSITORY, KUSTOMIZATION, RECEIVER):
+        assert instance.urn in _only(dev_program, type_).dependencies, type_
 
 
 def test_kustomize_controller_is_bound_to_impersonation_instead_of_cluster_admin(
