@@ -23,6 +23,7 @@ from scripts.fluxchart import (
     roles_kustomization,
 )
 from tests.conftest import ROOT, require
+from tests.infra.conftest import run_program
 
 
 def test_the_multitenant_profile_gives_the_lockdown_flags() -> None:
@@ -174,3 +175,27 @@ def test_every_committed_stack_pins_an_operator_release_that_ships_the_pinned_fl
     version = str(config.get(f"{project}:flux", {}).get("chartVersion", pinned_chart_version()))
     shipped = operator_source(version) / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
     assert shipped.is_dir(), f"{stack_file}: flux-operator {version} does not ship Flux {FLUX_VERSION}"
+
+
+def test_the_receivers_load_balancer_reaches_the_pods_the_operator_runs() -> None:
+    """The stack's LoadBalancer Service and NetworkPolicy select notification-controller's pods by label
+    and send to its webhook port: the Deployment the operator applies for the pinned Flux
+    (`config/data/flux/v<FLUX_VERSION>/notification-controller.yaml`) carries that label and serves that
+    port."""
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    documents = list(yaml.safe_load_all((data / "notification-controller.yaml").read_text()))
+    (deployment,) = [
+        d
+        for d in documents
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "notification-controller"
+    ]
+    pod = deployment["spec"]["template"]
+    ports = {p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    program = run_program()
+    (service,) = [r for r in program.of_type("kubernetes:core/v1:Service") if r.name.endswith("-receiver")]
+    (policy,) = program.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    selectors = [service.inputs["spec"]["selector"], policy.inputs["spec"]["podSelector"]["matchLabels"]]
+    for selector in selectors:
+        assert selector.items() <= pod["metadata"]["labels"].items(), selector
+    assert {p["targetPort"] for p in service.inputs["spec"]["ports"]} <= ports
+    assert {p["port"] for p in policy.inputs["spec"]["ingress"][0]["ports"]} <= ports
