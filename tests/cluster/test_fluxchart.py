@@ -199,3 +199,19 @@ def test_the_receivers_load_balancer_reaches_the_pods_the_operator_runs() -> Non
         assert selector.items() <= pod["metadata"]["labels"].items(), selector
     assert {p["targetPort"] for p in service.inputs["spec"]["ports"]} <= ports
     assert {p["port"] for p in policy.inputs["spec"]["ingress"][0]["ports"]} <= ports
+
+
+def test_the_operator_pins_each_controller_of_the_stacks_registry_by_digest() -> None:
+    """fluxinstance_controller.go `build` takes the images from `config/data/flux-images/v<version>/`
+    (`ExtractComponentImagesWithDigest`: registry `ghcr.io/fluxcd` is the `upstream-alpine` variant), so
+    production's controllers run as `<image>:<tag>@<digest>`, at the tags the plane builds."""
+    assert FLUX_INSTANCE_SPEC["distribution"]["registry"] == "ghcr.io/fluxcd"
+    shipped = (
+        operator_source() / "config" / "data" / "flux-images" / f"v{FLUX_VERSION}" / "upstream-alpine.yaml"
+    )
+    images = {i["name"]: i for i in yaml.safe_load(shipped.read_text())["images"]}
+    data = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}"
+    for controller in CONTROLLERS:
+        image = images[f"ghcr.io/fluxcd/{controller}"]
+        assert image["digest"].startswith("sha256:") and len(image["digest"]) == 71, controller
+        assert f"image: fluxcd/{controller}:{image['newTag']}" in (data / f"{controller}.yaml").read_text()
