@@ -1,0 +1,142 @@
+"""Whether a commit on the branch is the merge of a pull request merged into it: GitHub's REST API answers.
+
+The history check (jenkins/gitops.py `check_history`) trusts, besides the bot's own signed commits, only
+the commits GitHub made when it merged a pull request into the branch, which the ruleset lets happen
+only after review. A signature cannot say that (GitHub's web-flow key signs every commit made in its
+web interface, in any repository), so the check asks GitHub:
+
+GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls ("List pull requests associated with a commit",
+github/rest-api-description api.github.com.json, operationId repos/list-pull-requests-associated-with-
+commit: "Lists the merged pull request that introduced the commit to the repository. If the commit is not
+present in the default branch, will only return open pull requests associated with the commit"). Its
+items are `pull-request-simple`: `merged_at` (null until merged), `base.ref` (the branch merged into) and
+`merge_commit_sha`, which after the merge is the merge commit (merge), the squashed commit (squash) or
+the commit the branch was moved to (rebase: the last of the rebased commits; the earlier ones are not
+it, so a rebase merge of more than one commit is refused). The fine-grained token needs "Pull
+requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-28/
+fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
+commit, access read, no additional permissions).
+
+`merge_commit_sha` per "Get a pull request" (same description, operationId pulls/get): "If merged as a
+merge commit, merge_commit_sha represents the SHA of the merge commit. If merged via a squash, [...] the
+SHA of the squashed commit on the base branch. If rebased, [...] the commit that the base branch was
+updated to."
+
+The token travels only in the Authorization header: never in argv, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
+API_URL = "GITOPS_GITHUB_API_URL"
+DEFAULT_API = "https://api.github.com"
+TIMEOUT = 30.0  # seconds for one API request
+API_VERSION = "2022-11-28"  # X-GitHub-Api-Version the fields above are documented for
+# git@github.com:owner/name(.git), ssh://git@github.com/owner/name(.git), https://github.com/owner/name(.git)
+_REMOTE = re.compile(
+    r"(?:[^@/]+@github\.com:|(?:ssh|https)://(?:[^@/]+@)?github\.com(?::\d+)?/)"
+    r"(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?"
+)
+
+
+class PullsError(Exception):
+    """GitHub could not answer; the message says what to do and never holds the token."""
+
+
+def merged_into(sha: str, branch: str, pulls: list[Any]) -> int | None:
+    """The number of the pull request, among GitHub's answer for sha, that was merged into branch with
+    sha as its merge commit; None if there is none (an open or closed-unmerged pull request, one merged
+    into another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
+    for pull in pulls:
+        if not isinstance(pull, dict):
+            continue
+        base = pull.get("base")
+        if (
+            pull.get("merged_at")
+            and isinstance(base, dict)
+            and base.get("ref") == branch
+            and pull.get("merge_commit_sha") == sha
+            and isinstance(pull.get("number"), int)
+        ):
+            return int(pull["number"])
+    return None
+
+
+def repository_of(url: str) -> str | None:
+    """owner/name of a github.com remote URL, None for any other host."""
+    match = _REMOTE.fullmatch(url.strip())
+    return f"{match['owner']}/{match['name']}" if match else None
+
+
+@dataclass(frozen=True)
+class GitHubPulls:
+    """The REST API client for that one question, with a read-only token."""
+
+    token: str = field(repr=False)
+    api: str = DEFAULT_API
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> GitHubPulls | None:
+        token = environ.get(TOKEN, "").strip()
+        if not token:
+            return None
+        return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
+
+    def merged_into(self, repository: str, sha: str, branch: str) -> int | None:
+        """The pull request merged into branch whose merge commit is sha (see module doc); PullsError
+        when GitHub does not answer 200 with a list."""
+        url = f"{self.api}/repos/{repository}/commits/{sha}/pulls?per_page=100"
+        request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
+            url,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self.token}",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "gitops-release",
+            },
+        )
+        where = f"GitHub ({self.api}) on the pull requests of {repository} commit {sha[:12]}"
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+                body = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            raise PullsError(f"{where}: {_refusal(exc)}") from None
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PullsError(f"{where}: unreachable ({reason}); re-run when GitHub answers") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise PullsError(f"{where}: the answer is not JSON") from None
+        if not isinstance(body, list):
+            raise PullsError(f"{where}: expected a list of pull requests, got {type(body).__name__}")
+        return merged_into(sha, branch, body)
+
+
+def _refusal(exc: urllib.error.HTTPError) -> str:
+    """What GitHub's error status means here (its body's `message`, and what to do)."""
+    try:
+        message = str(json.loads(exc.read().decode("utf-8")).get("message", ""))[:200]
+    except (ValueError, AttributeError, OSError):
+        message = ""
+    said = f"HTTP {exc.code} {message!r}" if message else f"HTTP {exc.code}"
+    # "Troubleshooting the REST API", Rate limit errors: the primary limit answers 403 or 429 with
+    # x-ratelimit-remaining 0, a secondary one 403 or 429 with a message saying so (and maybe retry-after).
+    limited = exc.headers.get("x-ratelimit-remaining") == "0" or exc.headers.get("retry-after") is not None
+    if exc.code == 429 or (exc.code == 403 and (limited or "rate limit" in message.lower())):
+        reset = exc.headers.get("x-ratelimit-reset") or exc.headers.get("retry-after") or "?"
+        return f"{said}: rate limited (reset {reset}); re-run later"
+    if exc.code == 401:
+        return f"{said}: {TOKEN} is not a valid token (expired or revoked?): rotate it"
+    if exc.code in (403, 404):
+        return (
+            f"{said}: {TOKEN} cannot read this repository's pull requests: it needs the fine-grained "
+            "permission Pull requests: read on this repository"
+        )
+    return f"{said}; re-run when GitHub answers"
