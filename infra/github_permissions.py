@@ -110,6 +110,15 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
     Permission("Commit statuses", "write", f"{REST}/commits/statuses#create-a-commit-status"),
 )
 
+# `pullsToken`: the release's history check (jenkins/pulls.py) calls only "List pull requests associated
+# with a commit", GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls: fine-grained-pat-permissions.json
+# lists it under `pull_requests`, access read, no additional permission.
+PULLS_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        "Pull requests", "read", f"{REST}/commits/commits#list-pull-requests-associated-with-a-commit"
+    ),
+)
+
 
 # GitHub's API names of these permissions (the keys of fine-grained-pat-permissions.json, the names the REST
 # API's `X-Accepted-GitHub-Permissions` header uses).
@@ -121,6 +130,7 @@ API_NAMES = {
     "Environments": "environments",
     "Metadata": "metadata",
     "Pages": "pages",
+    "Pull requests": "pull_requests",
     "Variables": "actions_variables",
     "Webhooks": "repository_hooks",
 }

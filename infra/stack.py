@@ -104,6 +104,7 @@ def build() -> None:
             hook_ranges=hook_ranges,
             git_ranges=github_git_ranges(),
             trust_anchor=anchor.commit,
+            pulls_token=None if config.pulls_token is None else config.pulls_token.reveal(),
         ),
     )
     gitops = GitOps(
