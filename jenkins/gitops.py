@@ -414,17 +414,18 @@ class Git:
             named = ", ".join(unreviewed[:5]) + more
             raise UntrustedHistory(
                 f"{refusing}: commit {named} on the branch's first-parent line since the bot's last signed "
-                f"commit (or the trust anchor) is neither signed by the bot nor, as GitHub says, the merge "
-                f"commit of a pull request merged into {branch} (someone pushed around review). A revert "
-                "on top leaves it on the line: reset the branch to the last commit the bot signed and "
+                "commit (or the trust anchor) is neither signed by the bot nor, as GitHub says, the merge "
+                f"commit of a reviewed pull request merged into {branch} (someone pushed around review). A "
+                "revert on top leaves it on the line: reset the branch to the last commit the bot signed and "
                 "bring the change back through a reviewed pull request, then re-run"
             )
 
     def _unmerged(
         self, remote: str, branch: str, commits: list[str], signer: Signer, refusing: str
     ) -> list[str]:
-        """The commits GitHub does not know as the merge commit of a pull request merged into branch;
-        UntrustedHistory (fail closed) when it cannot be asked or does not answer."""
+        """Each commit GitHub does not vouch for (not the merge commit of a pull request merged into
+        branch with its required approvals), with the reason; UntrustedHistory (fail closed) when
+        GitHub cannot be asked or does not answer."""
         if not commits:
             return []
         if signer.pulls is None:
@@ -443,13 +444,11 @@ class Git:
         unreviewed = []
         for sha in commits:
             try:
-                number = signer.pulls.merged_into(repository, sha, branch)
+                why = signer.pulls.vouch(repository, sha, branch)
             except PullsError as exc:
                 raise UntrustedHistory(f"{refusing}: {exc}") from None
-            if number is None:
-                unreviewed.append(sha)
-            else:
-                log.info(f"{sha[:12]} is the merge commit of pull request #{number} into {branch}")
+            if why is not None:
+                unreviewed.append(f"{sha} ({why})")
         return unreviewed
 
     def commit_file(

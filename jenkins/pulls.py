@@ -34,6 +34,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
 API_URL = "GITOPS_GITHUB_API_URL"
@@ -51,10 +52,10 @@ class PullsError(Exception):
     """GitHub could not answer; the message says what to do and never holds the token."""
 
 
-def merged_into(sha: str, branch: str, pulls: list[Any]) -> int | None:
-    """The number of the pull request, among GitHub's answer for sha, that was merged into branch with
-    sha as its merge commit; None if there is none (an open or closed-unmerged pull request, one merged
-    into another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
+def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
+    """The pull request, among GitHub's answer for sha, that was merged into branch with sha as its
+    merge commit; None if there is none (an open or closed-unmerged pull request, one merged into
+    another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
     for pull in pulls:
         if not isinstance(pull, dict):
             continue
@@ -66,8 +67,42 @@ def merged_into(sha: str, branch: str, pulls: list[Any]) -> int | None:
             and pull.get("merge_commit_sha") == sha
             and isinstance(pull.get("number"), int)
         ):
-            return int(pull["number"])
+            return pull
     return None
+
+
+def required_approvals(rules: list[Any]) -> int:
+    """The approvals the branch's rules require of a pull request ("Get rules for a branch": each
+    `pull_request` rule's `parameters.required_approving_review_count`; the strictest counts)."""
+    counts = [
+        rule["parameters"].get("required_approving_review_count", 0)
+        for rule in rules
+        if isinstance(rule, dict)
+        and rule.get("type") == "pull_request"
+        and isinstance(rule.get("parameters"), dict)
+    ]
+    return max((count for count in counts if isinstance(count, int)), default=0)
+
+
+def approvers(pull: dict[str, Any], reviews: list[Any]) -> set[str]:
+    """Who approved the pull request's final head commit and did not later request changes or see the
+    approval dismissed: reviews come in chronological order ("List reviews for a pull request"); a
+    dismissed review's state is DISMISSED; a COMMENTED review changes nothing. The author's own review
+    never counts (GitHub does not let an author approve their own pull request)."""
+    head = (pull.get("head") or {}).get("sha") if isinstance(pull.get("head"), dict) else None
+    author = (pull.get("user") or {}).get("login") if isinstance(pull.get("user"), dict) else None
+    latest: dict[str, tuple[str, str | None]] = {}
+    for review in reviews:
+        if not isinstance(review, dict) or not isinstance(review.get("user"), dict):
+            continue
+        login, state = review["user"].get("login"), review.get("state")
+        if isinstance(login, str) and state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[login] = (state, review.get("commit_id"))
+    return {
+        login
+        for login, (state, commit) in latest.items()
+        if state == "APPROVED" and head is not None and commit == head and login != author
+    }
 
 
 def repository_of(url: str) -> str | None:
@@ -90,12 +125,31 @@ class GitHubPulls:
             return None
         return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
 
-    def merged_into(self, repository: str, sha: str, branch: str) -> int | None:
-        """The pull request merged into branch whose merge commit is sha (see module doc); PullsError
-        when GitHub does not answer 200 with a list."""
-        url = f"{self.api}/repos/{repository}/commits/{sha}/pulls?per_page=100"
+    def vouch(self, repository: str, sha: str, branch: str) -> str | None:
+        """None if sha is the merge commit of a pull request merged into branch with the approvals the
+        branch's rules require, on its final head commit; otherwise why not. PullsError when GitHub
+        does not answer."""
+        pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
+        if pull is None:
+            return f"not the merge commit of a pull request merged into {branch}"
+        required = required_approvals(
+            self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}")
+        )
+        if required == 0:
+            return None
+        reviews = self._list(f"/repos/{repository}/pulls/{pull['number']}/reviews?per_page=100")
+        approved = approvers(pull, reviews)
+        if len(approved) < required:
+            return (
+                f"pull request #{pull['number']} into {branch} has {len(approved)} of the {required} "
+                "approvals of its final commit the branch's rules require (merged around review?)"
+            )
+        return None
+
+    def _list(self, path: str) -> list[Any]:
+        """GET path; its JSON list, or PullsError saying why not."""
         request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
-            url,
+            f"{self.api}{path}",
             headers={
                 "Accept": "application/vnd.github+json",
                 "Authorization": f"Bearer {self.token}",
@@ -103,7 +157,7 @@ class GitHubPulls:
                 "User-Agent": "gitops-release",
             },
         )
-        where = f"GitHub ({self.api}) on the pull requests of {repository} commit {sha[:12]}"
+        where = f"GitHub ({self.api}) on GET {path.split('?')[0]}"
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
                 body = json.loads(response.read().decode("utf-8"))
@@ -115,8 +169,8 @@ class GitHubPulls:
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise PullsError(f"{where}: the answer is not JSON") from None
         if not isinstance(body, list):
-            raise PullsError(f"{where}: expected a list of pull requests, got {type(body).__name__}")
-        return merged_into(sha, branch, body)
+            raise PullsError(f"{where}: expected a JSON list, got {type(body).__name__}")
+        return body
 
 
 def _refusal(exc: urllib.error.HTTPError) -> str:
@@ -137,6 +191,6 @@ def _refusal(exc: urllib.error.HTTPError) -> str:
     if exc.code in (403, 404):
         return (
             f"{said}: {TOKEN} cannot read this repository's pull requests: it needs the fine-grained "
-            "permission Pull requests: read on this repository"
+            "permission Pull requests: read on this repository (and Metadata: read, which every token has)"
         )
     return f"{said}; re-run when GitHub answers"

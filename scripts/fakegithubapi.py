@@ -17,6 +17,9 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   requests: read): the pull requests that hold sha as one of their commits or as their merge commit, as
   `pull-request-simple` items (`number`, `state`, `merged_at`, `merge_commit_sha`, `base.ref`); per the
   operation's description, a commit not on the default branch lists open pull requests only;
+- GET .../pulls/{number}/reviews (Pull requests: read): the reviews, oldest first (`user.login`, `state`,
+  `commit_id`); GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
+  `pull_request` rule with `required_approving_review_count`;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
@@ -53,13 +56,18 @@ class Pull:
     commits: tuple[str, ...]
     merge_commit_sha: str | None = None
     merged: bool = False
+    head: str = ""
+    author: str = "dev"
+    reviews: list[dict[str, Any]] = field(default_factory=list)
 
     def simple(self) -> dict[str, Any]:
         return {
             "number": self.number,
             "state": "closed" if self.merged else "open",
+            "user": {"login": self.author},
             "merged_at": "2026-12-01T12:00:00Z" if self.merged else None,
             "merge_commit_sha": self.merge_commit_sha,
+            "head": {"sha": self.head},
             "base": {"ref": self.base},
         }
 
@@ -75,6 +83,7 @@ class Repository:
     pulls: list[Pull] = field(default_factory=list)
     default_commits: set[str] = field(default_factory=set)
     """the commits on the default branch: only for those are merged pull requests listed."""
+    required_approvals: int = 1
 
 
 @dataclass
@@ -161,6 +170,16 @@ class FakeGitHubAPI:
                 and (not pull.merged or sha in repo.default_commits)
             ]
             return 200, listed, {}
+        if method == "GET" and (m := re.fullmatch(r"/pulls/([0-9]+)/reviews(?:\?.*)?", rest)):
+            if "pull_requests=read" not in granted:
+                return _forbidden("pull_requests=read")
+            pull = next((p for p in repo.pulls if p.number == int(m[1])), None)
+            if pull is None:
+                return _error(404, "Not Found", f"{DOCS}/pulls/reviews#list-reviews-for-a-pull-request")
+            return 200, pull.reviews, {}
+        if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
+            parameters = {"required_approving_review_count": repo.required_approvals}
+            return 200, [{"type": "pull_request", "parameters": parameters}], {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
             if repo.private and plan == "free":

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from jenkins import core
+from jenkins import core, pulls
 from jenkins.core import SignedCommit
-from jenkins.pulls import merged_into, repository_of
+from jenkins.pulls import approvers, repository_of, required_approvals
 from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
@@ -121,14 +121,24 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHubAPI]:
 
 
 def merged_pull(
-    github: FakeGitHubAPI, merge_commit: str, *, base: str = "main", commits: tuple[str, ...] = ()
-) -> None:
+    github: FakeGitHubAPI,
+    merge_commit: str,
+    *,
+    base: str = "main",
+    commits: tuple[str, ...] = (),
+    reviews: tuple[tuple[str, str], ...] = (("reviewer", "APPROVED"),),
+) -> Pull:
     """GitHub's record of a pull request merged into base whose merge commit is merge_commit (the merge,
-    the squashed commit, or the last rebased one); merge_commit is then on the default branch."""
+    the squashed commit, or the last rebased one), with reviews (login, state) of its head commit;
+    merge_commit is then on the default branch."""
     repo = github.repositories[REPOSITORY]
-    repo.pulls.append(Pull(len(repo.pulls) + 1, base, commits, merge_commit, merged=True))
+    head = commits[-1] if commits else "c" * 40
+    listed = [{"user": {"login": who}, "state": state, "commit_id": head} for who, state in reviews]
+    pull = Pull(len(repo.pulls) + 1, base, commits, merge_commit, merged=True, head=head, reviews=listed)
+    repo.pulls.append(pull)
     if base == "main":
         repo.default_commits.add(merge_commit)
+    return pull
 
 
 def reviewed(github: FakeGitHubAPI, repo: GitopsRepo, label: str) -> str:
@@ -233,7 +243,7 @@ def pull(number: int = 7, *, merged: bool = True, base: str = "main", merge_comm
 
 
 @pytest.mark.parametrize(
-    ("pulls", "number"),
+    ("answer", "number"),
     [
         ([pull()], 7),  # merge commit, or squashed commit, of a pull request merged into main
         ([pull(3, merge_commit=OTHER_SHA), pull(9)], 9),  # sha was also a commit of another pull request
@@ -246,8 +256,62 @@ def pull(number: int = 7, *, merged: bool = True, base: str = "main", merge_comm
         ([pull() | {"base": None}, "garbage", None], None),  # a body of another shape vouches for nothing
     ],
 )
-def test_merged_into(pulls: list, number: int | None) -> None:
-    assert merged_into(SHA, "main", pulls) == number
+def test_merged_pull(answer: list, number: int | None) -> None:
+    found = pulls.merged_pull(SHA, "main", answer)
+    assert (found and found["number"]) == number
+
+
+# "Get rules for a branch": the active rules, `pull_request` with required_approving_review_count.
+@pytest.mark.parametrize(
+    ("rules", "required"),
+    [
+        ([{"type": "pull_request", "parameters": {"required_approving_review_count": 2}}], 2),
+        (
+            [
+                {"type": "deletion"},
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 0}},
+            ],
+            0,
+        ),
+        (
+            [
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 1}},
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 3}},
+            ],
+            3,
+        ),  # a repository ruleset and an organization one: the strictest holds
+        ([], 0),  # no rule: the branch asks for no review
+    ],
+)
+def test_required_approvals(rules: list, required: int) -> None:
+    assert required_approvals(rules) == required
+
+
+HEAD, OLD = "h" * 40, "0" * 40
+
+
+def review(login: str, state: str, commit: str = HEAD) -> dict:
+    return {"user": {"login": login}, "state": state, "commit_id": commit}
+
+
+@pytest.mark.parametrize(
+    ("reviews", "approved"),
+    [
+        ([review("ann", "APPROVED")], {"ann"}),
+        ([review("ann", "APPROVED"), review("ann", "COMMENTED")], {"ann"}),  # a comment changes nothing
+        ([review("ann", "APPROVED"), review("ann", "CHANGES_REQUESTED")], set()),
+        ([review("ann", "DISMISSED")], set()),  # a dismissed approval (stale after a push, or by hand)
+        ([review("ann", "APPROVED", OLD)], set()),  # an approval of an earlier head commit
+        ([review("dev", "APPROVED")], set()),  # the author's own
+        (
+            [review("ann", "CHANGES_REQUESTED"), review("ann", "APPROVED"), review("bob", "APPROVED")],
+            {"ann", "bob"},
+        ),
+        ([{"state": "APPROVED"}, "garbage"], set()),
+    ],
+)
+def test_approvers(reviews: list, approved: set[str]) -> None:
+    assert approvers({"user": {"login": "dev"}, "head": {"sha": HEAD}}, reviews) == approved
 
 
 @pytest.mark.parametrize(
@@ -353,7 +417,7 @@ def test_a_commit_neither_the_bots_nor_a_merged_pull_request_under_the_tip_is_re
     assert sneaked in result.json["error"] and v1 not in result.json["error"]
     # The way out it names is one that works: a signed revert on top leaves the commit on the line.
     assert "reset the branch to the last commit the bot signed" in result.json["error"]
-    assert "merge commit of a pull request merged into main" in result.json["error"]
+    assert "not the merge commit of a pull request merged into main" in result.json["error"]
     assert signed_repo.tip() == tip
 
 
@@ -424,6 +488,43 @@ def test_a_rebase_merge_vouches_only_for_the_commit_the_branch_was_moved_to(
 
     assert result.returncode == 1 and result.json["outcome"] == "error", result.output
     assert first in result.json["error"] and last not in result.json["error"]
+
+
+@pytest.mark.parametrize(
+    ("reviews", "required", "accepted"),
+    [
+        ((), 1, False),  # the attack: a pull request "merged" by pushing its merge with the deploy key
+        ((("dev", "APPROVED"),), 1, False),  # its author's approval
+        ((("reviewer", "DISMISSED"),), 1, False),
+        ((("reviewer", "APPROVED"),), 2, False),
+        ((("reviewer", "APPROVED"), ("second", "APPROVED")), 2, True),
+        ((), 0, True),  # a one-person trial (requiredApprovals 0): GitHub asks for no review
+    ],
+)
+def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_requires(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, reviews: tuple[tuple[str, str], ...], required: int, accepted: bool,
+) -> None:  # fmt: skip
+    """GitHub marks a pull request merged when its commits are pushed to the base branch, with no merge
+    button and so without the ruleset's review: whoever holds the deploy key can push the merge of a pull
+    request they opened. Only approvals of the final head commit by others than the author count."""
+    github.repositories[REPOSITORY].required_approvals = required
+    sha = signed_repo.app_commit("merged by a push")
+    merged_pull(github, sha, reviews=reviews)
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    if accepted:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #1 into main has" in result.json["error"]
+        assert f"of the {required} approvals" in result.json["error"]
+        assert signed_repo.tip() == sha
 
 
 @pytest.mark.parametrize("problem", ["unreachable", "rate limited", "no permission", "bad token", "no token"])
