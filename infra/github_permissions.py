@@ -110,13 +110,15 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
     Permission("Commit statuses", "write", f"{REST}/commits/statuses#create-a-commit-status"),
 )
 
-# `pullsToken`: the release's history check (jenkins/pulls.py) calls only "List pull requests associated
-# with a commit", GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls: fine-grained-pat-permissions.json
-# lists it under `pull_requests`, access read, no additional permission.
+# `pullsToken`: the release's history check (jenkins/pulls.py) calls "List pull requests associated with a
+# commit" (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls) and "List reviews for a pull request"
+# (GET .../pulls/{pull_number}/reviews), both listed under `pull_requests`, read, no additional
+# permission; and "Get rules for a branch" (GET .../rules/branches/{branch}), under `metadata`, read.
 PULLS_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "Pull requests", "read", f"{REST}/commits/commits#list-pull-requests-associated-with-a-commit"
     ),
+    Permission("Metadata", "read", f"{REST}/repos/rules#get-rules-for-a-branch"),
 )
 
 
