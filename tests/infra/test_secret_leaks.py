@@ -18,6 +18,7 @@ from tests.infra.leaks import body_lines, leaks
 TLS_KEY = "tls:index/privateKey:PrivateKey"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 STATUS_TOKEN = "github_pat_11ABCDEFG0statusOnlyT0kenValue"
+PULLS_TOKEN = "github_pat_11ABCDEFG0pullsReadOnlyT0kenVal"
 
 
 def openssh_key(name: str) -> str:
@@ -99,8 +100,8 @@ def plain_state(program: Program) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def program() -> Program:
     return run_program(
-        {"commitStatusToken": STATUS_TOKEN},
-        secrets=["commitStatusToken"],
+        {"commitStatusToken": STATUS_TOKEN, "pullsToken": PULLS_TOKEN},
+        secrets=["commitStatusToken", "pullsToken"],
         extra_outputs={TLS_KEY: multi_line_keys},
     )
 
@@ -112,7 +113,7 @@ def test_the_mocks_give_multi_line_secrets_to_look_for(program: Program) -> None
 
 def test_no_secret_in_plain_state_or_outputs(program: Program) -> None:
     state = plain_state(program)
-    leaked = [s[:40] for s in [*secrets_of(program), STATUS_TOKEN] if leaks(s, state)]
+    leaked = [s[:40] for s in [*secrets_of(program), STATUS_TOKEN, PULLS_TOKEN] if leaks(s, state)]
     assert leaked == []
 
 
@@ -120,7 +121,8 @@ def test_the_secrets_do_reach_where_they_belong_as_secrets(program: Program) -> 
     """The search is not vacuous: each secret is found in some resource's secret inputs."""
     secret_inputs = [{k: r.inputs[k] for k in r.secret_inputs} for r in program.resources]
     used = [r.outputs["privateKeyOpenssh"] for r in program.of_type(TLS_KEY)]  # the PEM form is unused
-    for secret in [*used, *(r.outputs["result"] for r in program.of_type(PASSWORD)), STATUS_TOKEN]:
+    passwords = [r.outputs["result"] for r in program.of_type(PASSWORD)]
+    for secret in [*used, *passwords, STATUS_TOKEN, PULLS_TOKEN]:
         if any(leaks(secret, inputs) for inputs in secret_inputs):
             continue
         # A password that only a resource's own outputs hold (none expected) would show up here.
