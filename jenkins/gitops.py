@@ -79,8 +79,8 @@ class PushRaceLost(GitError):
 
 
 class UntrustedHistory(GitError):
-    """The bot will not sign on top of the branch: a commit since its last signed one is not signed
-    by a trusted key."""
+    """The bot will not sign on top of the branch: a commit since its last signed one is neither the
+    bot's nor a reviewed merged pull request's, or GitHub could not be asked."""
 
 
 @dataclass(frozen=True)

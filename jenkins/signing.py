@@ -81,7 +81,7 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
     home = Path(tempfile.mkdtemp(prefix="gitops-gnupg-", dir=_short_temp_dir()))  # mode 0700, as gpg requires
     try:
         _gpg(home, "--import", key_file, what=f"import {KEY_FILE}={key_file}")
-        secret = _keys(home, secret=True)
+        secret = _secret_keys(home)
         if len(secret) != 1:
             raise SigningError(
                 f"{KEY_FILE}={key_file}: expected exactly one OpenPGP private key, found {len(secret)}"
@@ -144,15 +144,15 @@ def _gpg(home: Path, *args: str, what: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _keys(home: Path, *, secret: bool) -> list[tuple[str, ...]]:
-    """Each key in home as its fingerprints, primary first, then its subkeys' (gpg's colon listing:
-    a `pub`/`sec` record starts a key, and each `fpr` record's tenth field is a fingerprint)."""
-    listing = "--list-secret-keys" if secret else "--list-keys"
-    out = _gpg(home, "--with-colons", "--with-subkey-fingerprints", listing, what="list its keys")
+def _secret_keys(home: Path) -> list[tuple[str, ...]]:
+    """Each private key in home as its fingerprints, primary first, then its subkeys' (gpg's colon
+    listing: a `sec` record starts a key, and each `fpr` record's tenth field is a fingerprint)."""
+    listing = ("--with-colons", "--with-subkey-fingerprints", "--list-secret-keys")
+    out = _gpg(home, *listing, what="list its keys")
     keys: list[list[str]] = []
     for line in out.splitlines():
         fields = line.split(":")
-        if fields[0] in ("pub", "sec"):
+        if fields[0] == "sec":
             keys.append([])
         elif fields[0] == "fpr" and keys and len(fields) > 9:
             keys[-1].append(fields[9])
