@@ -40,6 +40,7 @@ TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
 API_URL = "GITOPS_GITHUB_API_URL"
 DEFAULT_API = "https://api.github.com"
 TIMEOUT = 30.0  # seconds for one API request
+MAX_PAGES = 10  # of 100 items: far more pull requests per commit, or reviews per pull request, than occur
 API_VERSION = "2022-11-28"  # X-GitHub-Api-Version the fields above are documented for
 # git@github.com:owner/name(.git), ssh://git@github.com/owner/name(.git), https://github.com/owner/name(.git)
 _REMOTE = re.compile(
@@ -147,9 +148,21 @@ class GitHubPulls:
         return None
 
     def _list(self, path: str) -> list[Any]:
-        """GET path; its JSON list, or PullsError saying why not."""
+        """GET path and every next page GitHub links (`Link: <...>; rel="next"`, "Using pagination in
+        the REST API"); the JSON lists joined, or PullsError saying why not."""
+        where = f"GitHub ({self.api}) on GET {path.split('?')[0]}"
+        url: str | None = f"{self.api}{path}"
+        items: list[Any] = []
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return items
+            page, url = self._page(url, where)
+            items += page
+        raise PullsError(f"{where}: more than {MAX_PAGES} pages; check the pull request by hand")
+
+    def _page(self, url: str, where: str) -> tuple[list[Any], str | None]:
         request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
-            f"{self.api}{path}",
+            url,
             headers={
                 "Accept": "application/vnd.github+json",
                 "Authorization": f"Bearer {self.token}",
@@ -157,10 +170,10 @@ class GitHubPulls:
                 "User-Agent": "gitops-release",
             },
         )
-        where = f"GitHub ({self.api}) on GET {path.split('?')[0]}"
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
                 body = json.loads(response.read().decode("utf-8"))
+                links = response.headers.get("Link") or ""
         except urllib.error.HTTPError as exc:
             raise PullsError(f"{where}: {_refusal(exc)}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -170,7 +183,23 @@ class GitHubPulls:
             raise PullsError(f"{where}: the answer is not JSON") from None
         if not isinstance(body, list):
             raise PullsError(f"{where}: expected a JSON list, got {type(body).__name__}")
-        return body
+        following = _NEXT.search(links)
+        # Only pages of the same API: the token goes nowhere else.
+        if following and not following[1].startswith(f"{self.api}/"):
+            raise PullsError(f"{where}: GitHub linked a next page outside {self.api}")
+        return body, following[1] if following else None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would repeat the Authorization header to wherever a redirect points: follow none. A
+    renamed or transferred repository answers 301; the error then says so."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
 def _refusal(exc: urllib.error.HTTPError) -> str:
@@ -186,6 +215,8 @@ def _refusal(exc: urllib.error.HTTPError) -> str:
     if exc.code == 429 or (exc.code == 403 and (limited or "rate limit" in message.lower())):
         reset = exc.headers.get("x-ratelimit-reset") or exc.headers.get("retry-after") or "?"
         return f"{said}: rate limited (reset {reset}); re-run later"
+    if exc.code in (301, 302, 307, 308):
+        return f"{said}: the repository moved (renamed or transferred?): point the git remote at its new name"
     if exc.code == 401:
         return f"{said}: {TOKEN} is not a valid token (expired or revoked?): rotate it"
     if exc.code in (403, 404):

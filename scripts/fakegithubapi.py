@@ -98,6 +98,9 @@ class FakeGitHubAPI:
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
     rate_limited: bool = False
+    page_size: int = 100
+    moved_to: str = ""
+    """when set, every request answers 301 with this Location (a renamed repository, say)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, method: str, path: str, token: str, body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -105,6 +108,9 @@ class FakeGitHubAPI:
             self.requests.append((method, path))
             if token not in self.tokens:
                 return _error(401, "Bad credentials", DOCS)
+            if self.moved_to:
+                status, answer, _ = _error(301, "Moved Permanently", DOCS)
+                return status, answer, {"Location": self.moved_to + path}
             if self.rate_limited:
                 limits = f"{DOCS}/overview/rate-limits-for-the-rest-api"
                 status, answer, _ = _error(403, "API rate limit exceeded for user ID 1.", limits)
@@ -170,13 +176,24 @@ class FakeGitHubAPI:
                 and (not pull.merged or sha in repo.default_commits)
             ]
             return 200, listed, {}
-        if method == "GET" and (m := re.fullmatch(r"/pulls/([0-9]+)/reviews(?:\?.*)?", rest)):
+        if method == "GET" and (m := re.fullmatch(r"/pulls/([0-9]+)/reviews(?:\?(.*))?", rest)):
             if "pull_requests=read" not in granted:
                 return _forbidden("pull_requests=read")
             pull = next((p for p in repo.pulls if p.number == int(m[1])), None)
             if pull is None:
                 return _error(404, "Not Found", f"{DOCS}/pulls/reviews#list-reviews-for-a-pull-request")
-            return 200, pull.reviews, {}
+            # Pages of `page_size` with a `Link: <...>; rel="next"` header ("Using pagination in the REST
+            # API"), GitHub's per_page capped at it.
+            query = dict(part.split("=", 1) for part in (m[2] or "").split("&") if "=" in part)
+            size = min(int(query.get("per_page", "30")), self.page_size)
+            page = int(query.get("page", "1"))
+            reviews = pull.reviews[(page - 1) * size : page * size]
+            headers = {}
+            if page * size < len(pull.reviews):
+                path = f"/repos/{full_name}/pulls/{pull.number}/reviews"
+                after = f"{self.url}{path}?per_page={size}&page={page + 1}"
+                headers["Link"] = f'<{after}>; rel="next"'
+            return 200, reviews, headers
         if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
             parameters = {"required_approving_review_count": repo.required_approvals}
             return 200, [{"type": "pull_request", "parameters": parameters}], {}

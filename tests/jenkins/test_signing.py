@@ -120,6 +120,13 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHubAPI]:
         yield fake
 
 
+@pytest.fixture
+def elsewhere() -> Iterator[FakeGitHubAPI]:
+    """Another server, where a redirect could point: it must never be asked (nor see the token)."""
+    with serve(FakeGitHubAPI()) as fake:
+        yield fake
+
+
 def merged_pull(
     github: FakeGitHubAPI,
     merge_commit: str,
@@ -527,10 +534,33 @@ def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_require
         assert signed_repo.tip() == sha
 
 
-@pytest.mark.parametrize("problem", ["unreachable", "rate limited", "no permission", "bad token", "no token"])
+def test_a_dismissal_on_a_later_page_of_reviews_counts(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """Reviews come in pages: the approval on the first, its dismissal on the next one."""
+    github.page_size = 2
+    sha = signed_repo.app_commit("approved, then dismissed")
+    merged_pull(
+        github, sha, reviews=(("reviewer", "APPROVED"), ("other", "COMMENTED"), ("reviewer", "DISMISSED"))
+    )
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and "has 0 of the 1 approvals" in result.json["error"], result.output
+    assert github.requests.count(("GET", f"/repos/{REPOSITORY}/pulls/1/reviews?per_page=2&page=2")) == 1
+
+
+@pytest.mark.parametrize(
+    "problem", ["unreachable", "rate limited", "no permission", "bad token", "no token", "redirected"]
+)
 def test_when_github_cannot_vouch_nothing_is_signed_or_pushed(
     signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
-    github: FakeGitHubAPI, problem: str,
+    github: FakeGitHubAPI, elsewhere: FakeGitHubAPI, problem: str,
 ) -> None:  # fmt: skip
     """Fail closed: a reviewed merge that GitHub cannot confirm right now is not trusted. Exit 1 (the
     JSON outcome `error`), a message saying what to do, the branch untouched, the token never shown."""
@@ -545,6 +575,8 @@ def test_when_github_cannot_vouch_nothing_is_signed_or_pushed(
         github.rate_limited = True
     elif problem == "no permission":  # a token with Contents: read, say, but not Pull requests: read
         github.tokens[PULLS_TOKEN] = {"contents=read"}
+    elif problem == "redirected":  # urllib would repeat the token to the redirect's host
+        github.moved_to = elsewhere.url
     elif problem == "bad token":
         env["GITOPS_PULLS_TOKEN"] = "github_pat_revoked"
     else:
@@ -561,8 +593,10 @@ def test_when_github_cannot_vouch_nothing_is_signed_or_pushed(
         "no permission": "Pull requests: read",
         "bad token": "not a valid token",
         "no token": "GITOPS_PULLS_TOKEN is not set",
+        "redirected": "the repository moved",
     }[problem]
     assert expected in result.json["error"]
+    assert elsewhere.requests == []
     assert PULLS_TOKEN not in result.output and "github_pat_revoked" not in result.output
     assert signed_repo.tip() == sha
 
