@@ -512,9 +512,11 @@ def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_require
     signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
     github: FakeGitHubAPI, reviews: tuple[tuple[str, str], ...], required: int, accepted: bool,
 ) -> None:  # fmt: skip
-    """GitHub marks a pull request merged when its commits are pushed to the base branch, with no merge
-    button and so without the ruleset's review: whoever holds the deploy key can push the merge of a pull
-    request they opened. Only approvals of the final head commit by others than the author count."""
+    """GitHub marks a pull request merged when its merge commit is pushed to the base branch (github/hub,
+    hub-merge(1): "auto-closed and marked as \"merged\" as soon as the newly created merge commit is
+    pushed"), with no merge button and so without the ruleset's review: whoever holds the deploy key
+    can push the merge of a pull request they opened. The worst case is assumed: merge_commit_sha names
+    the pushed commit. Only approvals of the final head commit by others than the author count."""
     github.repositories[REPOSITORY].required_approvals = required
     sha = signed_repo.app_commit("merged by a push")
     merged_pull(github, sha, reviews=reviews)
