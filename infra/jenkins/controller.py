@@ -156,6 +156,12 @@ class JenkinsServer(pulumi.ComponentResource):
             secrets.append(self._secret(name, "signing-key", args.signing_private_key, child, SIGNING_KEY))
         if args.pulls_token is not None:
             secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
+        else:
+            pulumi.log.warn(
+                "gitops-eks:pullsToken is unset: the Release stage binds the credential gitops-pulls-token "
+                "and fails without it; set a token with only 'Pull requests: read' (docs/release.md)",
+                resource=self,
+            )
 
         self.role = aws.iam.Role(
             f"{name}-role",
