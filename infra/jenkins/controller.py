@@ -40,6 +40,7 @@ from infra.jenkins.credentials import (
     AGENT_KEY,
     CHECKOUT_KEY,
     DEPLOY_KEY,
+    PULLS_TOKEN,
     SIGNING_KEY,
     WEBHOOK_SECRET,
     Credential,
@@ -94,6 +95,9 @@ class JenkinsServerArgs:
     signing_private_key: pulumi.Input[str] | None = None
     """The ASCII-armored OpenPGP key the bot signs its commits with (a Pulumi secret), stored as the
     `gitops-signing-key` credential; None declares no such credential."""
+    pulls_token: pulumi.Input[str] | None = None
+    """The fine-grained token with "Pull requests: read" only (a Pulumi secret), stored as the
+    `gitops-pulls-token` credential the release binds as GITOPS_PULLS_TOKEN; None declares none."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -150,6 +154,14 @@ class JenkinsServer(pulumi.ComponentResource):
         ]
         if args.signing_private_key is not None:
             secrets.append(self._secret(name, "signing-key", args.signing_private_key, child, SIGNING_KEY))
+        if args.pulls_token is not None:
+            secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
+        else:
+            pulumi.log.warn(
+                "gitops-eks:pullsToken is unset: the Release stage binds the credential gitops-pulls-token "
+                "and fails without it; set a token with only 'Pull requests: read' (docs/release.md)",
+                resource=self,
+            )
 
         self.role = aws.iam.Role(
             f"{name}-role",

@@ -60,6 +60,11 @@ WEBHOOK_SECRET = Credential("github-webhook-secret", "string", "GitHub webhook H
 SIGNING_KEY = Credential(
     "gitops-signing-key", "file", "OpenPGP key that signs the bot's commits (release agent only)"
 )
+PULLS_TOKEN = Credential(
+    "gitops-pulls-token",
+    "string",
+    "GitHub token, Pull requests: read only: which commits are merged pull requests (release agent only)",
+)
 
 
 def secret_prefix(stack_tag: str, component: str) -> str:

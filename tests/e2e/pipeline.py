@@ -16,10 +16,10 @@ What stands in for what:
 - `sh(script: ..., returnStdout: true)`: the same, its stdout kept.
 - `stash`/`unstash`: copying the included file through the stash directory (`dir(...)` around an
   unstash: into that directory).
-- `withCredentials([file(...)])`: the secret file copied into the agent's /tmp and its path in the
-  variable, for the one step inside; `sshagent`: ssh-agent started (its socket in /tmp), the key
-  added, the socket exported to the one step inside, the agent killed afterwards (ssh-agent plugin
-  ExecRemoteAgent).
+- `withCredentials([file(...), string(...)])`: the secret file copied into the agent's /tmp and its
+  path in the variable, a secret text's value in its variable, for the one step inside; `sshagent`:
+  ssh-agent started (its socket in /tmp), the key added, the socket exported to the one step inside,
+  the agent killed afterwards (ssh-agent plugin ExecRemoteAgent).
 - The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH) in every step's environment.
 """
 
@@ -54,7 +54,7 @@ TOKEN = re.compile(
     |sh\s+'(?P<sh1>[^']*)'
     |stash\(name:\s*'(?P<stash>[^']*)',\s*includes:\s*'(?P<includes>[^']*)'\)
     |unstash\s+'(?P<unstash>[^']*)'
-    |withCredentials\(\[file\(credentialsId:\s*'(?P<file_id>[^']*)',\s*variable:\s*'(?P<file_var>[^']*)'\)\]\)\s*\{
+    |withCredentials\(\[(?P<credentials>[^\]]*)\]\)\s*\{
     |sshagent\(credentials:\s*\['(?P<agent_id>[^']*)'\]\)\s*\{
     |dir\('(?P<dir>[^']*)'\)\s*\{
     |(?P<open>\{)
@@ -62,6 +62,8 @@ TOKEN = re.compile(
     |'[^'\n]*'""",
     re.DOTALL | re.VERBOSE,
 )
+# One binding in withCredentials([...]): file(...) or string(...), as `file:ID:VAR` / `string:ID:VAR`.
+BINDING = re.compile(r"(file|string)\(credentialsId:\s*'([^']*)',\s*variable:\s*'([^']*)'\)")
 # The repository's `make test` as this test stands it in: the project's venv for the steps after it,
 # and a process that outlives the stage (what a `docker run -d` or a daemon in a test suite leaves).
 MAKEFILE = (
@@ -141,9 +143,14 @@ def steps_of(text: str) -> list[Step]:
         elif kind == "close":
             depth -= 1
             bindings = [(d, b) for d, b in bindings if d <= depth]
-        elif kind == "file_var":
+        elif kind == "credentials":
             depth += 1
-            bindings.append((depth, f"file:{token['file_id']}:{token['file_var']}"))
+            listed = BINDING.findall(token["credentials"])
+            if not listed or BINDING.sub("", token["credentials"]).strip(" \n,"):
+                raise AssertionError(
+                    f"withCredentials holds a binding this harness cannot stand in for: {token[0]}"
+                )
+            bindings += [(depth, ":".join(binding)) for binding in listed]
         elif kind == "agent_id":
             depth += 1
             bindings.append((depth, f"sshagent:{token['agent_id']}"))
@@ -293,6 +300,9 @@ class Pipeline:
                 setup.append(f'install -m 0600 {q(str(source))} "$TMPDIR/{credential}"')
                 exports.append(f'{variable}="$TMPDIR/{credential}"')
                 teardown.append(f'rm -f "$TMPDIR/{credential}"')
+            elif binding.startswith("string:"):
+                _, credential, variable = binding.split(":")
+                exports.append(f'{variable}="$(cat {q(str(self.credentials.files[credential]))})"')
             elif binding.startswith("sshagent:"):
                 credential = binding.split(":", 1)[1]
                 source = self.credentials.files[credential]
@@ -584,9 +594,11 @@ def run_on_machines(
         "gitops-checkout-key": controller / "checkout_key",
         "gitops-deploy-key": controller / "release" / "deploy_key",
         "gitops-signing-key": controller / "release" / "signing.asc",
+        "gitops-pulls-token": controller / "release" / "pulls-token",
     }
     checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
     signing_key(files["gitops-signing-key"])
+    files["gitops-pulls-token"].write_text("github_pat_e2e_pulls_read_only")
     agents = machines / "agents"
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)

@@ -44,7 +44,11 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
         (),
         ("dir:handover",),
         (),
-        ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key"),
+        (
+            "file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE",
+            "string:gitops-pulls-token:GITOPS_PULLS_TOKEN",
+            "sshagent:gitops-deploy-key",
+        ),
     ]
     assert "-m jenkins promote" in release[3].text
     assert [s.kind for s in release_post] == ["stdout"]

@@ -19,7 +19,12 @@ TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 SCRIPTS = re.findall(r"sh\s+'''(.*?)'''", CODE, flags=re.DOTALL)
 CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH"}
-SIGNING = "withCredentials([file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE')])"
+SIGNING = (
+    "withCredentials([\n"
+    "                    file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE'),\n"
+    "                    string(credentialsId: 'gitops-pulls-token', variable: 'GITOPS_PULLS_TOKEN')\n"
+    "                ])"
+)
 DEPLOY_KEY = "sshagent(credentials: ['gitops-deploy-key'])"
 
 
@@ -86,7 +91,13 @@ def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> Non
 
 def test_no_stage_but_release_holds_a_write_or_signing_credential() -> None:
     build = stage("Build")
-    for name in ("gitops-deploy-key", "gitops-signing-key", "sshagent", "withCredentials"):
+    for name in (
+        "gitops-deploy-key",
+        "gitops-signing-key",
+        "gitops-pulls-token",
+        "sshagent",
+        "withCredentials",
+    ):
         assert name not in build
     assert "pulumi" not in CODE.lower()  # no preview stage, no Pulumi token
 

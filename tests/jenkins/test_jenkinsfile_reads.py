@@ -126,6 +126,13 @@ BOUND = {
         "file(credentialsId, variable) (FileBinding @Symbol('file'), line 82) binds the path of a "
         "temporary copy of the secret file, deleted when the block ends",
     ),
+    "GITOPS_PULLS_TOKEN": Source(
+        "jenkinsci/credentials-binding-plugin",
+        "src/main/java/org/jenkinsci/plugins/credentialsbinding/impl/StringBinding.java",
+        "57",
+        "string(credentialsId, variable) (StringBinding @Symbol('string'), line 60) binds the secret "
+        "text itself, for the block only (the plugin masks it in the build log)",
+    ),
 }
 
 # Variables a plain pipelineJob never has, or has only through Declarative's own checkout, which this
@@ -195,8 +202,10 @@ def test_shell_env_comes_from_casc_yaml_node_properties() -> None:
 
 
 def test_the_keys_reach_only_the_commands_inside_their_blocks() -> None:
-    """SSH_AUTH_SOCK and GITOPS_SIGNING_KEY_FILE are never expanded by the Jenkinsfile itself: only
-    promote (our Python, and git/ssh under it) reads them, inside the blocks that bind them."""
+    """SSH_AUTH_SOCK, GITOPS_SIGNING_KEY_FILE and GITOPS_PULLS_TOKEN are never expanded by the
+    Jenkinsfile itself: only promote (our Python, and git/ssh under it) reads them, inside the blocks
+    that bind them."""
     for name in BOUND:
         assert name not in re.sub(r"variable: '[^']*'", "", CODE)
     assert "variable: 'GITOPS_SIGNING_KEY_FILE'" in CODE
+    assert "variable: 'GITOPS_PULLS_TOKEN'" in CODE
