@@ -136,15 +136,16 @@ def check_on_branch(ctx: Context, commit: str, flag: str) -> str:
     Production runs only states the branch was in: not an unpushed commit, not another branch's, not a
     pull request's commit that is reachable only through a merge's second parent.
     """
-    with log.step(f"check that {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
+    # The refusal is raised inside the step, so the step logs FAILED, never "ok" before the error.
+    with log.step(f"check whether {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
         tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
-        on_branch = ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.on_line(ctx.remote, commit, tip)
-    if not on_branch:
-        raise BadInput(
-            f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}) as one of its own states "
-            "(its first-parent line; a commit merged in from a pull request is deployed as the merge "
-            f"commit): push it, or pick one from `git log --first-parent {ctx.remote}/{ctx.branch}`"
-        )
+        if not (ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.on_line(ctx.remote, commit, tip)):
+            raise BadInput(
+                f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}) as one of its own "
+                "states (its first-parent line; a commit merged in from a pull request is deployed as "
+                f"the merge commit): push it, or pick one from `git log --first-parent "
+                f"{ctx.remote}/{ctx.branch}`"
+            )
     return tip
 
 
