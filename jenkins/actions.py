@@ -185,9 +185,10 @@ def build_and_push(
     return pushed
 
 
-def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
+def promote(ctx: Context, repository: str, commit: str, digest: str, by: str | None = None) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there. A person's
-    change of the image in git since the bot's last commit is kept and becomes a hold."""
+    change of the image in git since the bot's last commit is kept and becomes a hold. `by` (who asked,
+    for a promote started by a person) goes into the commit as a Promoted-By trailer."""
 
     def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
@@ -215,7 +216,12 @@ def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
     message = core.commit_message(
         f"deploy {ctx.image_name} {commit[:12]}",
         f"Deploy {image}.",
-        {"Source-Commit": commit, "Image-Digest": digest, core.ACTION_TRAILER: "promote"},
+        {
+            "Source-Commit": commit,
+            "Image-Digest": digest,
+            **({"Promoted-By": by} if by else {}),
+            core.ACTION_TRAILER: "promote",
+        },
     )
     return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=repository)
 

@@ -190,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     promote = command("promote", [common, repo])
     promote.add_argument("--commit", default="HEAD", help="commit whose image to deploy")
     promote.add_argument("--digest", default=None, help="expected digest, sha256:...")
+    promote.add_argument("--by", default=None, help="who asks (a Promoted-By trailer in the commit)")
 
     rollback = command("rollback", [common, repo])
     rollback.add_argument("--to", required=True, help="commit whose image to go back to")
@@ -435,7 +436,8 @@ def _run(
     digest = actions.verified_digest(repository, commit)
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
-    return actions.promote(ctx, repository, commit, digest)
+    by = None if args.by is None else check_text("--by", args.by)
+    return actions.promote(ctx, repository, commit, digest, by)
 
 
 def run_stage(args: argparse.Namespace, git: Git) -> stage.StageReport:
