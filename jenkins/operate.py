@@ -26,6 +26,13 @@ from collections.abc import Mapping
 from jenkins import cli
 
 ACTIONS = {"gitops-rollback": "rollback", "gitops-unhold": "unhold", "gitops-promote": "promote"}
+# Each job's string parameters as casc.yaml declares them (every job also has the boolean DRY_RUN);
+# tests/jenkins/test_operate.py holds casc.yaml to this table.
+PARAMETERS = {
+    "gitops-rollback": ("COMMIT", "REASON"),
+    "gitops-unhold": (),
+    "gitops-promote": ("COMMIT", "DIGEST"),
+}
 
 
 class OperateError(Exception):
@@ -62,15 +69,15 @@ def command(env: Mapping[str, str]) -> list[str]:
         raise OperateError(f"DRY_RUN={dry_run!r}: must be true or false")
     # FLAG=VALUE, one word each: a value that starts with `-` stays a value, never becomes a flag.
     argv = [action, f"--by={started_by(env.get('GITOPS_STARTED_BY', ''))}"]
-    if action != "unhold":
+    if "COMMIT" in PARAMETERS[job]:
         argv.append(f"--image-repository={env.get('IMAGE_REPOSITORY', '')}")
         commit = env.get("COMMIT", "").strip()
         if not commit:
             raise OperateError(f"COMMIT: empty; give the full SHA of the commit whose image to {action}")
         argv.append(f"{'--to' if action == 'rollback' else '--commit'}={commit}")
-    if action == "rollback":
+    if "REASON" in PARAMETERS[job]:
         argv.append(f"--reason={env.get('REASON', '')}")
-    if action == "promote" and (digest := env.get("DIGEST", "").strip()):
+    if "DIGEST" in PARAMETERS[job] and (digest := env.get("DIGEST", "").strip()):
         argv.append(f"--digest={digest}")
     return [*argv, *(["--dry-run"] if dry_run == "true" else [])]
 
