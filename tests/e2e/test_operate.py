@@ -32,6 +32,7 @@ from tests.e2e.pipeline import (
     run_operator_job,
     run_pipeline,
     stage_steps,
+    stage_text,
 )
 
 DOCS = ROOT / "docs" / "operations.md"
@@ -66,6 +67,10 @@ def test_the_job_is_the_steps_this_harness_runs() -> None:
     assert steps[2].bound == ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key")
     assert "-m jenkins.operate" in steps[2].text and "-m jenkins.operate" not in steps[1].text
     assert [s.kind for s in post] == ["stdout"]
+    # On a release agent, under the release's lock (a stage option: held before the agent starts).
+    stage = stage_text("Operate", OPERATE_CODE)
+    assert "agent { label 'release-agent' }" in stage and "lock('gitops-release')" in stage
+    assert re.search(r"^pipeline \{\n    agent none$", OPERATE_CODE, flags=re.MULTILINE)
 
 
 @pytest.fixture
