@@ -74,6 +74,10 @@ class GitError(Exception):
     """A git command failed; the message says which and what git said (URL credentials redacted)."""
 
 
+class MissingBranch(GitError):
+    """The remote answered, and it has no such branch: a wrong --branch, not a key or network problem."""
+
+
 class PushRaceLost(GitError):
     """The push was rejected because the branch moved under us."""
 
@@ -286,6 +290,10 @@ class Git:
         proc = self._run(("fetch", "--quiet", "--no-tags", remote, refspec), network=True)
         if proc.returncode != 0:
             detail = _detail(proc)
+            # git's words when the remote answered and has no such branch (LC_ALL=C keeps them
+            # untranslated; tests/jenkins/test_cli_errors.py runs real git): not a key problem.
+            if f"couldn't find remote ref refs/heads/{branch}" in detail:
+                raise MissingBranch(f"remote {remote!r} has no branch {branch!r}")
             raise GitError(log.redact(f"cannot fetch branch {branch!r} from remote {remote!r}: {detail}"))
         return self.run("rev-parse", "--verify", ref).strip()
 

@@ -42,11 +42,14 @@ from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, DEV, GitOpsRepo, git
 from tests.conftest import require
 
-CODE = "\n".join(
-    line
-    for line in (ROOT / "jenkins" / "Jenkinsfile").read_text().splitlines()
-    if not line.strip().startswith("//")
-)
+
+def groovy_code(path: Path) -> str:
+    """A Jenkinsfile without its comment lines."""
+    return "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//"))
+
+
+CODE = groovy_code(ROOT / "jenkins" / "Jenkinsfile")
+OPERATE_CODE = groovy_code(ROOT / "jenkins" / "operate.Jenkinsfile")
 TOKEN = re.compile(
     r"""(?P<checkout>checkoutReadOnly\(\))
     |sh\(script:\s*'(?P<stdout>[^']*)',\s*returnStdout:\s*true\)
@@ -118,8 +121,8 @@ class Step:
     bound: tuple[str, ...] = ()
 
 
-def stage_text(name: str) -> str:
-    match = re.search(rf"stage\('{re.escape(name)}'\)(.*?)(?=\n\s*stage\(|\Z)", CODE, flags=re.DOTALL)
+def stage_text(name: str, code: str = CODE) -> str:
+    match = re.search(rf"stage\('{re.escape(name)}'\)(.*?)(?=\n\s*stage\(|\Z)", code, flags=re.DOTALL)
     if match is None:
         raise AssertionError(f"the Jenkinsfile has no stage {name!r}")
     return match.group(1)
@@ -170,16 +173,16 @@ def steps_of(text: str) -> list[Step]:
     return steps
 
 
-def stage_steps(name: str) -> tuple[list[Step], list[Step]]:
-    """(steps, post steps) of one stage, as the Jenkinsfile lists them."""
-    text = stage_text(name)
+def stage_steps(name: str, code: str = CODE) -> tuple[list[Step], list[Step]]:
+    """(steps, post steps) of one stage, as the Jenkinsfile (code) lists them."""
+    text = stage_text(name, code)
     body, _, post = text.partition("\n            post {")
     return steps_of(body), steps_of(post)
 
 
-def environment_directive() -> dict[str, str]:
+def environment_directive(code: str = CODE) -> dict[str, str]:
     """The pipeline's `environment { ... }` values, as Jenkins passes them (no Groovy interpolation)."""
-    block = re.search(r"\n    environment \{(.*?)\n    \}", CODE, flags=re.DOTALL)
+    block = re.search(r"\n    environment \{(.*?)\n    \}", code, flags=re.DOTALL)
     assert block, "the Jenkinsfile has no pipeline-level environment block"
     return dict(re.findall(r"(\w+) = '([^']*)'", block.group(1)))
 
@@ -583,11 +586,12 @@ def machines_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_on_machines(
-    remote: Path, machines: Path, repository: str, tamper: Callable[[Path], None] | None = None
-) -> tuple[Run, dict[str, Path]]:
-    """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
-    machines under `machines`, pushing to `repository`. Returns the run and the credential files."""
+@contextmanager
+def controller(
+    remote: Path, machines: Path, repository: str
+) -> Iterator[tuple[Pipeline, dict[str, Path], Path]]:
+    """Serve `remote` over SSH with a read-only and a write deploy key; yield the pipeline (agents under
+    `machines`, pushing images to `repository`), the credential files and the leftover probe."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
     files = {
@@ -603,24 +607,54 @@ def run_on_machines(
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)
     with serve_git(remote, checkout_public, deploy_public, machines / "sshd") as server:
-        pipeline = Pipeline(
-            root=agents,
-            url=server.url(remote),
-            known_hosts=server.known_hosts,
-            credentials=Credentials(files, controller / "release"),
-            env={
-                # casc.yaml's node properties
-                "IMAGE_REPOSITORY": repository,
-                "GITOPS_BRANCH": BRANCH,
-                # what the machines have installed: python3.11, and the index's stand-in for pip
-                "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
-                "PIP_NO_INDEX": "1",
-                "PIP_FIND_LINKS": str(release_wheels(ROOT / ".cache" / "release-wheels")),
-                # the stand-in `make test`: the project's venv, and where the leftover reports
-                "PROJECT_VENV": sys.prefix,
-                "LURK_REPORT": str(agents / "lurker.report"),
-                "LURK_STOP": str(agents / "build-agent" / "shutdown"),
-                "LURK_SEARCH": str(machines),
-            },
+        yield (
+            Pipeline(
+                root=agents,
+                url=server.url(remote),
+                known_hosts=server.known_hosts,
+                credentials=Credentials(files, controller / "release"),
+                env={
+                    # casc.yaml's node properties
+                    "IMAGE_REPOSITORY": repository,
+                    "GITOPS_BRANCH": BRANCH,
+                    # the branch's head when the stack was created (here: when the controller starts)
+                    "GITOPS_TRUST_ANCHOR": git(remote, "rev-parse", f"refs/heads/{BRANCH}").strip(),
+                    # what the machines have installed: python3.11, and the index's stand-in for pip
+                    "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
+                    "PIP_NO_INDEX": "1",
+                    "PIP_FIND_LINKS": str(release_wheels(ROOT / ".cache" / "release-wheels")),
+                    # the stand-in `make test`: the project's venv, and where the leftover reports
+                    "PROJECT_VENV": sys.prefix,
+                    "LURK_REPORT": str(agents / "lurker.report"),
+                    "LURK_STOP": str(agents / "build-agent" / "shutdown"),
+                    "LURK_SEARCH": str(machines),
+                },
+            ),
+            files,
+            probe,
         )
+
+
+def run_on_machines(
+    remote: Path, machines: Path, repository: str, tamper: Callable[[Path], None] | None = None
+) -> tuple[Run, dict[str, Path]]:
+    """Run the pipeline on two machines under `machines` (see controller). Returns the run and the
+    credential files."""
+    with controller(remote, machines, repository) as (pipeline, files, probe):
         return run_pipeline(pipeline, lurker=probe, tamper=tamper), files
+
+
+def run_operator_job(
+    pipeline: Pipeline, name: str, build_env: Mapping[str, str], timeout: float = 600
+) -> tuple[Machine, int]:
+    """One build of an operator job (jenkins/operate.Jenkinsfile, stage Operate) on a fresh release
+    machine named `name`. build_env is what Jenkins adds to that build's environment: JOB_BASE_NAME, the
+    parameters, and GITOPS_STARTED_BY (which the Jenkinsfile's script block sets from getBuildCauses;
+    this harness runs shell steps only, so it is given here as Jenkins would set it)."""
+    machine = Machine(pipeline.root, name)
+    machine.prepare(pipeline.known_hosts)
+    steps, post = stage_steps("Operate", OPERATE_CODE)
+    masked = [tool for tool in (shutil.which("docker"), shutil.which("make")) if tool]
+    script = pipeline.script(machine, steps, post, hide=[], mask=masked, keep_alive=False, lurker_probe=None)
+    env = {**pipeline.agent_env(machine), **environment_directive(OPERATE_CODE), **build_env}
+    return machine, pipeline.start(machine, script, env).wait(timeout=timeout)
