@@ -11,6 +11,8 @@ which is exactly what a Jenkins agent has. Scenarios, each repeated BENCH_REPEAT
 4. a single promote: p50 latency over 7 runs (SINGLE_PROMOTES);
 5. the cost of signing: a promote with GITOPS_SIGNING_KEY_FILE (a fresh ed25519 key) against one
    without, alternating, SIGNING_ROUNDS pairs: median, spread (min-max) and the ratio of the medians.
+   The signed promote also asks GitHub (scripts/fakegithubapi.py on loopback, so GitHub's own latency
+   is not in the number) whether the commit since its previous one is a reviewed merged pull request.
 
 Results print as a table and are written to bench/results/release.json.
 """
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from scripts.sandbox import (
     BASE_IMAGE,
     BRANCH,
@@ -230,30 +233,45 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 def signing_scenario(bench: Bench, scratch: Path, source: str) -> dict[str, list[float]]:
     """Promote latency with and without signing, alternating, each mode on a repository of its own (an
     unsigned bot commit on the signed line would rightly make the signed run refuse). The signed line
-    starts with a commit the bot's key signed, and its developer commits are signed by a trusted key,
-    so each signed run also verifies the history since its previous commit."""
+    starts with a commit the bot's key signed, and its developer commits are merged pull requests with
+    an approval, as GitHub (the fake) answers, so each signed run also verifies the history since its
+    previous commit: three GitHub requests (the commit's pull request, the branch's rules, the
+    reviews)."""
     home = scratch / "gnupg"
     home.mkdir(mode=0o700, parents=True)
-    bot, dev = new_key(home, "gitops-bot"), new_key(home, "developer")
+    bot = new_key(home, "gitops-bot")
     (scratch / "bot.asc").write_text(gpg(home, "--armor", "--export-secret-keys", bot))
-    (scratch / "trusted.asc").write_text(gpg(home, "--armor", "--export", dev))
-    signed_vars = {
-        "GITOPS_SIGNING_KEY_FILE": str(scratch / "bot.asc"),
-        "GITOPS_TRUSTED_KEYS_FILE": str(scratch / "trusted.asc"),
-    }
+    github = FakeGitHubAPI(
+        tokens={"bench-token": {"pull_requests=read"}}, repositories={"bench/gitops": Repository()}
+    )
+    pulls = github.repositories["bench/gitops"]
     samples: dict[str, list[float]] = {"unsigned": [], "signed": []}
-    with environment({"GNUPGHOME": str(home)}):
+    with environment({"GNUPGHOME": str(home)}), serve(github):
+        signed_vars = {
+            "GITOPS_SIGNING_KEY_FILE": str(scratch / "bot.asc"),
+            "GITOPS_PULLS_TOKEN": "bench-token",
+            "GITOPS_GITHUB_API_URL": github.url,
+        }
         repos = {mode: GitOpsRepo.seed(scratch / mode) for mode in samples}
         signed = repos["signed"].work
         git(signed, "commit", "--quiet", "--allow-empty", f"-S{bot}", "-m", "Switch signing on")
         git(signed, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-        git(signed, "config", "user.signingkey", dev)
-        git(signed, "config", "commit.gpgsign", "true")
+        # The checkout's remote named as GitHub's repository, fetched from the local one.
+        on_github = "git@github.com:bench/gitops.git"
+        git(signed, "config", f"url.{git(signed, 'config', 'remote.origin.url')}.insteadOf", on_github)
+        git(signed, "config", "remote.origin.url", on_github)
         for round_ in range(SIGNING_ROUNDS):
             modes = ["unsigned", "signed"] if round_ % 2 == 0 else ["signed", "unsigned"]
             for mode in modes:
                 repo = repos[mode]
                 commit = repo.app_commit(f"Signing bench {round_}")
+                if mode == "signed":
+                    review = {"user": {"login": "reviewer"}, "state": "APPROVED", "commit_id": commit}
+                    pull = Pull(
+                        len(pulls.pulls) + 1, BRANCH, (commit,), commit, True, commit, reviews=[review]
+                    )
+                    pulls.pulls.append(pull)
+                    pulls.default_commits.add(commit)
                 bench.image_for(commit, source)
                 with environment(signed_vars if mode == "signed" else {}):
                     proc = bench.promote(repo.work, commit)

@@ -65,7 +65,7 @@ _IAM_PRINCIPAL = re.compile(
 _ASSUMED_ROLE = re.compile(r"^arn:aws(?:-[a-z]+)*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
-SCALAR_KEYS = ("repository", "branch", "requiredApprovals", "kubeconfig", "commitStatusToken")
+SCALAR_KEYS = ("repository", "branch", "requiredApprovals", "kubeconfig", "commitStatusToken", "pullsToken")
 OBJECT_KEYS = {
     "cluster": (
         "kubernetesVersion",
@@ -85,7 +85,12 @@ OBJECT_KEYS = {
 
 # Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
 # reach the program unmarked, so nothing keeps them out of plain outputs.
-CREDENTIAL_KEYS = ("github:token", f"{PROJECT}:kubeconfig", f"{PROJECT}:commitStatusToken")
+CREDENTIAL_KEYS = (
+    "github:token",
+    f"{PROJECT}:kubeconfig",
+    f"{PROJECT}:commitStatusToken",
+    f"{PROJECT}:pullsToken",
+)
 
 
 class Secret:
@@ -207,6 +212,9 @@ class StackConfig:
     kubeconfig: Secret | None = field(default=None, repr=False)
     commit_status_token: Secret | None = field(default=None, repr=False)
     """Fine-grained GitHub token with "Commit statuses: write" only, for Flux's deploy reports."""
+    pulls_token: Secret | None = field(default=None, repr=False)
+    """Fine-grained GitHub token with "Pull requests: read" only: the release asks GitHub with it which
+    commits on `branch` are merged pull requests (jenkins/pulls.py)."""
 
     @property
     def owner(self) -> str:
@@ -711,6 +719,7 @@ def load() -> StackConfig:
         preview=_preview(_object(config, "preview")),
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
         commit_status_token=_optional_secret(config, "commitStatusToken"),
+        pulls_token=_optional_secret(config, "pullsToken"),
     )
 
 

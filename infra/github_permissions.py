@@ -110,6 +110,17 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
     Permission("Commit statuses", "write", f"{REST}/commits/statuses#create-a-commit-status"),
 )
 
+# `pullsToken`: the release's history check (jenkins/pulls.py) calls "List pull requests associated with a
+# commit" (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls) and "List reviews for a pull request"
+# (GET .../pulls/{pull_number}/reviews), both listed under `pull_requests`, read, no additional
+# permission; and "Get rules for a branch" (GET .../rules/branches/{branch}), under `metadata`, read.
+PULLS_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        "Pull requests", "read", f"{REST}/commits/commits#list-pull-requests-associated-with-a-commit"
+    ),
+    Permission("Metadata", "read", f"{REST}/repos/rules#get-rules-for-a-branch"),
+)
+
 
 # GitHub's API names of these permissions (the keys of fine-grained-pat-permissions.json, the names the REST
 # API's `X-Accepted-GitHub-Permissions` header uses).
@@ -121,6 +132,7 @@ API_NAMES = {
     "Environments": "environments",
     "Metadata": "metadata",
     "Pages": "pages",
+    "Pull requests": "pull_requests",
     "Variables": "actions_variables",
     "Webhooks": "repository_hooks",
 }

@@ -81,7 +81,8 @@ TENANT_DEFAULT_SERVICE_ACCOUNT = "default"
 holds no permissions, so it applies nothing."""
 ADMIN_BINDING = "cluster-reconciler"
 """Flux's ClusterRoleBinding of kustomize-controller to cluster-admin (flux2 manifests/rbac/reconciler.yaml);
-the FluxInstance deletes it."""
+the FluxInstance deletes it. The operator names it `cluster-reconciler-flux-system` (its roles'
+`nameSuffix`); a kustomize patch target matches the name before the suffix too."""
 IMPERSONATOR = "cluster-reconciler-impersonator"
 GIT_AUTH = "git-auth"
 COMMIT_SIGNERS = "commit-signers"
@@ -123,8 +124,15 @@ RECEIVER_NAME = "github"
 RECEIVER_AUTH = "receiver-token"
 RECEIVER_PORT = 9292
 
-# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights.
-CHART_VALUES = {"web": {"enabled": False}}
+# The Flux Operator itself needs no web UI: one server fewer with cluster-wide read rights. The operator is
+# cluster-admin (the chart's `admin-clusterrole.yaml`) and namespace `edit` holders may create ResourceSets
+# (`aggregate-clusterrole.yaml`): `multitenancy` makes it apply a ResourceSet that names no account as
+# that namespace's `default` account (`--default-service-account`), which holds no permissions, instead
+# of as itself.
+CHART_VALUES = {
+    "web": {"enabled": False},
+    "multitenancy": {"enabled": True, "defaultServiceAccount": TENANT_DEFAULT_SERVICE_ACCOUNT},
+}
 INSTANCE_PATCHES = [
     # The lockdown: without cluster-admin, kustomize-controller may only impersonate (below), so every
     # Kustomization applies with the rights of its own service account. A strategic-merge `$patch:
@@ -239,8 +247,16 @@ class FluxInstall(pulumi.ComponentResource):
             f"{name}-flux-instance",
             api_version="fluxcd.controlplane.io/v1",
             kind="FluxInstance",
-            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule).
-            metadata={"name": "flux", "namespace": self.namespace.metadata.name},
+            # The operator accepts one FluxInstance, named `flux` (its CRD's validation rule). Pulumi
+            # waits for a custom resource only when told (pulumi-kubernetes provider/pkg/metadata
+            # overrides.go `ReadyCondition`): the Flux objects below need the CRDs the operator installs,
+            # and without the wait their create retries for about 30 s only (await.go, 5 retries
+            # backing off from 1 s), so they wait for the FluxInstance's `Ready`.
+            metadata={
+                "name": "flux",
+                "namespace": self.namespace.metadata.name,
+                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            },
             spec=FLUX_INSTANCE_SPEC,
             opts=_opts(in_cluster, pulumi.ResourceOptions(depends_on=[self.release])),
         )

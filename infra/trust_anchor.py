@@ -1,8 +1,9 @@
 """The trust anchor: the commit at the head of the branch when the stack was created, recorded once.
 
 With signing on, the release bot signs on top of the branch only when every commit on its first-parent
-line since the bot's newest signed commit is signed by a trusted key. A repository the bot has never
-released has no such commit; the anchor stands in for it, so the first release needs no human push.
+line since the bot's newest signed commit is the bot's or a reviewed merged pull request's. A
+repository the bot has never released has no such commit; the anchor stands in for it, so the first
+release needs no human push.
 It is recorded once: the SSM parameter keeps the value it was created with (`ignore_changes`), so a
 later `pulumi up`, after someone pushed around review, cannot bless that push. An operator re-anchors
 deliberately by replacing the parameter (`pulumi up --replace <its URN>`, docs/release.md).

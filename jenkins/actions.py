@@ -136,15 +136,16 @@ def check_on_branch(ctx: Context, commit: str, flag: str) -> str:
     Production runs only states the branch was in: not an unpushed commit, not another branch's, not a
     pull request's commit that is reachable only through a merge's second parent.
     """
-    with log.step(f"check that {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
+    # The refusal is raised inside the step, so the step logs FAILED, never "ok" before the error.
+    with log.step(f"check whether {commit[:12]} is on {ctx.remote}/{ctx.branch}"):
         tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
-        on_branch = ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.on_line(ctx.remote, commit, tip)
-    if not on_branch:
-        raise BadInput(
-            f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}) as one of its own states "
-            "(its first-parent line; a commit merged in from a pull request is deployed as the merge "
-            f"commit): push it, or pick one from `git log --first-parent {ctx.remote}/{ctx.branch}`"
-        )
+        if not (ctx.git.ensure_commit(ctx.remote, commit) and ctx.git.on_line(ctx.remote, commit, tip)):
+            raise BadInput(
+                f"{flag} {commit}: not on {ctx.remote}/{ctx.branch} (tip {tip[:12]}) as one of its own "
+                "states (its first-parent line; a commit merged in from a pull request is deployed as "
+                f"the merge commit): push it, or pick one from `git log --first-parent "
+                f"{ctx.remote}/{ctx.branch}`"
+            )
     return tip
 
 
@@ -184,9 +185,10 @@ def build_and_push(
     return pushed
 
 
-def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
+def promote(ctx: Context, repository: str, commit: str, digest: str, by: str | None = None) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there. A person's
-    change of the image in git since the bot's last commit is kept and becomes a hold."""
+    change of the image in git since the bot's last commit is kept and becomes a hold. `by` (who asked,
+    for a promote started by a person) goes into the commit as a Promoted-By trailer."""
 
     def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
@@ -214,7 +216,12 @@ def promote(ctx: Context, repository: str, commit: str, digest: str) -> Report:
     message = core.commit_message(
         f"deploy {ctx.image_name} {commit[:12]}",
         f"Deploy {image}.",
-        {"Source-Commit": commit, "Image-Digest": digest, core.ACTION_TRAILER: "promote"},
+        {
+            "Source-Commit": commit,
+            "Image-Digest": digest,
+            **({"Promoted-By": by} if by else {}),
+            core.ACTION_TRAILER: "promote",
+        },
     )
     return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=repository)
 

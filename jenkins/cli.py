@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import getpass
 import ipaddress
 import json
@@ -23,7 +24,7 @@ from typing import NoReturn
 from jenkins import actions, core, log, manifest, signing, stage
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
-from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, UntrustedHistory
+from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, MissingBranch, UntrustedHistory
 from jenkins.registry import ECR_PATTERN, RegistryError
 from jenkins.signing import Signer, SigningError
 
@@ -32,10 +33,10 @@ EXIT_CODES = """exit codes:
   0  changed, noop, stale or held
   2  bad input; nothing was built, pushed to the registry or written to git. Flags, the
      environment (GITOPS_* variables, the signing key), the checkout and the local manifest are
-     checked before any network call; whether the commit is on the branch, whether the manifest
-     on the branch tip can be edited and whether --digest matches are checked after a fetch,
-     which in the checkout changes only refs/remotes/<remote>/<branch>, FETCH_HEAD and the object
-     store (and deepens a shallow clone)
+     checked before any network call; whether the branch exists on the remote, whether the commit
+     is on it, whether the manifest on the branch tip can be edited and whether --digest matches
+     are checked after a fetch, which in the checkout changes only refs/remotes/<remote>/<branch>,
+     FETCH_HEAD and the object store (and deepens a shallow clone)
   1  any other failure (registry, docker, git); the message says what was written, if anything"""
 DEFAULT_BOT = Identity("gitops-bot", "gitops-bot@users.noreply.github.com")
 # The reference grammar of distribution/reference (what docker and every registry parse): a path of
@@ -56,12 +57,51 @@ class InputError(Exception):
     """Bad input: the message names the flag or file and what is wrong with it."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default in its help line (none for a flag, or for an option without one); the
+    description and epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS) or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of exiting, so --json still ends with a JSON line, and
-    that takes no abbreviated flags (`--js` is an error, never a silent `--json`)."""
+    """argparse that raises InputError instead of exiting, so --json still ends with a JSON line, that
+    takes no abbreviated flags (`--js` is an error, never a silent `--json`) and that names the nearest
+    flag of the command for one it does not know (`--dry`: did you mean --dry-run?)."""
 
     def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            parsed, extras = self.parse_known_args(argv, namespace)
+        except InputError as exc:  # e.g. a required flag missing because it was mistyped
+            raise InputError(f"{exc}{self._nearest(argv)}") from None
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._nearest(argv)}")
+        return parsed
+
+    def _nearest(self, argv: list[str]) -> str:
+        """'; --dry: did you mean --dry-run?' for each flag in argv that the command does not have."""
+        commands = self._commands()
+        chosen = next((commands[word] for word in argv if word in commands), self)
+        flags = [flag for action in chosen._actions for flag in action.option_strings]
+        hints = []
+        for word in (item.split("=", 1)[0] for item in argv if item.startswith("-")):
+            if word not in flags and (near := difflib.get_close_matches(word, flags, n=1, cutoff=0.6)):
+                hints.append(f"; {word}: did you mean {near[0]}?")
+        return "".join(hints)
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
 
     def error(self, message: str) -> NoReturn:
         raise InputError(f"{self.prog}: {message}")
@@ -75,17 +115,51 @@ class HelpShown(Exception):
     """--help was printed; under --json the run still ends with a JSON line."""
 
 
+COMMANDS = {
+    "release": "build the commit's image, push it by digest and deploy it (build and promote in one)",
+    "promote": "deploy a commit's image that is already in the registry",
+    "rollback": "deploy an older commit's image and hold: releases stop until `unhold`",
+    "unhold": "lift the hold a rollback set; the next release deploys again",
+    "plan": "decide from git whether this checkout releases, and which commit (writes nothing)",
+    "build": "build and push the image of the commit a plan names (writes nothing to git)",
+}
+EXAMPLES = """examples:
+  python -m jenkins promote --image-repository 127.0.0.1:5000/hello --commit 3f2c1a9 --dry-run
+  python -m jenkins rollback --image-repository 127.0.0.1:5000/hello --to 3f2c1a9 \\
+      --reason "5xx after 9e8d7c6" --dry-run
+  python -m jenkins unhold --dry-run --json
+  A person's push to the protected branch is refused: in production, rollback, unhold and promote
+  run as the Jenkins jobs gitops-rollback, gitops-unhold and gitops-promote (docs/operations.md)."""
+ENVIRONMENT = """environment:
+  GITOPS_BRANCH             default of --branch (default main)
+  GITOPS_GIT_TIMEOUT        seconds each git network command may take (default 120)
+  GITOPS_BOT_NAME           the release bot's git name (default gitops-bot)
+  GITOPS_BOT_EMAIL          the release bot's git email (default gitops-bot@users.noreply.github.com)
+  GITOPS_SIGNING_KEY_FILE   ASCII-armored OpenPGP private key: every pushed commit is signed with it
+  GITOPS_TRUSTED_KEYS_FILE  ASCII-armored public keys trusted besides the bot's own (signed history)
+  GITOPS_TRUST_ANCHOR       full SHA the signed-history check may start from while the branch holds
+                            no bot-signed commit yet (recorded by the stack)"""
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI; see docs/release.md."""
     top = Parser(
         prog="python -m jenkins",
-        description="Release the app through GitOps.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Release the app through GitOps: set the image in k8s/kustomization.yaml on the\n"
+        "branch Flux follows, as a (signed) bot commit. `python -m jenkins COMMAND --help` for each.",
+        epilog=f"{EXAMPLES}\n\n{EXIT_CODES}\n\n{ENVIRONMENT}",
     )
-    sub = top.add_subparsers(
-        dest="command", required=True, metavar="{release,promote,rollback,unhold,plan,build}"
-    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+
+    def command(name: str, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=parents,
+            help=COMMANDS[name],
+            description=COMMANDS[name],
+            epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
+            formatter_class=HelpFormatter,
+        )
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -105,23 +179,26 @@ def parser() -> argparse.ArgumentParser:
         "--image-repository", required=True, help="e.g. 123456789012.dkr.ecr.REGION.amazonaws.com/app"
     )
 
-    release = sub.add_parser("release", parents=[common, repo], help="build, push and promote a commit")
-    release.add_argument("--commit", default="HEAD", help="commit to release (default HEAD)")
+    release = command("release", [common, repo])
+    release.add_argument("--commit", default="HEAD", help="commit to release")
     release.add_argument("--context", default="app", help="docker build context (has the Dockerfile)")
-    release.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    release.add_argument(
+        "--build-arg", action="append", default=[], metavar="KEY=VALUE", help="docker build-arg"
+    )
     release.add_argument("--build-network", default=None, help="docker build --network")
 
-    promote = sub.add_parser("promote", parents=[common, repo], help="deploy an image already pushed")
-    promote.add_argument("--commit", default="HEAD", help="commit whose image to deploy (default HEAD)")
+    promote = command("promote", [common, repo])
+    promote.add_argument("--commit", default="HEAD", help="commit whose image to deploy")
     promote.add_argument("--digest", default=None, help="expected digest, sha256:...")
+    promote.add_argument("--by", default=None, help="who asks (a Promoted-By trailer in the commit)")
 
-    rollback = sub.add_parser("rollback", parents=[common, repo], help="deploy an older image and hold")
+    rollback = command("rollback", [common, repo])
     rollback.add_argument("--to", required=True, help="commit whose image to go back to")
     rollback.add_argument("--reason", required=True, help="why (kept in the manifest and the commit)")
     rollback.add_argument("--by", default=None, help="who holds (default: git user, else login name)")
 
-    unhold = sub.add_parser("unhold", parents=[common], help="lift a hold set by rollback")
-    unhold.add_argument("--by", default=None, help="who lifts the hold")
+    unhold = command("unhold", [common])
+    unhold.add_argument("--by", default=None, help="who lifts the hold (default: git user, else login name)")
 
     # The Build stage's two commands (jenkins/stage.py): they never write to git.
     where = argparse.ArgumentParser(add_help=False)
@@ -129,14 +206,14 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--remote", default="origin", help="git remote whose branch the checkout fetched")
     where.add_argument("--json", action="store_true", help="last stdout line is a JSON object")
     where.set_defaults(dry_run=False)
-    plan = sub.add_parser(
-        "plan", parents=[where], help="decide from git whether and what this build releases"
-    )
-    plan.add_argument("--commit", default="HEAD", help="the commit the build checked out (default HEAD)")
-    build = sub.add_parser("build", parents=[where, repo], help="build and push the planned commit's image")
+    plan = command("plan", [where])
+    plan.add_argument("--commit", default="HEAD", help="the commit the build checked out")
+    build = command("build", [where, repo])
     build.add_argument("--plan", required=True, type=Path, help="the JSON file `plan --json` wrote")
     build.add_argument("--context", default="app", help="docker build context (has the Dockerfile)")
-    build.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument(
+        "--build-arg", action="append", default=[], metavar="KEY=VALUE", help="docker build-arg"
+    )
     build.add_argument("--build-network", default=None, help="docker build --network")
     return top
 
@@ -208,6 +285,14 @@ def _main(argv: list[str]) -> int:
     except manifest.ManifestError as exc:
         return fail(
             args, EXIT_BAD_INPUT, f"bad manifest on {args.remote}/{args.branch}: {exc}", "fix it in git"
+        )
+    except MissingBranch as exc:
+        return fail(
+            args,
+            EXIT_BAD_INPUT,
+            f"bad input: --branch {args.branch!r}: {exc}",
+            f"nothing was changed; `git ls-remote --heads {args.remote}` lists its branches (the default "
+            "comes from GITOPS_BRANCH)",
         )
     except UntrustedHistory as exc:
         return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
@@ -351,7 +436,8 @@ def _run(
     digest = actions.verified_digest(repository, commit)
     if args.digest is not None and args.digest != digest:
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
-    return actions.promote(ctx, repository, commit, digest)
+    by = None if args.by is None else check_text("--by", args.by)
+    return actions.promote(ctx, repository, commit, digest, by)
 
 
 def run_stage(args: argparse.Namespace, git: Git) -> stage.StageReport:

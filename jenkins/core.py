@@ -260,20 +260,16 @@ class SignedCommit:
 
 
 def untrusted_since_bot(
-    line: list[SignedCommit],
-    bot_keys: frozenset[str],
-    trusted_keys: frozenset[str],
-    anchor: str | None = None,
+    line: list[SignedCommit], bot_keys: frozenset[str], anchor: str | None = None
 ) -> tuple[list[str], bool]:
     """Walk line (newest first) down to the newest commit the bot signed, or to the trust anchor (the
-    branch's head when the stack was created), whichever comes first: (the commits on the way that no
-    trusted key signed, whether such a commit was reached). The bot signs on top only when the first
-    list is empty and one was reached (in this part of the line or an older one): every state of the
-    branch since then was signed by someone trusted. The anchor itself is trusted as it is."""
+    branch's head when the stack was created), whichever comes first: (the commits on the way that the
+    bot did not sign, whether such a commit was reached). Each of those must be vouched for otherwise
+    (a pull request GitHub merged into the branch) before the bot signs on top, and one must have been
+    reached (in this part of the line or an older one). The anchor itself is trusted as it is."""
     untrusted: list[str] = []
     for commit in line:
         if commit.signer in bot_keys or commit.sha == anchor:
             return untrusted, True
-        if commit.signer not in trusted_keys:
-            untrusted.append(commit.sha)
+        untrusted.append(commit.sha)
     return untrusted, False

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from jenkins import log
 from jenkins.core import Decision, Relation, RetryPolicy, SignedCommit, names_release, untrusted_since_bot
+from jenkins.pulls import PullsError, repository_of
 from jenkins.signing import Signer
 
 # Reasons in a rejected ref's porcelain status line that mean "someone else moved the branch first":
@@ -73,13 +74,17 @@ class GitError(Exception):
     """A git command failed; the message says which and what git said (URL credentials redacted)."""
 
 
+class MissingBranch(GitError):
+    """The remote answered, and it has no such branch: a wrong --branch, not a key or network problem."""
+
+
 class PushRaceLost(GitError):
     """The push was rejected because the branch moved under us."""
 
 
 class UntrustedHistory(GitError):
-    """The bot will not sign on top of the branch: a commit since its last signed one is not signed
-    by a trusted key."""
+    """The bot will not sign on top of the branch: a commit since its last signed one is neither the
+    bot's nor a reviewed merged pull request's, or GitHub could not be asked."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,10 @@ class Git:
         proc = self._run(("fetch", "--quiet", "--no-tags", remote, refspec), network=True)
         if proc.returncode != 0:
             detail = _detail(proc)
+            # git's words when the remote answered and has no such branch (LC_ALL=C keeps them
+            # untranslated; tests/jenkins/test_cli_errors.py runs real git): not a key problem.
+            if f"couldn't find remote ref refs/heads/{branch}" in detail:
+                raise MissingBranch(f"remote {remote!r} has no branch {branch!r}")
             raise GitError(log.redact(f"cannot fetch branch {branch!r} from remote {remote!r}: {detail}"))
         return self.run("rev-parse", "--verify", ref).strip()
 
@@ -372,17 +381,18 @@ class Git:
             line.append(SignedCommit(sha, fingerprint.upper() if good else None))
         return line
 
-    def check_history(self, remote: str, tip: str, signer: Signer) -> None:
+    def check_history(self, remote: str, branch: str, tip: str, signer: Signer) -> None:
         """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
-        commit (or, before the bot's first one, since the trust anchor) is signed by a trusted key. With
-        neither on the line the bot refuses (no trust on first use: a history rewritten to one without the
-        bot's signatures must not get one). Second parents are not walked: a merge's signature vouches
-        for what it merged. A shallow clone is deepened to find out."""
+        commit (or, before the bot's first one, since the trust anchor) is the bot's or, as GitHub says,
+        the merge commit of a pull request merged into branch (the ruleset's review stands behind it).
+        With neither on the line the bot refuses (no trust on first use: a history rewritten to one
+        without the bot's signatures must not get one). Second parents are not walked: the merged pull
+        request vouches for what it merged. A shallow clone is deepened to find out."""
         untrusted: list[str] = []
         skip, batch = 0, 32
         while True:
             part = self.signed_line(tip, skip, batch, signer)
-            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.trusted_keys, signer.anchor)
+            found, reached = untrusted_since_bot(part, signer.bot_keys, signer.anchor)
             untrusted += found
             skip += len(part)
             if reached:
@@ -392,31 +402,62 @@ class Git:
                     break
                 self.unshallow(remote)
             batch *= 2
+        refusing = f"refusing to sign on top of {remote} at {tip[:12]}"
         if not reached and signer.anchor is not None:
             raise UntrustedHistory(
-                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
-                f"signed by the bot's key, and the trust anchor GITOPS_TRUST_ANCHOR={signer.anchor} (the "
-                "branch's head when the stack was created) is not on it: the branch was rewritten since. "
-                "Check what it holds; to trust its head as it is, re-anchor the stack "
-                '(docs/release.md, "The trust anchor")'
+                f"{refusing}: its first-parent line holds no commit signed by the bot's key, and the trust "
+                f"anchor GITOPS_TRUST_ANCHOR={signer.anchor} (the branch's head when the stack was created) "
+                "is not on it: the branch was rewritten since. Check what it holds; to trust its head as it "
+                'is, re-anchor the stack (docs/release.md, "The trust anchor")'
             )
         if not reached:
             raise UntrustedHistory(
-                f"refusing to sign on top of {remote} at {tip[:12]}: its first-parent line holds no commit "
-                "signed by the bot's key, so nothing anchors what was reviewed (a rewritten branch, or "
-                "signing switched on without GITOPS_TRUST_ANCHOR in a repository whose history is not "
-                "signed by a trusted key)"
+                f"{refusing}: its first-parent line holds no commit signed by the bot's key, so nothing "
+                "anchors what was reviewed (a rewritten branch, or signing switched on without "
+                "GITOPS_TRUST_ANCHOR in a repository whose history the bot did not sign)"
             )
-        if untrusted:
-            more = f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
-            named = ", ".join(untrusted[:5]) + more
+        unreviewed = self._unmerged(remote, branch, untrusted, signer, refusing)
+        if unreviewed:
+            more = f" and {len(unreviewed) - 5} more" if len(unreviewed) > 5 else ""
+            named = ", ".join(unreviewed[:5]) + more
             raise UntrustedHistory(
-                f"refusing to sign on top of {remote} at {tip[:12]}: commit {named} on the branch's "
-                "first-parent line since the bot's last signed commit (or the trust anchor) is not signed "
-                "by a trusted key (someone pushed around review). A revert on top leaves it on the line: "
-                "reset the branch to the last commit the bot signed and bring the change back through a "
-                "reviewed merge, then re-run"
+                f"{refusing}: commit {named} on the branch's first-parent line since the bot's last signed "
+                "commit (or the trust anchor) is neither signed by the bot nor, as GitHub says, the merge "
+                f"commit of a reviewed pull request merged into {branch} (someone pushed around review). A "
+                "revert on top leaves it on the line: reset the branch to the last commit the bot signed and "
+                "bring the change back through a reviewed pull request, then re-run"
             )
+
+    def _unmerged(
+        self, remote: str, branch: str, commits: list[str], signer: Signer, refusing: str
+    ) -> list[str]:
+        """Each commit GitHub does not vouch for (not the merge commit of a pull request merged into
+        branch with its required approvals), with the reason; UntrustedHistory (fail closed) when
+        GitHub cannot be asked or does not answer."""
+        if not commits:
+            return []
+        if signer.pulls is None:
+            raise UntrustedHistory(
+                f"{refusing}: {len(commits)} commit(s) since the bot's last signed commit are not the "
+                f"bot's (the newest {commits[0]}), and GITOPS_PULLS_TOKEN is not set, so GitHub cannot be "
+                "asked whether they are merged pull requests: bind the token (docs/release.md)"
+            )
+        # The configured URL, before any url.<base>.insteadOf rewriting: the repository's name on GitHub.
+        repository = repository_of(self.run("config", "--get", f"remote.{remote}.url"))
+        if repository is None:
+            raise UntrustedHistory(
+                f"{refusing}: the remote {remote!r} is not a github.com repository URL, so GitHub cannot "
+                "be asked which commits are merged pull requests"
+            )
+        unreviewed = []
+        for sha in commits:
+            try:
+                why = signer.pulls.vouch(repository, sha, branch)
+            except PullsError as exc:
+                raise UntrustedHistory(f"{refusing}: {exc}") from None
+            if why is not None:
+                unreviewed.append(f"{sha} ({why})")
+        return unreviewed
 
     def commit_file(
         self, parent: str, path: str, content: str, message: str, bot: Identity, signer: Signer | None = None
@@ -522,8 +563,8 @@ def commit_manifest(
         if edit.new_text == edit.old_text:
             return Result(edit=edit, commit=None, attempts=attempt)
         if signer is not None:
-            with log.step(f"check the signatures on {remote}/{branch} since the bot's last signed commit"):
-                git.check_history(remote, tip, signer)
+            with log.step(f"check {remote}/{branch} since the bot's last signed commit"):
+                git.check_history(remote, branch, tip, signer)
         if dry_run:
             return Result(edit=edit, commit=None, attempts=attempt)
         signed = f", signed by {signer.key}" if signer else ""

@@ -26,7 +26,8 @@ def summarize(stdout: str) -> tuple[str, str]:
         return "error", "error: the release printed no JSON result (see the console)"
     outcome = str(result["outcome"])
     detail = result.get("error") if outcome == "error" else result.get("reason")
-    text = " ".join(f"{outcome}: {detail or ''}".split())
+    dry = "dry run, nothing written: " if result.get("dry_run") is True else ""
+    text = " ".join(f"{dry}{outcome}: {detail or ''}".split())
     return outcome, text if len(text) <= DESCRIPTION_MAX else text[: DESCRIPTION_MAX - 3] + "..."
 
 

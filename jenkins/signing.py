@@ -1,11 +1,11 @@
-"""OpenPGP signing of the bot's commits (GITOPS_SIGNING_KEY_FILE) and the keys the history check trusts.
+"""OpenPGP signing of the bot's commits (GITOPS_SIGNING_KEY_FILE) and what the history check trusts.
 
 The private key (ASCII-armored, no passphrase) is imported into a temporary GNUPGHOME that exists for
 one run: its gpg-agent is stopped and the directory deleted afterwards. gpg reads the key from the
 file itself, so no key material is ever in argv, and nothing gpg prints about a key file is secret
-(fingerprints and user ids). The trusted keys (GITOPS_TRUSTED_KEYS_FILE, ASCII-armored public keys,
-e.g. GitHub's web-flow key) are imported next to it; a trusted key file that holds a private key is
-refused, so the signing key is always exactly the one in GITOPS_SIGNING_KEY_FILE. GITOPS_TRUST_ANCHOR
+(fingerprints and user ids). No other key is trusted: a commit the bot did not sign passes the history
+check only if GitHub says it is the merge of a pull request into the branch (jenkins/pulls.py, with the
+read-only token in GITOPS_PULLS_TOKEN). GITOPS_TRUST_ANCHOR
 (a full SHA, recorded once by the stack) is where the history check may start when the branch holds no
 commit the bot signed yet: the first release on a repository.
 """
@@ -22,8 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jenkins.pulls import GitHubPulls
+
 KEY_FILE = "GITOPS_SIGNING_KEY_FILE"
-TRUSTED_FILE = "GITOPS_TRUSTED_KEYS_FILE"
 ANCHOR = "GITOPS_TRUST_ANCHOR"
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 MAX_HOME = (
@@ -38,13 +39,13 @@ class SigningError(Exception):
 
 @dataclass(frozen=True)
 class Signer:
-    """The run's signing key in its temporary GNUPGHOME, and the keys whose signatures are trusted."""
+    """The run's signing key in its temporary GNUPGHOME, and who vouches for the commits it did not sign."""
 
     home: Path
     key: str  # fingerprint of the bot's primary key: what `commit-tree -S` signs with
     bot_keys: frozenset[str]  # fingerprints of the bot's key and its subkeys
-    trusted_keys: frozenset[str]  # the bot's and those of GITOPS_TRUSTED_KEYS_FILE, subkeys included
     anchor: str | None = None  # GITOPS_TRUST_ANCHOR: the branch's head when the stack was created
+    pulls: GitHubPulls | None = None  # GITOPS_PULLS_TOKEN: asks GitHub which commits are merged PRs
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,22 +68,20 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
     if not key_file:
         yield None
         return
-    trusted_file = environ.get(TRUSTED_FILE, "")
     anchor = environ.get(ANCHOR, "") or None
     if anchor is not None and not _FULL_SHA.fullmatch(anchor):
         raise SigningError(
             f"{ANCHOR}={anchor!r}: expected the full 40-character lowercase SHA of a commit (the branch's "
             "head the stack recorded), or leave it unset"
         )
-    for variable, path in ((KEY_FILE, key_file), (TRUSTED_FILE, trusted_file)):
-        if path and not Path(path).is_file():
-            raise SigningError(f"{variable}={path}: no such file")
+    if not Path(key_file).is_file():
+        raise SigningError(f"{KEY_FILE}={key_file}: no such file")
     if shutil.which("gpg") is None:
         raise SigningError(f"{KEY_FILE} is set but gpg is not installed (apt-get install gnupg)")
     home = Path(tempfile.mkdtemp(prefix="gitops-gnupg-", dir=_short_temp_dir()))  # mode 0700, as gpg requires
     try:
         _gpg(home, "--import", key_file, what=f"import {KEY_FILE}={key_file}")
-        secret = _keys(home, secret=True)
+        secret = _secret_keys(home)
         if len(secret) != 1:
             raise SigningError(
                 f"{KEY_FILE}={key_file}: expected exactly one OpenPGP private key, found {len(secret)}"
@@ -98,14 +97,9 @@ def from_env(environ: Mapping[str, str]) -> Iterator[Signer | None]:
             what=f"sign with the key in {KEY_FILE}={key_file} (it must be able to sign, be neither "
             "expired nor revoked, and have no passphrase)",
         )  # fmt: skip
-        if trusted_file:
-            _gpg(home, "--import", trusted_file, what=f"import {TRUSTED_FILE}={trusted_file}")
-            if len(_keys(home, secret=True)) != 1:
-                raise SigningError(
-                    f"{TRUSTED_FILE}={trusted_file}: holds a private key; give public keys only"
-                )
-        trusted = frozenset(fpr for key in _keys(home, secret=False) for fpr in key)
-        yield Signer(home=home, key=bot[0], bot_keys=frozenset(bot), trusted_keys=trusted, anchor=anchor)
+        yield Signer(
+            home=home, key=bot[0], bot_keys=frozenset(bot), anchor=anchor, pulls=GitHubPulls.from_env(environ)
+        )
     finally:
         # The agent holds the unlocked key in memory and its sockets live in (or for) this home.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -150,15 +144,15 @@ def _gpg(home: Path, *args: str, what: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _keys(home: Path, *, secret: bool) -> list[tuple[str, ...]]:
-    """Each key in home as its fingerprints, primary first, then its subkeys' (gpg's colon listing:
-    a `pub`/`sec` record starts a key, and each `fpr` record's tenth field is a fingerprint)."""
-    listing = "--list-secret-keys" if secret else "--list-keys"
-    out = _gpg(home, "--with-colons", "--with-subkey-fingerprints", listing, what="list its keys")
+def _secret_keys(home: Path) -> list[tuple[str, ...]]:
+    """Each private key in home as its fingerprints, primary first, then its subkeys' (gpg's colon
+    listing: a `sec` record starts a key, and each `fpr` record's tenth field is a fingerprint)."""
+    listing = ("--with-colons", "--with-subkey-fingerprints", "--list-secret-keys")
+    out = _gpg(home, *listing, what="list its keys")
     keys: list[list[str]] = []
     for line in out.splitlines():
         fields = line.split(":")
-        if fields[0] in ("pub", "sec"):
+        if fields[0] == "sec":
             keys.append([])
         elif fields[0] == "fpr" and keys and len(fields) > 9:
             keys[-1].append(fields[9])

@@ -12,7 +12,16 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
 - a request it allows, sent without a required field: 422 `Invalid request` (same page, "Invalid request");
 - rulesets on a private repository whose owner is on the Free plan: 403 `Upgrade to GitHub Pro or make this
   repository public to enable this feature.` (data/reusables/gated-features/repo-rules.md: rulesets in
-  private repositories need Pro, Team or Enterprise Cloud).
+  private repositories need Pro, Team or Enterprise Cloud);
+- GET /repos/{owner}/{repo}/commits/{sha}/pulls ("List pull requests associated with a commit", Pull
+  requests: read): the pull requests that hold sha as one of their commits or as their merge commit, as
+  `pull-request-simple` items (`number`, `state`, `merged_at`, `merge_commit_sha`, `base.ref`); per the
+  operation's description, a commit not on the default branch lists open pull requests only;
+- GET .../pulls/{number}/reviews (Pull requests: read): the reviews, oldest first (`user.login`, `state`,
+  `commit_id`); GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
+  `pull_request` rule with `required_approving_review_count`;
+- with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
+  `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
 
 from __future__ import annotations
@@ -39,6 +48,31 @@ REPO = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?")
 
 
 @dataclass
+class Pull:
+    """A pull request: its commits, and once merged into base, the commit GitHub made of it."""
+
+    number: int
+    base: str
+    commits: tuple[str, ...]
+    merge_commit_sha: str | None = None
+    merged: bool = False
+    head: str = ""
+    author: str = "dev"
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+
+    def simple(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": "closed" if self.merged else "open",
+            "user": {"login": self.author},
+            "merged_at": "2026-12-01T12:00:00Z" if self.merged else None,
+            "merge_commit_sha": self.merge_commit_sha,
+            "head": {"sha": self.head},
+            "base": {"ref": self.base},
+        }
+
+
+@dataclass
 class Repository:
     owner_type: str = "Organization"
     private: bool = True
@@ -46,6 +80,10 @@ class Repository:
     collaborators: dict[str, str] = field(default_factory=dict)
     """login -> permission (admin, write, read); anyone else has none."""
     environments: set[str] = field(default_factory=set)
+    pulls: list[Pull] = field(default_factory=list)
+    default_commits: set[str] = field(default_factory=set)
+    """the commits on the default branch: only for those are merged pull requests listed."""
+    required_approvals: int = 1
 
 
 @dataclass
@@ -59,6 +97,10 @@ class FakeGitHubAPI:
     repositories: dict[str, Repository] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
+    rate_limited: bool = False
+    page_size: int = 100
+    moved_to: str = ""
+    """when set, every request answers 301 with this Location (a renamed repository, say)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, method: str, path: str, token: str, body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -66,6 +108,13 @@ class FakeGitHubAPI:
             self.requests.append((method, path))
             if token not in self.tokens:
                 return _error(401, "Bad credentials", DOCS)
+            if self.moved_to:
+                status, answer, _ = _error(301, "Moved Permanently", DOCS)
+                return status, answer, {"Location": self.moved_to + path}
+            if self.rate_limited:
+                limits = f"{DOCS}/overview/rate-limits-for-the-rest-api"
+                status, answer, _ = _error(403, "API rate limit exceeded for user ID 1.", limits)
+                return status, answer, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1796131200"}
             granted = self.tokens[token]
             if method == "GET" and path == "/user":
                 return 200, {"login": self.viewer, "type": "User", "plan": {"name": "free"}}, {}
@@ -116,6 +165,38 @@ class FakeGitHubAPI:
                 )
             permission = repo.collaborators.get(m[1], "none")
             return 200, {"permission": permission, "role_name": permission, "user": {"login": m[1]}}, {}
+        if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls(?:\?.*)?", rest)):
+            if "pull_requests=read" not in granted:
+                return _forbidden("pull_requests=read")
+            sha = m[1]
+            listed = [
+                pull.simple()
+                for pull in repo.pulls
+                if sha in (*pull.commits, pull.merge_commit_sha)
+                and (not pull.merged or sha in repo.default_commits)
+            ]
+            return 200, listed, {}
+        if method == "GET" and (m := re.fullmatch(r"/pulls/([0-9]+)/reviews(?:\?(.*))?", rest)):
+            if "pull_requests=read" not in granted:
+                return _forbidden("pull_requests=read")
+            pull = next((p for p in repo.pulls if p.number == int(m[1])), None)
+            if pull is None:
+                return _error(404, "Not Found", f"{DOCS}/pulls/reviews#list-reviews-for-a-pull-request")
+            # Pages of `page_size` with a `Link: <...>; rel="next"` header ("Using pagination in the REST
+            # API"), GitHub's per_page capped at it.
+            query = dict(part.split("=", 1) for part in (m[2] or "").split("&") if "=" in part)
+            size = min(int(query.get("per_page", "30")), self.page_size)
+            page = int(query.get("page", "1"))
+            reviews = pull.reviews[(page - 1) * size : page * size]
+            headers = {}
+            if page * size < len(pull.reviews):
+                path = f"/repos/{full_name}/pulls/{pull.number}/reviews"
+                after = f"{self.url}{path}?per_page={size}&page={page + 1}"
+                headers["Link"] = f'<{after}>; rel="next"'
+            return 200, reviews, headers
+        if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
+            parameters = {"required_approving_review_count": repo.required_approvals}
+            return 200, [{"type": "pull_request", "parameters": parameters}], {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
             if repo.private and plan == "free":

@@ -531,6 +531,4 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             meta = secret["metadata"]
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
-        yield FluxLoop(
-            cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key
-        )
+        yield FluxLoop(cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key)

@@ -40,6 +40,7 @@ from infra.jenkins.credentials import (
     AGENT_KEY,
     CHECKOUT_KEY,
     DEPLOY_KEY,
+    PULLS_TOKEN,
     SIGNING_KEY,
     SIGNING_PUBLIC_KEY,
     WEBHOOK_SECRET,
@@ -98,6 +99,9 @@ class JenkinsServerArgs:
     signing_public_key: pulumi.Input[str] | None = None
     """Its ASCII-armored public key, stored as the `gitops-signing-public-key` credential: the release
     agent runs only code from a commit it signed (jenkins/Jenkinsfile). Given with the private key."""
+    pulls_token: pulumi.Input[str] | None = None
+    """The fine-grained token with "Pull requests: read" only (a Pulumi secret), stored as the
+    `gitops-pulls-token` credential the release binds as GITOPS_PULLS_TOKEN; None declares none."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -161,6 +165,14 @@ class JenkinsServer(pulumi.ComponentResource):
             secrets.append(self._secret(name, "signing-key", args.signing_private_key, child, SIGNING_KEY))
             secrets.append(
                 self._secret(name, "signing-public-key", args.signing_public_key, child, SIGNING_PUBLIC_KEY)
+            )
+        if args.pulls_token is not None:
+            secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
+        else:
+            pulumi.log.warn(
+                "gitops-eks:pullsToken is unset: the Release stage binds the credential gitops-pulls-token "
+                "and fails without it; set a token with only 'Pull requests: read' (docs/release.md)",
+                resource=self,
             )
 
         self.role = aws.iam.Role(

@@ -65,6 +65,11 @@ SIGNING_KEY = Credential(
 SIGNING_PUBLIC_KEY = Credential(
     "gitops-signing-public-key", "file", "The bot's OpenPGP public key: which release code is verified"
 )
+PULLS_TOKEN = Credential(
+    "gitops-pulls-token",
+    "string",
+    "GitHub token, Pull requests: read only: which commits are merged pull requests (release agent only)",
+)
 
 
 def secret_prefix(stack_tag: str, component: str) -> str:

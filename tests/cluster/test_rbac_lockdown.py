@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from infra.gitops import ADMIN_BINDING, FLUX_INSTANCE_SPEC, FLUX_VERSION, NAMESPACE
-from scripts.fluxchart import CONTROLLERS, production_rbac, stack_rbac
+from scripts.fluxchart import CONTROLLERS, operator_source, production_rbac, stack_rbac
 from scripts.localcluster import Cluster
 from tests.infra.conftest import run_program
 
@@ -53,7 +53,8 @@ def test_the_operator_ships_flux2s_own_rbac_for_the_pinned_release() -> None:
         for d in yaml.safe_load_all((rbac / f).read_text())
         if d
     ]
-    operator = production_rbac({**FLUX_INSTANCE_SPEC, "kustomize": {"patches": []}})
+    shipped = operator_source() / "config" / "data" / "flux" / f"v{FLUX_VERSION}" / "rbac.yaml"
+    operator = [d for d in yaml.safe_load_all(shipped.read_text()) if d]
     for kind in CLUSTER_SCOPED:
         for name, theirs in by_name(upstream, kind).items():
             ours = by_name(operator, kind)[name]
@@ -62,14 +63,18 @@ def test_the_operator_ships_flux2s_own_rbac_for_the_pinned_release() -> None:
             }, name
 
 
-def test_production_drops_the_cluster_admin_binding_and_keeps_token_minting() -> None:
+def test_production_drops_the_cluster_admin_binding_and_token_minting() -> None:
     """flux2 v2.9.x `crd-controller` grants `create serviceaccounts/token` cluster-wide ("required for
-    object-level workload identity"); the FluxInstance's patch deletes `cluster-reconciler`."""
+    object-level workload identity"); the operator removes it when that feature is off
+    (internal/builder/workload_identity.go), and names every role `<name>-flux-system`
+    (kustomizationRolesTmpl `nameSuffix`). The FluxInstance's patch deletes `cluster-reconciler`."""
+    unpatched = production_rbac({**FLUX_INSTANCE_SPEC, "kustomize": {"patches": []}})
+    assert f"{ADMIN_BINDING}-{NAMESPACE}" in by_name(unpatched, "ClusterRoleBinding")
     objects = production_rbac()
-    assert ADMIN_BINDING not in by_name(objects, "ClusterRoleBinding")
+    assert f"{ADMIN_BINDING}-{NAMESPACE}" not in by_name(objects, "ClusterRoleBinding")
     assert [o for o in objects if o.get("roleRef", {}).get("name") == "cluster-admin"] == []
-    rules = by_name(objects, "ClusterRole")["crd-controller"]["rules"]
-    assert {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]} in rules
+    rules = by_name(objects, "ClusterRole")[f"crd-controller-{NAMESPACE}"]["rules"]
+    assert {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]} not in rules
 
 
 def test_the_impersonator_the_plane_applies_is_the_one_the_stack_declares() -> None:
@@ -174,9 +179,9 @@ def test_what_a_flux_controller_may_do_in_kube_system_matches_production(
     answers = {probe: can_i(cluster, controller, *probe) for probe in KUBE_SYSTEM_PROBES}
     expected = {probe: production_allows(controller, *probe) for probe in KUBE_SYSTEM_PROBES}
     assert answers == expected
-    # What that means, spelled out: every controller can mint tokens for kube-system's accounts and read
-    # its Secrets, as on EKS; none can run a pod there or bind itself a role.
-    assert answers[("create", "", "serviceaccounts/token")] is True
+    # What that means, spelled out: no controller can mint tokens for kube-system's accounts, run a pod
+    # there or bind itself a role; every one reads its Secrets (crd-controller's `get secrets`), as on EKS.
+    assert answers[("create", "", "serviceaccounts/token")] is False
     assert answers[("get", "", "secrets")] is True
     assert answers[("create", "", "pods")] is False
     assert answers[("create", "rbac.authorization.k8s.io", "rolebindings")] is False

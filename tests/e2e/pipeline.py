@@ -16,10 +16,10 @@ What stands in for what:
 - `sh(script: ..., returnStdout: true)`: the same, its stdout kept.
 - `stash`/`unstash`: copying the included file through the stash directory (`dir(...)` around an
   unstash: into that directory).
-- `withCredentials([file(...)])`: the secret file copied into the agent's /tmp and its path in the
-  variable, for the one step inside; `sshagent`: ssh-agent started (its socket in /tmp), the key
-  added, the socket exported to the one step inside, the agent killed afterwards (ssh-agent plugin
-  ExecRemoteAgent).
+- `withCredentials([file(...), string(...)])`: the secret file copied into the agent's /tmp and its
+  path in the variable, a secret text's value in its variable, for the one step inside; `sshagent`:
+  ssh-agent started (its socket in /tmp), the key added, the socket exported to the one step inside,
+  the agent killed afterwards (ssh-agent plugin ExecRemoteAgent).
 - The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_TRUST_ANCHOR) in every
   step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling, workflow-durable-task-step
   ExecutorStepExecution) per machine.
@@ -39,16 +39,20 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, DEV, GitOpsRepo, git
 from tests.conftest import require
 
-CODE = "\n".join(
-    line
-    for line in (ROOT / "jenkins" / "Jenkinsfile").read_text().splitlines()
-    if not line.strip().startswith("//")
-)
+
+def groovy_code(path: Path) -> str:
+    """A Jenkinsfile without its comment lines."""
+    return "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//"))
+
+
+CODE = groovy_code(ROOT / "jenkins" / "Jenkinsfile")
+OPERATE_CODE = groovy_code(ROOT / "jenkins" / "operate.Jenkinsfile")
 TOKEN = re.compile(
     r"""(?P<checkout>checkoutReadOnly\(\))
     |sh\(script:\s*'(?P<stdout>[^']*)',\s*returnStdout:\s*true\)
@@ -56,7 +60,7 @@ TOKEN = re.compile(
     |sh\s+'(?P<sh1>[^']*)'
     |stash\(name:\s*'(?P<stash>[^']*)',\s*includes:\s*'(?P<includes>[^']*)'\)
     |unstash\s+'(?P<unstash>[^']*)'
-    |withCredentials\(\[file\(credentialsId:\s*'(?P<file_id>[^']*)',\s*variable:\s*'(?P<file_var>[^']*)'\)\]\)\s*\{
+    |withCredentials\(\[(?P<credentials>[^\]]*)\]\)\s*\{
     |sshagent\(credentials:\s*\['(?P<agent_id>[^']*)'\]\)\s*\{
     |dir\('(?P<dir>[^']*)'\)\s*\{
     |(?P<open>\{)
@@ -64,6 +68,8 @@ TOKEN = re.compile(
     |'[^'\n]*'""",
     re.DOTALL | re.VERBOSE,
 )
+# One binding in withCredentials([...]): file(...) or string(...), as `file:ID:VAR` / `string:ID:VAR`.
+BINDING = re.compile(r"(file|string)\(credentialsId:\s*'([^']*)',\s*variable:\s*'([^']*)'\)")
 # The repository's `make test` as this test stands it in: the project's venv for the steps after it,
 # and a process that outlives the stage (what a `docker run -d` or a daemon in a test suite leaves).
 MAKEFILE = (
@@ -118,8 +124,8 @@ class Step:
     bound: tuple[str, ...] = ()
 
 
-def stage_text(name: str) -> str:
-    match = re.search(rf"stage\('{re.escape(name)}'\)(.*?)(?=\n\s*stage\(|\Z)", CODE, flags=re.DOTALL)
+def stage_text(name: str, code: str = CODE) -> str:
+    match = re.search(rf"stage\('{re.escape(name)}'\)(.*?)(?=\n\s*stage\(|\Z)", code, flags=re.DOTALL)
     if match is None:
         raise AssertionError(f"the Jenkinsfile has no stage {name!r}")
     return match.group(1)
@@ -143,9 +149,14 @@ def steps_of(text: str) -> list[Step]:
         elif kind == "close":
             depth -= 1
             bindings = [(d, b) for d, b in bindings if d <= depth]
-        elif kind == "file_var":
+        elif kind == "credentials":
             depth += 1
-            bindings.append((depth, f"file:{token['file_id']}:{token['file_var']}"))
+            listed = BINDING.findall(token["credentials"])
+            if not listed or BINDING.sub("", token["credentials"]).strip(" \n,"):
+                raise AssertionError(
+                    f"withCredentials holds a binding this harness cannot stand in for: {token[0]}"
+                )
+            bindings += [(depth, ":".join(binding)) for binding in listed]
         elif kind == "agent_id":
             depth += 1
             bindings.append((depth, f"sshagent:{token['agent_id']}"))
@@ -165,16 +176,16 @@ def steps_of(text: str) -> list[Step]:
     return steps
 
 
-def stage_steps(name: str) -> tuple[list[Step], list[Step]]:
-    """(steps, post steps) of one stage, as the Jenkinsfile lists them."""
-    text = stage_text(name)
+def stage_steps(name: str, code: str = CODE) -> tuple[list[Step], list[Step]]:
+    """(steps, post steps) of one stage, as the Jenkinsfile (code) lists them."""
+    text = stage_text(name, code)
     body, _, post = text.partition("\n            post {")
     return steps_of(body), steps_of(post)
 
 
-def environment_directive() -> dict[str, str]:
+def environment_directive(code: str = CODE) -> dict[str, str]:
     """The pipeline's `environment { ... }` values, as Jenkins passes them (no Groovy interpolation)."""
-    block = re.search(r"\n    environment \{(.*?)\n    \}", CODE, flags=re.DOTALL)
+    block = re.search(r"\n    environment \{(.*?)\n    \}", code, flags=re.DOTALL)
     assert block, "the Jenkinsfile has no pipeline-level environment block"
     return dict(re.findall(r"(\w+) = '([^']*)'", block.group(1)))
 
@@ -295,6 +306,9 @@ class Pipeline:
                 setup.append(f'install -m 0600 {q(str(source))} "$TMPDIR/{credential}"')
                 exports.append(f'{variable}="$TMPDIR/{credential}"')
                 teardown.append(f'rm -f "$TMPDIR/{credential}"')
+            elif binding.startswith("string:"):
+                _, credential, variable = binding.split(":")
+                exports.append(f'{variable}="$(cat {q(str(self.credentials.files[credential]))})"')
             elif binding.startswith("sshagent:"):
                 credential = binding.split(":", 1)[1]
                 source = self.credentials.files[credential]
@@ -581,19 +595,19 @@ def machines_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_on_machines(
+@contextmanager
+def controller(
     remote: Path,
     machines: Path,
     repository: str,
-    anchor: str,
-    tamper: Callable[[Path], None] | None = None,
+    anchor: str | None = None,
     extra_env: Mapping[str, str] | None = None,
     signing: Mapping[str, Path] | None = None,
-) -> tuple[Run, dict[str, Path]]:
-    """Serve `remote` over SSH with a read-only and a write deploy key, and run the pipeline on two
-    machines under `machines`, pushing to `repository`, with `anchor` as the stack's trust anchor and
-    the bot's key pair from `signing` (the credential files of an earlier run; a new pair by default).
-    Returns the run and the credential files."""
+) -> Iterator[tuple[Pipeline, dict[str, Path], Path]]:
+    """Serve `remote` over SSH with a read-only and a write deploy key; yield the pipeline (agents under
+    `machines`, pushing images to `repository`), the credential files and the leftover probe. The trust
+    anchor is `anchor` (default: the branch's head now), the bot's key pair the one in `signing` (the
+    credential files of an earlier run; a new pair by default)."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
     files = {
@@ -601,6 +615,7 @@ def run_on_machines(
         "gitops-deploy-key": controller / "release" / "deploy_key",
         "gitops-signing-key": controller / "release" / "signing.asc",
         "gitops-signing-public-key": controller / "release" / "signing-public.asc",
+        "gitops-pulls-token": controller / "release" / "pulls-token",
     }
     checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
     if signing is None:
@@ -608,30 +623,64 @@ def run_on_machines(
     else:
         for credential in ("gitops-signing-key", "gitops-signing-public-key"):
             shutil.copy(signing[credential], files[credential])
+    files["gitops-pulls-token"].write_text("github_pat_e2e_pulls_read_only")
     agents = machines / "agents"
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)
     with serve_git(remote, checkout_public, deploy_public, machines / "sshd") as server:
-        pipeline = Pipeline(
-            root=agents,
-            url=server.url(remote),
-            known_hosts=server.known_hosts,
-            credentials=Credentials(files, controller / "release"),
-            env={
-                # casc.yaml's node properties
-                "IMAGE_REPOSITORY": repository,
-                "GITOPS_BRANCH": BRANCH,
-                "GITOPS_TRUST_ANCHOR": anchor,
-                # what the machines have installed: python3.11, and the index's stand-in for pip
-                "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
-                "PIP_NO_INDEX": "1",
-                "PIP_FIND_LINKS": str(release_wheels(ROOT / ".cache" / "release-wheels")),
-                # the stand-in `make test`: the project's venv, and where the leftover reports
-                "PROJECT_VENV": sys.prefix,
-                "LURK_REPORT": str(agents / "lurker.report"),
-                "LURK_STOP": str(agents / "build-agent" / "shutdown"),
-                "LURK_SEARCH": str(machines),
-                **(extra_env or {}),
-            },
+        yield (
+            Pipeline(
+                root=agents,
+                url=server.url(remote),
+                known_hosts=server.known_hosts,
+                credentials=Credentials(files, controller / "release"),
+                env={
+                    # casc.yaml's node properties
+                    "IMAGE_REPOSITORY": repository,
+                    "GITOPS_BRANCH": BRANCH,
+                    # the branch's head when the stack was created (here: when the controller starts)
+                    "GITOPS_TRUST_ANCHOR": anchor or git(remote, "rev-parse", f"refs/heads/{BRANCH}").strip(),
+                    # what the machines have installed: python3.11, and the index's stand-in for pip
+                    "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
+                    "PIP_NO_INDEX": "1",
+                    "PIP_FIND_LINKS": str(release_wheels(ROOT / ".cache" / "release-wheels")),
+                    # the stand-in `make test`: the project's venv, and where the leftover reports
+                    "PROJECT_VENV": sys.prefix,
+                    "LURK_REPORT": str(agents / "lurker.report"),
+                    "LURK_STOP": str(agents / "build-agent" / "shutdown"),
+                    "LURK_SEARCH": str(machines),
+                    **(extra_env or {}),
+                },
+            ),
+            files,
+            probe,
         )
+
+
+def run_on_machines(
+    remote: Path,
+    machines: Path,
+    repository: str,
+    tamper: Callable[[Path], None] | None = None,
+    **settings: Any,
+) -> tuple[Run, dict[str, Path]]:
+    """Run the pipeline on two machines under `machines` (see controller, which takes `settings`).
+    Returns the run and the credential files."""
+    with controller(remote, machines, repository, **settings) as (pipeline, files, probe):
         return run_pipeline(pipeline, lurker=probe, tamper=tamper), files
+
+
+def run_operator_job(
+    pipeline: Pipeline, name: str, build_env: Mapping[str, str], timeout: float = 600
+) -> tuple[Machine, int]:
+    """One build of an operator job (jenkins/operate.Jenkinsfile, stage Operate) on a fresh release
+    machine named `name`. build_env is what Jenkins adds to that build's environment: JOB_BASE_NAME, the
+    parameters, and GITOPS_STARTED_BY (which the Jenkinsfile's script block sets from getBuildCauses;
+    this harness runs shell steps only, so it is given here as Jenkins would set it)."""
+    machine = Machine(pipeline.root, name)
+    machine.prepare(pipeline.known_hosts)
+    steps, post = stage_steps("Operate", OPERATE_CODE)
+    masked = [tool for tool in (shutil.which("docker"), shutil.which("make")) if tool]
+    script = pipeline.script(machine, steps, post, hide=[], mask=masked, keep_alive=False, lurker_probe=None)
+    env = {**pipeline.agent_env(machine), **environment_directive(OPERATE_CODE), **build_env}
+    return machine, pipeline.start(machine, script, env).wait(timeout=timeout)

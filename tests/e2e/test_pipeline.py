@@ -46,7 +46,11 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
         ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",),
         ("dir:handover",),
         (),
-        ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key"),
+        (
+            "file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE",
+            "string:gitops-pulls-token:GITOPS_PULLS_TOKEN",
+            "sshagent:gitops-deploy-key",
+        ),
     ]
     # Right after the checkout, before any Python: git and gpg choose the code (VERIFY below).
     assert "git -c gpg.program=gpg verify-commit" in release[1].text and "python -m" not in release[1].text

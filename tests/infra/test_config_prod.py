@@ -11,7 +11,7 @@ import yaml
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra import policies
-from infra.config import AGENTS_FIELDS, OBJECT_KEYS, SCALAR_KEYS
+from infra.config import AGENTS_FIELDS, CREDENTIAL_KEYS, OBJECT_KEYS, SCALAR_KEYS
 from tests.infra.conftest import (
     OPERATOR_CIDRS,
     OPERATOR_CONFIG,
@@ -63,6 +63,7 @@ def test_the_header_gives_the_command_for_every_key_the_file_leaves_to_the_opera
         "pulumi config set --path 'gitops-eks:jenkins.hostname'",
         "pulumi config set --path 'gitops-eks:jenkins.certificateArn'",
         "pulumi config set --secret github:token",
+        "pulumi config set --secret gitops-eks:pullsToken",
         "pulumi config set --secret gitops-eks:commitStatusToken",
     ):
         assert command in header
@@ -79,7 +80,7 @@ def test_the_committed_prod_file_holds_only_keys_the_stack_reads_and_no_placehol
     assert "github:owner" not in committed and "gitops-eks:repository" not in committed
     assert "publicAccessCidrs" not in committed["gitops-eks:cluster"]
     assert {"allowedCidrs", "certificateArn", "hostname"}.isdisjoint(committed["gitops-eks:jenkins"])
-    assert {"github:token", "gitops-eks:commitStatusToken", "gitops-eks:kubeconfig"}.isdisjoint(committed)
+    assert set(CREDENTIAL_KEYS).isdisjoint(committed)
     body = [
         line
         for line in (ROOT / "Pulumi.prod.yaml").read_text().splitlines()

@@ -155,7 +155,9 @@ def triggers(workflow: dict[str, Any], base: str) -> bool:
 def test_the_pull_request_workflow_runs_for_the_branch_the_ruleset_protects(branch: str) -> None:
     """The ruleset requires the workflow's check on `gitops-eks:branch`: if pull requests into that
     branch did not start the workflow, no pull request could ever merge."""
-    ruleset = run_program({"branch": branch}).one("github:index/repositoryRuleset:RepositoryRuleset")
+    ruleset = run_program({"branch": branch}).one(
+        "github:index/repositoryRuleset:RepositoryRuleset", "branch-protection-ruleset"
+    )
     assert ruleset.inputs["conditions"]["refName"]["includes"] == [f"refs/heads/{branch}"]
     assert triggers(yaml.safe_load(WORKFLOW.read_text()), branch)
 

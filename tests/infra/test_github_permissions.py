@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.github_permissions import API_NAMES, COMMIT_STATUS_PERMISSIONS, PERMISSIONS, token_permissions
+from infra.github_permissions import (
+    API_NAMES,
+    COMMIT_STATUS_PERMISSIONS,
+    PERMISSIONS,
+    PULLS_PERMISSIONS,
+    token_permissions,
+)
 from tests.infra.conftest import ROOT, Program, run_program
 
 # The REST calls of each type: integrations/terraform-provider-github v6.13.0 (commit 20728bb, pulumi-github
@@ -146,7 +152,19 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     # fluxcd/notification-controller internal/notifier/github.go (commit 2e46958): ListStatuses, CreateStatus.
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"): (("Commit statuses", "read"),),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"): (("Commit statuses", "write"),),
+    # jenkins/pulls.py; read in fine-grained-pat-permissions.json at commit 012beafe: sections
+    # pull_requests (list-pull-requests-associated-with-a-commit, list-reviews-for-a-pull-request) and
+    # metadata (get-rules-for-a-branch), access read, no additional permissions.
+    ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"): (("Pull requests", "read"),),
+    ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"): (("Pull requests", "read"),),
+    ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"): (("Metadata", "read"),),
 }
+# What the release's history check calls (jenkins/pulls.py).
+RELEASE_ENDPOINTS = [
+    ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
+    ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
+    ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),
+]
 FLUX_STATUS_ENDPOINTS = [
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
@@ -172,6 +190,8 @@ def declared_in_source() -> set[str]:
     code path no test runs still counts)."""
     calls: set[str] = set()
     for path in sorted((ROOT / "infra").rglob("*.py")):
+        if "import pulumi_github as github" not in path.read_text():
+            continue  # another `github` (the preflight's own module of checks)
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (
                 isinstance(node, ast.Call)
@@ -219,7 +239,8 @@ def test_every_permission_has_its_api_name() -> None:
     """github/docs fine-grained-pat-permissions.json: section keys `actions`, `administration`, `statuses`
     ("Commit statuses"), `environments`, `metadata`, `actions_variables` ("Variables"),
     `repository_hooks` ("Webhooks"), `pages` ("Pages")."""
-    names = {p.name for ps in PERMISSIONS.values() for p in ps} | {p.name for p in COMMIT_STATUS_PERMISSIONS}
+    tokens = (*PERMISSIONS.values(), COMMIT_STATUS_PERMISSIONS, PULLS_PERMISSIONS)
+    names = {p.name for ps in tokens for p in ps}
     assert set(API_NAMES) == names
 
 
@@ -227,6 +248,14 @@ def test_the_commit_status_token_needs_commit_statuses_write_only() -> None:
     granted = {p.name: p.access for p in COMMIT_STATUS_PERMISSIONS}
     assert granted == {"Commit statuses": "write"}
     assert all(_covers(granted, GITHUB_REQUIRES[endpoint]) for endpoint in FLUX_STATUS_ENDPOINTS)
+
+
+def test_the_pulls_token_needs_pull_requests_read_only() -> None:
+    """The release's token reads; it writes nothing, and nothing but pull requests (Metadata: read is in
+    every fine-grained token)."""
+    granted = {p.name: p.access for p in PULLS_PERMISSIONS}
+    assert granted == {"Pull requests": "read", "Metadata": "read"}
+    assert all(_covers(granted, GITHUB_REQUIRES[endpoint]) for endpoint in RELEASE_ENDPOINTS)
 
 
 def _listed(text: str) -> dict[str, str]:
@@ -258,6 +287,12 @@ def test_the_docs_ask_for_exactly_the_tokens_permissions(path: Path, start: str,
 def test_the_docs_give_the_commit_status_token_exactly_its_permission(path: Path) -> None:
     (row,) = [line for line in path.read_text().splitlines() if line.startswith("| `commitStatusToken`")]
     assert _listed(row) == {p.name: p.access for p in COMMIT_STATUS_PERMISSIONS}
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "docs" / "infra.md"], ids=["README", "infra.md"])
+def test_the_docs_give_the_pulls_token_exactly_its_permissions(path: Path) -> None:
+    (row,) = [line for line in path.read_text().splitlines() if line.startswith("| `pullsToken`")]
+    assert _listed(row) == {p.name: p.access for p in PULLS_PERMISSIONS}
 
 
 def test_previews_off_need_fewer_permissions() -> None:

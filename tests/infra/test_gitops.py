@@ -42,10 +42,23 @@ def test_a_helm_release_installs_the_flux_operator_into_flux_system(dev_program:
     assert release.inputs["version"] == FLUX["chartVersion"]
     assert "repositoryOpts" not in release.inputs
     assert release.inputs["namespace"] == "flux-system"
-    assert release.inputs["values"] == {"web": {"enabled": False}}
+    assert release.inputs["values"]["web"] == {"enabled": False}
     namespace = dev_program.one("kubernetes:core/v1:Namespace", "gitops-install-namespace")
     assert namespace.inputs["metadata"]["name"] == "flux-system"
     assert namespace.urn in release.property_dependencies["namespace"]
+
+
+def test_the_operator_applies_a_resource_set_with_its_tenants_rights_not_its_own(
+    dev_program: Program,
+) -> None:
+    """The operator runs as cluster-admin (chart `templates/admin-clusterrole.yaml`), and the chart grants
+    every namespace `edit`/`admin` holder `create resourcesets` (`templates/aggregate-clusterrole.yaml`).
+    With `multitenancy.enabled` (default false) the chart passes `--default-service-account=<value>`
+    (`templates/deployment.yaml`), which the ResourceSet reconcilers impersonate when a ResourceSet names
+    no account (flux-operator v0.58.1 `cmd/operator/main.go`); without it, a ResourceSet is applied as
+    cluster-admin, around the lockdown. `default` holds no permissions, as for Flux's Kustomizations."""
+    values = _only(dev_program, RELEASE).inputs["values"]
+    assert values["multitenancy"] == {"enabled": True, "defaultServiceAccount": "default"}
 
 
 def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(dev_program: Program) -> None:
@@ -53,7 +66,10 @@ def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(de
     (its CRD's only accepted name), `distribution.version` and `.registry` required, `components` from
     its enum, `cluster.multitenant`; the image automation controllers and helm-controller are left out."""
     instance = _only(dev_program, FLUX_INSTANCE)
-    assert instance.inputs["metadata"] == {"name": "flux", "namespace": "flux-system"}
+    assert {k: v for k, v in instance.inputs["metadata"].items() if k != "annotations"} == {
+        "name": "flux",
+        "namespace": "flux-system",
+    }
     spec = instance.inputs["spec"]
     assert spec["distribution"] == {"version": FLUX_VERSION, "registry": "ghcr.io/fluxcd"}
     assert spec["components"] == ["source-controller", "kustomize-controller", "notification-controller"]
@@ -63,6 +79,18 @@ def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(de
         "networkPolicy": True,
     }
     assert _only(dev_program, RELEASE).urn in instance.dependencies
+
+
+def test_the_flux_objects_wait_for_the_crds_the_operator_installs(dev_program: Program) -> None:
+    """The operator, not the Helm release, installs Flux's CRDs, after the FluxInstance exists. Pulumi
+    retries a create whose kind is unknown only 5 times from 1 s, doubling (pulumi-kubernetes
+    provider/pkg/await/await.go `Creation`, provider/pkg/retry/retry.go), and waits for a custom resource
+    only with `pulumi.com/waitFor` (provider/pkg/metadata/overrides.go `ReadyCondition`); the operator
+    sets `Ready` once Flux is installed and healthy (fluxinstance_controller.go, `meta.ReadyCondition`)."""
+    instance = _only(dev_program, FLUX_INSTANCE)
+    assert instance.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+    for type_ in (GIT_REPOSITORY, KUSTOMIZATION, RECEIVER):
+        assert instance.urn in _only(dev_program, type_).dependencies, type_
 
 
 def test_kustomize_controller_is_bound_to_impersonation_instead_of_cluster_admin(
@@ -119,7 +147,7 @@ def test_flux_verifies_the_tip_against_the_bots_public_key_alone(dev_program: Pr
     source = _only(dev_program, GIT_REPOSITORY)
     verify = source.inputs["spec"]["verify"]
     assert set(verify) == {"mode", "secretRef"}
-    signers = dev_program.one("kubernetes:core/v1:Secret", "gitops-commit-signers")
+    signers = dev_program.one("kubernetes:core/v1:Secret", "gitops-sync-commit-signers")
     assert signers.inputs["metadata"] == {"name": verify["secretRef"]["name"], "namespace": "hello"}
     bot_key = dev_program.one("pulumi-python:dynamic/openpgp:Key")
     assert signers.inputs["stringData"] == {"gitops-bot.asc": bot_key.outputs["public_key"]}

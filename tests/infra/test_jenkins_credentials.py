@@ -31,6 +31,7 @@ from tests.infra.envfile import bash_reads
 from tests.infra.secrets_manager import SECRET, create_secret, store_versions
 
 # CredentialsFactory.create: the `switch (type)` cases; any other value (or none) makes no credential.
+JOBS = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
 KNOWN_TYPES = {"string", "usernamePassword", "sshUserPrivateKey", "certificate", "file"}
 BINARY_TYPES = {"certificate", "file"}
 
@@ -159,10 +160,21 @@ def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_t
     definition is instead an inline script read from the file the stack writes (its own copy of
     jenkins/Jenkinsfile); what that script runs from the branch on the release agent is chosen by
     `git verify-commit` first (tests/e2e/test_pipeline.py runs it against an unsigned push)."""
-    jobs = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
-    script = "\n".join(job["script"] for job in jobs)
+    (script,) = [job["script"] for job in JOBS if "pipelineJob('gitops-release')" in job["script"]]
     assert "cpsScm" not in script and "scriptPath" not in script
     assert f"script(new File('{JENKINSFILE}').getText('UTF-8'))" in script
     program, _, _ = deploy(tmp_path)
     written = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
     assert written[JENKINSFILE] == (SERVER_DIR.parent / "Jenkinsfile").read_text()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (docs/security.md, limits): the operator jobs load their Jenkinsfile from the branch",
+)
+def test_the_operator_jobs_that_bind_the_keys_do_not_load_their_pipeline_from_the_branch() -> None:
+    """The same hole for the operator jobs (rollback, unhold, promote on the release agent): their
+    definition is `cpsScm` with `scriptPath('jenkins/operate.Jenkinsfile')`, so a push made with the
+    deploy key replaces what they run with the keys bound."""
+    (script,) = [job["script"] for job in JOBS if "operate.Jenkinsfile" in job["script"]]
+    assert "cpsScm" not in script

@@ -351,6 +351,34 @@ def test_the_signing_keys_are_file_credentials_stored_as_binary(program: Program
         assert secret.outputs["arn"] in reading["Resource"]
 
 
+def test_the_pulls_token_is_a_string_credential_the_controller_may_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`pullsToken` (a secret) becomes the `gitops-pulls-token` credential the release binds with
+    `string(...)`: the plugin's `string` type reads SecretString; unset, no such secret is declared."""
+    token = "github_pat_11PULLSREADONLY_test"
+    with_token = run_program({"pullsToken": token}, secrets=("pullsToken",))
+    (secret,) = [
+        s for s in _mine(with_token, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-pulls-token"
+    ]
+    assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-pulls-token"
+    assert secret.inputs["tags"] == {TYPE_TAG: "string"}
+    (version,) = [
+        v
+        for v in _mine(with_token, "aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name == "jenkins-pulls-token"
+    ]
+    assert version.inputs["secretString"] == token and "secretString" in version.secret_inputs
+    (reading,) = [s for s in _statements(with_token) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert secret.outputs["arn"] in reading["Resource"]
+    assert "gitops-eks:pullsToken is unset" not in caplog.text
+    without = run_program()
+    assert not [
+        s for s in _mine(without, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-pulls-token"
+    ]
+    assert "gitops-eks:pullsToken is unset: the Release stage binds the credential" in caplog.text
+
+
 def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Program) -> None:
     (role,) = _mine(program, "aws:iam/role:Role")
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -366,10 +394,15 @@ def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Prog
 
 
 def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
+    """All but the signing key, a file credential (above)."""
     passwords = {
         p.name: p.outputs["result"] for p in _mine(program, "random:index/randomPassword:RandomPassword")
     }
-    versions = {v.name: v for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")}
+    versions = {
+        v.name: v
+        for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name != "jenkins-signing-key"
+    }
     assert set(versions) == {
         "jenkins-deploy-key",
         "jenkins-admin-password",

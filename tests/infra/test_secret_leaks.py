@@ -19,6 +19,7 @@ TLS_KEY = "tls:index/privateKey:PrivateKey"
 OPENPGP_KEY = "pulumi-python:dynamic/openpgp:Key"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 STATUS_TOKEN = "github_pat_11ABCDEFG0statusOnlyT0kenValue"
+PULLS_TOKEN = "github_pat_11ABCDEFG0pullsReadOnlyT0kenVal"
 
 
 def armoured(label: str, name: str, width: int) -> str:
@@ -112,8 +113,8 @@ def plain_state(program: Program) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def program() -> Program:
     return run_program(
-        {"commitStatusToken": STATUS_TOKEN},
-        secrets=["commitStatusToken"],
+        {"commitStatusToken": STATUS_TOKEN, "pullsToken": PULLS_TOKEN},
+        secrets=["commitStatusToken", "pullsToken"],
         extra_outputs={TLS_KEY: multi_line_keys, OPENPGP_KEY: openpgp_key},
     )
 
@@ -125,7 +126,7 @@ def test_the_mocks_give_multi_line_secrets_to_look_for(program: Program) -> None
 
 def test_no_secret_in_plain_state_or_outputs(program: Program) -> None:
     state = plain_state(program)
-    leaked = [s[:40] for s in [*secrets_of(program), STATUS_TOKEN] if leaks(s, state)]
+    leaked = [s[:40] for s in [*secrets_of(program), STATUS_TOKEN, PULLS_TOKEN] if leaks(s, state)]
     assert leaked == []
 
 
@@ -134,7 +135,8 @@ def test_the_secrets_do_reach_where_they_belong_as_secrets(program: Program) -> 
     secret_inputs = [{k: r.inputs[k] for k in r.secret_inputs} for r in program.resources]
     used = [r.outputs["privateKeyOpenssh"] for r in program.of_type(TLS_KEY)]  # the PEM form is unused
     used += [r.outputs["private_key"] for r in program.of_type(OPENPGP_KEY)]
-    for secret in [*used, *(r.outputs["result"] for r in program.of_type(PASSWORD)), STATUS_TOKEN]:
+    passwords = [r.outputs["result"] for r in program.of_type(PASSWORD)]
+    for secret in [*used, *passwords, STATUS_TOKEN, PULLS_TOKEN]:
         if any(leaks(secret, inputs) for inputs in secret_inputs):
             continue
         # A password that only a resource's own outputs hold (none expected) would show up here.

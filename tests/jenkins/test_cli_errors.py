@@ -3,13 +3,16 @@ remote; operational failures exit 1 with what failed and what to try, and never 
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.jenkins.conftest import GitopsRepo, git, run_cli
+from tests.jenkins.test_release_guards import DEV
 
 SECRET = "s3cr3t-token-7f1e"
 
@@ -176,12 +179,97 @@ def test_unreachable_registry_exits_1(gitops_repo: GitopsRepo, ws: Path) -> None
     assert snapshot(gitops_repo, ws) == before
 
 
-def test_missing_branch_exits_1_and_names_it(gitops_repo: GitopsRepo, ws: Path) -> None:
+def test_a_branch_the_remote_does_not_have_is_bad_input_named_as_such(
+    gitops_repo: GitopsRepo, ws: Path
+) -> None:
+    """The remote answered (the key and the URL work) and has no such branch: the message says so, and
+    the hint is about the branch, not the deploy key."""
     before = snapshot(gitops_repo, ws)
-    result = run_cli(ws, "unhold", "--branch", "production")
-    assert result.returncode == 1
-    assert "production" in result.stderr and "hint:" in result.stderr
+    result = run_cli(ws, "unhold", "--branch", "nosuch", "--json")
+    assert result.returncode == 2 and result.json["exit_code"] == 2, result.output
+    assert "--branch 'nosuch': remote 'origin' has no branch 'nosuch'" in result.stderr
+    assert "git ls-remote --heads origin" in result.stderr
+    assert "deploy key" not in result.stderr
     assert snapshot(gitops_repo, ws) == before
+
+
+def test_a_commit_not_on_the_branch_is_never_logged_ok_first(gitops_repo: GitopsRepo, ws: Path) -> None:
+    """The step that checks the commit against the branch logs FAILED when it refuses it, never `... ok`
+    followed by `not on origin/main`."""
+    git(ws, "commit", "--quiet", "--allow-empty", "-m", "local only", env=DEV)
+    result = run_cli(ws, "promote", "--image-repository", REPO)
+    assert result.returncode == 2, result.output
+    step = [line for line in result.stderr.splitlines() if "is on origin/main ..." in line]
+    assert len(step) == 1 and " ... FAILED (" in step[0], result.stderr
+    assert "not on origin/main" in result.stderr
+
+
+NEAREST = {
+    "--dry": (["unhold", "--dry"], "--dry: did you mean --dry-run?"),
+    "--dry=1": (["unhold", "--dry=1"], "--dry: did you mean --dry-run?"),
+    "--digets": (
+        ["promote", "--image-repository", REPO, "--digets", "x"],
+        "--digets: did you mean --digest?",
+    ),
+    "--reson": (
+        ["rollback", "--image-repository", REPO, "--to", "HEAD", "--reson", "x"],
+        "did you mean --reason?",
+    ),
+}
+
+
+@pytest.mark.parametrize(("argv", "hint"), NEAREST.values(), ids=NEAREST.keys())
+def test_an_unknown_flag_is_refused_with_the_commands_nearest_flag(
+    gitops_repo: GitopsRepo, ws: Path, argv: list[str], hint: str
+) -> None:
+    """Flags are never abbreviated (allow_abbrev=False: `--dry` is not `--dry-run`), but the error names
+    the nearest flag of that command."""
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, *argv, "--json")
+    assert result.returncode == 2 and result.json["outcome"] == "error", result.output
+    assert hint in result.stderr  # after `unrecognized arguments`, or after a required flag it misses
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_a_flag_nothing_resembles_gets_no_guess(gitops_repo: GitopsRepo, ws: Path) -> None:
+    result = run_cli(ws, "unhold", "--force")
+    assert result.returncode == 2 and "did you mean" not in result.stderr
+
+
+def test_help_has_one_line_per_command_examples_exit_codes_and_every_variable(tmp_path: Path) -> None:
+    """--help is enough to use the CLI: every command in one line, examples, the exit codes, and every
+    GITOPS_* variable the module reads (found in its source, so a new variable must be documented)."""
+    shown = run_cli(tmp_path, "--help")
+    assert shown.returncode == 0
+    commands = ("release", "promote", "rollback", "unhold", "plan", "build")
+    for command in commands:
+        assert re.search(rf"^    {command} +\S", shown.stdout, flags=re.MULTILINE), command
+    for section in ("examples:", "exit codes:", "environment:"):
+        assert section in shown.stdout
+    read = set(
+        re.findall(r'"(GITOPS_[A-Z_]+)"', "".join(p.read_text() for p in (ROOT / "jenkins").glob("*.py")))
+    )
+    assert read >= {"GITOPS_BRANCH", "GITOPS_SIGNING_KEY_FILE", "GITOPS_GIT_TIMEOUT"}
+    for variable in read:
+        assert re.search(rf"^  {variable} ", shown.stdout, flags=re.MULTILINE), variable
+    # Each example is a command line this CLI parses (run here outside a checkout: exit 2 for the
+    # checkout, never for the flags).
+    examples = shown.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].replace("\\\n", "")
+    for line in examples.splitlines():
+        if line.strip().startswith("python -m jenkins "):
+            argv = shlex.split(line)[3:]
+            ran = run_cli(tmp_path, *argv)
+            assert "not inside a git working copy" in ran.stderr, (line, ran.stderr)
+
+
+@pytest.mark.parametrize("command", ["release", "promote", "rollback", "unhold", "plan", "build"])
+def test_each_commands_help_shows_its_defaults(tmp_path: Path, command: str) -> None:
+    shown = run_cli(tmp_path, command, "--help")
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "branch" in text and "(default: main)" in text and "(default: origin)" in text
+    assert "exit codes:" in text and "GITOPS_BRANCH" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
 
 
 def test_credentials_in_a_remote_url_never_reach_the_output(gitops_repo: GitopsRepo, ws: Path) -> None:

@@ -19,7 +19,12 @@ TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 SCRIPTS = re.findall(r"sh\s+'''(.*?)'''", CODE, flags=re.DOTALL)
 CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH", "GITOPS_TRUST_ANCHOR"}
-SIGNING = "withCredentials([file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE')])"
+SIGNING = (
+    "withCredentials([\n"
+    "                    file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE'),\n"
+    "                    string(credentialsId: 'gitops-pulls-token', variable: 'GITOPS_PULLS_TOKEN')\n"
+    "                ])"
+)
 DEPLOY_KEY = "sshagent(credentials: ['gitops-deploy-key'])"
 
 
@@ -87,7 +92,13 @@ def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> Non
 
 def test_no_stage_but_release_holds_a_write_or_signing_credential() -> None:
     build = stage("Build")
-    for name in ("gitops-deploy-key", "gitops-signing-key", "sshagent", "withCredentials"):
+    for name in (
+        "gitops-deploy-key",
+        "gitops-signing-key",
+        "gitops-pulls-token",
+        "sshagent",
+        "withCredentials",
+    ):
         assert name not in build
     assert "pulumi" not in CODE.lower()  # no preview stage, no Pulumi token
 
@@ -240,18 +251,3 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
     )
     assert proc.returncode == 0, proc.stdout
 
-
-def test_the_release_trusts_only_keys_from_the_verified_tree() -> None:
-    """GITOPS_TRUSTED_KEYS_FILE (jenkins/signing.py) names keys whose signatures the history check
-    accepts: they come from the tree `git verify-commit` chose, never from the checkout, which a push
-    around review could extend with its own key."""
-    release = stage("Release")
-    assert (
-        'cat "$WORKSPACE_TMP"/release-code/jenkins/trusted-keys/*.asc > "$WORKSPACE_TMP/trusted-keys.asc"'
-        in release
-    )
-    assert (
-        'GITOPS_TRUSTED_KEYS_FILE="$WORKSPACE_TMP/trusted-keys.asc" "$python" -P -m jenkins promote'
-        in release
-    )
-    assert (ROOT / "jenkins" / "trusted-keys" / "github-web-flow.asc").is_file()

@@ -146,6 +146,13 @@ BOUND = {
         "file(credentialsId, variable) (FileBinding @Symbol('file'), line 82) binds the path of a "
         "temporary copy of the secret file, deleted when the block ends",
     ),
+    "GITOPS_PULLS_TOKEN": Source(
+        "jenkinsci/credentials-binding-plugin",
+        "src/main/java/org/jenkinsci/plugins/credentialsbinding/impl/StringBinding.java",
+        "57",
+        "string(credentialsId, variable) (StringBinding @Symbol('string'), line 60) binds the secret "
+        "text itself, for the block only (the plugin masks it in the build log)",
+    ),
 }
 
 # Variables a plain pipelineJob never has, or has only through Declarative's own checkout, which this
@@ -217,8 +224,81 @@ def test_shell_env_comes_from_casc_yaml_node_properties() -> None:
 
 
 def test_the_keys_reach_only_the_commands_inside_their_blocks() -> None:
-    """SSH_AUTH_SOCK and GITOPS_SIGNING_KEY_FILE are never expanded by the Jenkinsfile itself: only
-    promote (our Python, and git/ssh under it) reads them, inside the blocks that bind them."""
+    """SSH_AUTH_SOCK, GITOPS_SIGNING_KEY_FILE and GITOPS_PULLS_TOKEN are never expanded by the
+    Jenkinsfile itself: only promote (our Python, and git/ssh under it) reads them, inside the blocks
+    that bind them."""
     for name in BOUND:
         assert name not in re.sub(r"variable: '[^']*'", "", CODE)
     assert "variable: 'GITOPS_SIGNING_KEY_FILE'" in CODE
+    assert "variable: 'GITOPS_PULLS_TOKEN'" in CODE
+
+
+# --- jenkins/operate.Jenkinsfile (the operator jobs, a plain pipelineJob with cpsScm too) -------------
+# Sources, as fetched: jenkinsci/workflow-support-plugin 3ea02551ef074ab9b4df23d5b766811249292543,
+# jenkinsci/jenkins ff9430ee1dc6e319349a488650d914444fe141f3.
+OPERATE_TEXT = (ROOT / "jenkins" / "operate.Jenkinsfile").read_text()
+OPERATE_CODE = "\n".join(line for line in OPERATE_TEXT.splitlines() if not line.strip().startswith("//"))
+CORE = "ff9430ee1dc6e319349a488650d914444fe141f3"
+BUILD_CAUSES = Source(
+    "jenkinsci/workflow-support-plugin",
+    "src/main/java/org/jenkinsci/plugins/workflow/support/steps/build/RunWrapper.java",
+    "164-176",
+    "getBuildCauses(String className) is @Whitelisted (callable from the sandbox) and returns a JSONArray "
+    "of the build's causes of that class, each as Jenkins exports it; for hudson.model.Cause$UserIdCause "
+    f"that includes userId (jenkinsci/jenkins {CORE} core/src/main/java/hudson/model/Cause.java 469-471, "
+    "@Exported getUserId(), null for an anonymous start). The build-user-vars plugin is not used",
+)
+OPERATE_READS: dict[str, Source] = {
+    "scm": SCM_VAR,
+    "build:getBuildCauses": BUILD_CAUSES,
+    "env-write:GITOPS_STARTED_BY": ENV_WRITE,
+    "shell-env:HOME": READS["shell-env:HOME"],
+    "step:sh-returnStdout": STEP_STDOUT,
+    "build:description": READS["build:description"],
+}
+PARAMETER_ENV = Source(
+    "jenkinsci/jenkins",
+    "core/src/main/java/hudson/model/StringParameterValue.java",
+    "61-62",
+    "a string parameter's buildEnvironment puts NAME=value into the build's environment (for every "
+    "parameter: ParametersAction.buildEnvironment, line 141, called from Run.getEnvironment line 2417)",
+)
+# What `python -m jenkins.operate` (run by the job's one bound step) reads from the build's environment.
+OPERATE_ENV: dict[str, Source] = {
+    "JOB_BASE_NAME": Source(
+        "jenkinsci/jenkins",
+        "core/src/main/java/hudson/model/Job.java",
+        "403",
+        "Job.getCharacteristicEnvVars puts JOB_BASE_NAME = the job's name (gitops-rollback, ...) into "
+        "every build's environment (Run.getCharacteristicEnvVars, Run.java 2409 and 2429)",
+    ),
+    "COMMIT": PARAMETER_ENV,
+    "REASON": PARAMETER_ENV,
+    "DIGEST": PARAMETER_ENV,
+    "DRY_RUN": Source(
+        "jenkinsci/jenkins",
+        "core/src/main/java/hudson/model/BooleanParameterValue.java",
+        "59-60",
+        "a boolean parameter's buildEnvironment puts NAME=Boolean.toString(value): `true` or `false`",
+    ),
+    "GITOPS_STARTED_BY": ENV_WRITE,
+    "IMAGE_REPOSITORY": NODE_ENV,
+    "GITOPS_BRANCH": NODE_ENV,
+}
+
+
+def test_the_operator_jobs_reads_are_listed_with_their_sources() -> None:
+    assert reads(OPERATE_CODE) == set(OPERATE_READS)
+    assert "env-write:GITOPS_STARTED_BY" in reads(OPERATE_CODE)
+    assert "currentBuild.getBuildCauses('hudson.model.Cause$UserIdCause')" in OPERATE_CODE
+
+
+def test_the_operator_command_reads_only_the_listed_variables() -> None:
+    """Every environment variable jenkins/operate.py reads by name is in OPERATE_ENV, and back
+    (GITOPS_BRANCH through the CLI it runs: --branch's default)."""
+    source = (ROOT / "jenkins" / "operate.py").read_text()
+    found = set(re.findall(r"""env\.get\(\s*["']([A-Z_]+)["']""", source))
+    assert 'os.environ.get("GITOPS_BRANCH"' in (ROOT / "jenkins" / "cli.py").read_text()
+    assert found | {"GITOPS_BRANCH"} == set(OPERATE_ENV)
+    for name in FORBIDDEN_ENV:
+        assert name not in OPERATE_CODE, name

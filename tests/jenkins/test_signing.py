@@ -1,8 +1,10 @@
 """Signed bot commits (GITOPS_SIGNING_KEY_FILE) and the history check before signing, with real gpg keys
-generated here (ed25519, `gpg --quick-gen-key`), real git (`git verify-commit`) and the CLI as a
-subprocess. The rules are the contract's: every commit the bot pushes is signed by its key; it refuses
-to sign on top of a first-parent line that, since its newest signed commit, holds a commit no trusted
-key signed; a merge's second-parent commits are not checked."""
+generated here (ed25519, `gpg --quick-gen-key`), real git (`git verify-commit`), the CLI as a subprocess
+and GitHub's REST API played by scripts/fakegithubapi.py. The rules: every commit the bot pushes is
+signed by its key; it refuses to sign on top of a first-parent line that, since its newest signed
+commit, holds a commit that is neither the bot's nor, as GitHub answers, the merge commit of a pull
+request merged into the branch; a merge's second-parent commits are not checked. Every workspace here
+is a clone of `git@github.com:acme/app.git` (git's url.<base>.insteadOf points it at the local remote)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -22,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from jenkins import core
+from jenkins import core, pulls
 from jenkins.core import SignedCommit
+from jenkins.pulls import approvers, repository_of, required_approvals
+from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 
@@ -36,11 +41,10 @@ class Keys:
 
     home: Path
     bot: str  # fingerprints
-    webflow: str  # stands in for GitHub's merge key: trusted through GITOPS_TRUSTED_KEYS_FILE
-    webflow_subkey: str  # a signing subkey of it
+    webflow: str  # stands in for GitHub's web-flow key: it signs merges, and anything else made on GitHub
     stranger: str  # a valid signature, but by nobody trusted
     bot_secret: Path  # ASCII-armored private key, no passphrase (what the credential holds)
-    trusted: Path  # ASCII-armored public keys (what the stack provides)
+    bot_public: Path  # ASCII-armored public key only
     secret_text: str
 
 
@@ -77,26 +81,84 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
         fingerprints[name] = next(
             line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
         )
-    # The merge key also gets a signing subkey: a signature by a subkey counts for its key.
-    gpg(home, "--passphrase", "", "--quick-add-key", fingerprints["webflow"], "ed25519", "sign", "never")
-    listing = gpg(home, "--with-colons", "--with-subkey-fingerprints", "--list-keys", fingerprints["webflow"])
-    fingerprints["webflow-subkey"] = [
-        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
-    ][1]
     secret = gpg(home, "--armor", "--export-secret-keys", fingerprints["bot"])
     (base / "bot.asc").write_text(secret)
-    (base / "trusted.asc").write_text(gpg(home, "--armor", "--export", fingerprints["webflow"]))
+    (base / "bot.pub.asc").write_text(gpg(home, "--armor", "--export", fingerprints["bot"]))
     yield Keys(
-        home, fingerprints["bot"], fingerprints["webflow"], fingerprints["webflow-subkey"],
-        fingerprints["stranger"], base / "bot.asc", base / "trusted.asc", secret,
+        home, fingerprints["bot"], fingerprints["webflow"], fingerprints["stranger"], base / "bot.asc",
+        base / "bot.pub.asc", secret,
     )  # fmt: skip
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+
+
+REPOSITORY = "acme/app"
+PULLS_TOKEN = "github_pat_11PULLSREADONLY0000000000_test"
+
+
+@pytest.fixture(autouse=True)
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHubAPI]:
+    """GitHub for every CLI run here: the read-only token in GITOPS_PULLS_TOKEN is granted Pull
+    requests: read on acme/app, and every workspace's origin is that repository's SSH URL."""
+    fake = FakeGitHubAPI(
+        tokens={PULLS_TOKEN: {"pull_requests=read"}}, repositories={REPOSITORY: Repository()}
+    )
+    workspace = GitopsRepo.workspace
+
+    def on_github(
+        repo: GitopsRepo, commit: str, name: str | None = None, *, depth: int | None = None
+    ) -> Path:
+        path = workspace(repo, commit, name, depth=depth)
+        url = f"git@github.com:{REPOSITORY}.git"
+        git(path, "config", f"url.{git(path, 'config', 'remote.origin.url').strip()}.insteadOf", url)
+        git(path, "config", "remote.origin.url", url)
+        return path
+
+    monkeypatch.setattr(GitopsRepo, "workspace", on_github)
+    with serve(fake):
+        monkeypatch.setenv("GITOPS_PULLS_TOKEN", PULLS_TOKEN)
+        monkeypatch.setenv("GITOPS_GITHUB_API_URL", fake.url)
+        yield fake
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[FakeGitHubAPI]:
+    """Another server, where a redirect could point: it must never be asked (nor see the token)."""
+    with serve(FakeGitHubAPI()) as fake:
+        yield fake
+
+
+def merged_pull(
+    github: FakeGitHubAPI,
+    merge_commit: str,
+    *,
+    base: str = "main",
+    commits: tuple[str, ...] = (),
+    reviews: tuple[tuple[str, str], ...] = (("reviewer", "APPROVED"),),
+) -> Pull:
+    """GitHub's record of a pull request merged into base whose merge commit is merge_commit (the merge,
+    the squashed commit, or the last rebased one), with reviews (login, state) of its head commit;
+    merge_commit is then on the default branch."""
+    repo = github.repositories[REPOSITORY]
+    head = commits[-1] if commits else "c" * 40
+    listed = [{"user": {"login": who}, "state": state, "commit_id": head} for who, state in reviews]
+    pull = Pull(len(repo.pulls) + 1, base, commits, merge_commit, merged=True, head=head, reviews=listed)
+    repo.pulls.append(pull)
+    if base == "main":
+        repo.default_commits.add(merge_commit)
+    return pull
+
+
+def reviewed(github: FakeGitHubAPI, repo: GitopsRepo, label: str) -> str:
+    """A developer commit on main that GitHub made by merging a pull request (squash)."""
+    sha = repo.app_commit(label)
+    merged_pull(github, sha)
+    return sha
 
 
 @pytest.fixture
 def signed_repo(gitops_repo: GitopsRepo, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> GitopsRepo:
     """The GitOps repository with signing switched on: an anchor commit signed by the bot's key on top
-    of the unsigned initial commit, then developer commits signed by the trusted (merge) key."""
+    of the unsigned initial commit, then developer commits signed by the web-flow key."""
     monkeypatch.setenv("GNUPGHOME", str(keys.home))
     dev = gitops_repo.dev
     git(dev, "commit", "--quiet", "--allow-empty", f"-S{keys.bot}", "-m", "switch signing on")
@@ -109,11 +171,7 @@ def signed_repo(gitops_repo: GitopsRepo, keys: Keys, monkeypatch: pytest.MonkeyP
 def signing_env(keys: Keys, tmp: Path) -> dict[str, str]:
     """The variables the release agent sets, and a TMPDIR of our own to see what is left in it."""
     tmp.mkdir(exist_ok=True)
-    return {
-        "GITOPS_SIGNING_KEY_FILE": str(keys.bot_secret),
-        "GITOPS_TRUSTED_KEYS_FILE": str(keys.trusted),
-        "TMPDIR": str(tmp),
-    }
+    return {"GITOPS_SIGNING_KEY_FILE": str(keys.bot_secret), "TMPDIR": str(tmp)}
 
 
 def signer_of(repo: Path, commit: str) -> str:
@@ -136,48 +194,157 @@ def push_unsigned(gitops_repo: GitopsRepo, label: str) -> str:
 
 # --- the pure rule -----------------------------------------------------------------------------------
 
-BOT, TRUSTED, OTHER = "B" * 40, "T" * 40, "O" * 40
+BOT, WEBFLOW, OTHER = "B" * 40, "W" * 40, "O" * 40
 
 
 @pytest.mark.parametrize(
     ("line", "untrusted", "reached"),
     [
-        ([SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),
+        # Every commit the bot did not sign is named, whoever signed it: only GitHub's answer clears it.
+        ([SignedCommit("c2", WEBFLOW), SignedCommit("c1", BOT), SignedCommit("c0", None)], ["c2"], True),
         ([SignedCommit("c2", None), SignedCommit("c1", BOT)], ["c2"], True),
-        ([SignedCommit("c3", OTHER), SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT)], ["c3"], True),
+        (
+            [SignedCommit("c3", OTHER), SignedCommit("c2", WEBFLOW), SignedCommit("c1", BOT)],
+            ["c3", "c2"],
+            True,
+        ),
         ([SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),  # older history is not looked at
-        ([SignedCommit("c1", TRUSTED), SignedCommit("c0", None)], ["c0"], False),
+        ([SignedCommit("c1", WEBFLOW), SignedCommit("c0", None)], ["c1", "c0"], False),
         ([], [], False),
     ],
 )
 def test_untrusted_since_bot(line: list[SignedCommit], untrusted: list[str], reached: bool) -> None:
-    assert core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED})) == (untrusted, reached)
+    assert core.untrusted_since_bot(line, frozenset({BOT})) == (untrusted, reached)
 
 
 @pytest.mark.parametrize(
     ("line", "untrusted", "reached"),
     [
         # The anchor ends the walk like a bot commit, unsigned as it may be; what is older is not looked at.
-        ([SignedCommit("c2", TRUSTED), SignedCommit("a", None), SignedCommit("c0", None)], [], True),
+        ([SignedCommit("c2", WEBFLOW), SignedCommit("a", None), SignedCommit("c0", None)], ["c2"], True),
         ([SignedCommit("c2", None), SignedCommit("a", None)], ["c2"], True),
         # The bot's newest commit, when it is newer than the anchor, ends the walk first.
-        ([SignedCommit("c2", TRUSTED), SignedCommit("c1", BOT), SignedCommit("c0", None)], [], True),
-        ([SignedCommit("c1", TRUSTED), SignedCommit("c0", None)], ["c0"], False),  # anchor not on the line
+        ([SignedCommit("c1", BOT), SignedCommit("a", None)], [], True),
+        ([SignedCommit("c1", WEBFLOW), SignedCommit("c0", None)], ["c1", "c0"], False),  # anchor not on it
         ([SignedCommit("a", None), SignedCommit("c0", None)], [], True),  # day 0: the tip is the anchor
     ],
 )
 def test_untrusted_since_the_anchor(line: list[SignedCommit], untrusted: list[str], reached: bool) -> None:
-    found = core.untrusted_since_bot(line, frozenset({BOT}), frozenset({BOT, TRUSTED}), anchor="a")
-    assert found == (untrusted, reached)
+    assert core.untrusted_since_bot(line, frozenset({BOT}), anchor="a") == (untrusted, reached)
+
+
+# GitHub's answer, as `pull-request-simple` items of "List pull requests associated with a commit"
+# (github/rest-api-description). merge_commit_sha per "Get a pull request": the merge commit (merge), the
+# squashed commit on the base branch (squash), the commit the base branch was updated to (rebase).
+SHA, OTHER_SHA = "a" * 40, "b" * 40
+
+
+def pull(number: int = 7, *, merged: bool = True, base: str = "main", merge_commit: str = SHA) -> dict:
+    return {
+        "number": number,
+        "state": "closed" if merged else "open",
+        "merged_at": "2026-12-01T12:00:00Z" if merged else None,
+        "merge_commit_sha": merge_commit,
+        "base": {"ref": base},
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "number"),
+    [
+        ([pull()], 7),  # merge commit, or squashed commit, of a pull request merged into main
+        ([pull(3, merge_commit=OTHER_SHA), pull(9)], 9),  # sha was also a commit of another pull request
+        ([], None),  # no pull request: a commit pushed (or made on GitHub) outside one
+        # an open pull request: its merge_commit_sha is GitHub's test merge, which nobody merged
+        ([pull(merged=False)], None),
+        ([pull(base="release")], None),  # merged into another branch, then pushed here
+        ([pull(merge_commit=OTHER_SHA)], None),  # one of the pull request's own (or earlier rebased) commits
+        ([pull() | {"merged_at": None}], None),
+        ([pull() | {"base": None}, "garbage", None], None),  # a body of another shape vouches for nothing
+    ],
+)
+def test_merged_pull(answer: list, number: int | None) -> None:
+    found = pulls.merged_pull(SHA, "main", answer)
+    assert (found and found["number"]) == number
+
+
+# "Get rules for a branch": the active rules, `pull_request` with required_approving_review_count.
+@pytest.mark.parametrize(
+    ("rules", "required"),
+    [
+        ([{"type": "pull_request", "parameters": {"required_approving_review_count": 2}}], 2),
+        (
+            [
+                {"type": "deletion"},
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 0}},
+            ],
+            0,
+        ),
+        (
+            [
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 1}},
+                {"type": "pull_request", "parameters": {"required_approving_review_count": 3}},
+            ],
+            3,
+        ),  # a repository ruleset and an organization one: the strictest holds
+        ([], 0),  # no rule: the branch asks for no review
+    ],
+)
+def test_required_approvals(rules: list, required: int) -> None:
+    assert required_approvals(rules) == required
+
+
+HEAD, OLD = "h" * 40, "0" * 40
+
+
+def review(login: str, state: str, commit: str = HEAD) -> dict:
+    return {"user": {"login": login}, "state": state, "commit_id": commit}
+
+
+@pytest.mark.parametrize(
+    ("reviews", "approved"),
+    [
+        ([review("ann", "APPROVED")], {"ann"}),
+        ([review("ann", "APPROVED"), review("ann", "COMMENTED")], {"ann"}),  # a comment changes nothing
+        ([review("ann", "APPROVED"), review("ann", "CHANGES_REQUESTED")], set()),
+        ([review("ann", "DISMISSED")], set()),  # a dismissed approval (stale after a push, or by hand)
+        ([review("ann", "APPROVED", OLD)], set()),  # an approval of an earlier head commit
+        ([review("dev", "APPROVED")], set()),  # the author's own
+        (
+            [review("ann", "CHANGES_REQUESTED"), review("ann", "APPROVED"), review("bob", "APPROVED")],
+            {"ann", "bob"},
+        ),
+        ([{"state": "APPROVED"}, "garbage"], set()),
+    ],
+)
+def test_approvers(reviews: list, approved: set[str]) -> None:
+    assert approvers({"user": {"login": "dev"}, "head": {"sha": HEAD}}, reviews) == approved
+
+
+@pytest.mark.parametrize(
+    ("url", "repository"),
+    [
+        ("git@github.com:acme/app.git", "acme/app"),
+        ("git@github.com:acme/app", "acme/app"),
+        ("ssh://git@github.com/acme/app.git", "acme/app"),
+        ("https://github.com/acme/my.app.git", "acme/my.app"),
+        ("git@gitlab.com:acme/app.git", None),
+        ("git@github.com.evil.example:acme/app.git", None),
+        ("/srv/git/app.git", None),
+    ],
+)
+def test_repository_of(url: str, repository: str | None) -> None:
+    assert repository_of(url) == repository
 
 
 # --- signing -----------------------------------------------------------------------------------------
 
 
 def test_every_pushed_commit_is_signed_by_the_bots_key_and_no_key_material_leaks(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
-    v1 = signed_repo.app_commit("v1")
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    v1 = reviewed(github, signed_repo, "v1")
     push_test_image(image_repository, v1)
     spy = tmp_path / "spy"
     spy.mkdir()
@@ -205,6 +372,7 @@ def test_every_pushed_commit_is_signed_by_the_bots_key_and_no_key_material_leaks
     body = [line for line in keys.secret_text.splitlines() if len(line) > 20]
     logged = (spy / "argv").read_text() + "".join(r.output for r in (promoted, rolled, unheld))
     assert body and not any(line in logged for line in body)
+    assert PULLS_TOKEN not in logged
     assert "-bsau" in (spy / "argv").read_text()  # git did sign through gpg, with the key by fingerprint
     assert keys.bot in (spy / "argv").read_text()
 
@@ -222,31 +390,27 @@ def test_without_the_key_variable_nothing_is_signed(
 # --- the history check -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["unsigned", "stranger"])
-def test_a_commit_not_signed_by_a_trusted_key_under_the_tip_is_refused(
+@pytest.mark.parametrize("who", ["unsigned", "stranger", "web-flow"])
+def test_a_commit_neither_the_bots_nor_a_merged_pull_request_under_the_tip_is_refused(
     signed_repo: GitopsRepo,
     keys: Keys,
     image_repository: str,
     push_test_image: PushImage,
     tmp_path: Path,
+    github: FakeGitHubAPI,
     who: str,
 ) -> None:
-    v1 = signed_repo.app_commit("v1")
+    v1 = reviewed(github, signed_repo, "v1")
     if who == "unsigned":
         sneaked = push_unsigned(signed_repo, "pushed around review")
     else:
-        git(
-            signed_repo.dev,
-            "commit",
-            "--quiet",
-            "--allow-empty",
-            f"-S{keys.stranger}",
-            "-m",
-            "signed by a stranger",
-        )
+        # web-flow: a commit made in GitHub's web interface (any repository's, a fork's included) bears
+        # GitHub's signature, but it is no merged pull request
+        key = keys.stranger if who == "stranger" else keys.webflow
+        git(signed_repo.dev, "commit", "--quiet", "--allow-empty", f"-S{key}", "-m", f"signed by {who}")
         git(signed_repo.dev, "push", "--quiet", "origin", "HEAD:main")
         sneaked = git(signed_repo.dev, "rev-parse", "HEAD").strip()
-    v2 = signed_repo.app_commit("v2")  # a trusted commit on top does not launder it
+    v2 = reviewed(github, signed_repo, "v2")  # a reviewed merge on top does not launder it
     push_test_image(image_repository, v2)
     tip = signed_repo.tip()
 
@@ -260,22 +424,27 @@ def test_a_commit_not_signed_by_a_trusted_key_under_the_tip_is_refused(
     assert sneaked in result.json["error"] and v1 not in result.json["error"]
     # The way out it names is one that works: a signed revert on top leaves the commit on the line.
     assert "reset the branch to the last commit the bot signed" in result.json["error"]
+    assert "not the merge commit of a pull request merged into main" in result.json["error"]
     assert signed_repo.tip() == tip
 
 
-def test_a_pull_requests_own_commits_are_vouched_for_by_its_signed_merge(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
+def test_a_pull_requests_own_commits_are_vouched_for_by_its_merge(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
     dev = signed_repo.dev
     git(dev, "checkout", "--quiet", "-b", "feature")
+    own = []
     for step in ("one", "two"):
         (dev / "app" / f"{step}.txt").write_text(step)
         git(dev, "add", "app")
         git(dev, "commit", "--quiet", "--no-gpg-sign", "-m", f"feature: {step}")
+        own.append(git(dev, "rev-parse", "HEAD").strip())
     git(dev, "checkout", "--quiet", "main")
     git(dev, "merge", "--quiet", "--no-ff", f"-S{keys.webflow}", "-m", "Merge pull request #1", "feature")
     git(dev, "push", "--quiet", "origin", "HEAD:main")
     merge = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, merge, commits=tuple(own))
     push_test_image(image_repository, merge)
 
     result = run_cli(
@@ -287,27 +456,159 @@ def test_a_pull_requests_own_commits_are_vouched_for_by_its_signed_merge(
     assert signer_of(signed_repo.remote, result.json["commit"]) == keys.bot
 
 
-def test_a_commit_signed_by_a_trusted_keys_subkey_is_trusted(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
-    git(signed_repo.dev, "config", "user.signingkey", f"{keys.webflow_subkey}!")  # `!`: exactly this subkey
-    sha = signed_repo.app_commit("v1")
-    assert git(signed_repo.remote, "log", "-1", "--format=%GF", sha).strip() == keys.webflow_subkey
-
+def test_a_merge_of_a_pull_request_into_another_branch_pushed_here_is_refused(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """A pull request merged (reviewed or not) into a branch the ruleset does not guard, whose merge
+    commit is then pushed to main with the deploy key: GitHub's answer names its base, not main."""
+    sha = signed_repo.app_commit("merged into release")
+    merged_pull(github, sha, base="release")
     push_test_image(image_repository, sha)
+
     result = run_cli(
         signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
         env=signing_env(keys, tmp_path / "tmp"),
     )  # fmt: skip
 
-    assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert sha in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
+def test_a_rebase_merge_vouches_only_for_the_commit_the_branch_was_moved_to(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """Rebase and merge puts each of the pull request's commits on the first-parent line; GitHub's
+    merge_commit_sha names only the last ("the commit that the base branch was updated to"), so the
+    earlier ones are refused: merge or squash, never rebase more than one commit."""
+    first = signed_repo.app_commit("rebased one")
+    last = signed_repo.app_commit("rebased two")
+    merged_pull(github, last, commits=(first, last))
+    push_test_image(image_repository, last)
+
+    result = run_cli(
+        signed_repo.workspace(last), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert first in result.json["error"] and last not in result.json["error"]
+
+
+@pytest.mark.parametrize(
+    ("reviews", "required", "accepted"),
+    [
+        ((), 1, False),  # the attack: a pull request "merged" by pushing its merge with the deploy key
+        ((("dev", "APPROVED"),), 1, False),  # its author's approval
+        ((("reviewer", "DISMISSED"),), 1, False),
+        ((("reviewer", "APPROVED"),), 2, False),
+        ((("reviewer", "APPROVED"), ("second", "APPROVED")), 2, True),
+        ((), 0, True),  # a one-person trial (requiredApprovals 0): GitHub asks for no review
+    ],
+)
+def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_requires(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, reviews: tuple[tuple[str, str], ...], required: int, accepted: bool,
+) -> None:  # fmt: skip
+    """GitHub marks a pull request merged when its merge commit is pushed to the base branch (github/hub,
+    hub-merge(1): "auto-closed and marked as \"merged\" as soon as the newly created merge commit is
+    pushed"), with no merge button and so without the ruleset's review: whoever holds the deploy key
+    can push the merge of a pull request they opened. The worst case is assumed: merge_commit_sha names
+    the pushed commit. Only approvals of the final head commit by others than the author count."""
+    github.repositories[REPOSITORY].required_approvals = required
+    sha = signed_repo.app_commit("merged by a push")
+    merged_pull(github, sha, reviews=reviews)
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    if accepted:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #1 into main has" in result.json["error"]
+        assert f"of the {required} approvals" in result.json["error"]
+        assert signed_repo.tip() == sha
+
+
+def test_a_dismissal_on_a_later_page_of_reviews_counts(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """Reviews come in pages: the approval on the first, its dismissal on the next one."""
+    github.page_size = 2
+    sha = signed_repo.app_commit("approved, then dismissed")
+    merged_pull(
+        github, sha, reviews=(("reviewer", "APPROVED"), ("other", "COMMENTED"), ("reviewer", "DISMISSED"))
+    )
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 1 and "has 0 of the 1 approvals" in result.json["error"], result.output
+    assert github.requests.count(("GET", f"/repos/{REPOSITORY}/pulls/1/reviews?per_page=2&page=2")) == 1
+
+
+@pytest.mark.parametrize(
+    "problem", ["unreachable", "rate limited", "no permission", "bad token", "no token", "redirected"]
+)
+def test_when_github_cannot_vouch_nothing_is_signed_or_pushed(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, elsewhere: FakeGitHubAPI, problem: str,
+) -> None:  # fmt: skip
+    """Fail closed: a reviewed merge that GitHub cannot confirm right now is not trusted. Exit 1 (the
+    JSON outcome `error`), a message saying what to do, the branch untouched, the token never shown."""
+    sha = reviewed(github, signed_repo, "v1")
+    push_test_image(image_repository, sha)
+    env = signing_env(keys, tmp_path / "tmp")
+    if problem == "unreachable":
+        with socket.socket() as probe:  # a loopback port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            env["GITOPS_GITHUB_API_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    elif problem == "rate limited":
+        github.rate_limited = True
+    elif problem == "no permission":  # a token with Contents: read, say, but not Pull requests: read
+        github.tokens[PULLS_TOKEN] = {"contents=read"}
+    elif problem == "redirected":  # urllib would repeat the token to the redirect's host
+        github.moved_to = elsewhere.url
+    elif problem == "bad token":
+        env["GITOPS_PULLS_TOKEN"] = "github_pat_revoked"
+    else:
+        env["GITOPS_PULLS_TOKEN"] = ""
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json", env=env
+    )
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    expected = {
+        "unreachable": "unreachable",
+        "rate limited": "rate limited",
+        "no permission": "Pull requests: read",
+        "bad token": "not a valid token",
+        "no token": "GITOPS_PULLS_TOKEN is not set",
+        "redirected": "the repository moved",
+    }[problem]
+    assert expected in result.json["error"]
+    assert elsewhere.requests == []
+    assert PULLS_TOKEN not in result.output and "github_pat_revoked" not in result.output
+    assert signed_repo.tip() == sha
 
 
 def test_a_shallow_checkout_is_deepened_to_find_the_bots_signed_commit(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
     for label in ("v1", "v2", "v3"):
-        sha = signed_repo.app_commit(label)
+        sha = reviewed(github, signed_repo, label)
     push_test_image(image_repository, sha)
 
     result = run_cli(
@@ -356,10 +657,10 @@ def day0_repo(gitops_repo: GitopsRepo, keys: Keys, monkeypatch: pytest.MonkeyPat
 
 def test_the_first_release_signs_on_top_of_the_anchor(
     day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
-    tmp_path: Path,
+    tmp_path: Path, github: FakeGitHubAPI,
 ) -> None:  # fmt: skip
     repo, anchor = day0_repo
-    v1 = repo.app_commit("v1")
+    v1 = reviewed(github, repo, "v1")
     push_test_image(image_repository, v1)
     env = {**signing_env(keys, tmp_path / "tmp"), "GITOPS_TRUST_ANCHOR": anchor}
 
@@ -368,7 +669,7 @@ def test_the_first_release_signs_on_top_of_the_anchor(
     assert first.returncode == 0 and first.json["outcome"] == "changed", first.output
     assert signer_of(repo.remote, first.json["commit"]) == keys.bot
     # From now on the bot's own commit anchors the check: the stack's anchor could even be gone.
-    v2 = repo.app_commit("v2")
+    v2 = reviewed(github, repo, "v2")
     push_test_image(image_repository, v2)
     env["GITOPS_TRUST_ANCHOR"] = "f" * 40
     second = run_cli(repo.workspace(v2), "promote", "--image-repository", image_repository, "--json", env=env)
@@ -377,11 +678,11 @@ def test_the_first_release_signs_on_top_of_the_anchor(
 
 def test_an_unsigned_commit_after_the_anchor_is_refused(
     day0_repo: tuple[GitopsRepo, str], keys: Keys, image_repository: str, push_test_image: PushImage,
-    tmp_path: Path,
+    tmp_path: Path, github: FakeGitHubAPI,
 ) -> None:  # fmt: skip
     repo, anchor = day0_repo
     sneaked = push_unsigned(repo, "pushed after pulumi up, around review")
-    v1 = repo.app_commit("v1")
+    v1 = reviewed(github, repo, "v1")
     push_test_image(image_repository, v1)
     tip = repo.tip()
 
@@ -445,7 +746,6 @@ def unusable_key(base: Path, problem: str) -> str:
         "not a key",
         "passphrase",
         "expired",
-        "private trusted key",
         "short anchor",
     ],
 )
@@ -457,7 +757,7 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
     if problem == "missing":
         env["GITOPS_SIGNING_KEY_FILE"] = str(tmp_path / "nope.asc")
     elif problem == "public key only":
-        env["GITOPS_SIGNING_KEY_FILE"] = str(keys.trusted)
+        env["GITOPS_SIGNING_KEY_FILE"] = str(keys.bot_public)
     elif problem == "not a key":
         bad.write_text("hello\n")
         env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
@@ -465,9 +765,6 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
         # gpg would fail only when git asks it to sign, after the fetch: "gpg failed to sign the data".
         bad.write_text(unusable_key(tmp_path, problem))
         env["GITOPS_SIGNING_KEY_FILE"] = str(bad)
-    elif problem == "private trusted key":
-        bad.write_text(gpg(keys.home, "--armor", "--export-secret-keys", keys.stranger))
-        env["GITOPS_TRUSTED_KEYS_FILE"] = str(bad)
     else:
         env["GITOPS_TRUST_ANCHOR"] = gitops_repo.tip()[:12]
     ws = gitops_repo.workspace(gitops_repo.app_commit("v1"))
@@ -487,12 +784,13 @@ def test_a_signing_key_that_cannot_be_used_is_bad_input_before_any_fetch(
 
 
 def test_a_terminated_run_still_deletes_its_gnupghome_and_stops_its_agent(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
     """Jenkins aborts a build with SIGTERM (durable-task kills the step's processes). Python's default for
     SIGTERM ends the process at once, without `finally`: the private key would stay on disk in the
     temporary GNUPGHOME, and its gpg-agent would keep running with it."""
-    v1 = signed_repo.app_commit("v1")
+    v1 = reviewed(github, signed_repo, "v1")
     push_test_image(image_repository, v1)
     spy = tmp_path / "spy"
     spy.mkdir()
@@ -541,14 +839,14 @@ def test_a_terminated_run_still_deletes_its_gnupghome_and_stops_its_agent(
 @pytest.mark.parametrize("how", ["replace ref", "graft file"])
 def test_a_checkout_that_rewrites_parents_cannot_hide_an_unsigned_commit(
     signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
-    how: str,
+    github: FakeGitHubAPI, how: str,
 ) -> None:  # fmt: skip
     """`git replace --graft` and .git/info/grafts make git read other parents than a commit has: the walk
     would step from the trusted tip straight to the bot's commit, over the unsigned one in between (whose
     changes are in the tip's tree). The check must read the history the remote holds."""
     bot_commit = signed_repo.tip()
     sneaked = push_unsigned(signed_repo, "pushed around review")
-    tip = signed_repo.app_commit("v1")
+    tip = reviewed(github, signed_repo, "v1")
     push_test_image(image_repository, tip)
     ws = signed_repo.workspace(tip)
     if how == "replace ref":
@@ -568,8 +866,9 @@ def test_a_checkout_that_rewrites_parents_cannot_hide_an_unsigned_commit(
 
 
 def test_a_commit_signed_twice_counts_as_signed_by_nobody(
-    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path
-) -> None:
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
     """A signature block with two signatures, the bot's and a stranger's, must not pass as the bot's
     commit (which would end the walk there). git refuses to pick one: gpg-interface.c marks a second
     exclusive status (GOODSIG, BADSIG...) as an error, so `%G?` is `E`."""
@@ -594,7 +893,7 @@ def test_a_commit_signed_twice_counts_as_signed_by_nobody(
     assert git(dev, "log", "-1", "--format=%G?", double).strip() == "E"
     git(dev, "reset", "--quiet", "--hard", double)
     git(dev, "push", "--quiet", "origin", "HEAD:main")
-    tip = signed_repo.app_commit("v1")
+    tip = reviewed(github, signed_repo, "v1")
     push_test_image(image_repository, tip)
 
     result = run_cli(

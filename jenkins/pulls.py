@@ -1,0 +1,227 @@
+"""Whether a commit on the branch is the merge of a pull request merged into it: GitHub's REST API answers.
+
+The history check (jenkins/gitops.py `check_history`) trusts, besides the bot's own signed commits, only
+the commits GitHub made when it merged a pull request into the branch, which the ruleset lets happen
+only after review. A signature cannot say that (GitHub's web-flow key signs every commit made in its
+web interface, in any repository), so the check asks GitHub:
+
+GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls ("List pull requests associated with a commit",
+github/rest-api-description api.github.com.json, operationId repos/list-pull-requests-associated-with-
+commit: "Lists the merged pull request that introduced the commit to the repository. If the commit is not
+present in the default branch, will only return open pull requests associated with the commit"). Its
+items are `pull-request-simple`: `merged_at` (null until merged), `base.ref` (the branch merged into) and
+`merge_commit_sha`, which after the merge is the merge commit (merge), the squashed commit (squash) or
+the commit the branch was moved to (rebase: the last of the rebased commits; the earlier ones are not
+it, so a rebase merge of more than one commit is refused). The fine-grained token needs "Pull
+requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-28/
+fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
+commit, access read, no additional permissions).
+
+`merge_commit_sha` per "Get a pull request" (same description, operationId pulls/get): "If merged as a
+merge commit, merge_commit_sha represents the SHA of the merge commit. If merged via a squash, [...] the
+SHA of the squashed commit on the base branch. If rebased, [...] the commit that the base branch was
+updated to."
+
+The token travels only in the Authorization header: never in argv, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
+API_URL = "GITOPS_GITHUB_API_URL"
+DEFAULT_API = "https://api.github.com"
+TIMEOUT = 30.0  # seconds for one API request
+MAX_PAGES = 10  # of 100 items: far more pull requests per commit, or reviews per pull request, than occur
+API_VERSION = "2022-11-28"  # X-GitHub-Api-Version the fields above are documented for
+# git@github.com:owner/name(.git), ssh://git@github.com/owner/name(.git), https://github.com/owner/name(.git)
+_REMOTE = re.compile(
+    r"(?:[^@/]+@github\.com:|(?:ssh|https)://(?:[^@/]+@)?github\.com(?::\d+)?/)"
+    r"(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?"
+)
+
+
+class PullsError(Exception):
+    """GitHub could not answer; the message says what to do and never holds the token."""
+
+
+def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
+    """The pull request, among GitHub's answer for sha, that was merged into branch with sha as its
+    merge commit; None if there is none (an open or closed-unmerged pull request, one merged into
+    another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
+    for pull in pulls:
+        if not isinstance(pull, dict):
+            continue
+        base = pull.get("base")
+        if (
+            pull.get("merged_at")
+            and isinstance(base, dict)
+            and base.get("ref") == branch
+            and pull.get("merge_commit_sha") == sha
+            and isinstance(pull.get("number"), int)
+        ):
+            return pull
+    return None
+
+
+def required_approvals(rules: list[Any]) -> int:
+    """The approvals the branch's rules require of a pull request ("Get rules for a branch": each
+    `pull_request` rule's `parameters.required_approving_review_count`; the strictest counts)."""
+    counts = [
+        rule["parameters"].get("required_approving_review_count", 0)
+        for rule in rules
+        if isinstance(rule, dict)
+        and rule.get("type") == "pull_request"
+        and isinstance(rule.get("parameters"), dict)
+    ]
+    return max((count for count in counts if isinstance(count, int)), default=0)
+
+
+def approvers(pull: dict[str, Any], reviews: list[Any]) -> set[str]:
+    """Who approved the pull request's final head commit and did not later request changes or see the
+    approval dismissed: reviews come in chronological order ("List reviews for a pull request"); a
+    dismissed review's state is DISMISSED; a COMMENTED review changes nothing. The author's own review
+    never counts (GitHub does not let an author approve their own pull request)."""
+    head = (pull.get("head") or {}).get("sha") if isinstance(pull.get("head"), dict) else None
+    author = (pull.get("user") or {}).get("login") if isinstance(pull.get("user"), dict) else None
+    latest: dict[str, tuple[str, str | None]] = {}
+    for review in reviews:
+        if not isinstance(review, dict) or not isinstance(review.get("user"), dict):
+            continue
+        login, state = review["user"].get("login"), review.get("state")
+        if isinstance(login, str) and state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[login] = (state, review.get("commit_id"))
+    return {
+        login
+        for login, (state, commit) in latest.items()
+        if state == "APPROVED" and head is not None and commit == head and login != author
+    }
+
+
+def repository_of(url: str) -> str | None:
+    """owner/name of a github.com remote URL, None for any other host."""
+    match = _REMOTE.fullmatch(url.strip())
+    return f"{match['owner']}/{match['name']}" if match else None
+
+
+@dataclass(frozen=True)
+class GitHubPulls:
+    """The REST API client for that one question, with a read-only token."""
+
+    token: str = field(repr=False)
+    api: str = DEFAULT_API
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> GitHubPulls | None:
+        token = environ.get(TOKEN, "").strip()
+        if not token:
+            return None
+        return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
+
+    def vouch(self, repository: str, sha: str, branch: str) -> str | None:
+        """None if sha is the merge commit of a pull request merged into branch with the approvals the
+        branch's rules require, on its final head commit; otherwise why not. PullsError when GitHub
+        does not answer."""
+        pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
+        if pull is None:
+            return f"not the merge commit of a pull request merged into {branch}"
+        required = required_approvals(
+            self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}")
+        )
+        if required == 0:
+            return None
+        reviews = self._list(f"/repos/{repository}/pulls/{pull['number']}/reviews?per_page=100")
+        approved = approvers(pull, reviews)
+        if len(approved) < required:
+            return (
+                f"pull request #{pull['number']} into {branch} has {len(approved)} of the {required} "
+                "approvals of its final commit the branch's rules require (merged around review?)"
+            )
+        return None
+
+    def _list(self, path: str) -> list[Any]:
+        """GET path and every next page GitHub links (`Link: <...>; rel="next"`, "Using pagination in
+        the REST API"); the JSON lists joined, or PullsError saying why not."""
+        where = f"GitHub ({self.api}) on GET {path.split('?')[0]}"
+        url: str | None = f"{self.api}{path}"
+        items: list[Any] = []
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return items
+            page, url = self._page(url, where)
+            items += page
+        raise PullsError(f"{where}: more than {MAX_PAGES} pages; check the pull request by hand")
+
+    def _page(self, url: str, where: str) -> tuple[list[Any], str | None]:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
+            url,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self.token}",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "gitops-release",
+            },
+        )
+        try:
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
+                body = json.loads(response.read().decode("utf-8"))
+                links = response.headers.get("Link") or ""
+        except urllib.error.HTTPError as exc:
+            raise PullsError(f"{where}: {_refusal(exc)}") from None
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PullsError(f"{where}: unreachable ({reason}); re-run when GitHub answers") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise PullsError(f"{where}: the answer is not JSON") from None
+        if not isinstance(body, list):
+            raise PullsError(f"{where}: expected a JSON list, got {type(body).__name__}")
+        following = _NEXT.search(links)
+        # Only pages of the same API: the token goes nowhere else.
+        if following and not following[1].startswith(f"{self.api}/"):
+            raise PullsError(f"{where}: GitHub linked a next page outside {self.api}")
+        return body, following[1] if following else None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would repeat the Authorization header to wherever a redirect points: follow none. A
+    renamed or transferred repository answers 301; the error then says so."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+def _refusal(exc: urllib.error.HTTPError) -> str:
+    """What GitHub's error status means here (its body's `message`, and what to do)."""
+    try:
+        message = str(json.loads(exc.read().decode("utf-8")).get("message", ""))[:200]
+    except (ValueError, AttributeError, OSError):
+        message = ""
+    said = f"HTTP {exc.code} {message!r}" if message else f"HTTP {exc.code}"
+    # "Troubleshooting the REST API", Rate limit errors: the primary limit answers 403 or 429 with
+    # x-ratelimit-remaining 0, a secondary one 403 or 429 with a message saying so (and maybe retry-after).
+    limited = exc.headers.get("x-ratelimit-remaining") == "0" or exc.headers.get("retry-after") is not None
+    if exc.code == 429 or (exc.code == 403 and (limited or "rate limit" in message.lower())):
+        reset = exc.headers.get("x-ratelimit-reset") or exc.headers.get("retry-after") or "?"
+        return f"{said}: rate limited (reset {reset}); re-run later"
+    if exc.code in (301, 302, 307, 308):
+        return f"{said}: the repository moved (renamed or transferred?): point the git remote at its new name"
+    if exc.code == 401:
+        return f"{said}: {TOKEN} is not a valid token (expired or revoked?): rotate it"
+    if exc.code in (403, 404):
+        return (
+            f"{said}: {TOKEN} cannot read this repository's pull requests: it needs the fine-grained "
+            "permission Pull requests: read on this repository (and Metadata: read, which every token has)"
+        )
+    return f"{said}; re-run when GitHub answers"
