@@ -401,7 +401,7 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
     versions = {
         v.name: v
         for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
-        if v.name != "jenkins-signing-key"
+        if v.name not in ("jenkins-signing-key", "jenkins-signing-public-key")
     }
     assert set(versions) == {
         "jenkins-deploy-key",
@@ -409,14 +409,11 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
-        "jenkins-signing-key",
-        "jenkins-signing-public-key",
     }
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
     # The `file` credentials are SecretBinary (test_the_signing_keys_are_file_credentials_stored_as_binary).
-    binary = {"jenkins-signing-key", "jenkins-signing-public-key"}
-    assert all("secretString" in v.secret_inputs for name, v in versions.items() if name not in binary)
+    assert all("secretString" in v.secret_inputs for v in versions.values())
 
 
 def test_github_webhook_to_jenkins_is_signed(program: Program) -> None:

@@ -250,4 +250,3 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
         ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
-

@@ -58,6 +58,14 @@ ENV_WRITE = Source(
     "138-139",
     "`env.X = v` stores String.valueOf(v) in the build's environment (the `env` global: line 198)",
 )
+# The operator jobs (jenkins/operate.Jenkinsfile) are still `cpsScm`: there `scm` is the definition's.
+SCM_VAR = Source(
+    "jenkinsci/workflow-multibranch-plugin",
+    "src/main/java/org/jenkinsci/plugins/workflow/multibranch/SCMVar.java",
+    "78-80",
+    "`scm` in a job without BranchJobProperty whose definition is a CpsScmFlowDefinition returns that "
+    "definition's SCM (JENKINS-31386: 'minus the exact revision support')",
+)
 # `env.X` in Groovy inside a node block: EnvActionImpl.getProperty reads the context's EnvVars
 # (workflow-cps EnvActionImpl.java lines 105-113), which the node step filled with the computer's
 # environment and the global node properties (workflow-durable-task-step ExecutorStepExecution.java
