@@ -64,8 +64,11 @@ def test_no_doc_tells_a_person_to_push_with_the_cli() -> None:
 def test_the_job_is_the_steps_this_harness_runs() -> None:
     steps, post = stage_steps("Operate", OPERATE_CODE)
     assert [s.kind for s in steps] == ["checkout", "sh", "sh"]
+    # The code is chosen by the verification step (the Release stage's), before the keys are bound.
+    assert steps[1].bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
     assert steps[2].bound == ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key")
-    assert "-m jenkins.operate" in steps[2].text and "-m jenkins.operate" not in steps[1].text
+    assert '"$WORKSPACE_TMP/release-venv/bin/python" -P -m jenkins.operate' in steps[2].text
+    assert "-m jenkins.operate" not in steps[1].text
     assert [s.kind for s in post] == ["stdout"]
     # On a release agent, under the release's lock (a stage option: held before the agent starts).
     stage = stage_text("Operate", OPERATE_CODE)

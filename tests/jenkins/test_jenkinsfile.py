@@ -250,3 +250,24 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
         ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_operator_stage_runs_the_release_stages_verification_step_unchanged() -> None:
+    """Both jobs are inline scripts and Jenkins shares no code between them without reading it from
+    somewhere a push could change (`load` reads the workspace; a shared library comes from an SCM), so
+    the operator jobs hold the Release stage's step that chooses the code; this keeps the two one text:
+    the same shell with the same binding, right after the checkout and before any other shell step."""
+    from tests.e2e.pipeline import CODE as RELEASE
+    from tests.e2e.pipeline import OPERATE_CODE, stage_steps
+
+    release, _ = stage_steps("Release", RELEASE)
+    operate, _ = stage_steps("Operate", OPERATE_CODE)
+    verify = release[1]
+    assert verify.bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
+    assert "git -c gpg.program=gpg verify-commit" in verify.text
+    assert [s.kind for s in release[:2]] == [s.kind for s in operate[:2]] == ["checkout", "sh"]
+    assert operate[1] == verify
+    # Every later step runs the verified code only: its venv, `-P` (never the checkout's modules).
+    for step in release[2:] + operate[2:]:
+        if step.kind == "sh" and "python" in step.text:
+            assert '"$python" -P' in step.text or '"$WORKSPACE_TMP/release-venv/bin/python" -P' in step.text
