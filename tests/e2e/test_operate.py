@@ -34,6 +34,7 @@ from tests.e2e.pipeline import (
     stage_steps,
     stage_text,
 )
+from tests.e2e.test_pipeline import ATTACK
 
 DOCS = ROOT / "docs" / "operations.md"
 USER_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -108,7 +109,10 @@ def test_the_incident_recipe_runs_as_the_jobs(machines: Path, registry: str, doc
     # is the newer one, as their merges would be signed by GitHub's key in a real repository.
     good = gitops.app_commit("good")
     bad = gitops.app_commit("bad")
-    with controller(gitops.remote, machines, repository) as (pipeline, _, _):
+    report = machines / "attack.report"
+    report.touch()
+    attack = {"ATTACK_REPORT": str(report)}  # where the module planted below reports who imported it
+    with controller(gitops.remote, machines, repository, extra_env=attack) as (pipeline, _, _):
         first = run_pipeline(pipeline)  # releases the tip, `bad`
         assert first.release_status == 0, console(first.release or first.build)
         # `good`'s image, as its own earlier release built it: the Build stage's two commands.
@@ -156,3 +160,19 @@ def test_the_incident_recipe_runs_as_the_jobs(machines: Path, registry: str, doc
         entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
         assert (entry.new_tag, entry.digest) == (bad, resolve_digest(repository, bad))
         assert description(promoted).startswith("changed:")
+
+        # A push around review (the write deploy key) plants code in the release module: the operator
+        # job runs the code of the newest commit the bot signed, whose history check refuses to sign on
+        # top of the unsigned head. The planted module never runs with the keys bound; nothing is pushed.
+        signed = gitops.tip()
+        gitops.checkout_tip()
+        (gitops.work / "jenkins" / "__init__.py").write_text(ATTACK)
+        git(gitops.work, "add", "jenkins/__init__.py")
+        attacked = gitops.app_commit("Harmless-looking change")
+        env = {"JOB_BASE_NAME": "gitops-rollback", "GITOPS_STARTED_BY": STARTED_BY_ALICE, "DRY_RUN": "false"}
+        parameters = {**env, "COMMIT": good, "REASON": "bypassed review"}
+        refused, status = run_operator_job(pipeline, "gitops-rollback-5", parameters)
+        assert status != 0 and f"release code: {signed}" in console(refused), console(refused)
+        assert outcome(refused)["outcome"] == "error", console(refused)
+        assert gitops.tip() == attacked
+        assert str(refused.home) not in report.read_text().split()
