@@ -267,6 +267,9 @@ def test_the_operator_stage_runs_the_release_stages_verification_step_unchanged(
     assert "git -c gpg.program=gpg verify-commit" in verify.text
     assert [s.kind for s in release[:2]] == [s.kind for s in operate[:2]] == ["checkout", "sh"]
     assert operate[1] == verify
+    # The checkout before it is the same function too: the branch, with the read-only key.
+    checkout = re.compile(r"^def checkoutReadOnly\(\) \{\n.*?^\}$", flags=re.DOTALL | re.MULTILINE)
+    assert checkout.findall(RELEASE) == checkout.findall(OPERATE_CODE) != []
     # Every later step runs the verified code only: its venv, `-P` (never the checkout's modules).
     for step in release[2:] + operate[2:]:
         if step.kind == "sh" and "python" in step.text:
