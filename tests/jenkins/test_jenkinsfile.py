@@ -253,10 +253,12 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
 
 
 def test_the_operator_stage_runs_the_release_stages_verification_step_unchanged() -> None:
-    """Both jobs are inline scripts and Jenkins shares no code between them without reading it from
-    somewhere a push could change (`load` reads the workspace; a shared library comes from an SCM), so
-    the operator jobs hold the Release stage's step that chooses the code; this keeps the two one text:
-    the same shell with the same binding, right after the checkout and before any other shell step."""
+    """The operator jobs hold the Release stage's step that chooses the code; this keeps the two one
+    text: the same shell with the same binding, right after the same checkout, before any other shell
+    step. Jenkins' own ways to share code read it from where a push reaches: `load` evaluates a file of
+    the workspace, the branch's checkout (workflow-cps LoadStep.java: "Relative path of the script
+    within the current workspace"), and a shared library comes from an SCM. The job-dsl script could
+    prepend a third file the boot writes, but then neither file would be a whole pipeline to read."""
     from tests.e2e.pipeline import CODE as RELEASE
     from tests.e2e.pipeline import OPERATE_CODE, stage_steps
 
