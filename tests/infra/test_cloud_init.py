@@ -23,6 +23,7 @@ from infra.jenkins.boot import (
     JENKINS_RPM_REPOSITORY,
     JENKINS_VERSION,
     JENKINSFILE,
+    OPERATE_JENKINSFILE,
     SERVER_DIR,
     plugins_txt,
 )
@@ -273,6 +274,22 @@ def test_casc_job_runs_the_stacks_jenkinsfile_not_the_branchs(written: dict[str,
     # The first release needs no click: a build is queued at every start (catching up pushes made while
     # Jenkins was down or booting); its checkouts are what later pushes match the job by.
     assert script.rstrip().endswith("queue('gitops-release')")
+
+
+def test_casc_operator_jobs_run_the_stacks_pipeline_not_the_branchs(written: dict[str, str]) -> None:
+    """The operator jobs, which bind the write and signing keys, get the same definition (sources above):
+    an inline, sandboxed script read from the stack's copy of jenkins/operate.Jenkinsfile."""
+    (script,) = [job["script"] for job in _casc()["jobs"] if "pipelineJob(name)" in job["script"]]
+    assert "cpsScm" not in script and "scriptPath" not in script
+    definition = re.search(r"\n( *)cps \{\n(.*?)\n\1\}", script, flags=re.DOTALL)
+    assert definition
+    body = [line.strip() for line in definition.group(2).splitlines() if not line.strip().startswith("//")]
+    assert body == [f"script(new File('{OPERATE_JENKINSFILE}').getText('UTF-8'))", "sandbox(true)"]
+    assert written[OPERATE_JENKINSFILE] == (SERVER_DIR.parent / "operate.Jenkinsfile").read_text()
+    # Its checkout names the read-only key, repository and branch itself, as the release job's does.
+    operate = written[OPERATE_JENKINSFILE]
+    assert "checkout(scm)" not in operate
+    assert "url: env.GITOPS_REPOSITORY_URL, credentialsId: 'gitops-checkout-key'" in operate
 
 
 def _jenkinsfile() -> str:

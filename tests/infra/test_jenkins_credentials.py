@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 import infra.stack
-from infra.jenkins.boot import JENKINSFILE, SERVER_DIR
+from infra.jenkins.boot import JENKINSFILE, OPERATE_JENKINSFILE, SERVER_DIR
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
 from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
@@ -171,13 +171,16 @@ def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_t
     assert written[JENKINSFILE] == (SERVER_DIR.parent / "Jenkinsfile").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (docs/security.md, limits): the operator jobs load their Jenkinsfile from the branch",
-)
-def test_the_operator_jobs_that_bind_the_keys_do_not_load_their_pipeline_from_the_branch() -> None:
-    """The same hole for the operator jobs (rollback, unhold, promote on the release agent): their
-    definition is `cpsScm` with `scriptPath('jenkins/operate.Jenkinsfile')`, so a push made with the
-    deploy key replaces what they run with the keys bound."""
+def test_the_operator_jobs_that_bind_the_keys_do_not_load_their_pipeline_from_the_branch(
+    aws_env: str, tmp_path: Path
+) -> None:
+    """The same for the operator jobs (rollback, unhold, promote on the release agent, with the deploy
+    and signing keys bound): an inline script from the stack's copy of jenkins/operate.Jenkinsfile, whose
+    stage runs the Release stage's verification step first (tests/jenkins/test_jenkinsfile.py)."""
     (script,) = [job["script"] for job in JOBS if "operate.Jenkinsfile" in job["script"]]
-    assert "cpsScm" not in script
+    assert "cpsScm" not in script and "scriptPath" not in script
+    assert f"script(new File('{OPERATE_JENKINSFILE}').getText('UTF-8'))" in script
+    assert "sandbox(true)" in script
+    program, _, _ = deploy(tmp_path)
+    written = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
+    assert written[OPERATE_JENKINSFILE] == (SERVER_DIR.parent / "operate.Jenkinsfile").read_text()

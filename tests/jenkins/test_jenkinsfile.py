@@ -250,3 +250,29 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
         ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_operator_stage_runs_the_release_stages_verification_step_unchanged() -> None:
+    """The operator jobs hold the Release stage's step that chooses the code; this keeps the two one
+    text: the same shell with the same binding, right after the same checkout, before any other shell
+    step. Jenkins' own ways to share code read it from where a push reaches: `load` evaluates a file of
+    the workspace, the branch's checkout (workflow-cps LoadStep.java: "Relative path of the script
+    within the current workspace"), and a shared library comes from an SCM. The job-dsl script could
+    prepend a third file the boot writes, but then neither file would be a whole pipeline to read."""
+    from tests.e2e.pipeline import CODE as RELEASE
+    from tests.e2e.pipeline import OPERATE_CODE, stage_steps
+
+    release, _ = stage_steps("Release", RELEASE)
+    operate, _ = stage_steps("Operate", OPERATE_CODE)
+    verify = release[1]
+    assert verify.bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
+    assert "git -c gpg.program=gpg verify-commit" in verify.text
+    assert [s.kind for s in release[:2]] == [s.kind for s in operate[:2]] == ["checkout", "sh"]
+    assert operate[1] == verify
+    # The checkout before it is the same function too: the branch, with the read-only key.
+    checkout = re.compile(r"^def checkoutReadOnly\(\) \{\n.*?^\}$", flags=re.DOTALL | re.MULTILINE)
+    assert checkout.findall(RELEASE) == checkout.findall(OPERATE_CODE) != []
+    # Every later step runs the verified code only: its venv, `-P` (never the checkout's modules).
+    for step in release[2:] + operate[2:]:
+        if step.kind == "sh" and "python" in step.text:
+            assert '"$python" -P' in step.text or '"$WORKSPACE_TMP/release-venv/bin/python" -P' in step.text

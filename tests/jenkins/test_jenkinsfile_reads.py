@@ -58,14 +58,6 @@ ENV_WRITE = Source(
     "138-139",
     "`env.X = v` stores String.valueOf(v) in the build's environment (the `env` global: line 198)",
 )
-# The operator jobs (jenkins/operate.Jenkinsfile) are still `cpsScm`: there `scm` is the definition's.
-SCM_VAR = Source(
-    "jenkinsci/workflow-multibranch-plugin",
-    "src/main/java/org/jenkinsci/plugins/workflow/multibranch/SCMVar.java",
-    "78-80",
-    "`scm` in a job without BranchJobProperty whose definition is a CpsScmFlowDefinition returns that "
-    "definition's SCM (JENKINS-31386: 'minus the exact revision support')",
-)
 # `env.X` in Groovy inside a node block: EnvActionImpl.getProperty reads the context's EnvVars
 # (workflow-cps EnvActionImpl.java lines 105-113), which the node step filled with the computer's
 # environment and the global node properties (workflow-durable-task-step ExecutorStepExecution.java
@@ -241,7 +233,7 @@ def test_the_keys_reach_only_the_commands_inside_their_blocks() -> None:
     assert "variable: 'GITOPS_PULLS_TOKEN'" in CODE
 
 
-# --- jenkins/operate.Jenkinsfile (the operator jobs, a plain pipelineJob with cpsScm too) -------------
+# --- jenkins/operate.Jenkinsfile (the operator jobs, plain pipelineJobs with an inline script too) --
 # Sources, as fetched: jenkinsci/workflow-support-plugin 3ea02551ef074ab9b4df23d5b766811249292543,
 # jenkinsci/jenkins ff9430ee1dc6e319349a488650d914444fe141f3.
 OPERATE_TEXT = (ROOT / "jenkins" / "operate.Jenkinsfile").read_text()
@@ -256,13 +248,23 @@ BUILD_CAUSES = Source(
     f"that includes userId (jenkinsci/jenkins {CORE} core/src/main/java/hudson/model/Cause.java 469-471, "
     "@Exported getUserId(), null for an anonymous start). The build-user-vars plugin is not used",
 )
+# The checkout and the verification step are the Release stage's (their reads are READS' entries).
+SHARED = (
+    "env:GITOPS_BRANCH",
+    "env:GITOPS_REPOSITORY_URL",
+    "shell-env:GITOPS_BRANCH",
+    "shell-env:GITOPS_TRUST_ANCHOR",
+    "shell-env:WORKSPACE_TMP",
+    "shell-env:GITOPS_BOT_PUBLIC_KEY_FILE",
+    "shell-env:GNUPGHOME",
+    "shell-env:HOME",
+    "step:sh-returnStdout",
+    "build:description",
+)
 OPERATE_READS: dict[str, Source] = {
-    "scm": SCM_VAR,
+    **{key: READS[key] for key in SHARED},
     "build:getBuildCauses": BUILD_CAUSES,
     "env-write:GITOPS_STARTED_BY": ENV_WRITE,
-    "shell-env:HOME": READS["shell-env:HOME"],
-    "step:sh-returnStdout": STEP_STDOUT,
-    "build:description": READS["build:description"],
 }
 PARAMETER_ENV = Source(
     "jenkinsci/jenkins",
