@@ -62,17 +62,18 @@ class BranchProtection(pulumi.ComponentResource):
         trial = args.required_approvals == 0
         if trial:
             pulumi.log.warn(TRIAL_WARNING.format(branch=args.branch), resource=self)
+        branch_only = github.RepositoryRulesetConditionsArgs(
+            ref_name=github.RepositoryRulesetConditionsRefNameArgs(
+                includes=[f"refs/heads/{args.branch}"], excludes=[]
+            )
+        )
         self.ruleset = github.RepositoryRuleset(
             f"{name}-ruleset",
             name=f"protect {args.branch}",
             repository=args.repository_name,
             target="branch",
             enforcement="active",
-            conditions=github.RepositoryRulesetConditionsArgs(
-                ref_name=github.RepositoryRulesetConditionsRefNameArgs(
-                    includes=[f"refs/heads/{args.branch}"], excludes=[]
-                )
-            ),
+            conditions=branch_only,
             bypass_actors=[
                 github.RepositoryRulesetBypassActorArgs(actor_type="DeployKey", bypass_mode="always")
             ],
@@ -118,11 +119,7 @@ class BranchProtection(pulumi.ComponentResource):
             repository=args.repository_name,
             target="branch",
             enforcement="active",
-            conditions=github.RepositoryRulesetConditionsArgs(
-                ref_name=github.RepositoryRulesetConditionsRefNameArgs(
-                    includes=[f"refs/heads/{args.branch}"], excludes=[]
-                )
-            ),
+            conditions=branch_only,
             rules=github.RepositoryRulesetRulesArgs(deletion=True, non_fast_forward=True),
             opts=pulumi.ResourceOptions(parent=self),
         )
