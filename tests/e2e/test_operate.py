@@ -20,7 +20,7 @@ import pytest
 
 from jenkins import manifest, operate
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, git
+from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     OPERATE_CODE,
@@ -64,13 +64,23 @@ def test_no_doc_tells_a_person_to_push_with_the_cli() -> None:
 def test_the_job_is_the_steps_this_harness_runs() -> None:
     steps, post = stage_steps("Operate", OPERATE_CODE)
     assert [s.kind for s in steps] == ["checkout", "sh", "sh"]
-    assert steps[2].bound == ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key")
+    assert steps[2].bound == (
+        "file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE",
+        "string:gitops-pulls-token:GITOPS_PULLS_TOKEN",
+        "sshagent:gitops-deploy-key",
+    )
     assert "-m jenkins.operate" in steps[2].text and "-m jenkins.operate" not in steps[1].text
     assert [s.kind for s in post] == ["stdout"]
     # On a release agent, under the release's lock (a stage option: held before the agent starts).
     stage = stage_text("Operate", OPERATE_CODE)
     assert "agent { label 'release-agent' }" in stage and "lock('gitops-release')" in stage
     assert re.search(r"^pipeline \{\n    agent none$", OPERATE_CODE, flags=re.MULTILINE)
+
+
+@pytest.fixture
+def merges() -> Iterator[ReviewedMerges]:
+    with ReviewedMerges.served() as merges:
+        yield merges
 
 
 @pytest.fixture
@@ -95,17 +105,19 @@ def description(machine: Machine) -> str:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_the_incident_recipe_runs_as_the_jobs(machines: Path, registry: str, docker_engine: None) -> None:
+def test_the_incident_recipe_runs_as_the_jobs(
+    machines: Path, merges: ReviewedMerges, registry: str, docker_engine: None
+) -> None:
     require_machines()
     gitops = GitOpsRepo.seed(machines / "gitops")
-    add_pipeline_files(gitops)
+    add_pipeline_files(gitops, merges)
     repository = f"{registry}/operate-{uuid.uuid4().hex[:8]}"
     jobs = documented_jobs()
-    # Both commits before the controller starts: the trust anchor (the branch's head at stack creation)
-    # is the newer one, as their merges would be signed by GitHub's key in a real repository.
-    good = gitops.app_commit("good")
-    bad = gitops.app_commit("bad")
-    with controller(gitops.remote, machines, repository) as (pipeline, _, _):
+    # Both reviewed pull requests' merges, after the trust anchor (the seeded commit): the release asks
+    # GitHub about them with the pulls token.
+    good = gitops.app_commit("good", merges)
+    bad = gitops.app_commit("bad", merges)
+    with controller(gitops.remote, machines, repository, merges) as (pipeline, _, _):
         first = run_pipeline(pipeline)  # releases the tip, `bad`
         assert first.release_status == 0, console(first.release or first.build)
         # `good`'s image, as its own earlier release built it: the Build stage's two commands.

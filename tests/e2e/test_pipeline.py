@@ -18,7 +18,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo
+from scripts.sandbox import GitOpsRepo, ReviewedMerges
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,
@@ -55,11 +55,18 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> tuple[GitOpsRepo, str]:
-    """The GitOps repository with what the pipeline runs, and a human commit on main to release."""
+def merges() -> Iterator[ReviewedMerges]:
+    with ReviewedMerges.served() as merges:
+        yield merges
+
+
+@pytest.fixture
+def repo(tmp_path: Path, merges: ReviewedMerges) -> tuple[GitOpsRepo, str]:
+    """The GitOps repository with what the pipeline runs, and a human commit on main to release, each
+    merged as a reviewed pull request."""
     repo = GitOpsRepo.seed(tmp_path / "gitops")
-    add_pipeline_files(repo)
-    return repo, repo.app_commit("A change to release")
+    add_pipeline_files(repo, merges)
+    return repo, repo.app_commit("A change to release", merges)
 
 
 @pytest.fixture
@@ -69,12 +76,16 @@ def machines() -> Iterator[Path]:
 
 
 def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
-    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
 ) -> None:
     require_machines()
     gitops, commit = repo
     repository = f"{registry}/pipeline-{uuid.uuid4().hex[:8]}"
-    run, files = run_on_machines(gitops.remote, machines, repository)
+    run, files = run_on_machines(gitops.remote, machines, repository, merges)
 
     assert run.build_status == 0, run.console(run.build)
     assert run.released == "true", run.console(run.build)
@@ -86,7 +97,11 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
 
 
 def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
-    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
 ) -> None:
     """The build machine is not trusted: a stash whose digest is not what the registry serves for the
     commit (an image swapped after the push, a forged JSON) makes the release refuse, exit 2, before
@@ -101,7 +116,9 @@ def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
         data = json.loads(path.read_text().splitlines()[-1])
         path.write_text(json.dumps({**data, "digest": forged}) + "\n")
 
-    run, _ = run_on_machines(gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", forge)
+    run, _ = run_on_machines(
+        gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", merges, forge
+    )
 
     assert run.release is not None and run.release_status == 2, run.console(run.release)
     released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
