@@ -1,6 +1,7 @@
 """The pipeline as a script (tests/e2e/pipeline.py: the Jenkinsfile's stages on two separate machines)
-against the real control plane: the manifest commit the release machine pushes is the one Flux applies,
-and the Deployment in the API server names the image the build machine pushed, by digest."""
+against the real control plane: the manifest commit the release machine pushes, signed with the stack's
+key, is the one Flux applies, and the Deployment in the API server names the image the build machine
+pushed, by digest."""
 
 from __future__ import annotations
 
@@ -22,22 +23,27 @@ def pipeline_files(flux: FluxLoop) -> Iterator[None]:
     """The pipeline's files in the shared loop's repository; the app's real Dockerfile is put back
     afterwards, for the other tests that build it."""
     dockerfile = (flux.repo.work / "app" / "Dockerfile").read_text()
-    add_pipeline_files(flux.repo)
+    add_pipeline_files(flux.repo, flux.merges)
     yield
     flux.repo.checkout_tip()
     (flux.repo.work / "app" / "Dockerfile").write_text(dockerfile)
     git(flux.repo.work, "commit", "--quiet", "-am", "Put the app's Dockerfile back", env=DEV)
     git(flux.repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    flux.merges.merged(flux.repo.head())
 
 
 def test_the_pipelines_release_is_what_flux_applies(
     flux: FluxLoop, pipeline_files: None, registry: str, docker_engine: None
 ) -> None:
     require_machines()
-    commit = flux.repo.app_commit("A change the pipeline releases")
+    commit = flux.repo.app_commit("A change the pipeline releases", flux.merges)
     repository = f"{registry}/cluster-pipeline-{uuid.uuid4().hex[:8]}"
     with machines_root() as machines:
-        run, _ = run_on_machines(flux.repo.remote, machines, repository)
+        # The release machine holds the stack's signing key (the only key Flux accepts) and the pulls
+        # token of the GitHub that answers for the loop's repository.
+        run, _ = run_on_machines(
+            flux.repo.remote, machines, repository, flux.merges, signing=flux.signing_key
+        )
         assert run.build_status == 0, run.console(run.build)
         assert run.release is not None and run.release_status == 0, run.console(run.release)
     bot = flux.repo.tip()
