@@ -18,7 +18,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, ReviewedMerges
+from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,
@@ -94,6 +94,11 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     print("release machine steps (ms):", run.timings(run.release))
     check_release(run, gitops, commit, repository)
     check_no_key_reached_the_build(run, files)
+    # The release asked GitHub, with the bound gitops-pulls-token, about each human commit it signed over.
+    asked = {
+        path.split("/")[5] for method, path in merges.github.requests if path.endswith("/pulls?per_page=100")
+    }
+    assert {commit, git(gitops.remote, "rev-parse", f"{commit}^")} <= asked
 
 
 def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
