@@ -165,3 +165,26 @@ def check_no_key_reached_the_build(run: Run, files: dict[str, Path]) -> None:
     for path in run.build.dir.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert private not in path.read_text(errors="replace"), path
+
+
+def test_a_human_commit_pushed_around_review_stops_the_release_and_nothing_is_pushed(
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
+) -> None:
+    """A commit on the branch that GitHub names as no reviewed pull request's merge (pushed with a write
+    key, around review): the release machine, asking GitHub with the bound token, refuses to sign over
+    it (docs/release.md: exit 1, outcome `error`, the commit named) and pushes nothing."""
+    require_machines()
+    gitops, _ = repo
+    pushed = gitops.app_commit("Pushed around review")  # not recorded as a merged pull request
+    before = gitops.tip()
+
+    run, _ = run_on_machines(gitops.remote, machines, f"{registry}/unreviewed-{uuid.uuid4().hex[:8]}", merges)
+
+    assert run.release is not None and run.release_status == 1, run.console(run.release)
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    assert released["outcome"] == "error" and pushed in released["error"], released
+    assert gitops.tip() == before
