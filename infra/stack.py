@@ -105,6 +105,7 @@ def build() -> None:
             git_ranges=github_git_ranges(),
             trust_anchor=anchor.commit,
             signing_private_key=keys.signing_private_key,
+            signing_public_key=keys.signing_public_key,
             pulls_token=None if config.pulls_token is None else config.pulls_token.reveal(),
         ),
     )

@@ -20,6 +20,11 @@ import yaml
 
 SERVER_DIR = Path(__file__).resolve().parents[2] / "jenkins" / "server"
 CASC_FILES = ("/etc/jenkins/casc.yaml", "/etc/jenkins/casc-agents.yaml")
+# The jobs' pipelines: the stack's copies of jenkins/Jenkinsfile (the release job) and
+# jenkins/operate.Jenkinsfile (the operator jobs), which casc.yaml's job-dsl scripts inline (no job reads
+# a Jenkinsfile from the branch it builds; docs/security.md).
+JENKINSFILE = "/etc/jenkins/Jenkinsfile"
+OPERATE_JENKINSFILE = "/etc/jenkins/operate.Jenkinsfile"
 
 # The plugin lock and the Jenkins LTS it is checked against (the RPM the boot installs): one file, so the
 # core and the plugins cannot drift apart. Sources and dates in docs/verified-identifiers.md.
@@ -134,6 +139,10 @@ def render_user_data(settings: BootSettings) -> str:
             file("/etc/jenkins/gitops.env", boot_environment(settings)),
             file(CASC_FILES[0], _server_file("casc.yaml")),
             file(CASC_FILES[1], settings.agents_casc),
+            file(JENKINSFILE, (SERVER_DIR.parent / "Jenkinsfile").read_text(encoding="utf-8")),
+            file(
+                OPERATE_JENKINSFILE, (SERVER_DIR.parent / "operate.Jenkinsfile").read_text(encoding="utf-8")
+            ),
             file("/etc/jenkins/plugins.txt", plugins_txt()),
             file("/etc/jenkins/known_hosts", settings.known_hosts),
             file("/etc/systemd/system/jenkins.service.d/gitops.conf", _server_file("jenkins.service.conf")),

@@ -42,6 +42,7 @@ from infra.jenkins.credentials import (
     DEPLOY_KEY,
     PULLS_TOKEN,
     SIGNING_KEY,
+    SIGNING_PUBLIC_KEY,
     WEBHOOK_SECRET,
     Credential,
     secret_prefix,
@@ -95,6 +96,9 @@ class JenkinsServerArgs:
     signing_private_key: pulumi.Input[str] | None = None
     """The ASCII-armored OpenPGP key the bot signs its commits with (a Pulumi secret), stored as the
     `gitops-signing-key` credential; None declares no such credential."""
+    signing_public_key: pulumi.Input[str] | None = None
+    """Its ASCII-armored public key, stored as the `gitops-signing-public-key` credential: the release
+    agent runs only code from a commit it signed (jenkins/Jenkinsfile). Given with the private key."""
     pulls_token: pulumi.Input[str] | None = None
     """The fine-grained token with "Pull requests: read" only (a Pulumi secret), stored as the
     `gitops-pulls-token` credential the release binds as GITOPS_PULLS_TOKEN; None declares none."""
@@ -152,8 +156,16 @@ class JenkinsServer(pulumi.ComponentResource):
             self.agent_key_secret,
             self.checkout_key_secret,
         ]
-        if args.signing_private_key is not None:
+        if (args.signing_private_key is None) != (args.signing_public_key is None):
+            raise ValueError(
+                "JenkinsServerArgs: give signing_private_key and signing_public_key together (the release "
+                "agent verifies the code it runs with the public key of the key that signs), or neither"
+            )
+        if args.signing_private_key is not None and args.signing_public_key is not None:
             secrets.append(self._secret(name, "signing-key", args.signing_private_key, child, SIGNING_KEY))
+            secrets.append(
+                self._secret(name, "signing-public-key", args.signing_public_key, child, SIGNING_PUBLIC_KEY)
+            )
         if args.pulls_token is not None:
             secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
         else:

@@ -60,6 +60,11 @@ WEBHOOK_SECRET = Credential("github-webhook-secret", "string", "GitHub webhook H
 SIGNING_KEY = Credential(
     "gitops-signing-key", "file", "OpenPGP key that signs the bot's commits (release agent only)"
 )
+# Not secret, but it decides which commits' code the release agent runs (jenkins/Jenkinsfile): only
+# the stack may write it, as the other credentials.
+SIGNING_PUBLIC_KEY = Credential(
+    "gitops-signing-public-key", "file", "The bot's OpenPGP public key: which release code is verified"
+)
 PULLS_TOKEN = Credential(
     "gitops-pulls-token",
     "string",

@@ -23,7 +23,9 @@ What stands in for what:
   path in the variable, a secret text's value in its variable, for the one step inside; `sshagent`:
   ssh-agent started (its socket in /tmp), the key added, the socket exported to the one step inside,
   the agent killed afterwards (ssh-agent plugin ExecRemoteAgent).
-- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH) in every step's environment.
+- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_TRUST_ANCHOR) in every
+  step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling, workflow-durable-task-step
+  ExecutorStepExecution) per machine.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, DEV, GitOpsRepo, ReviewedMerges, git
@@ -356,6 +359,7 @@ class Pipeline:
             "HOME": str(machine.home),
             "TMPDIR": "/tmp",
             "LANG": "C.UTF-8",
+            "WORKSPACE_TMP": f"{machine.workspace}@tmp",
             **environment_directive(),
             **self.env,
         }
@@ -511,8 +515,9 @@ def serve_git(
         proc.wait(timeout=10)
 
 
-def signing_key(path: Path) -> None:
-    """An ASCII-armored OpenPGP private key without passphrase (the `gitops-signing-key` secret file)."""
+def signing_key(path: Path, public: Path) -> None:
+    """An ASCII-armored OpenPGP private key without passphrase (the `gitops-signing-key` secret file),
+    and its public key (the `gitops-signing-public-key` secret file)."""
     home = path.parent / "gnupg"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = {**os.environ, "GNUPGHOME": str(home)}
@@ -526,6 +531,10 @@ def signing_key(path: Path) -> None:
             ["gpg", "--batch", "--armor", "--export-secret-keys"], env=env, check=True, capture_output=True
         )
         path.write_bytes(exported.stdout)
+        exported = subprocess.run(
+            ["gpg", "--batch", "--armor", "--export"], env=env, check=True, capture_output=True
+        )
+        public.write_bytes(exported.stdout)
     finally:
         subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
@@ -601,25 +610,34 @@ def machines_root() -> Iterator[Path]:
 
 @contextmanager
 def controller(
-    remote: Path, machines: Path, repository: str, merges: ReviewedMerges, signing: Path | None = None
+    remote: Path,
+    machines: Path,
+    repository: str,
+    merges: ReviewedMerges,
+    anchor: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    signing: Mapping[str, Path] | None = None,
 ) -> Iterator[tuple[Pipeline, dict[str, Path], Path]]:
     """Serve `remote` over SSH with a read-only and a write deploy key, as `merges`' repository on GitHub
     (whose API `merges` serves); yield the pipeline (agents under `machines`, pushing images to
-    `repository`), the credential files and the leftover probe. `signing`: the bot's OpenPGP key (the
-    `gitops-signing-key` file), else a new one."""
+    `repository`), the credential files and the leftover probe. The trust anchor is `anchor` (default:
+    the branch's head now), the bot's key pair the one in `signing` (the credential files of an earlier
+    run; a new pair by default)."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
     files = {
         "gitops-checkout-key": controller / "checkout_key",
         "gitops-deploy-key": controller / "release" / "deploy_key",
         "gitops-signing-key": controller / "release" / "signing.asc",
+        "gitops-signing-public-key": controller / "release" / "signing-public.asc",
         "gitops-pulls-token": controller / "release" / "pulls-token",
     }
     checkout_public, deploy_public = keygen(files["gitops-checkout-key"]), keygen(files["gitops-deploy-key"])
     if signing is None:
-        signing_key(files["gitops-signing-key"])
+        signing_key(files["gitops-signing-key"], files["gitops-signing-public-key"])
     else:
-        shutil.copyfile(signing, files["gitops-signing-key"])
+        for credential in ("gitops-signing-key", "gitops-signing-public-key"):
+            shutil.copy(signing[credential], files[credential])
     files["gitops-pulls-token"].write_text(merges.token)
     agents = machines / "agents"
     probe = machines / "lurker.sh"
@@ -636,9 +654,8 @@ def controller(
                     # casc.yaml's node properties
                     "IMAGE_REPOSITORY": repository,
                     "GITOPS_BRANCH": BRANCH,
-                    # the branch's head when the stack was created (here: the seeded repository's first
-                    # commit; every later human commit is a pull request's merge GitHub answers for)
-                    "GITOPS_TRUST_ANCHOR": git(remote, "rev-list", "--max-parents=0", BRANCH).split()[0],
+                    # the branch's head when the stack was created (here: when the controller starts)
+                    "GITOPS_TRUST_ANCHOR": anchor or git(remote, "rev-parse", f"refs/heads/{BRANCH}").strip(),
                     # GitHub's API root: the fake one (unset in production: api.github.com)
                     "GITOPS_GITHUB_API_URL": merges.github.url,
                     # what the machines have installed: python3.11, and the index's stand-in for pip
@@ -650,6 +667,7 @@ def controller(
                     "LURK_REPORT": str(agents / "lurker.report"),
                     "LURK_STOP": str(agents / "build-agent" / "shutdown"),
                     "LURK_SEARCH": str(machines),
+                    **(extra_env or {}),
                 },
             ),
             files,
@@ -663,11 +681,11 @@ def run_on_machines(
     repository: str,
     merges: ReviewedMerges,
     tamper: Callable[[Path], None] | None = None,
-    signing: Path | None = None,
+    **settings: Any,
 ) -> tuple[Run, dict[str, Path]]:
-    """Run the pipeline on two machines under `machines` (see controller). Returns the run and the
-    credential files."""
-    with controller(remote, machines, repository, merges, signing) as (pipeline, files, probe):
+    """Run the pipeline on two machines under `machines` (see controller, which takes `settings`).
+    Returns the run and the credential files."""
+    with controller(remote, machines, repository, merges, **settings) as (pipeline, files, probe):
         return run_pipeline(pipeline, lurker=probe, tamper=tamper), files
 
 

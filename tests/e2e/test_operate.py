@@ -34,6 +34,7 @@ from tests.e2e.pipeline import (
     stage_steps,
     stage_text,
 )
+from tests.e2e.test_pipeline import ATTACK
 
 DOCS = ROOT / "docs" / "operations.md"
 USER_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -64,12 +65,15 @@ def test_no_doc_tells_a_person_to_push_with_the_cli() -> None:
 def test_the_job_is_the_steps_this_harness_runs() -> None:
     steps, post = stage_steps("Operate", OPERATE_CODE)
     assert [s.kind for s in steps] == ["checkout", "sh", "sh"]
+    # The code is chosen by the verification step (the Release stage's), before the keys are bound.
+    assert steps[1].bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
     assert steps[2].bound == (
         "file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE",
         "string:gitops-pulls-token:GITOPS_PULLS_TOKEN",
         "sshagent:gitops-deploy-key",
     )
-    assert "-m jenkins.operate" in steps[2].text and "-m jenkins.operate" not in steps[1].text
+    assert '"$WORKSPACE_TMP/release-venv/bin/python" -P -m jenkins.operate' in steps[2].text
+    assert "-m jenkins.operate" not in steps[1].text
     assert [s.kind for s in post] == ["stdout"]
     # On a release agent, under the release's lock (a stage option: held before the agent starts).
     stage = stage_text("Operate", OPERATE_CODE)
@@ -113,11 +117,14 @@ def test_the_incident_recipe_runs_as_the_jobs(
     add_pipeline_files(gitops, merges)
     repository = f"{registry}/operate-{uuid.uuid4().hex[:8]}"
     jobs = documented_jobs()
-    # Both reviewed pull requests' merges, after the trust anchor (the seeded commit): the release asks
-    # GitHub about them with the pulls token.
+    # Both commits before the controller starts: the trust anchor (the branch's head at stack creation)
+    # is the newer one; both are reviewed pull requests' merges, as GitHub answers.
     good = gitops.app_commit("good", merges)
     bad = gitops.app_commit("bad", merges)
-    with controller(gitops.remote, machines, repository, merges) as (pipeline, _, _):
+    report = machines / "attack.report"
+    report.touch()
+    attack = {"ATTACK_REPORT": str(report)}  # where the module planted below reports who imported it
+    with controller(gitops.remote, machines, repository, merges, extra_env=attack) as (pipeline, _, _):
         first = run_pipeline(pipeline)  # releases the tip, `bad`
         assert first.release_status == 0, console(first.release or first.build)
         # `good`'s image, as its own earlier release built it: the Build stage's two commands.
@@ -165,3 +172,19 @@ def test_the_incident_recipe_runs_as_the_jobs(
         entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
         assert (entry.new_tag, entry.digest) == (bad, resolve_digest(repository, bad))
         assert description(promoted).startswith("changed:")
+
+        # A push around review (the write deploy key) plants code in the release module: the operator
+        # job runs the code of the newest commit the bot signed, whose history check refuses to sign on
+        # top of the unsigned head. The planted module never runs with the keys bound; nothing is pushed.
+        signed = gitops.tip()
+        gitops.checkout_tip()
+        (gitops.work / "jenkins" / "__init__.py").write_text(ATTACK)
+        git(gitops.work, "add", "jenkins/__init__.py")
+        attacked = gitops.app_commit("Harmless-looking change")
+        env = {"JOB_BASE_NAME": "gitops-rollback", "GITOPS_STARTED_BY": STARTED_BY_ALICE, "DRY_RUN": "false"}
+        parameters = {**env, "COMMIT": good, "REASON": "bypassed review"}
+        refused, status = run_operator_job(pipeline, "gitops-rollback-5", parameters)
+        assert status != 0 and f"release code: {signed}" in console(refused), console(refused)
+        assert outcome(refused)["outcome"] == "error", console(refused)
+        assert gitops.tip() == attacked
+        assert str(refused.home) not in report.read_text().split()

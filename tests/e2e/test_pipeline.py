@@ -10,6 +10,7 @@ while the key is loaded, does find it, so the scan is one that would have found 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +40,10 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
     assert build[1].text == "make test" and not build_post
     assert all(not s.bound for s in build)
     release, release_post = stage_steps("Release")
-    assert [s.kind for s in release] == ["checkout", "unstash", "sh", "sh"]
+    assert [s.kind for s in release] == ["checkout", "sh", "unstash", "sh", "sh"]
     assert [s.bound for s in release] == [
         (),
+        ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",),
         ("dir:handover",),
         (),
         (
@@ -50,8 +52,18 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
             "sshagent:gitops-deploy-key",
         ),
     ]
-    assert "-m jenkins promote" in release[3].text
-    assert [s.kind for s in release_post] == ["stdout"]
+    # Right after the checkout, before any Python: git and gpg choose the code (VERIFY below).
+    assert "git -c gpg.program=gpg verify-commit" in release[1].text and "python -m" not in release[1].text
+    assert "-m jenkins promote" in release[4].text
+    # Every Python of the release machine is the venv's, importing nothing from the current directory.
+    for step in release[3:] + release_post:
+        runs = re.findall(
+            r'(?<!=)(?:"\$python"|"\$WORKSPACE_TMP/release-venv/bin/python"|python3\.11)\s+(\S+)', step.text
+        )
+        assert runs and set(runs) == {"-P"}, step.text
+        assert ".venv/" not in step.text, step.text
+    # The outcome's standard-library Python imports only the verified tree.
+    assert release_post[0].text.startswith('PYTHONPATH="$WORKSPACE_TMP/release-code" python3.11 -P ')
 
 
 @pytest.fixture
@@ -85,7 +97,10 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     require_machines()
     gitops, commit = repo
     repository = f"{registry}/pipeline-{uuid.uuid4().hex[:8]}"
-    run, files = run_on_machines(gitops.remote, machines, repository, merges)
+    # The anchor (whose code the release runs) is the pipeline files' commit: the app commit on top is
+    # one the release asks GitHub about.
+    anchor = git(gitops.remote, "rev-parse", f"{commit}^")
+    run, files = run_on_machines(gitops.remote, machines, repository, merges, anchor=anchor)
 
     assert run.build_status == 0, run.console(run.build)
     assert run.released == "true", run.console(run.build)
@@ -98,7 +113,7 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     asked = {
         path.split("/")[5] for method, path in merges.github.requests if path.endswith("/pulls?per_page=100")
     }
-    assert {commit, git(gitops.remote, "rev-parse", f"{commit}^")} <= asked
+    assert commit in asked
 
 
 def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
@@ -112,8 +127,7 @@ def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
     commit (an image swapped after the push, a forged JSON) makes the release refuse, exit 2, before
     anything is written."""
     require_machines()
-    gitops, _ = repo
-    before = gitops.tip()
+    before = repo[0].tip()
     forged = "sha256:" + "f" * 64
 
     def forge(stash: Path) -> None:
@@ -121,14 +135,77 @@ def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
         data = json.loads(path.read_text().splitlines()[-1])
         path.write_text(json.dumps({**data, "digest": forged}) + "\n")
 
+    gitops, anchor = repo
     run, _ = run_on_machines(
-        gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", merges, forge
+        gitops.remote,
+        machines,
+        f"{registry}/forged-{uuid.uuid4().hex[:8]}",
+        merges,
+        anchor=anchor,
+        tamper=forge,
     )
 
     assert run.release is not None and run.release_status == 2, run.console(run.release)
     released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
     assert released["outcome"] == "error" and f"--digest {forged}" in released["error"]
     assert gitops.tip() == before  # nothing was pushed
+
+
+ATTACK = """import os
+
+# Planted by a push around review: reports every machine that imports the release module.
+with open(os.environ["ATTACK_REPORT"], "a") as report:
+    report.write(os.environ.get("HOME", "") + "\\n")
+"""
+
+
+def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
+) -> None:
+    """A stolen write deploy key pushes an unsigned commit that changes jenkins/*.py (and the app, so
+    that it would release). The build machine runs that code (it runs the head's, holding nothing); the
+    release machine runs the code of the newest commit the bot signed (the first release's manifest
+    commit, found by `git verify-commit`), whose history check refuses the unsigned head: the planted
+    module never runs there, and nothing is pushed."""
+    require_machines()
+    gitops, commit = repo
+    repository = f"{registry}/attack-{uuid.uuid4().hex[:8]}"
+    report = machines / "attack.report"
+    report.touch()
+    first, keys = run_on_machines(gitops.remote, machines / "first", repository, merges, anchor=commit,
+                               extra_env={"ATTACK_REPORT": str(report)})  # fmt: skip
+    assert first.release is not None and first.release_status == 0, first.console(first.release)
+    signed = gitops.tip()  # the bot's signed manifest commit
+    assert f"release code: {commit}" in first.console(first.release)  # no bot commit yet: the anchor
+
+    gitops.checkout_tip()
+    (gitops.work / "jenkins" / "__init__.py").write_text(ATTACK)
+    git(gitops.work, "add", "jenkins/__init__.py")
+    attacked = gitops.app_commit("Harmless-looking change")  # commits the planted module with it
+    assert git(gitops.work, "show", "--name-only", "--format=", attacked).split() == [
+        "app/app.py",
+        "jenkins/__init__.py",
+    ]
+    run, _ = run_on_machines(gitops.remote, machines / "second", repository, merges, anchor=commit,
+                             extra_env={"ATTACK_REPORT": str(report)}, signing=keys)  # fmt: skip
+
+    assert run.build_status == 0 and run.released == "true", run.console(run.build)
+    assert run.release is not None and run.release_status == 1, run.console(run.release)
+    console = run.console(run.release)
+    assert f"release code: {signed}" in console
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    # The verified code's history check refuses to sign on top of the unsigned head: GitHub names it as
+    # no reviewed pull request's merge.
+    assert released["outcome"] == "error", released
+    assert released["error"].startswith(f"refusing to sign on top of origin at {attacked[:12]}"), released
+    assert gitops.tip() == attacked  # nothing pushed on top
+    homes = report.read_text().split()
+    assert str(run.build.home) in homes  # the planted module does run wherever the head's code runs
+    assert str(run.release.home) not in homes and str(first.release.home) not in homes, homes
 
 
 def check_release(run: Run, gitops: GitOpsRepo, commit: str, repository: str) -> None:
@@ -143,9 +220,10 @@ def check_release(run: Run, gitops: GitOpsRepo, commit: str, repository: str) ->
     assert released["image"] == f"{repository}:{commit}@{digest}"
     entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
     assert (entry.new_name, entry.new_tag, entry.digest) == (repository, commit, digest)
-    # The release machine ran nothing the build ran: no venv of `make`, only its hashed install.
+    # The release machine ran nothing the build ran: no venv of `make`, only its hashed install, beside
+    # the workspace (WORKSPACE_TMP), never inside the checkout.
     assert not (run.release.workspace / ".venv").exists()
-    assert (run.release.workspace / ".venv-release").is_dir()
+    assert Path(f"{run.release.workspace}@tmp/release-venv").is_dir()
     console = run.console(run.release)
     assert "docker build" not in console and "make test" not in console
 
@@ -178,11 +256,13 @@ def test_a_human_commit_pushed_around_review_stops_the_release_and_nothing_is_pu
     key, around review): the release machine, asking GitHub with the bound token, refuses to sign over
     it (docs/release.md: exit 1, outcome `error`, the commit named) and pushes nothing."""
     require_machines()
-    gitops, _ = repo
+    gitops, anchor = repo
     pushed = gitops.app_commit("Pushed around review")  # not recorded as a merged pull request
     before = gitops.tip()
 
-    run, _ = run_on_machines(gitops.remote, machines, f"{registry}/unreviewed-{uuid.uuid4().hex[:8]}", merges)
+    run, _ = run_on_machines(
+        gitops.remote, machines, f"{registry}/unreviewed-{uuid.uuid4().hex[:8]}", merges, anchor=anchor
+    )
 
     assert run.release is not None and run.release_status == 1, run.console(run.release)
     released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])

@@ -21,17 +21,19 @@ import boto3
 import pytest
 import yaml
 
-from infra.jenkins.boot import SERVER_DIR
+import infra.stack
+from infra.jenkins.boot import JENKINSFILE, OPERATE_JENKINSFILE, SERVER_DIR
 from infra.jenkins.clouds import AGENT_CREDENTIALS_ID
+from infra.jenkins.controller import JenkinsServerArgs
 from infra.jenkins.credentials import TYPE_TAG, USERNAME_TAG
 from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads
 from tests.infra.secrets_manager import SECRET, create_secret, store_versions
 
 # CredentialsFactory.create: the `switch (type)` cases; any other value (or none) makes no credential.
+JOBS = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
 KNOWN_TYPES = {"string", "usernamePassword", "sshUserPrivateKey", "certificate", "file"}
 BINARY_TYPES = {"certificate", "file"}
-ARMORED = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxcLYBGc=\n-----END PGP PRIVATE KEY BLOCK-----\n"
 
 
 def provider_config(env: dict[str, str]) -> dict[str, Any]:
@@ -89,6 +91,7 @@ def test_jenkins_serves_exactly_the_credentials_the_pipeline_and_jcasc_name(
         AGENT_CREDENTIALS_ID: ("sshUserPrivateKey", "jenkins"),
         "github-webhook-secret": ("string", None),
         "gitops-signing-key": ("file", None),
+        "gitops-signing-public-key": ("file", None),
     }
     # Each binding reads the value the stack stored.
     assert credentials["gitops-deploy-key"]["value"] == stored["jenkins-deploy-key"]
@@ -125,26 +128,59 @@ def test_the_admin_password_another_stacks_and_untyped_secrets_are_not_credentia
     assert not any("admin" in cid for cid in credentials)
 
 
-def test_the_signing_key_is_served_as_a_secret_file(aws_env: str, tmp_path: Path) -> None:
-    """The release agent binds it with `file(credentialsId: 'gitops-signing-key', ...)`: the provider's
-    `file` type, whose value is the SecretBinary: the private half of the key the stack generated."""
+def test_the_signing_key_and_its_public_key_are_served_as_secret_files(aws_env: str, tmp_path: Path) -> None:
+    """The release agent binds them with `file(credentialsId: 'gitops-signing-key', ...)` and
+    `file(credentialsId: 'gitops-signing-public-key', ...)`: the provider's `file` type, whose value is
+    the SecretBinary: the stack's OpenPGP key pair (infra/openpgp.py)."""
     program, _, env = deploy(tmp_path)
     (key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
-    signing = served(env)["gitops-signing-key"]
+    credentials = served(env)
+    signing, public = credentials["gitops-signing-key"], credentials["gitops-signing-public-key"]
     assert (signing["type"], signing["value"]) == ("file", key.outputs["private_key"])
+    assert (public["type"], public["value"]) == ("file", key.outputs["public_key"])
+    jenkinsfile = (SERVER_DIR.parent / "Jenkinsfile").read_text()
+    # All but the pulls token, declared only when `pullsToken` is set (test_jenkins_server).
+    assert set(re.findall(r"credentialsId: '([\w.-]+)'", jenkinsfile)) - {"gitops-pulls-token"} <= set(
+        credentials
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (docs/security.md, limits): the job's pipeline comes from the branch the deploy key writes",
-)
-def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_the_deploy_key_writes() -> (
-    None
-):
+def test_a_signing_key_without_its_public_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def without_public_key(**kwargs: Any) -> JenkinsServerArgs:
+        return JenkinsServerArgs(**{**kwargs, "signing_public_key": None})
+
+    monkeypatch.setattr(infra.stack, "JenkinsServerArgs", without_public_key)
+    with pytest.raises(Exception, match="signing_private_key and signing_public_key together"):
+        run_program()
+
+
+def test_the_pipeline_that_binds_the_signing_key_does_not_come_from_the_branch_the_deploy_key_writes(
+    aws_env: str, tmp_path: Path
+) -> None:
     """The ruleset lets deploy keys push without review (infra/branch_protection.py), and the Release stage
-    binds `gitops-signing-key`. If the job's definition is `cpsScm` on that branch, a push made with the
-    deploy key replaces the Jenkinsfile (or the release module it runs) and gets the key: job-dsl's
-    `cpsScm` loads `scriptPath` from the checked-out branch head (workflow-cps `CpsScmFlowDefinition`)."""
-    jobs = yaml.safe_load((SERVER_DIR / "casc.yaml").read_text())["jobs"]
-    script = "\n".join(job["script"] for job in jobs)
-    assert "cpsScm" not in script
+    binds `gitops-signing-key`. A `cpsScm` definition would load the Jenkinsfile from the branch head
+    (workflow-cps `CpsScmFlowDefinition`), so a push made with the deploy key would replace it. The job's
+    definition is instead an inline script read from the file the stack writes (its own copy of
+    jenkins/Jenkinsfile); what that script runs from the branch on the release agent is chosen by
+    `git verify-commit` first (tests/e2e/test_pipeline.py runs it against an unsigned push)."""
+    (script,) = [job["script"] for job in JOBS if "pipelineJob('gitops-release')" in job["script"]]
+    assert "cpsScm" not in script and "scriptPath" not in script
+    assert f"script(new File('{JENKINSFILE}').getText('UTF-8'))" in script
+    program, _, _ = deploy(tmp_path)
+    written = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
+    assert written[JENKINSFILE] == (SERVER_DIR.parent / "Jenkinsfile").read_text()
+
+
+def test_the_operator_jobs_that_bind_the_keys_do_not_load_their_pipeline_from_the_branch(
+    aws_env: str, tmp_path: Path
+) -> None:
+    """The same for the operator jobs (rollback, unhold, promote on the release agent, with the deploy
+    and signing keys bound): an inline script from the stack's copy of jenkins/operate.Jenkinsfile, whose
+    stage runs the Release stage's verification step first (tests/jenkins/test_jenkinsfile.py)."""
+    (script,) = [job["script"] for job in JOBS if "operate.Jenkinsfile" in job["script"]]
+    assert "cpsScm" not in script and "scriptPath" not in script
+    assert f"script(new File('{OPERATE_JENKINSFILE}').getText('UTF-8'))" in script
+    assert "sandbox(true)" in script
+    program, _, _ = deploy(tmp_path)
+    written = {f["path"]: f["content"] for f in yaml.safe_load(controller_user_data(program))["write_files"]}
+    assert written[OPERATE_JENKINSFILE] == (SERVER_DIR.parent / "operate.Jenkinsfile").read_text()

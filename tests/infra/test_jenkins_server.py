@@ -281,6 +281,7 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
         "jenkins-signing-key",
+        "jenkins-signing-public-key",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -300,6 +301,7 @@ EXPECTED_CREDENTIALS = {
     AGENT_CREDENTIALS_ID: {TYPE_TAG: "sshUserPrivateKey", USERNAME_TAG: "jenkins"},
     "github-webhook-secret": {TYPE_TAG: "string"},
     "gitops-signing-key": {TYPE_TAG: "file"},
+    "gitops-signing-public-key": {TYPE_TAG: "file"},
 }
 
 
@@ -321,25 +323,32 @@ def test_each_credential_is_a_tagged_secret_named_by_its_id_under_the_stack_pref
     assert "tags" not in admin.inputs and not admin.inputs["namePrefix"].startswith("gitops-eks-dev/jenkins/")
 
 
-def test_the_signing_key_is_a_file_credential_stored_as_binary(program: Program) -> None:
+def test_the_signing_keys_are_file_credentials_stored_as_binary(program: Program) -> None:
     """The plugin's `file` type reads SecretBinary only (CredentialsFactory.SecretBytesSupplier returns
-    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded. The value is the
-    private half of the key the stack generated (infra/openpgp.py)."""
-    (key,) = program.of_type("pulumi-python:dynamic/openpgp:Key")
-    (secret,) = [
-        s for s in _mine(program, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-signing-key"
-    ]
-    assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-signing-key"
-    assert secret.inputs["tags"] == {TYPE_TAG: "file"}
-    (version,) = [
-        v
-        for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
-        if v.name == "jenkins-signing-key"
-    ]
-    assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
-    assert base64.b64decode(version.inputs["secretBinary"]).decode() == key.outputs["private_key"]
-    (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
-    assert secret.outputs["arn"] in reading["Resource"]
+    null for a SecretString), and the AWS provider takes `secret_binary` base64-encoded. The values are
+    the stack's OpenPGP key (infra/openpgp.py): its private half and its public half."""
+    signed = program
+    (key,) = signed.of_type("pulumi-python:dynamic/openpgp:Key")
+    armored, public = key.outputs["private_key"], key.outputs["public_key"]
+    (reading,) = [s for s in _statements(signed) if "secretsmanager:GetSecretValue" in s["Action"]]
+    # The public key decides which commits' code the release agent runs: stored like the private key.
+    for role, credential, value in (
+        ("signing-key", "gitops-signing-key", armored),
+        ("signing-public-key", "gitops-signing-public-key", public),
+    ):
+        (secret,) = [
+            s for s in _mine(signed, "aws:secretsmanager/secret:Secret") if s.name == f"jenkins-{role}"
+        ]
+        assert secret.inputs["name"] == f"gitops-eks-dev/jenkins/{credential}"
+        assert secret.inputs["tags"] == {TYPE_TAG: "file"}
+        (version,) = [
+            v
+            for v in _mine(signed, "aws:secretsmanager/secretVersion:SecretVersion")
+            if v.name == f"jenkins-{role}"
+        ]
+        assert "secretString" not in version.inputs and "secretBinary" in version.secret_inputs
+        assert base64.b64decode(version.inputs["secretBinary"]).decode() == value
+        assert secret.outputs["arn"] in reading["Resource"]
 
 
 def test_the_pulls_token_is_a_string_credential_the_controller_may_read(
@@ -392,7 +401,7 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
     versions = {
         v.name: v
         for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
-        if v.name != "jenkins-signing-key"
+        if v.name not in ("jenkins-signing-key", "jenkins-signing-public-key")
     }
     assert set(versions) == {
         "jenkins-deploy-key",
@@ -403,6 +412,7 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
     }
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]
+    # The `file` credentials are SecretBinary (test_the_signing_keys_are_file_credentials_stored_as_binary).
     assert all("secretString" in v.secret_inputs for v in versions.values())
 
 

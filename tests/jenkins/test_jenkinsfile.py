@@ -12,13 +12,13 @@ import subprocess
 
 import pytest
 
-from jenkins import cli, core
+from jenkins import cli
 from tests.conftest import ROOT, require
 
 TEXT = (ROOT / "jenkins" / "Jenkinsfile").read_text()
 CODE = "\n".join(line for line in TEXT.splitlines() if not line.strip().startswith("//"))
 SCRIPTS = re.findall(r"sh\s+'''(.*?)'''", CODE, flags=re.DOTALL)
-CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH"}
+CONTRACT_ENV = {"IMAGE_REPOSITORY", "GITOPS_BRANCH", "GITOPS_TRUST_ANCHOR"}
 SIGNING = (
     "withCredentials([\n"
     "                    file(credentialsId: 'gitops-signing-key', variable: 'GITOPS_SIGNING_KEY_FILE'),\n"
@@ -81,8 +81,9 @@ def test_release_is_locked_timed_and_binds_the_keys_only_around_promote() -> Non
     others = [line for line in lines if line not in promote]
     assert others == [
         "set -eu",
-        "commit=$(.venv-release/bin/python -m jenkins.field plan.json source_commit)",
-        "digest=$(.venv-release/bin/python -m jenkins.field handover/build.json digest)",
+        'python="$WORKSPACE_TMP/release-venv/bin/python"',
+        'commit=$("$python" -P -m jenkins.field plan.json source_commit)',
+        'digest=$("$python" -P -m jenkins.field handover/build.json digest)',
         "status=0",
         "cat release.json",
         'exit "$status"',
@@ -117,9 +118,10 @@ def test_release_agent_runs_nothing_the_build_ran() -> None:
     scripts = [line for s in re.findall(r"'''(.*?)'''", release, flags=re.DOTALL) for line in commands(s)]
     words = " ".join(scripts).split()
     assert "make" not in words and "docker" not in words and "build" not in words
+    # Hashed, from the verified tree's lock (never the checkout's), into a venv outside the checkout.
     assert [line for line in scripts if "pip" in line] == [
-        ".venv-release/bin/python -m pip install --quiet --require-hashes --no-deps "
-        "--only-binary :all: -r requirements-release.txt"
+        '"$WORKSPACE_TMP/release-venv/bin/python" -P -m pip install --quiet --require-hashes --no-deps '
+        '--only-binary :all: -r "$WORKSPACE_TMP/release-code/requirements-release.txt"'
     ]
     # The stash is data: it lands in a directory of its own, never over the checkout the release runs.
     assert re.search(r"dir\('handover'\) \{\s*unstash 'build'\s*\}", release)
@@ -152,27 +154,26 @@ def test_git_over_ssh_pins_host_keys() -> None:
     assert "StrictHostKeyChecking=no" not in CODE and "accept-new" not in CODE
 
 
-def test_bot_commits_never_schedule_a_build() -> None:
-    """Skip bot commits before a build is scheduled, where the git plugin can.
-
-    jenkinsci/git-plugin (add6e4dc, 2026-08-10): MessageExclusion(String excludedMessage) matches the
-    whole commit message with Pattern.matches(); UserExclusion(String excludedUsers) compares the author
-    *name*, one per line; neither has a @Symbol ("done with a trait in Pipeline"), so `$class`. Both act
-    in polling (GitSCM.isRevExcluded), which is what githubPush() and pollSCM run.
-    """
+def test_pushes_start_builds_with_ephemeral_agents() -> None:
+    """The job has no SCM of its own (an inline script), so githubPush() and pollSCM poll the SCMs the
+    last build's checkouts recorded (workflow-job cef6baef, WorkflowJob.poll lines 623-700), and skip
+    one that needs a workspace when its agent is gone ("no such computer"), as each agent is after its
+    one build. jenkinsci/git-plugin add6e4dc: GitSCM.requiresWorkspaceForPolling (lines 674-685) is
+    true when any extension needs one (MessageExclusion line 39, UserExclusion line 36: both do) or the
+    branch is not a single one (getSingleBranch, lines 626-654: one `*/<name>` on one remote is). So
+    the checkout carries no extension and names one branch: polling runs `git ls-remote`, no agent."""
     checkout = re.search(r"def checkoutReadOnly\(\) \{(.*?)\n\}", CODE, flags=re.DOTALL)
     assert checkout
     assert "skipDefaultCheckout()" in CODE
     assert stage("Build").count("checkoutReadOnly()") == stage("Release").count("checkoutReadOnly()") == 1
-    assert "checkout(scmGit(" in checkout.group(1)  # GitSCM's @Symbol({"scmGit", "gitSCM"})
-    message = re.search(r"\[\$class: 'MessageExclusion', excludedMessage: '([^']*)'\]", checkout.group(1))
-    assert message
-    pattern = re.compile(message.group(1).replace("\\\\", "\\"))  # the Groovy string's value
-    bot_message = core.commit_message("deploy hello-gitops 0123456789ab", "Deploy x.", {"A": "b"})
-    assert pattern.fullmatch(bot_message)  # multi-line: (?s) lets `.` cross line breaks, as in Java
-    assert not pattern.fullmatch("app: a human change\n\nwith a body\n")
-    user = re.search(r"\[\$class: 'UserExclusion', excludedUsers: '([^']*)'\]", checkout.group(1))
-    assert user and user.group(1) == cli.DEFAULT_BOT.name
+    body = " ".join(checkout.group(1).split())
+    assert body == (
+        "checkout(scmGit( branches: [[name: '*/' + env.GITOPS_BRANCH]], userRemoteConfigs: [[url: "
+        "env.GITOPS_REPOSITORY_URL, credentialsId: 'gitops-checkout-key']] ))"
+    )  # GitSCM's @Symbol({"scmGit", "gitSCM"}); no `extensions`
+    # A bot push starts a build that plans the newest human commit under it: already deployed, so the
+    # release is a no-op and pushes nothing (no loop).
+    assert "skip ci" not in CODE
 
 
 def test_no_stage_is_skipped_because_head_is_a_bot_commit() -> None:
@@ -206,8 +207,9 @@ def test_the_outcome_is_on_the_build_and_stale_or_held_is_unstable() -> None:
     marks the build UNSTABLE; the exit code contract (0 for stale/held) stays as it is."""
     release = stage("Release")
     post = release[release.index("post {") :]
-    # The standard library only: it reports even when the release venv failed to install.
-    assert "python3.11 -m jenkins.outcome release.json" in post
+    # The standard library only (it reports even when the release venv failed to install), from the
+    # verified tree, never the checkout's (-P: not from the current directory).
+    assert 'PYTHONPATH="$WORKSPACE_TMP/release-code" python3.11 -P -m jenkins.outcome release.json' in post
     assert "currentBuild.description = result[1]" in post
     assert "if (result[0] == 'stale' || result[0] == 'held')" in post
     assert "unstable(result[1])" in post
@@ -226,11 +228,11 @@ def test_pipeline_options() -> None:
 
 def test_only_contract_environment_is_assumed() -> None:
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", "\n".join(SCRIPTS)))
-    bound = {"HOME"}  # from the shell
-
-    bound = {"HOME"}  # the shell's
+    # The shell's, Jenkins' (WORKSPACE_TMP: workflow-durable-task-step ExecutorStepExecution), the
+    # bound public key's path, and the verification's own GNUPGHOME.
+    bound = {"HOME", "WORKSPACE_TMP", "GITOPS_BOT_PUBLIC_KEY_FILE", "GNUPGHOME"}
     assert used - bound <= CONTRACT_ENV, used - bound - CONTRACT_ENV
-    locals_ = {"status", "head", "commit", "digest"}
+    locals_ = {"status", "head", "commit", "digest", "python", "line", "code", "site"}
     assert set(re.findall(r"\$\{?([a-z_]+)", "\n".join(SCRIPTS))) <= locals_
 
 
@@ -248,3 +250,29 @@ def test_shell_steps_pass_shellcheck(index: int, tmp_path: pytest.TempPathFactor
         ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_operator_stage_runs_the_release_stages_verification_step_unchanged() -> None:
+    """The operator jobs hold the Release stage's step that chooses the code; this keeps the two one
+    text: the same shell with the same binding, right after the same checkout, before any other shell
+    step. Jenkins' own ways to share code read it from where a push reaches: `load` evaluates a file of
+    the workspace, the branch's checkout (workflow-cps LoadStep.java: "Relative path of the script
+    within the current workspace"), and a shared library comes from an SCM. The job-dsl script could
+    prepend a third file the boot writes, but then neither file would be a whole pipeline to read."""
+    from tests.e2e.pipeline import CODE as RELEASE
+    from tests.e2e.pipeline import OPERATE_CODE, stage_steps
+
+    release, _ = stage_steps("Release", RELEASE)
+    operate, _ = stage_steps("Operate", OPERATE_CODE)
+    verify = release[1]
+    assert verify.bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
+    assert "git -c gpg.program=gpg verify-commit" in verify.text
+    assert [s.kind for s in release[:2]] == [s.kind for s in operate[:2]] == ["checkout", "sh"]
+    assert operate[1] == verify
+    # The checkout before it is the same function too: the branch, with the read-only key.
+    checkout = re.compile(r"^def checkoutReadOnly\(\) \{\n.*?^\}$", flags=re.DOTALL | re.MULTILINE)
+    assert checkout.findall(RELEASE) == checkout.findall(OPERATE_CODE) != []
+    # Every later step runs the verified code only: its venv, `-P` (never the checkout's modules).
+    for step in release[2:] + operate[2:]:
+        if step.kind == "sh" and "python" in step.text:
+            assert '"$python" -P' in step.text or '"$WORKSPACE_TMP/release-venv/bin/python" -P' in step.text

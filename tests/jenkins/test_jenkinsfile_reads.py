@@ -1,7 +1,10 @@
 """Everything jenkins/Jenkinsfile reads from Jenkins, each with the line of Jenkins' or a plugin's source
-that provides it for this job: a plain `pipelineJob` with `cpsScm` (jenkins/server/casc.yaml), not a
-multibranch job. The test fails when the Jenkinsfile reads anything not listed here, and when a listed
-read is gone (so the list stays true).
+that provides it for this job: a plain `pipelineJob` whose definition is an inline script
+(`CpsFlowDefinition`, jenkins/server/casc.yaml), not a multibranch job and not `cpsScm`: the `scm`
+global aborts here (workflow-multibranch SCMVar.java lines 74-85: only a branch job or a
+CpsScmFlowDefinition has one), so the checkouts name the repository and the
+branch from the node properties. The test fails when the Jenkinsfile reads anything not listed here,
+and when a listed read is gone (so the list stays true).
 
 Why it matters: in this job type BRANCH_NAME is never set (multibranch only), and under
 skipDefaultCheckout() GIT_BRANCH reaches `env` only through Declarative's own checkout
@@ -18,7 +21,7 @@ Sources, as fetched (repository, commit):
 - jenkinsci/ssh-agent-plugin e275343791a60e25a4c9416e46612bf9c6de5cc8
 - jenkinsci/credentials-binding-plugin 0331934a05485a730f36de06f91fe2d080a6672d
 - jenkinsci/jenkins 0afb1b7c09bfd8fe5c3a13fec6886ae5ea28c2c4 (EnvironmentVariablesNodeProperty, unchanged
-  in its buildEnvVars since 1.286)
+  in its buildEnvVars since 1.286); ff9430ee1dc6e319349a488650d914444fe141f3 (Computer.buildEnvironment)
 """
 
 from __future__ import annotations
@@ -42,14 +45,6 @@ class Source:
     why: str
 
 
-SCM_VAR = Source(
-    "jenkinsci/workflow-multibranch-plugin",
-    "src/main/java/org/jenkinsci/plugins/workflow/multibranch/SCMVar.java",
-    "78-80",
-    "`scm` in a job without BranchJobProperty whose definition is a CpsScmFlowDefinition returns that "
-    "definition's SCM (JENKINS-31386: 'minus the exact revision support': a second checkout may see a "
-    "newer tip, which is why Release plans from the stashed head, not from its own checkout)",
-)
 NODE_ENV = Source(
     "jenkinsci/jenkins",
     "core/src/main/java/hudson/slaves/EnvironmentVariablesNodeProperty.java",
@@ -63,6 +58,17 @@ ENV_WRITE = Source(
     "138-139",
     "`env.X = v` stores String.valueOf(v) in the build's environment (the `env` global: line 198)",
 )
+# `env.X` in Groovy inside a node block: EnvActionImpl.getProperty reads the context's EnvVars
+# (workflow-cps EnvActionImpl.java lines 105-113), which the node step filled with the computer's
+# environment and the global node properties (workflow-durable-task-step ExecutorStepExecution.java
+# lines 1108-1109; jenkins core Computer.java lines 1190-1197 at ff9430ee).
+NODE_ENV_GROOVY = Source(
+    "jenkinsci/workflow-durable-task-step-plugin",
+    "src/main/java/org/jenkinsci/plugins/workflow/support/steps/ExecutorStepExecution.java",
+    "1108-1109",
+    "the node step's EnvVars: computer.buildEnvironment, which applies the global node properties "
+    "(casc.yaml envVars); read in Groovy through EnvActionImpl.getProperty (workflow-cps, lines 105-113)",
+)
 STEP_STDOUT = Source(
     "jenkinsci/workflow-durable-task-step-plugin",
     "src/main/java/org/jenkinsci/plugins/workflow/steps/durable_task/DurableTaskStep.java",
@@ -70,20 +76,13 @@ STEP_STDOUT = Source(
     "sh with returnStdout: true returns the script's stdout as a String (exit 0), fails otherwise",
 )
 
-# kind:name -> where Jenkins provides it. Kinds: scm (the `scm` global's property), env-write (set by
+# kind:name -> where Jenkins provides it. Kinds: scm (the `scm` global: none here), env-write (set by
 # this file), env (read in Groovy), when-env (a `when { environment }` read), shell-env (a variable a
 # `sh` script or the `environment` directive expands), step (a step's return value), build (currentBuild).
 READS: dict[str, Source] = {
-    "scm:branches": Source(
-        "jenkinsci/git-plugin", "src/main/java/hudson/plugins/git/GitSCM.java", "1955", "GitSCM.getBranches()"
-    ),
-    "scm:userRemoteConfigs": Source(
-        "jenkinsci/git-plugin",
-        "src/main/java/hudson/plugins/git/GitSCM.java",
-        "548",
-        "GitSCM.getUserRemoteConfigs(): casc.yaml's remote with credentials('gitops-checkout-key')",
-    ),
-    "scm": SCM_VAR,
+    # Inside checkoutReadOnly(), which each stage calls on its agent (a node block).
+    "env:GITOPS_BRANCH": NODE_ENV_GROOVY,
+    "env:GITOPS_REPOSITORY_URL": NODE_ENV_GROOVY,
     "env-write:GITOPS_RELEASE": ENV_WRITE,
     "when-env:GITOPS_RELEASE": Source(
         "jenkinsci/pipeline-model-definition-plugin",
@@ -95,6 +94,27 @@ READS: dict[str, Source] = {
     ),
     "shell-env:IMAGE_REPOSITORY": NODE_ENV,
     "shell-env:GITOPS_BRANCH": NODE_ENV,
+    "shell-env:GITOPS_TRUST_ANCHOR": NODE_ENV,
+    "shell-env:WORKSPACE_TMP": Source(
+        "jenkinsci/workflow-durable-task-step-plugin",
+        "src/main/java/org/jenkinsci/plugins/workflow/support/steps/ExecutorStepExecution.java",
+        "1133-1135",
+        "the node step sets WORKSPACE_TMP to the workspace's temporary sibling (WorkspaceList.tempDir, "
+        "`<workspace>@tmp`; JENKINS-60634): outside the checkout, so the branch's tree cannot own it",
+    ),
+    "shell-env:GITOPS_BOT_PUBLIC_KEY_FILE": Source(
+        "jenkinsci/credentials-binding-plugin",
+        "src/main/java/org/jenkinsci/plugins/credentialsbinding/impl/AbstractOnDiskBinding.java",
+        "39",
+        "file(credentialsId: 'gitops-signing-public-key', variable) binds the path of a temporary copy of "
+        "the bot's public key for the verification step only",
+    ),
+    "shell-env:GNUPGHOME": Source(
+        "(not Jenkins: set by the verification step itself)",
+        "-",
+        "-",
+        "a fresh `mktemp -d` that holds only the bot's public key while git verify-commit runs",
+    ),
     "shell-env:HOME": Source(
         "(not Jenkins: the agent's operating system)",
         "-",
@@ -197,7 +217,9 @@ def test_nothing_only_multibranch_or_the_default_checkout_sets() -> None:
 def test_shell_env_comes_from_casc_yaml_node_properties() -> None:
     (properties,) = CASC["jenkins"]["globalNodeProperties"]
     provided = {entry["key"] for entry in properties["envVars"]["env"]}
-    from_node = {key.split(":", 1)[1] for key, source in READS.items() if source is NODE_ENV}
+    from_node = {
+        key.split(":", 1)[1] for key, source in READS.items() if source in (NODE_ENV, NODE_ENV_GROOVY)
+    }
     assert from_node <= provided
 
 
@@ -211,7 +233,7 @@ def test_the_keys_reach_only_the_commands_inside_their_blocks() -> None:
     assert "variable: 'GITOPS_PULLS_TOKEN'" in CODE
 
 
-# --- jenkins/operate.Jenkinsfile (the operator jobs, a plain pipelineJob with cpsScm too) -------------
+# --- jenkins/operate.Jenkinsfile (the operator jobs, plain pipelineJobs with an inline script too) --
 # Sources, as fetched: jenkinsci/workflow-support-plugin 3ea02551ef074ab9b4df23d5b766811249292543,
 # jenkinsci/jenkins ff9430ee1dc6e319349a488650d914444fe141f3.
 OPERATE_TEXT = (ROOT / "jenkins" / "operate.Jenkinsfile").read_text()
@@ -226,13 +248,23 @@ BUILD_CAUSES = Source(
     f"that includes userId (jenkinsci/jenkins {CORE} core/src/main/java/hudson/model/Cause.java 469-471, "
     "@Exported getUserId(), null for an anonymous start). The build-user-vars plugin is not used",
 )
+# The checkout and the verification step are the Release stage's (their reads are READS' entries).
+SHARED = (
+    "env:GITOPS_BRANCH",
+    "env:GITOPS_REPOSITORY_URL",
+    "shell-env:GITOPS_BRANCH",
+    "shell-env:GITOPS_TRUST_ANCHOR",
+    "shell-env:WORKSPACE_TMP",
+    "shell-env:GITOPS_BOT_PUBLIC_KEY_FILE",
+    "shell-env:GNUPGHOME",
+    "shell-env:HOME",
+    "step:sh-returnStdout",
+    "build:description",
+)
 OPERATE_READS: dict[str, Source] = {
-    "scm": SCM_VAR,
+    **{key: READS[key] for key in SHARED},
     "build:getBuildCauses": BUILD_CAUSES,
     "env-write:GITOPS_STARTED_BY": ENV_WRITE,
-    "shell-env:HOME": READS["shell-env:HOME"],
-    "step:sh-returnStdout": STEP_STDOUT,
-    "build:description": READS["build:description"],
 }
 PARAMETER_ENV = Source(
     "jenkinsci/jenkins",

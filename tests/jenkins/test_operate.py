@@ -39,10 +39,11 @@ ALICE = json.dumps(
 
 def operator_jobs() -> dict[str, tuple[str, ...]]:
     """job name -> string parameters, as casc.yaml's Job DSL script declares them."""
-    (script,) = [job["script"] for job in CASC["jobs"] if "jenkins/operate.Jenkinsfile" in job["script"]]
+    (script,) = [job["script"] for job in CASC["jobs"] if "/etc/jenkins/operate.Jenkinsfile" in job["script"]]
     rows = re.findall(r"'(gitops-[a-z]+)': \['(?:[^'\\]|\\.)*', \[([^\]]*)\]\]", script)
     assert (
-        "booleanParam('DRY_RUN', false," in script and "scriptPath('jenkins/operate.Jenkinsfile')" in script
+        "booleanParam('DRY_RUN', false," in script
+        and "script(new File('/etc/jenkins/operate.Jenkinsfile').getText('UTF-8'))" in script
     )
     return {name: tuple(re.findall(r"'([A-Z_]+)'", params)) for name, params in rows}
 
