@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from scripts.sandbox import (
     BASE_IMAGE,
     BRANCH,
     ROOT,
     GitOpsRepo,
+    ReviewedMerges,
     build_arg_flags,
     git,
     hermetic_build_args,
@@ -241,37 +241,19 @@ def signing_scenario(bench: Bench, scratch: Path, source: str) -> dict[str, list
     home.mkdir(mode=0o700, parents=True)
     bot = new_key(home, "gitops-bot")
     (scratch / "bot.asc").write_text(gpg(home, "--armor", "--export-secret-keys", bot))
-    github = FakeGitHubAPI(
-        tokens={"bench-token": {"pull_requests=read"}}, repositories={"bench/gitops": Repository()}
-    )
-    pulls = github.repositories["bench/gitops"]
     samples: dict[str, list[float]] = {"unsigned": [], "signed": []}
-    with environment({"GNUPGHOME": str(home)}), serve(github):
-        signed_vars = {
-            "GITOPS_SIGNING_KEY_FILE": str(scratch / "bot.asc"),
-            "GITOPS_PULLS_TOKEN": "bench-token",
-            "GITOPS_GITHUB_API_URL": github.url,
-        }
+    with environment({"GNUPGHOME": str(home)}), ReviewedMerges.served("bench/gitops") as merges:
+        signed_vars = {"GITOPS_SIGNING_KEY_FILE": str(scratch / "bot.asc"), **merges.env}
         repos = {mode: GitOpsRepo.seed(scratch / mode) for mode in samples}
         signed = repos["signed"].work
         git(signed, "commit", "--quiet", "--allow-empty", f"-S{bot}", "-m", "Switch signing on")
         git(signed, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-        # The checkout's remote named as GitHub's repository, fetched from the local one.
-        on_github = "git@github.com:bench/gitops.git"
-        git(signed, "config", f"url.{git(signed, 'config', 'remote.origin.url')}.insteadOf", on_github)
-        git(signed, "config", "remote.origin.url", on_github)
+        merges.name_remote(signed)  # named as GitHub's repository, fetched from the local one
         for round_ in range(SIGNING_ROUNDS):
             modes = ["unsigned", "signed"] if round_ % 2 == 0 else ["signed", "unsigned"]
             for mode in modes:
                 repo = repos[mode]
-                commit = repo.app_commit(f"Signing bench {round_}")
-                if mode == "signed":
-                    review = {"user": {"login": "reviewer"}, "state": "APPROVED", "commit_id": commit}
-                    pull = Pull(
-                        len(pulls.pulls) + 1, BRANCH, (commit,), commit, True, commit, reviews=[review]
-                    )
-                    pulls.pulls.append(pull)
-                    pulls.default_commits.add(commit)
+                commit = repo.app_commit(f"Signing bench {round_}", merges if mode == "signed" else None)
                 bench.image_for(commit, source)
                 with environment(signed_vars if mode == "signed" else {}):
                     proc = bench.promote(repo.work, commit)

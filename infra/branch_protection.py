@@ -35,11 +35,11 @@ TRIAL_WARNING = (
     "gitops-eks:requiredApprovals is 0: pull requests into {branch} merge without any review "
     "(a one-person trial); set it to 1 or more before a second person can push"
 )
-# The merge methods whose commit GitHub signs with its web-flow key, which the bot trusts for human
-# merges (docs/security.md). GitHub signs the merge commit and the squash commit it creates; a rebase
-# merge re-creates each commit of the branch and GitHub "can't therefore sign it" (github/docs,
-# data/reusables/pull_requests/rebase_and_merge_verification.md).
-SIGNED_MERGE_METHODS = ("merge", "squash")
+# The merge methods that put one commit on the branch's first-parent line, the one GitHub names as the
+# pull request's `merge_commit_sha`: the history check vouches only for that commit (jenkins/pulls.py,
+# docs/release.md "Merge methods"); a rebase merge of several commits puts the others there too, and
+# the bot would refuse them.
+MERGE_METHODS = ("merge", "squash")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class BranchProtection(pulumi.ComponentResource):
                     # A code owner's approval is an approval: with nobody else to approve, it would block
                     # the trial the same way.
                     require_code_owner_review=not trial,
-                    allowed_merge_methods=list(SIGNED_MERGE_METHODS),
+                    allowed_merge_methods=list(MERGE_METHODS),
                 ),
                 required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
                     required_checks=[

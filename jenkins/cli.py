@@ -136,7 +136,9 @@ ENVIRONMENT = """environment:
   GITOPS_BOT_NAME           the release bot's git name (default gitops-bot)
   GITOPS_BOT_EMAIL          the release bot's git email (default gitops-bot@users.noreply.github.com)
   GITOPS_SIGNING_KEY_FILE   ASCII-armored OpenPGP private key: every pushed commit is signed with it
-  GITOPS_TRUSTED_KEYS_FILE  ASCII-armored public keys trusted besides the bot's own (signed history)
+  GITOPS_PULLS_TOKEN        GitHub token (Pull requests: read) the signed-history check asks GitHub
+                            with whether each commit the bot did not sign is a reviewed merge
+  GITOPS_GITHUB_API_URL     GitHub's REST API root for that check (default https://api.github.com)
   GITOPS_TRUST_ANCHOR       full SHA the signed-history check may start from while the branch holds
                             no bot-signed commit yet (recorded by the stack)"""
 

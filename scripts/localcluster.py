@@ -42,7 +42,7 @@ import yaml
 from infra.openpgp import OpenPgpKeyProvider
 from scripts.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, git
+from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
 
 STATE = ROOT / ".cluster"
 # Flux itself: its controllers run from scripts/cluster.sh, which also applies the RBAC the install
@@ -390,11 +390,9 @@ class FluxLoop:
     """Where the stack's `github` Provider posts commit statuses."""
     signing_key: Path
     """The bot's private OpenPGP key, as the stack made it (a file, as Jenkins binds it)."""
-    merges: OpenPgpSigner
-    """Signs app changes as GitHub's web-flow key signs the merge of a reviewed pull request: a key
-    made here, whose public half is the bot's trusted keys file (`bot_env`)."""
-    merge_key: Path
-    """That key's public half (what GITOPS_TRUSTED_KEYS_FILE names)."""
+    merges: ReviewedMerges
+    """GitHub's REST API for `repository`: app changes are recorded as reviewed pull requests' merges,
+    which is what the bot asks before it signs over them (`bot_env`)."""
 
     def commit_signed(self, *commit_args: str) -> str:
         """`git commit -S COMMIT_ARGS` in the working copy with the bot's key, as the bot signs (the only
@@ -406,11 +404,9 @@ class FluxLoop:
 
     @property
     def bot_env(self) -> dict[str, str]:
-        """What the pipeline gives the bot's pushing command: its signing key and the keys it trusts."""
-        return {
-            "GITOPS_SIGNING_KEY_FILE": str(self.signing_key),
-            "GITOPS_TRUSTED_KEYS_FILE": str(self.merge_key),
-        }
+        """What the pipeline gives the bot's pushing command: its signing key, and the token and API
+        that say which commits are reviewed pull requests' merges."""
+        return {"GITOPS_SIGNING_KEY_FILE": str(self.signing_key), **self.merges.env}
 
     def named(self, kind: str) -> dict[str, Any]:
         (found,) = [o for o in self.objects if o["kind"] == kind]
@@ -508,9 +504,6 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     with OpenPgpSigner.of(signing_key.read_text()) as bot:
         bot.commit(repo.work, "--allow-empty", "-m", "Switch release signing on [skip ci]")
     git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    github_merges = OpenPgpKeyProvider().create({"user_id": "GitHub <noreply@github.com>"}).outs
-    merge_key = workdir / "keys" / "github-merges.asc"
-    merge_key.write_text(github_merges["public_key"])
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o
@@ -520,8 +513,9 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     with (
         serve_repository(repo.remote, auth["stringData"]["identity.pub"], host_key, workdir / "sshd") as sshd,
         fake_github(repository, status_token, workdir / "github") as github,
-        OpenPgpSigner.of(github_merges["private_key"]) as merges,
+        ReviewedMerges.served(repository) as merges,
     ):
+        merges.name_remote(repo.work)
         objects = pointed_at(objects, repository, sshd, repo.remote, github)
         cluster.apply([o for o in objects if o["kind"] == "Namespace"])
         # The API server outlives a session, and server-side apply never drops a key an earlier session's
@@ -531,4 +525,4 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
             meta = secret["metadata"]
             cluster.kubectl("delete", "secret", meta["name"], "-n", meta["namespace"], "--ignore-not-found")
         cluster.apply([o for o in objects if o["kind"] != "Namespace"])
-        yield FluxLoop(cluster, repo, objects, namespace, repository, github, signing_key, merges, merge_key)
+        yield FluxLoop(cluster, repo, objects, namespace, repository, github, signing_key, merges)

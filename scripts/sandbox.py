@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from scripts.localservices import BASE_IMAGE, ROOT, run_registry, wheelhouse
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ROOT",
     "GitOpsRepo",
     "OpenPgpSigner",
+    "ReviewedMerges",
     "Run",
     "build_arg_flags",
     "git",
@@ -59,6 +61,53 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
     return result.stdout.strip()
+
+
+@dataclass
+class ReviewedMerges:
+    """GitHub's REST API (scripts/fakegithubapi.py on 127.0.0.1) for one repository, answering as GitHub
+    answers for a reviewed merge: each commit `merged` names is the merge commit of a pull request merged
+    into the branch, its final commit approved by a reviewer. `env` is what the release binds around
+    the bot's pushing command: the `gitops-pulls-token` credential as GITOPS_PULLS_TOKEN (a token with
+    Pull requests: read) and GITOPS_GITHUB_API_URL."""
+
+    github: FakeGitHubAPI
+    repository: str
+    token: str = field(default="github_pat_11SANDBOX0pullsReadOnly0000", repr=False)
+
+    @classmethod
+    @contextlib.contextmanager
+    def served(cls, repository: str = "example-org/gitops") -> Iterator[ReviewedMerges]:
+        merges = cls(FakeGitHubAPI(repositories={repository: Repository()}), repository)
+        merges.github.tokens[merges.token] = {"pull_requests=read"}
+        with serve(merges.github):
+            yield merges
+
+    @property
+    def url(self) -> str:
+        """The repository's SSH URL on github.com: what the bot reads as the remote's name on GitHub."""
+        return f"git@github.com:{self.repository}.git"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"GITOPS_PULLS_TOKEN": self.token, "GITOPS_GITHUB_API_URL": self.github.url}
+
+    def merged(self, commit: str, branch: str = BRANCH) -> str:
+        """Record `commit` as the merge commit of a pull request into `branch`, approved; returns it."""
+        repository = self.github.repositories[self.repository]
+        with self.github.lock:
+            review = {"user": {"login": "reviewer"}, "state": "APPROVED", "commit_id": commit}
+            number = len(repository.pulls) + 1
+            repository.pulls.append(Pull(number, branch, (commit,), commit, True, commit, reviews=[review]))
+            repository.default_commits.add(commit)
+        return commit
+
+    def name_remote(self, checkout: Path, remote: str = "origin") -> None:
+        """Name `remote` of `checkout` by the repository's github.com URL, still fetching from and pushing
+        to where it points (git's url.<base>.insteadOf)."""
+        local = git(checkout, "config", "--get", f"remote.{remote}.url")
+        git(checkout, "config", f"url.{local}.insteadOf", self.url)
+        git(checkout, "config", f"remote.{remote}.url", self.url)
 
 
 @dataclass
@@ -106,9 +155,9 @@ class GitOpsRepo:
     def tip(self) -> str:
         return git(self.remote, "rev-parse", BRANCH)
 
-    def app_commit(self, message: str | None = None, signer: OpenPgpSigner | None = None) -> str:
+    def app_commit(self, message: str | None = None, merges: ReviewedMerges | None = None) -> str:
         """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it).
-        `signer` signs it, as GitHub signs the merge that lands a reviewed change."""
+        `merges` records it as the merge of a reviewed pull request, as GitHub answers for one."""
         self.checkout_tip()
         self.commits += 1
         # A real code change: the layers that copy the app are rebuilt, the dependency layers are not.
@@ -116,12 +165,9 @@ class GitOpsRepo:
             source.write(f"# change {self.commits} at {time.time_ns()}\n")
         git(self.work, "add", "app/app.py")
         message = message or f"App change {self.commits}"
-        if signer is None:
-            git(self.work, "commit", "--quiet", "-m", message, env=DEV)
-        else:
-            signer.commit(self.work, "-m", message, env=DEV)
+        git(self.work, "commit", "--quiet", "-m", message, env=DEV)
         git(self.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-        return self.head()
+        return self.head() if merges is None else merges.merged(self.head())
 
     def file_at_tip(self, path: str) -> str:
         return git(self.remote, "show", f"{BRANCH}:{path}")

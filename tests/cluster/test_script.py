@@ -299,6 +299,24 @@ def test_status_fails_when_nothing_runs(tmp_path: Path) -> None:
     assert run("status", env={"GITOPS_CLUSTER_STATE": str(tmp_path / "none")}).returncode != 0
 
 
+# The processes `up` starts, one pid file each: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok and the three Flux controllers.
+PLANE = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "source-controller",
+    "kustomize-controller",
+    "notification-controller",
+)
+
+
+def test_the_session_plane_runs_each_process_once(cluster: Cluster) -> None:
+    assert sorted(p.name for p in (cluster.kubeconfig.parent / "pids").iterdir()) == sorted(PLANE)
+
+
 def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path: Path) -> None:
     """A second control plane in its own state directory (the binaries come from the cache the session's
     cluster was started from): up, down, up again, down."""
@@ -308,9 +326,7 @@ def test_down_leaves_no_process_and_a_second_up_works(cluster: Cluster, tmp_path
         try:
             assert started.returncode == 0, started.stderr
             pids = [int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()]
-            # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the three Flux
-            # controllers.
-            assert len(pids) == 8
+            assert len(pids) == len(PLANE)
             assert run("status", env=env).returncode == 0
         except AssertionError:
             run("down", env=env)  # a failed check must not leave a second control plane running
@@ -363,7 +379,7 @@ def test_run_stops_the_plane_it_started_and_keeps_the_commands_status(
     try:
         assert result.returncode == 3, result.stderr
         pids = [int(p) for p in seen.read_text().split()]
-        assert len(pids) == 5
+        assert len(pids) == len(PLANE)
         assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
         assert not state.exists()
     finally:

@@ -10,8 +10,11 @@ behind is still alive while the release runs. The release agent's namespace has 
 (empty files mounted over them, as a release instance has neither installed).
 
 What stands in for what:
-- Jenkins' checkout (git plugin): `git clone` + detached checkout of origin/<branch>, with the
-  read-only key bound only for that command.
+- Jenkins' checkout (git plugin): `git clone` of the repository's github.com URL + detached checkout of
+  origin/<branch>, with the read-only key bound only for that command. Each machine's git config sends
+  that URL to the local sshd (url.<base>.insteadOf), so the checkout's remote is named as on GitHub.
+- GitHub's REST API: scripts/fakegithubapi.py (ReviewedMerges), its URL in GITOPS_GITHUB_API_URL; the
+  `gitops-pulls-token` credential is the token it grants Pull requests: read.
 - `sh '...'`: `/bin/sh -xe FILE` (durable-task's default for a script without a shebang).
 - `sh(script: ..., returnStdout: true)`: the same, its stdout kept.
 - `stash`/`unstash`: copying the included file through the stash directory (`dir(...)` around an
@@ -42,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, DEV, GitOpsRepo, git
+from scripts.sandbox import BRANCH, DEV, GitOpsRepo, ReviewedMerges, git
 from tests.conftest import require
 
 
@@ -218,10 +221,11 @@ class Machine:
     def home(self) -> Path:
         return self.dir / "home"
 
-    def prepare(self, known_hosts: str) -> None:
+    def prepare(self, known_hosts: str, git_config: str) -> None:
         for path in (self.workspace, self.home / ".ssh", self.dir / "steps"):
             path.mkdir(parents=True, exist_ok=True)
         (self.home / ".ssh" / "known_hosts").write_text(known_hosts)
+        (self.home / ".gitconfig").write_text(git_config)
 
 
 @dataclass
@@ -232,6 +236,9 @@ class Pipeline:
 
     root: Path
     url: str
+    """Where the sshd serves the repository."""
+    named: str
+    """The repository's github.com URL: what the job clones, sent to `url` by each machine's git."""
     known_hosts: str
     credentials: Credentials
     env: dict[str, str]
@@ -240,6 +247,11 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.stash = self.root / "stash"
         self.stash.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def git_config(self) -> str:
+        """Each machine's ~/.gitconfig: the github.com URL goes to the local sshd."""
+        return f'[url "{self.url}"]\n\tinsteadOf = {self.named}\n'
 
     def script(self, machine: Machine, steps: list[Step], post: list[Step], *, hide: list[Path],
                mask: list[str], keep_alive: bool, lurker_probe: Path | None) -> str:  # fmt: skip
@@ -285,7 +297,7 @@ class Pipeline:
             return (
                 f'install -m 0600 {q(str(key))} "$TMPDIR/checkout-key" && '
                 f'GIT_SSH_COMMAND="$GIT_SSH_COMMAND -i $TMPDIR/checkout-key -o IdentitiesOnly=yes" '
-                f'git clone --quiet {q(self.url)} . && rm -f "$TMPDIR/checkout-key" && '
+                f'git clone --quiet {q(self.named)} . && rm -f "$TMPDIR/checkout-key" && '
                 f"git checkout --quiet --detach refs/remotes/origin/{BRANCH}"
             )
         if step.kind == "stash":
@@ -385,7 +397,7 @@ def run_pipeline(
     build = Machine(pipeline.root, "build-agent")
     release = Machine(pipeline.root, "release-agent")
     for machine in (build, release):
-        machine.prepare(pipeline.known_hosts)
+        machine.prepare(pipeline.known_hosts, pipeline.git_config)
     steps, post = stage_steps("Build")
     script = pipeline.script(
         build,
@@ -555,11 +567,12 @@ def python311_dir(directory: Path) -> Path:
 SCRATCH_DOCKERFILE = "FROM scratch\nCOPY app.py /app.py\n"
 
 
-def add_pipeline_files(repo: GitOpsRepo) -> str:
+def add_pipeline_files(repo: GitOpsRepo, merges: ReviewedMerges) -> str:
     """Commit and push what the pipeline runs from the repository: the release module, its hashed
     requirements, the Makefile (stand-in `make test`, see MAKEFILE) with the leftover process it starts,
     and a one-file scratch Dockerfile (no base image or package index is reachable from a build here;
-    the build still reads only the commit's own tree). Returns the commit."""
+    the build still reads only the commit's own tree), merged as a reviewed pull request (`merges`).
+    Returns the commit."""
     work = repo.work
     repo.checkout_tip()
     shutil.copytree(ROOT / "jenkins", work / "jenkins", dirs_exist_ok=True,
@@ -572,7 +585,7 @@ def add_pipeline_files(repo: GitOpsRepo) -> str:
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", "The pipeline's files and a scratch image", env=DEV)
     git(work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    return git(work, "rev-parse", "HEAD")
+    return merges.merged(git(work, "rev-parse", "HEAD"))
 
 
 def require_machines() -> None:
@@ -600,14 +613,16 @@ def controller(
     remote: Path,
     machines: Path,
     repository: str,
+    merges: ReviewedMerges,
     anchor: str | None = None,
     extra_env: Mapping[str, str] | None = None,
     signing: Mapping[str, Path] | None = None,
 ) -> Iterator[tuple[Pipeline, dict[str, Path], Path]]:
-    """Serve `remote` over SSH with a read-only and a write deploy key; yield the pipeline (agents under
-    `machines`, pushing images to `repository`), the credential files and the leftover probe. The trust
-    anchor is `anchor` (default: the branch's head now), the bot's key pair the one in `signing` (the
-    credential files of an earlier run; a new pair by default)."""
+    """Serve `remote` over SSH with a read-only and a write deploy key, as `merges`' repository on GitHub
+    (whose API `merges` serves); yield the pipeline (agents under `machines`, pushing images to
+    `repository`), the credential files and the leftover probe. The trust anchor is `anchor` (default:
+    the branch's head now), the bot's key pair the one in `signing` (the credential files of an earlier
+    run; a new pair by default)."""
     controller = machines / "controller"
     # The release's credentials in a directory of their own, which the build machine cannot see.
     files = {
@@ -623,7 +638,7 @@ def controller(
     else:
         for credential in ("gitops-signing-key", "gitops-signing-public-key"):
             shutil.copy(signing[credential], files[credential])
-    files["gitops-pulls-token"].write_text("github_pat_e2e_pulls_read_only")
+    files["gitops-pulls-token"].write_text(merges.token)
     agents = machines / "agents"
     probe = machines / "lurker.sh"
     probe.write_text(LURKER)
@@ -632,6 +647,7 @@ def controller(
             Pipeline(
                 root=agents,
                 url=server.url(remote),
+                named=merges.url,
                 known_hosts=server.known_hosts,
                 credentials=Credentials(files, controller / "release"),
                 env={
@@ -640,6 +656,8 @@ def controller(
                     "GITOPS_BRANCH": BRANCH,
                     # the branch's head when the stack was created (here: when the controller starts)
                     "GITOPS_TRUST_ANCHOR": anchor or git(remote, "rev-parse", f"refs/heads/{BRANCH}").strip(),
+                    # GitHub's API root: the fake one (unset in production: api.github.com)
+                    "GITOPS_GITHUB_API_URL": merges.github.url,
                     # what the machines have installed: python3.11, and the index's stand-in for pip
                     "PATH": f"{python311_dir(machines / 'bin')}:{os.environ['PATH']}",
                     "PIP_NO_INDEX": "1",
@@ -661,12 +679,13 @@ def run_on_machines(
     remote: Path,
     machines: Path,
     repository: str,
+    merges: ReviewedMerges,
     tamper: Callable[[Path], None] | None = None,
     **settings: Any,
 ) -> tuple[Run, dict[str, Path]]:
     """Run the pipeline on two machines under `machines` (see controller, which takes `settings`).
     Returns the run and the credential files."""
-    with controller(remote, machines, repository, **settings) as (pipeline, files, probe):
+    with controller(remote, machines, repository, merges, **settings) as (pipeline, files, probe):
         return run_pipeline(pipeline, lurker=probe, tamper=tamper), files
 
 
@@ -678,7 +697,7 @@ def run_operator_job(
     parameters, and GITOPS_STARTED_BY (which the Jenkinsfile's script block sets from getBuildCauses;
     this harness runs shell steps only, so it is given here as Jenkins would set it)."""
     machine = Machine(pipeline.root, name)
-    machine.prepare(pipeline.known_hosts)
+    machine.prepare(pipeline.known_hosts, pipeline.git_config)
     steps, post = stage_steps("Operate", OPERATE_CODE)
     masked = [tool for tool in (shutil.which("docker"), shutil.which("make")) if tool]
     script = pipeline.script(machine, steps, post, hide=[], mask=masked, keep_alive=False, lurker_probe=None)

@@ -20,7 +20,7 @@ import pytest
 
 from jenkins import manifest, operate
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, git
+from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     OPERATE_CODE,
@@ -67,7 +67,11 @@ def test_the_job_is_the_steps_this_harness_runs() -> None:
     assert [s.kind for s in steps] == ["checkout", "sh", "sh"]
     # The code is chosen by the verification step (the Release stage's), before the keys are bound.
     assert steps[1].bound == ("file:gitops-signing-public-key:GITOPS_BOT_PUBLIC_KEY_FILE",)
-    assert steps[2].bound == ("file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE", "sshagent:gitops-deploy-key")
+    assert steps[2].bound == (
+        "file:gitops-signing-key:GITOPS_SIGNING_KEY_FILE",
+        "string:gitops-pulls-token:GITOPS_PULLS_TOKEN",
+        "sshagent:gitops-deploy-key",
+    )
     assert '"$WORKSPACE_TMP/release-venv/bin/python" -P -m jenkins.operate' in steps[2].text
     assert "-m jenkins.operate" not in steps[1].text
     assert [s.kind for s in post] == ["stdout"]
@@ -75,6 +79,12 @@ def test_the_job_is_the_steps_this_harness_runs() -> None:
     stage = stage_text("Operate", OPERATE_CODE)
     assert "agent { label 'release-agent' }" in stage and "lock('gitops-release')" in stage
     assert re.search(r"^pipeline \{\n    agent none$", OPERATE_CODE, flags=re.MULTILINE)
+
+
+@pytest.fixture
+def merges() -> Iterator[ReviewedMerges]:
+    with ReviewedMerges.served() as merges:
+        yield merges
 
 
 @pytest.fixture
@@ -99,20 +109,22 @@ def description(machine: Machine) -> str:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_the_incident_recipe_runs_as_the_jobs(machines: Path, registry: str, docker_engine: None) -> None:
+def test_the_incident_recipe_runs_as_the_jobs(
+    machines: Path, merges: ReviewedMerges, registry: str, docker_engine: None
+) -> None:
     require_machines()
     gitops = GitOpsRepo.seed(machines / "gitops")
-    add_pipeline_files(gitops)
+    add_pipeline_files(gitops, merges)
     repository = f"{registry}/operate-{uuid.uuid4().hex[:8]}"
     jobs = documented_jobs()
     # Both commits before the controller starts: the trust anchor (the branch's head at stack creation)
-    # is the newer one, as their merges would be signed by GitHub's key in a real repository.
-    good = gitops.app_commit("good")
-    bad = gitops.app_commit("bad")
+    # is the newer one; both are reviewed pull requests' merges, as GitHub answers.
+    good = gitops.app_commit("good", merges)
+    bad = gitops.app_commit("bad", merges)
     report = machines / "attack.report"
     report.touch()
     attack = {"ATTACK_REPORT": str(report)}  # where the module planted below reports who imported it
-    with controller(gitops.remote, machines, repository, extra_env=attack) as (pipeline, _, _):
+    with controller(gitops.remote, machines, repository, merges, extra_env=attack) as (pipeline, _, _):
         first = run_pipeline(pipeline)  # releases the tip, `bad`
         assert first.release_status == 0, console(first.release or first.build)
         # `good`'s image, as its own earlier release built it: the Build stage's two commands.

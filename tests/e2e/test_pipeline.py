@@ -19,7 +19,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, git
+from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,
@@ -67,11 +67,18 @@ def test_the_stages_are_the_steps_this_harness_runs() -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> tuple[GitOpsRepo, str]:
-    """The GitOps repository with what the pipeline runs, and a human commit on main to release."""
+def merges() -> Iterator[ReviewedMerges]:
+    with ReviewedMerges.served() as merges:
+        yield merges
+
+
+@pytest.fixture
+def repo(tmp_path: Path, merges: ReviewedMerges) -> tuple[GitOpsRepo, str]:
+    """The GitOps repository with what the pipeline runs, and a human commit on main to release, each
+    merged as a reviewed pull request."""
     repo = GitOpsRepo.seed(tmp_path / "gitops")
-    add_pipeline_files(repo)
-    return repo, repo.app_commit("A change to release")
+    add_pipeline_files(repo, merges)
+    return repo, repo.app_commit("A change to release", merges)
 
 
 @pytest.fixture
@@ -81,12 +88,19 @@ def machines() -> Iterator[Path]:
 
 
 def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
-    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
 ) -> None:
     require_machines()
     gitops, commit = repo
     repository = f"{registry}/pipeline-{uuid.uuid4().hex[:8]}"
-    run, files = run_on_machines(gitops.remote, machines, repository, anchor=commit)
+    # The anchor (whose code the release runs) is the pipeline files' commit: the app commit on top is
+    # one the release asks GitHub about.
+    anchor = git(gitops.remote, "rev-parse", f"{commit}^")
+    run, files = run_on_machines(gitops.remote, machines, repository, merges, anchor=anchor)
 
     assert run.build_status == 0, run.console(run.build)
     assert run.released == "true", run.console(run.build)
@@ -95,10 +109,19 @@ def test_a_human_commit_is_released_and_the_builds_leftover_finds_no_key(
     print("release machine steps (ms):", run.timings(run.release))
     check_release(run, gitops, commit, repository)
     check_no_key_reached_the_build(run, files)
+    # The release asked GitHub, with the bound gitops-pulls-token, about each human commit it signed over.
+    asked = {
+        path.split("/")[5] for method, path in merges.github.requests if path.endswith("/pulls?per_page=100")
+    }
+    assert commit in asked
 
 
 def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
-    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
 ) -> None:
     """The build machine is not trusted: a stash whose digest is not what the registry serves for the
     commit (an image swapped after the push, a forged JSON) makes the release refuse, exit 2, before
@@ -114,7 +137,12 @@ def test_a_digest_the_registry_does_not_serve_is_refused_and_nothing_is_pushed(
 
     gitops, anchor = repo
     run, _ = run_on_machines(
-        gitops.remote, machines, f"{registry}/forged-{uuid.uuid4().hex[:8]}", anchor=anchor, tamper=forge
+        gitops.remote,
+        machines,
+        f"{registry}/forged-{uuid.uuid4().hex[:8]}",
+        merges,
+        anchor=anchor,
+        tamper=forge,
     )
 
     assert run.release is not None and run.release_status == 2, run.console(run.release)
@@ -132,7 +160,11 @@ with open(os.environ["ATTACK_REPORT"], "a") as report:
 
 
 def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
-    machines: Path, repo: tuple[GitOpsRepo, str], registry: str, docker_engine: None
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
 ) -> None:
     """A stolen write deploy key pushes an unsigned commit that changes jenkins/*.py (and the app, so
     that it would release). The build machine runs that code (it runs the head's, holding nothing); the
@@ -144,7 +176,7 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
     repository = f"{registry}/attack-{uuid.uuid4().hex[:8]}"
     report = machines / "attack.report"
     report.touch()
-    first, keys = run_on_machines(gitops.remote, machines / "first", repository, anchor=commit,
+    first, keys = run_on_machines(gitops.remote, machines / "first", repository, merges, anchor=commit,
                                extra_env={"ATTACK_REPORT": str(report)})  # fmt: skip
     assert first.release is not None and first.release_status == 0, first.console(first.release)
     signed = gitops.tip()  # the bot's signed manifest commit
@@ -158,7 +190,7 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
         "app/app.py",
         "jenkins/__init__.py",
     ]
-    run, _ = run_on_machines(gitops.remote, machines / "second", repository, anchor=commit,
+    run, _ = run_on_machines(gitops.remote, machines / "second", repository, merges, anchor=commit,
                              extra_env={"ATTACK_REPORT": str(report)}, signing=keys)  # fmt: skip
 
     assert run.build_status == 0 and run.released == "true", run.console(run.build)
@@ -166,8 +198,8 @@ def test_an_unsigned_push_of_release_code_never_runs_on_the_release_machine(
     console = run.console(run.release)
     assert f"release code: {signed}" in console
     released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
-    # The verified code's history check refuses to sign on top of the unsigned head (here before it asks
-    # GitHub about the commit: the bare remote is no github.com repository, so it cannot).
+    # The verified code's history check refuses to sign on top of the unsigned head: GitHub names it as
+    # no reviewed pull request's merge.
     assert released["outcome"] == "error", released
     assert released["error"].startswith(f"refusing to sign on top of origin at {attacked[:12]}"), released
     assert gitops.tip() == attacked  # nothing pushed on top
@@ -211,3 +243,28 @@ def check_no_key_reached_the_build(run: Run, files: dict[str, Path]) -> None:
     for path in run.build.dir.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert private not in path.read_text(errors="replace"), path
+
+
+def test_a_human_commit_pushed_around_review_stops_the_release_and_nothing_is_pushed(
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
+) -> None:
+    """A commit on the branch that GitHub names as no reviewed pull request's merge (pushed with a write
+    key, around review): the release machine, asking GitHub with the bound token, refuses to sign over
+    it (docs/release.md: exit 1, outcome `error`, the commit named) and pushes nothing."""
+    require_machines()
+    gitops, anchor = repo
+    pushed = gitops.app_commit("Pushed around review")  # not recorded as a merged pull request
+    before = gitops.tip()
+
+    run, _ = run_on_machines(
+        gitops.remote, machines, f"{registry}/unreviewed-{uuid.uuid4().hex[:8]}", merges, anchor=anchor
+    )
+
+    assert run.release is not None and run.release_status == 1, run.console(run.release)
+    released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
+    assert released["outcome"] == "error" and pushed in released["error"], released
+    assert gitops.tip() == before

@@ -66,12 +66,13 @@ def test_only_the_trial_warns(caplog: pytest.LogCaptureFixture, dev_program: Pro
     assert "requiredApprovals" not in caplog.text
 
 
-def test_pull_requests_land_only_by_the_merge_methods_github_signs(dev_program: Program) -> None:
-    """The bot trusts GitHub's web-flow key for human merges (docs/security.md). GitHub documents that a
-    rebase merge's commits are added "without commit signature verification": it "didn't truly create
-    this commit, and can't therefore sign it" (github/docs data/reusables/pull_requests/
-    rebase_and_merge_verification.md); merge and squash commits it creates itself, and signs. The
-    provider's field takes `merge`, `squash`, `rebase` (pulumi-github 6.15.0,
+def test_pull_requests_land_only_by_the_merge_methods_that_add_one_commit(dev_program: Program) -> None:
+    """The bot vouches only for the commit GitHub names as a merged pull request's `merge_commit_sha`:
+    "If merged as a merge commit, merge_commit_sha represents the SHA of the merge commit. If merged
+    via a squash, [...] the SHA of the squashed commit on the base branch. If rebased, [...] the commit
+    that the base branch was updated to" (github/rest-api-description, operationId pulls/get; jenkins/
+    pulls.py), so a rebase merge's earlier commits would stop releases. The provider's field takes
+    `merge`, `squash`, `rebase` (pulumi-github 6.15.0,
     RepositoryRulesetRulesPullRequestArgs.allowed_merge_methods)."""
     methods = dev_program.one(RULESET, PROTECTION).inputs["rules"]["pullRequest"]["allowedMergeMethods"]
     assert sorted(methods) == ["merge", "squash"]

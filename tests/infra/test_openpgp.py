@@ -130,26 +130,3 @@ def test_the_provider_runs_from_the_state_in_a_process_of_its_own() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['fingerprint', 'private_key', 'public_key', 'user_id'] True"
-
-
-GITHUB_WEB_FLOW = ROOT / "jenkins" / "trusted-keys" / "github-web-flow.asc"
-GITHUB_WEB_FLOW_FINGERPRINT = "968479A1AFF927E37D1A566BB5690EEEBB952194"
-"""GitHub's web-flow signing key since 2024-01-16 (docs/verified-identifiers.md has where it was checked)."""
-
-
-def test_the_bots_trusted_keys_are_githubs_current_web_flow_key_alone(tmp_path: Path) -> None:
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--import", str(GITHUB_WEB_FLOW)],
-        capture_output=True,
-        check=True,
-    )
-    records = gpg_listing(home, "--list-keys")
-    assert [r[9] for r in records if r[0] == "fpr"] == [GITHUB_WEB_FLOW_FINGERPRINT]
-    (key,) = [r for r in records if r[0] == "pub"]
-    # Field 2 `r` would mean revoked and `e` expired; field 7 is the expiry (empty: none); `s` signs.
-    assert (key[1], key[6]) == ("-", "")
-    assert "s" in key[11]
-    assert [r[9] for r in records if r[0] == "uid"] == ["GitHub <noreply@github.com>"]
-    assert "PRIVATE" not in GITHUB_WEB_FLOW.read_text()

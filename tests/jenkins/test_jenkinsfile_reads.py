@@ -312,3 +312,13 @@ def test_the_operator_command_reads_only_the_listed_variables() -> None:
     assert found | {"GITOPS_BRANCH"} == set(OPERATE_ENV)
     for name in FORBIDDEN_ENV:
         assert name not in OPERATE_CODE, name
+
+
+def test_the_operator_job_binds_the_release_keys_only_around_its_command() -> None:
+    """The operator jobs sign over the same history the release does, so they bind what promote binds
+    (the signing key, the pulls token the history check asks GitHub with, the deploy key), and never
+    expand them in the file itself."""
+    for name in BOUND:
+        assert name not in re.sub(r"variable: '[^']*'", "", OPERATE_CODE)
+    assert "variable: 'GITOPS_SIGNING_KEY_FILE'" in OPERATE_CODE
+    assert "string(credentialsId: 'gitops-pulls-token', variable: 'GITOPS_PULLS_TOKEN')" in OPERATE_CODE
