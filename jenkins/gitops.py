@@ -424,8 +424,9 @@ class Git:
                 f"{refusing}: commit {named} on the branch's first-parent line since the bot's last signed "
                 "commit (or the trust anchor) is neither signed by the bot nor, as GitHub says, the merge "
                 f"commit of a reviewed pull request merged into {branch} (someone pushed around review). A "
-                "revert on top leaves it on the line: reset the branch to the last commit the bot signed and "
-                "bring the change back through a reviewed pull request, then re-run"
+                "revert on top leaves it on the line, and the branch's rules forbid rewriting it: check "
+                "those commits, revert what must go through a reviewed pull request, then re-anchor the "
+                "stack on the reviewed head (docs/release.md, After a refusal)"
             )
 
     def _unmerged(

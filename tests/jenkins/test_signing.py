@@ -423,7 +423,7 @@ def test_a_commit_neither_the_bots_nor_a_merged_pull_request_under_the_tip_is_re
     assert result.json["outcome"] == "error" and result.json["commit"] is None
     assert sneaked in result.json["error"] and v1 not in result.json["error"]
     # The way out it names is one that works: a signed revert on top leaves the commit on the line.
-    assert "reset the branch to the last commit the bot signed" in result.json["error"]
+    assert "re-anchor the stack on the reviewed head" in result.json["error"]
     assert "not the merge commit of a pull request merged into main" in result.json["error"]
     assert signed_repo.tip() == tip
 
