@@ -147,6 +147,42 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     assert flux.available(image)
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_an_unreviewed_commit_pushed_with_a_stolen_write_key_never_deploys(
+    flux: FluxLoop, releases: tuple[str, dict[str, str]]
+) -> None:
+    """The write key bypasses the ruleset, so a thief can push an app change GitHub names no reviewed merge
+    for. As the tip it is unsigned, and source-controller refuses it; the release on top of it refuses to
+    sign (exit 1, nothing pushed). So it never reaches the cluster: Flux checks only the tip
+    (`verify.mode: HEAD`), and the bot never puts its signature over an unreviewed commit."""
+    repository, build_args = releases
+    flux.repo.checkout_tip()
+    applied = flux.commit_signed("--allow-empty", "-m", "A tip Flux applies [skip ci]")
+    flux.push_event()
+    flux.wait_applied(applied)
+    deployed = flux.deployment_image()
+    stolen = flux.repo.app_commit("A change pushed around review")  # no reviewed merge recorded for it
+    flux.push_event()
+    flux.cluster.wait_for(f"source-controller to refuse {stolen[:12]}", lambda: not_verified(flux, stolen))
+    try:
+        flux.repo.checkout(stolen)
+        args = ["--image-repository", repository, "--build-network", "host", *build_arg_flags(build_args)]
+        run = jenkins_cli(flux.repo.work, "release", args, env=flux.bot_env)
+        assert run.returncode == 1, run.stderr
+        assert run.outcome and run.outcome["outcome"] == "error"
+        assert f"refusing to sign on top of origin at {stolen[:12]}" in run.outcome["error"]
+        assert flux.repo.tip() == stolen  # nothing pushed
+        assert flux.deployment_image() == deployed
+    finally:
+        # The tests after this one need a tip Flux applies: an empty bot-signed commit, as an operator
+        # would add after checking the commit (it changes no manifest, so nothing new deploys).
+        flux.repo.checkout_tip()
+        tip = flux.commit_signed("--allow-empty", "-m", "Checked the commit pushed around review [skip ci]")
+        flux.push_event()
+        flux.wait_applied(tip)
+
+
 def test_a_host_key_that_is_not_the_pinned_one_is_refused(flux: FluxLoop, tmp_path: Path) -> None:
     """source-controller checks the sshd's host key against the Secret's known_hosts (no TOFU)."""
     (source,) = [o for o in flux.objects if o["kind"] == "GitRepository"]
