@@ -228,6 +228,31 @@ class Machine:
         (self.home / ".gitconfig").write_text(git_config)
 
 
+HOST_TMP = "/run/gitops-pipeline-host-tmp"
+"""Where a machine's namespace keeps the host's /tmp while its own tmpfs covers /tmp."""
+
+
+def host_tmp_rebinds(root: Path) -> list[str]:
+    """Mount a private tmpfs on /tmp, then bind back the top-level /tmp entries that hold the project, its
+    venv or the pipeline's root (when the checkout itself is under /tmp), at the same paths."""
+    q = shlex.quote
+    paths = {ROOT, Path(sys.prefix), Path(sys.prefix).resolve(), ROOT.resolve(), root, root.resolve()}
+    tops = sorted({p.parts[2] for p in paths if len(p.parts) > 2 and p.parts[:2] == ("/", "tmp")})
+    if not tops:
+        return ["mount -t tmpfs -o mode=1777 tmpfs /tmp"]
+    lines = [
+        f"mkdir -p {HOST_TMP}",
+        f"mount --bind /tmp {HOST_TMP}",
+        "mount -t tmpfs -o mode=1777 tmpfs /tmp",
+    ]
+    for top in tops:
+        lines += [
+            f"mkdir -p {q('/tmp/' + top)}",
+            f"mount --bind {q(HOST_TMP + '/' + top)} {q('/tmp/' + top)}",
+        ]
+    return lines
+
+
 @dataclass
 class Pipeline:
     """Everything the stages need: where the remote is, the credentials, the shared stash, the env.
@@ -259,8 +284,9 @@ class Pipeline:
         q = shlex.quote
         lines = [
             "set -uo pipefail",
-            # A machine's own /tmp: the pipeline's directories are elsewhere (see Pipeline.root).
-            "mount -t tmpfs -o mode=1777 tmpfs /tmp",
+            # A machine's own /tmp: the pipeline's directories are elsewhere (see Pipeline.root). A checkout
+            # (and its venv) that itself lives under /tmp is bound back at the same path, nothing else.
+            *host_tmp_rebinds(self.root),
             *(f"mount -t tmpfs tmpfs {q(str(path))}" for path in hide),
             *(f"mount --bind /dev/null {q(tool)}" for tool in mask),
             f"cd {q(str(machine.workspace))}",
