@@ -17,7 +17,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCKS = sorted(p.with_suffix(".txt") for p in ROOT.rglob("*requirements*.in") if ".venv" not in p.parts)
+
+
+def tracked() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [path for path in listed.stdout.splitlines() if (ROOT / path).is_file()]
+
+
+# The project's own inputs: tracked files only (a venv or a pipeline run's scratch copy under .cache/
+# holds other `requirements*.in`).
+LOCKS = sorted(
+    (ROOT / path).with_suffix(".txt")
+    for path in tracked()
+    if re.fullmatch(r"(?:.*/)?[^/]*requirements[^/]*\.in", path)
+)
 # Every file that runs pip, and what it must say.
 INSTALLERS = {
     "Makefile": r"pip install",
@@ -27,6 +40,7 @@ INSTALLERS = {
     "scripts/localservices.py": r'"pip", "download"',
     "tests/infra/test_boot.py": r'"pip", "download"',
     "jenkins/Jenkinsfile": r"pip install",
+    "jenkins/operate.Jenkinsfile": r"pip install",
     "tests/e2e/pipeline.py": r'"pip", "download"',
     "tests/jenkins/test_jenkinsfile.py": r"pip install",
 }
@@ -114,11 +128,6 @@ def test_every_pip_install_requires_hashes(path: str) -> None:
 # setuptools wheel`, with no pins and no hashes (pulumi/pulumi `sdk/python/toolchain/pip.go`,
 # `InstallDependencies` and `EnsureVenv`, commit 01ba6bcc239f).
 RUNS_PIP = re.compile(r'pip3? (install|download)|"pip", "(install|download)"|pulumi install')
-
-
-def tracked() -> list[str]:
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [path for path in listed.stdout.splitlines() if (ROOT / path).is_file()]
 
 
 def test_every_file_that_runs_pip_is_checked() -> None:
