@@ -14,11 +14,11 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: test lint unit bench demo demo-cluster preflight venv checkov-venv lock clean services cluster-up cluster-down
 
-# The control plane: reused when up, else started for the suite and stopped after it (scripts/cluster.sh run).
+# The control plane: reused when up, else started for the suite and stopped after it (plane/cluster.sh run).
 # `make`, not $(MAKE): `make -n test` then prints this line instead of starting the plane (command-line
 # variables such as PYTEST_ARGS still reach the inner make through MAKEFLAGS).
 test: venv checkov-venv services ## provision what the tests need, then lint everything and run every test
-	bash scripts/cluster.sh run make --no-print-directory lint unit
+	bash plane/cluster.sh run make --no-print-directory lint unit
 
 # Every install takes a lock (*.txt: each package pinned with its hashes, transitive ones included) and
 # --require-hashes; `make lock` writes the locks from the *.in files, which name only what we use.
@@ -51,7 +51,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/yamllint --strict .
 	$(VENV)/bin/hadolint app/Dockerfile
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run scripts/*.sh bench/*.sh; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run scripts/*.sh plane/*.sh bench/*.sh; \
 	 else echo "shellcheck not installed: skipped (scripts/services.sh installs it)"; fi
 
 unit: venv checkov-venv
@@ -64,16 +64,16 @@ demo: venv services ## the whole GitOps loop on this machine, no AWS; then prefl
 	$(PY) scripts/demo.py
 
 demo-cluster: venv services ## the loop on the real control plane (reused if up, else started and stopped)
-	bash scripts/cluster.sh run $(PY) scripts/demo_cluster.py
+	bash plane/cluster.sh run $(PY) scripts/demo_cluster.py
 
 preflight: venv ## before `pulumi up`: check AWS, GitHub and Pulumi for the stack (STACK=dev)
 	$(PY) -m infra.preflight --stack $(STACK) $(PREFLIGHT_FLAGS)
 
 cluster-up: venv ## build (or take from the cache) and start the control plane, a KWOK node and Flux on 127.0.0.1
-	bash scripts/cluster.sh up
+	bash plane/cluster.sh up
 
 cluster-down: ## stop everything cluster-up started
-	bash scripts/cluster.sh down
+	bash plane/cluster.sh down
 
 services: ## install and start what the tests need (as root; otherwise only checks): Docker, registry, sshd, base image
 	bash scripts/services.sh

@@ -5,7 +5,7 @@ Each run pushes a manifest commit as the release bot does (a new `newTag` in k8s
 times how long, from the moment the push returned, until the Kustomization is Ready at that commit and
 the Deployment has rolled out the new tag: kube-controller-manager's Deployment controller reports every
 replica updated and available and `Available` True, for pods its ReplicaSet controller created,
-kube-scheduler bound and KWOK made Ready (scripts/cluster.sh). "webhook" posts GitHub's push event,
+kube-scheduler bound and KWOK made Ready (plane/cluster.sh). "webhook" posts GitHub's push event,
 signed with the stack's webhook secret, to the stack's Receiver in notification-controller right after
 the push; "polling" waits for the GitRepository's own interval (the stack's flux.interval).
 Needs `make cluster-up` (and root, for the local sshd).
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.localcluster import Cluster, FluxLoop, flux_loop
+from plane.localcluster import Cluster, FluxLoop, flux_loop
 from scripts.sandbox import OpenPgpSigner, git
 
 RUNS = {"webhook": 5, "polling": 3}

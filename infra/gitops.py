@@ -162,7 +162,7 @@ FLUX_INSTANCE_SPEC = {
     },
     "kustomize": {"patches": INSTANCE_PATCHES},
 }
-"""The FluxInstance's spec (fluxcd.controlplane.io/v1); scripts/fluxchart.py derives the test control
+"""The FluxInstance's spec (fluxcd.controlplane.io/v1); plane/fluxchart.py derives the test control
 plane's flags and RBAC from it and from the operator's source at the chart's version."""
 # What the deleted cluster-admin binding leaves kustomize-controller besides Flux's `crd-controller`.
 IMPERSONATOR_RULES = [{"api_groups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
 
+from plane.localcluster import Cluster, ClusterError, FluxLoop, condition, flux_loop
 from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
-from scripts.localcluster import Cluster, ClusterError, FluxLoop, condition, flux_loop
 from scripts.sandbox import (
     BASE_IMAGE,
     hermetic_build_args,

@@ -1,8 +1,8 @@
-"""The real control plane of `make cluster-up` (scripts/cluster.sh): kube-apiserver with RBAC and Pod
+"""The real control plane of `make cluster-up` (plane/cluster.sh): kube-apiserver with RBAC and Pod
 Security admission on etcd, kube-controller-manager, kube-scheduler, one KWOK node on which pods become
 Ready without running, and Flux's source-, kustomize- and notification-controller, all on 127.0.0.1.
 
-`make test` starts one first (scripts/cluster.sh run); run directly, tests here skip when no cluster
+`make test` starts one first (plane/cluster.sh run); run directly, tests here skip when no cluster
 answers, except under CI=true.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localcluster import Cluster, FluxLoop, ensure_app_namespace, flux_loop
+from plane.localcluster import Cluster, FluxLoop, ensure_app_namespace, flux_loop
 from tests.conftest import require
 
 
@@ -47,7 +47,7 @@ def flux(
     cluster: Cluster, app_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FluxLoop]:
     """The stack's Flux objects in the API server, following a local repository over SSH, with the
-    deploy-report Provider pointed at a local commit-status API (scripts/localcluster.py)."""
+    deploy-report Provider pointed at a local commit-status API (plane/localcluster.py)."""
     require(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed")
     require(os.geteuid() == 0, "a real sshd on loopback needs root")
     with flux_loop(cluster, tmp_path_factory.mktemp("flux")) as loop:

@@ -1,5 +1,5 @@
 """The Flux objects the stack declares, rendered from the real program under mocks and applied as they
-are (scripts/localcluster.py says exactly what is pointed at this machine), and the whole loop:
+are (plane/localcluster.py says exactly what is pointed at this machine), and the whole loop:
 app commit -> `python -m jenkins release` (real Docker and registry) -> bot commit -> push event ->
 Flux -> the Deployment rolled out at the new image by digest (kube-controller-manager, kube-scheduler
 and the KWOK node do the rollout); then a rollback and an unhold.
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from jenkins.registry import resolve_digest
-from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
+from plane.localcluster import FluxLoop, condition, keygen, rendered_k8s
 from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
 
 HOLD_BY = "release.gitops/held-by"
@@ -253,7 +253,7 @@ def commit_to_k8s(flux: FluxLoop, obj: dict | None, message: str) -> str:
 @pytest.mark.parametrize("escape", ESCAPES, ids=lambda o: o["kind"])
 def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, escape: dict) -> None:
     """Issue 12 test 4: kustomize-controller, which holds no cluster-admin, only Flux's `crd-controller` and
-    `impersonate` (production's RBAC, scripts/fluxchart.py), applies as the Kustomization's service
+    `impersonate` (production's RBAC, plane/fluxchart.py), applies as the Kustomization's service
     account; the API server's RBAC refuses it the object, and nothing is created."""
     kustomization = flux.named("Kustomization")
     namespace, account = kustomization["metadata"]["namespace"], kustomization["spec"]["serviceAccountName"]

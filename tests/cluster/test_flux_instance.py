@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from scripts.fluxchart import operator_source
-from scripts.localcluster import Cluster
+from plane.fluxchart import operator_source
+from plane.localcluster import Cluster
 from tests.infra.conftest import run_program
 
 CRD = "fluxinstances.fluxcd.controlplane.io"

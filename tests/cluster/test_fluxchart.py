@@ -1,4 +1,4 @@
-"""scripts/fluxchart.py reads the flags and RBAC of production's Flux from the Flux Operator's source at the
+"""plane/fluxchart.py reads the flags and RBAC of production's Flux from the Flux Operator's source at the
 pinned chart version; here, against that source and against sources that no longer have its shape."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from infra.gitops import FLUX_INSTANCE_SPEC, FLUX_VERSION
-from scripts.fluxchart import (
+from plane.fluxchart import (
     CONTROLLERS,
     SourceError,
     controller_args,

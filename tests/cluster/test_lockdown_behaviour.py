@@ -3,7 +3,7 @@ argv): a Kustomization may not take its source from another namespace, and one t
 account applies as its namespace's `default` account, which may do nothing.
 
 The flags come from production's FluxInstance through the operator's multitenant profile
-(scripts/fluxchart.py); these tests show what they do."""
+(plane/fluxchart.py); these tests show what they do."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from infra.gitops import TENANT_DEFAULT_SERVICE_ACCOUNT
-from scripts.localcluster import FluxLoop, condition
+from plane.localcluster import FluxLoop, condition
 
 OTHER_NAMESPACE = "lockdown-probe"
 

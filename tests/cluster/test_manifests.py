@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from scripts.localcluster import Cluster, rendered_k8s
+from plane.localcluster import Cluster, rendered_k8s
 
 
 def pod_from_template(deployment: dict[str, Any], name: str) -> dict[str, Any]:

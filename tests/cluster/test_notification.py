@@ -22,8 +22,8 @@ import hashlib
 import pytest
 
 from infra.gitops import GIT_AUTH, STATUS_AUTH, webhook_path
-from scripts.fakegithub import Recorded
-from scripts.localcluster import (
+from plane.fakegithub import Recorded
+from plane.localcluster import (
     REQUESTED_AT,
     FluxLoop,
     condition,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from jenkins.registry import resolve_digest
-from scripts.localcluster import FluxLoop
+from plane.localcluster import FluxLoop
 from tests.e2e.pipeline import add_pipeline_files, machines_root, require_machines, run_on_machines
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

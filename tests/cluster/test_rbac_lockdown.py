@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from infra.gitops import ADMIN_BINDING, FLUX_INSTANCE_SPEC, FLUX_VERSION, NAMESPACE
-from scripts.fluxchart import CONTROLLERS, operator_source, production_rbac, stack_rbac
-from scripts.localcluster import Cluster
+from plane.fluxchart import CONTROLLERS, operator_source, production_rbac, stack_rbac
+from plane.localcluster import Cluster
 from tests.infra.conftest import run_program
 
 CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")

@@ -1,7 +1,7 @@
 """Deployments roll out as in a cluster: kube-controller-manager writes the ReplicaSet, its Pods and the
 Deployment's status, kube-scheduler binds the Pods to the simulated node, KWOK (in place of that node's
 kubelet) marks them Ready, and the Pod Security admission judges the pods the ReplicaSet controller
-creates. Nothing of the suite writes a status (scripts/cluster.sh starts these processes)."""
+creates. Nothing of the suite writes a status (plane/cluster.sh starts these processes)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from scripts.localcluster import Cluster, FluxLoop, condition
+from plane.localcluster import Cluster, FluxLoop, condition
 from tests.conftest import ROOT
 
-# scripts/cluster.sh NODE_NAME: the one Node, which KWOK manages.
+# plane/cluster.sh NODE_NAME: the one Node, which KWOK manages.
 NODE = "kwok-node-0"
 # The field manager the API server records for a request is its User-Agent up to the first "/"
 # (k8s.io/apiserver v0.35.4 pkg/endpoints/handlers/create.go prefixFromUserAgent), and client-go's

@@ -1,4 +1,4 @@
-"""scripts/cluster.sh's edges, without a control plane: bad input, a missing toolchain, and a stale state
+"""plane/cluster.sh's edges, without a control plane: bad input, a missing toolchain, and a stale state
 directory whose pids now belong to someone else."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.localcluster import Cluster
+from plane.localcluster import Cluster
 from tests.conftest import ROOT
 
-SCRIPT = ROOT / "scripts" / "cluster.sh"
+SCRIPT = ROOT / "plane" / "cluster.sh"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,8 +89,8 @@ def fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     """A copy of the script and tools/ (mode 644) and a Go whose builds all succeed: (script, cache,
     environment for it)."""
     root, cache, module = tmp_path / "checkout", tmp_path / "cache", tmp_path / "module"
-    (root / "scripts").mkdir(parents=True)
-    script = root / "scripts" / "cluster.sh"
+    (root / "plane").mkdir(parents=True)
+    script = root / "plane" / "cluster.sh"
     script.write_text(SCRIPT.read_text())
     script.chmod(0o644)
     for go_mod in (ROOT / "tools").glob("*/go.*"):
@@ -127,7 +127,7 @@ def cached(cache: Path) -> list[str]:
 
 
 def test_a_checkout_without_the_executable_bit_builds(tmp_path: Path) -> None:
-    """`make cluster-up` runs `bash scripts/cluster.sh`, so the script must not need its mode bits (a
+    """`make cluster-up` runs `bash plane/cluster.sh`, so the script must not need its mode bits (a
     copy or an archive may drop them): each build step runs through bash too."""
     script, cache, env = fake_checkout(tmp_path)
 
@@ -248,7 +248,7 @@ def test_a_leftover_that_cannot_be_removed_does_not_stop_the_build() -> None:
 
 
 def test_up_without_the_venv_python_is_refused_before_starting_anything(tmp_path: Path) -> None:
-    """Flux's flags and RBAC come from scripts/fluxchart.py: without Python, `up` stops first."""
+    """Flux's flags and RBAC come from plane/fluxchart.py: without Python, `up` stops first."""
     state, python = tmp_path / "state", tmp_path / "no-python"
     result = run("up", env={"PYTHON": str(python), "GITOPS_CLUSTER_STATE": str(state)})
     assert result.returncode == 1

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from infra.openpgp import OpenPgpKeyProvider
-from scripts.localcluster import FluxLoop, condition
+from plane.localcluster import FluxLoop, condition
 from scripts.sandbox import BRANCH, DEV, OpenPgpSigner, git
 
 # source-controller v1.9.3 internal/controller/gitrepository_controller.go, verifySignature: a failed

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from infra.gitops import FLUX_VERSION
-from scripts.fluxchart import operator_source
-from scripts.localcluster import STATE, Cluster
+from plane.fluxchart import operator_source
+from plane.localcluster import STATE, Cluster
 from tests.conftest import ROOT
 
 TOOLS = ROOT / "tools"

@@ -1,4 +1,4 @@
-// Pins Flux's kustomize-controller for the test control plane (scripts/cluster.sh builds it; its CRDs are
+// Pins Flux's kustomize-controller for the test control plane (plane/cluster.sh builds it; its CRDs are
 // copied from config/crd/bases of this same module version). v1.9.4 is the version Flux v2.9.3 ships
 // (fluxcd/flux2 manifests/bases/kustomize-controller/kustomization.yaml at tag v2.9.3); the three
 // controllers here are that release's set, see docs/cluster.md. Only this controller is required here,

@@ -1,6 +1,6 @@
 // Pins KWOK's controller (sigs.k8s.io/kwok/cmd/kwok) for the test control plane: it plays the kubelet
 // of simulated nodes, so the pods the real kube-controller-manager creates and kube-scheduler binds
-// become Ready (scripts/cluster.sh builds it; its Stage objects are copied from kustomize/stage of this
+// become Ready (plane/cluster.sh builds it; its Stage objects are copied from kustomize/stage of this
 // same module version). It needs the k8s.io modules at v0.36.1 (its go.mod at v0.8.0), not tools/kube's
 // v0.35.4, so it has its own module. Only kwok is required here, so every other module resolves to
 // exactly the version kwok v0.8.0's own go.mod names; that go.mod has no replace directives.

@@ -5,11 +5,11 @@
 # kustomize- and notification-controller, built from the Go modules pinned under tools/ (see
 # docs/cluster.md).
 #
-#   scripts/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
-#   scripts/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
-#   scripts/cluster.sh down    stop every process `up` started (by pid) and remove .cluster/
-#   scripts/cluster.sh status  exit 0 when every process runs and the API server answers /readyz
-#   scripts/cluster.sh run CMD...  run CMD with the control plane up: reuse a running one, else start one
+#   plane/cluster.sh build   build the binaries into a cache keyed by tools/*/go.{mod,sum} (or reuse it)
+#   plane/cluster.sh up      build, then start everything; writes .cluster/kubeconfig and .cluster/env
+#   plane/cluster.sh down    stop every process `up` started (by pid) and remove .cluster/
+#   plane/cluster.sh status  exit 0 when every process runs and the API server answers /readyz
+#   plane/cluster.sh run CMD...  run CMD with the control plane up: reuse a running one, else start one
 #                              and stop it when CMD ends (how `make test` and `make demo-cluster` use it)
 set -euo pipefail
 
@@ -352,9 +352,9 @@ up() {
 
   for c in "${CONTROLLERS[@]}"; do kc apply --server-side -f "${dir[$c]}/crds/" >/dev/null; done
   # Flux's identities and the RBAC production's Flux Operator installs for the stack's FluxInstance,
-  # read from the operator's source at the pinned chart version (scripts/fluxchart.py).
+  # read from the operator's source at the pinned chart version (plane/fluxchart.py).
   local rbac
-  rbac="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m scripts.fluxchart rbac)" || die "cannot derive Flux's RBAC"
+  rbac="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m plane.fluxchart rbac)" || die "cannot derive Flux's RBAC"
   kc apply --server-side -f - <<<"$rbac" >/dev/null
   kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
@@ -370,7 +370,7 @@ up() {
       --health-addr="127.0.0.1:$health" --log-level=info --log-encoding=json)
     # The flags the stack's FluxInstance gives this controller (multi-tenancy lockdown, no remote
     # bases), derived from the operator's source so the test cluster cannot drift from EKS.
-    flags="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m scripts.fluxchart "$c")" || die "cannot derive $c's flags"
+    flags="$(cd "$ROOT" && GO="$GO" "$PYTHON" -m plane.fluxchart "$c")" || die "cannot derive $c's flags"
     chart_args=()
     [ -z "$flags" ] || mapfile -t chart_args <<<"$flags"
     args+=("${chart_args[@]}")

@@ -1,5 +1,5 @@
 """GitHub's commit-status API, as a GitHub Enterprise Server on 127.0.0.1 over HTTPS, for the Flux
-`github` Provider in the test cluster (scripts/localcluster.py points the stack's Provider at it).
+`github` Provider in the test cluster (plane/localcluster.py points the stack's Provider at it).
 
 Only what notification-controller's github notifier calls is served, with GitHub's shapes
 (github/docs content/rest/commits/statuses.md, "Commit statuses"):

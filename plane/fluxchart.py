@@ -1,5 +1,5 @@
 """What the Flux Operator installs for the stack's FluxInstance (infra/gitops.py `FLUX_INSTANCE_SPEC`),
-read from the operator's own source at the chart's version, so that the test cluster (scripts/cluster.sh)
+read from the operator's own source at the chart's version, so that the test cluster (plane/cluster.sh)
 runs Flux's controllers with production's flags and production's RBAC, and cannot drift from them.
 
 The source: the Go module github.com/controlplaneio-fluxcd/flux-operator at `v<chart version>` (the
@@ -18,10 +18,10 @@ checked against Go's checksum database by `go mod download`. In it:
   object gets the suffix `-<namespace>`, and the token permission (`create serviceaccounts/token`) is
   removed from `crd-controller`; then the FluxInstance's `$patch: delete` patches remove objects.
 The flags that depend on running in a pod (events address, storage address, leader election) are set by
-scripts/cluster.sh for loopback.
+plane/cluster.sh for loopback.
 
-    python -m scripts.fluxchart kustomize-controller   # its flags, one per line
-    python -m scripts.fluxchart rbac                   # the flux-system namespace, accounts and RBAC
+    python -m plane.fluxchart kustomize-controller   # its flags, one per line
+    python -m plane.fluxchart rbac                   # the flux-system namespace, accounts and RBAC
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def stack_rbac() -> list[dict[str, Any]]:
 
 
 def plane_objects() -> list[dict[str, Any]]:
-    """What scripts/cluster.sh applies for Flux: its namespace, one account per controller, and
+    """What plane/cluster.sh applies for Flux: its namespace, one account per controller, and
     production's RBAC."""
     identities = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}] + [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": c, "namespace": NAMESPACE}}
@@ -288,7 +288,7 @@ def plane_objects() -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
-        sys.exit(f"usage: python -m scripts.fluxchart rbac|{'|'.join(CONTROLLERS)}")
+        sys.exit(f"usage: python -m plane.fluxchart rbac|{'|'.join(CONTROLLERS)}")
     try:
         if argv[0] == "rbac":
             print(yaml.safe_dump_all(plane_objects(), sort_keys=False), end="")

@@ -4,7 +4,7 @@
 repository over SSH on 127.0.0.1 for source-controller to clone with a deploy key; `flux_loop` applies
 the Flux objects the stack declares, rendered from the real program, pointed at a local repository.
 Deployments roll out as in a cluster: kube-controller-manager writes their ReplicaSets, Pods and status,
-kube-scheduler binds the Pods to the simulated node, and KWOK marks them Ready (scripts/cluster.sh).
+kube-scheduler binds the Pods to the simulated node, and KWOK marks them Ready (plane/cluster.sh).
 
 Two things are pointed at this machine, and nothing else is touched: the GitRepository's URL (github.com
 -> the sshd on 127.0.0.1) and, to match it, the host name in front of each known_hosts line. The deploy
@@ -40,13 +40,13 @@ from typing import Any
 import yaml
 
 from infra.openpgp import OpenPgpKeyProvider
-from scripts.fakegithub import FakeGitHub, fake_github
+from plane.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
 from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
 
 STATE = ROOT / ".cluster"
-# Flux itself: its controllers run from scripts/cluster.sh, which also applies the RBAC the install
-# declares (scripts/fluxchart.py `plane_objects`, the stack's impersonator included).
+# Flux itself: its controllers run from plane/cluster.sh, which also applies the RBAC the install
+# declares (plane/fluxchart.py `plane_objects`, the stack's impersonator included).
 SKIPPED_TYPES = {
     "kubernetes:helm.sh/v3:Release",
     "kubernetes:fluxcd.controlplane.io/v1:FluxInstance",
