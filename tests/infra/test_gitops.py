@@ -61,6 +61,43 @@ def test_the_operator_applies_a_resource_set_with_its_tenants_rights_not_its_own
     assert values["multitenancy"] == {"enabled": True, "defaultServiceAccount": "default"}
 
 
+# The chart's schema for the values the stack sets, copied from controlplaneio-fluxcd/charts
+# `charts/flux-operator/values.schema.json` (commit fc87d3b, chart 0.49.0: the newest in the stored
+# snapshot; `multitenancy` since commit 1f7a8fa, `web.enabled` since b96c397). Its top level and `web`
+# admit any key, so Helm would ignore a misspelt one without a word; only these paths are read by
+# `templates/deployment.yaml` (`--default-service-account`, `WEB_SERVER_PORT` 9080 or 0).
+CHART_SCHEMA = {
+    "web": {"enabled": "boolean"},
+    "multitenancy": {"enabled": "boolean", "defaultServiceAccount": "string"},
+}
+JSON_TYPES = {"boolean": bool, "string": str}
+
+
+def not_in_chart(values: dict, schema: dict = CHART_SCHEMA, path: str = "") -> list[str]:
+    """The paths of `values` that are not among the chart keys copied above, or have another type."""
+    wrong = []
+    for key, value in values.items():
+        where = f"{path}{key}"
+        if key not in schema:
+            wrong.append(where)
+        elif isinstance(schema[key], dict):
+            wrong += not_in_chart(value, schema[key], f"{where}.") if isinstance(value, dict) else [where]
+        elif not isinstance(value, JSON_TYPES[schema[key]]):
+            wrong.append(where)
+    return wrong
+
+
+def test_every_chart_value_the_stack_sets_is_one_the_chart_reads(dev_program: Program) -> None:
+    values = _only(dev_program, RELEASE).inputs["values"]
+    assert not_in_chart(values) == []
+    # The check can fail: a misspelt key, an unknown one and a string for a boolean are each named.
+    assert not_in_chart({"multiTenancy": {"enabled": True}, "web": {"enable": False}}) == [
+        "multiTenancy",
+        "web.enable",
+    ]
+    assert not_in_chart({"multitenancy": {"enabled": "true"}}) == ["multitenancy.enabled"]
+
+
 def test_the_flux_instance_pins_the_version_the_test_plane_builds_multitenant(dev_program: Program) -> None:
     """FluxInstance (fluxcd.controlplane.io/v1, flux-operator api/v1/fluxinstance_types.go): named `flux`
     (its CRD's only accepted name), `distribution.version` and `.registry` required, `components` from
