@@ -1,6 +1,7 @@
-// Pins kube-apiserver (k8s.io/kubernetes) and etcd (go.etcd.io/etcd/server/v3, at the version
-// k8s.io/kubernetes v1.35.4 itself requires) for the test control plane: plane/cluster.sh builds them.
-// No Go code of ours: the tool directives below name the two main packages.
+// Pins kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes) and etcd
+// (go.etcd.io/etcd/server/v3, at the version k8s.io/kubernetes v1.35.4 itself requires) for the test
+// control plane: plane/cluster.sh builds them. No Go code of ours: the tool directives below name the
+// four main packages.
 module github.com/gitops-eks/tools/kube
 
 go 1.25.0
