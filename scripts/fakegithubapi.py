@@ -36,12 +36,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DOCS = "https://docs.github.com/rest"
-# endpoint (method, path pattern under /repos/{owner}/{repo}) -> the permission it needs, and the fields
-# GitHub requires in its body
+# endpoint (method, path pattern under /repos/{owner}/{repo}) -> the permissions it needs (all of them; the
+# 403's header lists them comma-separated), and the fields GitHub requires in its body (a GET: none, 200).
 GATED = (
     ("POST", re.compile(r"/keys"), "administration=write", ("key",)),
     ("POST", re.compile(r"/hooks"), "repository_hooks=write", ("config",)),
-    ("POST", re.compile(r"/environments/(?P<env>[^/]+)/variables"), "environments=write", ("name", "value")),
+    (
+        "POST",
+        re.compile(r"/environments/(?P<env>[^/]+)/variables"),
+        "environments=write,actions_variables=write",
+        ("name", "value"),
+    ),
+    ("GET", re.compile(r"/environments/(?P<env>[^/]+)"), "actions=read", ()),
+    ("GET", re.compile(r"/pages"), "pages=read", ()),
     ("POST", re.compile(r"/statuses/(?P<sha>[0-9a-f]{40})"), "statuses=write", ("state",)),
 )
 REPO = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?")
@@ -80,6 +87,7 @@ class Repository:
     collaborators: dict[str, str] = field(default_factory=dict)
     """login -> permission (admin, write, read); anyone else has none."""
     environments: set[str] = field(default_factory=set)
+    has_pages: bool = False
     pulls: list[Pull] = field(default_factory=list)
     default_commits: set[str] = field(default_factory=set)
     """the commits on the default branch: only for those are merged pull requests listed."""
@@ -147,7 +155,13 @@ class FakeGitHubAPI:
             shape = {"login": owner, "type": repo.owner_type}
             return (
                 200,
-                {"full_name": full_name, "private": repo.private, "visibility": visibility, "owner": shape},
+                {
+                    "full_name": full_name,
+                    "private": repo.private,
+                    "visibility": visibility,
+                    "owner": shape,
+                    "has_pages": repo.has_pages,
+                },
                 {},
             )
         if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)", rest)):
@@ -210,10 +224,14 @@ class FakeGitHubAPI:
             m = pattern.fullmatch(rest)
             if verb != method or m is None:
                 continue
-            if permission not in granted:
+            if not set(permission.split(",")) <= granted:
                 return _forbidden(permission)
             if "env" in m.groupdict() and m["env"] not in repo.environments:
                 return _error(404, "Not Found", DOCS)
+            if rest == "/pages" and not repo.has_pages:
+                return _error(404, "Not Found", f"{DOCS}/pages/pages#get-a-apiname-pages-site")
+            if verb == "GET":
+                return 200, {}, {}
             missing = [f for f in required if not isinstance(body, dict) or f not in body]
             if missing:
                 names = ", ".join(f'"{f}"' for f in missing)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from infra.github_permissions import API_NAMES, token_permissions
 from scripts.fakeaws import FakeAWS, standard_support_until
 from scripts.fakeaws import serve as serve_aws
 from scripts.fakegithubapi import FakeGitHubAPI, Repository
@@ -24,15 +25,8 @@ STACK = "preflight"
 REPOSITORY = "example-org/hello-gitops"
 REVIEWER = "octo-reviewer"
 TOKEN = "github_pat_preflight_world"  # noqa: S105 - the fake GitHub's own token, nothing real
-# Every permission the stack's GitHub resources need (as the fake GitHub gates its endpoints), and
-# contents=read, with which preflight also sees the branch.
-ALL_PERMISSIONS = {
-    "administration=write",
-    "repository_hooks=write",
-    "environments=write",
-    "metadata=read",
-    "contents=read",
-}
+# Every permission the stack's GitHub resources need, as the README lists them (GitHub's API names).
+ALL_PERMISSIONS = {f"{API_NAMES[name]}={access}" for name, access in token_permissions().items()}
 # AWS's defaults for the quotas preflight reads (docs/verified-identifiers.md): VPCs and NAT gateways per
 # zone as moto's own table has them (moto/servicequotas/resources/default_quotas/vpc.py), five Elastic IPs,
 # and 5 vCPUs of On-Demand standard instances (the AWS CLI's get-aws-default-service-quota example).

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import Secret, StackConfig
+from infra.github_permissions import API_NAMES, PERMISSIONS, token_permissions
 from infra.preflight.report import Row, fail, guarded, ok, skip
 
 DEFAULT_API = "https://api.github.com"
@@ -40,14 +41,47 @@ class Probe:
     needed_for: str
 
 
-# The permissions the stack's GitHub resources need, one probe each: the one list preflight checks. Once
-# the stack keeps its own map of resource types to permissions (infra/github_permissions.py), this list
-# is to be derived from that map, so that the README, the map's test and this check cannot drift apart.
-PROBES = (
-    Probe("administration=write", "POST", "/keys", "deploy keys, the preview environment, the ruleset"),
-    Probe("repository_hooks=write", "POST", "/hooks", "the Jenkins and Flux webhooks"),
-    Probe("environments=write", "POST", "/environments/{environment}/variables", "the preview variables"),
-)
+# How preflight proves a permission without changing anything, keyed by GitHub's API name of it: a write
+# sent without a required field (422 when allowed), or a read (200; 404 when what it reads does not exist
+# yet). `contents=read` is proven by the branch check (GET .../branches/{branch}, "Get a branch") and
+# `metadata=read` is on every fine-grained token, so neither needs a probe.
+PROBE_REQUESTS: dict[str, tuple[str, str]] = {
+    "administration": ("POST", "/keys"),
+    "repository_hooks": ("POST", "/hooks"),
+    # "Create an environment variable" needs both (github_permissions.py): one request proves the two.
+    "environments": ("POST", "/environments/{environment}/variables"),
+    "actions_variables": ("POST", "/environments/{environment}/variables"),
+    "actions": ("GET", "/environments/{environment}"),
+    "pages": ("GET", "/pages"),
+}
+PROVEN_ELSEWHERE = {"contents", "metadata"}
+
+
+def _probes() -> tuple[Probe, ...]:
+    """One probe per distinct request, for every permission of `github:token` (infra/github_permissions.py):
+    the same map the README's list and the map's test read, so they cannot drift apart. A permission the
+    map gains without a way to prove it here fails at import."""
+    requests: dict[tuple[str, str], list[str]] = {}
+    users: dict[str, list[str]] = {}
+    for name, access in token_permissions().items():
+        api = API_NAMES[name]
+        for type_, permissions in PERMISSIONS.items():
+            if any(p.name == name for p in permissions):
+                users.setdefault(f"{api}={access}", []).append(type_.rsplit(":", 1)[-1])
+        if api not in PROVEN_ELSEWHERE:
+            requests.setdefault(PROBE_REQUESTS[api], []).append(f"{api}={access}")
+    return tuple(
+        Probe(
+            ",".join(permissions),
+            method,
+            path,
+            ", ".join(sorted({user for p in permissions for user in users[p]})),
+        )
+        for (method, path), permissions in requests.items()
+    )
+
+
+PROBES = _probes()
 COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
 READ_ROLES = {"read", "triage", "write", "maintain", "admin"}
 
@@ -137,8 +171,14 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
     if branch.status == 403 and branch.headers.get("x-accepted-github-permissions"):
-        # Reading a branch takes contents=read, which the stack itself does not use.
-        yield skip(f"branch {config.branch}", f"not checked: {branch.said()} (it takes contents=read)")
+        # "Get a branch" takes contents=read: the stack reads the branch's head (getBranch) as the release's
+        # trust anchor, so a token without it fails `pulumi up` too.
+        accepted = _describe(accepted_permissions(branch.headers["x-accepted-github-permissions"]))
+        yield fail(
+            f"branch {config.branch}",
+            f"{branch.said()}; it accepts {accepted}",
+            f"edit the token: grant {accepted} (getBranch, the release's trust anchor)",
+        )
         sha = None
     elif branch.status != 200:
         yield fail(
@@ -150,7 +190,11 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
     else:
         sha = branch.body.get("commit", {}).get("sha")
         yield ok(f"branch {config.branch}", f"at {str(sha)[:12]}")
-    yield from _permissions(api, config, PROBES, sha)
+    # The provider reads the Pages site only of a repository that has one (getRepository).
+    probes = tuple(p for p in PROBES if p.path != "/pages" or repo.body.get("has_pages"))
+    if len(probes) < len(PROBES):
+        yield skip("permission pages=read", "the repository has no Pages site: the stack does not read it")
+    yield from _permissions(api, config, probes, sha)
     yield from _plan(api, config, repo.body)
     yield from _reviewers(api, config)
 
@@ -173,7 +217,7 @@ def _permissions(
             continue
         answer = api.call(probe.method, path, {})
         header = answer.headers.get("x-accepted-github-permissions", "")
-        if answer.status == 422:
+        if answer.status == (200 if probe.method == "GET" else 422):
             yield ok(check, f"accepted for {probe.needed_for}")
         elif answer.status == 403 and header:
             yield fail(

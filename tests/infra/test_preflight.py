@@ -26,8 +26,9 @@ import boto3
 import pytest
 import requests
 
+from infra.github_permissions import API_NAMES, token_permissions
 from infra.preflight import __main__ as cli
-from infra.preflight.github import accepted_permissions, plan_features
+from infra.preflight.github import PROBES, accepted_permissions, plan_features
 from scripts.fakeaws import standard_support_until
 from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
 
@@ -136,25 +137,60 @@ def test_missing_permission_is_read_from_x_accepted_github_permissions(
     assert rows["permission administration=write"].startswith("✓")
 
 
-def test_a_token_that_cannot_read_branches_skips_the_branch_check(
+def test_a_token_that_cannot_read_branches_is_a_blocker(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # fine-grained-pat-permissions.json: "Get a branch" (GET /repos/{owner}/{repo}/branches/{branch}) is
-    # Contents: read, which the stack's resources do not need: not a blocker.
+    # Contents: read, which the stack's getBranch needs (the release's trust anchor).
     fake.github.tokens[TOKEN].discard("contents=read")
-    _, rows, _ = preflight(fake, capsys)
-    assert rows["branch main"].startswith("-")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["branch main"].startswith("✗")
     assert "GitHub answered 403 'Resource not accessible by personal access token'" in rows["branch main"]
+    assert fix_after(out, "branch main").startswith("fix: edit the token: grant contents=read")
 
 
-def test_environment_permission_is_checked_once_the_environment_exists(
+def test_environment_permissions_are_checked_once_the_environment_exists(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.github.repositories[REPOSITORY].environments.add("preview")
-    fake.github.tokens[TOKEN].discard("environments=write")
+    # "Create an environment variable" takes Environments and Variables, both write (one request).
+    variables = "permission environments=write,actions_variables=write"
     _, rows, _ = preflight(fake, capsys)
-    assert rows["permission environments=write"].startswith("✗")
-    assert "it accepts environments=write" in rows["permission environments=write"]
+    assert rows[variables].startswith("✓") and rows["permission actions=read"].startswith("✓")
+    fake.github.tokens[TOKEN].discard("actions_variables=write")
+    fake.github.tokens[TOKEN].discard("actions=read")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[variables].startswith("✗")
+    assert "it accepts environments=write and actions_variables=write" in rows[variables]
+    # "Get an environment" takes Actions: read.
+    assert rows["permission actions=read"].startswith("✗")
+
+
+def test_pages_permission_matters_only_for_a_repository_with_a_pages_site(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # terraform-provider-github data_source_github_repository.go reads the Pages site (GET .../pages,
+    # Pages: read) only when the repository has one.
+    fake.github.tokens[TOKEN].discard("pages=read")
+    code, rows, _ = preflight(fake, capsys)
+    assert rows["permission pages=read"].startswith("-")
+    assert "no Pages site" in rows["permission pages=read"]
+    assert not any(r.startswith("✗") for k, r in rows.items() if k.startswith("permission"))
+    fake.github.repositories[REPOSITORY].has_pages = True
+    code, rows, _ = preflight(fake, capsys)
+    assert code == 1 and rows["permission pages=read"].startswith("✗")
+
+
+def test_every_permission_the_readme_lists_is_proven_by_one_check() -> None:
+    """The probes come from the map the README's list is tested against: each permission of
+    `github:token` is probed once, or proven by the branch check (contents) or granted to every token
+    (metadata)."""
+    probed = [p for probe in PROBES for p in probe.permission.split(",")]
+    assert len(probed) == len(set(probed))
+    listed = {f"{API_NAMES[name]}={access}" for name, access in token_permissions().items()}
+    assert set(probed) == listed - {"contents=read", "metadata=read"}
+    assert {"contents=read", "metadata=read"} <= listed
 
 
 def test_private_repository_on_free_has_no_preview_gate(
