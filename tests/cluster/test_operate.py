@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,25 +137,26 @@ class Plane:
         assert status == 0, console(machine)
         return machine
 
-    def deployed(self, image: str) -> Callable[[], bool]:
-        """Probe: the tip is applied, the rollout is complete, and every pod of the app is Ready and
-        runs `image`."""
-
-        def probe() -> bool:
-            if not (self.flux.applied(self.flux.repo.tip()) and self.flux.available(image)):
-                return False
-            pods = self.pods()
-            return bool(pods) and all(
-                [c["image"] for c in pod["spec"]["containers"]] == [image]
-                and (condition(pod, "Ready") or {}).get("status") == "True"
-                for pod in pods
-            )
-
-        return probe
+    def running(self, image: str) -> bool:
+        """The rollout is complete at `image`, and every pod of the app is Ready and runs it."""
+        if not self.flux.available(image):
+            return False
+        pods = self.pods()
+        return bool(pods) and all(
+            [c["image"] for c in pod["spec"]["containers"]] == [image]
+            and (condition(pod, "Ready") or {}).get("status") == "True"
+            for pod in pods
+        )
 
     def wait_deployed(self, image: str) -> None:
+        """Tell Flux of the push; wait until the tip is applied and the app's pods run `image`."""
         self.flux.push_event()
-        self.flux.cluster.wait_for(f"the app's pods to run {image}", self.deployed(image), timeout=180)
+        tip = self.flux.repo.tip()
+        self.flux.cluster.wait_for(
+            f"{tip[:12]} applied and the app's pods at {image}",
+            lambda: self.flux.applied(tip) and self.running(image),
+            timeout=180,
+        )
 
     def pods(self) -> list[dict[str, object]]:
         (deployment,) = [o for o in rendered_k8s() if o["kind"] == "Deployment"]
@@ -283,7 +284,7 @@ def test_the_incident_jobs_roll_back_hold_unhold_and_promote_on_the_cluster(plan
     assert flux.repo.tip() == fix
     flux.push_event()
     flux.cluster.wait_for(f"source-controller to refuse {fix[:12]}", lambda: refused(flux, fix))
-    assert flux.applied(held) and plane.deployed(plane.image(good))()
+    assert flux.applied(held) and plane.running(plane.image(good))
 
     # gitops-unhold: releases move again; the image stays until one does.
     unhold = plane.job("gitops-unhold")
@@ -312,7 +313,7 @@ def test_a_release_during_a_freeze_lands_in_git_and_rolls_out_at_the_thaw(plane:
     freeze_section = section("Emergency freeze and thaw")
     freeze, suspended, thaw = commands(freeze_section, "kubectl")
     before, running = flux.repo.tip(), flux.deployment_image()
-    assert plane.deployed(running)()
+    assert plane.running(running)
 
     run_documented(flux, freeze)
     assert run_documented(flux, suspended) == "true\n"
@@ -337,7 +338,7 @@ def test_a_release_during_a_freeze_lands_in_git_and_rolls_out_at_the_thaw(plane:
         "the suspended Kustomization to handle the request",
         lambda: flux.status("Kustomization").get("status", {}).get("lastHandledReconcileAt") == token,
     )
-    assert flux.applied(before) and plane.deployed(running)()
+    assert flux.applied(before) and plane.running(running)
 
     run_documented(flux, thaw)
     plane.wait_deployed(plane.image(later))
