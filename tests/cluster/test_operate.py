@@ -19,15 +19,12 @@ freeze during which a release lands in git but not in the cluster, then the thaw
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -69,10 +66,10 @@ def section(title: str) -> str:
 def commands(text: str, program: str) -> list[str]:
     """The lines of text's fenced bash blocks that run `program` (continuation lines joined)."""
     found = []
-    for block in re.findall(r"^```bash\n(.*?)^```", text, re.M | re.S):
+    for block in re.findall(r"^ *```bash\n(.*?)^ *```", text, re.M | re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            if line.startswith(f"{program} "):
-                found.append(line)
+            if line.strip().startswith(f"{program} "):
+                found.append(line.strip())
     return found
 
 
@@ -182,10 +179,9 @@ class Plane:
 
 @pytest.fixture(scope="module")
 def plane(flux: FluxLoop, registry: str, docker_engine: None) -> Iterator[Plane]:
-    """The pipeline's files on the shared loop's branch, one release rolled out through the real
-    pipeline (`bad`), and the image of an earlier commit (`good`) in the registry, built by the Build
-    stage's commands. Afterwards the app's Dockerfile is put back and the Kustomization thawed, whatever
-    happened, for the other tests of the loop."""
+    """The pipeline's files on the shared loop's branch and two releases through the real pipeline,
+    `good` then `bad`, the second rolled out. Afterwards the Kustomization is thawed and the app's
+    Dockerfile put back, whatever happened, for the other tests of the loop."""
     require_machines()
     repo = flux.repo
     dockerfile = (repo.work / "app" / "Dockerfile").read_text()
@@ -194,6 +190,7 @@ def plane(flux: FluxLoop, registry: str, docker_engine: None) -> Iterator[Plane]
     # release runs"): an empty one anchors it on the pipeline's files.
     flux.commit_signed("--allow-empty", "-m", "Anchor release signing [skip ci]")
     repository = f"{registry}/cluster-operate-{uuid.uuid4().hex[:8]}"
+    kustomization = flux.named("Kustomization")["metadata"]
     try:
         with machines_root() as machines:
             public = machines / "signing.pub.asc"
@@ -201,33 +198,18 @@ def plane(flux: FluxLoop, registry: str, docker_engine: None) -> Iterator[Plane]
             keys = {"gitops-signing-key": flux.signing_key, "gitops-signing-public-key": public}
             with controller(repo.remote, machines, repository, flux.merges, signing=keys) as (pipeline, _, _):
                 plane = Plane(flux, pipeline, repository, {})
-                plane.commits["good"] = repo.app_commit("good", flux.merges)
-                build_image(repo.work, plane.commits["good"], repository, machines / "plan-good.json")
-                plane.commits["bad"], released = plane.release("bad")
-                assert released["outcome"] == "changed", released
+                for name in ("good", "bad"):
+                    plane.commits[name], released = plane.release(name)
+                    assert released["outcome"] == "changed", released
                 plane.wait_deployed(plane.image(plane.commits["bad"]))
                 yield plane
     finally:
-        flux.cluster.kubectl(
-            "patch", "kustomization", flux.named("Kustomization")["metadata"]["name"], "-n",
-            flux.named("Kustomization")["metadata"]["namespace"], "--type", "merge",
-            "-p", '{"spec":{"suspend":false}}',
-        )  # fmt: skip
+        name, namespace = kustomization["name"], kustomization["namespace"]
+        thaw = ("--type", "merge", "-p", '{"spec":{"suspend":false}}')
+        flux.cluster.kubectl("patch", "kustomization", name, "-n", namespace, *thaw)
         repo.checkout_tip()
         (repo.work / "app" / "Dockerfile").write_text(dockerfile)
         flux.commit_signed("-am", "Put the app's Dockerfile back [skip ci]")
-
-
-def build_image(work: Path, commit: str, repository: str, plan: Path) -> None:
-    """commit's image, as its own release's Build stage built it: `plan`, then `build`."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with plan.open("w") as out:
-        subprocess.run([sys.executable, "-m", "jenkins", "plan", "--commit", commit, "--json"],
-                       cwd=work, env=env, stdout=out, check=True)  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "jenkins", "build", "--plan", str(plan), "--image-repository", repository],
-        cwd=work, env=env, check=True, capture_output=True,
-    )  # fmt: skip
 
 
 def test_the_troubleshooting_commands_show_the_rollout(plane: Plane) -> None:
@@ -263,7 +245,18 @@ def test_the_troubleshooting_commands_show_the_rollout(plane: Plane) -> None:
 
 
 def test_the_incident_jobs_roll_back_hold_unhold_and_promote_on_the_cluster(plane: Plane) -> None:
-    flux, good = plane.flux, plane.commits["good"]
+    flux = plane.flux
+    # The documented way to find COMMIT: the manifest's changes, newest first; the deploy before the
+    # bad one is the last good one.
+    (find,) = commands(section("Incidents: roll back, hold, release again (the operator jobs)"), "git")
+    flux.repo.checkout_tip()
+    listed = subprocess.run(
+        ["bash", "-c", find], cwd=flux.repo.work, capture_output=True, text=True, check=True
+    )
+    deploys = [line.split()[0] for line in listed.stdout.splitlines() if line.split()[1:2] == ["deploy"]]
+    assert deploys[0] == plane.commits["bad"], listed.stdout
+    good = deploys[1]
+    assert good == plane.commits["good"], listed.stdout
 
     # gitops-rollback: the bot's signed commit, verified by source-controller and applied; the pods run
     # the good image; the hold is in the manifest Flux applied.
