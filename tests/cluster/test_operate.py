@@ -11,14 +11,17 @@ flux2's Makefile generates (`//go:embed manifests/*.yaml` in cmd/flux/manifests.
 is in flux2's .gitignore, so the published module has none). The `flux` lines of the docs therefore do
 not run here; the `kubectl` lines next to them do, read from the docs' fenced blocks.
 
-One release rolls out first (the module's fixture); then, in order: the troubleshooting commands on
-that rollout, the incident (rollback with a hold, a release that the hold stops, unhold, promote), and a
-freeze during which a release lands in git but not in the cluster, then the thaw that rolls it out.
+Two releases (`good`, then `bad`) roll out first, the module's one set-up; then, in order: the
+troubleshooting commands on that rollout, the incident (the rollback's COMMIT found as documented, the
+rollback with its hold, a release that the hold stops, unhold, promote), and a freeze during which a
+release lands in git but not in the cluster, then the thaw that rolls it out. The Flux waits poll with
+deadlines; nothing sleeps.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,7 +80,7 @@ def run_documented(flux: FluxLoop, command: str) -> str:
     """A documented command, through bash as a person pastes it, with the plane's kubeconfig."""
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", command],
-        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(flux.cluster.kubeconfig)},
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"], "KUBECONFIG": str(flux.cluster.kubeconfig)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -293,7 +296,6 @@ def test_the_incident_jobs_roll_back_hold_unhold_and_promote_on_the_cluster(plan
     assert outcome(promote)["outcome"] == "changed", console(promote)
     assert "Promoted-By: alice" in plane.message(flux.repo.tip())
     plane.wait_deployed(f"{plane.repository}:{fix}@{digest}")
-    plane.commits["fix"] = fix
 
 
 def refused(flux: FluxLoop, commit: str) -> bool:
