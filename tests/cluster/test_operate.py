@@ -313,6 +313,8 @@ def test_a_release_during_a_freeze_lands_in_git_and_rolls_out_at_the_thaw(plane:
     run_documented(flux, freeze)
     assert run_documented(flux, suspended) == "true\n"
 
+    # After the incident test's unhold, this is the first release: it moves the manifest again.
+    assert manifest.read_hold(plane.manifest_at_tip()) is None
     later, released = plane.release("later")
     assert released["outcome"] == "changed", released
     landed = flux.repo.tip()
