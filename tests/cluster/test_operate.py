@@ -33,7 +33,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.localcluster import REQUESTED_AT, FluxLoop, condition, rendered_k8s
+from plane.localcluster import REQUESTED_AT, FluxLoop, condition, rendered_k8s
 from scripts.sandbox import BRANCH, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
