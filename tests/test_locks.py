@@ -174,3 +174,20 @@ def test_pip_refuses_a_lock_that_misses_a_transitive_dependency(tmp_path: Path) 
     assert "werkzeug" in refused.stderr.lower() and "hash" in refused.stderr.lower(), refused.stderr
     accepted = download(ROOT / "app" / "requirements.txt")
     assert accepted.returncode == 0, accepted.stderr[-2000:]
+
+
+def test_every_image_the_tree_runs_is_pinned_by_digest() -> None:
+    """A workflow's container and service images, and each Dockerfile's base: by digest, so a re-pushed tag
+    cannot change what runs (Docker docs, "Image digests"; GitHub Actions `jobs.<id>.container.image`
+    takes any reference `docker pull` takes). Images built here (`local/`) are not pulled."""
+    references = []
+    for path in tracked():
+        text = (ROOT / path).read_text(errors="replace")
+        if path.startswith(".github/workflows/"):
+            references += [(path, m) for m in re.findall(r"^\s*image:\s*(\S+)", text, re.M)]
+        if Path(path).name == "Dockerfile":
+            references += [(path, m) for m in re.findall(r"^ARG BASE_IMAGE=(\S+)", text, re.M)]
+            references += [(path, m) for m in re.findall(r"^FROM\s+([^$\s]\S*)", text, re.M)]
+    assert references
+    for path, image in references:
+        assert image.startswith("local/") or re.search(r"@sha256:[0-9a-f]{64}$", image), (path, image)
