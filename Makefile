@@ -41,6 +41,7 @@ PIP_COMPILE = env -u PIP_FIND_LINKS $(VENV)/bin/pip-compile --quiet --generate-h
 lock: venv ## regenerate every hashed lock from its *.in (pip-tools)
 	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file requirements-release.txt requirements-release.in
 	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file app/requirements.txt app/requirements.in
 	$(PIP_COMPILE) --constraint requirements-dev.txt --output-file policy/requirements.txt policy/requirements.in
 	$(PIP_COMPILE) --output-file requirements-checkov.txt requirements-checkov.in

@@ -69,6 +69,7 @@ def test_every_input_has_its_lock_and_the_lock_names_its_input() -> None:
     assert {p.relative_to(ROOT).as_posix() for p in LOCKS} == {
         "requirements.txt",
         "requirements-dev.txt",
+        "requirements-release.txt",
         "requirements-checkov.txt",
         "app/requirements.txt",
         "policy/requirements.txt",
@@ -101,7 +102,12 @@ def test_the_locks_agree_on_every_shared_version() -> None:
     """The venv, the image, the agents and the preview run the same versions: every lock but checkov's
     (its own venv, because it pins packaging<24) takes the dev lock's versions."""
     dev = requirements(ROOT / "requirements-dev.txt")
-    for name in ("requirements.txt", "app/requirements.txt", "policy/requirements.txt"):
+    for name in (
+        "requirements.txt",
+        "requirements-release.txt",
+        "app/requirements.txt",
+        "policy/requirements.txt",
+    ):
         for package, (version, _) in requirements(ROOT / name).items():
             assert dev[package][0] == version, (
                 f"{name}: {package} {version}, the dev lock has {dev[package][0]}"
