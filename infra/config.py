@@ -34,7 +34,7 @@ _ACM_ARN = re.compile(
 )
 # A fully qualified DNS name: labels of letters, digits and inner hyphens, at least one dot.
 # GitHub logins: letters, digits and single inner hyphens, at most 39 characters.
-_GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
+GITHUB_LOGIN = re.compile(r"^(?=.{1,39}$)[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
 # GitHub environment names: at most 255 characters; we keep to a safe subset of what the UI takes. The
 # preview role's trust policy relies on it: no `*`/`?` (IAM wildcards) and no `/` (infra/ci_preview.py).
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
@@ -207,14 +207,15 @@ class StackConfig:
     network: NetworkConfig
     registry: RegistryConfig
     preview: PreviewConfig
+    pulls_token: Secret = field(repr=False)
+    """Fine-grained GitHub token with "Pull requests: read" only: the release asks GitHub with it which
+    commits on `branch` are merged pull requests (jenkins/pulls.py). Required: without it no release can
+    sign, so nothing would ever deploy."""
     required_approvals: int = 1
     """Approvals a pull request into `branch` needs (0 to 10); 0 = a one-person trial, nobody reviews."""
     kubeconfig: Secret | None = field(default=None, repr=False)
     commit_status_token: Secret | None = field(default=None, repr=False)
     """Fine-grained GitHub token with "Commit statuses: write" only, for Flux's deploy reports."""
-    pulls_token: Secret | None = field(default=None, repr=False)
-    """Fine-grained GitHub token with "Pull requests: read" only: the release asks GitHub with it which
-    commits on `branch` are merged pull requests (jenkins/pulls.py)."""
 
     @property
     def owner(self) -> str:
@@ -536,7 +537,7 @@ def _preview(raw: Any) -> PreviewConfig:
         )
     seen: set[str] = set()
     for i, login in enumerate(reviewers):
-        if not isinstance(login, str) or not _GITHUB_LOGIN.fullmatch(login):
+        if not isinstance(login, str) or not GITHUB_LOGIN.fullmatch(login):
             raise ConfigError(
                 f"{obj.key('reviewers')}[{i}]: {login!r} is not a GitHub login; {REVIEWERS_HINT}"
             )
@@ -613,6 +614,12 @@ def _string(
     return value
 
 
+PULLS_TOKEN_COMMAND = (
+    f"`pulumi config set --secret {PROJECT}:pullsToken` (a fine-grained token for this repository with only "
+    "Pull requests: Read-only; the release checks with it that what it signs was reviewed)"
+)
+
+
 def _first_run(config: pulumi.Config) -> None:
     """On a first run, name every key the operator still has to set, with its command, in one error."""
 
@@ -646,6 +653,8 @@ def _first_run(config: pulumi.Config) -> None:
     if preview is not None and preview.get("enabled", True) is not False and "reviewers" not in preview:
         key = _key("preview.reviewers")
         missing.append((key, f"`pulumi config set --path '{key}[0]' <login>`"))
+    if config.get("pullsToken") is None:
+        missing.append((_key("pullsToken"), PULLS_TOKEN_COMMAND))
     if len(missing) < 2:
         return  # one missing key is reported by its own check, with the same command
     message = f"{', '.join(key for key, _ in missing)}: missing; set each before the first run: " + "; ".join(
@@ -719,7 +728,7 @@ def load() -> StackConfig:
         preview=_preview(_object(config, "preview")),
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
         commit_status_token=_optional_secret(config, "commitStatusToken"),
-        pulls_token=_optional_secret(config, "pullsToken"),
+        pulls_token=_required_secret(config, "pullsToken", PULLS_TOKEN_COMMAND),
     )
 
 
@@ -738,6 +747,13 @@ def _approvals(config: pulumi.Config) -> int:
             f"`pulumi config set {_key('requiredApprovals')} 1`"
         )
     return int(text)
+
+
+def _required_secret(config: pulumi.Config, name: str, command: str) -> Secret:
+    secret = _optional_secret(config, name)
+    if secret is None:
+        raise ConfigError(f"{_key(name)}: missing; set it: {command}")
+    return secret
 
 
 def _optional_secret(config: pulumi.Config, name: str) -> Secret | None:

@@ -106,7 +106,7 @@ def build() -> None:
             trust_anchor=anchor.commit,
             signing_private_key=keys.signing_private_key,
             signing_public_key=keys.signing_public_key,
-            pulls_token=None if config.pulls_token is None else config.pulls_token.reveal(),
+            pulls_token=config.pulls_token.reveal(),
         ),
     )
     gitops = GitOps(

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,17 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def committed_codeowners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The operator's checkout after the quickstart: `.github/CODEOWNERS` rendered for their reviewers
+    (the repository's own copy names no owner). The program reads it from here."""
+    from infra import codeowners
+    from tests.infra.conftest import OPERATOR_CONFIG
+
+    path = tmp_path_factory.mktemp("checkout") / "CODEOWNERS"
+    path.write_text(codeowners.render(OPERATOR_CONFIG["preview.reviewers"]))
+    shipped, codeowners.CODEOWNERS = codeowners.CODEOWNERS, path
+    yield path
+    codeowners.CODEOWNERS = shipped

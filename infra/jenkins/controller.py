@@ -93,15 +93,15 @@ class JenkinsServerArgs:
     """Where GitHub serves git over SSH: the only SSH destinations of the build agents."""
     trust_anchor: pulumi.Input[str]
     """The branch's head when the stack was created (infra/trust_anchor.py): GITOPS_TRUST_ANCHOR."""
+    pulls_token: pulumi.Input[str]
+    """The fine-grained token with "Pull requests: read" only (a Pulumi secret), stored as the
+    `gitops-pulls-token` credential the release binds as GITOPS_PULLS_TOKEN."""
     signing_private_key: pulumi.Input[str] | None = None
     """The ASCII-armored OpenPGP key the bot signs its commits with (a Pulumi secret), stored as the
     `gitops-signing-key` credential; None declares no such credential."""
     signing_public_key: pulumi.Input[str] | None = None
     """Its ASCII-armored public key, stored as the `gitops-signing-public-key` credential: the release
     agent runs only code from a commit it signed (jenkins/Jenkinsfile). Given with the private key."""
-    pulls_token: pulumi.Input[str] | None = None
-    """The fine-grained token with "Pull requests: read" only (a Pulumi secret), stored as the
-    `gitops-pulls-token` credential the release binds as GITOPS_PULLS_TOKEN; None declares none."""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -166,14 +166,7 @@ class JenkinsServer(pulumi.ComponentResource):
             secrets.append(
                 self._secret(name, "signing-public-key", args.signing_public_key, child, SIGNING_PUBLIC_KEY)
             )
-        if args.pulls_token is not None:
-            secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
-        else:
-            pulumi.log.warn(
-                "gitops-eks:pullsToken is unset: the Release stage binds the credential gitops-pulls-token "
-                "and fails without it; set a token with only 'Pull requests: read' (docs/release.md)",
-                resource=self,
-            )
+        secrets.append(self._secret(name, "pulls-token", args.pulls_token, child, PULLS_TOKEN))
 
         self.role = aws.iam.Role(
             f"{name}-role",

@@ -204,6 +204,7 @@ OPERATOR_CONFIG = {
     "cluster.publicAccessCidrs": OPERATOR_CIDRS,
     "jenkins.allowedCidrs": OPERATOR_CIDRS,
     "preview.reviewers": ["example-maintainer"],
+    "pullsToken": "github_pat_operator_pulls_token_for_tests",
 }
 
 
@@ -662,7 +663,9 @@ def _start(
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=PULUMI_ORG
     )
-    pulumi.runtime.set_all_config(flatten(values), [_full_key(k) for k in secrets])
+    # The operator sets the pulls token with `--secret` (the quickstart): secret wherever it is set.
+    secret_keys = {*secrets, *(["pullsToken"] if _full_key("pullsToken") in values else [])}
+    pulumi.runtime.set_all_config(flatten(values), [_full_key(k) for k in secret_keys])
     return mocks, monitor
 
 

@@ -42,7 +42,7 @@ KUBECONFIG = json.dumps(
 def load(
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
-    secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken"),
+    secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken", "pullsToken"),
 ) -> config.StackConfig:
     """Load config; `secrets` are marked as set with `--secret` (full or project-relative keys)."""
     values = apply_overrides(dev_config() if base is None else base, overrides or {})
@@ -76,6 +76,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
             "gitops-eks:cluster": {"publicAccessCidrs": []},
             "gitops-eks:jenkins": {"allowedCidrs": ["100.20.0.0/24"]},
             "gitops-eks:preview": {"reviewers": ["octocat"]},
+            "gitops-eks:pullsToken": "github_pat_pulls",
         }
     )
     assert loaded.branch == "main"
@@ -414,7 +415,7 @@ def test_a_credential_set_without_secret_is_refused_naming_the_key(
 def test_credentials_set_with_secret_load() -> None:
     loaded = load(
         {"cluster": DELETE, "kubeconfig": KUBECONFIG, "github:token": "ghp_x", "commitStatusToken": " t0k "},
-        secrets=("kubeconfig", "commitStatusToken", "github:token"),
+        secrets=("kubeconfig", "commitStatusToken", "github:token", "pullsToken"),
     )
     assert loaded.kubeconfig is not None and loaded.kubeconfig.reveal() == KUBECONFIG
     assert loaded.commit_status_token is not None and loaded.commit_status_token.reveal() == "t0k"

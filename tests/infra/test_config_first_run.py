@@ -32,12 +32,15 @@ def test_the_committed_dev_file_asks_for_every_operator_key_by_key_and_command()
     message = config_error({}, config=committed_config())
     assert message == (
         "gitops-eks:repository, github:owner, gitops-eks:cluster.publicAccessCidrs, "
-        "gitops-eks:jenkins.allowedCidrs, gitops-eks:preview.reviewers: missing; set each before the first "
-        "run: `pulumi config set gitops-eks:repository <owner>/<name>`; "
+        "gitops-eks:jenkins.allowedCidrs, gitops-eks:preview.reviewers, gitops-eks:pullsToken: missing; set "
+        "each before the first run: `pulumi config set gitops-eks:repository <owner>/<name>`; "
         "`pulumi config set github:owner <owner>`; "
         "`pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]' <CIDR>`; "
         "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; "
-        "`pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>`; " + EGRESS
+        "`pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>`; "
+        "`pulumi config set --secret gitops-eks:pullsToken` (a fine-grained token for this repository with "
+        "only Pull requests: Read-only; the release checks with it that what it signs was reviewed); "
+        + EGRESS
     )
     # One key left: its own check names it, with the same command.
     all_but_jenkins = {k: v for k, v in OPERATOR_CONFIG.items() if k != "jenkins.allowedCidrs"}
@@ -54,6 +57,7 @@ def test_the_committed_dev_file_asks_for_every_operator_key_by_key_and_command()
         "pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]'",
         "pulumi config set --path 'gitops-eks:preview.reviewers[0]' <login>",
         "pulumi config set --path 'gitops-eks:preview.enabled' false",
+        "pulumi config set --secret gitops-eks:pullsToken",
     ):
         assert command in header
 
@@ -176,7 +180,7 @@ def test_bad_admin_principals_are_refused(principals: Any, expected: str) -> Non
 def test_dev_config_used_by_the_tests_is_the_committed_file_plus_the_operator_keys() -> None:
     assert dev_config() == apply_overrides(committed_config(), OPERATOR_CONFIG)
     touched = {"gitops-eks:repository", "github:owner", "gitops-eks:cluster", "gitops-eks:jenkins"}
-    touched.add("gitops-eks:preview")
+    touched |= {"gitops-eks:preview", "gitops-eks:pullsToken"}
     committed, used = committed_config(), dev_config()
     assert {k: v for k, v in used.items() if k not in touched} == {
         k: v for k, v in committed.items() if k not in touched

@@ -43,11 +43,14 @@ def test_the_committed_prod_file_names_every_operator_key_on_the_first_run() -> 
     message = config_error({}, config=committed_config(STACK), stack=STACK)
     assert message == (
         "gitops-eks:repository, github:owner, gitops-eks:cluster.publicAccessCidrs, "
-        "gitops-eks:jenkins.allowedCidrs: missing; set each before the first run: "
+        "gitops-eks:jenkins.allowedCidrs, gitops-eks:pullsToken: missing; set each before the first run: "
         "`pulumi config set gitops-eks:repository <owner>/<name>`; "
         "`pulumi config set github:owner <owner>`; "
         "`pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]' <CIDR>`; "
-        "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; " + EGRESS
+        "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; "
+        "`pulumi config set --secret gitops-eks:pullsToken` (a fine-grained token for this repository with "
+        "only Pull requests: Read-only; the release checks with it that what it signs was reviewed); "
+        + EGRESS
     )
 
 

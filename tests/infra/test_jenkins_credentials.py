@@ -92,12 +92,14 @@ def test_jenkins_serves_exactly_the_credentials_the_pipeline_and_jcasc_name(
         "github-webhook-secret": ("string", None),
         "gitops-signing-key": ("file", None),
         "gitops-signing-public-key": ("file", None),
+        "gitops-pulls-token": ("string", None),
     }
     # Each binding reads the value the stack stored.
     assert credentials["gitops-deploy-key"]["value"] == stored["jenkins-deploy-key"]
     assert credentials["gitops-checkout-key"]["value"] == stored["jenkins-checkout-key"]
     assert credentials[AGENT_CREDENTIALS_ID]["value"] == stored["jenkins-agent-ssh-key"]
     assert credentials["github-webhook-secret"]["value"] == stored["jenkins-webhook-secret"]
+    assert credentials["gitops-pulls-token"]["value"] == stored["jenkins-pulls-token"]
     # What JCasC itself names: the webhook secret and the job's checkout key.
     casc = (SERVER_DIR / "casc.yaml").read_text()
     assert set(re.findall(r"credentialsId: ([\w.-]+)", casc)) | set(
@@ -139,10 +141,7 @@ def test_the_signing_key_and_its_public_key_are_served_as_secret_files(aws_env: 
     assert (signing["type"], signing["value"]) == ("file", key.outputs["private_key"])
     assert (public["type"], public["value"]) == ("file", key.outputs["public_key"])
     jenkinsfile = (SERVER_DIR.parent / "Jenkinsfile").read_text()
-    # All but the pulls token, declared only when `pullsToken` is set (test_jenkins_server).
-    assert set(re.findall(r"credentialsId: '([\w.-]+)'", jenkinsfile)) - {"gitops-pulls-token"} <= set(
-        credentials
-    )
+    assert set(re.findall(r"credentialsId: '([\w.-]+)'", jenkinsfile)) <= set(credentials)
 
 
 def test_a_signing_key_without_its_public_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

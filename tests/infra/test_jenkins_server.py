@@ -17,6 +17,7 @@ from tests.infra.conftest import (
     AL2023_AMI,
     GITHUB_HOOK_RANGES_V4,
     GITHUB_HOOK_RANGES_V6,
+    OPERATOR_CONFIG,
     Program,
     Resource,
     controller_user_data,
@@ -282,6 +283,7 @@ def test_role_reads_only_its_own_secrets(program: Program) -> None:
         "jenkins-checkout-key",
         "jenkins-signing-key",
         "jenkins-signing-public-key",
+        "jenkins-pulls-token",
     }
     (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(reading["Resource"]) == sorted(s.outputs["arn"] for s in secrets)
@@ -302,6 +304,7 @@ EXPECTED_CREDENTIALS = {
     "github-webhook-secret": {TYPE_TAG: "string"},
     "gitops-signing-key": {TYPE_TAG: "file"},
     "gitops-signing-public-key": {TYPE_TAG: "file"},
+    "gitops-pulls-token": {TYPE_TAG: "string"},
 }
 
 
@@ -351,32 +354,22 @@ def test_the_signing_keys_are_file_credentials_stored_as_binary(program: Program
         assert secret.outputs["arn"] in reading["Resource"]
 
 
-def test_the_pulls_token_is_a_string_credential_the_controller_may_read(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """`pullsToken` (a secret) becomes the `gitops-pulls-token` credential the release binds with
-    `string(...)`: the plugin's `string` type reads SecretString; unset, no such secret is declared."""
-    token = "github_pat_11PULLSREADONLY_test"
-    with_token = run_program({"pullsToken": token}, secrets=("pullsToken",))
-    (secret,) = [
-        s for s in _mine(with_token, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-pulls-token"
-    ]
+def test_the_pulls_token_is_a_string_credential_the_controller_may_read(program: Program) -> None:
+    """`pullsToken` (a secret, required) becomes the `gitops-pulls-token` credential the release binds
+    with `string(...)`: the plugin's `string` type reads SecretString."""
+    secrets = _mine(program, "aws:secretsmanager/secret:Secret")
+    (secret,) = [s for s in secrets if s.name == "jenkins-pulls-token"]
     assert secret.inputs["name"] == "gitops-eks-dev/jenkins/gitops-pulls-token"
     assert secret.inputs["tags"] == {TYPE_TAG: "string"}
     (version,) = [
         v
-        for v in _mine(with_token, "aws:secretsmanager/secretVersion:SecretVersion")
+        for v in _mine(program, "aws:secretsmanager/secretVersion:SecretVersion")
         if v.name == "jenkins-pulls-token"
     ]
-    assert version.inputs["secretString"] == token and "secretString" in version.secret_inputs
-    (reading,) = [s for s in _statements(with_token) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert version.inputs["secretString"] == OPERATOR_CONFIG["pullsToken"]
+    assert "secretString" in version.secret_inputs
+    (reading,) = [s for s in _statements(program) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert secret.outputs["arn"] in reading["Resource"]
-    assert "gitops-eks:pullsToken is unset" not in caplog.text
-    without = run_program()
-    assert not [
-        s for s in _mine(without, "aws:secretsmanager/secret:Secret") if s.name == "jenkins-pulls-token"
-    ]
-    assert "gitops-eks:pullsToken is unset: the Release stage binds the credential" in caplog.text
 
 
 def test_role_is_for_ec2_with_session_manager_minimum_not_ssm_core(program: Program) -> None:
@@ -409,6 +402,7 @@ def test_every_generated_secret_is_stored_as_a_string(program: Program) -> None:
         "jenkins-webhook-secret",
         "jenkins-agent-ssh-key",
         "jenkins-checkout-key",
+        "jenkins-pulls-token",
     }
     assert versions["jenkins-admin-password"].inputs["secretString"] == passwords["jenkins-admin"]
     assert versions["jenkins-webhook-secret"].inputs["secretString"] == passwords["jenkins-webhook"]

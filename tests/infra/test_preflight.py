@@ -288,6 +288,7 @@ def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
         for key, value in config.items()
     }
     listing["github:token"] = {"value": TOKEN, "secret": True}
+    listing["gitops-eks:pullsToken"] = {"value": "github_pat_pulls", "secret": True}  # decrypted
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "listing.json").write_text(json.dumps(listing))
