@@ -17,6 +17,16 @@ requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-2
 fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
 commit, access read, no additional permissions).
 
+Only approvals GitHub itself would count toward the rule are counted: GitHub lets anyone who can see a
+public repository submit an approving review, but a required approval must come from someone with write
+access ("About pull request reviews"; "Approving a pull request with required reviews"). So each
+approver's access is asked of GitHub: GET /repos/{owner}/{repo}/collaborators/{username}/permission ("Get
+repository permissions for a user", operationId repos/get-collaborator-permission-level), whose
+`permission` is the legacy base role `admin`, `write`, `read` or `none` ("the `maintain` role is mapped to
+`write` and the `triage` role is mapped to `read`"); the token needs "Metadata: read" for it, which every
+fine-grained token has (fine-grained-pat-permissions.json, section metadata: slug
+get-repository-permissions-for-a-user, access read).
+
 `merge_commit_sha` per "Get a pull request" (same description, operationId pulls/get): "If merged as a
 merge commit, merge_commit_sha represents the SHA of the merge commit. If merged via a squash, [...] the
 SHA of the squashed commit on the base branch. If rebased, [...] the commit that the base branch was
@@ -51,6 +61,10 @@ _REMOTE = re.compile(
 
 class PullsError(Exception):
     """GitHub could not answer; the message says what to do and never holds the token."""
+
+
+class _NotFound(PullsError):
+    """GitHub answered 404: for a repository path, the token cannot see it; for a user, there is none."""
 
 
 def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
@@ -140,12 +154,33 @@ class GitHubPulls:
             return None
         reviews = self._list(f"/repos/{repository}/pulls/{pull['number']}/reviews?per_page=100")
         approved = approvers(pull, reviews)
-        if len(approved) < required:
+        # Ask about reviewers only until enough can write: anyone may approve a public repository's pull
+        # request, and each reviewer is one more request.
+        writers, readers = 0, 0
+        for login in sorted(approved):
+            if writers == required:
+                break
+            if self._can_write(repository, login):
+                writers += 1
+            else:
+                readers += 1
+        if writers < required:
+            ignored = f"; {readers} approval(s) without write access do not count" if readers else ""
             return (
-                f"pull request #{pull['number']} into {branch} has {len(approved)} of the {required} "
-                "approvals of its final commit the branch's rules require (merged around review?)"
+                f"pull request #{pull['number']} into {branch} has {writers} of the {required} "
+                f"approvals of its final commit the branch's rules require (merged around review?){ignored}"
             )
         return None
+
+    def _can_write(self, repository: str, login: str) -> bool:
+        """Whether login has write access (write, maintain or admin) to the repository, as GitHub answers
+        now; a login GitHub does not know (a deleted account) has none."""
+        path = f"/repos/{repository}/collaborators/{quote(login, safe='')}/permission"
+        try:
+            answer, _ = self._page(f"{self.api}{path}", f"GitHub ({self.api}) on GET {path}")
+        except _NotFound:
+            return False
+        return isinstance(answer, dict) and answer.get("permission") in ("admin", "write")
 
     def _list(self, path: str) -> list[Any]:
         """GET path and every next page GitHub links (`Link: <...>; rel="next"`, "Using pagination in
@@ -157,10 +192,12 @@ class GitHubPulls:
             if url is None:
                 return items
             page, url = self._page(url, where)
+            if not isinstance(page, list):
+                raise PullsError(f"{where}: expected a JSON list, got {type(page).__name__}")
             items += page
         raise PullsError(f"{where}: more than {MAX_PAGES} pages; check the pull request by hand")
 
-    def _page(self, url: str, where: str) -> tuple[list[Any], str | None]:
+    def _page(self, url: str, where: str) -> tuple[Any, str | None]:
         request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
             url,
             headers={
@@ -175,14 +212,12 @@ class GitHubPulls:
                 body = json.loads(response.read().decode("utf-8"))
                 links = response.headers.get("Link") or ""
         except urllib.error.HTTPError as exc:
-            raise PullsError(f"{where}: {_refusal(exc)}") from None
+            raise (_NotFound if exc.code == 404 else PullsError)(f"{where}: {_refusal(exc)}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise PullsError(f"{where}: unreachable ({reason}); re-run when GitHub answers") from None
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise PullsError(f"{where}: the answer is not JSON") from None
-        if not isinstance(body, list):
-            raise PullsError(f"{where}: expected a JSON list, got {type(body).__name__}")
         following = _NEXT.search(links)
         # Only pages of the same API: the token goes nowhere else.
         if following and not following[1].startswith(f"{self.api}/"):

@@ -98,9 +98,14 @@ PULLS_TOKEN = "github_pat_11PULLSREADONLY0000000000_test"
 @pytest.fixture(autouse=True)
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHubAPI]:
     """GitHub for every CLI run here: the read-only token in GITOPS_PULLS_TOKEN is granted Pull
-    requests: read on acme/app, and every workspace's origin is that repository's SSH URL."""
+    requests: read on acme/app, and every workspace's origin is that repository's SSH URL. `reviewer`
+    and `second` have write access (the role maintain reads as write), `dev` opens pull requests,
+    `passerby` is a user without access (anyone may review a public repository's pull request)."""
+    repository = Repository(collaborators={"reviewer": "write", "second": "maintain", "dev": "write"})
     fake = FakeGitHubAPI(
-        tokens={PULLS_TOKEN: {"pull_requests=read"}}, repositories={REPOSITORY: Repository()}
+        tokens={PULLS_TOKEN: {"pull_requests=read"}},
+        users={"reviewer", "second", "dev", "other", "passerby"},
+        repositories={REPOSITORY: repository},
     )
     workspace = GitopsRepo.workspace
 
@@ -534,6 +539,74 @@ def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_require
         assert f"{sha} (pull request #1 into main has" in result.json["error"]
         assert f"of the {required} approvals" in result.json["error"]
         assert signed_repo.tip() == sha
+
+
+@pytest.mark.parametrize(
+    ("role", "accepted"),
+    [
+        ("admin", True),
+        ("maintain", True),  # `permission` write
+        ("write", True),
+        ("triage", False),  # `permission` read
+        ("read", False),
+        (None, False),  # no access at all: anyone may review a public repository's pull request
+        ("deleted", False),  # a login GitHub no longer knows (404)
+    ],
+)
+def test_only_approvals_by_reviewers_with_write_access_count(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, role: str | None, accepted: bool,
+) -> None:  # fmt: skip
+    """A required approval must come from someone with write access ("About pull request reviews": in a
+    public repository anyone can submit an approving review; "Approving a pull request with required
+    reviews": only reviews by people with write or admin access count). The attack: a pull request
+    "merged" by pushing its head to the branch with the deploy key (GitHub then marks it merged, its
+    merge_commit_sha that head), approved by a second account of the attacker's without access."""
+    repo = github.repositories[REPOSITORY]
+    if role == "deleted":
+        github.users.discard("passerby")
+    elif role is not None:
+        repo.collaborators["passerby"] = role
+    sha = signed_repo.app_commit("pushed with the deploy key, approved by a passer-by")
+    merged_pull(github, sha, commits=(sha,), reviews=(("passerby", "APPROVED"),))
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert ("GET", f"/repos/{REPOSITORY}/collaborators/passerby/permission") in github.requests
+    if accepted:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #1 into main has 0 of the 1 approvals" in result.json["error"]
+        assert "1 approval(s) without write access do not count" in result.json["error"]
+        assert signed_repo.tip() == sha
+
+
+def test_a_crowd_of_approvals_costs_only_the_requests_it_needs(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """Anyone may approve a public repository's pull request, so approvals can be many: the bot asks
+    about reviewers (in login order) only until the rules' count of writers is reached."""
+    sha = signed_repo.app_commit("approved by many")
+    crowd = tuple((f"passerby{n:02d}", "APPROVED") for n in range(20))
+    merged_pull(github, sha, reviews=(*crowd, ("reviewer", "APPROVED")))
+    github.users |= {login for login, _ in crowd}
+    github.repositories[REPOSITORY].collaborators["passerby00"] = "write"
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    asked = [path for _, path in github.requests if path.endswith("/permission")]
+    assert asked == [f"/repos/{REPOSITORY}/collaborators/passerby00/permission"]
 
 
 def test_a_dismissal_on_a_later_page_of_reviews_counts(
