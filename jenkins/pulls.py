@@ -41,10 +41,12 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+from jenkins.codeowners import Rule, owners_of
 
 TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
 API_URL = "GITOPS_GITHUB_API_URL"
@@ -57,6 +59,10 @@ _REMOTE = re.compile(
     r"(?:[^@/]+@github\.com:|(?:ssh|https)://(?:[^@/]+@)?github\.com(?::\d+)?/)"
     r"(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?"
 )
+
+
+# The base branch's CODEOWNERS rules and the paths the commit changes (jenkins/gitops.py reads both from git).
+Ownership = Callable[[], tuple[list[Rule], list[str]]]
 
 
 class PullsError(Exception):
@@ -86,17 +92,30 @@ def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | Non
     return None
 
 
-def required_approvals(rules: list[Any]) -> int:
-    """The approvals the branch's rules require of a pull request ("Get rules for a branch": each
-    `pull_request` rule's `parameters.required_approving_review_count`; the strictest counts)."""
-    counts = [
-        rule["parameters"].get("required_approving_review_count", 0)
+@dataclass(frozen=True)
+class ReviewRule:
+    """What the branch's rules ask of a pull request's reviews."""
+
+    approvals: int = 0
+    code_owners: bool = False
+
+
+def review_rule(rules: list[Any]) -> ReviewRule:
+    """The strictest of the branch's `pull_request` rules ("Get rules for a branch"; a repository ruleset
+    and an organization one may both apply): the most `required_approving_review_count`, and
+    `require_code_owner_review` if any asks for it (rest-api-description, repository-rule-pull-request)."""
+    parameters = [
+        rule["parameters"]
         for rule in rules
         if isinstance(rule, dict)
         and rule.get("type") == "pull_request"
         and isinstance(rule.get("parameters"), dict)
     ]
-    return max((count for count in counts if isinstance(count, int)), default=0)
+    counts = [p.get("required_approving_review_count") for p in parameters]
+    return ReviewRule(
+        approvals=max((count for count in counts if isinstance(count, int)), default=0),
+        code_owners=any(p.get("require_code_owner_review") is True for p in parameters),
+    )
 
 
 def approvers(pull: dict[str, Any], reviews: list[Any]) -> set[str]:
@@ -140,37 +159,66 @@ class GitHubPulls:
             return None
         return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
 
-    def vouch(self, repository: str, sha: str, branch: str) -> str | None:
+    def vouch(self, repository: str, sha: str, branch: str, ownership: Ownership) -> str | None:
         """None if sha is the merge commit of a pull request merged into branch with the approvals the
-        branch's rules require, on its final head commit; otherwise why not. PullsError when GitHub
-        does not answer."""
+        branch's rules require, on its final head commit, by reviewers with write access, a code owner of
+        each owned path it changes among them if the rules ask for that (`ownership`: the base's
+        CODEOWNERS rules and the paths sha changes, asked only then); otherwise why not. PullsError when
+        GitHub does not answer."""
         pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
         if pull is None:
             return f"not the merge commit of a pull request merged into {branch}"
-        required = required_approvals(
-            self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}")
-        )
-        if required == 0:
+        rule = review_rule(self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}"))
+        if rule == ReviewRule():
             return None
         reviews = self._list(f"/repos/{repository}/pulls/{pull['number']}/reviews?per_page=100")
-        approved = approvers(pull, reviews)
+        approved = sorted(approvers(pull, reviews))
+        answers: dict[str, bool] = {}
+
+        def can_write(login: str) -> bool:
+            if login not in answers:
+                answers[login] = self._can_write(repository, login)
+            return answers[login]
+
         # Ask about reviewers only until enough can write: anyone may approve a public repository's pull
         # request, and each reviewer is one more request.
-        writers, readers = 0, 0
-        for login in sorted(approved):
-            if writers == required:
+        writers = 0
+        for login in approved:
+            if writers == rule.approvals:
                 break
-            if self._can_write(repository, login):
-                writers += 1
-            else:
-                readers += 1
-        if writers < required:
+            writers += can_write(login)
+        if writers < rule.approvals:
+            readers = len(answers) - writers
             ignored = f"; {readers} approval(s) without write access do not count" if readers else ""
             return (
-                f"pull request #{pull['number']} into {branch} has {writers} of the {required} "
+                f"pull request #{pull['number']} into {branch} has {writers} of the {rule.approvals} "
                 f"approvals of its final commit the branch's rules require (merged around review?){ignored}"
             )
+        if rule.code_owners:
+            return self._unowned(pull["number"], branch, approved, can_write, ownership)
         return None
+
+    @staticmethod
+    def _unowned(
+        number: int, branch: str, approved: list[str], can_write: Callable[[str], bool], ownership: Ownership
+    ) -> str | None:
+        """Why the pull request lacks a code owner's approval, or None: each changed path that has
+        owners needs the approval of one of them with write access (GitHub counts no other owner)."""
+        rules, paths = ownership()
+        by_login = {f"@{login.lower()}": login for login in approved}
+        lacking = [
+            path
+            for path in paths
+            if (owners := owners_of(rules, path))
+            and not any(owner in by_login and can_write(by_login[owner]) for owner in owners)
+        ]
+        if not lacking:
+            return None
+        more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+        return (
+            f"pull request #{number} into {branch} changes {', '.join(lacking[:3])}{more} without the "
+            "approval of a code owner of it, which the branch's rules require (merged around review?)"
+        )
 
     def _can_write(self, repository: str, login: str) -> bool:
         """Whether login has write access (write, maintain or admin) to the repository, as GitHub answers

@@ -21,7 +21,7 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   `commit_id`); GET .../collaborators/{username}/permission (Metadata: read): `permission`, the legacy base
   role (maintain reads as write, triage as read), `role_name`, and 404 for a login that is no user;
   GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
-  `pull_request` rule with `required_approving_review_count`;
+  `pull_request` rule with the parameters rest-api-description's repository-rule-pull-request requires;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
@@ -94,6 +94,7 @@ class Repository:
     default_commits: set[str] = field(default_factory=set)
     """the commits on the default branch: only for those are merged pull requests listed."""
     required_approvals: int = 1
+    code_owner_review: bool = True
 
 
 @dataclass
@@ -214,7 +215,16 @@ class FakeGitHubAPI:
                 headers["Link"] = f'<{after}>; rel="next"'
             return 200, reviews, headers
         if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
-            parameters = {"required_approving_review_count": repo.required_approvals}
+            # repository-rule-pull-request: these five parameters are required; values as the stack's ruleset
+            # declares them (infra/branch_protection.py), code-owner review per `code_owner_review`.
+            trial = repo.required_approvals == 0
+            parameters = {
+                "dismiss_stale_reviews_on_push": True,
+                "require_code_owner_review": repo.code_owner_review,
+                "require_last_push_approval": not trial,
+                "required_approving_review_count": repo.required_approvals,
+                "required_review_thread_resolution": True,
+            }
             return 200, [{"type": "pull_request", "parameters": parameters}], {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
