@@ -464,10 +464,8 @@ class Git:
     def ownership(self, sha: str) -> tuple[list[Rule], list[str]]:
         """The CODEOWNERS rules of sha's first parent (the base branch GitHub read them from when it
         merged the pull request whose merge commit sha is) and the paths sha changes against it."""
-        parents = self.run("rev-list", "--parents", "-n", "1", sha).split()[1:]
-        if not parents:
-            return [], self.run("ls-tree", "-r", "-z", "--name-only", sha).split("\0")[:-1]
-        base = parents[0]
+        # Every commit checked lies above the bot's own (or the anchor) on the line: it has a parent.
+        base = self.run("rev-parse", "--verify", f"{sha}^1").strip()
         changed = self.run("diff", "--name-only", "--no-renames", "-z", base, sha).split("\0")[:-1]
         found = set(self.run("ls-tree", "-z", "--name-only", base, "--", *LOCATIONS).split("\0"))
         for location in LOCATIONS:
