@@ -235,8 +235,8 @@ def signing_scenario(bench: Bench, scratch: Path, source: str) -> dict[str, list
     unsigned bot commit on the signed line would rightly make the signed run refuse). The signed line
     starts with a commit the bot's key signed, and its developer commits are merged pull requests with
     an approval, as GitHub (the fake) answers, so each signed run also verifies the history since its
-    previous commit: three GitHub requests (the commit's pull request, the branch's rules, the
-    reviews)."""
+    previous commit: four GitHub requests (the commit's pull request, the branch's rules, the
+    reviews, the reviewer's access)."""
     home = scratch / "gnupg"
     home.mkdir(mode=0o700, parents=True)
     bot = new_key(home, "gitops-bot")

@@ -113,7 +113,8 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
 # `pullsToken`: the release's history check (jenkins/pulls.py) calls "List pull requests associated with a
 # commit" (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls) and "List reviews for a pull request"
 # (GET .../pulls/{pull_number}/reviews), both listed under `pull_requests`, read, no additional
-# permission; and "Get rules for a branch" (GET .../rules/branches/{branch}), under `metadata`, read.
+# permission; "Get rules for a branch" (GET .../rules/branches/{branch}) and "Get repository permissions
+# for a user" (GET .../collaborators/{username}/permission), both under `metadata`, read.
 PULLS_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "Pull requests", "read", f"{REST}/commits/commits#list-pull-requests-associated-with-a-commit"

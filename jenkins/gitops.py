@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jenkins import log
+from jenkins.codeowners import LOCATIONS, CodeownersError, Rule, parse
 from jenkins.core import Decision, Relation, RetryPolicy, SignedCommit, names_release, untrusted_since_bot
 from jenkins.pulls import PullsError, repository_of
 from jenkins.signing import Signer
@@ -453,12 +454,25 @@ class Git:
         unreviewed = []
         for sha in commits:
             try:
-                why = signer.pulls.vouch(repository, sha, branch)
-            except PullsError as exc:
+                why = signer.pulls.vouch(repository, sha, branch, lambda sha=sha: self.ownership(sha))
+            except (PullsError, CodeownersError) as exc:
                 raise UntrustedHistory(f"{refusing}: {exc}") from None
             if why is not None:
                 unreviewed.append(f"{sha} ({why})")
         return unreviewed
+
+    def ownership(self, sha: str) -> tuple[list[Rule], list[str]]:
+        """The CODEOWNERS rules of sha's first parent (the base branch GitHub read them from when it
+        merged the pull request whose merge commit sha is) and the paths sha changes against it."""
+        # Every commit checked lies above the bot's own (or the anchor) on the line: it has a parent.
+        base = self.run("rev-parse", "--verify", f"{sha}^1").strip()
+        changed = self.run("diff", "--name-only", "--no-renames", "-z", base, sha).split("\0")[:-1]
+        found = set(self.run("ls-tree", "-z", "--name-only", base, "--", *LOCATIONS).split("\0"))
+        for location in LOCATIONS:
+            if location in found:
+                text = self.run("cat-file", "blob", f"{base}:{location}")
+                return parse(text, f"{location} at {base[:12]}"), changed
+        return [], changed
 
     def commit_file(
         self, parent: str, path: str, content: str, message: str, bot: Identity, signer: Signer | None = None

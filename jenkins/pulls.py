@@ -17,6 +17,16 @@ requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-2
 fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
 commit, access read, no additional permissions).
 
+Only approvals GitHub itself would count toward the rule are counted: GitHub lets anyone who can see a
+public repository submit an approving review, but a required approval must come from someone with write
+access ("About pull request reviews"; "Approving a pull request with required reviews"). So each
+approver's access is asked of GitHub: GET /repos/{owner}/{repo}/collaborators/{username}/permission ("Get
+repository permissions for a user", operationId repos/get-collaborator-permission-level), whose
+`permission` is the legacy base role `admin`, `write`, `read` or `none` ("the `maintain` role is mapped to
+`write` and the `triage` role is mapped to `read`"); the token needs "Metadata: read" for it, which every
+fine-grained token has (fine-grained-pat-permissions.json, section metadata: slug
+get-repository-permissions-for-a-user, access read).
+
 `merge_commit_sha` per "Get a pull request" (same description, operationId pulls/get): "If merged as a
 merge commit, merge_commit_sha represents the SHA of the merge commit. If merged via a squash, [...] the
 SHA of the squashed commit on the base branch. If rebased, [...] the commit that the base branch was
@@ -31,10 +41,12 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+from jenkins.codeowners import Rule, owners_of
 
 TOKEN = "GITOPS_PULLS_TOKEN"  # noqa: S105 - the variable's name, not a token
 API_URL = "GITOPS_GITHUB_API_URL"
@@ -49,8 +61,16 @@ _REMOTE = re.compile(
 )
 
 
+# The base branch's CODEOWNERS rules and the paths the commit changes (jenkins/gitops.py reads both from git).
+Ownership = Callable[[], tuple[list[Rule], list[str]]]
+
+
 class PullsError(Exception):
     """GitHub could not answer; the message says what to do and never holds the token."""
+
+
+class _NotFound(PullsError):
+    """GitHub answered 404: for a repository path, the token cannot see it; for a user, there is none."""
 
 
 def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
@@ -72,17 +92,30 @@ def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | Non
     return None
 
 
-def required_approvals(rules: list[Any]) -> int:
-    """The approvals the branch's rules require of a pull request ("Get rules for a branch": each
-    `pull_request` rule's `parameters.required_approving_review_count`; the strictest counts)."""
-    counts = [
-        rule["parameters"].get("required_approving_review_count", 0)
+@dataclass(frozen=True)
+class ReviewRule:
+    """What the branch's rules ask of a pull request's reviews."""
+
+    approvals: int = 0
+    code_owners: bool = False
+
+
+def review_rule(rules: list[Any]) -> ReviewRule:
+    """The strictest of the branch's `pull_request` rules ("Get rules for a branch"; a repository ruleset
+    and an organization one may both apply): the most `required_approving_review_count`, and
+    `require_code_owner_review` if any asks for it (rest-api-description, repository-rule-pull-request)."""
+    parameters = [
+        rule["parameters"]
         for rule in rules
         if isinstance(rule, dict)
         and rule.get("type") == "pull_request"
         and isinstance(rule.get("parameters"), dict)
     ]
-    return max((count for count in counts if isinstance(count, int)), default=0)
+    counts = [p.get("required_approving_review_count") for p in parameters]
+    return ReviewRule(
+        approvals=max((count for count in counts if isinstance(count, int)), default=0),
+        code_owners=any(p.get("require_code_owner_review") is True for p in parameters),
+    )
 
 
 def approvers(pull: dict[str, Any], reviews: list[Any]) -> set[str]:
@@ -126,26 +159,76 @@ class GitHubPulls:
             return None
         return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
 
-    def vouch(self, repository: str, sha: str, branch: str) -> str | None:
+    def vouch(self, repository: str, sha: str, branch: str, ownership: Ownership) -> str | None:
         """None if sha is the merge commit of a pull request merged into branch with the approvals the
-        branch's rules require, on its final head commit; otherwise why not. PullsError when GitHub
-        does not answer."""
+        branch's rules require, on its final head commit, by reviewers with write access, a code owner of
+        each owned path it changes among them if the rules ask for that (`ownership`: the base's
+        CODEOWNERS rules and the paths sha changes, asked only then); otherwise why not. PullsError when
+        GitHub does not answer."""
         pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
         if pull is None:
             return f"not the merge commit of a pull request merged into {branch}"
-        required = required_approvals(
-            self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}")
-        )
-        if required == 0:
+        rule = review_rule(self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}"))
+        if rule == ReviewRule():
             return None
         reviews = self._list(f"/repos/{repository}/pulls/{pull['number']}/reviews?per_page=100")
-        approved = approvers(pull, reviews)
-        if len(approved) < required:
+        approved = sorted(approvers(pull, reviews))
+        answers: dict[str, bool] = {}
+
+        def can_write(login: str) -> bool:
+            if login not in answers:
+                answers[login] = self._can_write(repository, login)
+            return answers[login]
+
+        # Ask about reviewers only until enough can write: anyone may approve a public repository's pull
+        # request, and each reviewer is one more request.
+        writers = 0
+        for login in approved:
+            if writers == rule.approvals:
+                break
+            writers += can_write(login)
+        if writers < rule.approvals:
+            readers = len(answers) - writers
+            ignored = f"; {readers} approval(s) without write access do not count" if readers else ""
             return (
-                f"pull request #{pull['number']} into {branch} has {len(approved)} of the {required} "
-                "approvals of its final commit the branch's rules require (merged around review?)"
+                f"pull request #{pull['number']} into {branch} has {writers} of the {rule.approvals} "
+                f"approvals of its final commit the branch's rules require (merged around review?){ignored}"
             )
+        if rule.code_owners:
+            return self._unowned(pull["number"], branch, approved, can_write, ownership)
         return None
+
+    @staticmethod
+    def _unowned(
+        number: int, branch: str, approved: list[str], can_write: Callable[[str], bool], ownership: Ownership
+    ) -> str | None:
+        """Why the pull request lacks a code owner's approval, or None: each changed path that has
+        owners needs the approval of one of them with write access (GitHub counts no other owner)."""
+        rules, paths = ownership()
+        by_login = {f"@{login.lower()}": login for login in approved}
+        lacking = [
+            path
+            for path in paths
+            if (owners := owners_of(rules, path))
+            and not any(owner in by_login and can_write(by_login[owner]) for owner in owners)
+        ]
+        if not lacking:
+            return None
+        more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+        return (
+            f"pull request #{number} into {branch} changes {', '.join(lacking[:3])}{more} without the "
+            "approval of a code owner of it, which the branch's rules require (merged around review?)"
+        )
+
+    def _can_write(self, repository: str, login: str) -> bool:
+        """Whether login has write access (write, maintain or admin) to the repository, as GitHub answers
+        now; a login GitHub does not know (a deleted account) has none."""
+        path = f"/repos/{repository}/collaborators/{quote(login, safe='')}/permission"
+        try:
+            answer, _ = self._page(f"{self.api}{path}", f"GitHub ({self.api}) on GET {path}")
+        except _NotFound:
+            return False
+        return isinstance(answer, dict) and answer.get("permission") in ("admin", "write")
 
     def _list(self, path: str) -> list[Any]:
         """GET path and every next page GitHub links (`Link: <...>; rel="next"`, "Using pagination in
@@ -157,10 +240,12 @@ class GitHubPulls:
             if url is None:
                 return items
             page, url = self._page(url, where)
+            if not isinstance(page, list):
+                raise PullsError(f"{where}: expected a JSON list, got {type(page).__name__}")
             items += page
         raise PullsError(f"{where}: more than {MAX_PAGES} pages; check the pull request by hand")
 
-    def _page(self, url: str, where: str) -> tuple[list[Any], str | None]:
+    def _page(self, url: str, where: str) -> tuple[Any, str | None]:
         request = urllib.request.Request(  # noqa: S310 - the scheme is the API URL's, https by default
             url,
             headers={
@@ -175,14 +260,12 @@ class GitHubPulls:
                 body = json.loads(response.read().decode("utf-8"))
                 links = response.headers.get("Link") or ""
         except urllib.error.HTTPError as exc:
-            raise PullsError(f"{where}: {_refusal(exc)}") from None
+            raise (_NotFound if exc.code == 404 else PullsError)(f"{where}: {_refusal(exc)}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise PullsError(f"{where}: unreachable ({reason}); re-run when GitHub answers") from None
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise PullsError(f"{where}: the answer is not JSON") from None
-        if not isinstance(body, list):
-            raise PullsError(f"{where}: expected a JSON list, got {type(body).__name__}")
         following = _NEXT.search(links)
         # Only pages of the same API: the token goes nowhere else.
         if following and not following[1].startswith(f"{self.api}/"):

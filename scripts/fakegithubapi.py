@@ -18,8 +18,10 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   `pull-request-simple` items (`number`, `state`, `merged_at`, `merge_commit_sha`, `base.ref`); per the
   operation's description, a commit not on the default branch lists open pull requests only;
 - GET .../pulls/{number}/reviews (Pull requests: read): the reviews, oldest first (`user.login`, `state`,
-  `commit_id`); GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
-  `pull_request` rule with `required_approving_review_count`;
+  `commit_id`); GET .../collaborators/{username}/permission (Metadata: read): `permission`, the legacy base
+  role (maintain reads as write, triage as read), `role_name`, and 404 for a login that is no user;
+  GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
+  `pull_request` rule with the parameters rest-api-description's repository-rule-pull-request requires;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
@@ -85,13 +87,14 @@ class Repository:
     private: bool = True
     branches: dict[str, str] = field(default_factory=lambda: {"main": "a" * 40})
     collaborators: dict[str, str] = field(default_factory=dict)
-    """login -> permission (admin, write, read); anyone else has none."""
+    """login -> role (admin, maintain, write, triage, read); anyone else has none."""
     environments: set[str] = field(default_factory=set)
     has_pages: bool = False
     pulls: list[Pull] = field(default_factory=list)
     default_commits: set[str] = field(default_factory=set)
     """the commits on the default branch: only for those are merged pull requests listed."""
     required_approvals: int = 1
+    code_owner_review: bool = True
 
 
 @dataclass
@@ -177,8 +180,11 @@ class FakeGitHubAPI:
                     "Not Found",
                     f"{DOCS}/collaborators/collaborators#get-repository-permissions-for-a-user",
                 )
-            permission = repo.collaborators.get(m[1], "none")
-            return 200, {"permission": permission, "role_name": permission, "user": {"login": m[1]}}, {}
+            # `permission` is the legacy base role: maintain reads as write, triage as read; `role_name` the
+            # role itself (rest-api-description, repos/get-collaborator-permission-level).
+            role = repo.collaborators.get(m[1], "none")
+            permission = {"maintain": "write", "triage": "read"}.get(role, role)
+            return 200, {"permission": permission, "role_name": role, "user": {"login": m[1]}}, {}
         if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls(?:\?.*)?", rest)):
             if "pull_requests=read" not in granted:
                 return _forbidden("pull_requests=read")
@@ -209,7 +215,16 @@ class FakeGitHubAPI:
                 headers["Link"] = f'<{after}>; rel="next"'
             return 200, reviews, headers
         if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
-            parameters = {"required_approving_review_count": repo.required_approvals}
+            # repository-rule-pull-request: these five parameters are required; values as the stack's ruleset
+            # declares them (infra/branch_protection.py), code-owner review per `code_owner_review`.
+            trial = repo.required_approvals == 0
+            parameters = {
+                "dismiss_stale_reviews_on_push": True,
+                "require_code_owner_review": repo.code_owner_review,
+                "require_last_push_approval": not trial,
+                "required_approving_review_count": repo.required_approvals,
+                "required_review_thread_resolution": True,
+            }
             return 200, [{"type": "pull_request", "parameters": parameters}], {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")

@@ -78,7 +78,9 @@ class ReviewedMerges:
     @classmethod
     @contextlib.contextmanager
     def served(cls, repository: str = "example-org/gitops") -> Iterator[ReviewedMerges]:
-        merges = cls(FakeGitHubAPI(repositories={repository: Repository()}), repository)
+        # The approving reviewer has write access: only such approvals count toward the branch's rules.
+        repo = Repository(collaborators={"reviewer": "write"})
+        merges = cls(FakeGitHubAPI(users={"reviewer"}, repositories={repository: repo}), repository)
         merges.github.tokens[merges.token] = {"pull_requests=read"}
         with serve(merges.github):
             yield merges

@@ -154,16 +154,19 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"): (("Commit statuses", "write"),),
     # jenkins/pulls.py; read in fine-grained-pat-permissions.json at commit 012beafe: sections
     # pull_requests (list-pull-requests-associated-with-a-commit, list-reviews-for-a-pull-request) and
-    # metadata (get-rules-for-a-branch), access read, no additional permissions.
+    # metadata (get-rules-for-a-branch, get-repository-permissions-for-a-user), access read, no
+    # additional permissions.
     ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"): (("Pull requests", "read"),),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"): (("Pull requests", "read"),),
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"): (("Metadata", "read"),),
+    ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"): (("Metadata", "read"),),
 }
 # What the release's history check calls (jenkins/pulls.py).
 RELEASE_ENDPOINTS = [
     ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),
+    ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
 ]
 FLUX_STATUS_ENDPOINTS = [
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),

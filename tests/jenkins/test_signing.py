@@ -27,7 +27,7 @@ import pytest
 
 from jenkins import core, pulls
 from jenkins.core import SignedCommit
-from jenkins.pulls import approvers, repository_of, required_approvals
+from jenkins.pulls import ReviewRule, approvers, repository_of, review_rule
 from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
@@ -98,9 +98,14 @@ PULLS_TOKEN = "github_pat_11PULLSREADONLY0000000000_test"
 @pytest.fixture(autouse=True)
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHubAPI]:
     """GitHub for every CLI run here: the read-only token in GITOPS_PULLS_TOKEN is granted Pull
-    requests: read on acme/app, and every workspace's origin is that repository's SSH URL."""
+    requests: read on acme/app, and every workspace's origin is that repository's SSH URL. `reviewer`
+    and `second` have write access (the role maintain reads as write), `dev` opens pull requests,
+    `passerby` is a user without access (anyone may review a public repository's pull request)."""
+    repository = Repository(collaborators={"reviewer": "write", "second": "maintain", "dev": "write"})
     fake = FakeGitHubAPI(
-        tokens={PULLS_TOKEN: {"pull_requests=read"}}, repositories={REPOSITORY: Repository()}
+        tokens={PULLS_TOKEN: {"pull_requests=read"}},
+        users={"reviewer", "second", "dev", "other", "passerby"},
+        repositories={REPOSITORY: repository},
     )
     workspace = GitopsRepo.workspace
 
@@ -268,30 +273,29 @@ def test_merged_pull(answer: list, number: int | None) -> None:
     assert (found and found["number"]) == number
 
 
-# "Get rules for a branch": the active rules, `pull_request` with required_approving_review_count.
+# "Get rules for a branch": the active rules; a `pull_request` rule's parameters (rest-api-description,
+# repository-rule-pull-request) include required_approving_review_count and require_code_owner_review.
+def pr_rule(count: int, code_owners: bool = False) -> dict:
+    return {
+        "type": "pull_request",
+        "parameters": {"required_approving_review_count": count, "require_code_owner_review": code_owners},
+    }
+
+
 @pytest.mark.parametrize(
-    ("rules", "required"),
+    ("rules", "rule"),
     [
-        ([{"type": "pull_request", "parameters": {"required_approving_review_count": 2}}], 2),
-        (
-            [
-                {"type": "deletion"},
-                {"type": "pull_request", "parameters": {"required_approving_review_count": 0}},
-            ],
-            0,
-        ),
-        (
-            [
-                {"type": "pull_request", "parameters": {"required_approving_review_count": 1}},
-                {"type": "pull_request", "parameters": {"required_approving_review_count": 3}},
-            ],
-            3,
-        ),  # a repository ruleset and an organization one: the strictest holds
-        ([], 0),  # no rule: the branch asks for no review
+        ([pr_rule(2)], ReviewRule(2)),
+        ([{"type": "deletion"}, pr_rule(0)], ReviewRule(0)),
+        # a repository ruleset and an organization one: the strictest holds
+        ([pr_rule(1, code_owners=True), pr_rule(3)], ReviewRule(3, code_owners=True)),
+        ([pr_rule(0, code_owners=True)], ReviewRule(0, code_owners=True)),
+        ([], ReviewRule()),  # no rule: the branch asks for no review
+        ([{"type": "pull_request", "parameters": {"require_code_owner_review": "yes"}}], ReviewRule()),
     ],
 )
-def test_required_approvals(rules: list, required: int) -> None:
-    assert required_approvals(rules) == required
+def test_review_rule(rules: list, rule: ReviewRule) -> None:
+    assert review_rule(rules) == rule
 
 
 HEAD, OLD = "h" * 40, "0" * 40
@@ -533,6 +537,133 @@ def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_require
         assert result.returncode == 1 and result.json["outcome"] == "error", result.output
         assert f"{sha} (pull request #1 into main has" in result.json["error"]
         assert f"of the {required} approvals" in result.json["error"]
+        assert signed_repo.tip() == sha
+
+
+@pytest.mark.parametrize(
+    ("role", "accepted"),
+    [
+        ("admin", True),
+        ("maintain", True),  # `permission` write
+        ("write", True),
+        ("triage", False),  # `permission` read
+        ("read", False),
+        (None, False),  # no access at all: anyone may review a public repository's pull request
+        ("deleted", False),  # a login GitHub no longer knows (404)
+    ],
+)
+def test_only_approvals_by_reviewers_with_write_access_count(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, role: str | None, accepted: bool,
+) -> None:  # fmt: skip
+    """A required approval must come from someone with write access ("About pull request reviews": in a
+    public repository anyone can submit an approving review; "Approving a pull request with required
+    reviews": only reviews by people with write or admin access count). The attack: a pull request
+    "merged" by pushing its head to the branch with the deploy key (GitHub then marks it merged, its
+    merge_commit_sha that head), approved by a second account of the attacker's without access."""
+    repo = github.repositories[REPOSITORY]
+    if role == "deleted":
+        github.users.discard("passerby")
+    elif role is not None:
+        repo.collaborators["passerby"] = role
+    sha = signed_repo.app_commit("pushed with the deploy key, approved by a passer-by")
+    merged_pull(github, sha, commits=(sha,), reviews=(("passerby", "APPROVED"),))
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert ("GET", f"/repos/{REPOSITORY}/collaborators/passerby/permission") in github.requests
+    if accepted:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #1 into main has 0 of the 1 approvals" in result.json["error"]
+        assert "1 approval(s) without write access do not count" in result.json["error"]
+        assert signed_repo.tip() == sha
+
+
+def test_a_crowd_of_approvals_costs_only_the_requests_it_needs(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """Anyone may approve a public repository's pull request, so approvals can be many: the bot asks
+    about reviewers (in login order) only until the rules' count of writers is reached."""
+    sha = signed_repo.app_commit("approved by many")
+    crowd = tuple((f"passerby{n:02d}", "APPROVED") for n in range(20))
+    merged_pull(github, sha, reviews=(*crowd, ("reviewer", "APPROVED")))
+    github.users |= {login for login, _ in crowd}
+    github.repositories[REPOSITORY].collaborators["passerby00"] = "write"
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    asked = [path for _, path in github.requests if path.endswith("/permission")]
+    assert asked == [f"/repos/{REPOSITORY}/collaborators/passerby00/permission"]
+
+
+def dev_commit(repo: GitopsRepo, files: dict[str, str], label: str) -> str:
+    """A developer commit writing files, pushed to main; returns its SHA."""
+    git(repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
+    for name, text in files.items():
+        (repo.dev / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo.dev / name).write_text(text)
+    git(repo.dev, "add", *files)
+    git(repo.dev, "commit", "--quiet", "-m", label)
+    git(repo.dev, "push", "--quiet", "origin", "HEAD:main")
+    return git(repo.dev, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize(
+    ("codeowners", "approvals", "code_owner_review", "refusal"),
+    [
+        # The attack: a write-access collaborator who is no code owner approves a change to jenkins/,
+        # pushed with the deploy key. GitHub's merge button would have waited for a code owner.
+        ("/jenkins/ @owner\n", ("reviewer",), True, "changes jenkins/release.py without the approval"),
+        ("/jenkins/ @owner\n", ("reviewer", "owner"), True, None),
+        ("/jenkins/ @Owner\n", ("owner",), True, None),  # logins compare case-insensitively
+        ("/jenkins/ @owner\n", ("reviewer", "readonly-owner"), True, "without the approval"),  # no write
+        ("/jenkins/ @acme/maintainers\n", ("reviewer",), True, "without the approval"),  # a team: unknown
+        ("/jenkins/ @owner\n/jenkins/release.py\n", ("reviewer",), True, None),  # a line without owners
+        ("/infra/ @owner\n", ("reviewer",), True, None),  # owns nothing the commit changes
+        ("/jenkins/ @owner\n", ("reviewer",), False, None),  # the trial's ruleset asks for no code owner
+        ("**/jenkins @owner\n", ("reviewer", "owner"), True, "the pattern '**/jenkins' is not one"),
+    ],
+)
+def test_a_change_to_owned_paths_counts_only_with_a_code_owners_approval(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, codeowners: str, approvals: tuple[str, ...], code_owner_review: bool,
+    refusal: str | None,
+) -> None:  # fmt: skip
+    """The ruleset requires a code owner's approval (`require_code_owner_review`) of a pull request that
+    changes an owned path; GitHub reads CODEOWNERS from the base branch ("About code owners"), here the
+    commit's first parent. Code owners count only with write access."""
+    repo = github.repositories[REPOSITORY]
+    repo.code_owner_review = code_owner_review
+    repo.collaborators |= {"owner": "write", "readonly-owner": "read"}
+    github.users |= {"owner", "readonly-owner"}
+    owners = dev_commit(signed_repo, {".github/CODEOWNERS": codeowners}, "add CODEOWNERS")
+    merged_pull(github, owners)  # the base had no CODEOWNERS: no owner to ask
+    sha = dev_commit(signed_repo, {"jenkins/release.py": "print('pushed with the deploy key')\n"}, "jenkins")
+    merged_pull(github, sha, commits=(sha,), reviews=tuple((who, "APPROVED") for who in approvals))
+    push_test_image(image_repository, sha)
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+    if refusal is None:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert refusal in result.json["error"]
         assert signed_repo.tip() == sha
 
 
