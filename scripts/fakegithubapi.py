@@ -86,6 +86,9 @@ class Repository:
     branches: dict[str, str] = field(default_factory=lambda: {"main": "a" * 40})
     collaborators: dict[str, str] = field(default_factory=dict)
     """login -> permission (admin, write, read); anyone else has none."""
+    roles: dict[str, str] = field(default_factory=dict)
+    """login -> `role_name` when it is not the permission: maintain, triage or a custom role (Enterprise
+    Cloud), whose base role `collaborators` holds ("Get repository permissions for a user")."""
     environments: set[str] = field(default_factory=set)
     has_pages: bool = False
     pulls: list[Pull] = field(default_factory=list)
@@ -178,7 +181,8 @@ class FakeGitHubAPI:
                     f"{DOCS}/collaborators/collaborators#get-repository-permissions-for-a-user",
                 )
             permission = repo.collaborators.get(m[1], "none")
-            return 200, {"permission": permission, "role_name": permission, "user": {"login": m[1]}}, {}
+            role = repo.roles.get(m[1], permission)
+            return 200, {"permission": permission, "role_name": role, "user": {"login": m[1]}}, {}
         if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls(?:\?.*)?", rest)):
             if "pull_requests=read" not in granted:
                 return _forbidden("pull_requests=read")

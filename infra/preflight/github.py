@@ -9,6 +9,7 @@ missing ("Troubleshooting the REST API", Resource not accessible).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.error
@@ -18,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import Secret, StackConfig
-from infra.github_permissions import API_NAMES, PERMISSIONS, token_permissions
+from infra.config import PROJECT, Secret, StackConfig
+from infra.github_permissions import API_NAMES, PERMISSIONS, stack_types, token_permissions
 from infra.preflight.report import Row, fail, guarded, ok, skip
 
 DEFAULT_API = "https://api.github.com"
@@ -57,16 +58,18 @@ PROBE_REQUESTS: dict[str, tuple[str, str]] = {
 PROVEN_ELSEWHERE = {"contents", "metadata"}
 
 
-def _probes() -> tuple[Probe, ...]:
-    """One probe per distinct request, for every permission of `github:token` (infra/github_permissions.py):
-    the same map the README's list and the map's test read, so they cannot drift apart. A permission the
-    map gains without a way to prove it here fails at import."""
+@functools.cache
+def probes(previews: bool) -> tuple[Probe, ...]:
+    """One probe per distinct request, for every permission `github:token` needs with previews on or off
+    (infra/github_permissions.py `stack_types`): the same map the README's list and the map's test read,
+    so they cannot drift apart."""
     requests: dict[tuple[str, str], list[str]] = {}
     users: dict[str, list[str]] = {}
-    for name, access in token_permissions().items():
+    types = stack_types(previews)
+    for name, access in token_permissions(types).items():
         api = API_NAMES[name]
         for type_, permissions in PERMISSIONS.items():
-            if any(p.name == name for p in permissions):
+            if type_ in types and any(p.name == name for p in permissions):
                 users.setdefault(f"{api}={access}", []).append(type_.rsplit(":", 1)[-1])
         if api not in PROVEN_ELSEWHERE:
             requests.setdefault(PROBE_REQUESTS[api], []).append(f"{api}={access}")
@@ -80,10 +83,13 @@ def _probes() -> tuple[Probe, ...]:
         for (method, path), permissions in requests.items()
     )
 
-
-PROBES = _probes()
 COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
-READ_ROLES = {"read", "triage", "write", "maintain", "admin"}
+# "Get repository permissions for a user": `permission` is the base role, admin, write, read or none (maintain
+# maps to write, triage to read); `role_name` may name a custom role (GitHub Enterprise Cloud).
+READ_PERMISSIONS = {"read", "write", "admin"}
+# The plan features only the preview gate (its environment) relies on; rulesets protect the branch always.
+PREVIEW_FEATURES = ("environments", "required reviewers")
+PREVIEWS_OFF = f"pulumi config set --path '{PROJECT}:preview.enabled' false"
 
 
 @dataclass(frozen=True)
@@ -191,10 +197,11 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         sha = branch.body.get("commit", {}).get("sha")
         yield ok(f"branch {config.branch}", f"at {str(sha)[:12]}")
     # The provider reads the Pages site only of a repository that has one (getRepository).
-    probes = tuple(p for p in PROBES if p.path != "/pages" or repo.body.get("has_pages"))
-    if len(probes) < len(PROBES):
+    needed = probes(config.preview.enabled)
+    wanted = tuple(p for p in needed if p.path != "/pages" or repo.body.get("has_pages"))
+    if len(wanted) < len(needed):
         yield skip("permission pages=read", "the repository has no Pages site: the stack does not read it")
-    yield from _permissions(api, config, probes, sha)
+    yield from _permissions(api, config, wanted, sha)
     yield from _plan(api, config, repo.body)
     yield from _reviewers(api, config)
 
@@ -253,25 +260,43 @@ def _plan(api: GitHub, config: StackConfig, repo: dict[str, Any]) -> Iterator[Ro
     private = bool(repo.get("private"))
     owner = repo.get("owner") or {}
     plan = _owner_plan(api, owner) if private else None
+    preview = config.preview
+    said = ""
+    if private and plan is None and preview.github_enterprise:
+        # GitHub shows the plan only to the account or an organization owner: take the key's word for it,
+        # as `pulumi up` does (infra/ci_preview.py check_gate).
+        plan, said = "enterprise", f" ({PROJECT}:preview.githubEnterprise)"
     features = plan_features(private, plan)
     where = (
-        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}"
+        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}{said}"
         if private
         else "public repository (every plan)"
     )
     fix = (
         "make the repository public, or move the owner to a plan that offers it (GitHub Enterprise Cloud for "
-        "required reviewers on a private repository), or turn pull-request previews off (docs/security.md)"
+        "required reviewers on a private repository), or turn pull-request previews off "
+        f"(`{PREVIEWS_OFF}`, docs/security.md)"
     )
     for feature, available in features.items():
         check = f"GitHub {feature}"
-        if available:
+        if feature in PREVIEW_FEATURES and not preview.enabled:
+            yield skip(check, f"previews are off ({PROJECT}:preview.enabled): the stack declares no environment")
+        elif feature == "required reviewers" and private and not preview.github_enterprise and available:
+            # infra/ci_preview.py check_gate refuses a private repository's preview without the key.
+            yield fail(
+                check,
+                f"offered ({where}), but `pulumi up` refuses a private repository's preview until "
+                f"{PROJECT}:preview.githubEnterprise says so",
+                f"`pulumi config set --path '{PROJECT}:preview.githubEnterprise' true`",
+            )
+        elif available:
             yield ok(check, f"offered: {where}")
         elif available is None:
             yield fail(
                 check,
                 f"cannot tell: {where} (GitHub shows the plan only to the account or an organization owner)",
-                "run preflight with an owner's token, or " + fix,
+                "run preflight with an owner's token, set "
+                f"{PROJECT}:preview.githubEnterprise if the owner is on GitHub Enterprise Cloud, or " + fix,
             )
         else:
             yield fail(check, f"not offered: {where}", fix)
@@ -294,13 +319,15 @@ def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
         access = api.call(
             "GET", f"/repos/{config.repository}/collaborators/{urllib.parse.quote(login, safe='')}/permission"
         )
-        role = access.body.get("role_name") or access.body.get("permission") if access.status == 200 else None
-        if role in READ_ROLES:
-            yield ok(check, f"can read the repository ({role})")
+        body = access.body if access.status == 200 and isinstance(access.body, dict) else {}
+        permission, role = body.get("permission"), body.get("role_name")
+        named = f"{permission}" + (f", role {role}" if role and role != permission else "")
+        if permission in READ_PERMISSIONS:
+            yield ok(check, f"can read the repository ({named})")
         elif access.status == 200:
             yield fail(
                 check,
-                f"has no access to {config.repository} (permission {role!r})",
+                f"has no access to {config.repository} (permission {permission!r})",
                 f"give {login} read access to {config.repository}, or fix gitops-eks:preview.reviewers",
             )
         else:

@@ -26,9 +26,9 @@ import boto3
 import pytest
 import requests
 
-from infra.github_permissions import API_NAMES, token_permissions
+from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
-from infra.preflight.github import PROBES, accepted_permissions, plan_features
+from infra.preflight.github import accepted_permissions, plan_features, probes
 from scripts.fakeaws import standard_support_until
 from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
 
@@ -120,6 +120,18 @@ def test_reviewer_without_access_to_the_repository_blocks(
     assert "has no access to example-org/hello-gitops (permission 'none')" in rows["reviewer outsider"]
 
 
+def test_a_reviewer_with_a_custom_role_is_judged_by_its_base_permission(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Get repository permissions for a user": `permission` is the base role (admin, write, read, none;
+    # maintain maps to write, triage to read), `role_name` the assigned role, custom roles included.
+    repository = fake.github.repositories[REPOSITORY]
+    repository.roles[REVIEWER] = "release-approver"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+    assert "(write, role release-approver)" in rows[f"reviewer {REVIEWER}"]
+
+
 def test_missing_permission_is_read_from_x_accepted_github_permissions(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -182,15 +194,62 @@ def test_pages_permission_matters_only_for_a_repository_with_a_pages_site(
     assert code == 1 and rows["permission pages=read"].startswith("✗")
 
 
-def test_every_permission_the_readme_lists_is_proven_by_one_check() -> None:
-    """The probes come from the map the README's list is tested against: each permission of
-    `github:token` is probed once, or proven by the branch check (contents) or granted to every token
-    (metadata)."""
-    probed = [p for probe in PROBES for p in probe.permission.split(",")]
+@pytest.mark.parametrize("previews", [True, False], ids=["previews on", "previews off"])
+def test_every_permission_the_readme_lists_is_proven_by_one_check(previews: bool) -> None:
+    """The probes come from the map the README's list is tested against (tests/infra/test_github_permissions.py
+    ties `stack_types` to what the program declares either way): each permission of `github:token` is
+    probed once, or proven by the branch check (contents) or granted to every token (metadata)."""
+    probed = [p for probe in probes(previews) for p in probe.permission.split(",")]
     assert len(probed) == len(set(probed))
-    listed = {f"{API_NAMES[name]}={access}" for name, access in token_permissions().items()}
+    listed = {
+        f"{API_NAMES[name]}={access}" for name, access in token_permissions(stack_types(previews)).items()
+    }
     assert set(probed) == listed - {"contents=read", "metadata=read"}
     assert {"contents=read", "metadata=read"} <= listed
+
+
+# The README's token for a stack with previews off: Administration and Webhooks, Read and write; Contents
+# and Metadata, Read-only (as GitHub's API names them: fine-grained-pat-permissions.json).
+PREVIEWS_OFF_TOKEN = {"administration=write", "repository_hooks=write", "contents=read", "metadata=read"}
+
+
+def test_a_previews_off_stack_needs_only_the_previews_off_token(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A private repository on Team (environments, but no required reviewers for private repositories:
+    environments.md) with previews off: nothing about the preview gate may block."""
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    fake.github.tokens[TOKEN] = set(PREVIEWS_OFF_TOKEN)
+    fake.github.repositories[REPOSITORY].private = True
+    fake.github.organizations["example-org"] = "team"
+    code, rows, out = preflight(fake, capsys)
+    assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"], out
+    assert not any(check.startswith("permission environments") for check in rows)
+    assert "permission actions=read" not in rows
+    for feature in ("GitHub environments", "GitHub required reviewers"):
+        assert rows[feature].startswith("-") and "previews are off" in rows[feature]
+    assert rows["GitHub rulesets"].startswith("✓")
+
+
+def test_a_private_repository_needs_the_enterprise_key_as_pulumi_up_does(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """infra/ci_preview.py refuses a private repository's preview without preview.githubEnterprise, even
+    when the owner's plan would hold the gate; with it, an unreadable plan is taken from the key."""
+    fake.github.repositories[REPOSITORY].private = True
+    fake.github.organizations["example-org"] = "enterprise"
+    _, rows, out = preflight(fake, capsys)
+    assert rows["GitHub required reviewers"].startswith("✗")
+    assert "until gitops-eks:preview.githubEnterprise says so" in rows["GitHub required reviewers"]
+    assert "'gitops-eks:preview.githubEnterprise' true" in fix_after(out, "GitHub required reviewers")
+    fake.set_config(
+        "gitops-eks:preview", {"environment": "preview", "reviewers": [REVIEWER], "githubEnterprise": True}
+    )
+    del fake.github.organizations["example-org"]  # GET /orgs/{org} without the plan: not an owner's token
+    _, rows, out = preflight(fake, capsys)
+    for feature in ("GitHub environments", "GitHub required reviewers", "GitHub rulesets"):
+        assert rows[feature].startswith("✓"), out
+        assert "on plan enterprise (gitops-eks:preview.githubEnterprise)" in rows[feature]
 
 
 def test_private_repository_on_free_has_no_preview_gate(
