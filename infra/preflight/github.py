@@ -83,6 +83,7 @@ def probes(previews: bool) -> tuple[Probe, ...]:
         for (method, path), permissions in requests.items()
     )
 
+
 COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
 # "Get repository permissions for a user": `permission` is the base role, admin, write, read or none (maintain
 # maps to write, triage to read); `role_name` may name a custom role (GitHub Enterprise Cloud).
@@ -280,7 +281,7 @@ def _plan(api: GitHub, config: StackConfig, repo: dict[str, Any]) -> Iterator[Ro
     for feature, available in features.items():
         check = f"GitHub {feature}"
         if feature in PREVIEW_FEATURES and not preview.enabled:
-            yield skip(check, f"previews are off ({PROJECT}:preview.enabled): the stack declares no environment")
+            yield skip(check, f"previews are off ({PROJECT}:preview.enabled): no environment is declared")
         elif feature == "required reviewers" and private and not preview.github_enterprise and available:
             # infra/ci_preview.py check_gate refuses a private repository's preview without the key.
             yield fail(

@@ -196,9 +196,9 @@ def test_pages_permission_matters_only_for_a_repository_with_a_pages_site(
 
 @pytest.mark.parametrize("previews", [True, False], ids=["previews on", "previews off"])
 def test_every_permission_the_readme_lists_is_proven_by_one_check(previews: bool) -> None:
-    """The probes come from the map the README's list is tested against (tests/infra/test_github_permissions.py
-    ties `stack_types` to what the program declares either way): each permission of `github:token` is
-    probed once, or proven by the branch check (contents) or granted to every token (metadata)."""
+    """The probes come from the map the README's list is tested against (test_github_permissions.py ties
+    `stack_types` to what the program declares either way): each permission of `github:token` is probed once,
+    or proven by the branch check (contents) or granted to every token (metadata)."""
     probed = [p for probe in probes(previews) for p in probe.permission.split(",")]
     assert len(probed) == len(set(probed))
     listed = {
@@ -222,7 +222,7 @@ def test_a_previews_off_stack_needs_only_the_previews_off_token(
     fake.github.tokens[TOKEN] = set(PREVIEWS_OFF_TOKEN)
     fake.github.repositories[REPOSITORY].private = True
     fake.github.organizations["example-org"] = "team"
-    code, rows, out = preflight(fake, capsys)
+    _, rows, out = preflight(fake, capsys)
     assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"], out
     assert not any(check.startswith("permission environments") for check in rows)
     assert "permission actions=read" not in rows
