@@ -19,6 +19,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,8 +32,10 @@ from infra.preflight import __main__ as cli
 from infra.preflight.github import accepted_permissions, plan_features, probes
 from scripts.fakeaws import standard_support_until
 from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
+from tests.infra.conftest import Program
 
 pytestmark = pytest.mark.timeout(120)
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
 
 @pytest.fixture
@@ -290,7 +293,34 @@ def test_existing_oidc_provider_is_found_and_reused(fake: World, capsys: pytest.
     )["OpenIDConnectProviderArn"]
     _, rows, _ = preflight(fake, capsys)
     assert rows["GitHub OIDC provider"].startswith("✓")
-    assert f"exists ({arn}): the stack reuses it" in rows["GitHub OIDC provider"]
+    assert (
+        f"exists ({arn}) with the audience sts.amazonaws.com: the stack reuses it"
+        in rows["GitHub OIDC provider"]
+    )
+
+
+def test_an_existing_oidc_provider_without_the_sts_audience_blocks(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # aws-actions/configure-aws-credentials README, "Configuring OIDC": the audience is sts.amazonaws.com.
+    # AddClientIDToOpenIDConnectProvider adds one (IAM API reference; the AWS CLI's
+    # `add-client-id-to-open-id-connect-provider --client-id --open-id-connect-provider-arn`).
+    iam = boto3.client("iam")
+    arn = iam.create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["my-app"], ThumbprintList=["a" * 40]
+    )["OpenIDConnectProviderArn"]
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    row = rows["GitHub OIDC provider"]
+    assert row.startswith("✗") and "without the audience sts.amazonaws.com (it lists my-app)" in row
+    assert fix_after(out, "GitHub OIDC provider") == (
+        "fix: `aws iam add-client-id-to-open-id-connect-provider --client-id sts.amazonaws.com "
+        f"--open-id-connect-provider-arn {arn}`"
+    )
+    # Previews off: the stack neither reads nor declares a provider.
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["GitHub OIDC provider"].startswith("-")
 
 
 def test_configured_oidc_provider_that_does_not_exist_blocks(
@@ -312,15 +342,40 @@ def test_eks_version_out_of_standard_support_blocks(fake: World, capsys: pytest.
     assert rows["EKS 1.35"].startswith("✗") and "EXTENDED_SUPPORT" in rows["EKS 1.35"]
 
 
-def test_default_vcpu_quota_does_not_fit_the_stack(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+# AWS's default vCPUs of the dev stack's instance types: Amazon EC2 User Guide, "General purpose instances",
+# Hardware specifications (docs.aws.amazon.com/AWSEC2/latest/UserGuide/general-purpose-instances.html).
+DEFAULT_VCPUS = {"t3.medium": 2, "t3.large": 2}
+
+
+def declared_instances(program: Program) -> Counter[str]:
+    """The instances the program may run at once: each node group and Auto Scaling group at its maximum
+    (its launch template's instance type), and each EC2 instance."""
+    templates = {f"{r.name}-id": r.inputs.get("instanceType") for r in program.of_type(LAUNCH_TEMPLATE)}
+    running: Counter[str] = Counter()
+    for group in program.of_type("eks:index:ManagedNodeGroup"):
+        running[group.inputs["instanceTypes"][0]] += group.inputs["scalingConfig"]["maxSize"]
+    for group in program.of_type("aws:autoscaling/group:Group"):
+        running[templates[group.inputs["launchTemplate"]["id"]]] += group.inputs["maxSize"]
+    for instance in program.of_type("aws:ec2/instance:Instance"):
+        running[instance.inputs["instanceType"]] += 1
+    return running
+
+
+def test_default_vcpu_quota_does_not_fit_the_stack(
+    fake: World, capsys: pytest.CaptureFixture[str], dev_program: Program
+) -> None:
     # An account that never raised it: AWS's default of 5 vCPUs (GetAWSDefaultServiceQuota after
-    # GetServiceQuota's NoSuchResourceException). The dev stack wants 3 + 1 t3.medium and 2 t3.large: 12.
+    # GetServiceQuota's NoSuchResourceException). What the dev stack declares (the world's stack file is
+    # Pulumi.dev.yaml plus names and CIDRs): nodes, the controller, and both agent pools at their maximum.
+    running = declared_instances(dev_program)
+    assert running == {"t3.medium": 4, "t3.large": 4}
+    needed = sum(DEFAULT_VCPUS[t] * n for t, n in running.items())
     fake.aws.applied.clear()
     code, rows, out = preflight(fake, capsys)
     assert code == 1
     row = rows["quota On-Demand standard vCPUs"]
-    assert row.startswith("✗") and "0 used + 12 for vCPUs of 2 x t3.large, 4 x t3.medium of 5" in row
-    assert "--service-code ec2 --quota-code L-1216C47A --desired-value 12" in fix_after(
+    assert row.startswith("✗") and f"0 used + {needed} for vCPUs of 4 x t3.large, 4 x t3.medium of 5" in row
+    assert f"--service-code ec2 --quota-code L-1216C47A --desired-value {needed}" in fix_after(
         out, "quota On-Demand standard vCPUs"
     )
 
