@@ -15,12 +15,19 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PROJECT, Secret, StackConfig
-from infra.github_permissions import API_NAMES, PERMISSIONS, stack_types, token_permissions
+from infra.github_permissions import (
+    API_NAMES,
+    PERMISSIONS,
+    PULLS_PERMISSIONS,
+    Permission,
+    stack_types,
+    token_permissions,
+)
 from infra.preflight.report import Row, fail, guarded, ok, skip
 
 DEFAULT_API = "https://api.github.com"
@@ -84,7 +91,6 @@ def probes(previews: bool) -> tuple[Probe, ...]:
     )
 
 
-COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
 # "Get repository permissions for a user": `permission` is the base role, admin, write, read or none (maintain
 # maps to write, triage to read); `role_name` may name a custom role (GitHub Enterprise Cloud).
 READ_PERMISSIONS = {"read", "write", "admin"}
@@ -335,34 +341,76 @@ def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
             yield fail(check, f"{access.said()} asking for {login}'s permission", ACCESS_FIX)
 
 
-def _commit_status_token(config: StackConfig, api_base: str, sha_source: GitHub) -> Iterator[Row]:
-    token = config.commit_status_token
-    if token is None:
-        yield skip("commitStatusToken", "not set: Flux's deploy reports are off")
-        return
-    branch = sha_source.call(
+def _ui(permissions: tuple[Permission, ...]) -> str:
+    """As GitHub's token settings show them: `Pull requests: Read-only and Metadata: Read-only`."""
+    return " and ".join(
+        f"{p.name}: {'Read-only' if p.access == 'read' else 'Read and write'}" for p in permissions
+    )
+
+
+@dataclass(frozen=True)
+class ExtraToken:
+    """A token of its own, with one permission, that the stack hands on (infra/github_permissions.py)."""
+
+    key: str
+    """Its config key under the project."""
+    probe: Probe
+    value: Callable[[StackConfig], Secret | None]
+    unset: Row
+    """What preflight says when the key is not set."""
+
+
+EXTRA_TOKENS = (
+    ExtraToken(
+        "commitStatusToken",
+        Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports"),
+        lambda config: config.commit_status_token,
+        skip("commitStatusToken", "not set: Flux's deploy reports are off"),
+    ),
+    # "List pull requests associated with a commit" (Pull requests: read): 200 when the token may.
+    ExtraToken(
+        "pullsToken",
+        Probe("pull_requests=read", "GET", "/commits/{sha}/pulls", "the release's history check"),
+        lambda config: config.pulls_token,
+        fail(
+            "pullsToken",
+            "not set: the release binds the Jenkins credential gitops-pulls-token and fails without it",
+            f"create a fine-grained token for this repository with only {_ui(PULLS_PERMISSIONS)}, then "
+            f"`pulumi config set --secret {PROJECT}:pullsToken` (docs/release.md)",
+        ),
+    ),
+)
+
+
+def _extra_token(config: StackConfig, extra: ExtraToken, token: Secret, api: GitHub) -> Iterator[Row]:
+    branch = api.call(
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
     sha = branch.body.get("commit", {}).get("sha") if branch.status == 200 else None
-    for row in _permissions(GitHub(token, api_base), config, (COMMIT_STATUS_PROBE,), sha):
-        yield Row(row.mark, f"commitStatusToken {row.check}", row.detail, row.fix)
+    for row in _permissions(GitHub(token, api.base), config, (extra.probe,), sha):
+        yield Row(row.mark, f"{extra.key} {row.check}", row.detail, row.fix)
 
 
 def checks(config: StackConfig, token: Secret | None, encrypted: frozenset[str]) -> list[Row]:
-    if token is None:
+    api = None if token is None else GitHub(token)
+    if api is None:
         detail = (
             "github:token is encrypted in the stack file and the Pulumi CLI is not installed to read it"
             if "github:token" in encrypted
             else "no token: neither GITHUB_TOKEN nor github:token is set"
         )
-        return [fail("GitHub token", detail, ACCESS_FIX)]
-    api = GitHub(token)
-    fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
-    rows = guarded("GitHub API", lambda: _repository(api, config), fix)
-    if "gitops-eks:commitStatusToken" in encrypted:
-        rows.append(
-            skip("commitStatusToken", "encrypted in the stack file: install the Pulumi CLI to check it")
-        )
-    elif not any(r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows):
-        rows += guarded("commitStatusToken", lambda: _commit_status_token(config, api.base, api), fix)
+        rows = [fail("GitHub token", detail, ACCESS_FIX)]
+    else:
+        fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
+        rows = guarded("GitHub API", lambda: _repository(api, config), fix)
+    # The other tokens' rows need GitHub only to probe a token that is set.
+    for extra in EXTRA_TOKENS:
+        if f"{PROJECT}:{extra.key}" in encrypted:
+            rows.append(skip(extra.key, "encrypted in the stack file: install the Pulumi CLI to check it"))
+        elif (value := extra.value(config)) is None:
+            rows.append(extra.unset)
+        elif api is not None and not any(
+            r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows
+        ):
+            rows += guarded(extra.key, lambda e=extra, v=value: _extra_token(config, e, v, api), fix)
     return rows

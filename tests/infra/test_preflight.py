@@ -31,7 +31,17 @@ from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
 from infra.preflight.github import accepted_permissions, plan_features, probes
 from scripts.fakeaws import standard_support_until
-from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
+from scripts.preflightworld import (
+    CIPHERTEXT,
+    PULLS_TOKEN,
+    REPOSITORY,
+    REVIEWER,
+    ROOT,
+    STACK,
+    TOKEN,
+    World,
+    world,
+)
 from tests.infra.conftest import Program
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,6 +94,7 @@ def test_a_ready_world_blocks_only_on_the_missing_pulumi_cli(
     assert "the Pulumi CLI is not installed" in rows["Pulumi backend"]
     assert rows["EKS 1.35"].startswith("✓") and "until 2027-03-27" in rows["EKS 1.35"]
     assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+    assert rows["pullsToken"].startswith("-") and "encrypted in the stack file" in rows["pullsToken"]
     assert "1 blocker(s)" in out
 
 
@@ -388,20 +399,19 @@ def test_elastic_ips_in_use_count_against_the_quota(fake: World, capsys: pytest.
     assert rows["quota Elastic IPs"].startswith("✗") and "5 used + 1" in rows["quota Elastic IPs"]
 
 
-def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
-    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With the CLI, `pulumi config --json --show-secrets` is the source (pulumi/pulumi
-    pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue", "secret"}), and `pulumi whoami`
-    answers for the backend. The stand-in CLI prints the stack file in that shape."""
+def pulumi_cli(w: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secrets: dict[str, str]) -> None:
+    """A stand-in Pulumi CLI on PATH: `pulumi config --json --show-secrets` prints the stack file in that
+    command's shape (pulumi/pulumi pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue",
+    "secret"}), with `secrets` as the decrypted values; `pulumi whoami --verbose`: a Pulumi Cloud user."""
     import yaml
 
-    config = yaml.safe_load(fake.stack_file().read_text())["config"]
+    config = yaml.safe_load(w.stack_file().read_text())["config"]
     listing = {
         key: {"value": value if isinstance(value, str) else json.dumps(value), "secret": False}
         for key, value in config.items()
+        if value != CIPHERTEXT
     }
-    listing["github:token"] = {"value": TOKEN, "secret": True}
+    listing.update({key: {"value": value, "secret": True} for key, value in secrets.items()})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "listing.json").write_text(json.dumps(listing))
@@ -416,12 +426,52 @@ def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the CLI, `pulumi config --json --show-secrets` is the source, and `pulumi whoami` answers for the
+    backend."""
+    pulumi_cli(fake, tmp_path, monkeypatch, {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN})
     monkeypatch.delenv("GITHUB_TOKEN")  # the token comes from `pulumi config` now
     code, rows, out = preflight(fake, capsys)
     assert "config from pulumi config" in out
     assert rows["Pulumi backend"].startswith("✓") and "octo-admin" in rows["Pulumi backend"]
     assert code == 0, out
-    assert TOKEN not in out
+    assert TOKEN not in out and PULLS_TOKEN not in out
+
+
+def test_the_release_cannot_run_without_the_pulls_token(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jenkins/Jenkinsfile binds the credential gitops-pulls-token, which the stack makes from pullsToken only.
+    fake.set_config("gitops-eks:pullsToken", None)
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["pullsToken"].startswith("✗") and "gitops-pulls-token" in rows["pullsToken"]
+    # fine-grained-pat-permissions.json: "List pull requests associated with a commit" is Pull requests:
+    # read; "Get rules for a branch" Metadata: read (docs/verified-identifiers.md).
+    assert fix_after(out, "pullsToken") == (
+        "fix: create a fine-grained token for this repository with only Pull requests: Read-only and "
+        "Metadata: Read-only, then `pulumi config set --secret gitops-eks:pullsToken` (docs/release.md)"
+    )
+
+
+def test_the_pulls_token_is_probed_with_the_releases_own_request(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /repos/{owner}/{repo}/commits/{sha}/pulls: 200 with the permission, else 403 naming it in
+    X-Accepted-GitHub-Permissions."""
+    pulumi_cli(fake, tmp_path, monkeypatch, {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN})
+    check = "pullsToken permission pull_requests=read"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    assert ("GET", f"/repos/{REPOSITORY}/commits/{'a' * 40}/pulls") in fake.github.requests
+    fake.github.tokens[PULLS_TOKEN] = {"metadata=read"}
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗") and "it accepts pull_requests=read" in rows[check]
+    assert PULLS_TOKEN not in out
 
 
 def test_a_pulumi_cli_that_is_not_logged_in_falls_back_to_the_stack_file(
