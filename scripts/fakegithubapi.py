@@ -20,12 +20,15 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
 - GET .../pulls/{number}/reviews (Pull requests: read): the reviews, oldest first (`user.login`, `state`,
   `commit_id`); GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
   `pull_request` rule with `required_approving_review_count`;
+- GET .../contents/{path}?ref={branch} ("Get repository content", Contents: read): a file as `type` file,
+  `encoding` base64 and `content` in base64 lines; 404 when the branch or the file is not there;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import json
@@ -95,6 +98,8 @@ class Repository:
     default_commits: set[str] = field(default_factory=set)
     """the commits on the default branch: only for those are merged pull requests listed."""
     required_approvals: int = 1
+    files: dict[str, str] = field(default_factory=dict)
+    """path -> text, the same on every branch (GET .../contents/{path})."""
 
 
 @dataclass
@@ -215,6 +220,13 @@ class FakeGitHubAPI:
         if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
             parameters = {"required_approving_review_count": repo.required_approvals}
             return 200, [{"type": "pull_request", "parameters": parameters}], {}
+        if method == "GET" and (m := re.fullmatch(r"/contents/([^?]+)\?ref=([^&]+)", rest)):
+            if "contents=read" not in granted:  # "Get repository content" takes Contents: read
+                return _forbidden("contents=read")
+            if m[2] not in repo.branches or m[1] not in repo.files:
+                return _error(404, "Not Found", f"{DOCS}/repos/contents#get-repository-content")
+            encoded = base64.encodebytes(repo.files[m[1]].encode()).decode()  # in lines, as GitHub sends it
+            return 200, {"type": "file", "path": m[1], "encoding": "base64", "content": encoded}, {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
             if repo.private and plan == "free":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from infra import codeowners
 from infra.github_permissions import API_NAMES, token_permissions
 from scripts.fakeaws import FakeAWS, standard_support_until
 from scripts.fakeaws import serve as serve_aws
@@ -107,7 +108,13 @@ def world(moto_endpoint: str) -> Iterator[World]:
             tokens={TOKEN: set(ALL_PERMISSIONS), PULLS_TOKEN: {"pull_requests=read", "metadata=read"}},
             users={REVIEWER, "octo-admin"},
             organizations={owner: "free"},
-            repositories={REPOSITORY: Repository(private=False, collaborators={REVIEWER: "write"})},
+            repositories={
+                REPOSITORY: Repository(
+                    private=False,
+                    collaborators={REVIEWER: "write"},
+                    files={codeowners.RELATIVE_PATH: codeowners.render([REVIEWER])},
+                )
+            },
         )
         with serve_aws(aws), serve_github(github):
             yield World(scratch, aws, github, moto_endpoint)

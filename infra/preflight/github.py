@@ -9,6 +9,7 @@ missing ("Troubleshooting the REST API", Resource not accessible).
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from infra import codeowners
 from infra.config import PROJECT, Secret, StackConfig
 from infra.github_permissions import (
     API_NAMES,
@@ -211,6 +213,8 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
     yield from _permissions(api, config, wanted, sha)
     yield from _plan(api, config, repo.body)
     yield from _reviewers(api, config)
+    if sha is not None:
+        yield from _codeowners(api, config)
 
 
 def _probe_path(config: StackConfig, probe: Probe, sha: str | None) -> str | None:
@@ -339,6 +343,40 @@ def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
             )
         else:
             yield fail(check, f"{access.said()} asking for {login}'s permission", ACCESS_FIX)
+
+
+def _codeowners(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    """GitHub enforces the code owners file of the pull request's base branch ("About code owners"), so the
+    branch's copy must be the one `pulumi up` requires locally (infra/codeowners.py `check`)."""
+    check = f"CODEOWNERS on {config.branch}"
+    reviewers = config.preview.reviewers
+    if not reviewers:
+        yield skip(check, f"{PROJECT}:preview.reviewers is empty: `pulumi up` leaves the file to you")
+        return
+    # "Get repository content" (Contents: read): a file's `content` is base64 (`encoding`), with line breaks.
+    path = f"/repos/{config.repository}/contents/{codeowners.RELATIVE_PATH}"
+    answer = api.call("GET", f"{path}?ref={urllib.parse.quote(config.branch, safe='')}")
+    fix = (
+        f"commit .github/CODEOWNERS as `pulumi up` requires it (infra/codeowners.py: each owned path, then "
+        f"@{' @'.join(reviewers)}) and push it to {config.branch} before `pulumi up`"
+    )
+    if answer.status == 404:
+        yield fail(check, f"{answer.said()}: {codeowners.RELATIVE_PATH} is not on {config.branch}", fix)
+        return
+    body = answer.body if answer.status == 200 and isinstance(answer.body, dict) else {}
+    if body.get("encoding") != "base64":
+        yield fail(check, f"{answer.said()}: {codeowners.RELATIVE_PATH} could not be read", ACCESS_FIX)
+        return
+    try:
+        text = base64.b64decode(str(body.get("content", ""))).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        text = None
+    if text == codeowners.render(reviewers):
+        yield ok(check, f"names exactly {PROJECT}:preview.reviewers")
+    else:
+        yield fail(
+            check, f"{codeowners.RELATIVE_PATH} on {config.branch} does not name exactly the reviewers", fix
+        )
 
 
 def _ui(permissions: tuple[Permission, ...]) -> str:

@@ -27,6 +27,7 @@ import boto3
 import pytest
 import requests
 
+from infra.codeowners import render
 from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
 from infra.preflight.github import accepted_permissions, plan_features, probes
@@ -144,6 +145,35 @@ def test_a_reviewer_with_a_custom_role_is_judged_by_its_base_permission(
     _, rows, _ = preflight(fake, capsys)
     assert rows[f"reviewer {REVIEWER}"].startswith("✓")
     assert "(write, role release-approver)" in rows[f"reviewer {REVIEWER}"]
+
+
+def test_codeowners_is_read_from_the_branch_github_enforces_it_from(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GitHub reads the code owners file of the pull request's base branch ("About code owners"); preflight
+    reads it there ("Get repository content": `encoding` base64, `content`; rest-api-description's
+    content-file schema) and compares it with what `pulumi up` requires (infra/codeowners.py)."""
+    check = "CODEOWNERS on main"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    fake.github.users.add("octo-second")
+    fake.github.repositories[REPOSITORY].collaborators["octo-second"] = "write"
+    reviewers = [REVIEWER, "octo-second"]
+    fake.set_config("gitops-eks:preview", {"environment": "preview", "reviewers": reviewers})
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗")
+    assert ".github/CODEOWNERS on main does not name exactly the reviewers" in rows[check]
+    assert "@octo-reviewer @octo-second) and push it to main before `pulumi up`" in fix_after(out, check)
+    fake.github.repositories[REPOSITORY].files[".github/CODEOWNERS"] = render(reviewers)
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    del fake.github.repositories[REPOSITORY].files[".github/CODEOWNERS"]
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✗") and "GitHub answered 404 'Not Found'" in rows[check]
+    # Previews off without reviewers: `pulumi up` only warns that the file is the operator's.
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("-")
 
 
 def test_missing_permission_is_read_from_x_accepted_github_permissions(
