@@ -22,6 +22,8 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   `pull_request` rule with `required_approving_review_count`;
 - GET .../contents/{path}?ref={branch} ("Get repository content", Contents: read): a file as `type` file,
   `encoding` base64 and `content` in base64 lines; 404 when the branch or the file is not there;
+- GET .../actions/variables/{name} ("Get a repository variable") and .../actions/organization-variables
+  ("List repository organization variables"), Variables: read (write includes it): `name`, `value`;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
@@ -100,6 +102,10 @@ class Repository:
     required_approvals: int = 1
     files: dict[str, str] = field(default_factory=dict)
     """path -> text, the same on every branch (GET .../contents/{path})."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Actions variables: the repository's own, name -> value."""
+    organization_variables: dict[str, str] = field(default_factory=dict)
+    """Actions variables of the owner shared with the repository."""
 
 
 @dataclass
@@ -227,6 +233,18 @@ class FakeGitHubAPI:
                 return _error(404, "Not Found", f"{DOCS}/repos/contents#get-repository-content")
             encoded = base64.encodebytes(repo.files[m[1]].encode()).decode()  # in lines, as GitHub sends it
             return 200, {"type": "file", "path": m[1], "encoding": "base64", "content": encoded}, {}
+        if method == "GET" and (
+            m := re.fullmatch(r"/actions/(variables/[^/?]+|organization-variables)(?:\?.*)?", rest)
+        ):
+            if not {"actions_variables=read", "actions_variables=write"} & granted:
+                return _forbidden("actions_variables=read")
+            if m[1] == "organization-variables":
+                shared = [{"name": k, "value": v} for k, v in repo.organization_variables.items()]
+                return 200, {"total_count": len(shared), "variables": shared}, {}
+            name = m[1].split("/", 1)[1]
+            if name not in repo.variables:
+                return _error(404, "Not Found", f"{DOCS}/actions/variables#get-a-repository-variable")
+            return 200, {"name": name, "value": repo.variables[name]}, {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
             if repo.private and plan == "free":

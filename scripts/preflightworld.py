@@ -113,6 +113,7 @@ def world(moto_endpoint: str) -> Iterator[World]:
                     private=False,
                     collaborators={REVIEWER: "write"},
                     files={codeowners.RELATIVE_PATH: codeowners.render([REVIEWER])},
+                    variables={"PULUMI_PREVIEW_TEAM": "preview-readers"},
                 )
             },
         )

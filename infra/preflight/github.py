@@ -98,6 +98,7 @@ def probes(previews: bool) -> tuple[Probe, ...]:
 READ_PERMISSIONS = {"read", "write", "admin"}
 # The plan features only the preview gate (its environment) relies on; rulesets protect the branch always.
 PREVIEW_FEATURES = ("environments", "required reviewers")
+PREVIEW_TEAM = "PULUMI_PREVIEW_TEAM"
 PREVIEWS_OFF = f"pulumi config set --path '{PROJECT}:preview.enabled' false"
 
 
@@ -215,6 +216,8 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
     yield from _reviewers(api, config)
     if sha is not None:
         yield from _codeowners(api, config)
+    if config.preview.enabled:
+        yield from _preview_team(api, config)
 
 
 def _probe_path(config: StackConfig, probe: Probe, sha: str | None) -> str | None:
@@ -377,6 +380,33 @@ def _codeowners(api: GitHub, config: StackConfig) -> Iterator[Row]:
         yield fail(
             check, f"{codeowners.RELATIVE_PATH} on {config.branch} does not name exactly the reviewers", fix
         )
+
+
+def _preview_team(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    """What the preview workflow reads as `vars.PULUMI_PREVIEW_TEAM` (.github/workflows/pull-request.yaml),
+    set by hand once (docs/security.md): a repository variable ("Get a repository variable"), or an
+    organization variable shared with the repository ("List repository organization variables")."""
+    check = f"variable {PREVIEW_TEAM}"
+    answer = api.call("GET", f"/repos/{config.repository}/actions/variables/{PREVIEW_TEAM}")
+    if answer.status == 200 and isinstance(answer.body, dict):
+        yield ok(check, f"repository variable: team {answer.body.get('value')!r}")
+        return
+    shared = api.call("GET", f"/repos/{config.repository}/actions/organization-variables?per_page=30")
+    names = (
+        {str(v.get("name")) for v in shared.body.get("variables", []) if isinstance(v, dict)}
+        if shared.status == 200 and isinstance(shared.body, dict)
+        else set()
+    )
+    if PREVIEW_TEAM in names:
+        yield ok(check, "organization variable shared with the repository")
+        return
+    yield fail(
+        check,
+        f"{answer.said()}: the preview workflow reads it to ask Pulumi Cloud for a team token",
+        f"set it to the Pulumi team of the preview's OIDC policy (docs/security.md, Setting up the preview): "
+        f"`gh variable set {PREVIEW_TEAM} --repo {config.repository} --body <team>`, or turn previews off "
+        f"(`{PREVIEWS_OFF}`)",
+    )
 
 
 def _ui(permissions: tuple[Permission, ...]) -> str:

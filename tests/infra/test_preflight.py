@@ -176,6 +176,29 @@ def test_codeowners_is_read_from_the_branch_github_enforces_it_from(
     assert rows[check].startswith("-")
 
 
+def test_previews_need_the_pulumi_team_variable_the_workflow_reads(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """.github/workflows/pull-request.yaml asks Pulumi Cloud for `team:${{ vars.PULUMI_PREVIEW_TEAM }}`, a
+    variable set by hand (docs/security.md). "Get a repository variable": 404 when it is not there; an
+    organization variable shared with the repository serves as well ("List repository organization
+    variables")."""
+    check = "variable PULUMI_PREVIEW_TEAM"
+    repository = fake.github.repositories[REPOSITORY]
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓") and "team 'preview-readers'" in rows[check]
+    repository.variables.clear()
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗") and "GitHub answered 404 'Not Found'" in rows[check]
+    assert f"`gh variable set PULUMI_PREVIEW_TEAM --repo {REPOSITORY} --body <team>`" in fix_after(out, check)
+    repository.organization_variables["PULUMI_PREVIEW_TEAM"] = "preview-readers"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓") and "organization variable" in rows[check]
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert check not in rows
+
+
 def test_missing_permission_is_read_from_x_accepted_github_permissions(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -429,7 +452,13 @@ def test_elastic_ips_in_use_count_against_the_quota(fake: World, capsys: pytest.
     assert rows["quota Elastic IPs"].startswith("✗") and "5 used + 1" in rows["quota Elastic IPs"]
 
 
-def pulumi_cli(w: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secrets: dict[str, str]) -> None:
+def pulumi_cli(
+    w: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    secrets: dict[str, str],
+    backend_url: str = "https://app.pulumi.com/octo-admin",
+) -> None:
     """A stand-in Pulumi CLI on PATH: `pulumi config --json --show-secrets` prints the stack file in that
     command's shape (pulumi/pulumi pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue",
     "secret"}), with `secrets` as the decrypted values; `pulumi whoami --verbose`: a Pulumi Cloud user."""
@@ -443,14 +472,14 @@ def pulumi_cli(w: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret
     }
     listing.update({key: {"value": value, "secret": True} for key, value in secrets.items()})
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)  # a second call serves the stack file as it is then
     (bin_dir / "listing.json").write_text(json.dumps(listing))
     script = bin_dir / "pulumi"
     script.write_text(
         "#!/bin/sh\n"
         'case "$1" in\n'
         f'  config) cat "{bin_dir}/listing.json" ;;\n'
-        '  whoami) echo "octo-admin"; echo "Backend URL: https://app.pulumi.com/octo-admin" ;;\n'
+        f'  whoami) echo "User: octo-admin"; echo "Backend URL: {backend_url}" ;;\n'
         "  *) exit 2 ;;\n"
         "esac\n"
     )
@@ -468,6 +497,7 @@ def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
     code, rows, out = preflight(fake, capsys)
     assert "config from pulumi config" in out
     assert rows["Pulumi backend"].startswith("✓") and "octo-admin" in rows["Pulumi backend"]
+    assert rows["Pulumi Cloud for previews"].startswith("✓")
     assert code == 0, out
     assert TOKEN not in out and PULLS_TOKEN not in out
 
@@ -502,6 +532,32 @@ def test_the_pulls_token_is_probed_with_the_releases_own_request(
     code, rows, out = preflight(fake, capsys)
     assert code == 1 and rows[check].startswith("✗") and "it accepts pull_requests=read" in rows[check]
     assert PULLS_TOKEN not in out
+
+
+def test_previews_need_a_pulumi_cloud_backend(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pulumi/pulumi pkg/cmd/pulumi/whoami.go prints `Backend URL: <url>`; a DIY backend's is file://, s3://,
+    gs:// or azblob://, where GitHub's OIDC token logs nobody in (pulumi/auth-actions is Pulumi Cloud's)."""
+    pulumi_cli(
+        fake,
+        tmp_path,
+        monkeypatch,
+        {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN},
+        backend_url="s3://state-bucket",
+    )
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["Pulumi backend"].startswith("✓")
+    row = rows["Pulumi Cloud for previews"]
+    assert row.startswith("✗") and "the backend is s3://state-bucket" in row
+    assert "'gitops-eks:preview.enabled' false" in fix_after(out, "Pulumi Cloud for previews")
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    secrets = {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN}
+    pulumi_cli(fake, tmp_path, monkeypatch, secrets, backend_url="s3://state-bucket")
+    code, rows, out = preflight(fake, capsys)
+    assert "Pulumi Cloud for previews" not in rows
+    assert code == 0, out
 
 
 def test_a_pulumi_cli_that_is_not_logged_in_falls_back_to_the_stack_file(
