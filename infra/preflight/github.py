@@ -388,21 +388,26 @@ def _preview_team(api: GitHub, config: StackConfig) -> Iterator[Row]:
     organization variable shared with the repository ("List repository organization variables")."""
     check = f"variable {PREVIEW_TEAM}"
     answer = api.call("GET", f"/repos/{config.repository}/actions/variables/{PREVIEW_TEAM}")
-    if answer.status == 200 and isinstance(answer.body, dict):
-        yield ok(check, f"repository variable: team {answer.body.get('value')!r}")
+    value = str(answer.body.get("value") or "").strip() if isinstance(answer.body, dict) else ""
+    if answer.status == 200 and value:
+        yield ok(check, f"repository variable: team {value!r}")
         return
+    # One page (`per_page` is at most 30 for GitHub's variable lists); past that page: unknown, not absent.
     shared = api.call("GET", f"/repos/{config.repository}/actions/organization-variables?per_page=30")
-    names = (
-        {str(v.get("name")) for v in shared.body.get("variables", []) if isinstance(v, dict)}
-        if shared.status == 200 and isinstance(shared.body, dict)
-        else set()
-    )
-    if PREVIEW_TEAM in names:
+    body = shared.body if shared.status == 200 and isinstance(shared.body, dict) else {}
+    listed = [v for v in body.get("variables", []) if isinstance(v, dict)]
+    if any(v.get("name") == PREVIEW_TEAM and str(v.get("value") or "").strip() for v in listed):
         yield ok(check, "organization variable shared with the repository")
         return
+    if int(body.get("total_count") or 0) > len(listed):
+        yield skip(
+            check, f"not a repository variable; {body['total_count']} organization variables: not all read"
+        )
+        return
+    found = "the repository variable is empty" if answer.status == 200 else answer.said()
     yield fail(
         check,
-        f"{answer.said()}: the preview workflow reads it to ask Pulumi Cloud for a team token",
+        f"{found}: the preview workflow reads it to ask Pulumi Cloud for a team token",
         f"set it to the Pulumi team of the preview's OIDC policy (docs/security.md, Setting up the preview): "
         f"`gh variable set {PREVIEW_TEAM} --repo {config.repository} --body <team>`, or turn previews off "
         f"(`{PREVIEWS_OFF}`)",

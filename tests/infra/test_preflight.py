@@ -191,6 +191,9 @@ def test_previews_need_the_pulumi_team_variable_the_workflow_reads(
     code, rows, out = preflight(fake, capsys)
     assert code == 1 and rows[check].startswith("✗") and "GitHub answered 404 'Not Found'" in rows[check]
     assert f"`gh variable set PULUMI_PREVIEW_TEAM --repo {REPOSITORY} --body <team>`" in fix_after(out, check)
+    repository.variables["PULUMI_PREVIEW_TEAM"] = " "  # `team:` alone names no team
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✗") and "the repository variable is empty" in rows[check]
     repository.organization_variables["PULUMI_PREVIEW_TEAM"] = "preview-readers"
     _, rows, _ = preflight(fake, capsys)
     assert rows[check].startswith("✓") and "organization variable" in rows[check]
