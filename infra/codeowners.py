@@ -18,7 +18,8 @@ import pulumi
 from infra.config import GITHUB_LOGIN, ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-CODEOWNERS = PROJECT_DIR / ".github" / "CODEOWNERS"
+RELATIVE_PATH = ".github/CODEOWNERS"
+CODEOWNERS = PROJECT_DIR / RELATIVE_PATH
 # What the build agents, the release agent, the preview and Flux run or trust: the stack and its policy
 # pack, the pipeline and release module, the workflows, and what the preview and `make` execute from the
 # root. A leading `/` anchors a pattern at the repository root (gitignore rules, which CODEOWNERS follows).

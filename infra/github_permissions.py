@@ -13,6 +13,7 @@ README's token paragraph and docs/infra.md list exactly `token_permissions()`
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import NamedTuple
 
 REST = "https://docs.github.com/en/rest"
@@ -139,7 +140,25 @@ API_NAMES = {
 }
 
 
-def token_permissions(types: set[str] | None = None) -> dict[str, str]:
+# What only the preview gate declares or reads (infra/ci_preview.py, with `preview.enabled` only): the
+# environment, its variables and branch policy, and the repository and reviewers it reads first.
+PREVIEW_TYPES = frozenset(
+    {
+        "github:index/repositoryEnvironment:RepositoryEnvironment",
+        "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable",
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+        "github:index/getRepository:getRepository",
+        "github:index/getUser:getUser",
+    }
+)
+
+
+def stack_types(previews: bool) -> frozenset[str]:
+    """The GitHub types and data sources the stack declares or reads, with previews on or off."""
+    return frozenset(PERMISSIONS) if previews else frozenset(PERMISSIONS) - PREVIEW_TYPES
+
+
+def token_permissions(types: Set[str] | None = None) -> dict[str, str]:
     """The `github:token` permission set, {permission: access}, for the given types (default: all)."""
     wanted: dict[str, str] = {}
     for type_, permissions in PERMISSIONS.items():

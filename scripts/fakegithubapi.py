@@ -22,12 +22,17 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   role (maintain reads as write, triage as read), `role_name`, and 404 for a login that is no user;
   GET .../rules/branches/{branch} (Metadata: read, which every token has): the ruleset's
   `pull_request` rule with the parameters rest-api-description's repository-rule-pull-request requires;
+- GET .../contents/{path}?ref={branch} ("Get repository content", Contents: read): a file as `type` file,
+  `encoding` base64 and `content` in base64 lines; 404 when the branch or the file is not there;
+- GET .../actions/variables/{name} ("Get a repository variable") and .../actions/organization-variables
+  ("List repository organization variables"), Variables: read (write includes it): `name`, `value`;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import json
@@ -88,6 +93,9 @@ class Repository:
     branches: dict[str, str] = field(default_factory=lambda: {"main": "a" * 40})
     collaborators: dict[str, str] = field(default_factory=dict)
     """login -> role (admin, maintain, write, triage, read); anyone else has none."""
+    roles: dict[str, str] = field(default_factory=dict)
+    """login -> `role_name` when it is a custom role (Enterprise Cloud), whose base role `collaborators`
+    holds ("Get repository permissions for a user")."""
     environments: set[str] = field(default_factory=set)
     has_pages: bool = False
     pulls: list[Pull] = field(default_factory=list)
@@ -95,6 +103,12 @@ class Repository:
     """the commits on the default branch: only for those are merged pull requests listed."""
     required_approvals: int = 1
     code_owner_review: bool = True
+    files: dict[str, str] = field(default_factory=dict)
+    """path -> text, the same on every branch (GET .../contents/{path})."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Actions variables: the repository's own, name -> value."""
+    organization_variables: dict[str, str] = field(default_factory=dict)
+    """Actions variables of the owner shared with the repository."""
 
 
 @dataclass
@@ -184,6 +198,7 @@ class FakeGitHubAPI:
             # role itself (rest-api-description, repos/get-collaborator-permission-level).
             role = repo.collaborators.get(m[1], "none")
             permission = {"maintain": "write", "triage": "read"}.get(role, role)
+            role = repo.roles.get(m[1], role)
             return 200, {"permission": permission, "role_name": role, "user": {"login": m[1]}}, {}
         if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls(?:\?.*)?", rest)):
             if "pull_requests=read" not in granted:
@@ -226,6 +241,25 @@ class FakeGitHubAPI:
                 "required_review_thread_resolution": True,
             }
             return 200, [{"type": "pull_request", "parameters": parameters}], {}
+        if method == "GET" and (m := re.fullmatch(r"/contents/([^?]+)\?ref=([^&]+)", rest)):
+            if "contents=read" not in granted:  # "Get repository content" takes Contents: read
+                return _forbidden("contents=read")
+            if m[2] not in repo.branches or m[1] not in repo.files:
+                return _error(404, "Not Found", f"{DOCS}/repos/contents#get-repository-content")
+            encoded = base64.encodebytes(repo.files[m[1]].encode()).decode()  # in lines, as GitHub sends it
+            return 200, {"type": "file", "path": m[1], "encoding": "base64", "content": encoded}, {}
+        if method == "GET" and (
+            m := re.fullmatch(r"/actions/(variables/[^/?]+|organization-variables)(?:\?.*)?", rest)
+        ):
+            if not {"actions_variables=read", "actions_variables=write"} & granted:
+                return _forbidden("actions_variables=read")
+            if m[1] == "organization-variables":
+                shared = [{"name": k, "value": v} for k, v in repo.organization_variables.items()]
+                return 200, {"total_count": len(shared), "variables": shared}, {}
+            name = m[1].split("/", 1)[1]
+            if name not in repo.variables:
+                return _error(404, "Not Found", f"{DOCS}/actions/variables#get-a-repository-variable")
+            return 200, {"name": name, "value": repo.variables[name]}, {}
         if method == "GET" and rest == "/rulesets":
             plan = self.organizations.get(owner, "free")
             if repo.private and plan == "free":

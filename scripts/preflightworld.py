@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from infra import codeowners
 from infra.github_permissions import API_NAMES, token_permissions
 from scripts.fakeaws import FakeAWS, standard_support_until
 from scripts.fakeaws import serve as serve_aws
@@ -25,6 +26,9 @@ STACK = "preflight"
 REPOSITORY = "example-org/hello-gitops"
 REVIEWER = "octo-reviewer"
 TOKEN = "github_pat_preflight_world"  # noqa: S105 - the fake GitHub's own token, nothing real
+PULLS_TOKEN = "github_pat_preflight_pulls"  # noqa: S105 - likewise: the release's, Pull requests: read
+# How `pulumi config set --secret` writes a value to the stack file; only the Pulumi CLI decrypts it.
+CIPHERTEXT = {"secure": "v1:cHVsbHMtdG9rZW4tY2lwaGVydGV4dA=="}
 # Every permission the stack's GitHub resources need, as the README lists them (GitHub's API names).
 ALL_PERMISSIONS = {f"{API_NAMES[name]}={access}" for name, access in token_permissions().items()}
 # AWS's defaults for the quotas preflight reads (docs/verified-identifiers.md): VPCs and NAT gateways per
@@ -74,7 +78,8 @@ class World:
 
 
 def _stack_file(path: Path) -> None:
-    """The repository's Pulumi.dev.yaml, with the keys a user sets before the first run (its header)."""
+    """The repository's Pulumi.dev.yaml, with the keys a user sets before the first run (its header) and the
+    release's pull-request token, encrypted as `pulumi config set --secret` leaves it."""
     document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     config = document["config"]
     config["gitops-eks:repository"] = REPOSITORY
@@ -82,8 +87,7 @@ def _stack_file(path: Path) -> None:
     config["gitops-eks:cluster"]["publicAccessCidrs"] = ["52.94.0.10/32"]
     config["gitops-eks:jenkins"]["allowedCidrs"] = ["52.94.0.10/32"]
     config.setdefault("gitops-eks:preview", {})["reviewers"] = [REVIEWER]
-    # `pulumi config set --secret` writes ciphertext only the Pulumi CLI can read (there is none here).
-    config["gitops-eks:pullsToken"] = {"secure": "v1:cHVsbHMtdG9rZW4tY2lwaGVydGV4dA=="}
+    config["gitops-eks:pullsToken"] = CIPHERTEXT
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -101,10 +105,17 @@ def world(moto_endpoint: str) -> Iterator[World]:
         )
         owner = REPOSITORY.split("/")[0]
         github = FakeGitHubAPI(
-            tokens={TOKEN: set(ALL_PERMISSIONS)},
+            tokens={TOKEN: set(ALL_PERMISSIONS), PULLS_TOKEN: {"pull_requests=read", "metadata=read"}},
             users={REVIEWER, "octo-admin"},
             organizations={owner: "free"},
-            repositories={REPOSITORY: Repository(private=False, collaborators={REVIEWER: "write"})},
+            repositories={
+                REPOSITORY: Repository(
+                    private=False,
+                    collaborators={REVIEWER: "write"},
+                    files={codeowners.RELATIVE_PATH: codeowners.render([REVIEWER])},
+                    variables={"PULUMI_PREVIEW_TEAM": "preview-readers"},
+                )
+            },
         )
         with serve_aws(aws), serve_github(github):
             yield World(scratch, aws, github, moto_endpoint)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         *aws.checks(stack.config),
         *github.checks(stack.config, token, stack.encrypted),
-        backend.check(),
+        *backend.check(stack.config.preview.enabled),
     ]
     print(render(rows))
     return 1 if any(r.blocks for r in rows) else 0

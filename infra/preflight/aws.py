@@ -20,10 +20,11 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
+from infra.ci_preview import GITHUB_OIDC_HOST, STS_AUDIENCE
 from infra.config import StackConfig
+from infra.jenkins.pools import POOLS
 from infra.preflight.report import Row, fail, guarded, ok, skip
 
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # Offline or unreachable: fail in seconds, not after botocore's default retries.
 BOTO = BotoConfig(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"})
 # Instance families counted by the "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances" quota.
@@ -179,9 +180,10 @@ def quotas(config: StackConfig) -> Iterator[Row]:
     )
     per_zone = Counter(subnets.get(g["SubnetId"], "?") for g in live)
     yield _quota_row(region, NAT_PER_AZ, max(per_zone.values(), default=0), 1, "one NAT gateway in a zone")
-    # What the stack may run at once, all On-Demand: nodes at maxSize, the Jenkins controller, the agents.
+    # What the stack may run at once, all On-Demand: nodes at maxSize, the Jenkins controller, and each
+    # agent pool (build and release, infra/jenkins/pools.py) at maxAgents.
     wanted = Counter({config.jenkins.instance_type: 1})
-    wanted[config.jenkins.agents.instance_type] += config.jenkins.agents.max_agents
+    wanted[config.jenkins.agents.instance_type] += len(POOLS) * config.jenkins.agents.max_agents
     if config.cluster is not None:
         wanted[config.cluster.instance_type] += config.cluster.max_size
     states = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
@@ -200,23 +202,41 @@ def quotas(config: StackConfig) -> Iterator[Row]:
 
 
 def oidc_provider(config: StackConfig) -> Iterator[Row]:
+    check = "GitHub OIDC provider"
+    if not config.preview.enabled:
+        yield skip(check, "previews are off: the stack neither reads nor creates it")
+        return
+    iam = _client("iam", config.region)
     arns = [
         p["Arn"]
-        for p in _client("iam", config.region).list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
         if p["Arn"].endswith(f":oidc-provider/{GITHUB_OIDC_HOST}")
     ]
     configured = config.preview.oidc_provider_arn
-    check = "GitHub OIDC provider"
     if configured is not None and configured not in arns:
         yield fail(
             check,
             f"gitops-eks:preview.oidcProviderArn names {configured}, which this account does not have",
             "remove gitops-eks:preview.oidcProviderArn (the stack finds the account's provider itself)",
         )
-    elif arns:
-        yield ok(check, f"exists ({arns[0]}): the stack reuses it")
-    else:
+        return
+    if not arns:
         yield ok(check, f"none for {GITHUB_OIDC_HOST} in the account: the stack creates it")
+        return
+    arn = configured or arns[0]
+    # STS accepts GitHub's token only for an audience the provider lists (infra/ci_preview.py refuses a
+    # provider without it); GetOpenIDConnectProvider's ClientIDList holds them.
+    audiences = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn).get("ClientIDList", [])
+    if STS_AUDIENCE not in audiences:
+        yield fail(
+            check,
+            f"exists ({arn}) without the audience {STS_AUDIENCE} (it lists "
+            f"{', '.join(audiences) or 'none'}): STS refuses GitHub's tokens, and `pulumi up` refuses it",
+            f"`aws iam add-client-id-to-open-id-connect-provider --client-id {STS_AUDIENCE} "
+            f"--open-id-connect-provider-arn {arn}`",
+        )
+    else:
+        yield ok(check, f"exists ({arn}) with the audience {STS_AUDIENCE}: the stack reuses it")
 
 
 def checks(config: StackConfig) -> list[Row]:

@@ -9,17 +9,26 @@ missing ("Troubleshooting the REST API", Resource not accessible).
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import Secret, StackConfig
-from infra.github_permissions import API_NAMES, PERMISSIONS, token_permissions
+from infra import codeowners
+from infra.config import PROJECT, Secret, StackConfig
+from infra.github_permissions import (
+    API_NAMES,
+    PERMISSIONS,
+    Permission,
+    stack_types,
+    token_permissions,
+)
 from infra.preflight.report import Row, fail, guarded, ok, skip
 
 DEFAULT_API = "https://api.github.com"
@@ -57,16 +66,18 @@ PROBE_REQUESTS: dict[str, tuple[str, str]] = {
 PROVEN_ELSEWHERE = {"contents", "metadata"}
 
 
-def _probes() -> tuple[Probe, ...]:
-    """One probe per distinct request, for every permission of `github:token` (infra/github_permissions.py):
-    the same map the README's list and the map's test read, so they cannot drift apart. A permission the
-    map gains without a way to prove it here fails at import."""
+@functools.cache
+def probes(previews: bool) -> tuple[Probe, ...]:
+    """One probe per distinct request, for every permission `github:token` needs with previews on or off
+    (infra/github_permissions.py `stack_types`): the same map the README's list and the map's test read,
+    so they cannot drift apart."""
     requests: dict[tuple[str, str], list[str]] = {}
     users: dict[str, list[str]] = {}
-    for name, access in token_permissions().items():
+    types = stack_types(previews)
+    for name, access in token_permissions(types).items():
         api = API_NAMES[name]
         for type_, permissions in PERMISSIONS.items():
-            if any(p.name == name for p in permissions):
+            if type_ in types and any(p.name == name for p in permissions):
                 users.setdefault(f"{api}={access}", []).append(type_.rsplit(":", 1)[-1])
         if api not in PROVEN_ELSEWHERE:
             requests.setdefault(PROBE_REQUESTS[api], []).append(f"{api}={access}")
@@ -81,9 +92,13 @@ def _probes() -> tuple[Probe, ...]:
     )
 
 
-PROBES = _probes()
-COMMIT_STATUS_PROBE = Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports")
-READ_ROLES = {"read", "triage", "write", "maintain", "admin"}
+# "Get repository permissions for a user": `permission` is the base role, admin, write, read or none (maintain
+# maps to write, triage to read); `role_name` may name a custom role (GitHub Enterprise Cloud).
+READ_PERMISSIONS = {"read", "write", "admin"}
+# The plan features only the preview gate (its environment) relies on; rulesets protect the branch always.
+PREVIEW_FEATURES = ("environments", "required reviewers")
+PREVIEW_TEAM = "PULUMI_PREVIEW_TEAM"
+PREVIEWS_OFF = f"pulumi config set --path '{PROJECT}:preview.enabled' false"
 
 
 @dataclass(frozen=True)
@@ -191,12 +206,17 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         sha = branch.body.get("commit", {}).get("sha")
         yield ok(f"branch {config.branch}", f"at {str(sha)[:12]}")
     # The provider reads the Pages site only of a repository that has one (getRepository).
-    probes = tuple(p for p in PROBES if p.path != "/pages" or repo.body.get("has_pages"))
-    if len(probes) < len(PROBES):
+    needed = probes(config.preview.enabled)
+    wanted = tuple(p for p in needed if p.path != "/pages" or repo.body.get("has_pages"))
+    if len(wanted) < len(needed):
         yield skip("permission pages=read", "the repository has no Pages site: the stack does not read it")
-    yield from _permissions(api, config, probes, sha)
+    yield from _permissions(api, config, wanted, sha)
     yield from _plan(api, config, repo.body)
     yield from _reviewers(api, config)
+    if sha is not None:
+        yield from _codeowners(api, config)
+    if config.preview.enabled:
+        yield from _preview_team(api, config)
 
 
 def _probe_path(config: StackConfig, probe: Probe, sha: str | None) -> str | None:
@@ -253,25 +273,43 @@ def _plan(api: GitHub, config: StackConfig, repo: dict[str, Any]) -> Iterator[Ro
     private = bool(repo.get("private"))
     owner = repo.get("owner") or {}
     plan = _owner_plan(api, owner) if private else None
+    preview = config.preview
+    said = ""
+    if private and plan is None and preview.github_enterprise:
+        # GitHub shows the plan only to the account or an organization owner: take the key's word for it,
+        # as `pulumi up` does (infra/ci_preview.py check_gate).
+        plan, said = "enterprise", f" ({PROJECT}:preview.githubEnterprise)"
     features = plan_features(private, plan)
     where = (
-        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}"
+        f"private repository, owner {owner.get('login')} on plan {plan or 'unknown'}{said}"
         if private
         else "public repository (every plan)"
     )
     fix = (
         "make the repository public, or move the owner to a plan that offers it (GitHub Enterprise Cloud for "
-        "required reviewers on a private repository), or turn pull-request previews off (docs/security.md)"
+        "required reviewers on a private repository), or turn pull-request previews off "
+        f"(`{PREVIEWS_OFF}`, docs/security.md)"
     )
     for feature, available in features.items():
         check = f"GitHub {feature}"
-        if available:
+        if feature in PREVIEW_FEATURES and not preview.enabled:
+            yield skip(check, f"previews are off ({PROJECT}:preview.enabled): no environment is declared")
+        elif feature == "required reviewers" and private and not preview.github_enterprise and available:
+            # infra/ci_preview.py check_gate refuses a private repository's preview without the key.
+            yield fail(
+                check,
+                f"offered ({where}), but `pulumi up` refuses a private repository's preview until "
+                f"{PROJECT}:preview.githubEnterprise says so",
+                f"`pulumi config set --path '{PROJECT}:preview.githubEnterprise' true`",
+            )
+        elif available:
             yield ok(check, f"offered: {where}")
         elif available is None:
             yield fail(
                 check,
                 f"cannot tell: {where} (GitHub shows the plan only to the account or an organization owner)",
-                "run preflight with an owner's token, or " + fix,
+                "run preflight with an owner's token, set "
+                f"{PROJECT}:preview.githubEnterprise if the owner is on GitHub Enterprise Cloud, or " + fix,
             )
         else:
             yield fail(check, f"not offered: {where}", fix)
@@ -294,47 +332,153 @@ def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
         access = api.call(
             "GET", f"/repos/{config.repository}/collaborators/{urllib.parse.quote(login, safe='')}/permission"
         )
-        role = access.body.get("role_name") or access.body.get("permission") if access.status == 200 else None
-        if role in READ_ROLES:
-            yield ok(check, f"can read the repository ({role})")
+        body = access.body if access.status == 200 and isinstance(access.body, dict) else {}
+        permission, role = body.get("permission"), body.get("role_name")
+        named = f"{permission}" + (f", role {role}" if role and role != permission else "")
+        if permission in READ_PERMISSIONS:
+            yield ok(check, f"can read the repository ({named})")
         elif access.status == 200:
             yield fail(
                 check,
-                f"has no access to {config.repository} (permission {role!r})",
+                f"has no access to {config.repository} (permission {permission!r})",
                 f"give {login} read access to {config.repository}, or fix gitops-eks:preview.reviewers",
             )
         else:
             yield fail(check, f"{access.said()} asking for {login}'s permission", ACCESS_FIX)
 
 
-def _commit_status_token(config: StackConfig, api_base: str, sha_source: GitHub) -> Iterator[Row]:
-    token = config.commit_status_token
-    if token is None:
-        yield skip("commitStatusToken", "not set: Flux's deploy reports are off")
+def _codeowners(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    """GitHub enforces the code owners file of the pull request's base branch ("About code owners"), so the
+    branch's copy must be the one `pulumi up` requires locally (infra/codeowners.py `check`)."""
+    check = f"CODEOWNERS on {config.branch}"
+    reviewers = config.preview.reviewers
+    if not reviewers:
+        yield skip(check, f"{PROJECT}:preview.reviewers is empty: `pulumi up` leaves the file to you")
         return
-    branch = sha_source.call(
+    # "Get repository content" (Contents: read): a file's `content` is base64 (`encoding`), with line breaks.
+    path = f"/repos/{config.repository}/contents/{codeowners.RELATIVE_PATH}"
+    answer = api.call("GET", f"{path}?ref={urllib.parse.quote(config.branch, safe='')}")
+    fix = (
+        f"commit .github/CODEOWNERS as `pulumi up` requires it (infra/codeowners.py: each owned path, then "
+        f"@{' @'.join(reviewers)}) and push it to {config.branch} before `pulumi up`"
+    )
+    if answer.status == 404:
+        yield fail(check, f"{answer.said()}: {codeowners.RELATIVE_PATH} is not on {config.branch}", fix)
+        return
+    body = answer.body if answer.status == 200 and isinstance(answer.body, dict) else {}
+    if body.get("encoding") != "base64":
+        yield fail(check, f"{answer.said()}: {codeowners.RELATIVE_PATH} could not be read", ACCESS_FIX)
+        return
+    try:
+        text = base64.b64decode(str(body.get("content", ""))).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        text = None
+    if text == codeowners.render(reviewers):
+        yield ok(check, f"names exactly {PROJECT}:preview.reviewers")
+    else:
+        yield fail(
+            check, f"{codeowners.RELATIVE_PATH} on {config.branch} does not name exactly the reviewers", fix
+        )
+
+
+def _preview_team(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    """What the preview workflow reads as `vars.PULUMI_PREVIEW_TEAM` (.github/workflows/pull-request.yaml),
+    set by hand once (docs/security.md): a repository variable ("Get a repository variable"), or an
+    organization variable shared with the repository ("List repository organization variables")."""
+    check = f"variable {PREVIEW_TEAM}"
+    answer = api.call("GET", f"/repos/{config.repository}/actions/variables/{PREVIEW_TEAM}")
+    value = str(answer.body.get("value") or "").strip() if isinstance(answer.body, dict) else ""
+    if answer.status == 200 and value:
+        yield ok(check, f"repository variable: team {value!r}")
+        return
+    # One page (`per_page` is at most 30 for GitHub's variable lists); past that page: unknown, not absent.
+    shared = api.call("GET", f"/repos/{config.repository}/actions/organization-variables?per_page=30")
+    body = shared.body if shared.status == 200 and isinstance(shared.body, dict) else {}
+    listed = [v for v in body.get("variables", []) if isinstance(v, dict)]
+    if any(v.get("name") == PREVIEW_TEAM and str(v.get("value") or "").strip() for v in listed):
+        yield ok(check, "organization variable shared with the repository")
+        return
+    if int(body.get("total_count") or 0) > len(listed):
+        yield skip(
+            check, f"not a repository variable; {body['total_count']} organization variables: not all read"
+        )
+        return
+    found = "the repository variable is empty" if answer.status == 200 else answer.said()
+    yield fail(
+        check,
+        f"{found}: the preview workflow reads it to ask Pulumi Cloud for a team token",
+        f"set it to the Pulumi team of the preview's OIDC policy (docs/security.md, Setting up the preview): "
+        f"`gh variable set {PREVIEW_TEAM} --repo {config.repository} --body <team>`, or turn previews off "
+        f"(`{PREVIEWS_OFF}`)",
+    )
+
+
+def _ui(permissions: tuple[Permission, ...]) -> str:
+    """As GitHub's token settings show them: `Pull requests: Read-only and Metadata: Read-only`."""
+    return " and ".join(
+        f"{p.name}: {'Read-only' if p.access == 'read' else 'Read and write'}" for p in permissions
+    )
+
+
+@dataclass(frozen=True)
+class ExtraToken:
+    """A token of its own, with one permission, that the stack hands on (infra/github_permissions.py)."""
+
+    key: str
+    """Its config key under the project."""
+    probe: Probe
+    value: Callable[[StackConfig], Secret | None]
+    unset: Row | None
+    """What preflight says when the key is not set; None for a required key (the stack's own config
+    check refuses it unset, and preflight with it: exit 2)."""
+
+
+EXTRA_TOKENS = (
+    ExtraToken(
+        "commitStatusToken",
+        Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports"),
+        lambda config: config.commit_status_token,
+        skip("commitStatusToken", "not set: Flux's deploy reports are off"),
+    ),
+    # "List pull requests associated with a commit" (Pull requests: read): 200 when the token may.
+    ExtraToken(
+        "pullsToken",
+        Probe("pull_requests=read", "GET", "/commits/{sha}/pulls", "the release's history check"),
+        lambda config: config.pulls_token,
+        None,
+    ),
+)
+
+
+def _extra_token(config: StackConfig, extra: ExtraToken, token: Secret, api: GitHub) -> Iterator[Row]:
+    branch = api.call(
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
     sha = branch.body.get("commit", {}).get("sha") if branch.status == 200 else None
-    for row in _permissions(GitHub(token, api_base), config, (COMMIT_STATUS_PROBE,), sha):
-        yield Row(row.mark, f"commitStatusToken {row.check}", row.detail, row.fix)
+    for row in _permissions(GitHub(token, api.base), config, (extra.probe,), sha):
+        yield Row(row.mark, f"{extra.key} {row.check}", row.detail, row.fix)
 
 
 def checks(config: StackConfig, token: Secret | None, encrypted: frozenset[str]) -> list[Row]:
-    if token is None:
+    api = None if token is None else GitHub(token)
+    if api is None:
         detail = (
             "github:token is encrypted in the stack file and the Pulumi CLI is not installed to read it"
             if "github:token" in encrypted
             else "no token: neither GITHUB_TOKEN nor github:token is set"
         )
-        return [fail("GitHub token", detail, ACCESS_FIX)]
-    api = GitHub(token)
-    fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
-    rows = guarded("GitHub API", lambda: _repository(api, config), fix)
-    if "gitops-eks:commitStatusToken" in encrypted:
-        rows.append(
-            skip("commitStatusToken", "encrypted in the stack file: install the Pulumi CLI to check it")
-        )
-    elif not any(r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows):
-        rows += guarded("commitStatusToken", lambda: _commit_status_token(config, api.base, api), fix)
+        rows = [fail("GitHub token", detail, ACCESS_FIX)]
+    else:
+        fix = f"check the network path to {api.base} (proxy, GITHUB_API_URL) and run `make preflight` again"
+        rows = guarded("GitHub API", lambda: _repository(api, config), fix)
+    # The other tokens' rows need GitHub only to probe a token that is set.
+    for extra in EXTRA_TOKENS:
+        if f"{PROJECT}:{extra.key}" in encrypted:
+            rows.append(skip(extra.key, "encrypted in the stack file: install the Pulumi CLI to check it"))
+        elif (value := extra.value(config)) is None:
+            rows += [extra.unset] if extra.unset else []
+        elif api is not None and not any(
+            r.check in {"GitHub token", "GitHub API"} and r.blocks for r in rows
+        ):
+            rows += guarded(extra.key, lambda e=extra, v=value: _extra_token(config, e, v, api), fix)
     return rows

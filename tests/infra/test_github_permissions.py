@@ -15,6 +15,7 @@ from infra.github_permissions import (
     COMMIT_STATUS_PERMISSIONS,
     PERMISSIONS,
     PULLS_PERMISSIONS,
+    stack_types,
     token_permissions,
 )
 from tests.infra.conftest import ROOT, Program, run_program
@@ -298,13 +299,24 @@ def test_the_docs_give_the_pulls_token_exactly_its_permissions(path: Path) -> No
     assert _listed(row) == {p.name: p.access for p in PULLS_PERMISSIONS}
 
 
+def _github_types(program: Program) -> set[str]:
+    """The GitHub types and data sources one run of the program declared or read."""
+    return ({r.type for r in program.resources} | {i.token for i in program.invokes}) & set(PERMISSIONS)
+
+
 def test_previews_off_need_fewer_permissions() -> None:
-    """Without previews the stack declares no environment or variables: the token needs no more."""
+    """Without previews the stack declares no environment or variables: the token needs no more. Preflight
+    asks for `stack_types(previews)`, which is what the program declares and reads either way."""
     program = run_program({"preview.enabled": False})
-    types = {r.type for r in program.resources} | {i.token for i in program.invokes}
+    types = _github_types(program)
     assert token_permissions(types) == {
         "Administration": "write",
         "Webhooks": "write",
         "Contents": "read",
         "Metadata": "read",
     }
+    assert stack_types(previews=False) == types
+
+
+def test_previews_on_use_every_type(dev_program: Program) -> None:
+    assert stack_types(previews=True) == _github_types(dev_program)

@@ -19,6 +19,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,13 +27,26 @@ import boto3
 import pytest
 import requests
 
-from infra.github_permissions import API_NAMES, token_permissions
+from infra.codeowners import render
+from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
-from infra.preflight.github import PROBES, accepted_permissions, plan_features
+from infra.preflight.github import accepted_permissions, plan_features, probes
 from scripts.fakeaws import standard_support_until
-from scripts.preflightworld import REPOSITORY, REVIEWER, ROOT, STACK, TOKEN, World, world
+from scripts.preflightworld import (
+    CIPHERTEXT,
+    PULLS_TOKEN,
+    REPOSITORY,
+    REVIEWER,
+    ROOT,
+    STACK,
+    TOKEN,
+    World,
+    world,
+)
+from tests.infra.conftest import Program
 
 pytestmark = pytest.mark.timeout(120)
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
 
 @pytest.fixture
@@ -81,6 +95,7 @@ def test_a_ready_world_blocks_only_on_the_missing_pulumi_cli(
     assert "the Pulumi CLI is not installed" in rows["Pulumi backend"]
     assert rows["EKS 1.35"].startswith("✓") and "until 2027-03-27" in rows["EKS 1.35"]
     assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+    assert rows["pullsToken"].startswith("-") and "encrypted in the stack file" in rows["pullsToken"]
     assert "1 blocker(s)" in out
 
 
@@ -118,6 +133,73 @@ def test_reviewer_without_access_to_the_repository_blocks(
     code, rows, _ = preflight(fake, capsys)
     assert code == 1
     assert "has no access to example-org/hello-gitops (permission 'none')" in rows["reviewer outsider"]
+
+
+def test_a_reviewer_with_a_custom_role_is_judged_by_its_base_permission(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Get repository permissions for a user": `permission` is the base role (admin, write, read, none;
+    # maintain maps to write, triage to read), `role_name` the assigned role, custom roles included.
+    repository = fake.github.repositories[REPOSITORY]
+    repository.roles[REVIEWER] = "release-approver"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[f"reviewer {REVIEWER}"].startswith("✓")
+    assert "(write, role release-approver)" in rows[f"reviewer {REVIEWER}"]
+
+
+def test_codeowners_is_read_from_the_branch_github_enforces_it_from(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GitHub reads the code owners file of the pull request's base branch ("About code owners"); preflight
+    reads it there ("Get repository content": `encoding` base64, `content`; rest-api-description's
+    content-file schema) and compares it with what `pulumi up` requires (infra/codeowners.py)."""
+    check = "CODEOWNERS on main"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    fake.github.users.add("octo-second")
+    fake.github.repositories[REPOSITORY].collaborators["octo-second"] = "write"
+    reviewers = [REVIEWER, "octo-second"]
+    fake.set_config("gitops-eks:preview", {"environment": "preview", "reviewers": reviewers})
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗")
+    assert ".github/CODEOWNERS on main does not name exactly the reviewers" in rows[check]
+    assert "@octo-reviewer @octo-second) and push it to main before `pulumi up`" in fix_after(out, check)
+    fake.github.repositories[REPOSITORY].files[".github/CODEOWNERS"] = render(reviewers)
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    del fake.github.repositories[REPOSITORY].files[".github/CODEOWNERS"]
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✗") and "GitHub answered 404 'Not Found'" in rows[check]
+    # Previews off without reviewers: `pulumi up` only warns that the file is the operator's.
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("-")
+
+
+def test_previews_need_the_pulumi_team_variable_the_workflow_reads(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """.github/workflows/pull-request.yaml asks Pulumi Cloud for `team:${{ vars.PULUMI_PREVIEW_TEAM }}`, a
+    variable set by hand (docs/security.md). "Get a repository variable": 404 when it is not there; an
+    organization variable shared with the repository serves as well ("List repository organization
+    variables")."""
+    check = "variable PULUMI_PREVIEW_TEAM"
+    repository = fake.github.repositories[REPOSITORY]
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓") and "team 'preview-readers'" in rows[check]
+    repository.variables.clear()
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗") and "GitHub answered 404 'Not Found'" in rows[check]
+    assert f"`gh variable set PULUMI_PREVIEW_TEAM --repo {REPOSITORY} --body <team>`" in fix_after(out, check)
+    repository.variables["PULUMI_PREVIEW_TEAM"] = " "  # `team:` alone names no team
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✗") and "the repository variable is empty" in rows[check]
+    repository.organization_variables["PULUMI_PREVIEW_TEAM"] = "preview-readers"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓") and "organization variable" in rows[check]
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert check not in rows
 
 
 def test_missing_permission_is_read_from_x_accepted_github_permissions(
@@ -182,15 +264,62 @@ def test_pages_permission_matters_only_for_a_repository_with_a_pages_site(
     assert code == 1 and rows["permission pages=read"].startswith("✗")
 
 
-def test_every_permission_the_readme_lists_is_proven_by_one_check() -> None:
-    """The probes come from the map the README's list is tested against: each permission of
-    `github:token` is probed once, or proven by the branch check (contents) or granted to every token
-    (metadata)."""
-    probed = [p for probe in PROBES for p in probe.permission.split(",")]
+@pytest.mark.parametrize("previews", [True, False], ids=["previews on", "previews off"])
+def test_every_permission_the_readme_lists_is_proven_by_one_check(previews: bool) -> None:
+    """The probes come from the map the README's list is tested against (test_github_permissions.py ties
+    `stack_types` to what the program declares either way): each permission of `github:token` is probed once,
+    or proven by the branch check (contents) or granted to every token (metadata)."""
+    probed = [p for probe in probes(previews) for p in probe.permission.split(",")]
     assert len(probed) == len(set(probed))
-    listed = {f"{API_NAMES[name]}={access}" for name, access in token_permissions().items()}
+    listed = {
+        f"{API_NAMES[name]}={access}" for name, access in token_permissions(stack_types(previews)).items()
+    }
     assert set(probed) == listed - {"contents=read", "metadata=read"}
     assert {"contents=read", "metadata=read"} <= listed
+
+
+# The README's token for a stack with previews off: Administration and Webhooks, Read and write; Contents
+# and Metadata, Read-only (as GitHub's API names them: fine-grained-pat-permissions.json).
+PREVIEWS_OFF_TOKEN = {"administration=write", "repository_hooks=write", "contents=read", "metadata=read"}
+
+
+def test_a_previews_off_stack_needs_only_the_previews_off_token(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A private repository on Team (environments, but no required reviewers for private repositories:
+    environments.md) with previews off: nothing about the preview gate may block."""
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    fake.github.tokens[TOKEN] = set(PREVIEWS_OFF_TOKEN)
+    fake.github.repositories[REPOSITORY].private = True
+    fake.github.organizations["example-org"] = "team"
+    _, rows, out = preflight(fake, capsys)
+    assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"], out
+    assert not any(check.startswith("permission environments") for check in rows)
+    assert "permission actions=read" not in rows
+    for feature in ("GitHub environments", "GitHub required reviewers"):
+        assert rows[feature].startswith("-") and "previews are off" in rows[feature]
+    assert rows["GitHub rulesets"].startswith("✓")
+
+
+def test_a_private_repository_needs_the_enterprise_key_as_pulumi_up_does(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """infra/ci_preview.py refuses a private repository's preview without preview.githubEnterprise, even
+    when the owner's plan would hold the gate; with it, an unreadable plan is taken from the key."""
+    fake.github.repositories[REPOSITORY].private = True
+    fake.github.organizations["example-org"] = "enterprise"
+    _, rows, out = preflight(fake, capsys)
+    assert rows["GitHub required reviewers"].startswith("✗")
+    assert "until gitops-eks:preview.githubEnterprise says so" in rows["GitHub required reviewers"]
+    assert "'gitops-eks:preview.githubEnterprise' true" in fix_after(out, "GitHub required reviewers")
+    fake.set_config(
+        "gitops-eks:preview", {"environment": "preview", "reviewers": [REVIEWER], "githubEnterprise": True}
+    )
+    del fake.github.organizations["example-org"]  # GET /orgs/{org} without the plan: not an owner's token
+    _, rows, out = preflight(fake, capsys)
+    for feature in ("GitHub environments", "GitHub required reviewers", "GitHub rulesets"):
+        assert rows[feature].startswith("✓"), out
+        assert "on plan enterprise (gitops-eks:preview.githubEnterprise)" in rows[feature]
 
 
 def test_private_repository_on_free_has_no_preview_gate(
@@ -231,7 +360,34 @@ def test_existing_oidc_provider_is_found_and_reused(fake: World, capsys: pytest.
     )["OpenIDConnectProviderArn"]
     _, rows, _ = preflight(fake, capsys)
     assert rows["GitHub OIDC provider"].startswith("✓")
-    assert f"exists ({arn}): the stack reuses it" in rows["GitHub OIDC provider"]
+    assert (
+        f"exists ({arn}) with the audience sts.amazonaws.com: the stack reuses it"
+        in rows["GitHub OIDC provider"]
+    )
+
+
+def test_an_existing_oidc_provider_without_the_sts_audience_blocks(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # aws-actions/configure-aws-credentials README, "Configuring OIDC": the audience is sts.amazonaws.com.
+    # AddClientIDToOpenIDConnectProvider adds one (IAM API reference; the AWS CLI's
+    # `add-client-id-to-open-id-connect-provider --client-id --open-id-connect-provider-arn`).
+    iam = boto3.client("iam")
+    arn = iam.create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["my-app"], ThumbprintList=["a" * 40]
+    )["OpenIDConnectProviderArn"]
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    row = rows["GitHub OIDC provider"]
+    assert row.startswith("✗") and "without the audience sts.amazonaws.com (it lists my-app)" in row
+    assert fix_after(out, "GitHub OIDC provider") == (
+        "fix: `aws iam add-client-id-to-open-id-connect-provider --client-id sts.amazonaws.com "
+        f"--open-id-connect-provider-arn {arn}`"
+    )
+    # Previews off: the stack neither reads nor declares a provider.
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    _, rows, _ = preflight(fake, capsys)
+    assert rows["GitHub OIDC provider"].startswith("-")
 
 
 def test_configured_oidc_provider_that_does_not_exist_blocks(
@@ -253,15 +409,40 @@ def test_eks_version_out_of_standard_support_blocks(fake: World, capsys: pytest.
     assert rows["EKS 1.35"].startswith("✗") and "EXTENDED_SUPPORT" in rows["EKS 1.35"]
 
 
-def test_default_vcpu_quota_does_not_fit_the_stack(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+# AWS's default vCPUs of the dev stack's instance types: Amazon EC2 User Guide, "General purpose instances",
+# Hardware specifications (docs.aws.amazon.com/AWSEC2/latest/UserGuide/general-purpose-instances.html).
+DEFAULT_VCPUS = {"t3.medium": 2, "t3.large": 2}
+
+
+def declared_instances(program: Program) -> Counter[str]:
+    """The instances the program may run at once: each node group and Auto Scaling group at its maximum
+    (its launch template's instance type), and each EC2 instance."""
+    templates = {f"{r.name}-id": r.inputs.get("instanceType") for r in program.of_type(LAUNCH_TEMPLATE)}
+    running: Counter[str] = Counter()
+    for group in program.of_type("eks:index:ManagedNodeGroup"):
+        running[group.inputs["instanceTypes"][0]] += group.inputs["scalingConfig"]["maxSize"]
+    for group in program.of_type("aws:autoscaling/group:Group"):
+        running[templates[group.inputs["launchTemplate"]["id"]]] += group.inputs["maxSize"]
+    for instance in program.of_type("aws:ec2/instance:Instance"):
+        running[instance.inputs["instanceType"]] += 1
+    return running
+
+
+def test_default_vcpu_quota_does_not_fit_the_stack(
+    fake: World, capsys: pytest.CaptureFixture[str], dev_program: Program
+) -> None:
     # An account that never raised it: AWS's default of 5 vCPUs (GetAWSDefaultServiceQuota after
-    # GetServiceQuota's NoSuchResourceException). The dev stack wants 3 + 1 t3.medium and 2 t3.large: 12.
+    # GetServiceQuota's NoSuchResourceException). What the dev stack declares (the world's stack file is
+    # Pulumi.dev.yaml plus names and CIDRs): nodes, the controller, and both agent pools at their maximum.
+    running = declared_instances(dev_program)
+    assert running == {"t3.medium": 4, "t3.large": 4}
+    needed = sum(DEFAULT_VCPUS[t] * n for t, n in running.items())
     fake.aws.applied.clear()
     code, rows, out = preflight(fake, capsys)
     assert code == 1
     row = rows["quota On-Demand standard vCPUs"]
-    assert row.startswith("✗") and "0 used + 12 for vCPUs of 2 x t3.large, 4 x t3.medium of 5" in row
-    assert "--service-code ec2 --quota-code L-1216C47A --desired-value 12" in fix_after(
+    assert row.startswith("✗") and f"0 used + {needed} for vCPUs of 4 x t3.large, 4 x t3.medium of 5" in row
+    assert f"--service-code ec2 --quota-code L-1216C47A --desired-value {needed}" in fix_after(
         out, "quota On-Demand standard vCPUs"
     )
 
@@ -274,41 +455,110 @@ def test_elastic_ips_in_use_count_against_the_quota(fake: World, capsys: pytest.
     assert rows["quota Elastic IPs"].startswith("✗") and "5 used + 1" in rows["quota Elastic IPs"]
 
 
-def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
-    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def pulumi_cli(
+    w: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    secrets: dict[str, str],
+    backend_url: str = "https://app.pulumi.com/octo-admin",
 ) -> None:
-    """With the CLI, `pulumi config --json --show-secrets` is the source (pulumi/pulumi
-    pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue", "secret"}), and `pulumi whoami`
-    answers for the backend. The stand-in CLI prints the stack file in that shape."""
+    """A stand-in Pulumi CLI on PATH: `pulumi config --json --show-secrets` prints the stack file in that
+    command's shape (pulumi/pulumi pkg/cmd/pulumi/config/config.go, configValueJSON: {"value", "objectValue",
+    "secret"}), with `secrets` as the decrypted values; `pulumi whoami --verbose`: a Pulumi Cloud user."""
     import yaml
 
-    config = yaml.safe_load(fake.stack_file().read_text())["config"]
+    config = yaml.safe_load(w.stack_file().read_text())["config"]
     listing = {
         key: {"value": value if isinstance(value, str) else json.dumps(value), "secret": False}
         for key, value in config.items()
+        if value != CIPHERTEXT
     }
-    listing["github:token"] = {"value": TOKEN, "secret": True}
-    listing["gitops-eks:pullsToken"] = {"value": "github_pat_pulls", "secret": True}  # decrypted
+    listing.update({key: {"value": value, "secret": True} for key, value in secrets.items()})
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)  # a second call serves the stack file as it is then
     (bin_dir / "listing.json").write_text(json.dumps(listing))
     script = bin_dir / "pulumi"
     script.write_text(
         "#!/bin/sh\n"
         'case "$1" in\n'
         f'  config) cat "{bin_dir}/listing.json" ;;\n'
-        '  whoami) echo "octo-admin"; echo "Backend URL: https://app.pulumi.com/octo-admin" ;;\n'
+        f'  whoami) echo "User: octo-admin"; echo "Backend URL: {backend_url}" ;;\n'
         "  *) exit 2 ;;\n"
         "esac\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_stack_file_is_read_through_the_pulumi_cli_when_there_is_one(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the CLI, `pulumi config --json --show-secrets` is the source, and `pulumi whoami` answers for the
+    backend."""
+    pulumi_cli(fake, tmp_path, monkeypatch, {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN})
     monkeypatch.delenv("GITHUB_TOKEN")  # the token comes from `pulumi config` now
     code, rows, out = preflight(fake, capsys)
     assert "config from pulumi config" in out
     assert rows["Pulumi backend"].startswith("✓") and "octo-admin" in rows["Pulumi backend"]
+    assert rows["Pulumi Cloud for previews"].startswith("✓")
     assert code == 0, out
-    assert TOKEN not in out
+    assert TOKEN not in out and PULLS_TOKEN not in out
+
+
+def test_the_release_cannot_run_without_the_pulls_token(fake: World) -> None:
+    # jenkins/Jenkinsfile binds the credential gitops-pulls-token, which the stack makes from pullsToken: the
+    # stack's config refuses it unset, and preflight, which runs that check, exits 2 with its message.
+    fake.set_config("gitops-eks:pullsToken", None)
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env={**os.environ})
+    assert run.returncode == 2
+    # fine-grained-pat-permissions.json: "List pull requests associated with a commit" is Pull requests:
+    # read (docs/verified-identifiers.md).
+    assert "gitops-eks:pullsToken: missing; set it: `pulumi config set --secret gitops-eks:pullsToken`" in (
+        run.stderr
+    )
+    assert "only Pull requests: Read-only" in run.stderr
+
+
+def test_the_pulls_token_is_probed_with_the_releases_own_request(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /repos/{owner}/{repo}/commits/{sha}/pulls: 200 with the permission, else 403 naming it in
+    X-Accepted-GitHub-Permissions."""
+    pulumi_cli(fake, tmp_path, monkeypatch, {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN})
+    check = "pullsToken permission pull_requests=read"
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[check].startswith("✓")
+    assert ("GET", f"/repos/{REPOSITORY}/commits/{'a' * 40}/pulls") in fake.github.requests
+    fake.github.tokens[PULLS_TOKEN] = {"metadata=read"}
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[check].startswith("✗") and "it accepts pull_requests=read" in rows[check]
+    assert PULLS_TOKEN not in out
+
+
+def test_previews_need_a_pulumi_cloud_backend(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pulumi/pulumi pkg/cmd/pulumi/whoami.go prints `Backend URL: <url>`; a DIY backend's is file://, s3://,
+    gs:// or azblob://, where GitHub's OIDC token logs nobody in (pulumi/auth-actions is Pulumi Cloud's)."""
+    pulumi_cli(
+        fake,
+        tmp_path,
+        monkeypatch,
+        {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN},
+        backend_url="s3://state-bucket",
+    )
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["Pulumi backend"].startswith("✓")
+    row = rows["Pulumi Cloud for previews"]
+    assert row.startswith("✗") and "the backend is s3://state-bucket" in row
+    assert "'gitops-eks:preview.enabled' false" in fix_after(out, "Pulumi Cloud for previews")
+    fake.set_config("gitops-eks:preview", {"enabled": False})
+    secrets = {"github:token": TOKEN, "gitops-eks:pullsToken": PULLS_TOKEN}
+    pulumi_cli(fake, tmp_path, monkeypatch, secrets, backend_url="s3://state-bucket")
+    code, rows, out = preflight(fake, capsys)
+    assert "Pulumi Cloud for previews" not in rows
+    assert code == 0, out
 
 
 def test_a_pulumi_cli_that_is_not_logged_in_falls_back_to_the_stack_file(
