@@ -30,8 +30,8 @@ Signed deploys: the GitRepository verifies the OpenPGP signature of the commit i
 (`spec.verify`, mode `HEAD`) against the public keys in the `COMMIT_SIGNERS` Secret, which holds the
 bot's key alone. A tip nobody trusted signed is not turned into an artifact, so the Kustomization keeps
 applying the last verified one (source-controller `verifySignature` in
-internal/controller/gitrepository_controller.go, the same in v1.8.2, which chart 2.18.3 deploys, and
-v1.9.3, which the test control plane runs; docs/security.md has the trust model).
+internal/controller/gitrepository_controller.go at v1.9.3, which the FluxInstance installs and the test
+control plane runs; docs/security.md has the trust model).
 
 The webhook URL is computed, not read back from the Receiver's status: notification-controller serves
 a Receiver at `/hook/` + hex(sha256(token + name + namespace)) (`Receiver.GetWebhookPath` in
