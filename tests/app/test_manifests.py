@@ -98,12 +98,47 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
     assert "emptyDir" in volume
 
 
-def test_rollout_never_drops_below_desired(rendered: list[dict[str, Any]]) -> None:
-    spec = one(rendered, "Deployment")["spec"]
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """k8s/ as Flux applies it after the first release: the release module's own edit of the shipped
+    kustomization.yaml."""
+    from jenkins import manifest
+    from jenkins.core import ImageEntry
+
+    directory = tmp_path_factory.mktemp("released") / "k8s"
+    shutil.copytree(K8S, directory)
+    path = directory / "kustomization.yaml"
+    entry = ImageEntry("hello-gitops", "127.0.0.1:5000/hello", "1" * 40, "sha256:" + "ab" * 32)
+    path.write_text(manifest.with_image(path.read_text(), entry))
+    return render(directory)
+
+
+def test_nothing_released_yet_runs_no_pod_and_the_first_release_scales_up(
+    rendered: list[dict[str, Any]], released: list[dict[str, Any]]
+) -> None:
+    """Day 0: the shipped image names no release (git's null id), so the shipped manifests ask for no
+    pod at all: none waits in ImagePullBackOff. kstatus, which kustomize-controller's health checks use,
+    judges a Deployment with spec.replicas 0 by the same rules as any other (fluxcd/cli-utils v1.2.2
+    pkg/kstatus/status/core.go deploymentConditions), so Flux reports Ready once the Deployment
+    controller has marked it Available (tests/cluster/test_flux.py proves it on the real plane)."""
+    [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"].endswith(":" + "0" * 40)
+    assert one(rendered, "Deployment")["spec"]["replicas"] == 0
+    assert one(released, "Deployment")["spec"]["replicas"] == 2  # deployment.yaml's own count
+    raw = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    assert raw["spec"]["replicas"] == 2
+    # The release module finds the entry by the app's image name: the Deployment carries the same name.
+    [entry] = yaml.safe_load((K8S / "kustomization.yaml").read_text())["replicas"]
+    assert entry == {"name": raw["metadata"]["name"], "count": 0}
+    assert raw["metadata"]["name"] == raw["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_rollout_never_drops_below_desired(released: list[dict[str, Any]]) -> None:
+    spec = one(released, "Deployment")["spec"]
     assert spec["replicas"] == 2
     assert spec["strategy"]["type"] == "RollingUpdate"
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    pdb = one(rendered, "PodDisruptionBudget")["spec"]
+    pdb = one(released, "PodDisruptionBudget")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     assert pdb["minAvailable"] == 1
 
