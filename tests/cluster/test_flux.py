@@ -7,12 +7,15 @@ and the KWOK node do the rollout); then a rollback and an unhold.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from jenkins import manifest
+from jenkins.core import NOTHING_RELEASED
 from jenkins.registry import resolve_digest
 from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
 from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
@@ -59,6 +62,50 @@ def test_kustomize_controller_applies_k8s_and_reports_ready_at_the_commit(flux: 
     flux.repo.checkout_tip()
     (deployment,) = [o for o in rendered_k8s(flux.repo.work / "k8s") if o["kind"] == "Deployment"]
     assert flux.deployment_image() == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def pods_of(flux: FluxLoop) -> list[dict]:
+    """The app's Pods in its namespace (by the Deployment's selector)."""
+    selector = flux.deployment()["spec"]["selector"]["matchLabels"]
+    labels = ",".join(f"{key}={value}" for key, value in selector.items())
+    got = flux.cluster.kubectl("get", "pods", "-n", flux.app_namespace, "-l", labels, "-o", "json")
+    return json.loads(got.stdout)["items"]
+
+
+def test_day0_nothing_released_yet_is_ready_and_reported_success_with_no_pod(flux: FluxLoop) -> None:
+    """Before any release the shipped manifest names an image that does not exist; its `replicas:` entry
+    of 0 asks for no pod, so none can wait for that image, and the Kustomization's health check passes.
+
+    kstatus (fluxcd/cli-utils v1.2.2, what kustomize-controller v1.9.4 builds with), in
+    pkg/kstatus/status/core.go deploymentConditions, compares spec.replicas 0 with the status counts (all
+    0) and then requires the Progressing condition with reason NewReplicaSetAvailable and Available True;
+    the Deployment controller sets both for 0 replicas (k8s.io/kubernetes v1.35.4
+    pkg/controller/deployment/util/deployment_util.go DeploymentComplete: every count equals 0;
+    sync.go: available 0 >= 0 - maxUnavailable gives MinimumReplicasAvailable)."""
+    tip = flux.repo.tip()
+    text = flux.repo.file_at_tip("k8s/kustomization.yaml")
+    assert manifest.read_image(text).new_tag == NOTHING_RELEASED, (
+        "another test released first in this session: this one checks the seeded state (pytest runs "
+        "this file first among the plane's tests)"
+    )
+
+    flux.wait_applied(tip)
+
+    deployment = flux.deployment()
+    assert deployment["spec"]["replicas"] == 0
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":" + NOTHING_RELEASED)
+    assert flux.available(NOTHING_RELEASED)  # Available, every (zero) replica updated: the rollout is done
+    progressing = condition(deployment, "Progressing")
+    assert progressing and progressing["reason"] == "NewReplicaSetAvailable", progressing
+    # An API server that outlives a session may still hold an earlier session's pods while they go: wait
+    # for none, the state the Deployment asks for.
+    flux.cluster.wait_for("no pod of the app", lambda: not pods_of(flux), timeout=60)
+
+    def reported() -> list[dict]:
+        return [s for s in flux.github.statuses_for(tip) if s["state"] == "success"]
+
+    (status,) = flux.cluster.wait_for(f"a success status on {tip[:12]}", reported, timeout=60)
+    assert status["context"].startswith(f"kustomization/{flux.named('Kustomization')['metadata']['name']}/")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +155,9 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
     # The Kustomization's health check (`wait: true`) passed only once the rollout was complete.
     assert flux.available(f"{repository}:{first}@{digest}")
+    # The first release removed the day-0 `replicas:` entry: the Deployment's own 2 pods run.
+    assert flux.deployment()["spec"]["replicas"] == 2
+    assert flux.deployment()["status"]["availableReplicas"] == 2
 
     second = flux.repo.app_commit("Second app change (the bad one)", flux.merges)
     release(flux, repository, build_args, second)
