@@ -41,6 +41,9 @@ _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
+# An environment's name: a lower-case DNS label of at most 30 characters. It names the context of Flux's
+# commit status (`gitops-eks/<environment>`, written into a CEL string literal, so no quote can occur).
+_ENVIRONMENT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 # Defaults = the dev values (Pulumi.dev.yaml spells them out too); Pulumi.prod.yaml holds the prod values.
@@ -65,7 +68,15 @@ _IAM_PRINCIPAL = re.compile(
 _ASSUMED_ROLE = re.compile(r"^arn:aws(?:-[a-z]+)*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
-SCALAR_KEYS = ("repository", "branch", "requiredApprovals", "kubeconfig", "commitStatusToken", "pullsToken")
+SCALAR_KEYS = (
+    "repository",
+    "branch",
+    "environment",
+    "requiredApprovals",
+    "kubeconfig",
+    "commitStatusToken",
+    "pullsToken",
+)
 OBJECT_KEYS = {
     "cluster": (
         "kubernetesVersion",
@@ -207,6 +218,8 @@ class StackConfig:
     network: NetworkConfig
     registry: RegistryConfig
     preview: PreviewConfig
+    environment: str = "dev"
+    """The environment this stack deploys (default: the stack's name); names its deploy reports."""
     required_approvals: int = 1
     """Approvals a pull request into `branch` needs (0 to 10); 0 = a one-person trial, nobody reviews."""
     kubeconfig: Secret | None = field(default=None, repr=False)
@@ -692,6 +705,14 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
+    environment = _string(
+        config,
+        "environment",
+        pulumi.get_stack(),
+        lambda v: bool(_ENVIRONMENT_NAME.fullmatch(v)),
+        "name the environment in lower-case letters, digits and inner hyphens, at most 30 characters "
+        f"(it defaults to the stack's name): `pulumi config set {_key('environment')} prod`",
+    )
     required_approvals = _approvals(config)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
@@ -710,6 +731,7 @@ def load() -> StackConfig:
         repository=repository,
         branch=branch,
         region=region,
+        environment=environment,
         required_approvals=required_approvals,
         cluster=None if cluster_raw is None else _cluster(cluster_raw),
         jenkins=_jenkins(jenkins_raw, region),

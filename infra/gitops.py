@@ -180,6 +180,8 @@ class GitOpsArgs:
     repository: str
     """GitHub `owner/name` Flux follows."""
     branch: str
+    environment: str
+    """The environment's name (config `environment`): its deploy reports' commit status context."""
     provider: k8s.Provider
     identity: pulumi.Input[str]
     """Flux's read-only deploy key (private, OpenSSH format; a Pulumi secret)."""
@@ -473,6 +475,11 @@ class AppSync(pulumi.ComponentResource):
         self.register_outputs({"webhook_url": self.webhook_url})
 
 
+def status_context(environment: str) -> str:
+    """The context of the commit status an environment's Flux posts for each revision it applies."""
+    return f"gitops-eks/{environment}"
+
+
 class DeployReports(pulumi.ComponentResource):
     """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
     Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
@@ -507,6 +514,9 @@ class DeployReports(pulumi.ComponentResource):
                 "type": "github",
                 "address": f"https://github.com/{args.repository}",
                 "secretRef": {"name": self.status_secret.metadata.name},
+                # One context per environment, known without reading the cluster (the default embeds
+                # the Provider's UID): a CEL string literal (the environment's name holds no quote).
+                "commitStatusExpr": f"'{status_context(args.environment)}'",
             },
             opts=_opts(in_cluster, moved.alias("status-provider")),
         )

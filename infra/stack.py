@@ -115,6 +115,7 @@ def build() -> None:
             config=config.flux,
             repository=config.repository,
             branch=config.branch,
+            environment=config.environment,
             provider=provider,
             identity=keys.flux_private_key,
             identity_pub=keys.flux_public_key,

@@ -19,6 +19,7 @@ from jenkins.core import NOTHING_RELEASED
 from jenkins.registry import resolve_digest
 from scripts.localcluster import FluxLoop, condition, keygen, rendered_k8s
 from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from tests.infra.conftest import STACK
 
 HOLD_BY = "release.gitops/held-by"
 
@@ -105,7 +106,7 @@ def test_day0_nothing_released_yet_is_ready_and_reported_success_with_no_pod(flu
         return [s for s in flux.github.statuses_for(tip) if s["state"] == "success"]
 
     (status,) = flux.cluster.wait_for(f"a success status on {tip[:12]}", reported, timeout=60)
-    assert status["context"].startswith(f"kustomization/{flux.named('Kustomization')['metadata']['name']}/")
+    assert status["context"] == f"gitops-eks/{STACK}"
 
 
 @pytest.fixture(scope="module")
@@ -336,7 +337,7 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
         lambda: [s for s in flux.github.statuses_for(bad) if s["state"] == "failure"],
         timeout=60,
     )
-    assert failures[0]["context"].startswith("kustomization/")
+    assert failures[0]["context"] == f"gitops-eks/{STACK}"
 
     # The app still applies once the repository is clean again.
     clean = commit_to_k8s(flux, None, f"Remove the {escape['kind']}")

@@ -429,3 +429,15 @@ def test_day0_image_outside_a_git_checkout_is_refused(
     monkeypatch.setattr(stack, "PROJECT_DIR", tmp_path)  # a directory git knows nothing about
     message = config_error({"registry.day0Image": True})
     assert message.startswith("gitops-eks:registry.day0Image: needs a git checkout with a commit")
+
+
+def test_the_environment_defaults_to_the_stack_name_and_can_be_set() -> None:
+    assert load().environment == pulumi.get_stack()
+    assert load({"environment": "staging-2"}).environment == "staging-2"
+
+
+@pytest.mark.parametrize("value", ["Prod", "prod'", "-dev", "dev-", "d" * 31, "", "dev/eu"])
+def test_a_bad_environment_name_is_refused_naming_the_key(value: str) -> None:
+    message = config_error({"environment": value})
+    assert message.startswith(f"gitops-eks:environment: {value!r} is not valid; name the environment")
+    assert "`pulumi config set gitops-eks:environment prod`" in message

@@ -287,6 +287,10 @@ def test_every_deploy_reports_a_commit_status_with_a_status_only_token() -> None
         "type": "github",
         "address": "https://github.com/example-org/hello-gitops",
         "secretRef": {"name": "github-status-token"},
+        # notification-controller v1.9.2 internal/server/event_handlers.go createCommitStatus: a Provider's
+        # commitStatusExpr (CEL, a string) replaces the default context `<kind>/<name>/<UID prefix>`
+        # (provider_commit_status.go generateDefaultCommitStatus). The plane checks the posted context.
+        "commitStatusExpr": "'gitops-eks/dev'",
     }
     assert alert.inputs["metadata"] == {"name": "github-status", "namespace": "hello"}
     assert alert.inputs["spec"] == {
