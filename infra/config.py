@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -19,8 +20,10 @@ import yaml
 from pulumi_github import config as github_config
 
 from infra.errors import ConfigError
+from jenkins import environments
 
 PROJECT = "gitops-eks"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 _REPOSITORY = re.compile(r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})$")
 _BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
@@ -41,9 +44,6 @@ _ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
-# An environment's name: a lower-case DNS label of at most 30 characters. It names the context of Flux's
-# commit status (`gitops-eks/<environment>`, written into a CEL string literal, so no quote can occur).
-_ENVIRONMENT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 # Defaults = the dev values (Pulumi.dev.yaml spells them out too); Pulumi.prod.yaml holds the prod values.
@@ -705,14 +705,7 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
-    environment = _string(
-        config,
-        "environment",
-        pulumi.get_stack(),
-        lambda v: bool(_ENVIRONMENT_NAME.fullmatch(v)),
-        "name the environment in lower-case letters, digits and inner hyphens, at most 30 characters "
-        f"(it defaults to the stack's name): `pulumi config set {_key('environment')} prod`",
-    )
+    environment = _environment(config)
     required_approvals = _approvals(config)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
@@ -748,6 +741,26 @@ def load() -> StackConfig:
 # GitHub's REST API takes 0 to 10 (OpenAPI schema repository-rule-pull-request,
 # `required_approving_review_count`; docs/verified-identifiers.md).
 MAX_APPROVALS = 10
+
+
+def _environment(config: pulumi.Config) -> str:
+    """`environment` (default: the stack's name): one of k8s/environments.yaml, whose overlay Flux applies.
+    Its name is also the commit status context's last part, written into a CEL string literal: the
+    file's name rule (jenkins/environments.py) leaves no quote in it."""
+    hint = f"`pulumi config set {_key('environment')} <one of them>`"
+    try:
+        names = environments.read(PROJECT_DIR)
+    except environments.EnvironmentsError as exc:
+        raise ConfigError(f"{_key('environment')}: {exc}") from None
+    value = config.get("environment")
+    default = "" if value is not None else " (the stack's name, the default)"
+    value = pulumi.get_stack() if value is None else value
+    if value not in names:
+        raise ConfigError(
+            f"{_key('environment')}: {value!r}{default} is not an environment of {environments.FILE} "
+            f"({', '.join(names)}); set one: {hint}, or add its overlay k8s/overlays/{value} and list it"
+        )
+    return value
 
 
 def _approvals(config: pulumi.Config) -> int:

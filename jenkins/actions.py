@@ -47,7 +47,7 @@ class Context:
     git: Git
     remote: str
     branch: str
-    manifest_path: str  # relative to the repository root, e.g. k8s/kustomization.yaml
+    manifest_path: str  # relative to the repository root, e.g. k8s/overlays/dev/kustomization.yaml
     image_name: str
     bot: Identity
     policy: RetryPolicy

@@ -1,5 +1,5 @@
-"""Structural edits of k8s/kustomization.yaml: the app's `images:` entry, the hold record, and the
-day-0 `replicas:` entry that the first release removes.
+"""Structural edits of an environment's kustomization.yaml (k8s/overlays/<environment>): the app's
+`images:` entry, the hold record, and the day-0 `replicas:` entry that the first release removes.
 
 Round-trip with ruamel.yaml so comments, key order and quoting survive. Every function here maps text
 to data or text to text; reading and writing files is the caller's business.

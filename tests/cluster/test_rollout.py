@@ -19,7 +19,7 @@ import pytest
 
 from jenkins import manifest
 from scripts.localcluster import Cluster, FluxLoop, condition
-from scripts.sandbox import git
+from scripts.sandbox import MANIFEST, git
 from tests.conftest import ROOT
 
 # scripts/cluster.sh NODE_NAME: the one Node, which KWOK manages.
@@ -107,7 +107,7 @@ def scaled_up(flux: FluxLoop) -> str:
     """The branch tip, with the app at its own replica count: the shipped manifest runs no pod until the
     first release (its day-0 `replicas:` entry). When no test of this session has released yet, remove
     that entry as the first release does, in a commit signed with the bot's key (Flux deploys no other)."""
-    path = "k8s/kustomization.yaml"
+    path = MANIFEST
     text = flux.repo.file_at_tip(path)
     if manifest.read_replicas(text) != 0:
         return flux.repo.tip()

@@ -43,8 +43,11 @@ def load(
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
     secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken"),
+    stack: str = "dev",
 ) -> config.StackConfig:
-    """Load config; `secrets` are marked as set with `--secret` (full or project-relative keys)."""
+    """Load config as `stack` (what pulumi.get_stack() answers: the environment's default); `secrets` are
+    marked as set with `--secret` (full or project-relative keys)."""
+    pulumi.runtime.settings._set_stack(stack)  # what `pulumi up` sets from the selected stack
     values = apply_overrides(dev_config() if base is None else base, overrides or {})
     keys = [k if ":" in k else f"gitops-eks:{k}" for k in secrets]
     pulumi.runtime.set_all_config(flatten(values), keys)
@@ -432,12 +435,21 @@ def test_day0_image_outside_a_git_checkout_is_refused(
 
 
 def test_the_environment_defaults_to_the_stack_name_and_can_be_set() -> None:
-    assert load().environment == pulumi.get_stack()
-    assert load({"environment": "staging-2"}).environment == "staging-2"
+    assert load().environment == "dev"
+    assert load(stack="prod").environment == "prod"
+    assert load({"environment": "prod"}, stack="prod-eu").environment == "prod"
 
 
-@pytest.mark.parametrize("value", ["Prod", "prod'", "-dev", "dev-", "d" * 31, "", "dev/eu"])
-def test_a_bad_environment_name_is_refused_naming_the_key(value: str) -> None:
+@pytest.mark.parametrize("value", ["staging", "Prod", "prod'", "", "dev/eu"])
+def test_an_environment_without_an_overlay_is_refused_naming_the_key(value: str) -> None:
     message = config_error({"environment": value})
-    assert message.startswith(f"gitops-eks:environment: {value!r} is not valid; name the environment")
-    assert "`pulumi config set gitops-eks:environment prod`" in message
+    assert message == (
+        f"gitops-eks:environment: {value!r} is not an environment of k8s/environments.yaml (dev, prod); "
+        "set one: `pulumi config set gitops-eks:environment <one of them>`, or add its overlay "
+        f"k8s/overlays/{value} and list it"
+    )
+
+
+def test_a_stack_named_other_than_an_environment_is_told_to_set_one() -> None:
+    with pytest.raises(config.ConfigError, match=r"'prod-eu' \(the stack's name, the default\) is not"):
+        load(stack="prod-eu")

@@ -39,6 +39,17 @@ def kustomize(text: str, directory: Path, resources: Path = DATA) -> str:
     return proc.stdout
 
 
+def shipped_overlay(text: str, root: Path, environment: str) -> str:
+    """`kubectl kustomize` of a copy of k8s/ under root with text as the environment's overlay."""
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    shutil.copytree(ROOT / "k8s", root / "k8s")
+    overlay = root / "k8s" / "overlays" / environment
+    (overlay / "kustomization.yaml").write_text(text)
+    proc = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def yamllint(path: Path) -> None:
     """yamllint --strict with the project's config, as `make lint` runs it."""
     proc = subprocess.run(
@@ -141,15 +152,15 @@ def test_unified_diff() -> None:
 
 
 def test_the_repositorys_own_manifest_takes_every_edit(tmp_path: Path) -> None:
-    """k8s/kustomization.yaml as shipped: the release edits keep it a valid, lint-clean kustomization."""
-    source = ROOT / "k8s" / "kustomization.yaml"
-    require(source.is_file(), "k8s/kustomization.yaml is missing")
-    text = source.read_text()
-    manifest.read_image(text)
-    edited = manifest.with_hold(manifest.with_image(text, entry("7" * 40)), HOLD)
-    rendered = kustomize(edited, tmp_path / "k8s", resources=source.parent)
-    assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
-    yamllint(tmp_path / "k8s")
+    """Every environment's overlay as shipped: the release edits keep it a valid, lint-clean
+    kustomization over k8s/base."""
+    for source in sorted((ROOT / "k8s" / "overlays").glob("*/kustomization.yaml")):
+        text = source.read_text()
+        manifest.read_image(text)
+        edited = manifest.with_hold(manifest.with_image(text, entry("7" * 40)), HOLD)
+        rendered = shipped_overlay(edited, tmp_path / source.parent.name, source.parent.name)
+        assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
+        yamllint(tmp_path / source.parent.name / "k8s")
 
 
 # --- issue 8 point 6: every manifest kustomize accepts is edited or refused cleanly -----------------
@@ -321,16 +332,17 @@ def test_writing_the_null_id_again_keeps_the_entry() -> None:
     assert manifest.read_replicas(edited) == 0
 
 
-def test_the_shipped_manifest_is_at_day0_and_its_first_release_renders_two_pods(tmp_path: Path) -> None:
-    source = ROOT / "k8s" / "kustomization.yaml"
-    text = source.read_text()
-    assert manifest.read_image(text).new_tag == NULL_ID
-    assert manifest.read_replicas(text) == 0
-    rendered = kustomize(manifest.with_image(text, entry("7" * 40)), tmp_path / "k8s", source.parent)
-    (deployment,) = [d for d in yaml.safe_load_all(rendered) if d["kind"] == "Deployment"]
-    assert deployment["spec"]["replicas"] == 2  # deployment.yaml's own count
-    assert "replicas" not in yaml.safe_load((tmp_path / "k8s" / "kustomization.yaml").read_text())
-    yamllint(tmp_path / "k8s")
+def test_the_shipped_overlays_are_at_day0_and_a_first_release_renders_two_pods(tmp_path: Path) -> None:
+    for source in sorted((ROOT / "k8s" / "overlays").glob("*/kustomization.yaml")):
+        text = source.read_text()
+        assert manifest.read_image(text).new_tag == NULL_ID
+        assert manifest.read_replicas(text) == 0
+        root = tmp_path / source.parent.name
+        rendered = shipped_overlay(manifest.with_image(text, entry("7" * 40)), root, source.parent.name)
+        (deployment,) = [d for d in yaml.safe_load_all(rendered) if d["kind"] == "Deployment"]
+        assert deployment["spec"]["replicas"] == 2  # k8s/base/deployment.yaml's own count
+        assert "replicas" not in yaml.safe_load((root / source.relative_to(ROOT)).read_text())
+        yamllint(root / "k8s")
 
 
 @pytest.mark.parametrize(
