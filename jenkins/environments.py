@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 FILE = "k8s/environments.yaml"
 OVERLAYS = "k8s/overlays"
@@ -25,8 +26,8 @@ class EnvironmentsError(Exception):
 def parse(text: str) -> tuple[str, ...]:
     """The environment names in promotion order; EnvironmentsError names what is wrong."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        doc = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
         raise EnvironmentsError(f"{FILE} is not valid YAML: {exc}") from None
     names = doc.get("environments") if isinstance(doc, dict) else None
     if not isinstance(names, list) or not names:
