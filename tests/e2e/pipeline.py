@@ -24,8 +24,8 @@ What stands in for what:
   ssh-agent started (its socket in /tmp), the key added, the socket exported to the one step inside,
   the agent killed afterwards (ssh-agent plugin ExecRemoteAgent).
 - The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_ENVIRONMENT,
-  GITOPS_TRUST_ANCHOR) in every step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling, workflow-durable-task-step
-  ExecutorStepExecution) per machine.
+  GITOPS_TRUST_ANCHOR) in every step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling,
+  workflow-durable-task-step ExecutorStepExecution) per machine.
 """
 
 from __future__ import annotations
