@@ -667,8 +667,9 @@ def _first_run(config: pulumi.Config) -> None:
     raise ConfigError(message + (f"; {EGRESS_HINT}" if cidrs_missing else ""))
 
 
-def load() -> StackConfig:
-    """Read and validate the stack's config; raise ConfigError naming the first bad key."""
+def load(stack: str | None = None) -> StackConfig:
+    """Read and validate the config of stack (default: the stack `pulumi up` runs); raise ConfigError
+    naming the first bad key."""
     refuse_plain_credentials()
     config = pulumi.Config(PROJECT)
     _first_run(config)
@@ -705,7 +706,7 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
-    environment = _environment(config)
+    environment = _environment(config, pulumi.get_stack() if stack is None else stack)
     required_approvals = _approvals(config)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
@@ -743,7 +744,7 @@ def load() -> StackConfig:
 MAX_APPROVALS = 10
 
 
-def _environment(config: pulumi.Config) -> str:
+def _environment(config: pulumi.Config, stack: str) -> str:
     """`environment` (default: the stack's name): one of k8s/environments.yaml, whose overlay Flux applies.
     Its name is also the commit status context's last part, written into a CEL string literal: the
     file's name rule (jenkins/environments.py) leaves no quote in it."""
@@ -754,7 +755,7 @@ def _environment(config: pulumi.Config) -> str:
         raise ConfigError(f"{_key('environment')}: {exc}") from None
     value = config.get("environment")
     default = "" if value is not None else " (the stack's name, the default)"
-    value = pulumi.get_stack() if value is None else value
+    value = stack if value is None else value
     if value not in names:
         raise ConfigError(
             f"{_key('environment')}: {value!r}{default} is not an environment of {environments.FILE} "

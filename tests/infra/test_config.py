@@ -45,13 +45,12 @@ def load(
     secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken"),
     stack: str = "dev",
 ) -> config.StackConfig:
-    """Load config as `stack` (what pulumi.get_stack() answers: the environment's default); `secrets` are
-    marked as set with `--secret` (full or project-relative keys)."""
-    pulumi.runtime.settings._set_stack(stack)  # what `pulumi up` sets from the selected stack
+    """Load config as `stack` (the environment's default); `secrets` are marked as set with `--secret`
+    (full or project-relative keys)."""
     values = apply_overrides(dev_config() if base is None else base, overrides or {})
     keys = [k if ":" in k else f"gitops-eks:{k}" for k in secrets]
     pulumi.runtime.set_all_config(flatten(values), keys)
-    return config.load()
+    return config.load(stack)
 
 
 def test_dev_stack_file_loads_into_typed_config() -> None:
