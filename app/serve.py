@@ -9,7 +9,7 @@ Shutdown on SIGTERM, so that a rolling update drops no request:
    takes the pod out of the Service's endpoints meanwhile, so new connections go elsewhere;
 2. stop: granian's own stop: each worker closes its listener, lets in-flight requests finish and
    closes idle keep-alive connections; a worker still busy after GRACEFUL_TIMEOUT seconds is killed.
-The Deployment's terminationGracePeriodSeconds is larger than the two together (k8s/deployment.yaml).
+The Deployment's terminationGracePeriodSeconds is larger than the two together (k8s/base/deployment.yaml).
 SIGINT (Ctrl-C) skips the drain.
 """
 

@@ -1,10 +1,10 @@
 """Push -> Deployment Available through the real Flux controllers and the real rollout: push event
 against polling.
 
-Each run pushes a manifest commit as the release bot does (a new `newTag` in k8s/kustomization.yaml) and
-times how long, from the moment the push returned, until the Kustomization is Ready at that commit and
-the Deployment has rolled out the new tag: kube-controller-manager's Deployment controller reports every
-replica updated and available and `Available` True, for pods its ReplicaSet controller created,
+Each run pushes a manifest commit as the release bot does (a new `newTag` in the first environment's
+overlay) and times how long, from the moment the push returned, until the Kustomization is Ready at that
+commit and the Deployment has rolled out the new tag: kube-controller-manager's Deployment controller
+reports every replica updated and available and `Available` True, for pods its ReplicaSet controller created,
 kube-scheduler bound and KWOK made Ready (plane/cluster.sh). "webhook" posts GitHub's push event,
 signed with the stack's webhook secret, to the stack's Receiver in notification-controller right after
 the push; "polling" waits for the GitRepository's own interval (the stack's flux.interval).
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from plane.localcluster import Cluster, FluxLoop, flux_loop
-from scripts.sandbox import OpenPgpSigner, git
+from scripts.sandbox import MANIFEST, OpenPgpSigner, git
 
 RUNS = {"webhook": 5, "polling": 3}
 NEW_TAG = re.compile(r'(newTag: )"[0-9a-f]{40}"')
@@ -33,9 +33,9 @@ def bot_commit(loop: FluxLoop) -> tuple[str, str]:
     tag = secrets.token_hex(20)
     work = loop.repo.work
     loop.repo.checkout_tip()
-    manifest = work / "k8s" / "kustomization.yaml"
+    manifest = work / MANIFEST
     text, count = NEW_TAG.subn(rf'\g<1>"{tag}"', manifest.read_text())
-    assert count == 1, "k8s/kustomization.yaml has no 40-character newTag to move"
+    assert count == 1, f"{MANIFEST} has no 40-character newTag to move"
     manifest.write_text(text)
     with OpenPgpSigner.of(loop.signing_key.read_text()) as bot:
         bot.commit(work, "-am", f"bench: deploy {tag[:12]} [skip ci]")

@@ -12,7 +12,7 @@ Shutdown on SIGTERM, so that a rolling update drops no request:
    takes the pod out of the Service's endpoints meanwhile, so new connections go elsewhere;
 2. stop: gunicorn's graceful stop closes the listener and lets in-flight requests finish, for at most
    GRACEFUL_TIMEOUT seconds.
-The Deployment's terminationGracePeriodSeconds is larger than the two together (k8s/deployment.yaml).
+The Deployment's terminationGracePeriodSeconds is larger than the two together (k8s/base/deployment.yaml).
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@
 #   - build args and --network host for the offline build this machine needs (same as ours gets);
 #   - it pushes to its own scratch branch with --force: run after ours on the same commit, a plain push
 #     to main is rejected (the original's lost race), and the benchmark times the work, not the failure.
-# Usage: REPOSITORY=127.0.0.1:PORT/name BRANCH=original [BUILD_ARGS="K=V ..."] original_release.sh
+# Usage: REPOSITORY=127.0.0.1:PORT/name MANIFEST=k8s/overlays/dev/kustomization.yaml BRANCH=original
+#        [BUILD_ARGS="K=V ..."] original_release.sh
 set -euo pipefail
 
 : "${REPOSITORY:?set REPOSITORY to the image repository}"
+: "${MANIFEST:?set MANIFEST to the kustomization.yaml the release renders}"
 BRANCH="${BRANCH:-original}"
 read -r -a build_args <<<"${BUILD_ARGS:-}"
 
@@ -24,7 +26,7 @@ docker tag "hello-gitops:$tag" "$REPOSITORY:$tag"
 docker push "$REPOSITORY:$tag"
 cd ..
 
-sed -e "s|IMAGE_REPOSITORY|$REPOSITORY|" -e "s|IMAGE_TAG|$tag|" k8s/kustomization.yaml.tmpl >k8s/kustomization.yaml
+sed -e "s|IMAGE_REPOSITORY|$REPOSITORY|" -e "s|IMAGE_TAG|$tag|" "$MANIFEST.tmpl" >"$MANIFEST"
 git add .
 git commit --quiet -m "Deploy $tag"
 git push --quiet --force origin "HEAD:refs/heads/$BRANCH"

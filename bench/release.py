@@ -33,6 +33,7 @@ from pathlib import Path
 from scripts.sandbox import (
     BASE_IMAGE,
     BRANCH,
+    MANIFEST,
     ROOT,
     GitOpsRepo,
     ReviewedMerges,
@@ -86,11 +87,12 @@ class Bench:
     def original(self, commit: str) -> float:
         git(self.original_work, "fetch", "--quiet", "origin")
         git(self.original_work, "checkout", "--quiet", "--force", "--detach", commit)
-        manifest = (self.original_work / "k8s" / "kustomization.yaml").read_text()
-        (self.original_work / "k8s" / "kustomization.yaml.tmpl").write_text(template(manifest))
+        manifest = (self.original_work / MANIFEST).read_text()
+        (self.original_work / f"{MANIFEST}.tmpl").write_text(template(manifest))
         env = {
             **os.environ,
             "REPOSITORY": self.original_repository,
+            "MANIFEST": MANIFEST,
             "BUILD_ARGS": " ".join(f"{name}={value}" for name, value in self.build_args.items()),
         }
         started = time.monotonic()

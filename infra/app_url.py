@@ -1,9 +1,9 @@
-"""Where the app answers once Flux has applied `k8s/`: the command that prints its URL.
+"""Where the app answers once Flux has applied its overlay: the command that prints its URL.
 
-Flux, not Pulumi, creates the app's LoadBalancer Service (from `k8s/`), and the cloud sets its address
+Flux, not Pulumi, creates the app's LoadBalancer Service (from `k8s/base/`), and the cloud sets its address
 only after that, minutes after `pulumi up` has finished. A Pulumi read of a Service that does not exist
 yet fails the whole update, so the stack exports the exact command that prints the URL instead, built
-from the Service in `k8s/` so that it names what Flux really applies.
+from the Service in `k8s/base/` so that it names what Flux really applies.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def load_balancer_service(manifests: Path) -> dict[str, Any]:
     if len(found) != 1:
         raise ConfigError(
             f"{manifests}: expected one Service of type LoadBalancer (the app's entry point), "
-            f"found {len(found)}; keep exactly one in k8s/"
+            f"found {len(found)}; keep exactly one in k8s/base/"
         )
     return found[0]
 

@@ -95,8 +95,8 @@ class Cluster(pulumi.ComponentResource):
             # The creator gets admin from EKS itself (bootstrapClusterCreatorAdminPermissions); everyone else
             # who runs `pulumi up` (teammates, CI roles) needs an access entry of their own.
             access_entries=admin_access_entries(config.admin_principals) or None,
-            # The VPC CNI only enforces NetworkPolicy (k8s/networkpolicy.yaml, Flux's own policies) with its
-            # network policy agent on; without it those objects install and guard nothing. pulumi-eks
+            # The VPC CNI only enforces NetworkPolicy (k8s/base/networkpolicy.yaml, Flux's own policies)
+            # with its network policy agent on; without it those objects install and guard nothing. pulumi-eks
             # manages the CNI as the vpc-cni addon, so the option lands in its configuration.
             use_default_vpc_cni=False,
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),

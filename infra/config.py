@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -19,8 +20,10 @@ import yaml
 from pulumi_github import config as github_config
 
 from infra.errors import ConfigError
+from jenkins import environments
 
 PROJECT = "gitops-eks"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 _REPOSITORY = re.compile(r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})$")
 _BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
@@ -65,7 +68,15 @@ _IAM_PRINCIPAL = re.compile(
 _ASSUMED_ROLE = re.compile(r"^arn:aws(?:-[a-z]+)*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/")
 
 # Every key this stack reads: top-level keys in the project namespace, and the fields of each object.
-SCALAR_KEYS = ("repository", "branch", "requiredApprovals", "kubeconfig", "commitStatusToken", "pullsToken")
+SCALAR_KEYS = (
+    "repository",
+    "branch",
+    "environment",
+    "requiredApprovals",
+    "kubeconfig",
+    "commitStatusToken",
+    "pullsToken",
+)
 OBJECT_KEYS = {
     "cluster": (
         "kubernetesVersion",
@@ -211,6 +222,8 @@ class StackConfig:
     """Fine-grained GitHub token with "Pull requests: read" only: the release asks GitHub with it which
     commits on `branch` are merged pull requests (jenkins/pulls.py). Required: without it no release can
     sign, so nothing would ever deploy."""
+    environment: str = "dev"
+    """The environment this stack deploys (default: the stack's name); names its deploy reports."""
     required_approvals: int = 1
     """Approvals a pull request into `branch` needs (0 to 10); 0 = a one-person trial, nobody reviews."""
     kubeconfig: Secret | None = field(default=None, repr=False)
@@ -663,8 +676,9 @@ def _first_run(config: pulumi.Config) -> None:
     raise ConfigError(message + (f"; {EGRESS_HINT}" if cidrs_missing else ""))
 
 
-def load() -> StackConfig:
-    """Read and validate the stack's config; raise ConfigError naming the first bad key."""
+def load(stack: str | None = None) -> StackConfig:
+    """Read and validate the config of stack (default: the stack `pulumi up` runs); raise ConfigError
+    naming the first bad key."""
     refuse_plain_credentials()
     config = pulumi.Config(PROJECT)
     _first_run(config)
@@ -701,6 +715,7 @@ def load() -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
+    environment = _environment(config, pulumi.get_stack() if stack is None else stack)
     required_approvals = _approvals(config)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
@@ -719,6 +734,7 @@ def load() -> StackConfig:
         repository=repository,
         branch=branch,
         region=region,
+        environment=environment,
         required_approvals=required_approvals,
         cluster=None if cluster_raw is None else _cluster(cluster_raw),
         jenkins=_jenkins(jenkins_raw, region),
@@ -735,6 +751,26 @@ def load() -> StackConfig:
 # GitHub's REST API takes 0 to 10 (OpenAPI schema repository-rule-pull-request,
 # `required_approving_review_count`; docs/verified-identifiers.md).
 MAX_APPROVALS = 10
+
+
+def _environment(config: pulumi.Config, stack: str) -> str:
+    """`environment` (default: the stack's name): one of k8s/environments.yaml, whose overlay Flux applies.
+    Its name is also the commit status context's last part, written into a CEL string literal: the
+    file's name rule (jenkins/environments.py) leaves no quote in it."""
+    hint = f"`pulumi config set {_key('environment')} <one of them>`"
+    try:
+        names = environments.read(PROJECT_DIR)
+    except environments.EnvironmentsError as exc:
+        raise ConfigError(f"{_key('environment')}: {exc}") from None
+    value = config.get("environment")
+    default = "" if value is not None else " (the stack's name, the default)"
+    value = stack if value is None else value
+    if value not in names:
+        raise ConfigError(
+            f"{_key('environment')}: {value!r}{default} is not an environment of {environments.FILE} "
+            f"({', '.join(names)}); set one: {hint}, or add its overlay k8s/overlays/{value} and list it"
+        )
+    return value
 
 
 def _approvals(config: pulumi.Config) -> int:

@@ -2,7 +2,8 @@
 push webhook, and the deploy reports. Three components, one per concern: `FluxInstall`, `AppSync`,
 `DeployReports`, under `GitOps`.
 
-Flux follows `branch` of the repository over SSH with the read-only deploy key and applies `./k8s`.
+Flux follows `branch` of the repository over SSH with the read-only deploy key and applies the stack's
+environment's overlay, `./k8s/overlays/<environment>` (over `k8s/base`).
 Only source-, kustomize- and notification-controller run: Jenkins writes the image reference back to
 git itself (no image automation), and nothing here is a HelmRelease.
 
@@ -14,10 +15,10 @@ version and `FLUX_VERSION` together name exactly what runs.
 
 Multi-tenancy lockdown (Flux's "Multi-tenancy lockdown" install docs; FluxInstance `cluster.multitenant`):
 kustomize-controller is not cluster-admin, it impersonates. The app is a tenant: its namespace (with Pod
-Security `restricted`) is declared here, outside `./k8s`; its GitRepository, Kustomization, Receiver,
+Security `restricted`) is declared here, outside `k8s/`; its GitRepository, Kustomization, Receiver,
 Provider and Alert live in it (`--no-cross-namespace-refs` refuses references across namespaces), and the
 Kustomization impersonates `APPLIER`, a ServiceAccount there bound to a Role that allows only the kinds
-`./k8s` uses. kustomize-controller impersonates `system:serviceaccount:<the Kustomization's
+the overlays use. kustomize-controller impersonates `system:serviceaccount:<the Kustomization's
 namespace>:<serviceAccountName>` (kustomize-controller, `kustomization_controller.go`,
 `WithServiceAccount(..., obj.GetNamespace())`).
 
@@ -66,10 +67,11 @@ import yaml
 
 from infra.config import FluxConfig
 from infra.deploy_keys import HookRanges, signed_push_webhook
+from jenkins import environments
 
 NAMESPACE = "flux-system"
 APP_NAMESPACE = "hello"
-"""The app's namespace: k8s/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
+"""The app's namespace: k8s/base/kustomization.yaml's `namespace`, and the Kustomization's targetNamespace."""
 CHART = "oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator"
 """The operator's chart (controlplaneio-fluxcd/flux-operator README, "Install the Flux Operator")."""
 FLUX_VERSION = "2.9.3"
@@ -95,8 +97,8 @@ SOURCE_NAME = "app"
 APPLIER = "flux-applier"
 STATUS_PROVIDER = "github-status"
 STATUS_AUTH = "github-status-token"
-# The kinds ./k8s applies, as Role rules (API group, resource). tests/infra/test_gitops_rbac.py checks
-# that every kind `kubectl kustomize k8s` renders is here, and nothing else is.
+# The kinds the overlays apply, as Role rules (API group, resource). tests/infra/test_gitops_rbac.py checks
+# that every kind `kubectl kustomize k8s/overlays/dev` renders is here, and nothing else is.
 APP_KINDS = {
     "apps": ("deployments",),
     "": ("services",),
@@ -118,7 +120,6 @@ POD_SECURITY_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
 }
 KUSTOMIZATION_NAME = "app"
-KUSTOMIZATION_PATH = "./k8s"
 KUSTOMIZATION_TIMEOUT = "5m"
 RECEIVER_NAME = "github"
 RECEIVER_AUTH = "receiver-token"
@@ -180,6 +181,8 @@ class GitOpsArgs:
     repository: str
     """GitHub `owner/name` Flux follows."""
     branch: str
+    environment: str
+    """The environment's name (config `environment`): its deploy reports' commit status context."""
     provider: k8s.Provider
     identity: pulumi.Input[str]
     """Flux's read-only deploy key (private, OpenSSH format; a Pulumi secret)."""
@@ -382,7 +385,13 @@ class AppSync(pulumi.ComponentResource):
             metadata={"name": KUSTOMIZATION_NAME, "namespace": app_namespace},
             spec={
                 "interval": args.config.interval,
-                "path": KUSTOMIZATION_PATH,
+                # Renaming the Kustomization would delete the old object, whose finalizer prunes its
+                # whole inventory (the app): the name stays `app` and only the path moves. A new path
+                # is applied first, then what left the inventory is pruned, so objects that the old
+                # and the new path both render keep their identity (kustomize-controller v1.9.4
+                # internal/controller/kustomization_controller.go: apply, then `inventory.Diff(old,
+                # new)` to `prune`).
+                "path": f"./{environments.overlay(args.environment)}",
                 "prune": True,
                 "wait": True,
                 "timeout": KUSTOMIZATION_TIMEOUT,
@@ -473,6 +482,11 @@ class AppSync(pulumi.ComponentResource):
         self.register_outputs({"webhook_url": self.webhook_url})
 
 
+def status_context(environment: str) -> str:
+    """The context of the commit status an environment's Flux posts for each revision it applies."""
+    return f"gitops-eks/{environment}"
+
+
 class DeployReports(pulumi.ComponentResource):
     """A commit status on each commit Flux applies: a `github` Provider and an Alert on the app's
     Kustomization (notification.toolkit.fluxcd.io/v1beta3, the version serving Provider and Alert)."""
@@ -507,6 +521,9 @@ class DeployReports(pulumi.ComponentResource):
                 "type": "github",
                 "address": f"https://github.com/{args.repository}",
                 "secretRef": {"name": self.status_secret.metadata.name},
+                # One context per environment, known without reading the cluster (the default embeds
+                # the Provider's UID): a CEL string literal (the environment's name holds no quote).
+                "commitStatusExpr": f"'{status_context(args.environment)}'",
             },
             opts=_opts(in_cluster, moved.alias("status-provider")),
         )
@@ -527,8 +544,8 @@ class DeployReports(pulumi.ComponentResource):
 
 
 class GitOps(pulumi.ComponentResource):
-    """Flux installed by Helm (the operator) syncing `./k8s` from one branch, woken up by GitHub push
-    webhooks, reporting each deploy to its commit."""
+    """Flux installed by Helm (the operator) syncing the environment's overlay from one branch, woken up
+    by GitHub push webhooks, reporting each deploy to its commit."""
 
     def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gitops:infra:GitOps", name, None, opts)

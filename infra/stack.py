@@ -52,7 +52,7 @@ def build() -> None:
     checks (GitHub's and AWS's answers) before any resource is declared."""
     config = stack_config.load()
     day0_commit = head_commit() if config.registry.day0_image else None
-    app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s"))
+    app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s" / "base"))
     # What GitHub and AWS say about the preview gate, checked before any resource is declared.
     gate = (
         check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
@@ -91,6 +91,7 @@ def build() -> None:
             config=config.jenkins,
             repository=config.repository,
             branch=config.branch,
+            environment=config.environment,
             stack_name=pulumi.get_stack(),
             region=config.region,
             vpc_id=network.vpc_id,
@@ -115,6 +116,7 @@ def build() -> None:
             config=config.flux,
             repository=config.repository,
             branch=config.branch,
+            environment=config.environment,
             provider=provider,
             identity=keys.flux_private_key,
             identity_pub=keys.flux_public_key,

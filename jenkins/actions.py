@@ -47,7 +47,7 @@ class Context:
     git: Git
     remote: str
     branch: str
-    manifest_path: str  # relative to the repository root, e.g. k8s/kustomization.yaml
+    manifest_path: str  # relative to the repository root, e.g. k8s/overlays/dev/kustomization.yaml
     image_name: str
     bot: Identity
     policy: RetryPolicy
@@ -105,6 +105,7 @@ def release(
         raise BadInput(f"{ctx.manifest_path} does not exist on {ctx.remote}/{ctx.branch} ({tip[:12]})")
     current = manifest.read_image(text, ctx.image_name)
     manifest.read_hold(text)
+    manifest.read_replicas(text, ctx.image_name)
     if current.new_name == repository and current.new_tag == target and core.is_digest(current.digest):
         # Already deployed (a retried job, or this very release's bot commit): nothing to build or
         # look up; the digest was verified when it was written.
@@ -387,13 +388,29 @@ def _commit(
         image, digest = deployed.reference, deployed.digest
     return Report(
         outcome=edit.decision.outcome,
-        reason=edit.decision.reason,
+        reason=edit.decision.reason + _scaled_to_zero_note(ctx, edit.new_text),
         image=image,
         digest=digest,
         commit=result.commit,
         source_commit=source_commit,
         diff=manifest.unified_diff(edit.old_text, edit.new_text, ctx.manifest_path),
         attempts=result.attempts,
+    )
+
+
+def _scaled_to_zero_note(ctx: Context, text: str) -> str:
+    """A note for the report when the manifest keeps the app at 0 pods: only the first release removes
+    the day-0 `replicas:` entry, so a count of 0 that stays is a person's choice, but nobody should
+    read "deployed" and think the app runs."""
+    try:
+        count = manifest.read_replicas(text, ctx.image_name)
+    except manifest.ManifestError:
+        return ""  # kustomize refuses that manifest too; Flux's status names it
+    if count != 0:
+        return ""
+    return (
+        f"; note: the `replicas:` entry named {ctx.image_name!r} in {ctx.manifest_path} keeps it at 0 "
+        "pods: remove that entry in git to run it"
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from jenkins import actions, core, log, manifest, signing, stage
+from jenkins import actions, core, environments, log, manifest, signing, stage
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
 from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, MissingBranch, UntrustedHistory
@@ -132,6 +132,7 @@ EXAMPLES = """examples:
   run as the Jenkins jobs gitops-rollback, gitops-unhold and gitops-promote (docs/operations.md)."""
 ENVIRONMENT = """environment:
   GITOPS_BRANCH             default of --branch (default main)
+  GITOPS_ENVIRONMENT        default of --environment (default: the first of k8s/environments.yaml)
   GITOPS_GIT_TIMEOUT        seconds each git network command may take (default 120)
   GITOPS_BOT_NAME           the release bot's git name (default gitops-bot)
   GITOPS_BOT_EMAIL          the release bot's git email (default gitops-bot@users.noreply.github.com)
@@ -147,8 +148,9 @@ def parser() -> argparse.ArgumentParser:
     """The CLI; see docs/release.md."""
     top = Parser(
         prog="python -m jenkins",
-        description="Release the app through GitOps: set the image in k8s/kustomization.yaml on the\n"
-        "branch Flux follows, as a (signed) bot commit. `python -m jenkins COMMAND --help` for each.",
+        description="Release the app through GitOps: set the image in an environment's overlay\n"
+        "(k8s/overlays/<environment>/kustomization.yaml) on the branch Flux follows, as a\n"
+        "(signed) bot commit. `python -m jenkins COMMAND --help` for each.",
         epilog=f"{EXAMPLES}\n\n{EXIT_CODES}\n\n{ENVIRONMENT}",
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
@@ -168,7 +170,15 @@ def parser() -> argparse.ArgumentParser:
         "--branch", default=os.environ.get("GITOPS_BRANCH", "main"), help="branch Flux follows"
     )
     common.add_argument("--remote", default="origin", help="git remote to push to")
-    common.add_argument("--manifest-dir", default="k8s", help="directory of kustomization.yaml")
+    common.add_argument(
+        "--environment",
+        default=None,
+        help="environment whose overlay to edit, k8s/overlays/ENVIRONMENT (default: $GITOPS_ENVIRONMENT, "
+        f"else the first of {environments.FILE})",
+    )
+    common.add_argument(
+        "--manifest-dir", default=None, help="directory of kustomization.yaml, instead of --environment"
+    )
     common.add_argument("--image-name", default=manifest.DEFAULT_IMAGE_NAME, help="`images:` entry name")
     common.add_argument("--max-attempts", type=int, default=RetryPolicy.max_attempts, help="push attempts")
     common.add_argument(
@@ -383,7 +393,7 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport:
     if not args.image_name or any(char.isspace() for char in args.image_name):
         raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
     check_text("--image-name", args.image_name)
-    manifest_path = check_manifest(root, args.manifest_dir, args.image_name)
+    manifest_path = check_manifest(root, *manifest_dir(root, args), args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
     with (
@@ -560,18 +570,39 @@ def inside(flag: str, value: str) -> PurePosixPath:
     return relative
 
 
-def check_manifest(root: Path, manifest_dir: str, image_name: str) -> str:
-    """The manifest's path relative to root, after checking it exists and has the image entry."""
+def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
+    """The directory of the manifest to edit, and how the user chose it (for messages): --manifest-dir,
+    else the overlay of --environment ($GITOPS_ENVIRONMENT, else the first environment)."""
+    if args.manifest_dir is not None:
+        if args.environment is not None:
+            raise InputError("--manifest-dir and --environment: give one (the overlay of an environment)")
+        return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}"
+    try:
+        names = environments.read(root)
+        if args.environment is not None:
+            chosen, what = args.environment, "--environment"
+        elif os.environ.get("GITOPS_ENVIRONMENT"):
+            chosen, what = os.environ["GITOPS_ENVIRONMENT"], "GITOPS_ENVIRONMENT"
+        else:
+            chosen, what = names[0], "the first environment"
+        return environments.overlay(environments.check(names, chosen, what)), f"{what} {chosen!r}"
+    except environments.EnvironmentsError as exc:
+        raise InputError(str(exc)) from None
+
+
+def check_manifest(root: Path, manifest_dir: str, chosen_by: str, image_name: str) -> str:
+    """The manifest's path relative to root, after checking it exists and has the image entry.
+    chosen_by names the flag or variable that picked the directory."""
     relative = inside("--manifest-dir", manifest_dir) / manifest.FILE_NAME
     path = root / relative
     if not path.is_file():
-        raise InputError(f"--manifest-dir {manifest_dir!r}: no {manifest.FILE_NAME} at {path}")
+        raise InputError(f"{chosen_by}: no {manifest.FILE_NAME} at {path}")
     try:
         manifest.read_image(path.read_bytes().decode(), image_name)
     except UnicodeDecodeError as exc:
-        raise InputError(f"--manifest-dir {manifest_dir!r}: {path} is not UTF-8 (byte {exc.start})") from None
+        raise InputError(f"{chosen_by}: {path} is not UTF-8 (byte {exc.start})") from None
     except manifest.ManifestError as exc:
-        raise InputError(f"--manifest-dir {manifest_dir!r} / --image-name {image_name!r}: {exc}") from None
+        raise InputError(f"{chosen_by} ({relative}) / --image-name {image_name!r}: {exc}") from None
     return str(relative)
 
 

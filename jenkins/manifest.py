@@ -1,4 +1,5 @@
-"""Structural edits of k8s/kustomization.yaml: the app's `images:` entry and the hold record.
+"""Structural edits of an environment's kustomization.yaml (k8s/overlays/<environment>): the app's
+`images:` entry, the hold record, and the day-0 `replicas:` entry that the first release removes.
 
 Round-trip with ruamel.yaml so comments, key order and quoting survive. Every function here maps text
 to data or text to text; reading and writing files is the caller's business.
@@ -20,7 +21,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from jenkins.core import Hold, ImageEntry
+from jenkins.core import NOTHING_RELEASED, Hold, ImageEntry, names_release
 
 FILE_NAME = "kustomization.yaml"
 DEFAULT_IMAGE_NAME = "hello-gitops"
@@ -193,10 +194,56 @@ def read_hold(text: str) -> Hold | None:
     return Hold(**{field: "" if value is None else str(value) for field, value in values.items()})
 
 
+def _replicas_entry(doc: CommentedMap, name: str) -> dict | None:
+    """The `replicas:` entry named name (kustomize's ReplicaCountTransform: name, count), or None."""
+    replicas = doc.get("replicas")
+    if replicas is None:
+        return None
+    if not isinstance(replicas, list):
+        raise ManifestError(f"{FILE_NAME}: `replicas` must be a list, not {type(replicas).__name__}")
+    found = [item for item in replicas if isinstance(item, dict) and item.get("name") == name]
+    if len(found) > 1:
+        raise ManifestError(f"{FILE_NAME} has {len(found)} `replicas:` entries named {name!r}; keep one")
+    return _unshared(found[0], f"the `replicas:` entry named {name!r}") if found else None
+
+
+def read_replicas(text: str, name: str = DEFAULT_IMAGE_NAME) -> int | None:
+    """The count the `replicas:` entry named name sets (the shipped manifests name the Deployment like
+    its image), or None when there is no such entry."""
+    item = _replicas_entry(parse(text), name)
+    if item is None:
+        return None
+    count = item.get("count")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ManifestError(
+            f"{FILE_NAME}: `count` of the `replicas:` entry named {name!r} must be an integer"
+        )
+    return count
+
+
+def _drop_day0_replicas(doc: CommentedMap, name: str) -> None:
+    """Remove the `replicas:` entry that keeps the app at 0 pods until its first release (and the list,
+    when that was its only entry). An entry with another count is a person's choice: kept."""
+    item = _replicas_entry(doc, name)
+    count = None if item is None else item.get("count")
+    if isinstance(count, bool) or count != 0:
+        return
+    replicas = doc["replicas"]
+    replicas.remove(item)
+    if not replicas:
+        del doc["replicas"]
+
+
 def with_image(text: str, entry: ImageEntry) -> str:
-    """text with the app's entry set to entry's newName/newTag/digest (comments and order kept)."""
+    """text with the app's entry set to entry's newName/newTag/digest (comments and order kept).
+
+    The first release (from NOTHING_RELEASED to a released commit) also removes the day-0 `replicas:`
+    entry that scaled the app to 0 while no image existed.
+    """
     doc, layout = load(text)
     item = _entry_map(doc, entry.name)
+    if _scalar(item, "newTag") == NOTHING_RELEASED and names_release(entry.new_tag):
+        _drop_day0_replicas(doc, entry.name)
     # Quote the name and the tag: a SHA such as 1234e567... is otherwise a float to YAML 1.1 readers
     # (kustomize) and an all-digit one an integer, and a repository named `yes`, `on`, `n` or `null`
     # (a valid single-component name) a boolean or null. Double quotes read back as the very string in

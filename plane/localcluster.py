@@ -42,7 +42,7 @@ import yaml
 from infra.openpgp import OpenPgpKeyProvider
 from plane.fakegithub import FakeGitHub, fake_github
 from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
+from scripts.sandbox import BRANCH, MANIFEST, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
 
 STATE = ROOT / ".cluster"
 # Flux itself: its controllers run from plane/cluster.sh, which also applies the RBAC the install
@@ -252,8 +252,8 @@ def serve_repository(
         proc.wait(timeout=10)
 
 
-def rendered_k8s(directory: Path = ROOT / "k8s") -> list[dict[str, Any]]:
-    """`kubectl kustomize k8s`: the objects Flux applies from this repository."""
+def rendered_k8s(directory: Path = (ROOT / MANIFEST).parent) -> list[dict[str, Any]]:
+    """`kubectl kustomize` of an overlay (the first environment's by default): what its Flux applies."""
     out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 

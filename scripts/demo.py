@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from scripts.sandbox import (
     BASE_IMAGE,
+    MANIFEST,
     ROOT,
     GitOpsRepo,
     Run,
@@ -100,7 +101,7 @@ def show_what_flux_applies(repo: GitOpsRepo, scratch: Path) -> str:
     say(f"Flux follows {repo.remote} branch main, now at {tip[:12]}:")
     for line in message.splitlines():
         say(f"    {line}")
-    say("`kubectl kustomize k8s` of that commit renders the Deployment with:")
+    say(f"`kubectl kustomize {Path(MANIFEST).parent}` of that commit renders the Deployment with:")
     for line in images:
         say(f"    {line}")
     if not images:

@@ -4,7 +4,7 @@ Same stand-ins as `make demo` (a bare git remote for GitHub, docker-registry for
 applies is no longer a `kubectl kustomize` rendering: the stack's own GitRepository, Secret and
 Kustomization (rendered from the Pulumi program) are in a real kube-apiserver, source-controller clones
 the repository over SSH, GitHub's signed push event reaches the stack's Receiver in
-notification-controller, kustomize-controller applies ./k8s, kube-controller-manager rolls the
+notification-controller, kustomize-controller applies dev's overlay, kube-controller-manager rolls the
 Deployment out (ReplicaSet, Pods bound by kube-scheduler to a KWOK node, where they become Ready without
 running), the Provider reports a commit status, and the demo reads the rollout back from the API server.
 Then a rollback goes through the same path. Needs root (sshd) and Docker.
@@ -25,6 +25,7 @@ from plane.localcluster import Cluster, ClusterError, FluxLoop, condition, flux_
 from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
 from scripts.sandbox import (
     BASE_IMAGE,
+    MANIFEST,
     hermetic_build_args,
     image_present,
     jenkins_cli,
@@ -69,7 +70,7 @@ def demo(loop: FluxLoop, repository: str, build_args: dict[str, str]) -> None:
     loop.wait_applied(loop.repo.tip())
     url = loop.named("GitRepository")["spec"]["url"]
     say(f"GitRepository {url} cloned with the stack's deploy-key Secret")
-    say(f"Kustomization applied ./k8s; Deployment image: {loop.deployment_image()}")
+    say(f"Kustomization applied ./{Path(MANIFEST).parent}; Deployment image: {loop.deployment_image()}")
 
     banner("2. A developer pushes an app change; Jenkins releases it")
     first = loop.repo.app_commit("Say hello from the cluster demo", loop.merges)

@@ -83,6 +83,8 @@ def _stack_file(path: Path) -> None:
     document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     config = document["config"]
     config["gitops-eks:repository"] = REPOSITORY
+    # The stack is not named like an environment of k8s/environments.yaml: it names the one it deploys.
+    config["gitops-eks:environment"] = "dev"
     config["github:owner"] = REPOSITORY.split("/")[0]
     config["gitops-eks:cluster"]["publicAccessCidrs"] = ["52.94.0.10/32"]
     config["gitops-eks:jenkins"]["allowedCidrs"] = ["52.94.0.10/32"]

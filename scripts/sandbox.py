@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jenkins import environments
 from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from scripts.localservices import BASE_IMAGE, ROOT, run_registry, wheelhouse
 
 __all__ = [
     "BASE_IMAGE",
+    "MANIFEST",
     "ROOT",
     "GitOpsRepo",
     "OpenPgpSigner",
@@ -41,6 +43,8 @@ __all__ = [
 
 BRANCH = "main"
 SEEDED = ("app", "k8s")  # what the GitOps repository holds
+# The first environment's overlay, which every release edits (k8s/environments.yaml).
+MANIFEST = f"{environments.overlay(environments.read(ROOT)[0])}/kustomization.yaml"
 DEV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
 
 
@@ -178,15 +182,19 @@ class GitOpsRepo:
         """The app commit the manifest at the branch tip deploys (its image's newTag)."""
         from jenkins.manifest import read_image
 
-        return read_image(self.file_at_tip("k8s/kustomization.yaml")).new_tag
+        return read_image(self.file_at_tip(MANIFEST)).new_tag
 
     def rendered_at_tip(self, destination: Path) -> str:
-        """`kubectl kustomize k8s` of the branch tip: what Flux would apply."""
+        """`kubectl kustomize` of the first environment's overlay at the branch tip: what its Flux would
+        apply."""
         if destination.exists():
             shutil.rmtree(destination)
         subprocess.run(["git", "clone", "--quiet", str(self.remote), str(destination)], check=True)
         return subprocess.run(
-            ["kubectl", "kustomize", str(destination / "k8s")], capture_output=True, text=True, check=True
+            ["kubectl", "kustomize", str((destination / MANIFEST).parent)],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
 
 

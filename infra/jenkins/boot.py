@@ -46,6 +46,7 @@ class BootSettings:
     region: str
     repository: str
     branch: str
+    environment: str
     stack_name: str
     image_repository: str
     jenkins_url: str
@@ -76,6 +77,7 @@ def boot_environment(settings: BootSettings) -> str:
         "AWS_REGION": settings.region,
         "IMAGE_REPOSITORY": settings.image_repository,
         "GITOPS_BRANCH": settings.branch,
+        "GITOPS_ENVIRONMENT": settings.environment,
         "GITOPS_TRUST_ANCHOR": settings.trust_anchor,
         "GITOPS_REPOSITORY_URL": f"git@github.com:{settings.repository}.git",
         "PULUMI_STACK": settings.stack_name,

@@ -72,6 +72,8 @@ class JenkinsServerArgs:
     repository: str
     """GitHub `owner/name` the pipeline job builds."""
     branch: str
+    environment: str
+    """The environment whose overlay the release edits (`GITOPS_ENVIRONMENT`)."""
     stack_name: str
     """Pulumi stack the pipeline previews (`PULUMI_STACK`)."""
     region: str
@@ -306,6 +308,7 @@ class JenkinsServer(pulumi.ComponentResource):
                     region=args.region,
                     repository=args.repository,
                     branch=args.branch,
+                    environment=args.environment,
                     stack_name=args.stack_name,
                     image_repository=values[0],
                     jenkins_url=values[1],

@@ -134,7 +134,7 @@ def read(root: Path, stack: str) -> Stack:
     saved_config, saved_secrets = pulumi.runtime.config.CONFIG.get(), pulumi.runtime.config._SECRET_KEYS.get()
     try:
         pulumi.runtime.set_all_config(loaded, sorted(secret & set(loaded)))
-        config = stack_config.load()
+        config = stack_config.load(stack)
     except ConfigError as error:
         raise InputError(str(error)) from None
     finally:

@@ -1,4 +1,5 @@
-"""k8s/ as Flux applies it: rendered by kustomize, validated strictly, hardened, and scanned by checkov."""
+"""k8s/ as Flux applies it (an environment's overlay over k8s/base): rendered by kustomize, validated
+strictly, hardened, and scanned by checkov."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from kubernetes_validate.utils import all_versions
 from tests.conftest import ROOT, require
 
 K8S = ROOT / "k8s"
+BASE = K8S / "base"
+ENVIRONMENTS = tuple(yaml.safe_load((K8S / "environments.yaml").read_text())["environments"])
+OVERLAY = K8S / "overlays" / ENVIRONMENTS[0]  # the first environment: every release lands there
 
 
 def stack_kubernetes_version() -> str:
@@ -48,7 +52,21 @@ def render(directory: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return render(K8S)
+    return render(OVERLAY)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_environment_applies_the_base_with_only_its_image(
+    environment: str, rendered: list[dict[str, Any]]
+) -> None:
+    """Each overlay is the base plus the release contract (its own image, the day-0 replicas entry):
+    what one environment runs, the next one runs once promoted."""
+    overlay = K8S / "overlays" / environment
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert set(kustomization) == {"apiVersion", "kind", "resources", "images", "replicas"}
+    assert kustomization["resources"] == ["../../base"]
+    assert render(overlay) == rendered
+    assert sorted(p.name for p in (K8S / "overlays").iterdir()) == sorted(ENVIRONMENTS)
 
 
 def one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -98,12 +116,47 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
     assert "emptyDir" in volume
 
 
-def test_rollout_never_drops_below_desired(rendered: list[dict[str, Any]]) -> None:
-    spec = one(rendered, "Deployment")["spec"]
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """k8s/ as Flux applies it after the first release: the release module's own edit of the shipped
+    kustomization.yaml."""
+    from jenkins import manifest
+    from jenkins.core import ImageEntry
+
+    directory = tmp_path_factory.mktemp("released") / "k8s"
+    shutil.copytree(K8S, directory)
+    path = directory / OVERLAY.relative_to(K8S) / "kustomization.yaml"
+    entry = ImageEntry("hello-gitops", "127.0.0.1:5000/hello", "1" * 40, "sha256:" + "ab" * 32)
+    path.write_text(manifest.with_image(path.read_text(), entry))
+    return render(path.parent)
+
+
+def test_nothing_released_yet_runs_no_pod_and_the_first_release_scales_up(
+    rendered: list[dict[str, Any]], released: list[dict[str, Any]]
+) -> None:
+    """Day 0: the shipped image names no release (git's null id), so the shipped manifests ask for no
+    pod at all: none waits in ImagePullBackOff. kstatus, which kustomize-controller's health checks use,
+    judges a Deployment with spec.replicas 0 by the same rules as any other (fluxcd/cli-utils v1.2.2
+    pkg/kstatus/status/core.go deploymentConditions), so Flux reports Ready once the Deployment
+    controller has marked it Available (tests/cluster/test_flux.py proves it on the real plane)."""
+    [container] = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"].endswith(":" + "0" * 40)
+    assert one(rendered, "Deployment")["spec"]["replicas"] == 0
+    assert one(released, "Deployment")["spec"]["replicas"] == 2  # deployment.yaml's own count
+    raw = yaml.safe_load((BASE / "deployment.yaml").read_text())
+    assert raw["spec"]["replicas"] == 2
+    # The release module finds the entry by the app's image name: the Deployment carries the same name.
+    [entry] = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())["replicas"]
+    assert entry == {"name": raw["metadata"]["name"], "count": 0}
+    assert raw["metadata"]["name"] == raw["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_rollout_never_drops_below_desired(released: list[dict[str, Any]]) -> None:
+    spec = one(released, "Deployment")["spec"]
     assert spec["replicas"] == 2
     assert spec["strategy"]["type"] == "RollingUpdate"
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    pdb = one(rendered, "PodDisruptionBudget")["spec"]
+    pdb = one(released, "PodDisruptionBudget")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     assert pdb["minAvailable"] == 1
 
@@ -137,9 +190,9 @@ def test_service_is_a_load_balancer_from_80_to_8000(rendered: list[dict[str, Any
 
 def test_images_entry_is_the_release_contract(rendered: list[dict[str, Any]]) -> None:
     """One images entry, named as deployment.yaml names the image; newName, a full SHA, maybe a digest."""
-    text = (K8S / "kustomization.yaml").read_text()
+    text = (OVERLAY / "kustomization.yaml").read_text()
     [entry] = yaml.safe_load(text)["images"]
-    deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    deployment = yaml.safe_load((BASE / "deployment.yaml").read_text())
     [raw_container] = deployment["spec"]["template"]["spec"]["containers"]
     assert entry["name"] == raw_container["image"] == "hello-gitops"
     assert set(entry) <= {"name", "newName", "newTag", "digest"}
@@ -157,12 +210,12 @@ def test_images_entry_is_the_release_contract(rendered: list[dict[str, Any]]) ->
 def test_a_pinned_digest_renders_and_validates(tmp_path: Path) -> None:
     """What the release module writes once the registry confirmed the image: tag and digest."""
     shutil.copytree(K8S, tmp_path / "k8s")
-    kustomization = tmp_path / "k8s" / "kustomization.yaml"
+    kustomization = tmp_path / "k8s" / OVERLAY.relative_to(K8S) / "kustomization.yaml"
     data = yaml.safe_load(kustomization.read_text())
     digest = "sha256:" + "ab" * 32
     data["images"][0]["digest"] = digest
     kustomization.write_text(yaml.safe_dump(data))
-    resources = render(tmp_path / "k8s")
+    resources = render(kustomization.parent)
     for resource in resources:
         kubernetes_validate.validate(resource, stack_kubernetes_version(), strict=True)
     [container] = one(resources, "Deployment")["spec"]["template"]["spec"]["containers"]

@@ -7,15 +7,19 @@ and the KWOK node do the rollout); then a rollback and an unhold.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from jenkins import manifest
+from jenkins.core import NOTHING_RELEASED
 from jenkins.registry import resolve_digest
 from plane.localcluster import FluxLoop, condition, keygen, rendered_k8s
-from scripts.sandbox import Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from scripts.sandbox import MANIFEST, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from tests.infra.conftest import STACK
 
 HOLD_BY = "release.gitops/held-by"
 
@@ -57,8 +61,53 @@ def test_kustomize_controller_applies_k8s_and_reports_ready_at_the_commit(flux: 
     # The image the tip's manifest names: the seed's placeholder in a fresh session, a release's digest
     # once a test (in any order; the fixture is the session's) has released.
     flux.repo.checkout_tip()
-    (deployment,) = [o for o in rendered_k8s(flux.repo.work / "k8s") if o["kind"] == "Deployment"]
+    overlay = (flux.repo.work / MANIFEST).parent
+    (deployment,) = [o for o in rendered_k8s(overlay) if o["kind"] == "Deployment"]
     assert flux.deployment_image() == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def pods_of(flux: FluxLoop) -> list[dict]:
+    """The app's Pods in its namespace (by the Deployment's selector)."""
+    selector = flux.deployment()["spec"]["selector"]["matchLabels"]
+    labels = ",".join(f"{key}={value}" for key, value in selector.items())
+    got = flux.cluster.kubectl("get", "pods", "-n", flux.app_namespace, "-l", labels, "-o", "json")
+    return json.loads(got.stdout)["items"]
+
+
+def test_day0_nothing_released_yet_is_ready_and_reported_success_with_no_pod(flux: FluxLoop) -> None:
+    """Before any release the shipped manifest names an image that does not exist; its `replicas:` entry
+    of 0 asks for no pod, so none can wait for that image, and the Kustomization's health check passes.
+
+    kstatus (fluxcd/cli-utils v1.2.2, what kustomize-controller v1.9.4 builds with), in
+    pkg/kstatus/status/core.go deploymentConditions, compares spec.replicas 0 with the status counts (all
+    0) and then requires the Progressing condition with reason NewReplicaSetAvailable and Available True;
+    the Deployment controller sets both for 0 replicas (k8s.io/kubernetes v1.35.4
+    pkg/controller/deployment/util/deployment_util.go DeploymentComplete: every count equals 0;
+    sync.go: available 0 >= 0 - maxUnavailable gives MinimumReplicasAvailable)."""
+    tip = flux.repo.tip()
+    text = flux.repo.file_at_tip(MANIFEST)
+    assert manifest.read_image(text).new_tag == NOTHING_RELEASED, (
+        "another test released first in this session: this one checks the seeded state (pytest runs "
+        "this file first among the plane's tests)"
+    )
+
+    flux.wait_applied(tip)
+
+    deployment = flux.deployment()
+    assert deployment["spec"]["replicas"] == 0
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":" + NOTHING_RELEASED)
+    assert flux.available(NOTHING_RELEASED)  # Available, every (zero) replica updated: the rollout is done
+    progressing = condition(deployment, "Progressing")
+    assert progressing and progressing["reason"] == "NewReplicaSetAvailable", progressing
+    # An API server that outlives a session may still hold an earlier session's pods while they go: wait
+    # for none, the state the Deployment asks for.
+    flux.cluster.wait_for("no pod of the app", lambda: not pods_of(flux), timeout=60)
+
+    def reported() -> list[dict]:
+        return [s for s in flux.github.statuses_for(tip) if s["state"] == "success"]
+
+    (status,) = flux.cluster.wait_for(f"a success status on {tip[:12]}", reported, timeout=60)
+    assert status["context"] == f"gitops-eks/{STACK}"
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +157,9 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
     # The Kustomization's health check (`wait: true`) passed only once the rollout was complete.
     assert flux.available(f"{repository}:{first}@{digest}")
+    # The first release removed the day-0 `replicas:` entry: the Deployment's own 2 pods run.
+    assert flux.deployment()["spec"]["replicas"] == 2
+    assert flux.deployment()["status"]["availableReplicas"] == 2
 
     second = flux.repo.app_commit("Second app change (the bad one)", flux.merges)
     release(flux, repository, build_args, second)
@@ -136,7 +188,7 @@ def test_the_loop_commit_release_push_event_deployment_rollback_unhold(
     assert flux.deployment_image() == f"{repository}:{first}@{digest}"
 
     cli(flux, "unhold")
-    assert HOLD_BY not in flux.repo.file_at_tip("k8s/kustomization.yaml")
+    assert HOLD_BY not in flux.repo.file_at_tip(MANIFEST)
     run = release(flux, repository, build_args, third)
     assert run.outcome and run.outcome["outcome"] == "changed"
     flux.push_event()
@@ -232,12 +284,13 @@ ESCAPES = [
 
 
 def commit_to_k8s(flux: FluxLoop, obj: dict | None, message: str) -> str:
-    """Push a commit that adds `obj` to k8s/ (as k8s/escape.yaml, listed in its kustomization), or
+    """Push a commit that adds `obj` to k8s/base (as escape.yaml, listed in its kustomization), or
     removes it again when obj is None, signed with the bot's key (Flux deploys nothing else); returns
     the commit."""
     repo = flux.repo
     repo.checkout_tip()
-    path, listing = repo.work / "k8s" / "escape.yaml", repo.work / "k8s" / "kustomization.yaml"
+    base = repo.work / "k8s" / "base"
+    path, listing = base / "escape.yaml", base / "kustomization.yaml"
     kustomization = yaml.safe_load(listing.read_text())
     if obj is None:
         path.unlink()
@@ -286,9 +339,73 @@ def test_an_object_outside_the_app_is_refused_by_the_real_rbac(flux: FluxLoop, e
         lambda: [s for s in flux.github.statuses_for(bad) if s["state"] == "failure"],
         timeout=60,
     )
-    assert failures[0]["context"].startswith("kustomization/")
+    assert failures[0]["context"] == f"gitops-eks/{STACK}"
 
     # The app still applies once the repository is clean again.
     clean = commit_to_k8s(flux, None, f"Remove the {escape['kind']}")
     flux.push_event()
     flux.wait_applied(clean)
+
+
+def test_a_stack_that_followed_one_directory_moves_to_its_overlay_and_the_deployment_stays(
+    flux: FluxLoop,
+) -> None:
+    """The upgrade of a stack whose Kustomization followed one flat directory (`./k8s` before the
+    overlays) to `./k8s/overlays/<environment>`: `pulumi up` changes only spec.path (tests/infra/
+    test_gitops.py). kustomize-controller v1.9.4 (internal/controller/kustomization_controller.go) applies
+    the new path's objects, then prunes `inventory.Diff(old, new)`: the objects both render keep their
+    identity, what only the old path had goes."""
+    metadata = flux.named("Kustomization")["metadata"]
+    declared = flux.named("Kustomization")["spec"]["path"]
+    assert declared == f"./{Path(MANIFEST).parent}"
+    repo = flux.repo
+    repo.checkout_tip()
+    legacy = repo.work / "legacy"
+    legacy.mkdir()
+    # The old directory: the same app, plus one Service the overlay does not have (to see the prune).
+    (legacy / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [f"../{Path(MANIFEST).parent}", "extra.yaml"]})
+    )
+    extra = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "legacy-only", "namespace": flux.app_namespace},
+        "spec": {"selector": {"app.kubernetes.io/name": "hello-gitops"}, "ports": [{"port": 8080}]},
+    }
+    (legacy / "extra.yaml").write_text(yaml.safe_dump(extra))
+    git(repo.work, "add", "legacy")
+    tip = flux.commit_signed("-m", "The old single-directory layout")
+    flux.push_event()
+
+    def at(path: str) -> dict | None:
+        """The Kustomization once it has applied tip from path (its spec change observed), else None."""
+        flux.cluster.kubectl(
+            "patch", "kustomization", metadata["name"], "-n", metadata["namespace"], "--type=merge",
+            "-p", json.dumps({"spec": {"path": path}}),
+        )  # fmt: skip
+
+        def applied() -> dict | None:
+            found = flux.status("Kustomization")
+            status, ready = found.get("status", {}), condition(found, "Ready")
+            done = (
+                status.get("observedGeneration") == found["metadata"]["generation"]
+                and status.get("lastAppliedRevision") == f"main@sha1:{tip}"
+                and ready is not None
+                and ready["status"] == "True"
+            )
+            return found if done else None
+
+        return flux.cluster.wait_for(f"the Kustomization to apply {path}", applied, timeout=120)
+
+    try:
+        at("./legacy")
+        before = flux.deployment()["metadata"]["uid"]
+        assert flux.cluster.get("service", "legacy-only", flux.app_namespace)["metadata"]["uid"]
+
+        at(declared)
+
+        assert flux.deployment()["metadata"]["uid"] == before
+        gone = flux.cluster.kubectl("get", "service", "legacy-only", "-n", flux.app_namespace, check=False)
+        assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout
+    finally:
+        at(declared)

@@ -8,12 +8,14 @@ The flags come from production's FluxInstance through the operator's multitenant
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.gitops import TENANT_DEFAULT_SERVICE_ACCOUNT
 from plane.localcluster import FluxLoop, condition
+from scripts.sandbox import MANIFEST
 
 OTHER_NAMESPACE = "lockdown-probe"
 
@@ -23,7 +25,13 @@ def kustomization(name: str, namespace: str, source: dict[str, str], **spec: Any
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"interval": "10m", "path": "./k8s", "prune": False, "sourceRef": source, **spec},
+        "spec": {
+            "interval": "10m",
+            "path": f"./{Path(MANIFEST).parent}",
+            "prune": False,
+            "sourceRef": source,
+            **spec,
+        },
     }
 
 

@@ -10,9 +10,10 @@ The rules asserted are notification-controller v1.9.2's (the version tools/notif
   valid delivery sets `reconcile.fluxcd.io/requestedAt` on each resource and answers 200.
 - api/v1/receiver_types.go `GetWebhookPath`: `/hook/` + hex(sha256(token + name + namespace)).
 - internal/notifier/github.go: a commit status per event with a revision (`success` for info, `failure`
-  for error), context `kustomization/<name>/<first segment of the Provider's UID>` by default
-  (provider_commit_status.go), description the event reason split into lower-case words, sent with
-  `Authorization: Bearer <the Secret's token>`.
+  for error), context the Provider's `commitStatusExpr` evaluated (internal/server/event_handlers.go
+  createCommitStatus; the default `kustomization/<name>/<first segment of the Provider's UID>`,
+  provider_commit_status.go, when it is unset), description the event reason split into lower-case
+  words, sent with `Authorization: Bearer <the Secret's token>`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from plane.localcluster import (
     post_github_event,
 )
 from scripts.sandbox import BRANCH, git
+from tests.infra.conftest import STACK
 
 
 def requested_at(flux: FluxLoop) -> str | None:
@@ -159,9 +161,8 @@ def test_a_path_of_another_token_is_not_found(flux: FluxLoop) -> None:
 
 
 def status_context(flux: FluxLoop) -> str:
-    kustomization = flux.named("Kustomization")["metadata"]["name"]
-    uid = flux.status("Provider")["metadata"]["uid"]
-    return f"kustomization/{kustomization}/{uid.split('-')[0]}"
+    """The environment's context, as infra/gitops.py names it for the stack the plane runs (dev)."""
+    return f"gitops-eks/{STACK}"
 
 
 def test_each_applied_commit_gets_a_success_status_sent_with_the_stack_s_token(flux: FluxLoop) -> None:

@@ -34,7 +34,7 @@ import pytest
 from jenkins import manifest
 from jenkins.registry import resolve_digest
 from plane.localcluster import REQUESTED_AT, FluxLoop, condition, rendered_k8s
-from scripts.sandbox import BRANCH, git
+from scripts.sandbox import BRANCH, MANIFEST, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     Machine,
@@ -168,7 +168,7 @@ class Plane:
         return [p for p in json.loads(out.stdout)["items"] if "deletionTimestamp" not in p["metadata"]]
 
     def manifest_at_tip(self) -> str:
-        return self.flux.repo.file_at_tip("k8s/kustomization.yaml")
+        return self.flux.repo.file_at_tip(MANIFEST)
 
     def message(self, commit: str) -> str:
         return git(self.flux.repo.remote, "log", "-1", "--format=%B", commit)

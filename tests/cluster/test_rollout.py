@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from jenkins import manifest
 from plane.localcluster import Cluster, FluxLoop, condition
+from scripts.sandbox import MANIFEST, git
 from tests.conftest import ROOT
 
 # plane/cluster.sh NODE_NAME: the one Node, which KWOK manages.
@@ -101,8 +103,26 @@ def test_a_new_namespace_gets_its_account_and_ca_and_is_deleted_by_the_controlle
     )
 
 
+def scaled_up(flux: FluxLoop) -> str:
+    """The branch tip, with the app at its own replica count: the shipped manifest runs no pod until the
+    first release (its day-0 `replicas:` entry). When no test of this session has released yet, remove
+    that entry as the first release does, in a commit signed with the bot's key (Flux deploys no other)."""
+    path = MANIFEST
+    text = flux.repo.file_at_tip(path)
+    if manifest.read_replicas(text) != 0:
+        return flux.repo.tip()
+    doc, layout = manifest.load(text)
+    del doc["replicas"]
+    flux.repo.checkout_tip()
+    (flux.repo.work / path).write_text(manifest.render(doc, layout))
+    git(flux.repo.work, "add", path)
+    commit = flux.commit_signed("-m", "Run the app's own replica count")
+    flux.push_event()
+    return commit
+
+
 def test_the_apps_deployment_is_rolled_out_by_the_real_controllers(flux: FluxLoop) -> None:
-    flux.wait_applied(flux.repo.tip())
+    flux.wait_applied(scaled_up(flux))
     image = flux.deployment_image()
     flux.cluster.wait_for(f"the Deployment to roll out {image}", lambda: flux.available(image))
     namespace = flux.app_namespace

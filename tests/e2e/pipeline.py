@@ -23,9 +23,9 @@ What stands in for what:
   path in the variable, a secret text's value in its variable, for the one step inside; `sshagent`:
   ssh-agent started (its socket in /tmp), the key added, the socket exported to the one step inside,
   the agent killed afterwards (ssh-agent plugin ExecRemoteAgent).
-- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_TRUST_ANCHOR) in every
-  step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling, workflow-durable-task-step
-  ExecutorStepExecution) per machine.
+- The node properties casc.yaml sets (IMAGE_REPOSITORY, GITOPS_BRANCH, GITOPS_ENVIRONMENT,
+  GITOPS_TRUST_ANCHOR) in every step's environment, and WORKSPACE_TMP (the workspace's `@tmp` sibling,
+  workflow-durable-task-step ExecutorStepExecution) per machine.
 """
 
 from __future__ import annotations
@@ -680,6 +680,7 @@ def controller(
                     # casc.yaml's node properties
                     "IMAGE_REPOSITORY": repository,
                     "GITOPS_BRANCH": BRANCH,
+                    "GITOPS_ENVIRONMENT": "dev",  # the stack's environment (Pulumi.dev.yaml's stack)
                     # the branch's head when the stack was created (here: when the controller starts)
                     "GITOPS_TRUST_ANCHOR": anchor or git(remote, "rev-parse", f"refs/heads/{BRANCH}").strip(),
                     # GitHub's API root: the fake one (unset in production: api.github.com)

@@ -20,7 +20,7 @@ import pytest
 
 from jenkins import manifest, operate
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
+from scripts.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     OPERATE_CODE,
@@ -156,7 +156,7 @@ def test_the_incident_recipe_runs_as_the_jobs(
         message = git(gitops.remote, "log", "-1", "--format=%B", "main")
         assert "Held-By: alice" in message
         assert "\ngpgsig " in git(gitops.remote, "cat-file", "commit", "main")  # signed by the bot
-        text = gitops.file_at_tip("k8s/kustomization.yaml")
+        text = gitops.file_at_tip(MANIFEST)
         assert manifest.read_image(text, manifest.DEFAULT_IMAGE_NAME).new_tag == good
         hold = manifest.read_hold(text)
         assert hold is not None and hold.by == "alice" and hold.reason == "5xx after the bad release"
@@ -169,7 +169,7 @@ def test_the_incident_recipe_runs_as_the_jobs(
         promoted = build("gitops-promote", 4, COMMIT=bad, DIGEST=str(resolve_digest(repository, bad)))
         assert outcome(promoted)["outcome"] == "changed", console(promoted)
         assert "Promoted-By: alice" in git(gitops.remote, "log", "-1", "--format=%B", "main")
-        entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
+        entry = manifest.read_image(gitops.file_at_tip(MANIFEST), manifest.DEFAULT_IMAGE_NAME)
         assert (entry.new_tag, entry.digest) == (bad, resolve_digest(repository, bad))
         assert description(promoted).startswith("changed:")
 

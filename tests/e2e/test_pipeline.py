@@ -19,7 +19,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.sandbox import GitOpsRepo, ReviewedMerges, git
+from scripts.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,
@@ -218,7 +218,7 @@ def check_release(run: Run, gitops: GitOpsRepo, commit: str, repository: str) ->
     assert released["outcome"] == "changed", released
     assert released["commit"] == gitops.tip()  # the manifest commit landed
     assert released["image"] == f"{repository}:{commit}@{digest}"
-    entry = manifest.read_image(gitops.file_at_tip("k8s/kustomization.yaml"), manifest.DEFAULT_IMAGE_NAME)
+    entry = manifest.read_image(gitops.file_at_tip(MANIFEST), manifest.DEFAULT_IMAGE_NAME)
     assert (entry.new_name, entry.new_tag, entry.digest) == (repository, commit, digest)
     # The release machine ran nothing the build ran: no venv of `make`, only its hashed install, beside
     # the workspace (WORKSPACE_TMP), never inside the checkout.

@@ -19,7 +19,16 @@ import boto3
 import pytest
 
 from jenkins.registry import resolve_digest
-from scripts.sandbox import ROOT, GitOpsRepo, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from scripts.sandbox import (
+    MANIFEST,
+    ROOT,
+    GitOpsRepo,
+    Run,
+    build_arg_flags,
+    git,
+    hermetic_build_args,
+    jenkins_cli,
+)
 from tests.conftest import free_port, require
 from tests.jenkins.test_build import cache_hit
 
@@ -49,7 +58,7 @@ class Story:
         return checked(jenkins_cli(self.repo.work, command, list(args)))
 
     def manifest(self) -> str:
-        return self.repo.file_at_tip("k8s/kustomization.yaml")
+        return self.repo.file_at_tip(MANIFEST)
 
 
 def checked(run: Run) -> Run:
@@ -63,7 +72,7 @@ def checked(run: Run) -> Run:
 def story(
     base_image: str, wheelhouse_url: str, registry: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Story]:
-    for part in ("app/Dockerfile", "k8s/kustomization.yaml"):
+    for part in ("app/Dockerfile", MANIFEST):
         require((ROOT / part).is_file(), f"{part} is missing: nothing to release")
     repo = GitOpsRepo.seed(tmp_path_factory.mktemp("gitops"))
     build_args = {
@@ -91,10 +100,7 @@ def test_release_builds_pushes_and_pins_the_digest(story: Story) -> None:
     assert f'newName: "{story.repository}"' in story.manifest()
     assert f'newTag: "{commit}"' in story.manifest()
     assert f"digest: {digest}" in story.manifest()
-    assert (
-        git(story.repo.remote, "diff-tree", "--no-commit-id", "--name-only", "-r", tip)
-        == "k8s/kustomization.yaml"
-    )
+    assert git(story.repo.remote, "diff-tree", "--no-commit-id", "--name-only", "-r", tip) == MANIFEST
     assert "[skip ci]" in git(story.repo.remote, "log", "-1", "--format=%B", tip)
 
     require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
@@ -187,13 +193,13 @@ def test_the_bots_commits_touch_only_the_manifest(story: Story) -> None:
     assert len(bot_commits) >= 4  # release, release, rollback, unhold, release
     for commit in bot_commits:
         changed = git(story.repo.remote, "diff-tree", "--no-commit-id", "--name-only", "-r", commit)
-        assert changed == "k8s/kustomization.yaml"
+        assert changed == MANIFEST
 
 
 def test_ecr_repository_through_the_cli(aws_env: str, tmp_path: Path) -> None:
     """The ECR path end to end against moto: promote pins the digest ECR reports; a release that must
     build logs in with the ECR token on docker's stdin only, and fails cleanly when the login does."""
-    require((ROOT / "k8s" / "kustomization.yaml").is_file(), "k8s/kustomization.yaml is missing")
+    require((ROOT / MANIFEST).is_file(), f"{MANIFEST} is missing")
     repo = GitOpsRepo.seed(tmp_path)
     ecr = boto3.client("ecr", region_name="eu-west-1")
     repository = ecr.create_repository(repositoryName="e2e/hello-gitops")["repository"]["repositoryUri"]
@@ -206,7 +212,7 @@ def test_ecr_repository_through_the_cli(aws_env: str, tmp_path: Path) -> None:
     run = jenkins_cli(repo.work, "promote", ["--image-repository", repository, "--commit", built])
     assert run.returncode == 0, run.stderr
     assert run.outcome["outcome"] == "changed"
-    assert f"digest: {put['image']['imageId']['imageDigest']}" in repo.file_at_tip("k8s/kustomization.yaml")
+    assert f"digest: {put['image']['imageId']['imageDigest']}" in repo.file_at_tip(MANIFEST)
 
     unbuilt = repo.app_commit("App change not in ECR yet")
     run = jenkins_cli(repo.work, "release", ["--image-repository", repository])

@@ -15,7 +15,7 @@ from infra.app_url import app_url_command, load_balancer_service
 from infra.errors import ConfigError
 from tests.infra.conftest import ROOT, Program
 
-SERVICE = ROOT / "k8s" / "service.yaml"
+SERVICE = ROOT / "k8s" / "base" / "service.yaml"
 # What the in-tree AWS load balancer sets on a LoadBalancer Service: a DNS name, not an IP (Kubernetes
 # API reference, LoadBalancerIngress.hostname: "set for load-balancer ingress points that are DNS based
 # (typically AWS load-balancers)").

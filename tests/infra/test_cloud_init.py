@@ -43,8 +43,9 @@ JENKINSFILE_ENV = {
     "GITOPS_REPOSITORY_URL",
     "GITOPS_TRUST_ANCHOR",
 }
-# Read by `python -m jenkins` itself too (jenkins/signing.py): the history check starts there.
-RELEASE_ENV = {"GITOPS_TRUST_ANCHOR"}
+# Read by `python -m jenkins` itself (jenkins/signing.py: the history check starts at the anchor;
+# jenkins/cli.py: the environment is --environment's default).
+RELEASE_ENV = {"GITOPS_TRUST_ANCHOR", "GITOPS_ENVIRONMENT"}
 USER_DATA_LIMIT = 16 * 1024  # EC2 refuses larger user data
 
 
@@ -148,6 +149,7 @@ def test_boot_environment_names_the_stack_and_the_secrets(
     assert environment["IMAGE_REPOSITORY"] == repository.outputs["repositoryUrl"]
     assert environment["AWS_REGION"] == "us-east-1"
     assert environment["GITOPS_BRANCH"] == "main"
+    assert environment["GITOPS_ENVIRONMENT"] == "dev"  # the stack's environment: the overlay it releases to
     assert environment["PULUMI_STACK"] == "dev"
     assert environment["GITOPS_REPOSITORY_URL"] == "git@github.com:example-org/hello-gitops.git"
     assert environment["GITOPS_JENKINS_URL"] == dev_program.outputs["jenkinsUrl"]
@@ -504,7 +506,8 @@ def test_env_file_refuses_values_its_readers_would_read_differently(value: str) 
     from infra.jenkins.boot import BootSettings, boot_environment
 
     settings = BootSettings(
-        region="us-east-1", repository="o/r", branch=value, stack_name="dev", image_repository="i",
+        region="us-east-1", repository="o/r", branch=value, environment="dev", stack_name="dev",
+        image_repository="i",
         jenkins_url="http://j/", known_hosts="", trust_anchor="0" * 40, admin_password_secret="b",
         credentials_prefix="p/j/",
         home_volume_id="vol-1", agents_casc="",

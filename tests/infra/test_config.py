@@ -43,12 +43,14 @@ def load(
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
     secrets: tuple[str, ...] = ("kubeconfig", "commitStatusToken", "pullsToken"),
+    stack: str = "dev",
 ) -> config.StackConfig:
-    """Load config; `secrets` are marked as set with `--secret` (full or project-relative keys)."""
+    """Load config as `stack` (the environment's default); `secrets` are marked as set with `--secret`
+    (full or project-relative keys)."""
     values = apply_overrides(dev_config() if base is None else base, overrides or {})
     keys = [k if ":" in k else f"gitops-eks:{k}" for k in secrets]
     pulumi.runtime.set_all_config(flatten(values), keys)
-    return config.load()
+    return config.load(stack)
 
 
 def test_dev_stack_file_loads_into_typed_config() -> None:
@@ -430,3 +432,24 @@ def test_day0_image_outside_a_git_checkout_is_refused(
     monkeypatch.setattr(stack, "PROJECT_DIR", tmp_path)  # a directory git knows nothing about
     message = config_error({"registry.day0Image": True})
     assert message.startswith("gitops-eks:registry.day0Image: needs a git checkout with a commit")
+
+
+def test_the_environment_defaults_to_the_stack_name_and_can_be_set() -> None:
+    assert load().environment == "dev"
+    assert load(stack="prod").environment == "prod"
+    assert load({"environment": "prod"}, stack="prod-eu").environment == "prod"
+
+
+@pytest.mark.parametrize("value", ["staging", "Prod", "prod'", "", "dev/eu"])
+def test_an_environment_without_an_overlay_is_refused_naming_the_key(value: str) -> None:
+    message = config_error({"environment": value})
+    assert message == (
+        f"gitops-eks:environment: {value!r} is not an environment of k8s/environments.yaml (dev, prod); "
+        "set one: `pulumi config set gitops-eks:environment <one of them>`, or add its overlay "
+        f"k8s/overlays/{value} and list it"
+    )
+
+
+def test_a_stack_named_other_than_an_environment_is_told_to_set_one() -> None:
+    with pytest.raises(config.ConfigError, match=r"'prod-eu' \(the stack's name, the default\) is not"):
+        load(stack="prod-eu")

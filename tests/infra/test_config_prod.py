@@ -175,3 +175,14 @@ def test_prod_passes_every_policy_and_the_http_advice_only_without_https(prod_pr
     assert http_policy_violations(program_resources(prod_program)) == []
     plain = run_program(config=apply_overrides(committed_config(STACK), OPERATOR), stack=STACK)
     assert len(http_policy_violations(program_resources(plain))) == 1
+
+
+def test_prod_reports_its_deploys_under_its_own_context() -> None:
+    """The environment defaults to the stack's name, so dev's and prod's Flux post distinct contexts."""
+    program = run_program(
+        config=apply_overrides(committed_config(STACK), {**OPERATOR, **HTTPS, "commitStatusToken": "t"}),
+        secrets=["commitStatusToken"],
+        stack=STACK,
+    )
+    (provider,) = program.of_type("kubernetes:notification.toolkit.fluxcd.io/v1beta3:Provider")
+    assert provider.inputs["spec"]["commitStatusExpr"] == "'gitops-eks/prod'"

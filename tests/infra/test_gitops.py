@@ -196,13 +196,15 @@ def test_branch_comes_from_config() -> None:
     assert _only(program, GIT_REPOSITORY).inputs["spec"]["ref"] == {"branch": "release"}
 
 
-def test_kustomization_applies_k8s_with_prune_and_health_checks(dev_program: Program) -> None:
+def test_kustomization_applies_its_environments_overlay_with_prune_and_health_checks(
+    dev_program: Program,
+) -> None:
     kustomization = _only(dev_program, KUSTOMIZATION)
     assert kustomization.inputs["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1"
     assert kustomization.inputs["kind"] == "Kustomization"
     assert kustomization.inputs["spec"] == {
         "interval": FLUX["interval"],
-        "path": "./k8s",
+        "path": "./k8s/overlays/dev",
         "prune": True,
         "wait": True,
         "timeout": "5m",
@@ -324,6 +326,10 @@ def test_every_deploy_reports_a_commit_status_with_a_status_only_token() -> None
         "type": "github",
         "address": "https://github.com/example-org/hello-gitops",
         "secretRef": {"name": "github-status-token"},
+        # notification-controller v1.9.2 internal/server/event_handlers.go createCommitStatus: a Provider's
+        # commitStatusExpr (CEL, a string) replaces the default context `<kind>/<name>/<UID prefix>`
+        # (provider_commit_status.go generateDefaultCommitStatus). The plane checks the posted context.
+        "commitStatusExpr": "'gitops-eks/dev'",
     }
     assert alert.inputs["metadata"] == {"name": "github-status", "namespace": "hello"}
     assert alert.inputs["spec"] == {
@@ -402,3 +408,19 @@ def test_the_old_flux2_release_is_uninstalled_before_the_operator_installs_flux(
     for type_ in ("ClusterRole", "ClusterRoleBinding"):
         impersonator = _only(program, f"kubernetes:rbac.authorization.k8s.io/v1:{type_}")
         assert release.urn in impersonator.dependencies, type_
+
+
+def test_a_stack_that_followed_k8s_moves_to_its_overlay_under_the_same_kustomization() -> None:
+    """A stack created when Flux applied `./k8s` upgrades in place: the Kustomization keeps its Pulumi
+    name and its object name `app` (deleting it would let its finalizer prune the whole inventory, the
+    app included: kustomize-controller v1.9.4 internal/controller/kustomization_controller.go `finalize`),
+    and only spec.path changes, an update in place; the controller then applies the overlay and prunes
+    only what left the inventory (`inventory.Diff(old, new)`), so the Deployment keeps its identity
+    (tests/cluster/test_flux.py shows the UID kept on the real controllers)."""
+    for stack in ("dev", "prod"):
+        program = run_program({"environment": stack})
+        (kustomization,) = [
+            r for r in program.of_type(KUSTOMIZATION) if r.name == "gitops-sync-kustomization"
+        ]
+        assert kustomization.inputs["metadata"] == {"name": "app", "namespace": "hello"}
+        assert kustomization.inputs["spec"]["path"] == f"./k8s/overlays/{stack}"

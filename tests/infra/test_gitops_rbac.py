@@ -104,7 +104,7 @@ def refused_verbs(program: Program, manifest: dict[str, Any]) -> list[str]:
     return [verb for verb in APPLY_VERBS if not allowed(program, account, verb, manifest)]
 
 
-def rendered_k8s(directory: Path = ROOT / "k8s") -> list[dict[str, Any]]:
+def rendered_k8s(directory: Path = ROOT / "k8s" / "overlays" / "dev") -> list[dict[str, Any]]:
     require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
     result = subprocess.run(
         ["kubectl", "kustomize", str(directory)], check=True, capture_output=True, text=True

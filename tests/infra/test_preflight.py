@@ -640,6 +640,18 @@ def test_invalid_config_is_exit_2_with_the_stacks_own_message(fake: World) -> No
     assert "Traceback" not in run.stderr + run.stdout
 
 
+def test_a_stack_named_unlike_any_environment_is_told_to_name_its_environment(fake: World) -> None:
+    """The environment defaults to the name of the stack preflight checks (`--stack`), as `pulumi up`'s
+    does: a stack named `preflight` deploys no overlay until `gitops-eks:environment` names one."""
+    fake.set_config("gitops-eks:environment", None)
+    run = run_cli("--stack", STACK, "--root", str(fake.root), env={**os.environ})
+    assert run.returncode == 2
+    assert (
+        f"gitops-eks:environment: '{STACK}' (the stack's name, the default) is not an environment of "
+        "k8s/environments.yaml (dev, prod)"
+    ) in run.stderr
+
+
 def test_without_network_or_credentials_it_fails_in_words(fake: World) -> None:
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback here
     env = {

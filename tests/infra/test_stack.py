@@ -83,12 +83,12 @@ def test_eks_cluster_is_hardened(dev_program: Program) -> None:
 
 
 def test_eks_enforces_network_policies_through_the_vpc_cni_addon(dev_program: Program) -> None:
-    """k8s/ ships a NetworkPolicy; the VPC CNI ignores it unless its network policy agent is on, which
+    """k8s/base ships a NetworkPolicy; the VPC CNI ignores it unless its network policy agent is on, which
     pulumi-eks only configures on the vpc-cni addon it manages (not with the default CNI)."""
     eks = dev_program.one(EKS).inputs
     assert eks["useDefaultVpcCni"] is False
     assert eks["vpcCniOptions"]["enableNetworkPolicy"] is True
-    assert (ROOT / "k8s" / "networkpolicy.yaml").is_file()
+    assert (ROOT / "k8s" / "base" / "networkpolicy.yaml").is_file()
 
 
 def test_eks_secrets_are_encrypted_with_a_rotating_kms_key(dev_program: Program) -> None:

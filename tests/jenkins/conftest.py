@@ -22,7 +22,7 @@ import requests
 from tests.conftest import ROOT
 
 DATA = Path(__file__).parent / "data"
-MANIFEST = "k8s/kustomization.yaml"
+MANIFEST = "k8s/overlays/dev/kustomization.yaml"  # the first environment's overlay (k8s/environments.yaml)
 BOT_EMAIL = "gitops-bot@users.noreply.github.com"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -125,9 +125,11 @@ def gitops_repo(tmp_path: Path) -> GitopsRepo:
     (dev / "app").mkdir()
     (dev / "app" / "Dockerfile").write_text("FROM scratch\nCOPY version.txt /version.txt\n")
     (dev / "app" / "version.txt").write_text("initial\n")
-    (dev / "k8s").mkdir()
+    overlay = (dev / MANIFEST).parent
+    overlay.mkdir(parents=True)
     for name in ("kustomization.yaml", "deployment.yaml"):
-        (dev / "k8s" / name).write_bytes((DATA / name).read_bytes())
+        (overlay / name).write_bytes((DATA / name).read_bytes())
+    (dev / "k8s" / "environments.yaml").write_text("environments: [dev, prod]\n")
     git(dev, "add", "app", "k8s")
     git(dev, "commit", "--quiet", "-m", "initial")
     git(dev, "push", "--quiet", "origin", "HEAD:main")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.jenkins.conftest import GitopsRepo, git, run_cli
+from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 from tests.jenkins.test_release_guards import DEV
 
 SECRET = "s3cr3t-token-7f1e"
@@ -54,6 +54,22 @@ BAD_INPUT = {
         "--manifest-dir 'nope'",
     ),
     "manifest dir outside": (["unhold", "--manifest-dir", "../.."], "--manifest-dir '../..'"),
+    "environment unknown": (
+        ["unhold", "--environment", "staging"],
+        "--environment 'staging': not an environment of k8s/environments.yaml (dev, prod)",
+    ),
+    "environment a path": (
+        ["unhold", "--environment", "../../k8s"],
+        "--environment '../../k8s': not an environment of k8s/environments.yaml (dev, prod)",
+    ),
+    "environment without its overlay": (
+        ["unhold", "--environment", "prod"],
+        "--environment 'prod': no kustomization.yaml at ",
+    ),
+    "environment and manifest dir": (
+        ["unhold", "--environment", "dev", "--manifest-dir", "k8s/overlays/dev"],
+        "--manifest-dir and --environment: give one",
+    ),
     "no images entry": (
         ["promote", "--image-repository", REPO, "--image-name", "other"],
         "--image-name 'other'",
@@ -139,11 +155,12 @@ def test_not_a_git_checkout(tmp_path: Path) -> None:
 
 
 def test_manifest_without_the_images_entry(gitops_repo: GitopsRepo, ws: Path) -> None:
-    (ws / "k8s" / "kustomization.yaml").write_text("kind: Kustomization\nresources: [deployment.yaml]\n")
+    (ws / MANIFEST).write_text("kind: Kustomization\nresources: [deployment.yaml]\n")
     before = snapshot(gitops_repo, ws)
     result = run_cli(ws, "promote", "--image-repository", REPO)
     assert result.returncode == 2
-    assert "--manifest-dir 'k8s'" in result.stderr and "no `images:` list" in result.stderr
+    assert f"the first environment 'dev' ({MANIFEST})" in result.stderr
+    assert "no `images:` list" in result.stderr
     assert snapshot(gitops_repo, ws) == before
 
 
@@ -280,3 +297,41 @@ def test_credentials_in_a_remote_url_never_reach_the_output(gitops_repo: GitopsR
     assert result.returncode == 1
     assert "cannot fetch branch 'main' from remote 'origin'" in result.stderr
     assert SECRET not in result.output
+
+
+def test_the_environment_variable_picks_the_overlay_and_is_checked_too(
+    gitops_repo: GitopsRepo, ws: Path
+) -> None:
+    """GITOPS_ENVIRONMENT (the stack's, from casc.yaml) is --environment's default: checked the same way."""
+    before = snapshot(gitops_repo, ws)
+    result = run_cli(ws, "unhold", "--json", env={"GITOPS_ENVIRONMENT": "staging"})
+    assert result.returncode == 2, result.output
+    assert "GITOPS_ENVIRONMENT 'staging': not an environment of k8s/environments.yaml" in result.stderr
+    assert snapshot(gitops_repo, ws) == before
+
+
+def test_a_checkout_without_the_environments_file_is_refused_naming_it(
+    gitops_repo: GitopsRepo, ws: Path
+) -> None:
+    (ws / "k8s" / "environments.yaml").unlink()
+    result = run_cli(ws, "unhold", "--json")
+    assert result.returncode == 2, result.output
+    assert "no k8s/environments.yaml in" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("environments: []\n", "needs `environments:`"),
+        ("environments: [dev, dev]\n", "lists an environment twice"),
+        ("environments: [Dev]\n", "'Dev' is not an environment name"),
+        ("environments: [dev\n", "is not valid YAML"),
+    ],
+)
+def test_a_malformed_environments_file_is_refused_naming_what_is_wrong(
+    gitops_repo: GitopsRepo, ws: Path, text: str, named: str
+) -> None:
+    (ws / "k8s" / "environments.yaml").write_text(text)
+    result = run_cli(ws, "unhold", "--json")
+    assert result.returncode == 2, result.output
+    assert "k8s/environments.yaml" in result.stderr and named in result.stderr

@@ -155,16 +155,20 @@ def test_a_fresh_copy_without_our_history_releases_from_the_shipped_manifest(
     placeholder lets the first promote through, and from then on the ancestry guard holds."""
     repo = FreshCopy.seed(tmp_path)  # one commit; k8s/kustomization.yaml exactly as shipped
     assert manifest.read_image(repo.file_at_tip(MANIFEST)).new_tag == core.NOTHING_RELEASED
+    assert manifest.read_replicas(repo.file_at_tip(MANIFEST)) == 0  # day 0: no pod asked for
     old, new = repo.app_commit("old"), repo.app_commit("new")
     digests = {sha: push_test_image(image_repository, sha) for sha in (old, new)}
 
     repo.checkout(new)
     first = promote(repo.work, image_repository)
     assert first["outcome"] == "changed", first
+    assert "note" not in first["reason"]
     assert first["commit"] == repo.tip()
     assert manifest.read_image(repo.file_at_tip(MANIFEST)) == core.ImageEntry(
         "hello-gitops", image_repository, new, digests[new]
     )
+    # The first release's one commit also removed the day-0 entry: the Deployment's own 2 pods run.
+    assert manifest.read_replicas(repo.file_at_tip(MANIFEST)) is None
 
     repo.checkout(old)
     late = promote(repo.work, image_repository)
@@ -418,3 +422,30 @@ def test_rollback_from_a_shallow_checkout_by_full_sha(
 
     assert result.returncode == 0, result.output
     assert deployed(gitops_repo) == core.ImageEntry("hello-gitops", image_repository, old, digest)
+
+
+def test_a_person_who_scales_the_app_to_zero_keeps_it_and_releases_say_so(
+    tmp_path: Path, image_repository: str, push_test_image: PushImage
+) -> None:
+    """Only the first release removes a `replicas:` entry of 0; later the count is a person's decision,
+    which a release keeps, and its report says the app runs no pod."""
+    repo = FreshCopy.seed(tmp_path)
+    first = repo.app_commit("first")
+    push_test_image(image_repository, first)
+    repo.checkout(first)
+    assert promote(repo.work, image_repository)["outcome"] == "changed"
+
+    repo.checkout_tip()
+    path = repo.work / MANIFEST
+    path.write_text(path.read_text() + "replicas:\n  - name: hello-gitops\n    count: 0\n")
+    git(repo.work, "commit", "--quiet", "-am", "Scale the app to zero")
+    git(repo.work, "push", "--quiet", "origin", "HEAD:main")
+    second = repo.app_commit("second")
+    push_test_image(image_repository, second)
+    repo.checkout(second)
+    out = promote(repo.work, image_repository)
+
+    assert out["outcome"] == "changed", out
+    assert "keeps it at 0 pods: remove that entry in git to run it" in out["reason"]
+    assert manifest.read_replicas(repo.file_at_tip(MANIFEST)) == 0
+    assert repo.deployed_tag() == second

@@ -294,6 +294,7 @@ OPERATE_ENV: dict[str, Source] = {
     "GITOPS_STARTED_BY": ENV_WRITE,
     "IMAGE_REPOSITORY": NODE_ENV,
     "GITOPS_BRANCH": NODE_ENV,
+    "GITOPS_ENVIRONMENT": NODE_ENV,
 }
 
 
@@ -305,11 +306,13 @@ def test_the_operator_jobs_reads_are_listed_with_their_sources() -> None:
 
 def test_the_operator_command_reads_only_the_listed_variables() -> None:
     """Every environment variable jenkins/operate.py reads by name is in OPERATE_ENV, and back
-    (GITOPS_BRANCH through the CLI it runs: --branch's default)."""
+    (GITOPS_BRANCH and GITOPS_ENVIRONMENT through the CLI it runs: --branch's and --environment's
+    defaults)."""
     source = (ROOT / "jenkins" / "operate.py").read_text()
     found = set(re.findall(r"""env\.get\(\s*["']([A-Z_]+)["']""", source))
-    assert 'os.environ.get("GITOPS_BRANCH"' in (ROOT / "jenkins" / "cli.py").read_text()
-    assert found | {"GITOPS_BRANCH"} == set(OPERATE_ENV)
+    cli = (ROOT / "jenkins" / "cli.py").read_text()
+    assert 'os.environ.get("GITOPS_BRANCH"' in cli and 'os.environ.get("GITOPS_ENVIRONMENT")' in cli
+    assert found | {"GITOPS_BRANCH", "GITOPS_ENVIRONMENT"} == set(OPERATE_ENV)
     for name in FORBIDDEN_ENV:
         assert name not in OPERATE_CODE, name
 

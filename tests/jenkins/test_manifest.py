@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jenkins import manifest
 from jenkins.core import Hold, ImageEntry
@@ -33,6 +35,17 @@ def kustomize(text: str, directory: Path, resources: Path = DATA) -> str:
     proc = subprocess.run(
         ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False
     )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def shipped_overlay(text: str, root: Path, environment: str) -> str:
+    """`kubectl kustomize` of a copy of k8s/ under root with text as the environment's overlay."""
+    require(shutil.which("kubectl") is not None, "kubectl (for `kubectl kustomize`) is not installed")
+    shutil.copytree(ROOT / "k8s", root / "k8s")
+    overlay = root / "k8s" / "overlays" / environment
+    (overlay / "kustomization.yaml").write_text(text)
+    proc = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -139,15 +152,15 @@ def test_unified_diff() -> None:
 
 
 def test_the_repositorys_own_manifest_takes_every_edit(tmp_path: Path) -> None:
-    """k8s/kustomization.yaml as shipped: the release edits keep it a valid, lint-clean kustomization."""
-    source = ROOT / "k8s" / "kustomization.yaml"
-    require(source.is_file(), "k8s/kustomization.yaml is missing")
-    text = source.read_text()
-    manifest.read_image(text)
-    edited = manifest.with_hold(manifest.with_image(text, entry("7" * 40)), HOLD)
-    rendered = kustomize(edited, tmp_path / "k8s", resources=source.parent)
-    assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
-    yamllint(tmp_path / "k8s")
+    """Every environment's overlay as shipped: the release edits keep it a valid, lint-clean
+    kustomization over k8s/base."""
+    for source in sorted((ROOT / "k8s" / "overlays").glob("*/kustomization.yaml")):
+        text = source.read_text()
+        manifest.read_image(text)
+        edited = manifest.with_hold(manifest.with_image(text, entry("7" * 40)), HOLD)
+        rendered = shipped_overlay(edited, tmp_path / source.parent.name, source.parent.name)
+        assert f"image: 127.0.0.1:5000/hello:{'7' * 40}@{DIGEST}" in rendered
+        yamllint(tmp_path / source.parent.name / "k8s")
 
 
 # --- issue 8 point 6: every manifest kustomize accepts is edited or refused cleanly -----------------
@@ -270,3 +283,82 @@ def test_the_dry_run_diff_applies_with_git(text: str, tmp_path: Path) -> None:
     subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
     subprocess.run(["git", "apply", "change.diff"], cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "kustomization.yaml").read_bytes() == edited.encode()
+
+
+# --- day 0: the app is scaled to 0 until the first release, which removes that entry ----------------
+
+NULL_ID = "0" * 40
+DAY0 = (
+    "images:\n  - name: hello-gitops\n    newName: registry.invalid/hello\n"
+    f'    newTag: "{NULL_ID}"\n'
+    "replicas:  # nothing released yet\n  - name: hello-gitops\n    count: 0\n"
+)
+
+
+def test_the_first_release_removes_the_day0_replicas_entry(tmp_path: Path) -> None:
+    assert manifest.read_replicas(DAY0) == 0
+    edited = manifest.with_image(DAY0, entry("3" * 40))
+    assert edited == (
+        'images:\n  - name: hello-gitops\n    newName: "127.0.0.1:5000/hello"\n'
+        f'    newTag: "{"3" * 40}"\n    digest: {DIGEST}\n'
+    )
+    assert manifest.read_replicas(edited) is None
+
+
+def test_only_the_apps_entry_goes_and_other_entries_stay() -> None:
+    text = DAY0 + "  - name: worker\n    count: 0\n"
+    edited = manifest.with_image(text, entry("3" * 40))
+    assert edited.endswith("replicas:  # nothing released yet\n  - name: worker\n    count: 0\n")
+    assert manifest.read_replicas(edited) is None
+    assert manifest.read_replicas(edited, "worker") == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (DAY0.replace("count: 0", "count: 3"), "a person chose 3 pods: not the day-0 entry"),
+        (DAY0.replace(f'"{NULL_ID}"', '"' + "4" * 40 + '"'), "already released: a 0 now is a person's"),
+    ],
+)
+def test_other_replicas_entries_are_kept(text: str, why: str) -> None:
+    count = manifest.read_replicas(text)
+    edited = manifest.with_image(text, entry("3" * 40))
+    assert manifest.read_replicas(edited) == count, why
+
+
+def test_writing_the_null_id_again_keeps_the_entry() -> None:
+    """Writing "nothing released" is no first release."""
+    edited = manifest.with_image(DAY0, entry(NULL_ID, None))
+    assert manifest.read_replicas(edited) == 0
+
+
+def test_the_shipped_overlays_are_at_day0_and_a_first_release_renders_two_pods(tmp_path: Path) -> None:
+    for source in sorted((ROOT / "k8s" / "overlays").glob("*/kustomization.yaml")):
+        text = source.read_text()
+        assert manifest.read_image(text).new_tag == NULL_ID
+        assert manifest.read_replicas(text) == 0
+        root = tmp_path / source.parent.name
+        rendered = shipped_overlay(manifest.with_image(text, entry("7" * 40)), root, source.parent.name)
+        (deployment,) = [d for d in yaml.safe_load_all(rendered) if d["kind"] == "Deployment"]
+        assert deployment["spec"]["replicas"] == 2  # k8s/base/deployment.yaml's own count
+        assert "replicas" not in yaml.safe_load((root / source.relative_to(ROOT)).read_text())
+        yamllint(root / "k8s")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            DAY0.replace(
+                "replicas:  # nothing released yet\n  - name: hello-gitops\n    count: 0\n", "replicas: 0\n"
+            ),
+            "`replicas` must be a list",
+        ),
+        (DAY0 + "  - name: hello-gitops\n    count: 0\n", "2 `replicas:` entries named 'hello-gitops'"),
+        (DAY0.replace("count: 0", "count: two"), "must be an integer"),
+        (DAY0.replace("count: 0", "count: false"), "must be an integer"),
+    ],
+)
+def test_bad_replicas_entries_are_named(text: str, message: str) -> None:
+    with pytest.raises(manifest.ManifestError, match=re.escape(message)):
+        manifest.read_replicas(text)

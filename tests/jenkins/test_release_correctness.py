@@ -465,7 +465,7 @@ def test_a_symlinked_manifest_in_git_is_refused_not_replaced_by_a_link(
     gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
 ) -> None:
     git(gitops_repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
-    (gitops_repo.dev / "k8s" / "real.yaml").write_text((gitops_repo.dev / MANIFEST).read_text())
+    (gitops_repo.dev / MANIFEST).with_name("real.yaml").write_text((gitops_repo.dev / MANIFEST).read_text())
     (gitops_repo.dev / MANIFEST).unlink()
     (gitops_repo.dev / MANIFEST).symlink_to("real.yaml")
     git(gitops_repo.dev, "add", "-A", "k8s")

@@ -156,8 +156,9 @@ def test_a_sha256_repository_is_refused_before_anything_is_fetched(
     dev = tmp_path / "dev"  # cloning an empty repository would not carry the hash algorithm
     git(tmp_path, "init", "--quiet", "--object-format=sha256", "--initial-branch=main", str(dev))
     git(dev, "remote", "add", "origin", str(remote))
-    (dev / "k8s").mkdir()
-    (dev / "k8s" / "kustomization.yaml").write_text(ORIGINAL)
+    (dev / MANIFEST).parent.mkdir(parents=True)
+    (dev / MANIFEST).write_text(ORIGINAL)
+    (dev / "k8s" / "environments.yaml").write_text("environments: [dev]\n")
     git(dev, "add", "k8s")
     git(dev, "commit", "--quiet", "-m", "initial", env=DEV)
     git(dev, "push", "--quiet", "origin", "HEAD:main")

@@ -120,7 +120,7 @@ def test_commit_given_as_a_tree_or_blob_id_is_bad_input(
     ws = gitops_repo.workspace(tip)
     for rev in (
         git(ws, "rev-parse", f"{tip}^{{tree}}").strip(),
-        git(ws, "rev-parse", f"{tip}:k8s/kustomization.yaml").strip(),
+        git(ws, "rev-parse", f"{tip}:{MANIFEST}").strip(),
     ):
         result = run_cli(ws, "release", "--image-repository", image_repository, "--commit", rev, "--json")
         assert result.returncode == 2, result.output

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jenkins import field, stage
-from tests.jenkins.conftest import BOT_EMAIL, GitopsRepo, git, run_cli
+from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 BOT_ENV = {
@@ -28,7 +28,7 @@ BOT_ENV = {
 def bot_commit(repo: GitopsRepo) -> str:
     """A release-bot commit (the bot as author) on main, touching only the manifest."""
     git(repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
-    path = repo.dev / "k8s" / "kustomization.yaml"
+    path = repo.dev / MANIFEST
     path.write_text(path.read_text() + "# bot\n")
     git(repo.dev, "commit", "--quiet", "-am", "deploy [skip ci]", env=BOT_ENV)
     git(repo.dev, "push", "--quiet", "origin", "HEAD:main")
