@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from scripts.localservices import BASE_IMAGE, ROOT, docker_available, free_port, wait_for_http, wheelhouse
+from plane.localservices import BASE_IMAGE, ROOT, docker_available, free_port, wait_for_http, wheelhouse
 
 APP_DIR = ROOT / "app"
 BENCH_DIR = ROOT / "bench"

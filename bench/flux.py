@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from plane.localcluster import Cluster, FluxLoop, flux_loop
-from scripts.sandbox import MANIFEST, OpenPgpSigner, git
+from plane.sandbox import MANIFEST, OpenPgpSigner, git
 
 RUNS = {"webhook": 5, "polling": 3}
 NEW_TAG = re.compile(r'(newTag: )"[0-9a-f]{40}"')

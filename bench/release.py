@@ -11,7 +11,7 @@ which is exactly what a Jenkins agent has. Scenarios, each repeated BENCH_REPEAT
 4. a single promote: p50 latency over 7 runs (SINGLE_PROMOTES);
 5. the cost of signing: a promote with GITOPS_SIGNING_KEY_FILE (a fresh ed25519 key) against one
    without, alternating, SIGNING_ROUNDS pairs: median, spread (min-max) and the ratio of the medians.
-   The signed promote also asks GitHub (scripts/fakegithubapi.py on loopback, so GitHub's own latency
+   The signed promote also asks GitHub (plane/fakegithubapi.py on loopback, so GitHub's own latency
    is not in the number) whether the commit since its previous one is a reviewed merged pull request.
 
 Results print as a table and are written to bench/results/release.json.
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from scripts.sandbox import (
+from plane.sandbox import (
     BASE_IMAGE,
     BRANCH,
     MANIFEST,

@@ -19,16 +19,17 @@ The certificate is made per run by a CA made per run (openssl, EC P-256); `ca_pe
 from __future__ import annotations
 
 import contextlib
-import http.server
-import json
 import re
 import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import Any
+
+from plane.httpserve import json_api, serving
 
 STATES = {"error", "failure", "pending", "success"}
 LIST = re.compile(r"/api/v3/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<ref>[^/?]+)/statuses(?:\?.*)?")
@@ -85,31 +86,6 @@ class FakeGitHub:
             return 201, status
 
 
-def _handler(github: FakeGitHub) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            code, answer = github.answer(self.command, self.path, self.headers.get("Authorization", ""), body)
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Handler
-
-
 def _certificates(workdir: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it: (ca.crt, server.crt, server.key)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -130,17 +106,13 @@ def fake_github(repository: str, token: str, workdir: Path) -> Iterator[FakeGitH
     """Serve the commit-status API for `repository` to holders of `token` until the block ends."""
     ca, crt, key = _certificates(workdir)
     github = FakeGitHub(repository, token, ca_pem=ca.read_text())
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(github))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(crt, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    github.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="fake-github", daemon=True)
-    thread.start()
-    try:
+
+    def answer(method: str, path: str, headers: Message, body: Any) -> tuple[int, Any]:
+        return github.answer(method, path, headers.get("Authorization", ""), body)
+
+    with serving(json_api(answer), "fake-github", tls=context) as port:
+        github.port = port
         yield github
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -41,8 +41,8 @@ import yaml
 
 from infra.openpgp import OpenPgpKeyProvider
 from plane.fakegithub import FakeGitHub, fake_github
-from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, MANIFEST, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
+from plane.localservices import ROOT, free_port
+from plane.sandbox import BRANCH, MANIFEST, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
 
 STATE = ROOT / ".cluster"
 # Flux itself: its controllers run from plane/cluster.sh, which also applies the RBAC the install

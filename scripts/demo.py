@@ -5,7 +5,7 @@ branch tip shows what Flux would apply. The demo makes an app commit, runs `pyth
 (the Jenkinsfile's plan, build and promote in one command), prints the image Flux would now deploy and
 the commit it came from, then runs the release again to show that a rerun is a no-op that costs
 seconds. Last, `make preflight` runs against stand-ins for AWS (moto) and GitHub
-(scripts/preflightworld.py) and prints its table.
+(plane/preflightworld.py) and prints its table.
 
 Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
 
-from scripts.sandbox import (
+from plane.sandbox import (
     BASE_IMAGE,
     MANIFEST,
     ROOT,
@@ -148,7 +148,7 @@ def preflight() -> None:
     """`make preflight` against moto and a fake GitHub: the table a user sees before `pulumi up`."""
     from moto.server import ThreadedMotoServer
 
-    from scripts.preflightworld import STACK, world
+    from plane.preflightworld import STACK, world
 
     banner("7. Before a real `pulumi up`: `make preflight` (AWS = moto, GitHub = a local fake)")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise

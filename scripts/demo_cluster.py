@@ -22,8 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make the repo importable
 
 from plane.localcluster import Cluster, ClusterError, FluxLoop, condition, flux_loop
-from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
-from scripts.sandbox import (
+from plane.sandbox import (
     BASE_IMAGE,
     MANIFEST,
     hermetic_build_args,
@@ -32,6 +31,7 @@ from scripts.sandbox import (
     run_registry,
     wheelhouse,
 )
+from scripts.demo import CACHE, DemoError, banner, check_tools, expect, release, say
 
 
 def applied(loop: FluxLoop, what: str) -> str:

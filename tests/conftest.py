@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 # One copy of the local stand-ins, shared with `make demo` and `make bench`; re-exported for the tests.
-from scripts.localservices import (
+from plane.localservices import (
     BASE_IMAGE,
     ROOT,
     docker_available,

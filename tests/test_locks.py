@@ -37,7 +37,7 @@ INSTALLERS = {
     "app/Dockerfile": r"pip install",
     "tests/infra/boot/Dockerfile": r"pip install",
     ".github/workflows/pull-request.yaml": r"pip install",
-    "scripts/localservices.py": r'"pip", "download"',
+    "plane/localservices.py": r'"pip", "download"',
     "tests/infra/test_boot.py": r'"pip", "download"',
     "jenkins/Jenkinsfile": r"pip install",
     "jenkins/operate.Jenkinsfile": r"pip install",

@@ -18,7 +18,7 @@ from jenkins import manifest
 from jenkins.core import NOTHING_RELEASED
 from jenkins.registry import resolve_digest
 from plane.localcluster import FluxLoop, condition, keygen, rendered_k8s
-from scripts.sandbox import MANIFEST, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
+from plane.sandbox import MANIFEST, Run, build_arg_flags, git, hermetic_build_args, jenkins_cli
 from tests.infra.conftest import STACK
 
 HOLD_BY = "release.gitops/held-by"

@@ -15,7 +15,7 @@ import pytest
 
 from infra.gitops import TENANT_DEFAULT_SERVICE_ACCOUNT
 from plane.localcluster import FluxLoop, condition
-from scripts.sandbox import MANIFEST
+from plane.sandbox import MANIFEST
 
 OTHER_NAMESPACE = "lockdown-probe"
 

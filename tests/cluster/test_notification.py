@@ -32,7 +32,7 @@ from plane.localcluster import (
     github_signatures,
     post_github_event,
 )
-from scripts.sandbox import BRANCH, git
+from plane.sandbox import BRANCH, git
 from tests.infra.conftest import STACK
 
 

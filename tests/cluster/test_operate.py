@@ -34,7 +34,7 @@ import pytest
 from jenkins import manifest
 from jenkins.registry import resolve_digest
 from plane.localcluster import REQUESTED_AT, FluxLoop, condition, rendered_k8s
-from scripts.sandbox import BRANCH, MANIFEST, git
+from plane.sandbox import BRANCH, MANIFEST, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     Machine,

@@ -19,7 +19,7 @@ import pytest
 
 from jenkins import manifest
 from plane.localcluster import Cluster, FluxLoop, condition
-from scripts.sandbox import MANIFEST, git
+from plane.sandbox import MANIFEST, git
 from tests.conftest import ROOT
 
 # plane/cluster.sh NODE_NAME: the one Node, which KWOK manages.

@@ -20,7 +20,7 @@ import pytest
 
 from infra.openpgp import OpenPgpKeyProvider
 from plane.localcluster import FluxLoop, condition
-from scripts.sandbox import BRANCH, DEV, OpenPgpSigner, git
+from plane.sandbox import BRANCH, DEV, OpenPgpSigner, git
 
 # source-controller v1.9.3 internal/controller/gitrepository_controller.go, verifySignature: a failed
 # verification sets the SourceVerified condition False with this reason and "signature verification of

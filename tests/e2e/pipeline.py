@@ -13,7 +13,7 @@ What stands in for what:
 - Jenkins' checkout (git plugin): `git clone` of the repository's github.com URL + detached checkout of
   origin/<branch>, with the read-only key bound only for that command. Each machine's git config sends
   that URL to the local sshd (url.<base>.insteadOf), so the checkout's remote is named as on GitHub.
-- GitHub's REST API: scripts/fakegithubapi.py (ReviewedMerges), its URL in GITOPS_GITHUB_API_URL; the
+- GitHub's REST API: plane/fakegithubapi.py (ReviewedMerges), its URL in GITOPS_GITHUB_API_URL; the
   `gitops-pulls-token` credential is the token it grants Pull requests: read.
 - `sh '...'`: `/bin/sh -xe FILE` (durable-task's default for a script without a shebang).
 - `sh(script: ..., returnStdout: true)`: the same, its stdout kept.
@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.localservices import ROOT, free_port
-from scripts.sandbox import BRANCH, DEV, GitOpsRepo, ReviewedMerges, git
+from plane.localservices import ROOT, free_port
+from plane.sandbox import BRANCH, DEV, GitOpsRepo, ReviewedMerges, git
 from tests.conftest import require
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from jenkins import manifest, operate
 from jenkins.registry import resolve_digest
-from scripts.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
+from plane.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
 from tests.conftest import ROOT
 from tests.e2e.pipeline import (
     OPERATE_CODE,

@@ -19,7 +19,7 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from scripts.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
+from plane.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,

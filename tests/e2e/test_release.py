@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from jenkins.registry import resolve_digest
-from scripts.sandbox import (
+from plane.sandbox import (
     MANIFEST,
     ROOT,
     GitOpsRepo,

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from infra.jenkins.boot import JENKINS_REPO_FILE, JENKINS_VERSION
-from scripts.localservices import serve_directory
+from plane.localservices import serve_directory
 from tests.conftest import ROOT, require
 from tests.infra.conftest import Program, controller_user_data, run_program
 from tests.infra.envfile import bash_reads

@@ -14,7 +14,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
 from jenkins.cli import DEFAULT_BOT
-from scripts.sandbox import OpenPgpSigner, git
+from plane.sandbox import OpenPgpSigner, git
 from tests.conftest import require
 from tests.infra.conftest import ROOT
 

@@ -1,5 +1,5 @@
-"""`make preflight` (infra/preflight) against moto, scripts/fakeaws.py (the EKS and Service Quotas calls moto
-lacks) and scripts/fakegithubapi.py, which answers with GitHub's status codes, bodies and headers:
+"""`make preflight` (infra/preflight) against moto, plane/fakeaws.py (the EKS and Service Quotas calls moto
+lacks) and plane/fakegithubapi.py, which answers with GitHub's status codes, bodies and headers:
 
 - 404 `{"message": "Not Found", "documentation_url", "status": "404"}` for a user that does not exist
   (github/docs content/rest/using-the-rest-api/troubleshooting-the-rest-api.md, "404 Not Found"; the body
@@ -31,8 +31,8 @@ from infra.codeowners import render
 from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
 from infra.preflight.github import accepted_permissions, plan_features, probes
-from scripts.fakeaws import standard_support_until
-from scripts.preflightworld import (
+from plane.fakeaws import standard_support_until
+from plane.preflightworld import (
     CIPHERTEXT,
     PULLS_TOKEN,
     REPOSITORY,

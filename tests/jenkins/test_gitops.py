@@ -15,7 +15,7 @@ import pytest
 from jenkins import core, manifest
 from jenkins.core import Decision, Outcome, Relation, RetryPolicy
 from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
-from scripts.sandbox import GitOpsRepo as FreshCopy
+from plane.sandbox import GitOpsRepo as FreshCopy
 from tests.conftest import ROOT
 from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 

@@ -1,6 +1,6 @@
 """Signed bot commits (GITOPS_SIGNING_KEY_FILE) and the history check before signing, with real gpg keys
 generated here (ed25519, `gpg --quick-gen-key`), real git (`git verify-commit`), the CLI as a subprocess
-and GitHub's REST API played by scripts/fakegithubapi.py. The rules: every commit the bot pushes is
+and GitHub's REST API played by plane/fakegithubapi.py. The rules: every commit the bot pushes is
 signed by its key; it refuses to sign on top of a first-parent line that, since its newest signed
 commit, holds a commit that is neither the bot's nor, as GitHub answers, the merge commit of a pull
 request merged into the branch; a merge's second-parent commits are not checked. Every workspace here
@@ -28,7 +28,7 @@ import pytest
 from jenkins import core, pulls
 from jenkins.core import SignedCommit
 from jenkins.pulls import ReviewRule, approvers, repository_of, review_rule
-from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
+from plane.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
 from tests.conftest import ROOT
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jenkins import environments
-from scripts.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
-from scripts.localservices import BASE_IMAGE, ROOT, run_registry, wheelhouse
+from plane.fakegithubapi import FakeGitHubAPI, Pull, Repository, serve
+from plane.localservices import BASE_IMAGE, ROOT, run_registry, wheelhouse
 
 __all__ = [
     "BASE_IMAGE",
@@ -69,7 +69,7 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 
 @dataclass
 class ReviewedMerges:
-    """GitHub's REST API (scripts/fakegithubapi.py on 127.0.0.1) for one repository, answering as GitHub
+    """GitHub's REST API (plane/fakegithubapi.py on 127.0.0.1) for one repository, answering as GitHub
     answers for a reviewed merge: each commit `merged` names is the merge commit of a pull request merged
     into the branch, its final commit approved by a reviewer. `env` is what the release binds around
     the bot's pushing command: the `gitops-pulls-token` credential as GITOPS_PULLS_TOKEN (a token with

@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from plane.httpserve import QuietHandler, read_body, send_json, serving
+
 TARGET = "ServiceQuotasV20190624."
+AMZ_JSON = "application/x-amz-json-1.1"
 
 
 @dataclass
@@ -53,38 +55,27 @@ class FakeAWS:
 
 
 def _handler(aws: FakeAWS) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _send(self, code: int, answer: dict[str, Any], content_type: str) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             if url.path != "/cluster-versions":
-                self._send(404, {"message": "not served here"}, "application/json")
+                send_json(self, 404, {"message": "not served here"}, content_type="application/json")
                 return
-            self._send(200, aws.cluster_versions(urllib.parse.parse_qs(url.query)), "application/json")
+            versions = aws.cluster_versions(urllib.parse.parse_qs(url.query))
+            send_json(self, 200, versions, content_type="application/json")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(read_body(self) or b"{}")
             target = self.headers.get("X-Amz-Target", "")
             operation = target.removeprefix(TARGET)
             if not target.startswith(TARGET) or operation not in {
                 "GetServiceQuota",
                 "GetAWSDefaultServiceQuota",
             }:
-                self._send(400, {"__type": "UnknownOperationException"}, "application/x-amz-json-1.1")
+                send_json(self, 400, {"__type": "UnknownOperationException"}, content_type=AMZ_JSON)
                 return
             code, answer = aws.quota(operation, body)
-            self._send(code, answer, "application/x-amz-json-1.1")
-
-        def log_message(self, *args: object) -> None:
-            pass
+            send_json(self, code, answer, content_type=AMZ_JSON)
 
     return Handler
 
@@ -92,16 +83,9 @@ def _handler(aws: FakeAWS) -> type[http.server.BaseHTTPRequestHandler]:
 @contextlib.contextmanager
 def serve(aws: FakeAWS) -> Iterator[FakeAWS]:
     """Serve `aws` on a free loopback port until the block ends; `aws.url` is the endpoint URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(aws))
-    aws.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-aws", daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(aws), "fake-aws") as port:
+        aws.url = f"http://127.0.0.1:{port}"
         yield aws
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def standard_support_until(year: int, month: int, day: int) -> tuple[str, datetime]:

@@ -1,5 +1,5 @@
 """A world for `make preflight` without AWS or GitHub, shared by its tests and `make demo`: moto's server as
-the AWS API, scripts/fakeaws.py for the two AWS calls moto lacks, scripts/fakegithubapi.py as GitHub, and a
+the AWS API, plane/fakeaws.py for the two AWS calls moto lacks, plane/fakegithubapi.py as GitHub, and a
 stack file that sets every key the stack requires. `environment()` is what points preflight at them.
 """
 
@@ -16,10 +16,10 @@ import yaml
 
 from infra import codeowners
 from infra.github_permissions import API_NAMES, token_permissions
-from scripts.fakeaws import FakeAWS, standard_support_until
-from scripts.fakeaws import serve as serve_aws
-from scripts.fakegithubapi import FakeGitHubAPI, Repository
-from scripts.fakegithubapi import serve as serve_github
+from plane.fakeaws import FakeAWS, standard_support_until
+from plane.fakeaws import serve as serve_aws
+from plane.fakegithubapi import FakeGitHubAPI, Repository
+from plane.fakegithubapi import serve as serve_github
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "preflight"

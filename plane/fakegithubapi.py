@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.server
-import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
+
+from plane.httpserve import json_api, serving
 
 DOCS = "https://docs.github.com/rest"
 # endpoint (method, path pattern under /repos/{owner}/{repo}) -> the permissions it needs (all of them; the
@@ -298,45 +299,19 @@ def _error(status: int, message: str, documentation_url: str) -> tuple[int, Any,
     return status, {"message": message, "documentation_url": documentation_url, "status": str(status)}, {}
 
 
-def _handler(github: FakeGitHubAPI) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            auth = self.headers.get("Authorization", "")
-            token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
-            code, answer, headers = github.answer(self.command, self.path, token, body)
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+def _bearer(github: FakeGitHubAPI) -> Callable[..., tuple[int, Any, dict[str, str]]]:
+    def answer(method: str, path: str, headers: Message, body: Any) -> tuple[int, Any, dict[str, str]]:
+        auth = headers.get("Authorization", "")
+        return github.answer(
+            method, path, auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else "", body
+        )
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Handler
+    return answer
 
 
 @contextlib.contextmanager
 def serve(github: FakeGitHubAPI) -> Iterator[FakeGitHubAPI]:
     """Serve `github` on a free loopback port until the block ends; `github.url` is its GITHUB_API_URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(github))
-    github.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-github-api", daemon=True)
-    thread.start()
-    try:
+    with serving(json_api(_bearer(github)), "fake-github-api") as port:
+        github.url = f"http://127.0.0.1:{port}"
         yield github
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
