@@ -95,6 +95,7 @@ def probes(previews: bool) -> tuple[Probe, ...]:
 # "Get repository permissions for a user": `permission` is the base role, admin, write, read or none (maintain
 # maps to write, triage to read); `role_name` may name a custom role (GitHub Enterprise Cloud).
 READ_PERMISSIONS = {"read", "write", "admin"}
+WRITE_PERMISSIONS = {"write", "admin"}
 # The plan features only the preview gate (its environment) relies on; rulesets protect the branch always.
 PREVIEW_FEATURES = ("environments", "required reviewers")
 PREVIEW_TEAM = "PULUMI_PREVIEW_TEAM"
@@ -335,8 +336,19 @@ def _reviewers(api: GitHub, config: StackConfig) -> Iterator[Row]:
         body = access.body if access.status == 200 and isinstance(access.body, dict) else {}
         permission, role = body.get("permission"), body.get("role_name")
         named = f"{permission}" + (f", role {role}" if role and role != permission else "")
-        if permission in READ_PERMISSIONS:
-            yield ok(check, f"can read the repository ({named})")
+        # Code owners count only with write access ("About code owners"; docs/verified-identifiers.md):
+        # a reviewer who can only read could never give the code-owner review main's ruleset requires.
+        if permission in WRITE_PERMISSIONS or (
+            permission in READ_PERMISSIONS and not config.required_approvals
+        ):
+            yield ok(check, f"can {'write' if permission in WRITE_PERMISSIONS else 'read'} ({named})")
+        elif permission in READ_PERMISSIONS:
+            yield fail(
+                check,
+                f"can only read ({named}): GitHub counts a code owner's review only with write access, so "
+                "main's ruleset could never be satisfied for the paths .github/CODEOWNERS gives them",
+                f"give {login} write access to {config.repository}, or fix gitops-eks:preview.reviewers",
+            )
         elif access.status == 200:
             yield fail(
                 check,

@@ -135,6 +135,21 @@ def test_reviewer_without_access_to_the_repository_blocks(
     assert "has no access to example-org/hello-gitops (permission 'none')" in rows["reviewer outsider"]
 
 
+def test_a_reviewer_who_can_only_read_blocks_unless_no_review_is_required(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "About code owners": code owners must have write permissions for the repository; main's ruleset
+    # requires a code owner's review whenever requiredApprovals is above 0 (infra/branch_protection.py).
+    fake.github.repositories[REPOSITORY].collaborators[REVIEWER] = "read"
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1 and rows[f"reviewer {REVIEWER}"].startswith("✗")
+    assert "can only read (read)" in rows[f"reviewer {REVIEWER}"]
+    assert fix_after(out, f"reviewer {REVIEWER}").startswith(f"fix: give {REVIEWER} write access")
+    fake.set_config("gitops-eks:requiredApprovals", "0")
+    _, rows, _ = preflight(fake, capsys)
+    assert rows[f"reviewer {REVIEWER}"].startswith("✓") and "can read (read)" in rows[f"reviewer {REVIEWER}"]
+
+
 def test_a_reviewer_with_a_custom_role_is_judged_by_its_base_permission(
     fake: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
