@@ -408,6 +408,12 @@ def _scaled_to_zero_note(ctx: Context, text: str) -> str:
         return ""  # kustomize refuses that manifest too; Flux's status names it
     if count != 0:
         return ""
+    if manifest.read_image(text, ctx.image_name).new_tag == core.NOTHING_RELEASED:
+        # Day 0 kept (an unhold, say): the entry is what keeps Flux from starting pods on no image.
+        return (
+            f"; note: nothing is released to {ctx.manifest_path} yet, so the app runs 0 pods; the first "
+            "release removes day 0's `replicas:` entry"
+        )
     return (
         f"; note: the `replicas:` entry named {ctx.image_name!r} in {ctx.manifest_path} keeps it at 0 "
         "pods: remove that entry in git to run it"

@@ -581,7 +581,8 @@ def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
         names = environments.read(root)
         if args.environment is not None:
             chosen, what = args.environment, "--environment"
-        elif os.environ.get("GITOPS_ENVIRONMENT"):
+        elif "GITOPS_ENVIRONMENT" in os.environ:
+            # Set but empty is an unset stack variable upstream (casc, the job's env), never "the first".
             chosen, what = os.environ["GITOPS_ENVIRONMENT"], "GITOPS_ENVIRONMENT"
         else:
             chosen, what = names[0], "the first environment"

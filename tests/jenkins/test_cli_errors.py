@@ -335,3 +335,11 @@ def test_a_malformed_environments_file_is_refused_naming_what_is_wrong(
     result = run_cli(ws, "unhold", "--json")
     assert result.returncode == 2, result.output
     assert "k8s/environments.yaml" in result.stderr and named in result.stderr
+
+
+def test_an_empty_gitops_environment_is_refused_not_taken_for_the_first(ws: Path) -> None:
+    """Set but empty: the stack's variable did not resolve (casc.yaml, the job's env); acting on the first
+    environment instead would let a prod stack's job write dev's overlay."""
+    result = run_cli(ws, "unhold", "--json", env={"GITOPS_ENVIRONMENT": ""})
+    assert result.returncode == 2
+    assert "GITOPS_ENVIRONMENT '': not an environment of k8s/environments.yaml (dev, prod)" in result.stderr

@@ -449,3 +449,18 @@ def test_a_person_who_scales_the_app_to_zero_keeps_it_and_releases_say_so(
     assert "keeps it at 0 pods: remove that entry in git to run it" in out["reason"]
     assert manifest.read_replicas(repo.file_at_tip(MANIFEST)) == 0
     assert repo.deployed_tag() == second
+
+
+def test_on_day_0_the_note_says_the_first_release_runs_the_app_not_to_remove_the_entry(
+    tmp_path: Path,
+) -> None:
+    """Before any release the overlay's tag is git's null id: removing the `replicas: 0` entry then would
+    start pods on an image that does not exist, so the report points at the first release instead."""
+    repo = FreshCopy.seed(tmp_path)
+    result = run_cli(repo.work, "unhold", "--dry-run", "--json")
+    assert result.returncode == 0, result.output
+    assert result.json["outcome"] == "noop" and "remove that entry" not in result.json["reason"]
+    assert result.json["reason"].endswith(
+        f"nothing is released to {MANIFEST} yet, so the app runs 0 pods; the first release removes day 0's "
+        "`replicas:` entry"
+    )

@@ -311,7 +311,7 @@ def test_the_operator_command_reads_only_the_listed_variables() -> None:
     source = (ROOT / "jenkins" / "operate.py").read_text()
     found = set(re.findall(r"""env\.get\(\s*["']([A-Z_]+)["']""", source))
     cli = (ROOT / "jenkins" / "cli.py").read_text()
-    assert 'os.environ.get("GITOPS_BRANCH"' in cli and 'os.environ.get("GITOPS_ENVIRONMENT")' in cli
+    assert 'os.environ.get("GITOPS_BRANCH"' in cli and 'os.environ["GITOPS_ENVIRONMENT"]' in cli
     assert found | {"GITOPS_BRANCH", "GITOPS_ENVIRONMENT"} == set(OPERATE_ENV)
     for name in FORBIDDEN_ENV:
         assert name not in OPERATE_CODE, name
