@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from jenkins import manifest
+from jenkins.core import ImageEntry
 from tests.jenkins.conftest import MANIFEST, ROOT, GitopsRepo, git, run_cli
 
 PushImage = Callable[[str, str], str]
@@ -48,16 +51,21 @@ def merge_the_overlays(gitops_repo: GitopsRepo, edit: Callable[[str], str] = lam
     return git(dev, "rev-parse", "HEAD").strip()
 
 
-def test_the_first_release_after_the_move_deploys_into_the_shipped_overlay(
-    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage
+@pytest.mark.parametrize("overlay", ["as shipped", "pinning what runs"])
+def test_the_first_release_after_the_move_deploys_into_the_overlay(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: PushImage, overlay: str
 ) -> None:
     """The overlay did not exist at the bot's newest commit, so the bot never deployed from it: as
     before the bot's first commit, the merged overlay is the starting point (jenkins/actions.py
-    hand_change), not a person's change of the deployed image to keep and hold. The release deploys,
-    and removes the shipped day-0 `replicas:` entry in the same commit."""
-    released_on_the_old_layout(gitops_repo, image_repository, push_test_image)
-    merge_the_overlays(gitops_repo)
-    assert manifest.read_replicas(gitops_repo.manifest_at()) == 0  # as shipped
+    hand_change), not a person's change of the deployed image to keep and hold, whether it is the
+    shipped one (day-0 `replicas:` entry and all) or carries the running image over. The release
+    deploys, without the `replicas:` entry; the old manifest's history stays readable by its path."""
+    v1 = released_on_the_old_layout(gitops_repo, image_repository, push_test_image)
+    old_bot_commit = gitops_repo.bot_commits()[0]
+    running = manifest.read_image(git(gitops_repo.remote, "show", "main:k8s/kustomization.yaml"))
+    assert running.new_tag == v1
+    merge_the_overlays(gitops_repo, (lambda text: text) if overlay == "as shipped" else pin(running))
+    assert manifest.read_replicas(gitops_repo.manifest_at()) == (0 if overlay == "as shipped" else None)
     v2 = gitops_repo.app_commit("v2")
     digest = push_test_image(image_repository, v2)
 
@@ -68,6 +76,15 @@ def test_the_first_release_after_the_move_deploys_into_the_shipped_overlay(
     entry = manifest.read_image(text)
     assert (entry.new_name, entry.new_tag, entry.digest) == (image_repository, v2, digest)
     assert manifest.read_hold(text) is None and manifest.read_replicas(text) is None
+    # docs/environments.md: the history before the move, by both paths.
+    history = git(gitops_repo.remote, "log", "--format=%H", "main", "--", "k8s/kustomization.yaml", MANIFEST)
+    assert old_bot_commit in history.split() and gitops_repo.tip() in history.split()
+
+
+def pin(entry: ImageEntry) -> Callable[[str], str]:
+    """What a person does by hand in the merge: the running image entry over the shipped one, and the
+    day-0 `replicas:` entry deleted (with_image removes it, as a release does)."""
+    return lambda text: manifest.with_image(text, entry)
 
 
 def test_a_hold_carried_over_in_the_merge_keeps_holding(
@@ -86,10 +103,7 @@ def test_a_hold_carried_over_in_the_merge_keeps_holding(
     old_entry, old_hold = manifest.read_image(old), manifest.read_hold(old)
     assert old_hold is not None
 
-    def carry_over(text: str) -> str:
-        return manifest.with_hold(manifest.with_image(text, old_entry), old_hold)
-
-    merge_the_overlays(gitops_repo, carry_over)
+    merge_the_overlays(gitops_repo, lambda text: manifest.with_hold(pin(old_entry)(text), old_hold))
     assert manifest.read_replicas(gitops_repo.manifest_at()) is None
     v2 = gitops_repo.app_commit("v2")
     digest = push_test_image(image_repository, v2)
