@@ -229,13 +229,15 @@ def promote(ctx: Context, repository: str, commit: str, digest: str, by: str | N
 
 def hand_change(ctx: Context, tip: str, current: core.ImageEntry) -> core.HandChange | None:
     """The newest commit since the bot's newest commit on tip's first-parent line that changed the
-    app's image entry, when the entry differs from what the bot left; None if it does not (or the bot
-    never committed: the shipped manifest is the starting point)."""
+    app's image entry, when the entry differs from what the bot left; None if it does not, or if the
+    bot never wrote this manifest: it never committed, or its newest commit has no image entry at this
+    path (the manifest moved there since, as in an upgrade to the overlays, or is a new environment's).
+    The manifest as it is, then, is the starting point."""
     bot = ctx.git.newest_by(tip, ctx.bot.email)
     if bot is None and ctx.git.is_shallow():
         ctx.git.unshallow(ctx.remote)
         bot = ctx.git.newest_by(tip, ctx.bot.email)
-    if bot is None or _entry_at(ctx, bot) == current:
+    if bot is None or _entry_at(ctx, bot) in (None, current):
         return None
     for sha, email in ctx.git.file_changes(bot, tip, ctx.manifest_path):
         if _entry_at(ctx, sha) != _entry_at(ctx, f"{sha}^1"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +20,15 @@ import pytest
 
 from jenkins import manifest
 from jenkins.registry import resolve_digest
-from plane.sandbox import MANIFEST, GitOpsRepo, ReviewedMerges, git
+from plane.localservices import ROOT
+from plane.sandbox import BRANCH, DEV, MANIFEST, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
 from tests.e2e.pipeline import (
     Run,
     add_pipeline_files,
     machines_root,
     require_machines,
     run_on_machines,
+    signing_key,
     stage_steps,
 )
 
@@ -268,3 +271,98 @@ def test_a_human_commit_pushed_around_review_stops_the_release_and_nothing_is_pu
     released = json.loads((run.release.workspace / "release.json").read_text().splitlines()[-1])
     assert released["outcome"] == "error" and pushed in released["error"], released
     assert gitops.tip() == before
+
+
+# Release code from before k8s/ held one overlay per environment, run on a tree that does: it edited
+# k8s/kustomization.yaml and stopped, exit 2, where there is none (the refusal of jenkins/cli.py at
+# 2d56bda: `raise InputError(f"--manifest-dir {manifest_dir!r}: no {manifest.FILE_NAME} at {path}")`).
+OLD_RELEASE_CODE = """import sys
+
+print("error: --manifest-dir 'k8s': no kustomization.yaml at k8s", file=sys.stderr)
+sys.exit(2)
+"""
+
+
+def test_a_re_anchored_stack_runs_the_upgrades_release_code_where_the_signed_code_fails(
+    machines: Path, tmp_path: Path, merges: ReviewedMerges, registry: str, docker_engine: None
+) -> None:
+    """An upgrade that changes what the release code expects of the repository: the bot's newest signed
+    commit carries code that stops on the new layout, so it would never sign again. The stack's admin
+    re-anchors on the reviewed upgrade (docs/environments.md, "Upgrading a stack that followed ./k8s"):
+    the anchor, newer on the first-parent line, is the code the release runs, and the release lands. The
+    same branch with the anchor below the signed commit runs the signed code, which stops (exit 2)."""
+    require_machines()
+    gitops = GitOpsRepo.seed(tmp_path / "gitops")
+    before = add_pipeline_files(gitops, merges)
+    bot = machines / "bot"
+    bot.mkdir()
+    keys = {
+        "gitops-signing-key": bot / "signing.asc",
+        "gitops-signing-public-key": bot / "signing-public.asc",
+    }
+    signing_key(keys["gitops-signing-key"], keys["gitops-signing-public-key"])
+    gitops.checkout_tip()
+    (gitops.work / "jenkins" / "__main__.py").write_text(OLD_RELEASE_CODE)
+    git(gitops.work, "add", "jenkins/__main__.py")
+    with OpenPgpSigner.of(keys["gitops-signing-key"].read_text()) as signer:
+        signed = signer.commit(gitops.work, "-m", "The bot's last release before the upgrade")
+    git(gitops.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    # The upgrade, merged through review: the release code that reads the overlays.
+    shutil.copy(ROOT / "jenkins" / "__main__.py", gitops.work / "jenkins" / "__main__.py")
+    git(gitops.work, "commit", "--quiet", "-am", "Upgrade: release code for overlays", env=DEV)
+    git(gitops.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    upgrade = merges.merged(gitops.head())
+    commit = gitops.app_commit("A change to release", merges)
+
+    stalled, _ = run_on_machines(gitops.remote, machines / "old-anchor", f"{registry}/stalled-{uuid.uuid4()}",
+                                 merges, anchor=before, signing=keys)  # fmt: skip
+    assert stalled.release is not None and stalled.release_status == 2, stalled.console(stalled.release)
+    console = stalled.console(stalled.release)
+    assert f"release code: {signed}" in console and "no kustomization.yaml at k8s" in console
+    assert gitops.tip() == commit
+
+    repository = f"{registry}/upgraded-{uuid.uuid4().hex[:8]}"
+    run, _ = run_on_machines(gitops.remote, machines / "re-anchored", repository, merges, anchor=upgrade,
+                             signing=keys)  # fmt: skip
+    assert run.release is not None and run.release_status == 0, run.console(run.release)
+    assert f"release code: {upgrade}" in run.console(run.release)
+    check_release(run, gitops, commit, repository)
+
+
+def test_a_trust_anchor_off_the_branchs_first_parent_line_is_refused(
+    machines: Path,
+    repo: tuple[GitOpsRepo, str],
+    merges: ReviewedMerges,
+    registry: str,
+    docker_engine: None,
+) -> None:
+    """An anchor that is an ancestor of the branch only through a merge's second parent (a feature
+    branch's commit) is no commit of the line the release walks: the release machine chooses no code,
+    says which variable to fix, exits 2 and pushes nothing."""
+    require_machines()
+    gitops, _ = repo
+    gitops.checkout_tip()
+    (gitops.work / "FEATURE.md").write_text("A feature branch's file\n")
+    git(gitops.work, "add", "FEATURE.md")
+    git(gitops.work, "commit", "--quiet", "-m", "On a feature branch", env=DEV)
+    side = gitops.head()
+    gitops.app_commit("On main")
+    git(gitops.work, "merge", "--quiet", "--no-ff", "-m", "Merge the feature", side, env=DEV)
+    git(gitops.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    merged = merges.merged(gitops.head())
+    assert git(gitops.remote, "rev-list", "--first-parent", BRANCH).split().count(side) == 0
+    assert side in git(gitops.remote, "rev-list", BRANCH).split()
+
+    run, _ = run_on_machines(
+        gitops.remote, machines, f"{registry}/off-line-{uuid.uuid4().hex[:8]}", merges, anchor=side
+    )
+
+    assert run.release is not None and run.release_status == 2, run.console(run.release)
+    console = run.console(run.release)
+    assert (
+        f"GITOPS_TRUST_ANCHOR={side} is not the full SHA of a commit on the first-parent line of "
+        f"origin/{BRANCH}" in console
+    )
+    assert "release code:" not in console
+    assert not Path(f"{run.release.workspace}@tmp/release-code").exists()
+    assert gitops.tip() == merged

@@ -224,7 +224,7 @@ def test_only_contract_environment_is_assumed() -> None:
     # bound public key's path, and the verification's own GNUPGHOME.
     bound = {"HOME", "WORKSPACE_TMP", "GITOPS_BOT_PUBLIC_KEY_FILE", "GNUPGHOME"}
     assert used - bound <= CONTRACT_ENV, used - bound - CONTRACT_ENV
-    locals_ = {"status", "head", "commit", "digest", "python", "line", "code", "site"}
+    locals_ = {"status", "head", "commit", "digest", "python", "anchor", "line", "code", "site"}
     assert set(re.findall(r"\$\{?([a-z_]+)", "\n".join(SCRIPTS))) <= locals_
 
 
