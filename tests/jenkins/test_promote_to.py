@@ -89,6 +89,10 @@ def test_a_release_healthy_in_dev_is_promoted_to_prod_by_its_digest(
     commit, digest, applied = release_to_dev(two_envs, github, push_test_image, image_repository)
     statuses(github).post_status(applied, DEV, "pending")
     statuses(github).post_status(applied, DEV, "success")  # the newest report
+    args = ("promote", "--to", "prod", "--image-repository", image_repository)
+    dry = cli(two_envs, github, *args, "--dry-run", "--json")
+    assert dry.returncode == 0 and dry.json["outcome"] == "changed" and dry.json["dry_run"], dry.output
+    assert two_envs.tip() == applied and f"+    digest: {digest}" in dry.stdout
 
     done = cli(two_envs, github, "promote", "--to", "prod", "--image-repository", image_repository,
                "--by", "alice", "--json")  # fmt: skip
