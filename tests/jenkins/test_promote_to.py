@@ -302,3 +302,9 @@ def test_health_walks_from_the_tip_to_the_overlay_change_only() -> None:
 def test_the_json_line_is_the_last_line(two_envs: GitopsRepo, github: FakeGitHubAPI) -> None:
     done = cli(two_envs, github, "status", "--json")
     assert json.loads(done.stdout.splitlines()[-1])["command"] == "status"
+
+
+def test_the_context_read_is_the_one_the_stack_makes_flux_post() -> None:
+    """The release module cannot import the Pulumi program (the release agent installs only
+    requirements-release.txt): its copy of the context must stay the stack's."""
+    assert [actions.status_context(name) for name in ("dev", "prod")] == [DEV, status_context("prod")]
