@@ -306,7 +306,7 @@ def promote_from(
     with log.step(f"ask GitHub for the {context} status of {source}'s revision"):
         state, at = health(ctx.git, tip, runs.changed, state_of)
     if state != HEALTHY:
-        found = "no such status (Flux has not reported it yet?)" if state is None else f"{state!r}"
+        found = "missing (Flux has not reported it yet?)" if state is None else f"{state!r}"
         raise ActionError(
             f"{source} is not reported healthy: the commit status {context} on {at} is {found}; "
             f"promotion takes only what Flux reported `{HEALTHY}` for in {source}: wait for it, or fix "

@@ -143,7 +143,7 @@ def test_promotion_is_refused_unless_flux_reported_success(
     done = cli(two_envs, github, "promote", "--to", "prod", "--image-repository", image_repository, "--json")
 
     assert done.returncode == 1, done.output
-    found = "no such status" if state is None else repr(state)
+    found = "missing" if state is None else repr(state)
     assert f"dev is not reported healthy: the commit status {DEV} on {applied} is {found}" in done.stderr
     assert done.json["outcome"] == "error" and done.json["commit"] is None
     assert two_envs.tip() == before
