@@ -219,8 +219,9 @@ class StackConfig:
     registry: RegistryConfig
     preview: PreviewConfig
     pulls_token: Secret = field(repr=False)
-    """Fine-grained GitHub token with "Pull requests: read" only: the release asks GitHub with it which
-    commits on `branch` are merged pull requests (jenkins/pulls.py). Required: without it no release can
+    """Fine-grained GitHub token with "Pull requests: read" and "Commit statuses: read" only: the release
+    asks GitHub with it which commits on `branch` are merged pull requests, `promote --to` what Flux
+    reported for the environment before (jenkins/pulls.py). Required: without it no release can
     sign, so nothing would ever deploy."""
     environment: str = "dev"
     """The environment this stack deploys (default: the stack's name); names its deploy reports."""

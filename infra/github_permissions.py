@@ -115,11 +115,15 @@ COMMIT_STATUS_PERMISSIONS: tuple[Permission, ...] = (
 # commit" (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls) and "List reviews for a pull request"
 # (GET .../pulls/{pull_number}/reviews), both listed under `pull_requests`, read, no additional
 # permission; "Get rules for a branch" (GET .../rules/branches/{branch}) and "Get repository permissions
-# for a user" (GET .../collaborators/{username}/permission), both under `metadata`, read.
+# for a user" (GET .../collaborators/{username}/permission), both under `metadata`, read. `promote --to` and
+# `status` read Flux's reports with it: "List commit statuses for a reference" (GET
+# .../commits/{ref}/statuses), section `statuses`, read, no additional permission (same file, commit
+# 012beafe).
 PULLS_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "Pull requests", "read", f"{REST}/commits/commits#list-pull-requests-associated-with-a-commit"
     ),
+    Permission("Commit statuses", "read", f"{REST}/commits/statuses#list-commit-statuses-for-a-reference"),
     Permission("Metadata", "read", f"{REST}/repos/rules#get-rules-for-a-branch"),
 )
 

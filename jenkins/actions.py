@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jenkins import build, core, log, manifest, registry
+from jenkins import build, core, environments, log, manifest, registry
 from jenkins.core import Hold, Outcome, RetryPolicy
 from jenkins.gitops import Edit, Git, GitError, Identity, commit_manifest
 from jenkins.signing import Signer
@@ -23,6 +23,9 @@ HISTORY_WINDOW = 200  # first-parent commits searched for the newest human commi
 # Rounds of "mark what the manifest deploys, then look again" before giving up on a branch that keeps
 # changing what it deploys while we mark.
 MARK_ROUNDS = 5
+# Commits from the branch tip down to an overlay's last change asked for Flux's newest report on them.
+HEALTH_WINDOW = 20
+HEALTHY = "success"
 
 
 class ActionError(Exception):
@@ -186,10 +189,18 @@ def build_and_push(
     return pushed
 
 
-def promote(ctx: Context, repository: str, commit: str, digest: str, by: str | None = None) -> Report:
+def promote(
+    ctx: Context,
+    repository: str,
+    commit: str,
+    digest: str,
+    by: str | None = None,
+    promoted_from: str | None = None,
+) -> Report:
     """Point the manifest at REPOSITORY:COMMIT@DIGEST unless held, stale or already there. A person's
     change of the image in git since the bot's last commit is kept and becomes a hold. `by` (who asked,
-    for a promote started by a person) goes into the commit as a Promoted-By trailer."""
+    for a promote started by a person) goes into the commit as a Promoted-By trailer, `promoted_from`
+    (the environment whose image this is) as a Promoted-From trailer."""
 
     def plan(tip: str, text: str) -> Edit:
         current = manifest.read_image(text, ctx.image_name)
@@ -221,10 +232,101 @@ def promote(ctx: Context, repository: str, commit: str, digest: str, by: str | N
             "Source-Commit": commit,
             "Image-Digest": digest,
             **({"Promoted-By": by} if by else {}),
+            **({"Promoted-From": promoted_from} if promoted_from else {}),
             core.ACTION_TRAILER: "promote",
         },
     )
     return _commit(ctx, plan, message, image=image, digest=digest, source_commit=commit, mark=repository)
+
+
+def status_context(environment: str) -> str:
+    """The context of the commit status the environment's Flux posts (infra/gitops.py status_context)."""
+    return f"gitops-eks/{environment}"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What an environment's overlay on the branch tip deploys, and the newest commit that changed it."""
+
+    environment: str
+    path: str
+    entry: core.ImageEntry
+    hold: Hold | None
+    changed: str | None
+
+
+def deployed(git: Git, remote: str, tip: str, environment: str, image_name: str) -> Deployed:
+    """The environment's overlay as the branch tip has it; BadInput if the tip has none."""
+    path = f"{environments.overlay(environment)}/{manifest.FILE_NAME}"
+    text = git.read_file(tip, path)
+    if text is None:
+        raise BadInput(f"{path} does not exist at {tip[:12]}: the overlay of {environment} is missing")
+    entry = manifest.read_image(text, image_name)
+    return Deployed(environment, path, entry, manifest.read_hold(text), git.last_change(remote, tip, path))
+
+
+# The state of the environment's commit status on a commit (None: none posted), as GitHub answers.
+StateOf = Callable[[str], "str | None"]
+
+
+def health(git: Git, tip: str, changed: str | None, state_of: StateOf) -> tuple[str | None, str]:
+    """(state, commit) of the newest report Flux posted for the environment on a commit from tip down to
+    changed (the overlay's last change: every commit above it deploys the same image): a later revision's
+    report is the newer word on what runs. (None, changed) if none has one."""
+    for sha, _ in git.first_parent_line(tip, HEALTH_WINDOW):
+        state = state_of(sha)
+        if state is not None or sha == changed:
+            return state, sha
+    target = changed or tip
+    return state_of(target), target
+
+
+def promote_from(
+    ctx: Context, repository: str, source: str, state_of: StateOf, by: str | None = None
+) -> Report:
+    """Deploy to this manifest the exact image (commit and digest) the source environment's overlay
+    pins on the branch tip, if Flux reported success for it there; ActionError (nothing written) if the
+    source runs no release yet, pins no digest, is not reported healthy, or repository lacks that image."""
+    with log.step(f"read what {source} deploys on {ctx.remote}/{ctx.branch}"):
+        tip = ctx.git.fetch_branch(ctx.remote, ctx.branch)
+        runs = deployed(ctx.git, ctx.remote, tip, source, ctx.image_name)
+    entry = runs.entry
+    where = f"{runs.path} on {ctx.remote}/{ctx.branch} ({tip[:12]})"
+    if not core.names_release(entry.new_tag):
+        raise ActionError(
+            f"{source} runs no release yet: {where} pins newTag {entry.new_tag!r} (day 0); release to "
+            f"{source} first, then promote what runs healthy there"
+        )
+    if not core.is_digest(entry.digest):
+        raise ActionError(
+            f"{where} pins {entry.new_name}:{entry.new_tag} without a digest: only an image pinned by "
+            f"digest is promoted (every release writes one); release to {source} again"
+        )
+    context = status_context(source)
+    with log.step(f"ask GitHub for the {context} status of {source}'s revision"):
+        state, at = health(ctx.git, tip, runs.changed, state_of)
+    if state != HEALTHY:
+        found = "missing (Flux has not reported it yet?)" if state is None else f"{state!r}"
+        raise ActionError(
+            f"{source} is not reported healthy: the commit status {context} on {at} is {found}; "
+            f"promotion takes only what Flux reported `{HEALTHY}` for in {source}: wait for it, or fix "
+            f"{source}"
+        )
+    image = f"{repository}:{entry.new_tag}"
+    with log.step(f"look up {image} in the registry"):
+        digest = registry.resolve_digest(repository, entry.new_tag)
+    if digest is None:
+        raise ActionError(
+            f"{image} is not in the registry; {source} runs {entry.reference}. Copy that image by digest "
+            f'into {repository} with the tag {entry.new_tag} (docs/environments.md, "Promoting between '
+            'registries"), then re-run'
+        )
+    if digest != entry.digest:
+        raise ActionError(
+            f"the registry has {image} as {digest}, but {source} runs {entry.digest}: not the same image. "
+            'Copy it keeping its digest (docs/environments.md, "Promoting between registries"), then re-run'
+        )
+    return promote(ctx, repository, entry.new_tag, digest, by, promoted_from=source)
 
 
 def hand_change(ctx: Context, tip: str, current: core.ImageEntry) -> core.HandChange | None:

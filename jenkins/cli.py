@@ -17,14 +17,15 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from jenkins import actions, core, environments, log, manifest, signing, stage
+from jenkins import actions, core, environments, log, manifest, signing, stage, status
 from jenkins.build import BUILD_ARG_NAME, BuildError, build_arg_name_error
 from jenkins.core import Hold, RetryPolicy
 from jenkins.gitops import NETWORK_TIMEOUT, Git, GitError, Identity, MissingBranch, UntrustedHistory
+from jenkins.pulls import GitHubPulls, PullsError, repository_of
 from jenkins.registry import ECR_PATTERN, RegistryError
 from jenkins.signing import Signer, SigningError
 
@@ -120,6 +121,7 @@ COMMANDS = {
     "promote": "deploy a commit's image that is already in the registry",
     "rollback": "deploy an older commit's image and hold: releases stop until `unhold`",
     "unhold": "lift the hold a rollback set; the next release deploys again",
+    "status": "show what each environment deploys, whether Flux reported it healthy, and its hold",
     "plan": "decide from git whether this checkout releases, and which commit (writes nothing)",
     "build": "build and push the image of the commit a plan names (writes nothing to git)",
 }
@@ -128,6 +130,9 @@ EXAMPLES = """examples:
   python -m jenkins rollback --image-repository 127.0.0.1:5000/hello --to 3f2c1a9 \\
       --reason "5xx after 9e8d7c6" --dry-run
   python -m jenkins unhold --dry-run --json
+  GITOPS_ENVIRONMENT=prod python -m jenkins promote --to prod \\
+      --image-repository 127.0.0.1:5000/hello --dry-run
+  python -m jenkins status --json
   A person's push to the protected branch is refused: in production, rollback, unhold and promote
   run as the Jenkins jobs gitops-rollback, gitops-unhold and gitops-promote (docs/operations.md)."""
 ENVIRONMENT = """environment:
@@ -137,8 +142,10 @@ ENVIRONMENT = """environment:
   GITOPS_BOT_NAME           the release bot's git name (default gitops-bot)
   GITOPS_BOT_EMAIL          the release bot's git email (default gitops-bot@users.noreply.github.com)
   GITOPS_SIGNING_KEY_FILE   ASCII-armored OpenPGP private key: every pushed commit is signed with it
-  GITOPS_PULLS_TOKEN        GitHub token (Pull requests: read) the signed-history check asks GitHub
-                            with whether each commit the bot did not sign is a reviewed merge
+  GITOPS_PULLS_TOKEN        GitHub token (Pull requests: read, Commit statuses: read) the signed-
+                            history check asks GitHub with whether each commit the bot did not sign
+                            is a reviewed merge, and `promote --to` and `status` read Flux's commit
+                            statuses with
   GITOPS_GITHUB_API_URL     GitHub's REST API root for that check (default https://api.github.com)
   GITOPS_TRUST_ANCHOR       full SHA the signed-history check may start from while the branch holds
                             no bot-signed commit yet (recorded by the stack)"""
@@ -200,9 +207,24 @@ def parser() -> argparse.ArgumentParser:
     release.add_argument("--build-network", default=None, help="docker build --network")
 
     promote = command("promote", [common, repo])
-    promote.add_argument("--commit", default="HEAD", help="commit whose image to deploy")
+    promote.add_argument("--commit", default=None, help="commit whose image to deploy (default HEAD)")
     promote.add_argument("--digest", default=None, help="expected digest, sha256:...")
     promote.add_argument("--by", default=None, help="who asks (a Promoted-By trailer in the commit)")
+    promote.add_argument(
+        "--to",
+        default=None,
+        metavar="ENVIRONMENT",
+        help="deploy to this stack's environment the exact image the environment before it in "
+        f"{environments.FILE} runs, once Flux reported it healthy there (needs GITOPS_PULLS_TOKEN)",
+    )
+
+    status = command("status", [])
+    status.add_argument(
+        "--branch", default=os.environ.get("GITOPS_BRANCH", "main"), help="branch Flux follows"
+    )
+    status.add_argument("--remote", default="origin", help="git remote to read")
+    status.add_argument("--image-name", default=manifest.DEFAULT_IMAGE_NAME, help="`images:` entry name")
+    status.add_argument("--json", action="store_true", help="last stdout line is a JSON object")
 
     rollback = command("rollback", [common, repo])
     rollback.add_argument("--to", required=True, help="commit whose image to go back to")
@@ -321,8 +343,13 @@ def _main(argv: list[str]) -> int:
             return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
         hint = f"the manifest commit {exc.commit} is on {args.remote}/{args.branch}; re-running is safe"
         return fail(args, EXIT_FAILED, str(exc), hint, commit=exc.commit)
-    except (RegistryError, BuildError) as exc:
+    except (RegistryError, BuildError, PullsError) as exc:
         return fail(args, EXIT_FAILED, str(exc), "nothing was written to git")
+    if isinstance(report, status.StatusReport):
+        print(report.table(), end="")
+        if args.json:
+            print(json.dumps(report.as_json()))
+        return EXIT_OK
     if report.diff and args.dry_run:
         print(report.diff, end="")
     log.summary(
@@ -360,7 +387,7 @@ def fail(args: argparse.Namespace, code: int, message: str, hint: str, commit: s
     return code
 
 
-def run(args: argparse.Namespace) -> actions.Report | stage.StageReport:
+def run(args: argparse.Namespace) -> actions.Report | stage.StageReport | status.StatusReport:
     """Validate everything that can be checked locally, then run the command (a dry run in a scratch
     repository, so that not even a ref of the checkout moves)."""
     timeout = git_timeout(os.environ.get("GITOPS_GIT_TIMEOUT", ""))
@@ -387,6 +414,12 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport:
         raise InputError(f"--branch {args.branch!r}: not a valid branch name")
     if args.command in ("plan", "build"):
         return run_stage(args, git)
+    if args.command == "status":
+        names = read_environments(root)
+        ask = github(git, args.remote, required=False)
+        state_in = None if ask is None else (lambda name: ask(actions.status_context(name)))
+        return status.status(git, args.remote, args.branch, names, args.image_name, state_in)
+    source = check_target(root, args) if args.command == "promote" and args.to is not None else None
     if args.max_attempts < 1:
         raise InputError(f"--max-attempts {args.max_attempts}: must be at least 1")
     # It names the `images:` entry and goes into the commit subject: one word, printable.
@@ -400,11 +433,16 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport:
         signing.from_env(os.environ) as signer,
         git.scratch() if args.dry_run else contextlib.nullcontext(git) as work,
     ):
-        return _run(args, git, work, manifest_path, signer)
+        return _run(args, git, work, manifest_path, signer, source)
 
 
 def _run(
-    args: argparse.Namespace, git: Git, work: Git, manifest_path: str, signer: Signer | None
+    args: argparse.Namespace,
+    git: Git,
+    work: Git,
+    manifest_path: str,
+    signer: Signer | None,
+    source: str | None = None,
 ) -> actions.Report:
     ctx = actions.Context(
         git=work,
@@ -431,7 +469,12 @@ def _run(
             raise InputError("--reason: must say why (it is kept in the manifest and the commit)")
         hold = Hold(by=check_text("--by", args.by or operator(git)), reason=reason, at=actions.utc_now())
         return actions.rollback(ctx, repository, commit, hold)
-    commit = check_commit(git, "--commit", args.commit)
+    if source is not None:
+        ask = github(git, args.remote, required=True)
+        context = actions.status_context(source)
+        by = None if args.by is None else check_text("--by", args.by)
+        return actions.promote_from(ctx, repository, source, ask(context), by)
+    commit = check_commit(git, "--commit", args.commit or "HEAD")
     if args.command == "release":
         build_args = check_build_args(args.build_arg)
         return actions.release(
@@ -450,6 +493,72 @@ def _run(
         raise InputError(f"--digest {args.digest}: the registry has {repository}:{commit} as {digest}")
     by = None if args.by is None else check_text("--by", args.by)
     return actions.promote(ctx, repository, commit, digest, by)
+
+
+def read_environments(root: Path) -> tuple[str, ...]:
+    try:
+        return environments.read(root)
+    except environments.EnvironmentsError as exc:
+        raise InputError(str(exc)) from None
+
+
+def check_target(root: Path, args: argparse.Namespace) -> str:
+    """The environment `promote --to` copies from (the one before the target); InputError for a target
+    that is not a later environment of this stack. Sets args.environment to the target."""
+    if args.commit is not None or args.digest is not None:
+        raise InputError(
+            "--to copies the commit and digest the environment before it runs: give no --commit or --digest"
+        )
+    if args.manifest_dir is not None:
+        raise InputError("--to and --manifest-dir: --to edits the overlay of its environment; give one")
+    names = read_environments(root)
+    try:
+        target = environments.check(names, args.to, "--to")
+    except environments.EnvironmentsError as exc:
+        raise InputError(str(exc)) from None
+    position = names.index(target)
+    if position == 0:
+        later = ", ".join(names[1:]) or "none"
+        raise InputError(
+            f"--to {target!r}: the first environment of {environments.FILE}, which `release` deploys every "
+            f"commit to; promotion goes to a later one ({later})"
+        )
+    stack = os.environ.get("GITOPS_ENVIRONMENT", "")
+    if stack and stack != target:
+        raise InputError(
+            f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT); run the promotion to "
+            f"{target} in {target}'s own stack, whose Jenkins and registry are {target}'s"
+        )
+    if args.environment is not None and args.environment != target:
+        raise InputError(f"--environment {args.environment!r} and --to {target!r}: give one")
+    args.environment = target
+    return names[position - 1]
+
+
+def github(git: Git, remote: str, *, required: bool) -> Callable[[str], actions.StateOf] | None:
+    """For a status context, the function that reads its state on a commit from GitHub with
+    GITOPS_PULLS_TOKEN; None without a token unless required (InputError then, as for a remote that is
+    not a github.com repository)."""
+    pulls = GitHubPulls.from_env(os.environ)
+    if pulls is None:
+        if not required:
+            return None
+        raise InputError(
+            "GITOPS_PULLS_TOKEN is not set: promotion asks GitHub for the commit status Flux posted for the "
+            "environment before it (a fine-grained token with Commit statuses: read; docs/release.md)"
+        )
+    url = git.config(f"remote.{remote}.url") or ""
+    repository = repository_of(url)
+    if repository is None:
+        raise InputError(
+            f"--remote {remote!r}: {url!r} is not a github.com repository URL, so GitHub cannot be asked "
+            "for Flux's commit statuses"
+        )
+
+    def state_in(context: str) -> actions.StateOf:
+        return lambda sha: pulls.status(repository, sha, context)
+
+    return state_in
 
 
 def run_stage(args: argparse.Namespace, git: Git) -> stage.StageReport:

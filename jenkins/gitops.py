@@ -341,6 +341,15 @@ class Git:
         out = self.run("log", "--first-parent", "--format=%H %ae", f"{base}..{tip}", "--", path)
         return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
+    def last_change(self, remote: str, tip: str, path: str) -> str | None:
+        """The newest commit on tip's first-parent line that changed path (a merge counts with what it
+        changed against its first parent); None if none did. A shallow clone is deepened first: its
+        boundary commit would otherwise look like the one that added every file."""
+        if self.is_shallow():
+            self.unshallow(remote)
+        found = self.run("log", "--first-parent", "--max-count=1", "--format=%H", tip, "--", path)
+        return found.strip() or None
+
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Git]:
         """A throwaway bare repository that borrows this one's objects (alternates), shallow boundary

@@ -8,8 +8,9 @@ on one line, a digest that matches the registry) is the CLI's, and the JSON outc
 What it reads from the build's environment (each with the Jenkins source that sets it in
 tests/jenkins/test_jenkinsfile_reads.py):
 - JOB_BASE_NAME: which job runs, hence which action (ACTIONS);
-- the job's parameters COMMIT, REASON, DIGEST and DRY_RUN (Jenkins puts every parameter in the
-  environment under its name, so a value never passes through the pipeline script's text);
+- the job's parameters COMMIT, REASON, DIGEST, TO and DRY_RUN (Jenkins puts every parameter in the
+  environment under its name, so a value never passes through the pipeline script's text); gitops-promote
+  with TO runs `promote --to TO` (the image the environment before TO runs), with COMMIT and DIGEST empty;
 - GITOPS_STARTED_BY: the JSON of `currentBuild.getBuildCauses('hudson.model.Cause$UserIdCause')`, which
   the Jenkinsfile sets; the signed-in user who started the build becomes `--by`;
 - IMAGE_REPOSITORY and GITOPS_BRANCH: casc.yaml's node properties, as for the release.
@@ -31,7 +32,7 @@ ACTIONS = {"gitops-rollback": "rollback", "gitops-unhold": "unhold", "gitops-pro
 PARAMETERS = {
     "gitops-rollback": ("COMMIT", "REASON"),
     "gitops-unhold": (),
-    "gitops-promote": ("COMMIT", "DIGEST"),
+    "gitops-promote": ("COMMIT", "DIGEST", "TO"),
 }
 
 
@@ -69,6 +70,15 @@ def command(env: Mapping[str, str]) -> list[str]:
         raise OperateError(f"DRY_RUN={dry_run!r}: must be true or false")
     # FLAG=VALUE, one word each: a value that starts with `-` stays a value, never becomes a flag.
     argv = [action, f"--by={started_by(env.get('GITOPS_STARTED_BY', ''))}"]
+    if "TO" in PARAMETERS[job] and (target := env.get("TO", "").strip()):
+        given = [name for name in ("COMMIT", "DIGEST") if env.get(name, "").strip()]
+        if given:
+            raise OperateError(
+                f"TO={target!r} and {' and '.join(given)}: TO deploys the commit and digest the environment "
+                "before it runs; leave COMMIT and DIGEST empty, or TO empty to deploy a commit of your choice"
+            )
+        argv += [f"--image-repository={env.get('IMAGE_REPOSITORY', '')}", f"--to={target}"]
+        return [*argv, *(["--dry-run"] if dry_run == "true" else [])]
     if "COMMIT" in PARAMETERS[job]:
         argv.append(f"--image-repository={env.get('IMAGE_REPOSITORY', '')}")
         commit = env.get("COMMIT", "").strip()

@@ -32,6 +32,14 @@ merge commit, merge_commit_sha represents the SHA of the merge commit. If merged
 SHA of the squashed commit on the base branch. If rebased, [...] the commit that the base branch was
 updated to."
 
+`promote --to` asks the same token what Flux reported for a revision in an environment: GET
+/repos/{owner}/{repo}/commits/{ref}/statuses ("List commit statuses for a reference", operationId
+repos/list-commit-statuses-for-ref: "Statuses are returned in reverse chronological order. The first
+status in the list will be the latest one"); each item has `context` and `state` (error, failure,
+pending or success). The token needs "Commit statuses: read" for it (fine-grained-pat-permissions.json at
+commit 012beafe, section statuses: slug list-commit-statuses-for-a-reference, access read, no additional
+permissions).
+
 The token travels only in the Authorization header: never in argv, a log line or an exception message.
 """
 
@@ -220,6 +228,14 @@ class GitHubPulls:
             "approval of a code owner of it, which the branch's rules require (merged around review?)"
         )
 
+    def status(self, repository: str, sha: str, context: str) -> str | None:
+        """The state of the newest status with that context on sha (GitHub lists them newest first);
+        None if there is none. PullsError when GitHub does not answer."""
+        for item in self._list(f"/repos/{repository}/commits/{sha}/statuses?per_page=100"):
+            if isinstance(item, dict) and item.get("context") == context:
+                return str(item.get("state"))
+        return None
+
     def _can_write(self, repository: str, login: str) -> bool:
         """Whether login has write access (write, maintain or admin) to the repository, as GitHub answers
         now; a login GitHub does not know (a deleted account) has none."""
@@ -304,7 +320,8 @@ def _refusal(exc: urllib.error.HTTPError) -> str:
         return f"{said}: {TOKEN} is not a valid token (expired or revoked?): rotate it"
     if exc.code in (403, 404):
         return (
-            f"{said}: {TOKEN} cannot read this repository's pull requests: it needs the fine-grained "
-            "permission Pull requests: read on this repository (and Metadata: read, which every token has)"
+            f"{said}: {TOKEN} cannot read this repository's pull requests or commit statuses: it needs the "
+            "fine-grained permissions Pull requests: read and Commit statuses: read on this repository (and "
+            "Metadata: read, which every token has)"
         )
     return f"{said}; re-run when GitHub answers"

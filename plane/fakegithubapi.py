@@ -26,6 +26,9 @@ for the preflight's tests and `make demo`. Each answer has GitHub's status, body
   `encoding` base64 and `content` in base64 lines; 404 when the branch or the file is not there;
 - GET .../actions/variables/{name} ("Get a repository variable") and .../actions/organization-variables
   ("List repository organization variables"), Variables: read (write includes it): `name`, `value`;
+- GET .../commits/{sha}/statuses ("List commit statuses for a reference", Commit statuses: read; write
+  includes it): the statuses posted on sha, newest first ("Statuses are returned in reverse chronological
+  order. The first status in the list will be the latest one"), each with `state` and `context`;
 - with `rate_limited`, the primary rate limit: 403 `API rate limit exceeded ...` with
   `x-ratelimit-remaining: 0` and `x-ratelimit-reset` ("Troubleshooting the REST API", Rate limit errors).
 """
@@ -110,6 +113,12 @@ class Repository:
     """Actions variables: the repository's own, name -> value."""
     organization_variables: dict[str, str] = field(default_factory=dict)
     """Actions variables of the owner shared with the repository."""
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """sha -> the commit statuses posted on it, newest first (`state`, `context`)."""
+
+    def post_status(self, sha: str, context: str, state: str) -> None:
+        """What Flux's notification-controller does for a revision it applied: the newest comes first."""
+        self.statuses.setdefault(sha, []).insert(0, {"state": state, "context": context})
 
 
 @dataclass
@@ -230,6 +239,10 @@ class FakeGitHubAPI:
                 after = f"{self.url}{path}?per_page={size}&page={page + 1}"
                 headers["Link"] = f'<{after}>; rel="next"'
             return 200, reviews, headers
+        if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/statuses(?:\?.*)?", rest)):
+            if not {"statuses=read", "statuses=write"} & granted:
+                return _forbidden("statuses=read")
+            return 200, list(repo.statuses.get(m[1], [])), {}
         if method == "GET" and re.fullmatch(r"/rules/branches/[^/?]+(?:\?.*)?", rest):
             # repository-rule-pull-request: these five parameters are required; values as the stack's ruleset
             # declares them (infra/branch_protection.py), code-owner review per `code_owner_review`.

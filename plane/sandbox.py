@@ -73,7 +73,7 @@ class ReviewedMerges:
     answers for a reviewed merge: each commit `merged` names is the merge commit of a pull request merged
     into the branch, its final commit approved by a reviewer. `env` is what the release binds around
     the bot's pushing command: the `gitops-pulls-token` credential as GITOPS_PULLS_TOKEN (a token with
-    Pull requests: read) and GITOPS_GITHUB_API_URL."""
+    Pull requests: read and Commit statuses: read) and GITOPS_GITHUB_API_URL."""
 
     github: FakeGitHubAPI
     repository: str
@@ -85,7 +85,7 @@ class ReviewedMerges:
         # The approving reviewer has write access: only such approvals count toward the branch's rules.
         repo = Repository(collaborators={"reviewer": "write"})
         merges = cls(FakeGitHubAPI(users={"reviewer"}, repositories={repository: repo}), repository)
-        merges.github.tokens[merges.token] = {"pull_requests=read"}
+        merges.github.tokens[merges.token] = {"pull_requests=read", "statuses=read"}
         with serve(merges.github):
             yield merges
 

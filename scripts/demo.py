@@ -4,8 +4,10 @@ A bare git repository plays GitHub, a local docker-registry plays ECR, and `kube
 branch tip shows what Flux would apply. The demo makes an app commit, runs `python -m jenkins release`
 (the Jenkinsfile's plan, build and promote in one command), prints the image Flux would now deploy and
 the commit it came from, then runs the release again to show that a rerun is a no-op that costs
-seconds. Last, `make preflight` runs against stand-ins for AWS (moto) and GitHub
-(plane/preflightworld.py) and prints its table.
+seconds. Then it promotes that release to prod: refused while dev's Flux has reported nothing (a
+stand-in for GitHub's commit-status API, plane/fakegithubapi.py), done once dev reports success, and
+`python -m jenkins status` shows both environments. Last, `make preflight` runs against stand-ins for
+AWS (moto) and GitHub (plane/preflightworld.py) and prints its table.
 
 Set DEMO_REGISTRY=127.0.0.1:PORT to reuse a registry that is already running.
 """
@@ -28,6 +30,7 @@ from plane.sandbox import (
     MANIFEST,
     ROOT,
     GitOpsRepo,
+    ReviewedMerges,
     Run,
     build_arg_flags,
     hermetic_build_args,
@@ -141,7 +144,36 @@ def demo(scratch: Path, registry: str, wheels_url: str | None) -> None:
     expect(release(repo, repository, build_args), "noop")
     say(f"release on bot commit {bot_commit[:12]}: noop")
 
-    banner("Done: app commit -> image in the registry -> manifest commit -> what Flux applies")
+    banner("7. Promote the release to prod, gated on what dev's Flux reported for it")
+    promote_to_prod(repo, repository)
+
+    banner("Done: app commit -> image in the registry -> manifest commit -> what Flux applies -> prod")
+
+
+def promote_to_prod(repo: GitOpsRepo, repository: str) -> None:
+    """`promote --to prod` as prod's Jenkins runs it (GITOPS_ENVIRONMENT=prod, the pulls token): first
+    before dev's Flux reported the release, then after it reported success."""
+    with ReviewedMerges.served() as github:
+        github.name_remote(repo.work)
+        env = {**github.env, "GITOPS_ENVIRONMENT": "prod"}
+        applied = repo.tip()  # dev's release commit, the revision dev's Flux applies
+        args = ["--to", "prod", "--image-repository", repository, "--json"]
+        say(f"$ GITOPS_ENVIRONMENT=prod python -m jenkins promote {' '.join(args)}")
+        refused = jenkins_cli(repo.work, "promote", args, echo=True, env=env)
+        if refused.returncode != 1 or repo.tip() != applied:
+            raise DemoError(f"promotion before dev's report should be refused, got exit {refused.returncode}")
+        say("-> refused (exit 1), nothing written: dev's Flux has not reported this release yet")
+        github.github.repositories[github.repository].post_status(applied, "gitops-eks/dev", "success")
+        say(f"dev's Flux reports what it applied: commit status gitops-eks/dev = success on {applied[:12]}")
+        say(f"$ GITOPS_ENVIRONMENT=prod python -m jenkins promote {' '.join(args)}")
+        promoted = expect(jenkins_cli(repo.work, "promote", args, echo=True, env=env), "changed")
+        outcome = promoted.outcome
+        say(f"-> {outcome['image']} written to k8s/overlays/prod, commit {outcome['commit']}")
+        say("$ python -m jenkins status")
+        shown = jenkins_cli(repo.work, "status", [], env=env)
+        if shown.returncode != 0:
+            raise DemoError(f"status failed (exit {shown.returncode}): {shown.stderr}")
+        say("\n".join(line for line in shown.stdout.splitlines() if not line.startswith("{")))
 
 
 def preflight() -> None:
@@ -150,7 +182,7 @@ def preflight() -> None:
 
     from plane.preflightworld import STACK, world
 
-    banner("7. Before a real `pulumi up`: `make preflight` (AWS = moto, GitHub = a local fake)")
+    banner("8. Before a real `pulumi up`: `make preflight` (AWS = moto, GitHub = a local fake)")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()

@@ -173,6 +173,14 @@ def test_the_incident_recipe_runs_as_the_jobs(
         assert (entry.new_tag, entry.digest) == (bad, resolve_digest(repository, bad))
         assert description(promoted).startswith("changed:")
 
+        # TO runs `promote --to`, into the stack's own environment only: this stack deploys dev.
+        env = {"JOB_BASE_NAME": "gitops-promote", "GITOPS_STARTED_BY": STARTED_BY_ALICE, "DRY_RUN": "false"}
+        before = gitops.tip()
+        elsewhere, status = run_operator_job(pipeline, "gitops-promote-5", {**env, "TO": "prod"})
+        assert status != 0 and outcome(elsewhere)["exit_code"] == 2, console(elsewhere)
+        assert "--to 'prod': this stack deploys 'dev' (GITOPS_ENVIRONMENT)" in console(elsewhere)
+        assert gitops.tip() == before
+
         # A push around review (the write deploy key) plants code in the release module: the operator
         # job runs the code of the newest commit the bot signed, whose history check refuses to sign on
         # top of the unsigned head. The planted module never runs with the keys bound; nothing is pushed.

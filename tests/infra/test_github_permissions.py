@@ -162,8 +162,9 @@ GITHUB_REQUIRES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"): (("Metadata", "read"),),
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"): (("Metadata", "read"),),
 }
-# What the release's history check calls (jenkins/pulls.py).
+# What the release's history check, `promote --to` and `status` call (jenkins/pulls.py).
 RELEASE_ENDPOINTS = [
+    ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
     ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),
@@ -254,11 +255,11 @@ def test_the_commit_status_token_needs_commit_statuses_write_only() -> None:
     assert all(_covers(granted, GITHUB_REQUIRES[endpoint]) for endpoint in FLUX_STATUS_ENDPOINTS)
 
 
-def test_the_pulls_token_needs_pull_requests_read_only() -> None:
-    """The release's token reads; it writes nothing, and nothing but pull requests (Metadata: read is in
-    every fine-grained token)."""
+def test_the_pulls_token_needs_pull_requests_and_commit_statuses_read_only() -> None:
+    """The release's token reads; it writes nothing, and nothing but pull requests and commit statuses
+    (Metadata: read is in every fine-grained token)."""
     granted = {p.name: p.access for p in PULLS_PERMISSIONS}
-    assert granted == {"Pull requests": "read", "Metadata": "read"}
+    assert granted == {"Pull requests": "read", "Commit statuses": "read", "Metadata": "read"}
     assert all(_covers(granted, GITHUB_REQUIRES[endpoint]) for endpoint in RELEASE_ENDPOINTS)
 
 

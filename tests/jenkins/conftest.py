@@ -167,42 +167,43 @@ def _layer() -> tuple[bytes, str]:
 def push_test_image(registry: str) -> Callable[[str, str], str]:
     """push_test_image(repository, tag) -> digest: a one-layer image PUT through the registry HTTP
     API (no docker needed). repository is `<registry>/<name>`, as the CLI takes it."""
+    return push_image
 
-    def push(repository: str, tag: str) -> str:
-        host, _, name = repository.partition("/")
-        url = f"http://{host}"
-        layer, diff_id = _layer()
-        config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
-        ).encode()
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": DOCKER_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.docker.container.image.v1+json",
-                    **_blob(name, url, config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        **_blob(name, url, layer),
-                    }
-                ],
-            }
-        ).encode()
-        response = requests.put(
-            f"{url}/v2/{name}/manifests/{tag}",
-            data=body,
-            headers={"Content-Type": DOCKER_MANIFEST},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        assert response.headers["Docker-Content-Digest"] == digest
-        return digest
 
-    return push
+def push_image(repository: str, tag: str) -> str:
+    """A one-layer image PUT as repository:tag into the registry repository names; its digest."""
+    host, _, name = repository.partition("/")
+    url = f"http://{host}"
+    layer, diff_id = _layer()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    ).encode()
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                **_blob(name, url, config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    **_blob(name, url, layer),
+                }
+            ],
+        }
+    ).encode()
+    response = requests.put(
+        f"{url}/v2/{name}/manifests/{tag}",
+        data=body,
+        headers={"Content-Type": DOCKER_MANIFEST},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    assert response.headers["Docker-Content-Digest"] == digest
+    return digest
 
 
 @pytest.fixture

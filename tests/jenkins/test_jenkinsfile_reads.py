@@ -285,6 +285,7 @@ OPERATE_ENV: dict[str, Source] = {
     "COMMIT": PARAMETER_ENV,
     "REASON": PARAMETER_ENV,
     "DIGEST": PARAMETER_ENV,
+    "TO": PARAMETER_ENV,
     "DRY_RUN": Source(
         "jenkinsci/jenkins",
         "core/src/main/java/hudson/model/BooleanParameterValue.java",

@@ -82,6 +82,14 @@ BAD = {
     "option-like commit": ({**ROLLBACK, "COMMIT": "--dry-run", "REASON": "x"}, "--to '--dry-run'"),
     "no reason": ({**ROLLBACK, "COMMIT": "HEAD", "REASON": ""}, "--reason: must say why"),
     "reason with a control character": ({**ROLLBACK, "COMMIT": "HEAD", "REASON": "a\x1b[2Jb"}, "--reason"),
+    "promote to with a commit": (
+        {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "COMMIT": "HEAD", "TO": "prod"},
+        "TO='prod' and COMMIT",
+    ),
+    "promote to the first environment": (
+        {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "TO": "dev", "GITOPS_ENVIRONMENT": "dev"},
+        "--to 'dev': the first environment",
+    ),
     "promote digest malformed": (
         {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "COMMIT": "HEAD", "DIGEST": "sha256:x"},
         "--digest 'sha256:x'",
@@ -125,3 +133,22 @@ def test_the_user_who_started_the_build_holds_and_lifts_the_hold(
     lifted = run_operate(ws, {**base, "JOB_BASE_NAME": "gitops-unhold"})
     assert lifted.returncode == 0 and lifted.json["outcome"] == "changed", lifted.output
     assert "Released by alice." in git(gitops_repo.remote, "log", "-1", "--format=%B", "main")
+
+
+def test_promote_with_to_asks_the_cli_for_a_promotion_and_empty_to_keeps_a_chosen_commit() -> None:
+    """TO empty is the job as it was (COMMIT, optional DIGEST); TO set is `promote --to`, whose checks
+    (the stack's own environment, not the first one, Flux's report) are the CLI's."""
+    base = {"JOB_BASE_NAME": "gitops-promote", "IMAGE_REPOSITORY": REPO, "GITOPS_STARTED_BY": ALICE}
+    assert operate.command({**base, "TO": " prod ", "COMMIT": " ", "DRY_RUN": "true"}) == [
+        "promote",
+        "--by=alice",
+        f"--image-repository={REPO}",
+        "--to=prod",
+        "--dry-run",
+    ]
+    assert operate.command({**base, "TO": "", "COMMIT": "abc"}) == [
+        "promote",
+        "--by=alice",
+        f"--image-repository={REPO}",
+        "--commit=abc",
+    ]
