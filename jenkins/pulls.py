@@ -63,6 +63,10 @@ _REMOTE = re.compile(
 
 # The base branch's CODEOWNERS rules and the paths the commit changes (jenkins/gitops.py reads both from git).
 Ownership = Callable[[], tuple[list[Rule], list[str]]]
+# Why the commit is not exactly GitHub's merge of pull request (number, final head commit), or None
+# (jenkins/gitops.py compares it with git's own merge).
+MergedAs = Callable[[int, str], str | None]
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class PullsError(Exception):
@@ -159,15 +163,23 @@ class GitHubPulls:
             return None
         return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
 
-    def vouch(self, repository: str, sha: str, branch: str, ownership: Ownership) -> str | None:
-        """None if sha is the merge commit of a pull request merged into branch with the approvals the
-        branch's rules require, on its final head commit, by reviewers with write access, a code owner of
-        each owned path it changes among them if the rules ask for that (`ownership`: the base's
-        CODEOWNERS rules and the paths sha changes, asked only then); otherwise why not. PullsError when
-        GitHub does not answer."""
+    def vouch(
+        self, repository: str, sha: str, branch: str, ownership: Ownership, merged_as: MergedAs
+    ) -> str | None:
+        """None if sha is the merge commit of a pull request merged into branch, exactly what GitHub
+        makes of its final head commit (`merged_as`), with the approvals the branch's rules require on
+        that commit, by reviewers with write access, a code owner of each owned path it changes among
+        them if the rules ask for that (`ownership`: the base's CODEOWNERS rules and the paths sha
+        changes, asked only then); otherwise why not. PullsError when GitHub does not answer."""
         pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
         if pull is None:
             return f"not the merge commit of a pull request merged into {branch}"
+        head = pull["head"].get("sha") if isinstance(pull.get("head"), dict) else None
+        if not isinstance(head, str) or not _SHA.fullmatch(head):
+            return f"GitHub names no head commit of pull request #{pull['number']}"
+        why = merged_as(pull["number"], head)
+        if why is not None:
+            return f"not GitHub's merge of pull request #{pull['number']}: {why}"
         rule = review_rule(self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}"))
         if rule == ReviewRule():
             return None
