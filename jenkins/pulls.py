@@ -77,23 +77,21 @@ class _NotFound(PullsError):
     """GitHub answered 404: for a repository path, the token cannot see it; for a user, there is none."""
 
 
-def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
-    """The pull request, among GitHub's answer for sha, that was merged into branch with sha as its
-    merge commit; None if there is none (an open or closed-unmerged pull request, one merged into
-    another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
-    for pull in pulls:
-        if not isinstance(pull, dict):
-            continue
-        base = pull.get("base")
-        if (
-            pull.get("merged_at")
-            and isinstance(base, dict)
-            and base.get("ref") == branch
-            and pull.get("merge_commit_sha") == sha
-            and isinstance(pull.get("number"), int)
-        ):
-            return pull
-    return None
+def merged_pulls(sha: str, branch: str, pulls: list[Any]) -> list[dict[str, Any]]:
+    """The pull requests, among GitHub's answer for sha, merged into branch with sha as their merge
+    commit: none for an open or closed-unmerged pull request, one merged into another branch, or one
+    whose merge commit is another commit (sha is one of its own commits); more than one when merging a
+    pull request also merged one whose head it holds ("About pull request merges", Indirect merges)."""
+    return [
+        pull
+        for pull in pulls
+        if isinstance(pull, dict)
+        and pull.get("merged_at")
+        and isinstance(pull.get("base"), dict)
+        and pull["base"].get("ref") == branch
+        and pull.get("merge_commit_sha") == sha
+        and isinstance(pull.get("number"), int)
+    ]
 
 
 @dataclass(frozen=True)
@@ -171,15 +169,25 @@ class GitHubPulls:
         that commit, by reviewers with write access, a code owner of each owned path it changes among
         them if the rules ask for that (`ownership`: the base's CODEOWNERS rules and the paths sha
         changes, asked only then); otherwise why not. PullsError when GitHub does not answer."""
-        pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
-        if pull is None:
+        candidates = merged_pulls(
+            sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100")
+        )
+        if not candidates:
             return f"not the merge commit of a pull request merged into {branch}"
-        head = pull["head"].get("sha") if isinstance(pull.get("head"), dict) else None
-        if not isinstance(head, str) or not _SHA.fullmatch(head):
-            return f"GitHub names no head commit of pull request #{pull['number']}"
-        why = merged_as(pull["number"], head)
-        if why is not None:
-            return f"not GitHub's merge of pull request #{pull['number']}: {why}"
+        pull, refusals = None, []
+        for candidate in candidates:
+            head = candidate["head"].get("sha") if isinstance(candidate.get("head"), dict) else None
+            why = (
+                merged_as(candidate["number"], head)
+                if isinstance(head, str) and _SHA.fullmatch(head)
+                else "GitHub names no head commit of it"
+            )
+            if why is None:
+                pull = candidate
+                break
+            refusals.append(f"not GitHub's merge of pull request #{candidate['number']}: {why}")
+        if pull is None:
+            return "; ".join(refusals)
         rule = review_rule(self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}"))
         if rule == ReviewRule():
             return None

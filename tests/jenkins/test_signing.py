@@ -295,22 +295,23 @@ def pull(number: int = 7, *, merged: bool = True, base: str = "main", merge_comm
 
 
 @pytest.mark.parametrize(
-    ("answer", "number"),
+    ("answer", "numbers"),
     [
-        ([pull()], 7),  # merge commit, or squashed commit, of a pull request merged into main
-        ([pull(3, merge_commit=OTHER_SHA), pull(9)], 9),  # sha was also a commit of another pull request
-        ([], None),  # no pull request: a commit pushed (or made on GitHub) outside one
+        ([pull()], [7]),  # merge commit, or squashed commit, of a pull request merged into main
+        ([pull(3, merge_commit=OTHER_SHA), pull(9)], [9]),  # sha was also a commit of another pull request
+        # merging #9 also merged #3, whose head #9's holds ("About pull request merges", Indirect merges)
+        ([pull(3), pull(9)], [3, 9]),
+        ([], []),  # no pull request: a commit pushed (or made on GitHub) outside one
         # an open pull request: its merge_commit_sha is GitHub's test merge, which nobody merged
-        ([pull(merged=False)], None),
-        ([pull(base="release")], None),  # merged into another branch, then pushed here
-        ([pull(merge_commit=OTHER_SHA)], None),  # one of the pull request's own (or earlier rebased) commits
-        ([pull() | {"merged_at": None}], None),
-        ([pull() | {"base": None}, "garbage", None], None),  # a body of another shape vouches for nothing
+        ([pull(merged=False)], []),
+        ([pull(base="release")], []),  # merged into another branch, then pushed here
+        ([pull(merge_commit=OTHER_SHA)], []),  # one of the pull request's own (or earlier rebased) commits
+        ([pull() | {"merged_at": None}], []),
+        ([pull() | {"base": None}, "garbage", None], []),  # a body of another shape vouches for nothing
     ],
 )
-def test_merged_pull(answer: list, number: int | None) -> None:
-    found = pulls.merged_pull(SHA, "main", answer)
-    assert (found and found["number"]) == number
+def test_merged_pulls(answer: list, numbers: list[int]) -> None:
+    assert [found["number"] for found in pulls.merged_pulls(SHA, "main", answer)] == numbers
 
 
 # "Get rules for a branch": the active rules; a `pull_request` rule's parameters (rest-api-description,
@@ -634,6 +635,40 @@ def test_a_merge_whose_second_parent_is_not_the_pull_requests_head_is_refused(
     )
     assert f"is not the head {head[:12]} of pull request #1" in result.json["error"]
     assert signed_repo.tip() == sha
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_an_indirect_merge_is_vouched_for_by_the_pull_request_it_merged(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, approved: bool,
+) -> None:  # fmt: skip
+    """Pull request #2's head is a child of #1's: merging #2 merges #1 too, and GitHub marks both merged
+    ("About pull request merges", Indirect merges), here both with the one merge commit. The merge is
+    GitHub's merge of #2 only (its second parent is #2's head), so #2's approvals decide."""
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    heads = []
+    for step in ("one", "two"):
+        (dev / "app" / f"{step}.txt").write_text(step)
+        git(dev, "add", "app")
+        git(dev, "commit", "--quiet", "-m", f"feature: {step}")
+        heads.append(git(dev, "rev-parse", "HEAD").strip())
+        git(dev, "push", "--quiet", "origin", f"HEAD:refs/pull/{len(heads)}/head")
+    git(dev, "checkout", "--quiet", "main")
+    git(dev, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #2", "feature")
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(heads[0],))
+    merged_pull(github, sha, commits=tuple(heads), reviews=(("reviewer", "APPROVED"),) if approved else ())
+    push_test_image(image_repository, sha)
+
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+
+    if approved:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #2 into main has 0 of the 1 approvals" in result.json["error"]
 
 
 @pytest.mark.parametrize("case", ["head pushed", "head gone"])
