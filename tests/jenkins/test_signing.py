@@ -637,6 +637,68 @@ def test_a_merge_whose_second_parent_is_not_the_pull_requests_head_is_refused(
     assert signed_repo.tip() == sha
 
 
+def test_a_merge_that_resolved_a_conflict_is_refused(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """GitHub's merge button merges no pull request that conflicts with its base (the conflict is first
+    resolved on the head branch), so a merge commit that resolved one by hand, whatever it holds, was
+    pushed, and its resolution reviewed by nobody."""
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    (dev / "app" / "version.txt").write_text("the pull request's\n")
+    git(dev, "commit", "--quiet", "-am", "approved")
+    head = git(dev, "rev-parse", "HEAD").strip()
+    git(dev, "push", "--quiet", "origin", "HEAD:refs/pull/1/head")
+    git(dev, "checkout", "--quiet", "main")
+    (dev / "app" / "version.txt").write_text("main's\n")
+    git(dev, "commit", "--quiet", "-am", "main moved on")
+    subprocess.run(
+        ["git", "merge", "--quiet", "--no-ff", "feature"], cwd=dev, capture_output=True, check=False
+    )
+    (dev / "app" / "version.txt").write_text("resolved by hand\n")
+    git(dev, "commit", "--quiet", "-am", "Merge pull request #1")
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(head,))
+    push_test_image(image_repository, sha)
+
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert f"pull request #1's head {head[:12]} conflicts with" in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
+def test_a_git_without_merge_tree_write_tree_fails_saying_so(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """git before 2.38 has no `merge-tree --write-tree` (Git 2.38.0 release notes): it answers with its
+    usage and exit 129. The run fails (exit 1), naming the version it needs and the one it found."""
+    sha = reviewed(github, signed_repo, "v1", how="merge")
+    push_test_image(image_repository, sha)
+    real_git = shutil.which("git")
+    spy = tmp_path / "old-git"
+    spy.mkdir()
+    (spy / "git").write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" merge-tree --write-tree "*) echo "usage: git merge-tree <base> <b1> <b2>" >&2; '
+        "exit 129;; esac\n"
+        f'exec {real_git} "$@"\n'
+    )
+    (spy / "git").chmod(stat.S_IRWXU)
+    env = {**signing_env(keys, tmp_path / "tmp"), "PATH": f"{spy}:{os.environ['PATH']}"}
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json", env=env
+    )
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert "it needs git 2.38 or newer" in result.json["error"] and "git version" in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
 @pytest.mark.parametrize("approved", [True, False])
 def test_an_indirect_merge_is_vouched_for_by_the_pull_request_it_merged(
     signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
