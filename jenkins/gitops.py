@@ -385,10 +385,11 @@ class Git:
     def check_history(self, remote: str, branch: str, tip: str, signer: Signer) -> None:
         """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
         commit (or, before the bot's first one, since the trust anchor) is the bot's or, as GitHub says,
-        the merge commit of a pull request merged into branch (the ruleset's review stands behind it).
-        With neither on the line the bot refuses (no trust on first use: a history rewritten to one
-        without the bot's signatures must not get one). Second parents are not walked: the merged pull
-        request vouches for what it merged. A shallow clone is deepened to find out."""
+        the merge commit of a pull request merged into branch (the ruleset's review stands behind it),
+        exactly as GitHub merges it (`merged_as`). With neither on the line the bot refuses (no trust on
+        first use: a history rewritten to one without the bot's signatures must not get one). Second
+        parents are not walked: the merged pull request vouches for what it merged. A shallow clone is
+        deepened to find out."""
         untrusted: list[str] = []
         skip, batch = 0, 32
         while True:

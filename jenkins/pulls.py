@@ -17,6 +17,11 @@ requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-2
 fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
 commit, access read, no additional permissions).
 
+"Merged" alone proves no review: GitHub marks a pull request merged when its head becomes reachable from
+the base branch by any push ("About pull request merges", Indirect merges: "even if branch protection
+rules have not been satisfied"). So the commit must also be exactly what GitHub's button makes of the
+pull request's final head commit (`head.sha`), which jenkins/gitops.py `merged_as` checks with git.
+
 Only approvals GitHub itself would count toward the rule are counted: GitHub lets anyone who can see a
 public repository submit an approving review, but a required approval must come from someone with write
 access ("About pull request reviews"; "Approving a pull request with required reviews"). So each
