@@ -483,14 +483,16 @@ class Git:
         self.unshallow(remote)
         if self.resolve_commit(head) is None:
             pull_head = f"refs/pull/{number}/head"
-            self._run(
+            fetched = self._run(
                 ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, pull_head), network=True
             )
-        if self.resolve_commit(head) is None:
-            return (
-                f"a squash of {what}, whose head {head[:12]} {remote} does not serve (refs/pull/{number}/"
-                "head moved or is gone), so its content cannot be compared with what the pull request held"
-            )
+            if self.resolve_commit(head) is None:
+                said = f"; git said: {log.redact(_detail(fetched))}" if fetched.returncode else ""
+                return (
+                    f"a squash of {what}, whose head {head[:12]} {remote} does not serve (refs/pull/"
+                    f"{number}/head moved or is gone{said}), so its content cannot be compared with what "
+                    "the pull request held"
+                )
         proc = self._run(("merge-tree", "--write-tree", "--no-messages", parents[0], head))
         merged = proc.stdout.split("\n", 1)[0].strip()
         if proc.returncode == 1:
