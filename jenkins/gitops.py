@@ -493,7 +493,15 @@ class Git:
                     f"{number}/head moved or is gone{said}), so its content cannot be compared with what "
                     "the pull request held"
                 )
-        proc = self._run(("merge-tree", "--write-tree", "--no-messages", parents[0], head))
+        # In a bare scratch repository: git's merge honours the attributes of a work tree and of
+        # .git/info/attributes (merge=union resolves a conflict GitHub would refuse), and neither is
+        # GitHub's. Its trees land in the scratch repository, deleted afterwards.
+        with self.scratch() as bare:
+            proc = bare._run(
+                ("-c", "core.attributesFile=/dev/null", "merge-tree", "--write-tree", "--no-messages",
+                 parents[0], head),
+                env={"GIT_ATTR_NOSYSTEM": "1"},
+            )  # fmt: skip
         merged = proc.stdout.split("\n", 1)[0].strip()
         if proc.returncode == 1:
             return f"{what}'s head {head[:12]} conflicts with {parents[0][:12]}: GitHub merges no conflict"

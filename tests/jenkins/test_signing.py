@@ -637,13 +637,16 @@ def test_a_merge_whose_second_parent_is_not_the_pull_requests_head_is_refused(
     assert signed_repo.tip() == sha
 
 
+@pytest.mark.parametrize("how", ["by hand", "merge=union in the checkout's attributes"])
 def test_a_merge_that_resolved_a_conflict_is_refused(
     signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
-    github: FakeGitHubAPI,
+    github: FakeGitHubAPI, how: str,
 ) -> None:  # fmt: skip
     """GitHub's merge button merges no pull request that conflicts with its base (the conflict is first
-    resolved on the head branch), so a merge commit that resolved one by hand, whatever it holds, was
-    pushed, and its resolution reviewed by nobody."""
+    resolved on the head branch), so a merge commit that resolved one, whatever it holds, was pushed,
+    and its resolution reviewed by nobody. git's merge honours .git/info/attributes (gitattributes(5):
+    `merge=union` takes the lines of both sides instead of a conflict): the release's checkout saying so
+    must not make the bot's merge resolve what GitHub's would not."""
     dev = signed_repo.dev
     git(dev, "checkout", "--quiet", "-b", "feature")
     (dev / "app" / "version.txt").write_text("the pull request's\n")
@@ -653,17 +656,31 @@ def test_a_merge_that_resolved_a_conflict_is_refused(
     git(dev, "checkout", "--quiet", "main")
     (dev / "app" / "version.txt").write_text("main's\n")
     git(dev, "commit", "--quiet", "-am", "main moved on")
-    subprocess.run(
-        ["git", "merge", "--quiet", "--no-ff", "feature"], cwd=dev, capture_output=True, check=False
-    )
-    (dev / "app" / "version.txt").write_text("resolved by hand\n")
-    git(dev, "commit", "--quiet", "-am", "Merge pull request #1")
+    union = "* merge=union\n"
+    if how == "by hand":
+        subprocess.run(["git", "merge", "--no-ff", "feature"], cwd=dev, capture_output=True, check=False)
+        (dev / "app" / "version.txt").write_text("resolved by hand\n")
+        git(dev, "commit", "--quiet", "-am", "Merge pull request #1")
+    else:
+        (dev / ".git" / "info" / "attributes").write_text(union)
+        git(dev, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #1", "feature")
+        (dev / ".git" / "info" / "attributes").unlink()
     git(dev, "push", "--quiet", "origin", "HEAD:main")
     sha = git(dev, "rev-parse", "HEAD").strip()
     merged_pull(github, sha, commits=(head,))
     push_test_image(image_repository, sha)
+    ws = signed_repo.workspace(sha)
+    (ws / ".git" / "info").mkdir(exist_ok=True)
+    (ws / ".git" / "info" / "attributes").write_text(union)
 
-    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+    result = run_cli(
+        ws,
+        "promote",
+        "--image-repository",
+        image_repository,
+        "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )
 
     assert result.returncode == 1 and result.json["outcome"] == "error", result.output
     assert f"pull request #1's head {head[:12]} conflicts with" in result.json["error"]
