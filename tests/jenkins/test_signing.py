@@ -556,10 +556,12 @@ def test_a_rebase_merge_vouches_only_for_the_commit_the_branch_was_moved_to(
     assert first in result.json["error"] and last not in result.json["error"]
 
 
-def promote_signed(repo: GitopsRepo, sha: str, keys: Keys, image_repository: str, tmp_path: Path, **kw: int):
-    """`promote` of sha, signed, in a fresh workspace at it (depth: a shallow clone)."""
+def promote_signed(
+    repo: GitopsRepo, sha: str, keys: Keys, image_repository: str, tmp_path: Path, *flags: str, **kw: int
+):
+    """`promote FLAGS` of sha, signed, in a fresh workspace at it (depth: a shallow clone)."""
     return run_cli(
-        repo.workspace(sha, **kw), "promote", "--image-repository", image_repository, "--json",
+        repo.workspace(sha, **kw), "promote", "--image-repository", image_repository, "--json", *flags,
         env=signing_env(keys, tmp_path / "tmp"),
     )  # fmt: skip
 
@@ -576,8 +578,11 @@ def test_an_honest_merge_or_squash_is_vouched_for(
     sha = reviewed(github, signed_repo, "honest", how=how)
     push_test_image(image_repository, sha)
 
+    # A dry run checks in a scratch repository of its own (and the merge in one of that one's).
+    tried = promote_signed(signed_repo, sha, keys, image_repository, tmp_path, "--dry-run", depth=depth)
     result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path, depth=depth)
 
+    assert tried.returncode == 0 and tried.json["outcome"] == "changed", tried.output
     assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
     assert signer_of(signed_repo.remote, result.json["commit"]) == keys.bot
 
