@@ -394,10 +394,11 @@ class Git:
     def check_history(self, remote: str, branch: str, tip: str, signer: Signer) -> None:
         """UntrustedHistory unless every commit on tip's first-parent line since the bot's newest signed
         commit (or, before the bot's first one, since the trust anchor) is the bot's or, as GitHub says,
-        the merge commit of a pull request merged into branch (the ruleset's review stands behind it).
-        With neither on the line the bot refuses (no trust on first use: a history rewritten to one
-        without the bot's signatures must not get one). Second parents are not walked: the merged pull
-        request vouches for what it merged. A shallow clone is deepened to find out."""
+        the merge commit of a pull request merged into branch (the ruleset's review stands behind it),
+        exactly as GitHub merges it (`merged_as`). With neither on the line the bot refuses (no trust on
+        first use: a history rewritten to one without the bot's signatures must not get one). Second
+        parents are not walked: the merged pull request vouches for what it merged. A shallow clone is
+        deepened to find out."""
         untrusted: list[str] = []
         skip, batch = 0, 32
         while True:
@@ -463,12 +464,67 @@ class Git:
         unreviewed = []
         for sha in commits:
             try:
-                why = signer.pulls.vouch(repository, sha, branch, lambda sha=sha: self.ownership(sha))
+                why = signer.pulls.vouch(
+                    repository, sha, branch, lambda sha=sha: self.ownership(sha),
+                    lambda number, head, sha=sha: self.merged_as(remote, sha, number, head),
+                )  # fmt: skip
             except (PullsError, CodeownersError) as exc:
                 raise UntrustedHistory(f"{refusing}: {exc}") from None
             if why is not None:
                 unreviewed.append(f"{sha} ({why})")
         return unreviewed
+
+    def merged_as(self, remote: str, sha: str, number: int, head: str) -> str | None:
+        """None if sha is exactly what GitHub makes when it merges pull request number, whose final head
+        commit is head, into the branch: a merge commit whose parents are the branch's tip and head, or a
+        squash (one parent), each with the tree git's merge of head into the first parent gives (a
+        merge that conflicts never comes from GitHub's button); otherwise why not. A squash's head is
+        fetched from refs/pull/<number>/head when the checkout lacks it."""
+        parents = self.run("rev-parse", f"{sha}^@").split()
+        what = f"pull request #{number}"
+        if head == sha:
+            return f"the head commit of {what} itself, pushed to the branch: GitHub's merges make new commits"
+        if len(parents) == 2 and parents[1] != head:
+            return f"a merge whose second parent {parents[1][:12]} is not the head {head[:12]} of {what}"
+        if len(parents) not in (1, 2):
+            return f"a commit with {len(parents)} parents, which no merge of {what} makes"
+        # The merge base lies anywhere in history: a shallow boundary would hide it.
+        self.unshallow(remote)
+        if self.resolve_commit(head) is None:
+            pull_head = f"refs/pull/{number}/head"
+            fetched = self._run(
+                ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, pull_head), network=True
+            )
+            if self.resolve_commit(head) is None:
+                said = f"; git said: {log.redact(_detail(fetched))}" if fetched.returncode else ""
+                return (
+                    f"a squash of {what}, whose head {head[:12]} {remote} does not serve (refs/pull/"
+                    f"{number}/head moved or is gone{said}), so its content cannot be compared with what "
+                    "the pull request held"
+                )
+        # In a bare scratch repository: git's merge honours the attributes of a work tree and of
+        # .git/info/attributes (merge=union resolves a conflict GitHub would refuse), and neither is
+        # GitHub's. Its trees land in the scratch repository, deleted afterwards.
+        with self.scratch() as bare:
+            proc = bare._run(
+                ("-c", "core.attributesFile=/dev/null", "merge-tree", "--write-tree", "--no-messages",
+                 parents[0], head),
+                env={"GIT_ATTR_NOSYSTEM": "1"},
+            )  # fmt: skip
+        merged = proc.stdout.split("\n", 1)[0].strip()
+        if proc.returncode == 1:
+            return f"{what}'s head {head[:12]} conflicts with {parents[0][:12]}: GitHub merges no conflict"
+        if proc.returncode != 0 or not merged:
+            raise GitError(
+                "`git merge-tree --write-tree` failed (it needs git 2.38 or newer; "
+                f"`git --version` says {self.run('--version').strip()!r}): {_detail(proc)}"
+            )
+        if merged != self.run("rev-parse", f"{sha}^{{tree}}").strip():
+            return (
+                f"its content is not the merge of {what}'s head {head[:12]} into {parents[0][:12]}: it "
+                "changes more (or other) than the reviewed pull request"
+            )
+        return None
 
     def ownership(self, sha: str) -> tuple[list[Rule], list[str]]:
         """The CODEOWNERS rules of sha's first parent (the base branch GitHub read them from when it

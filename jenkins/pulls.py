@@ -17,6 +17,11 @@ requests: read" and nothing else (github/docs src/github-apps/data/fpt-2022-11-2
 fine-grained-pat-permissions.json, section pull_requests: slug list-pull-requests-associated-with-a-
 commit, access read, no additional permissions).
 
+"Merged" alone proves no review: GitHub marks a pull request merged when its head becomes reachable from
+the base branch by any push ("About pull request merges", Indirect merges: "even if branch protection
+rules have not been satisfied"). So the commit must also be exactly what GitHub's button makes of the
+pull request's final head commit (`head.sha`), which jenkins/gitops.py `merged_as` checks with git.
+
 Only approvals GitHub itself would count toward the rule are counted: GitHub lets anyone who can see a
 public repository submit an approving review, but a required approval must come from someone with write
 access ("About pull request reviews"; "Approving a pull request with required reviews"). So each
@@ -71,6 +76,10 @@ _REMOTE = re.compile(
 
 # The base branch's CODEOWNERS rules and the paths the commit changes (jenkins/gitops.py reads both from git).
 Ownership = Callable[[], tuple[list[Rule], list[str]]]
+# Why the commit is not exactly GitHub's merge of pull request (number, final head commit), or None
+# (jenkins/gitops.py compares it with git's own merge).
+MergedAs = Callable[[int, str], str | None]
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class PullsError(Exception):
@@ -81,23 +90,21 @@ class _NotFound(PullsError):
     """GitHub answered 404: for a repository path, the token cannot see it; for a user, there is none."""
 
 
-def merged_pull(sha: str, branch: str, pulls: list[Any]) -> dict[str, Any] | None:
-    """The pull request, among GitHub's answer for sha, that was merged into branch with sha as its
-    merge commit; None if there is none (an open or closed-unmerged pull request, one merged into
-    another branch, or one whose merge commit is another commit: sha is one of its own commits)."""
-    for pull in pulls:
-        if not isinstance(pull, dict):
-            continue
-        base = pull.get("base")
-        if (
-            pull.get("merged_at")
-            and isinstance(base, dict)
-            and base.get("ref") == branch
-            and pull.get("merge_commit_sha") == sha
-            and isinstance(pull.get("number"), int)
-        ):
-            return pull
-    return None
+def merged_pulls(sha: str, branch: str, pulls: list[Any]) -> list[dict[str, Any]]:
+    """The pull requests, among GitHub's answer for sha, merged into branch with sha as their merge
+    commit: none for an open or closed-unmerged pull request, one merged into another branch, or one
+    whose merge commit is another commit (sha is one of its own commits); more than one when merging a
+    pull request also merged one whose head it holds ("About pull request merges", Indirect merges)."""
+    return [
+        pull
+        for pull in pulls
+        if isinstance(pull, dict)
+        and pull.get("merged_at")
+        and isinstance(pull.get("base"), dict)
+        and pull["base"].get("ref") == branch
+        and pull.get("merge_commit_sha") == sha
+        and isinstance(pull.get("number"), int)
+    ]
 
 
 @dataclass(frozen=True)
@@ -167,15 +174,33 @@ class GitHubPulls:
             return None
         return cls(token=token, api=environ.get(API_URL, "").rstrip("/") or DEFAULT_API)
 
-    def vouch(self, repository: str, sha: str, branch: str, ownership: Ownership) -> str | None:
-        """None if sha is the merge commit of a pull request merged into branch with the approvals the
-        branch's rules require, on its final head commit, by reviewers with write access, a code owner of
-        each owned path it changes among them if the rules ask for that (`ownership`: the base's
-        CODEOWNERS rules and the paths sha changes, asked only then); otherwise why not. PullsError when
-        GitHub does not answer."""
-        pull = merged_pull(sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100"))
-        if pull is None:
+    def vouch(
+        self, repository: str, sha: str, branch: str, ownership: Ownership, merged_as: MergedAs
+    ) -> str | None:
+        """None if sha is the merge commit of a pull request merged into branch, exactly what GitHub
+        makes of its final head commit (`merged_as`), with the approvals the branch's rules require on
+        that commit, by reviewers with write access, a code owner of each owned path it changes among
+        them if the rules ask for that (`ownership`: the base's CODEOWNERS rules and the paths sha
+        changes, asked only then); otherwise why not. PullsError when GitHub does not answer."""
+        candidates = merged_pulls(
+            sha, branch, self._list(f"/repos/{repository}/commits/{sha}/pulls?per_page=100")
+        )
+        if not candidates:
             return f"not the merge commit of a pull request merged into {branch}"
+        pull, refusals = None, []
+        for candidate in candidates:
+            head = candidate["head"].get("sha") if isinstance(candidate.get("head"), dict) else None
+            why = (
+                merged_as(candidate["number"], head)
+                if isinstance(head, str) and _SHA.fullmatch(head)
+                else "GitHub names no head commit of it"
+            )
+            if why is None:
+                pull = candidate
+                break
+            refusals.append(f"not GitHub's merge of pull request #{candidate['number']}: {why}")
+        if pull is None:
+            return "; ".join(refusals)
         rule = review_rule(self._list(f"/repos/{repository}/rules/branches/{quote(branch, safe='')}"))
         if rule == ReviewRule():
             return None

@@ -69,11 +69,13 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 
 @dataclass
 class ReviewedMerges:
-    """GitHub's REST API (plane/fakegithubapi.py on 127.0.0.1) for one repository, answering as GitHub
-    answers for a reviewed merge: each commit `merged` names is the merge commit of a pull request merged
-    into the branch, its final commit approved by a reviewer. `env` is what the release binds around
-    the bot's pushing command: the `gitops-pulls-token` credential as GITOPS_PULLS_TOKEN (a token with
-    Pull requests: read and Commit statuses: read) and GITOPS_GITHUB_API_URL."""
+    """GitHub's REST API (plane/fakegithubapi.py on 127.0.0.1) for one repository, and pull requests landed
+    as GitHub lands an approved one (`land`): the head kept at refs/pull/<n>/head, a merge commit (or the
+    squash) of it pushed to the branch, GitHub's record of the merge, its final commit approved by a
+    reviewer. `env` is what the release binds around the bot's pushing command: the
+    `gitops-pulls-token` credential as GITOPS_PULLS_TOKEN (a token with
+    Pull requests: read and Commit statuses: read) and
+    GITOPS_GITHUB_API_URL."""
 
     github: FakeGitHubAPI
     repository: str
@@ -98,15 +100,33 @@ class ReviewedMerges:
     def env(self) -> dict[str, str]:
         return {"GITOPS_PULLS_TOKEN": self.token, "GITOPS_GITHUB_API_URL": self.github.url}
 
-    def merged(self, commit: str, branch: str = BRANCH) -> str:
-        """Record `commit` as the merge commit of a pull request into `branch`, approved; returns it."""
+    def land(self, checkout: Path, how: str = "merge", branch: str = BRANCH) -> str:
+        """Land `checkout`'s HEAD, a commit not yet on `branch`, as the head of an approved pull request
+        into it, the way GitHub's merge button does (`how`: "merge", a merge commit whose parents are
+        the branch's tip and the head; "squash", one commit on the tip with the merged tree). Returns the
+        commit pushed to the branch; the checkout is left on it, detached."""
         repository = self.github.repositories[self.repository]
+        head = git(checkout, "rev-parse", "HEAD")
         with self.github.lock:
-            review = {"user": {"login": "reviewer"}, "state": "APPROVED", "commit_id": commit}
             number = len(repository.pulls) + 1
-            repository.pulls.append(Pull(number, branch, (commit,), commit, True, commit, reviews=[review]))
-            repository.default_commits.add(commit)
-        return commit
+            review = {"user": {"login": "reviewer"}, "state": "APPROVED", "commit_id": head}
+            pull = Pull(number, branch, (head,), None, False, head, reviews=[review])
+            repository.pulls.append(pull)
+        git(checkout, "push", "--quiet", "origin", f"{head}:refs/pull/{number}/head")
+        git(checkout, "fetch", "--quiet", "origin", branch)
+        git(checkout, "checkout", "--quiet", "--detach", "FETCH_HEAD")
+        title = f"Merge pull request #{number}"
+        if how == "merge":
+            git(checkout, "merge", "--quiet", "--no-ff", "--no-edit", "-m", title, head, env=DEV)
+        else:
+            git(checkout, "merge", "--quiet", "--squash", head, env=DEV)
+            git(checkout, "commit", "--quiet", "-m", f"{title} (squashed)", env=DEV)
+        git(checkout, "push", "--quiet", "origin", f"HEAD:{branch}")
+        merged = git(checkout, "rev-parse", "HEAD")
+        with self.github.lock:
+            pull.merged, pull.merge_commit_sha = True, merged
+            repository.default_commits.add(merged)
+        return merged
 
     def name_remote(self, checkout: Path, remote: str = "origin") -> None:
         """Name `remote` of `checkout` by the repository's github.com URL, still fetching from and pushing
@@ -163,7 +183,8 @@ class GitOpsRepo:
 
     def app_commit(self, message: str | None = None, merges: ReviewedMerges | None = None) -> str:
         """A developer's app change pushed to the branch; returns its SHA (the checkout is left on it).
-        `merges` records it as the merge of a reviewed pull request, as GitHub answers for one."""
+        With `merges`, the change lands as an approved pull request merged by GitHub, and the SHA is
+        its merge commit."""
         self.checkout_tip()
         self.commits += 1
         # A real code change: the layers that copy the app are rebuilt, the dependency layers are not.
@@ -172,8 +193,10 @@ class GitOpsRepo:
         git(self.work, "add", "app/app.py")
         message = message or f"App change {self.commits}"
         git(self.work, "commit", "--quiet", "-m", message, env=DEV)
+        if merges is not None:
+            return merges.land(self.work)
         git(self.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-        return self.head() if merges is None else merges.merged(self.head())
+        return self.head()
 
     def file_at_tip(self, path: str) -> str:
         return git(self.remote, "show", f"{BRANCH}:{path}")

@@ -597,8 +597,8 @@ def add_pipeline_files(repo: GitOpsRepo, merges: ReviewedMerges) -> str:
     """Commit and push what the pipeline runs from the repository: the release module, its hashed
     requirements, the Makefile (stand-in `make test`, see MAKEFILE) with the leftover process it starts,
     and a one-file scratch Dockerfile (no base image or package index is reachable from a build here;
-    the build still reads only the commit's own tree), merged as a reviewed pull request (`merges`).
-    Returns the commit."""
+    the build still reads only the commit's own tree), landed as a reviewed pull request (`merges`).
+    Returns its merge commit."""
     work = repo.work
     repo.checkout_tip()
     shutil.copytree(ROOT / "jenkins", work / "jenkins", dirs_exist_ok=True,
@@ -610,8 +610,7 @@ def add_pipeline_files(repo: GitOpsRepo, merges: ReviewedMerges) -> str:
     (work / "app" / "Dockerfile").write_text(SCRATCH_DOCKERFILE)
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", "The pipeline's files and a scratch image", env=DEV)
-    git(work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    return merges.merged(git(work, "rev-parse", "HEAD"))
+    return merges.land(work)
 
 
 def require_machines() -> None:

@@ -310,8 +310,7 @@ def test_a_re_anchored_stack_runs_the_upgrades_release_code_where_the_signed_cod
     # The upgrade, merged through review: the release code that reads the overlays.
     shutil.copy(ROOT / "jenkins" / "__main__.py", gitops.work / "jenkins" / "__main__.py")
     git(gitops.work, "commit", "--quiet", "-am", "Upgrade: release code for overlays", env=DEV)
-    git(gitops.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    upgrade = merges.merged(gitops.head())
+    upgrade = merges.land(gitops.work)
     commit = gitops.app_commit("A change to release", merges)
 
     stalled, _ = run_on_machines(gitops.remote, machines / "old-anchor", f"{registry}/stalled-{uuid.uuid4()}",
@@ -347,9 +346,8 @@ def test_a_trust_anchor_off_the_branchs_first_parent_line_is_refused(
     git(gitops.work, "commit", "--quiet", "-m", "On a feature branch", env=DEV)
     side = gitops.head()
     gitops.app_commit("On main")
-    git(gitops.work, "merge", "--quiet", "--no-ff", "-m", "Merge the feature", side, env=DEV)
-    git(gitops.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
-    merged = merges.merged(gitops.head())
+    git(gitops.work, "checkout", "--quiet", "--detach", side)
+    merged = merges.land(gitops.work)  # the feature branch, merged through review
     assert git(gitops.remote, "rev-list", "--first-parent", BRANCH).split().count(side) == 0
     assert side in git(gitops.remote, "rev-list", BRANCH).split()
 

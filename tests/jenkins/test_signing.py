@@ -3,8 +3,10 @@ generated here (ed25519, `gpg --quick-gen-key`), real git (`git verify-commit`),
 and GitHub's REST API played by plane/fakegithubapi.py. The rules: every commit the bot pushes is
 signed by its key; it refuses to sign on top of a first-parent line that, since its newest signed
 commit, holds a commit that is neither the bot's nor, as GitHub answers, the merge commit of a pull
-request merged into the branch; a merge's second-parent commits are not checked. Every workspace here
-is a clone of `git@github.com:acme/app.git` (git's url.<base>.insteadOf points it at the local remote)."""
+request merged into the branch, exactly as GitHub's merge button makes it of the pull request's head
+(compared with `git merge-tree`); a merge's second-parent commits are not checked one by one. Every
+workspace here is a clone of `git@github.com:acme/app.git` (git's url.<base>.insteadOf points it at the
+local remote)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +156,48 @@ def merged_pull(
     return pull
 
 
-def reviewed(github: FakeGitHubAPI, repo: GitopsRepo, label: str) -> str:
-    """A developer commit on main that GitHub made by merging a pull request (squash)."""
-    sha = repo.app_commit(label)
-    merged_pull(github, sha)
+def reviewed(
+    github: FakeGitHubAPI,
+    repo: GitopsRepo,
+    label: str,
+    *,
+    how: str = "squash",
+    files: dict[str, str] | None = None,
+    reviews: tuple[tuple[str, str], ...] = (("reviewer", "APPROVED"),),
+) -> str:
+    """A pull request of one developer commit (writing files; by default a change to app/) landed on main
+    as GitHub's merge button lands it: its head kept at refs/pull/<n>/head ("Checking out pull requests
+    locally"), then a merge commit of it (how="merge") or its squash on main's tip, and GitHub's record
+    of the merge with reviews (login, state) of the head. Returns the commit on main."""
+    dev = repo.dev
+    git(dev, "pull", "--quiet", "--rebase", "origin", "main")
+    number = len(github.repositories[REPOSITORY].pulls) + 1
+    for name, text in (files or {"app/version.txt": f"{label} {uuid.uuid4().hex}\n"}).items():
+        (dev / name).parent.mkdir(parents=True, exist_ok=True)
+        (dev / name).write_text(text)
+        git(dev, "add", name)
+    git(dev, "commit", "--quiet", "-m", label)
+    head = git(dev, "rev-parse", "HEAD").strip()
+    git(dev, "push", "--quiet", "origin", f"HEAD:refs/pull/{number}/head")
+    git(dev, "reset", "--quiet", "--hard", "HEAD~")
+    if how == "merge":
+        git(dev, "merge", "--quiet", "--no-ff", "-m", f"Merge pull request #{number}", head)
+    else:
+        git(dev, "merge", "--quiet", "--squash", head)
+        git(dev, "commit", "--quiet", "-m", f"{label} (#{number})")
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(head,), reviews=reviews)
     return sha
+
+
+def amend(repo: GitopsRepo, change: str) -> str:
+    """Amend main's tip with one more file, force-pushed (the deploy key bypasses the ruleset)."""
+    (repo.dev / "app" / "extra.txt").write_text(change)
+    git(repo.dev, "add", "app/extra.txt")
+    git(repo.dev, "commit", "--quiet", "--amend", "--no-edit")
+    git(repo.dev, "push", "--quiet", "--force", "origin", "HEAD:main")
+    return git(repo.dev, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture
@@ -255,22 +295,23 @@ def pull(number: int = 7, *, merged: bool = True, base: str = "main", merge_comm
 
 
 @pytest.mark.parametrize(
-    ("answer", "number"),
+    ("answer", "numbers"),
     [
-        ([pull()], 7),  # merge commit, or squashed commit, of a pull request merged into main
-        ([pull(3, merge_commit=OTHER_SHA), pull(9)], 9),  # sha was also a commit of another pull request
-        ([], None),  # no pull request: a commit pushed (or made on GitHub) outside one
+        ([pull()], [7]),  # merge commit, or squashed commit, of a pull request merged into main
+        ([pull(3, merge_commit=OTHER_SHA), pull(9)], [9]),  # sha was also a commit of another pull request
+        # merging #9 also merged #3, whose head #9's holds ("About pull request merges", Indirect merges)
+        ([pull(3), pull(9)], [3, 9]),
+        ([], []),  # no pull request: a commit pushed (or made on GitHub) outside one
         # an open pull request: its merge_commit_sha is GitHub's test merge, which nobody merged
-        ([pull(merged=False)], None),
-        ([pull(base="release")], None),  # merged into another branch, then pushed here
-        ([pull(merge_commit=OTHER_SHA)], None),  # one of the pull request's own (or earlier rebased) commits
-        ([pull() | {"merged_at": None}], None),
-        ([pull() | {"base": None}, "garbage", None], None),  # a body of another shape vouches for nothing
+        ([pull(merged=False)], []),
+        ([pull(base="release")], []),  # merged into another branch, then pushed here
+        ([pull(merge_commit=OTHER_SHA)], []),  # one of the pull request's own (or earlier rebased) commits
+        ([pull() | {"merged_at": None}], []),
+        ([pull() | {"base": None}, "garbage", None], []),  # a body of another shape vouches for nothing
     ],
 )
-def test_merged_pull(answer: list, number: int | None) -> None:
-    found = pulls.merged_pull(SHA, "main", answer)
-    assert (found and found["number"]) == number
+def test_merged_pulls(answer: list, numbers: list[int]) -> None:
+    assert [found["number"] for found in pulls.merged_pulls(SHA, "main", answer)] == numbers
 
 
 # "Get rules for a branch": the active rules; a `pull_request` rule's parameters (rest-api-description,
@@ -487,9 +528,23 @@ def test_a_rebase_merge_vouches_only_for_the_commit_the_branch_was_moved_to(
     """Rebase and merge puts each of the pull request's commits on the first-parent line; GitHub's
     merge_commit_sha names only the last ("the commit that the base branch was updated to"), so the
     earlier ones are refused: merge or squash, never rebase more than one commit."""
-    first = signed_repo.app_commit("rebased one")
-    last = signed_repo.app_commit("rebased two")
-    merged_pull(github, last, commits=(first, last))
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    own = []
+    for step in ("one", "two"):
+        (dev / "app" / f"{step}.txt").write_text(step)
+        git(dev, "add", "app")
+        git(dev, "commit", "--quiet", "-m", f"feature: {step}")
+        own.append(git(dev, "rev-parse", "HEAD").strip())
+    git(dev, "push", "--quiet", "origin", "HEAD:refs/pull/1/head")
+    git(dev, "checkout", "--quiet", "main")
+    (dev / "app" / "version.txt").write_text("main moved on\n")
+    git(dev, "commit", "--quiet", "-am", "main moved on")
+    git(dev, "cherry-pick", *own)  # GitHub's rebase makes new commits of the pull request's own
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    last = git(dev, "rev-parse", "HEAD").strip()
+    first = git(dev, "rev-parse", "HEAD~").strip()
+    merged_pull(github, last, commits=tuple(own))
     push_test_image(image_repository, last)
 
     result = run_cli(
@@ -499,6 +554,231 @@ def test_a_rebase_merge_vouches_only_for_the_commit_the_branch_was_moved_to(
 
     assert result.returncode == 1 and result.json["outcome"] == "error", result.output
     assert first in result.json["error"] and last not in result.json["error"]
+
+
+def promote_signed(
+    repo: GitopsRepo, sha: str, keys: Keys, image_repository: str, tmp_path: Path, *flags: str, **kw: int
+):
+    """`promote FLAGS` of sha, signed, in a fresh workspace at it (depth: a shallow clone)."""
+    return run_cli(
+        repo.workspace(sha, **kw), "promote", "--image-repository", image_repository, "--json", *flags,
+        env=signing_env(keys, tmp_path / "tmp"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("how", "depth"), [("merge", None), ("squash", None), ("merge", 1), ("squash", 1)])
+def test_an_honest_merge_or_squash_is_vouched_for(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, how: str, depth: int | None,
+) -> None:  # fmt: skip
+    """GitHub's merge commit (parents: the branch's tip, the pull request's head) and its squash (one
+    parent, the merged tree: "About pull request merges") both hold exactly git's merge of the head into
+    the tip. A squash's head is on no branch: the bot fetches it from refs/pull/<n>/head, which a clone
+    does not (a shallow one is deepened for the merge base)."""
+    sha = reviewed(github, signed_repo, "honest", how=how)
+    push_test_image(image_repository, sha)
+
+    # A dry run checks in a scratch repository of its own (and the merge in one of that one's).
+    tried = promote_signed(signed_repo, sha, keys, image_repository, tmp_path, "--dry-run", depth=depth)
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path, depth=depth)
+
+    assert tried.returncode == 0 and tried.json["outcome"] == "changed", tried.output
+    assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    assert signer_of(signed_repo.remote, result.json["commit"]) == keys.bot
+
+
+@pytest.mark.parametrize("how", ["merge", "squash"])
+def test_a_merge_or_squash_with_an_extra_change_is_refused(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, how: str,
+) -> None:  # fmt: skip
+    """The attack: with the deploy key, push a merge of an approved pull request's head that also
+    changes something else. GitHub marks the pull request merged with the pushed commit as its
+    merge_commit_sha (the worst case), and its approvals are real."""
+    honest = reviewed(github, signed_repo, "approved", how=how)
+    sha = amend(signed_repo, "not in the pull request\n")
+    github.repositories[REPOSITORY].pulls[-1].merge_commit_sha = sha
+    github.repositories[REPOSITORY].default_commits.add(sha)
+    push_test_image(image_repository, sha)
+
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert (
+        f"{sha} (not GitHub's merge of pull request #1: its content is not the merge" in result.json["error"]
+    )
+    assert honest not in result.json["error"] and signed_repo.tip() == sha
+
+
+def test_a_merge_whose_second_parent_is_not_the_pull_requests_head_is_refused(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """The approved head H, and a commit on top of it that nobody reviewed, merged and pushed: the
+    merge holds H (GitHub marks the pull request merged) but what it merged is more than H."""
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    (dev / "app" / "version.txt").write_text("approved\n")
+    git(dev, "commit", "--quiet", "-am", "approved")
+    head = git(dev, "rev-parse", "HEAD").strip()
+    git(dev, "push", "--quiet", "origin", "HEAD:refs/pull/1/head")
+    (dev / "app" / "extra.txt").write_text("never reviewed\n")
+    git(dev, "add", "app/extra.txt")
+    git(dev, "commit", "--quiet", "-m", "on top")
+    git(dev, "checkout", "--quiet", "main")
+    git(dev, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #1", "feature")
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(head,))
+    push_test_image(image_repository, sha)
+
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert (
+        f"a merge whose second parent {git(dev, 'rev-parse', 'HEAD^2').strip()[:12]}" in result.json["error"]
+    )
+    assert f"is not the head {head[:12]} of pull request #1" in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
+@pytest.mark.parametrize("how", ["by hand", "merge=union in the checkout's attributes"])
+def test_a_merge_that_resolved_a_conflict_is_refused(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, how: str,
+) -> None:  # fmt: skip
+    """GitHub's merge button merges no pull request that conflicts with its base (the conflict is first
+    resolved on the head branch), so a merge commit that resolved one, whatever it holds, was pushed,
+    and its resolution reviewed by nobody. git's merge honours .git/info/attributes (gitattributes(5):
+    `merge=union` takes the lines of both sides instead of a conflict): the release's checkout saying so
+    must not make the bot's merge resolve what GitHub's would not."""
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    (dev / "app" / "version.txt").write_text("the pull request's\n")
+    git(dev, "commit", "--quiet", "-am", "approved")
+    head = git(dev, "rev-parse", "HEAD").strip()
+    git(dev, "push", "--quiet", "origin", "HEAD:refs/pull/1/head")
+    git(dev, "checkout", "--quiet", "main")
+    (dev / "app" / "version.txt").write_text("main's\n")
+    git(dev, "commit", "--quiet", "-am", "main moved on")
+    union = "* merge=union\n"
+    if how == "by hand":
+        subprocess.run(["git", "merge", "--no-ff", "feature"], cwd=dev, capture_output=True, check=False)
+        (dev / "app" / "version.txt").write_text("resolved by hand\n")
+        git(dev, "commit", "--quiet", "-am", "Merge pull request #1")
+    else:
+        (dev / ".git" / "info" / "attributes").write_text(union)
+        git(dev, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #1", "feature")
+        (dev / ".git" / "info" / "attributes").unlink()
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(head,))
+    push_test_image(image_repository, sha)
+    ws = signed_repo.workspace(sha)
+    (ws / ".git" / "info").mkdir(exist_ok=True)
+    (ws / ".git" / "info" / "attributes").write_text(union)
+
+    result = run_cli(
+        ws,
+        "promote",
+        "--image-repository",
+        image_repository,
+        "--json",
+        env=signing_env(keys, tmp_path / "tmp"),
+    )
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert f"pull request #1's head {head[:12]} conflicts with" in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
+def test_a_git_without_merge_tree_write_tree_fails_saying_so(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI,
+) -> None:  # fmt: skip
+    """git before 2.38 has no `merge-tree --write-tree` (Git 2.38.0 release notes): it answers with its
+    usage and exit 129. The run fails (exit 1), naming the version it needs and the one it found."""
+    sha = reviewed(github, signed_repo, "v1", how="merge")
+    push_test_image(image_repository, sha)
+    real_git = shutil.which("git")
+    spy = tmp_path / "old-git"
+    spy.mkdir()
+    (spy / "git").write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" merge-tree --write-tree "*) echo "usage: git merge-tree <base> <b1> <b2>" >&2; '
+        "exit 129;; esac\n"
+        f'exec {real_git} "$@"\n'
+    )
+    (spy / "git").chmod(stat.S_IRWXU)
+    env = {**signing_env(keys, tmp_path / "tmp"), "PATH": f"{spy}:{os.environ['PATH']}"}
+
+    result = run_cli(
+        signed_repo.workspace(sha), "promote", "--image-repository", image_repository, "--json", env=env
+    )
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert "it needs git 2.38 or newer" in result.json["error"] and "git version" in result.json["error"]
+    assert signed_repo.tip() == sha
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_an_indirect_merge_is_vouched_for_by_the_pull_request_it_merged(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, approved: bool,
+) -> None:  # fmt: skip
+    """Pull request #2's head is a child of #1's: merging #2 merges #1 too, and GitHub marks both merged
+    ("About pull request merges", Indirect merges), here both with the one merge commit. The merge is
+    GitHub's merge of #2 only (its second parent is #2's head), so #2's approvals decide."""
+    dev = signed_repo.dev
+    git(dev, "checkout", "--quiet", "-b", "feature")
+    heads = []
+    for step in ("one", "two"):
+        (dev / "app" / f"{step}.txt").write_text(step)
+        git(dev, "add", "app")
+        git(dev, "commit", "--quiet", "-m", f"feature: {step}")
+        heads.append(git(dev, "rev-parse", "HEAD").strip())
+        git(dev, "push", "--quiet", "origin", f"HEAD:refs/pull/{len(heads)}/head")
+    git(dev, "checkout", "--quiet", "main")
+    git(dev, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #2", "feature")
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    sha = git(dev, "rev-parse", "HEAD").strip()
+    merged_pull(github, sha, commits=(heads[0],))
+    merged_pull(github, sha, commits=tuple(heads), reviews=(("reviewer", "APPROVED"),) if approved else ())
+    push_test_image(image_repository, sha)
+
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path)
+
+    if approved:
+        assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
+    else:
+        assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+        assert f"{sha} (pull request #2 into main has 0 of the 1 approvals" in result.json["error"]
+
+
+@pytest.mark.parametrize("case", ["head pushed", "head gone"])
+def test_a_commit_that_github_cannot_have_merged_is_refused_by_name(
+    signed_repo: GitopsRepo, keys: Keys, image_repository: str, push_test_image: PushImage, tmp_path: Path,
+    github: FakeGitHubAPI, case: str,
+) -> None:  # fmt: skip
+    """The pull request's head itself pushed to the branch (GitHub marks it merged, its merge_commit_sha
+    that head; GitHub's merge and squash always make a new commit), and a squash whose head the remote
+    no longer serves at refs/pull/<n>/head, so that nothing says what it held."""
+    if case == "head pushed":
+        sha = signed_repo.app_commit("pushed around the merge button")
+        merged_pull(github, sha, commits=(sha,))
+        expected = "the head commit of pull request #1 itself, pushed to the branch"
+    else:
+        sha = reviewed(github, signed_repo, "squashed", how="squash")
+        git(signed_repo.remote, "update-ref", "-d", "refs/pull/1/head")
+        expected = "a squash of pull request #1, whose head"
+    push_test_image(image_repository, sha)
+
+    # Not a local clone, which copies every object, the head's too: one over git's protocol.
+    result = promote_signed(signed_repo, sha, keys, image_repository, tmp_path, depth=1)
+
+    assert result.returncode == 1 and result.json["outcome"] == "error", result.output
+    assert f"{sha} (not GitHub's merge of pull request #1: {expected}" in result.json["error"]
+    assert signed_repo.tip() == sha
 
 
 @pytest.mark.parametrize(
@@ -522,8 +802,7 @@ def test_a_merged_pull_request_counts_only_with_the_approvals_the_branch_require
     can push the merge of a pull request they opened. The worst case is assumed: merge_commit_sha names
     the pushed commit. Only approvals of the final head commit by others than the author count."""
     github.repositories[REPOSITORY].required_approvals = required
-    sha = signed_repo.app_commit("merged by a push")
-    merged_pull(github, sha, reviews=reviews)
+    sha = reviewed(github, signed_repo, "merged by a push", how="merge", reviews=reviews)
     push_test_image(image_repository, sha)
 
     result = run_cli(
@@ -559,15 +838,16 @@ def test_only_approvals_by_reviewers_with_write_access_count(
     """A required approval must come from someone with write access ("About pull request reviews": in a
     public repository anyone can submit an approving review; "Approving a pull request with required
     reviews": only reviews by people with write or admin access count). The attack: a pull request
-    "merged" by pushing its head to the branch with the deploy key (GitHub then marks it merged, its
-    merge_commit_sha that head), approved by a second account of the attacker's without access."""
+    "merged" by pushing its merge to the branch with the deploy key (GitHub then marks it merged, its
+    merge_commit_sha that merge), approved by a second account of the attacker's without access."""
     repo = github.repositories[REPOSITORY]
     if role == "deleted":
         github.users.discard("passerby")
     elif role is not None:
         repo.collaborators["passerby"] = role
-    sha = signed_repo.app_commit("pushed with the deploy key, approved by a passer-by")
-    merged_pull(github, sha, commits=(sha,), reviews=(("passerby", "APPROVED"),))
+    sha = reviewed(
+        github, signed_repo, "approved by a passer-by", how="merge", reviews=(("passerby", "APPROVED"),)
+    )
     push_test_image(image_repository, sha)
 
     result = run_cli(
@@ -591,9 +871,8 @@ def test_a_crowd_of_approvals_costs_only_the_requests_it_needs(
 ) -> None:  # fmt: skip
     """Anyone may approve a public repository's pull request, so approvals can be many: the bot asks
     about reviewers (in login order) only until the rules' count of writers is reached."""
-    sha = signed_repo.app_commit("approved by many")
     crowd = tuple((f"passerby{n:02d}", "APPROVED") for n in range(20))
-    merged_pull(github, sha, reviews=(*crowd, ("reviewer", "APPROVED")))
+    sha = reviewed(github, signed_repo, "approved by many", reviews=(*crowd, ("reviewer", "APPROVED")))
     github.users |= {login for login, _ in crowd}
     github.repositories[REPOSITORY].collaborators["passerby00"] = "write"
     push_test_image(image_repository, sha)
@@ -606,18 +885,6 @@ def test_a_crowd_of_approvals_costs_only_the_requests_it_needs(
     assert result.returncode == 0 and result.json["outcome"] == "changed", result.output
     asked = [path for _, path in github.requests if path.endswith("/permission")]
     assert asked == [f"/repos/{REPOSITORY}/collaborators/passerby00/permission"]
-
-
-def dev_commit(repo: GitopsRepo, files: dict[str, str], label: str) -> str:
-    """A developer commit writing files, pushed to main; returns its SHA."""
-    git(repo.dev, "pull", "--quiet", "--rebase", "origin", "main")
-    for name, text in files.items():
-        (repo.dev / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo.dev / name).write_text(text)
-    git(repo.dev, "add", *files)
-    git(repo.dev, "commit", "--quiet", "-m", label)
-    git(repo.dev, "push", "--quiet", "origin", "HEAD:main")
-    return git(repo.dev, "rev-parse", "HEAD").strip()
 
 
 @pytest.mark.parametrize(
@@ -648,10 +915,13 @@ def test_a_change_to_owned_paths_counts_only_with_a_code_owners_approval(
     repo.code_owner_review = code_owner_review
     repo.collaborators |= {"owner": "write", "readonly-owner": "read"}
     github.users |= {"owner", "readonly-owner"}
-    owners = dev_commit(signed_repo, {".github/CODEOWNERS": codeowners}, "add CODEOWNERS")
-    merged_pull(github, owners)  # the base had no CODEOWNERS: no owner to ask
-    sha = dev_commit(signed_repo, {"jenkins/release.py": "print('pushed with the deploy key')\n"}, "jenkins")
-    merged_pull(github, sha, commits=(sha,), reviews=tuple((who, "APPROVED") for who in approvals))
+    # the base had no CODEOWNERS: no owner to ask
+    reviewed(github, signed_repo, "add CODEOWNERS", files={".github/CODEOWNERS": codeowners})
+    changed = {"jenkins/release.py": "print('merged by a push')\n"}
+    sha = reviewed(
+        github, signed_repo, "jenkins", how="merge", files=changed,
+        reviews=tuple((who, "APPROVED") for who in approvals),
+    )  # fmt: skip
     push_test_image(image_repository, sha)
 
     result = run_cli(
@@ -673,10 +943,8 @@ def test_a_dismissal_on_a_later_page_of_reviews_counts(
 ) -> None:  # fmt: skip
     """Reviews come in pages: the approval on the first, its dismissal on the next one."""
     github.page_size = 2
-    sha = signed_repo.app_commit("approved, then dismissed")
-    merged_pull(
-        github, sha, reviews=(("reviewer", "APPROVED"), ("other", "COMMENTED"), ("reviewer", "DISMISSED"))
-    )
+    dismissed = (("reviewer", "APPROVED"), ("other", "COMMENTED"), ("reviewer", "DISMISSED"))
+    sha = reviewed(github, signed_repo, "approved, then dismissed", reviews=dismissed)
     push_test_image(image_repository, sha)
 
     result = run_cli(
