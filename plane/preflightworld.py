@@ -26,7 +26,7 @@ STACK = "preflight"
 REPOSITORY = "example-org/hello-gitops"
 REVIEWER = "octo-reviewer"
 TOKEN = "github_pat_preflight_world"  # noqa: S105 - the fake GitHub's own token, nothing real
-PULLS_TOKEN = "github_pat_preflight_pulls"  # noqa: S105 - likewise: the release's, Pull requests: read
+PULLS_TOKEN = "github_pat_preflight_pulls"  # noqa: S105 - likewise: the release's, Pull requests and Commit statuses: read
 # How `pulumi config set --secret` writes a value to the stack file; only the Pulumi CLI decrypts it.
 CIPHERTEXT = {"secure": "v1:cHVsbHMtdG9rZW4tY2lwaGVydGV4dA=="}
 # Every permission the stack's GitHub resources need, as the README lists them (GitHub's API names).
@@ -107,7 +107,10 @@ def world(moto_endpoint: str) -> Iterator[World]:
         )
         owner = REPOSITORY.split("/")[0]
         github = FakeGitHubAPI(
-            tokens={TOKEN: set(ALL_PERMISSIONS), PULLS_TOKEN: {"pull_requests=read", "metadata=read"}},
+            tokens={
+                TOKEN: set(ALL_PERMISSIONS),
+                PULLS_TOKEN: {"pull_requests=read", "statuses=read", "metadata=read"},
+            },
             users={REVIEWER, "octo-admin"},
             organizations={owner: "free"},
             repositories={

@@ -438,7 +438,8 @@ class ExtraToken:
 
     key: str
     """Its config key under the project."""
-    probe: Probe
+    probes: tuple[Probe, ...]
+    """One per permission of its map (infra/github_permissions.py), each the request its user makes."""
     value: Callable[[StackConfig], Secret | None]
     unset: Row | None
     """What preflight says when the key is not set; None for a required key (the stack's own config
@@ -448,14 +449,18 @@ class ExtraToken:
 EXTRA_TOKENS = (
     ExtraToken(
         "commitStatusToken",
-        Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports"),
+        (Probe("statuses=write", "POST", "/statuses/{sha}", "Flux's deploy reports"),),
         lambda config: config.commit_status_token,
         skip("commitStatusToken", "not set: Flux's deploy reports are off"),
     ),
     # "List pull requests associated with a commit" (Pull requests: read): 200 when the token may.
     ExtraToken(
         "pullsToken",
-        Probe("pull_requests=read", "GET", "/commits/{sha}/pulls", "the release's history check"),
+        (
+            Probe("pull_requests=read", "GET", "/commits/{sha}/pulls", "the release's history check"),
+            # "List commit statuses for a reference" (Commit statuses: read): promotion's gate and status.
+            Probe("statuses=read", "GET", "/commits/{sha}/statuses", "promotion's gate and `status`"),
+        ),
         lambda config: config.pulls_token,
         None,
     ),
@@ -467,7 +472,7 @@ def _extra_token(config: StackConfig, extra: ExtraToken, token: Secret, api: Git
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
     sha = branch.body.get("commit", {}).get("sha") if branch.status == 200 else None
-    for row in _permissions(GitHub(token, api.base), config, (extra.probe,), sha):
+    for row in _permissions(GitHub(token, api.base), config, extra.probes, sha):
         yield Row(row.mark, f"{extra.key} {row.check}", row.detail, row.fix)
 
 

@@ -544,9 +544,15 @@ def test_the_pulls_token_is_probed_with_the_releases_own_request(
     _, rows, _ = preflight(fake, capsys)
     assert rows[check].startswith("✓")
     assert ("GET", f"/repos/{REPOSITORY}/commits/{'a' * 40}/pulls") in fake.github.requests
+    # Promotion and `status` read Flux's reports with it: "List commit statuses for a reference",
+    # Commit statuses: read (fine-grained-pat-permissions.json, docs/verified-identifiers.md).
+    statuses = "pullsToken permission statuses=read"
+    assert rows[statuses].startswith("✓")
+    assert ("GET", f"/repos/{REPOSITORY}/commits/{'a' * 40}/statuses") in fake.github.requests
     fake.github.tokens[PULLS_TOKEN] = {"metadata=read"}
     code, rows, out = preflight(fake, capsys)
     assert code == 1 and rows[check].startswith("✗") and "it accepts pull_requests=read" in rows[check]
+    assert rows[statuses].startswith("✗") and "it accepts statuses=read" in rows[statuses]
     assert PULLS_TOKEN not in out
 
 
