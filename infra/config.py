@@ -76,6 +76,7 @@ SCALAR_KEYS = (
     "kubeconfig",
     "commitStatusToken",
     "pullsToken",
+    "trustAnchor",
 )
 OBJECT_KEYS = {
     "cluster": (
@@ -225,6 +226,9 @@ class StackConfig:
     sign, so nothing would ever deploy."""
     environment: str = "dev"
     """The environment this stack deploys (default: the stack's name); names its deploy reports."""
+    trust_anchor: str | None = None
+    """`trustAnchor`: the commit the release bot trusts from (a full SHA the operator checked); None: the
+    branch's head when the stack was created (infra/trust_anchor.py)."""
     required_approvals: int = 1
     """Approvals a pull request into `branch` needs (0 to 10); 0 = a one-person trial, nobody reviews."""
     kubeconfig: Secret | None = field(default=None, repr=False)
@@ -746,6 +750,7 @@ def load(stack: str | None = None) -> StackConfig:
         kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
         commit_status_token=_optional_secret(config, "commitStatusToken"),
         pulls_token=_required_secret(config, "pullsToken", PULLS_TOKEN_COMMAND),
+        trust_anchor=_trust_anchor(config),
     )
 
 
@@ -784,6 +789,18 @@ def _approvals(config: pulumi.Config) -> int:
             f"`pulumi config set {_key('requiredApprovals')} 1`"
         )
     return int(text)
+
+
+def _trust_anchor(config: pulumi.Config) -> str | None:
+    """`trustAnchor`: a full commit SHA (40 lowercase hex digits), or unset."""
+    value = config.get("trustAnchor")
+    if value is not None and not re.fullmatch(r"[0-9a-f]{40}", value):
+        raise ConfigError(
+            f"{_key('trustAnchor')}: {value!r} is not a full commit SHA; give the 40-character SHA of the "
+            f"commit you checked (`git rev-parse origin/<branch>`): `pulumi config set {_key('trustAnchor')} "
+            "<sha>`, or remove it"
+        )
+    return value
 
 
 def _required_secret(config: pulumi.Config, name: str, command: str) -> Secret:

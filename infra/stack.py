@@ -83,7 +83,13 @@ def build() -> None:
     hook_ranges = github_hook_ranges()
     keys = DeployKeys("deploy-keys", DeployKeysArgs(repository_name=config.repository_name))
     anchor = TrustAnchor(
-        "trust-anchor", TrustAnchorArgs(repository=config.repository, branch=config.branch, head=head)
+        "trust-anchor",
+        TrustAnchorArgs(
+            repository=config.repository,
+            branch=config.branch,
+            head=config.trust_anchor or head,
+            pinned=config.trust_anchor is not None,
+        ),
     )
     jenkins = JenkinsServer(
         "jenkins",

@@ -30,7 +30,11 @@ class TrustAnchorArgs:
     """`owner/name`, for the parameter's description."""
     branch: str
     head: str
-    """The branch's head now (branch_head): recorded only when the parameter is created."""
+    """The branch's head now (branch_head): recorded only when the parameter is created; or the commit the
+    operator named (`pinned`)."""
+    pinned: bool = False
+    """`head` is `gitops-eks:trustAnchor`, the commit the operator checked: recorded as given on every
+    update (re-anchoring without reading a head that may have moved since the check)."""
 
 
 def branch_head(repository_name: str, branch: str) -> str:
@@ -66,13 +70,13 @@ class TrustAnchor(pulumi.ComponentResource):
             # Not secret: a commit id. `insecure_value` keeps it out of the secret-marked `value`.
             insecure_value=args.head,
             description=(
-                f"Head of {args.repository}:{args.branch} when the stack was created: the release "
-                "bot's trust anchor before its first signed commit. Recorded once; re-anchor with "
-                "`pulumi up --replace` on this resource."
+                f"The release bot's trust anchor on {args.repository}:{args.branch}: the head when the "
+                "stack was created, or the commit gitops-eks:trustAnchor names (docs/release.md)."
             ),
             # The engine keeps the state's value for an ignored input on every later update, and takes
-            # the program's value only when the resource is created, or replaced with --replace.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["insecureValue"]),
+            # the program's value only when the resource is created, or replaced with --replace. A pinned
+            # anchor is the operator's statement, so it is recorded as given.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=[] if args.pinned else ["insecureValue"]),
         )
         self.commit: pulumi.Output[str] = self.parameter.insecure_value
         self.urn_to_replace: pulumi.Output[str] = self.parameter.urn

@@ -330,18 +330,23 @@ def promote_from(
 
 
 def hand_change(ctx: Context, tip: str, current: core.ImageEntry) -> core.HandChange | None:
-    """The newest commit since the bot's newest commit on tip's first-parent line that changed the
-    app's image entry, when the entry differs from what the bot left; None if it does not, or if the
-    bot never wrote this manifest: it never committed, or its newest commit has no image entry at this
-    path (the manifest moved there since, as in an upgrade to the overlays, or is a new environment's).
-    The manifest as it is, then, is the starting point."""
+    """The newest commit on tip's first-parent line that changed the app's image entry since the
+    starting point, when the entry differs from the one there; None if it does not.
+
+    The starting point is the bot's newest commit. Where that commit has no image entry at this path
+    (the manifest moved there since, as in an upgrade to the overlays, or is a new environment's), it is
+    the manifest as merged: the newest commit that added the path. A bot that never committed has none:
+    the manifest as it is is the starting point."""
     bot = ctx.git.newest_by(tip, ctx.bot.email)
     if bot is None and ctx.git.is_shallow():
         ctx.git.unshallow(ctx.remote)
         bot = ctx.git.newest_by(tip, ctx.bot.email)
-    if bot is None or _entry_at(ctx, bot) in (None, current):
+    if bot is None:
         return None
-    for sha, email in ctx.git.file_changes(bot, tip, ctx.manifest_path):
+    base = bot if _entry_at(ctx, bot) is not None else ctx.git.added_in(ctx.remote, tip, ctx.manifest_path)
+    if base is None or _entry_at(ctx, base) in (None, current):
+        return None
+    for sha, email in ctx.git.file_changes(base, tip, ctx.manifest_path):
         if _entry_at(ctx, sha) != _entry_at(ctx, f"{sha}^1"):
             return core.HandChange(sha, email)
     return core.HandChange(tip, ctx.git.commit_info(tip)[1])

@@ -523,8 +523,9 @@ def check_target(root: Path, args: argparse.Namespace) -> str:
             f"--to {target!r}: the first environment of {environments.FILE}, which `release` deploys every "
             f"commit to; promotion goes to a later one ({later})"
         )
-    stack = os.environ.get("GITOPS_ENVIRONMENT", "")
-    if stack and stack != target:
+    # Set but empty is an unset stack variable upstream (as for --environment), not "any stack".
+    stack = os.environ.get("GITOPS_ENVIRONMENT")
+    if stack is not None and stack != target:
         raise InputError(
             f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT); run the promotion to "
             f"{target} in {target}'s own stack, whose Jenkins and registry are {target}'s"

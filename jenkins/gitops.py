@@ -341,6 +341,17 @@ class Git:
         out = self.run("log", "--first-parent", "--format=%H %ae", f"{base}..{tip}", "--", path)
         return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
+    def added_in(self, remote: str, tip: str, path: str) -> str | None:
+        """The newest commit on tip's first-parent line that added path (a merge counts with what it
+        changed against its first parent: `--first-parent` implies `--diff-merges=first-parent`, git
+        2.31 release notes); None if none did. A shallow clone is deepened first."""
+        if self.is_shallow():
+            self.unshallow(remote)
+        found = self.run(
+            "log", "--first-parent", "--diff-filter=A", "--max-count=1", "--format=%H", tip, "--", path
+        )
+        return found.strip() or None
+
     def last_change(self, remote: str, tip: str, path: str) -> str | None:
         """The newest commit on tip's first-parent line that changed path (a merge counts with what it
         changed against its first parent); None if none did. A shallow clone is deepened first: its

@@ -88,3 +88,23 @@ def test_a_refused_read_names_the_token() -> None:
     message = config_error({}, reads=True, invoke_results={"github:index/getBranch:getBranch": refuse})
     assert message.startswith("gitops-eks:branch: GitHub refused reading branch 'main' of hello-gitops")
     assert "github:token" in message
+
+
+def test_a_pinned_anchor_is_the_commit_the_operator_named_not_the_live_head() -> None:
+    """Re-anchoring with `gitops-eks:trustAnchor`: the commit the operator checked is recorded as given
+    (no ignoreChanges, so an update writes it), whatever head GitHub answers while `pulumi up` runs: a
+    push between the check and the update cannot become the anchor."""
+    checked = "c" * 40
+    program = run_program({"trustAnchor": checked})
+    parameter = program.one(PARAMETER, "trust-anchor-commit")
+    assert parameter.inputs["insecureValue"] == checked != GITHUB_BRANCH_HEAD
+    assert parameter.options["ignoreChanges"] == []
+    assert program.outputs["trustAnchor"] == checked
+    assert bash_reads(_written(program)["/etc/jenkins/gitops.env"])["GITOPS_TRUST_ANCHOR"] == checked
+
+
+@pytest.mark.parametrize("value", ["HEAD", "c" * 39, "C" * 40, "c" * 40 + "\n", "main"])
+def test_a_trust_anchor_that_is_not_a_full_sha_is_refused_before_anything_is_declared(value: str) -> None:
+    message = config_error({"trustAnchor": value}, reads=True)
+    assert message.startswith(f"gitops-eks:trustAnchor: {value!r} is not a full commit SHA")
+    assert "`pulumi config set gitops-eks:trustAnchor <sha>`" in message

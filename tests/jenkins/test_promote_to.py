@@ -205,11 +205,12 @@ def test_an_image_missing_from_the_target_repository_is_refused_with_what_to_cop
         (["--to", "qa"], "prod", "--to 'qa': not an environment of k8s/environments.yaml (dev, prod)"),
         (["--to", "dev"], "dev", "--to 'dev': the first environment of k8s/environments.yaml"),
         (["--to", "prod"], "dev", "--to 'prod': this stack deploys 'dev' (GITOPS_ENVIRONMENT)"),
+        (["--to", "prod"], "", "--to 'prod': this stack deploys '' (GITOPS_ENVIRONMENT)"),
         (["--to", "prod", "--commit", "HEAD"], "prod", "give no --commit or --digest"),
         (["--to", "prod", "--environment", "dev"], "prod", "--environment 'dev' and --to 'prod': give one"),
         (["--to", "prod", "--manifest-dir", "k8s/overlays/prod"], "prod", "--to and --manifest-dir"),
     ],
-    ids=["unknown", "first", "not-this-stack", "commit", "environment", "manifest-dir"],
+    ids=["unknown", "first", "not-this-stack", "empty-stack", "commit", "environment", "manifest-dir"],
 )
 def test_bad_targets_are_bad_input(
     two_envs: GitopsRepo, github: FakeGitHubAPI, args: list[str], environment: str, expected: str
