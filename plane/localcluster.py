@@ -492,12 +492,16 @@ class FluxLoop:
 @contextlib.contextmanager
 def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
     """Seed a GitOps repository under workdir, serve it over SSH, apply the stack's Flux objects."""
-    namespace = ensure_app_namespace(cluster)
-    repo = GitOpsRepo.seed(workdir / "gitops")
-    host_key = workdir / "sshd" / "host_key"
-    _, host_public = keygen(host_key)
-    status_token = "github_pat_" + secrets.token_urlsafe(30)
-    objects, repository = flux_objects(workdir / "keys", host_public, status_token)
+    from tests.infra.conftest import operator_codeowners
+
+    # The program reads the operator's CODEOWNERS, as in their checkout after the quickstart.
+    with operator_codeowners(workdir / "checkout"):
+        namespace = ensure_app_namespace(cluster)
+        repo = GitOpsRepo.seed(workdir / "gitops")
+        host_key = workdir / "sshd" / "host_key"
+        _, host_public = keygen(host_key)
+        status_token = "github_pat_" + secrets.token_urlsafe(30)
+        objects, repository = flux_objects(workdir / "keys", host_public, status_token)
     signing_key = signing_key_file(workdir / "keys")
     # Flux deploys only a tip the bot signed, and the bot signs only over a branch that holds a commit it
     # signed: one empty commit signed with its key switches signing on (docs/release.md).

@@ -94,13 +94,8 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def committed_codeowners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The operator's checkout after the quickstart: `.github/CODEOWNERS` rendered for their reviewers
-    (the repository's own copy names no owner). The program reads it from here."""
-    from infra import codeowners
-    from tests.infra.conftest import OPERATOR_CONFIG
+    """The program reads the operator's CODEOWNERS (see operator_codeowners) in every test."""
+    from tests.infra.conftest import operator_codeowners
 
-    path = tmp_path_factory.mktemp("checkout") / "CODEOWNERS"
-    path.write_text(codeowners.render(OPERATOR_CONFIG["preview.reviewers"]))
-    shipped, codeowners.CODEOWNERS = codeowners.CODEOWNERS, path
-    yield path
-    codeowners.CODEOWNERS = shipped
+    with operator_codeowners(tmp_path_factory.mktemp("checkout")) as path:
+        yield path

@@ -17,11 +17,12 @@ new data source cannot silently return nothing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import runpy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,23 @@ OPERATOR_CONFIG = {
     "preview.reviewers": ["example-maintainer"],
     "pullsToken": "github_pat_operator_pulls_token_for_tests",
 }
+
+
+@contextlib.contextmanager
+def operator_codeowners(checkout: Path) -> Iterator[Path]:
+    """The operator's checkout after the quickstart: `.github/CODEOWNERS` rendered for their reviewers
+    (the repository's own copy names no owner) under `checkout`. The program reads it from there while
+    the context is open."""
+    from infra import codeowners
+
+    checkout.mkdir(parents=True, exist_ok=True)
+    path = checkout / "CODEOWNERS"
+    path.write_text(codeowners.render(OPERATOR_CONFIG["preview.reviewers"]))
+    shipped, codeowners.CODEOWNERS = codeowners.CODEOWNERS, path
+    try:
+        yield path
+    finally:
+        codeowners.CODEOWNERS = shipped
 
 
 def committed_config(stack: str = STACK) -> dict[str, Any]:
