@@ -26,6 +26,7 @@ from infra.gitops import GitOps, GitOpsArgs
 from infra.jenkins.controller import JenkinsServer, JenkinsServerArgs
 from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs, ecr_repository_name
+from infra.signing_switch import SigningSwitch
 from infra.trust_anchor import TrustAnchor, TrustAnchorArgs, branch_head
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -90,6 +91,17 @@ def build() -> None:
             head=config.trust_anchor or head,
             pinned=config.trust_anchor is not None,
         ),
+    )
+    # Flux deploys only tips the bot signed: give it one now, on the anchor, so day 0 has a deploy.
+    switch = SigningSwitch(
+        "trust-anchor-switch",
+        url=f"git@github.com:{config.repository}.git",
+        branch=config.branch,
+        anchor=anchor.commit,
+        deploy_key=keys.jenkins_private_key,
+        known_hosts=known_hosts,
+        signing_key=keys.signing_private_key,
+        opts=pulumi.ResourceOptions(parent=anchor, depends_on=[keys.jenkins_deploy_key]),
     )
     jenkins = JenkinsServer(
         "jenkins",
@@ -165,6 +177,8 @@ def build() -> None:
     pulumi.export("jenkinsUrl", jenkins.url)
     pulumi.export("trustAnchor", anchor.commit)
     pulumi.export("trustAnchorUrn", anchor.urn_to_replace)
+    pulumi.export("signingSwitch", switch.outcome)
+    pulumi.export("signingSwitchCommit", switch.commit)
     pulumi.export("fluxWebhookUrl", gitops.webhook_url)
     # Run it once Flux has applied k8s/ (README, "Check that it works").
     pulumi.export("appUrlCommand", app_url)

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from infra.openpgp import OpenPgpKeyProvider
+from infra.signing_switch import PUSHED, switch_on
 from plane.fakegithub import FakeGitHub, fake_github
 from plane.localservices import ROOT, free_port
 from plane.sandbox import BRANCH, MANIFEST, GitOpsRepo, OpenPgpSigner, ReviewedMerges, git
@@ -503,11 +504,20 @@ def flux_loop(cluster: Cluster, workdir: Path) -> Iterator[FluxLoop]:
         status_token = "github_pat_" + secrets.token_urlsafe(30)
         objects, repository = flux_objects(workdir / "keys", host_public, status_token)
     signing_key = signing_key_file(workdir / "keys")
-    # Flux deploys only a tip the bot signed, and the bot signs only over a branch that holds a commit it
-    # signed: one empty commit signed with its key switches signing on (docs/release.md).
-    with OpenPgpSigner.of(signing_key.read_text()) as bot:
-        bot.commit(repo.work, "--allow-empty", "-m", "Switch release signing on [skip ci]")
-    git(repo.work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
+    # Flux deploys only a tip the bot signed: as `pulumi up` does on the trust anchor, the stack's own
+    # code pushes one empty commit signed with the bot's key onto the seed (infra/signing_switch.py).
+    # (The remote is a local path here, so no SSH key or host key is used.)
+    outcome, _ = switch_on(
+        str(repo.remote),
+        BRANCH,
+        repo.tip(),
+        deploy_key="",
+        known_hosts="",
+        signing_key=signing_key.read_text(),
+    )
+    if outcome != PUSHED:
+        raise ClusterError(f"switching signing on in {repo.remote}: {outcome}")
+    repo.checkout_tip()
     (source,) = [o for o in objects if o["kind"] == "GitRepository"]
     auth = next(
         o

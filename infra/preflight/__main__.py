@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         *aws.checks(stack.config),
         *github.checks(stack.config, token, stack.encrypted),
         *backend.check(stack.config.preview.enabled),
+        backend.tools(),
     ]
     print(render(rows))
     return 1 if any(r.blocks for r in rows) else 0

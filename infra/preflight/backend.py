@@ -1,5 +1,7 @@
 """Pulumi: a logged-in backend, where `pulumi up` keeps the stack's state; with previews on, Pulumi Cloud,
 the backend the preview workflow logs in to with GitHub's OIDC token (pulumi/auth-actions, docs/security.md).
+And the tools `pulumi up` runs on this machine: git and ssh, with which it pushes the signed commit that
+switches signing on (infra/signing_switch.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,22 @@ PREVIEWS_CHECK = "Pulumi Cloud for previews"
 # pulumi/pulumi pkg/cmd/pulumi/whoami.go, `--verbose`: a line `Backend URL: <b.URL()>`. Pulumi Cloud's is its
 # https console address; the DIY backends' are file://, s3://, gs:// or azblob:// (`pulumi login` docs).
 URL_LINE = "Backend URL:"
+
+
+TOOLS_CHECK = "git and ssh"
+
+
+def tools() -> Row:
+    """`pulumi up` pushes the commit that switches signing on with git over SSH from this machine."""
+    missing = [tool for tool in ("git", "ssh") if shutil.which(tool) is None]
+    if missing:
+        return fail(
+            TOOLS_CHECK,
+            f"{' and '.join(missing)} not found on PATH: `pulumi up` pushes the bot-signed commit that lets "
+            'Flux deploy from day 0 with git over SSH (docs/release.md, "Signing switched on at creation")',
+            "install git and an OpenSSH client (e.g. `apt-get install git openssh-client`)",
+        )
+    return ok(TOOLS_CHECK, "on PATH (`pulumi up` pushes one signed commit to github.com over SSH)")
 
 
 def check(previews: bool) -> list[Row]:

@@ -91,7 +91,15 @@ def test_day0_nothing_released_yet_is_ready_and_reported_success_with_no_pod(flu
         "this file first among the plane's tests)"
     )
 
+    # The tip is the commit `pulumi up` pushes on the trust anchor (infra/signing_switch.py, which the
+    # plane runs to switch signing on): empty, by the bot, signed with its key without gpg.
+    assert git(flux.repo.remote, "log", "-1", "--format=%ae %s", tip).startswith(
+        "gitops-bot@users.noreply.github.com Switch release signing on [skip ci]"
+    )
+
     flux.wait_applied(tip)
+    verified = condition(flux.status("GitRepository"), "SourceVerified")
+    assert verified and verified["status"] == "True", verified
 
     deployment = flux.deployment()
     assert deployment["spec"]["replicas"] == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -96,7 +97,25 @@ def test_a_ready_world_blocks_only_on_the_missing_pulumi_cli(
     assert rows["EKS 1.35"].startswith("✓") and "until 2027-03-27" in rows["EKS 1.35"]
     assert rows[f"reviewer {REVIEWER}"].startswith("✓")
     assert rows["pullsToken"].startswith("-") and "encrypted in the stack file" in rows["pullsToken"]
+    assert rows["git and ssh"].startswith("✓")
     assert "1 blocker(s)" in out
+
+
+def test_a_machine_without_ssh_is_a_blocker_naming_it(
+    fake: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`pulumi up` pushes the commit that switches signing on with git over SSH (infra/signing_switch.py)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["git and ssh"].startswith("✗") and "ssh not found on PATH" in rows["git and ssh"]
+    assert (
+        fix_after(out, "git and ssh")
+        == "fix: install git and an OpenSSH client (e.g. `apt-get install git openssh-client`)"
+    )
 
 
 def test_unknown_reviewer_is_named_with_githubs_404(fake: World, capsys: pytest.CaptureFixture[str]) -> None:

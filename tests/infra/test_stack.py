@@ -291,6 +291,8 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "previewRoleArn",
         "trustAnchor",
         "trustAnchorUrn",
+        "signingSwitch",
+        "signingSwitchCommit",
     }
     assert "kubeconfig" in dev_program.secret_outputs
     assert json.loads(outputs["kubeconfig"])["clusters"][0]["name"] == "cluster-eks"

@@ -8,6 +8,7 @@ import yaml
 
 from tests.infra.conftest import (
     GITHUB_BRANCH_HEAD,
+    GITHUB_HOST_KEYS,
     InvokeFailure,
     Program,
     config_error,
@@ -108,3 +109,37 @@ def test_a_trust_anchor_that_is_not_a_full_sha_is_refused_before_anything_is_dec
     message = config_error({"trustAnchor": value}, reads=True)
     assert message.startswith(f"gitops-eks:trustAnchor: {value!r} is not a full commit SHA")
     assert "`pulumi config set gitops-eks:trustAnchor <sha>`" in message
+
+
+SWITCH = "pulumi-python:dynamic/gitops:SigningSwitch"
+
+
+def test_the_stack_switches_signing_on_at_the_anchor_with_the_write_key_and_the_bots_key(
+    dev_program: Program,
+) -> None:
+    """infra/signing_switch.py pushes the signed empty commit on the anchor (its test runs it against a
+    real sshd): the write deploy key is registered first, the keys are secrets, GitHub's host keys from
+    its API are the only ones trusted."""
+    switch = dev_program.one(SWITCH, "trust-anchor-switch")
+    anchor = dev_program.one(PARAMETER, "trust-anchor-commit")
+    assert switch.inputs["url"] == "git@github.com:example-org/hello-gitops.git"
+    assert switch.inputs["branch"] == "main"
+    assert switch.inputs["anchor"] == GITHUB_BRANCH_HEAD
+    assert switch.property_dependencies["anchor"] == (anchor.urn,)
+    deploy_keys = {
+        r.name: r for r in dev_program.of_type("github:index/repositoryDeployKey:RepositoryDeployKey")
+    }
+    write_key = deploy_keys["deploy-keys-jenkins"]
+    assert write_key.inputs["readOnly"] is False
+    assert write_key.urn in switch.dependencies
+    (tls_key,) = [
+        r for r in dev_program.of_type("tls:index/privateKey:PrivateKey") if r.name == "deploy-keys-jenkins"
+    ]
+    assert switch.inputs["deploy_key"] == tls_key.outputs["privateKeyOpenssh"]
+    signing = dev_program.one("pulumi-python:dynamic/openpgp:Key")
+    assert switch.inputs["signing_key"] == signing.outputs["private_key"]
+    assert {"deploy_key", "signing_key"} <= switch.secret_inputs
+    assert dev_program.invokes_of("github:index/getSshKeys:getSshKeys")
+    assert switch.inputs["known_hosts"].splitlines() == [f"github.com {key}" for key in GITHUB_HOST_KEYS]
+    assert dev_program.outputs["signingSwitch"] == "pushed"
+    assert dev_program.outputs["signingSwitchCommit"] == switch.outputs["commit"]

@@ -1,0 +1,200 @@
+"""The commit that switches signing on (infra/signing_switch.py), pushed as `pulumi up` pushes it: over a
+real sshd with a deploy key and a pinned host key, into a bare repository. Its signature is checked by
+the tools that consume it: GnuPG through `git verify-commit`, and the release bot's own history reading
+(jenkins/gitops.py `signed_line`, which decides where the bot's checks start). source-controller's
+verdict is on the control plane: plane/localcluster.py switches signing on with this function, and
+tests/cluster/test_signed_commits.py deploys only what the bot's key signed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
+from infra.signing_switch import MOVED, PUSHED, SigningSwitchError, SigningSwitchProvider, switch_on
+from jenkins import signing
+from jenkins.cli import DEFAULT_BOT
+from jenkins.core import is_bot_commit, newest_human
+from jenkins.gitops import Git
+from tests.conftest import require
+from tests.infra.conftest import ROOT
+from tests.jenkins import conftest as jenkins_fixtures
+from tests.jenkins import test_ssh
+from tests.jenkins.conftest import GitopsRepo, git
+from tests.jenkins.test_ssh import Sshd, keygen
+
+# The release tests' repository and sshd (a deploy key limited to the repository, a pinned host key).
+gitops_repo = jenkins_fixtures.gitops_repo
+sshd = test_ssh.sshd
+
+BRANCH = "main"
+
+
+@pytest.fixture(scope="module")
+def bot_key() -> dict[str, str]:
+    require(subprocess.run(["gpg", "--version"], capture_output=True).returncode == 0, "gpg is not installed")
+    return OpenPgpKeyProvider().create({"user_id": BOT_USER_ID}).outs
+
+
+def push_switch(
+    repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], anchor: str, **kw: str
+) -> tuple[str, str]:
+    args = {
+        "url": sshd.url(repo.remote),
+        "branch": BRANCH,
+        "anchor": anchor,
+        "deploy_key": sshd.key.read_text(),
+        "known_hosts": sshd.known_hosts.read_text(),
+        "signing_key": bot_key["private_key"],
+        **kw,
+    }
+    return switch_on(**args)
+
+
+def test_on_the_anchor_it_pushes_an_empty_commit_the_bot_reads_as_its_own_signed_one(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], tmp_path: Path
+) -> None:
+    anchor = gitops_repo.tip()
+
+    outcome, commit = push_switch(gitops_repo, sshd, bot_key, anchor)
+
+    assert (outcome, gitops_repo.tip()) == (PUSHED, commit)
+    remote = gitops_repo.remote
+    assert git(remote, "rev-parse", f"{commit}^@").split() == [anchor]  # one parent: the anchor
+    assert git(remote, "rev-parse", f"{commit}^{{tree}}") == git(remote, "rev-parse", f"{anchor}^{{tree}}")
+    assert git(remote, "cat-file", "commit", commit).count("\ngpgsig -----BEGIN PGP SIGNATURE-----\n") == 1
+    assert (
+        git(remote, "log", "-1", "--format=%an <%ae>|%cn <%ce>", commit).strip()
+        == f"{BOT_USER_ID}|{BOT_USER_ID}"
+    )
+    assert git(remote, "log", "-1", "--format=%s", commit).strip().endswith("[skip ci]")
+    # git's own parser reads the object (fsck would name a malformed header).
+    subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=remote, check=True, capture_output=True)
+    # The release's reading: the bot made it (so a build looks under it for the human commit), and it is
+    # the newest commit gpg finds signed by the bot's key, with only that key in the keyring.
+    assert is_bot_commit(git(remote, "log", "-1", "--format=%ae", commit).strip(), DEFAULT_BOT.email)
+    assert (
+        newest_human([(commit, DEFAULT_BOT.email), (anchor, "dev@example.com")], DEFAULT_BOT.email) == anchor
+    )
+    key_file = tmp_path / "signing.asc"
+    key_file.write_text(bot_key["private_key"])
+    with signing.from_env({signing.KEY_FILE: str(key_file)}) as signer:
+        assert signer is not None
+        (signed,) = Git(remote).signed_line(commit, 0, 1, signer)
+        assert signed.signer in signer.bot_keys
+        (unsigned,) = Git(remote).signed_line(anchor, 0, 1, signer)
+        assert unsigned.signer is None
+
+
+def test_a_branch_that_moved_since_the_anchor_gets_nothing(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
+) -> None:
+    """Signing on top of a push made after the anchor would vouch for it: the first release's history
+    check decides about it instead."""
+    anchor = gitops_repo.tip()
+    pushed = gitops_repo.app_commit("pushed after the stack read its head")
+
+    assert push_switch(gitops_repo, sshd, bot_key, anchor) == (MOVED, "")
+    assert gitops_repo.tip() == pushed
+
+
+def test_a_branch_rewound_below_the_anchor_is_not_brought_back(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
+) -> None:
+    """A fast-forward from the rewound tip would restore the removed anchor: the lease refuses."""
+    first = gitops_repo.tip()
+    anchor = gitops_repo.app_commit("later removed")
+    git(gitops_repo.remote, "update-ref", f"refs/heads/{BRANCH}", first)
+
+    assert push_switch(gitops_repo, sshd, bot_key, anchor) == (MOVED, "")
+    assert gitops_repo.tip() == first
+
+
+def test_the_lease_holds_when_the_branch_moves_between_fetch_and_push(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra import signing_switch
+
+    anchor = gitops_repo.tip()
+    real = signing_switch._git
+
+    def racing(cwd: Path, *args: str, **kw: object) -> str:
+        out = real(cwd, *args, **kw)  # type: ignore[arg-type]
+        if args[0] == "hash-object":  # after the fetch, before the push: someone pushes
+            gitops_repo.app_commit("raced")
+        return out
+
+    monkeypatch.setattr(signing_switch, "_git", racing)
+    assert push_switch(gitops_repo, sshd, bot_key, anchor) == (MOVED, "")
+    assert git(gitops_repo.remote, "log", "-1", "--format=%s", BRANCH).strip() == "app: raced"
+
+
+def test_an_unknown_host_key_fails_naming_the_step_and_no_key(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], tmp_path: Path
+) -> None:
+    anchor = gitops_repo.tip()
+    other = keygen(tmp_path / "other_host")
+
+    with pytest.raises(SigningSwitchError) as caught:
+        push_switch(gitops_repo, sshd, bot_key, anchor, known_hosts=f"[127.0.0.1]:{sshd.port} {other}\n")
+
+    message = str(caught.value)
+    assert "fetch main" in message and "Host key verification failed" in message
+    assert "PRIVATE" not in message and sshd.key.read_text().split()[3] not in message
+    assert gitops_repo.tip() == anchor
+
+
+def test_a_key_the_repository_does_not_know_fails_and_pushes_nothing(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], tmp_path: Path
+) -> None:
+    anchor = gitops_repo.tip()
+    keygen(tmp_path / "stranger")
+
+    with pytest.raises(SigningSwitchError, match=r"fetch main .*Permission denied"):
+        push_switch(gitops_repo, sshd, bot_key, anchor, deploy_key=(tmp_path / "stranger").read_text())
+    assert gitops_repo.tip() == anchor
+
+
+def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
+) -> None:
+    """As infra/openpgp.py's provider: unpickled in `python -m pulumi.dynamic`, in the program's working
+    directory (pulumi/pulumi#17763), with nothing else of the program loaded."""
+    anchor = gitops_repo.tip()
+    props = {
+        "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor,
+        "deploy_key": sshd.key.read_text(), "known_hosts": sshd.known_hosts.read_text(),
+        "signing_key": bot_key["private_key"],
+    }  # fmt: skip
+    loader = (
+        "import base64, json, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.readline()))\n"
+        "result = provider.create(json.loads(sys.stdin.readline()))\n"
+        "print(json.dumps({'id': result.id, **result.outs}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    result = subprocess.run(
+        [sys.executable, "-c", loader],
+        input=serialize_provider(SigningSwitchProvider()) + "\n" + json.dumps(props) + "\n",
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    outs = json.loads(result.stdout)
+    assert (outs["outcome"], outs["commit"], outs["id"]) == (PUSHED, gitops_repo.tip(), gitops_repo.tip())
+    # The outputs carry no key: only the inputs, which the resource marks secret, do.
+    assert sorted(outs) == ["anchor", "branch", "commit", "id", "outcome", "url"]
+
+
+def test_only_a_new_place_replaces_it() -> None:
+    provider = SigningSwitchProvider()
+    olds = {"url": "git@github.com:o/r.git", "branch": "main", "anchor": "a" * 40}
+    assert provider.diff("x", olds, {**olds, "deploy_key": "rotated"}).changes is False
+    moved = provider.diff("x", olds, {**olds, "anchor": "b" * 40})
+    assert (moved.changes, moved.replaces) == (True, ["anchor"])
