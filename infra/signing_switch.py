@@ -73,10 +73,16 @@ def signed_commit_object(tree: str, parent: str, signing_key: str, when: int) ->
     return f"{unsigned}{header}\n{MESSAGE}".encode()
 
 
+def _clean_environ() -> dict[str, str]:
+    """The environment `pulumi up` runs in, without git's own variables: a GIT_DIR, GIT_WORK_TREE or
+    GIT_INDEX_FILE exported in the operator's shell would point these commands at their checkout."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+
 def _git(cwd: Path, *args: str, env: Mapping[str, str], what: str, stdin: bytes | None = None) -> str:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=cwd, env={**os.environ, **env}, input=stdin, capture_output=True,
+            ["git", *args], cwd=cwd, env={**_clean_environ(), **env}, input=stdin, capture_output=True,
             timeout=GIT_TIMEOUT, check=False,
         )  # fmt: skip
     except FileNotFoundError:
@@ -126,7 +132,7 @@ def switch_on(
         )  # fmt: skip
         push = subprocess.run(
             ["git", "push", "--porcelain", f"--force-with-lease={ref}:{anchor}", url, f"{sha}:{ref}"],
-            cwd=repo, env={**os.environ, **env}, capture_output=True, timeout=GIT_TIMEOUT, check=False,
+            cwd=repo, env={**_clean_environ(), **env}, capture_output=True, timeout=GIT_TIMEOUT, check=False,
         )  # fmt: skip
         if push.returncode != 0:
             output = (push.stdout + push.stderr).decode(errors="replace")

@@ -198,3 +198,23 @@ def test_only_a_new_place_replaces_it() -> None:
     assert provider.diff("x", olds, {**olds, "deploy_key": "rotated"}).changes is False
     moved = provider.diff("x", olds, {**olds, "anchor": "b" * 40})
     assert (moved.changes, moved.replaces) == (True, ["anchor"])
+
+
+def test_gits_variables_in_the_operators_shell_change_nothing(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi up` run from a shell with GIT_DIR (and friends) exported must neither write into that
+    repository nor read its config."""
+    checkout = gitops_repo.dev
+    before = git(checkout, "for-each-ref").strip(), git(checkout, "count-objects", "-v").strip()
+    monkeypatch.setenv("GIT_DIR", str(checkout / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(checkout))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(checkout / ".git" / "index"))
+    anchor = gitops_repo.tip()
+
+    outcome, commit = push_switch(gitops_repo, sshd, bot_key, anchor)
+
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name)
+    assert (outcome, gitops_repo.tip()) == (PUSHED, commit)
+    assert (git(checkout, "for-each-ref").strip(), git(checkout, "count-objects", "-v").strip()) == before
