@@ -196,6 +196,9 @@ class GitOpsArgs:
     receiver_source_cidr: str | None = None
     """Where the receiver's load balancer reaches the pod from (the VPC), admitted by a NetworkPolicy:
     Flux's chart only admits pods. None for a bring-your-own cluster, whose network we do not know."""
+    source_after: Sequence[pulumi.Resource] = ()
+    """What must be done before Flux first reads the branch: the commit that switches signing on
+    (infra/signing_switch.py), so its first reconcile finds a tip it can verify."""
     outlived_by: Sequence[pulumi.Resource] = ()
     """What must still exist while Flux's objects are deleted (the cluster, its nodes, the VPC the load
     balancers live in); empty for a bring-your-own cluster, which Pulumi does not delete."""
@@ -376,7 +379,9 @@ class AppSync(pulumi.ComponentResource):
                 "secretRef": {"name": self.git_secret.metadata.name},
                 "verify": {"mode": VERIFY_MODE, "secretRef": {"name": self.signers_secret.metadata.name}},
             },
-            opts=_opts(after_flux, moved.alias("source")),
+            opts=_opts(
+                after_flux, moved.alias("source"), pulumi.ResourceOptions(depends_on=list(args.source_after))
+            ),
         )
         self.kustomization = k8s.apiextensions.CustomResource(
             f"{name}-kustomization",

@@ -147,6 +147,8 @@ def build() -> None:
             # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
             # pruned while the nodes that run Flux, the cluster and its VPC still exist.
             outlived_by=in_cluster_after,
+            # Flux's first reconcile finds the bot-signed tip, not the unsigned head it would refuse.
+            source_after=[switch],
             receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
         ),
     )

@@ -141,5 +141,8 @@ def test_the_stack_switches_signing_on_at_the_anchor_with_the_write_key_and_the_
     assert {"deploy_key", "signing_key"} <= switch.secret_inputs
     assert dev_program.invokes_of("github:index/getSshKeys:getSshKeys")
     assert switch.inputs["known_hosts"].splitlines() == [f"github.com {key}" for key in GITHUB_HOST_KEYS]
+    # Flux's GitRepository is created after the push, so its first reconcile finds the signed tip.
+    source = dev_program.one("kubernetes:source.toolkit.fluxcd.io/v1:GitRepository")
+    assert switch.urn in source.dependencies
     assert dev_program.outputs["signingSwitch"] == "pushed"
     assert dev_program.outputs["signingSwitchCommit"] == switch.outputs["commit"]
