@@ -54,7 +54,10 @@ MESSAGE = (
 )
 PUSHED = "pushed"
 MOVED = "branch-moved"
+FAILED = "failed"
 GIT_TIMEOUT = 120.0  # seconds for one fetch or push
+FETCH_DELAYS = (5.0, 10.0, 20.0)  # seconds before each further fetch attempt
+_sleep = time.sleep
 
 
 class SigningSwitchError(Exception):
@@ -73,25 +76,67 @@ def signed_commit_object(tree: str, parent: str, signing_key: str, when: int) ->
     return f"{unsigned}{header}\n{MESSAGE}".encode()
 
 
-def _clean_environ() -> dict[str, str]:
-    """The environment `pulumi up` runs in, without git's own variables: a GIT_DIR, GIT_WORK_TREE or
-    GIT_INDEX_FILE exported in the operator's shell would point these commands at their checkout."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+def _environ(scratch: Path) -> dict[str, str]:
+    """The environment `pulumi up` runs in, without git's own variables (a GIT_DIR, GIT_WORK_TREE or
+    GIT_INDEX_FILE exported in the operator's shell would point these commands at their checkout) and
+    with HOME and XDG_CONFIG_HOME in the scratch directory: no user config (`url.*.insteadOf`, hooks,
+    `push.gpgSign`) applies, also on git older than 2.32, which has no GIT_CONFIG_GLOBAL."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {**kept, "HOME": str(scratch), "XDG_CONFIG_HOME": str(scratch), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 def _git(cwd: Path, *args: str, env: Mapping[str, str], what: str, stdin: bytes | None = None) -> str:
+    result = _run_git(cwd, args, env, what, stdin)
+    if result.returncode != 0:
+        raise SigningSwitchError(f"{what}: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout.decode().strip()
+
+
+def _run_git(
+    cwd: Path, args: tuple[str, ...], env: Mapping[str, str], what: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     try:
-        result = subprocess.run(
-            ["git", *args], cwd=cwd, env={**_clean_environ(), **env}, input=stdin, capture_output=True,
-            timeout=GIT_TIMEOUT, check=False,
+        return subprocess.run(
+            ["git", *args], cwd=cwd, env=dict(env), input=stdin, capture_output=True, timeout=GIT_TIMEOUT,
+            check=False,
         )  # fmt: skip
     except FileNotFoundError:
         raise SigningSwitchError("git is not installed on the machine running `pulumi up`") from None
     except subprocess.TimeoutExpired:
         raise SigningSwitchError(f"{what}: no answer in {GIT_TIMEOUT:.0f} s") from None
-    if result.returncode != 0:
-        raise SigningSwitchError(f"{what}: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode().strip()
+
+
+def _fetch(repo: Path, url: str, ref: str, env: Mapping[str, str], what: str) -> None:
+    """Fetch `ref` with its parent. A deploy key GitHub registered moments ago may not be usable at once:
+    a refused or failed connection is tried again (FETCH_DELAYS); a host key that is not GitHub's is not."""
+    for delay in (*FETCH_DELAYS, None):
+        result = _run_git(
+            repo, ("fetch", "--quiet", "--no-tags", "--depth=2", url, f"+{ref}:refs/switch/head"), env, what
+        )
+        if result.returncode == 0:
+            return
+        error = result.stderr.decode(errors="replace").strip()
+        if delay is None or "Host key verification failed" in error:
+            raise SigningSwitchError(f"{what}: {error}")
+        _sleep(delay)
+
+
+def _is_switch(repo: Path, head: str, anchor: str, env: Mapping[str, str]) -> bool:
+    """head is a switch commit on anchor (pushed by an earlier run that did not get to record it): the
+    bot's empty commit on the anchor with this module's message."""
+    shown = _run_git(repo, ("cat-file", "commit", head), env, "read the head")
+    if shown.returncode != 0:
+        return False
+    headers, _, message = shown.stdout.decode(errors="replace").partition("\n\n")
+    lines = headers.splitlines()
+    if [line for line in lines if line.startswith("parent ")] != [f"parent {anchor}"]:
+        return False  # (only then is the anchor among the fetched commits)
+    tree = _git(repo, "rev-parse", f"{anchor}^{{tree}}", env=env, what="read the anchor's tree")
+    return (
+        message == MESSAGE
+        and f"tree {tree}" in lines
+        and any(line.startswith(f"author {BOT_USER_ID} ") for line in lines)
+    )
 
 
 def switch_on(
@@ -100,8 +145,8 @@ def switch_on(
     """Push the signed empty commit on `anchor` to `branch` of the repository at `url` (over SSH with
     `deploy_key`, the host checked against `known_hosts`), if the branch is still at `anchor`.
 
-    Returns (outcome, commit): (PUSHED, the new commit) or (MOVED, "") when the branch's head is no longer
-    the anchor. Raises SigningSwitchError when git or SSH fails."""
+    Returns (outcome, commit): (PUSHED, the new commit), also when an earlier run pushed it; or (MOVED,
+    "") when the branch's head is no longer the anchor. Raises SigningSwitchError when git or SSH fails."""
     with tempfile.TemporaryDirectory(prefix="gitops-switch-") as scratch:  # mode 0700
         work = Path(scratch)
         key_file, hosts_file = work / "deploy_key", work / "known_hosts"
@@ -112,61 +157,78 @@ def switch_on(
             f"ssh -F /dev/null -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
             f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={shlex.quote(str(hosts_file))}"
         )
-        # No user or system git config: nothing on the operator's machine rewrites the URL or signs.
-        env = {"GIT_SSH_COMMAND": ssh, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+        env = {**_environ(work), "GIT_SSH_COMMAND": ssh}
         repo = work / "repo.git"
         _git(work, "init", "--quiet", "--bare", str(repo), env=env, what="git init")
         ref = f"refs/heads/{branch}"
-        _git(
-            repo, "fetch", "--quiet", "--no-tags", "--depth=1", url, f"+{ref}:refs/switch/head",
-            env=env, what=f"fetch {branch} from {url} with the write deploy key",
-        )  # fmt: skip
+        _fetch(repo, url, ref, env, f"fetch {branch} from {url} with the write deploy key")
         head = _git(repo, "rev-parse", "refs/switch/head", env=env, what="read the fetched head")
         if head != anchor:
-            return MOVED, ""
+            return (PUSHED, head) if _is_switch(repo, head, anchor, env) else (MOVED, "")
         tree = _git(repo, "rev-parse", f"{anchor}^{{tree}}", env=env, what="read the anchor's tree")
         commit = signed_commit_object(tree, anchor, signing_key, int(time.time()))
         sha = _git(
             repo, "hash-object", "-t", "commit", "-w", "--stdin", stdin=commit, env=env,
             what="write the signed commit",
         )  # fmt: skip
-        push = subprocess.run(
-            ["git", "push", "--porcelain", f"--force-with-lease={ref}:{anchor}", url, f"{sha}:{ref}"],
-            cwd=repo, env={**_clean_environ(), **env}, capture_output=True, timeout=GIT_TIMEOUT, check=False,
-        )  # fmt: skip
+        what = f"push the signed commit to {branch} of {url}"
+        push = _run_git(
+            repo,
+            ("push", "--porcelain", f"--force-with-lease={ref}:{anchor}", url, f"{sha}:{ref}"),
+            env,
+            what,
+        )
         if push.returncode != 0:
             output = (push.stdout + push.stderr).decode(errors="replace")
             if "stale info" in output or "fetch first" in output:
                 return MOVED, ""  # the branch moved between the fetch and the push: nothing written
-            raise SigningSwitchError(f"push the signed commit to {branch} of {url}: {output.strip()}")
+            raise SigningSwitchError(f"{what}: {output.strip()}")
         return PUSHED, sha
 
 
 class SigningSwitchProvider(ResourceProvider):
-    """Creates the switch commit once; deleting it removes nothing (the commit is history)."""
+    """Pushes the switch commit when the stack is created; deleting it removes nothing (the commit is
+    history). A failure does not fail `pulumi up` (Flux then waits for the first release, as it would
+    without the switch): it is recorded as FAILED with its reason, and the next `pulumi up` tries again."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outcome, commit = switch_on(
-            props["url"], props["branch"], props["anchor"], props["deploy_key"], props["known_hosts"],
-            props["signing_key"],
-        )  # fmt: skip
         outs = {k: props[k] for k in ("url", "branch", "anchor")}
+        if props.get("head") and props["head"] != props["anchor"]:
+            # The program read the branch's head from GitHub, and it is not the anchor (a stack that
+            # existed before this resource, a pinned anchor, a push since): nothing to do, no SSH needed.
+            outcome, commit, reason = MOVED, "", ""
+        else:
+            try:
+                outcome, commit = switch_on(
+                    props["url"], props["branch"], props["anchor"], props["deploy_key"],
+                    props["known_hosts"], props["signing_key"],
+                )  # fmt: skip
+                reason = ""
+            except SigningSwitchError as error:
+                outcome, commit, reason = FAILED, "", str(error)
         return CreateResult(
-            commit or f"not-switched-{props['anchor']}", {**outs, "outcome": outcome, "commit": commit}
+            commit or f"{outcome}-{props['anchor']}",
+            {**outs, "outcome": outcome, "commit": commit, "reason": reason},
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # Only a new place to switch on makes a new commit; a rotated key does not rewrite history.
-        replaces = [k for k in ("url", "branch", "anchor") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        # Made once, when the stack is created: a re-anchor does not switch again (the branch's signed
+        # history already starts below it, and a new bot commit there would become the point the
+        # release's hand-change check starts from). Only a failed attempt is tried again, on the same
+        # anchor.
+        retry = olds.get("outcome") == FAILED and olds.get("anchor") == news.get("anchor")
+        return DiffResult(changes=retry, replaces=["outcome"] if retry else [], delete_before_replace=False)
 
 
 class SigningSwitch(pulumi.dynamic.Resource, module="gitops", name="SigningSwitch"):
-    """The signed empty commit on the trust anchor: `outcome` is "pushed" (`commit` its SHA) or
-    "branch-moved" (`commit` empty: the branch had moved from the anchor, and the first release signs)."""
+    """The signed empty commit on the trust anchor. `outcome`: "pushed" (`commit` its SHA);
+    "branch-moved" (the branch's head was not the anchor: nothing pushed, the first release signs);
+    "failed" (`reason` says why: nothing pushed, the first release signs, the next `pulumi up` tries
+    again)."""
 
     outcome: pulumi.Output[str]
     commit: pulumi.Output[str]
+    reason: pulumi.Output[str]
 
     def __init__(
         self,
@@ -175,11 +237,14 @@ class SigningSwitch(pulumi.dynamic.Resource, module="gitops", name="SigningSwitc
         url: pulumi.Input[str],
         branch: str,
         anchor: pulumi.Input[str],
+        head: str,
         deploy_key: pulumi.Input[str],
         known_hosts: pulumi.Input[str],
         signing_key: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`head` is the branch's head as the program read it from GitHub: when it is not the anchor,
+        nothing is fetched or pushed."""
         super().__init__(
             SigningSwitchProvider(),
             name,
@@ -187,11 +252,25 @@ class SigningSwitch(pulumi.dynamic.Resource, module="gitops", name="SigningSwitc
                 "url": url,
                 "branch": branch,
                 "anchor": anchor,
+                "head": head,
                 "deploy_key": pulumi.Output.secret(deploy_key),
                 "known_hosts": known_hosts,
                 "signing_key": pulumi.Output.secret(signing_key),
                 "outcome": None,
                 "commit": None,
+                "reason": None,
             },
             opts,
         )
+        self.outcome.apply(lambda outcome: self._warn_if_failed(outcome))
+
+    def _warn_if_failed(self, outcome: str) -> None:
+        if outcome == FAILED:
+            self.reason.apply(
+                lambda reason: pulumi.log.warn(
+                    f"signing was not switched on ({reason}): Flux applies nothing until the first "
+                    'release signs; the next `pulumi up` tries again (docs/release.md, "Signing '
+                    'switched on at creation")',
+                    resource=self,
+                )
+            )

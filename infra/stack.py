@@ -98,6 +98,7 @@ def build() -> None:
         url=f"git@github.com:{config.repository}.git",
         branch=config.branch,
         anchor=anchor.commit,
+        head=head,
         deploy_key=keys.jenkins_private_key,
         known_hosts=known_hosts,
         signing_key=keys.signing_private_key,

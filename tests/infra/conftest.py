@@ -392,7 +392,7 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             "private_key": _pem("PGP PRIVATE KEY BLOCK", name),
         }
     if typ == "pulumi-python:dynamic/gitops:SigningSwitch":  # infra/signing_switch.py; its test runs it
-        return {"outcome": "pushed", "commit": hashlib.sha256(name.encode()).hexdigest()[:40]}
+        return {"outcome": "pushed", "commit": hashlib.sha256(name.encode()).hexdigest()[:40], "reason": ""}
     if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
         return {"result": ("p4ss-" + name * 8)[: int(inputs.get("length", 32))]}
     if typ == "random:index/randomId:RandomId":

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from infra import signing_switch
 from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
-from infra.signing_switch import MOVED, PUSHED, SigningSwitchError, SigningSwitchProvider, switch_on
+from infra.signing_switch import FAILED, MOVED, PUSHED, SigningSwitchError, SigningSwitchProvider, switch_on
 from jenkins import signing
 from jenkins.cli import DEFAULT_BOT
 from jenkins.core import is_bot_commit, newest_human
@@ -119,8 +120,6 @@ def test_a_branch_rewound_below_the_anchor_is_not_brought_back(
 def test_the_lease_holds_when_the_branch_moves_between_fetch_and_push(
     gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra import signing_switch
-
     anchor = gitops_repo.tip()
     real = signing_switch._git
 
@@ -151,8 +150,13 @@ def test_an_unknown_host_key_fails_naming_the_step_and_no_key(
 
 
 def test_a_key_the_repository_does_not_know_fails_and_pushes_nothing(
-    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], tmp_path: Path
+    gitops_repo: GitopsRepo,
+    sshd: Sshd,
+    bot_key: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(signing_switch, "FETCH_DELAYS", (0.0,))
     anchor = gitops_repo.tip()
     keygen(tmp_path / "stranger")
 
@@ -170,7 +174,7 @@ def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
     props = {
         "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor,
         "deploy_key": sshd.key.read_text(), "known_hosts": sshd.known_hosts.read_text(),
-        "signing_key": bot_key["private_key"],
+        "signing_key": bot_key["private_key"], "head": anchor,
     }  # fmt: skip
     loader = (
         "import base64, json, sys, dill\n"
@@ -189,15 +193,106 @@ def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
     outs = json.loads(result.stdout)
     assert (outs["outcome"], outs["commit"], outs["id"]) == (PUSHED, gitops_repo.tip(), gitops_repo.tip())
     # The outputs carry no key: only the inputs, which the resource marks secret, do.
-    assert sorted(outs) == ["anchor", "branch", "commit", "id", "outcome", "url"]
+    assert sorted(outs) == ["anchor", "branch", "commit", "id", "outcome", "reason", "url"]
 
 
-def test_only_a_new_place_replaces_it() -> None:
+def test_it_is_made_once_and_only_a_failed_attempt_on_the_same_anchor_is_tried_again() -> None:
+    """Pulumi hands `diff` the old outputs (pulumi/dynamic/__main__.py `Diff`: request.olds)."""
     provider = SigningSwitchProvider()
-    olds = {"url": "git@github.com:o/r.git", "branch": "main", "anchor": "a" * 40}
-    assert provider.diff("x", olds, {**olds, "deploy_key": "rotated"}).changes is False
-    moved = provider.diff("x", olds, {**olds, "anchor": "b" * 40})
-    assert (moved.changes, moved.replaces) == (True, ["anchor"])
+    outs = {"url": "git@github.com:o/r.git", "branch": "main", "anchor": "a" * 40, "outcome": PUSHED,
+            "commit": "c" * 40, "reason": ""}  # fmt: skip
+    news = {"url": outs["url"], "branch": "main", "anchor": "a" * 40, "head": "d" * 40, "deploy_key": "x"}
+    assert provider.diff("x", outs, news).changes is False  # a new head, a rotated key: nothing
+    # A re-anchor switches nothing: a new bot commit there would become where the release's check of a
+    # person's image change starts (jenkins/actions.py hand_change), and forget that change.
+    assert provider.diff("x", outs, {**news, "anchor": "b" * 40}).changes is False
+    failed = {**outs, "outcome": FAILED, "commit": ""}
+    retry = provider.diff("x", failed, news)
+    assert (retry.changes, bool(retry.replaces)) == (True, True)
+    assert provider.diff("x", failed, {**news, "anchor": "b" * 40}).changes is False
+
+
+def test_a_head_the_program_read_that_is_not_the_anchor_needs_no_ssh() -> None:
+    """An existing stack gets the resource with its old anchor; the program's head from GitHub differs."""
+    result = SigningSwitchProvider().create({
+        "url": "git@nowhere.invalid:o/r.git", "branch": "main", "anchor": "a" * 40, "head": "b" * 40,
+        "deploy_key": "", "known_hosts": "", "signing_key": "",
+    })  # fmt: skip
+    assert (result.outs["outcome"], result.outs["commit"]) == (MOVED, "")
+
+
+def test_a_failure_is_recorded_not_raised_and_names_no_key(
+    gitops_repo: GitopsRepo,
+    sshd: Sshd,
+    bot_key: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flux then waits for the first release, as without the switch; `pulumi up` goes on."""
+    monkeypatch.setattr(signing_switch, "FETCH_DELAYS", ())
+    anchor = gitops_repo.tip()
+    keygen(tmp_path / "other_host")
+    result = SigningSwitchProvider().create({
+        "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor, "head": anchor,
+        "deploy_key": sshd.key.read_text(),
+        "known_hosts": f"[127.0.0.1]:{sshd.port} {(tmp_path / 'other_host.pub').read_text()}",
+        "signing_key": bot_key["private_key"],
+    })  # fmt: skip
+    assert result.outs["outcome"] == FAILED
+    assert "Host key verification failed" in result.outs["reason"]
+    assert "PRIVATE" not in json.dumps(result.outs)
+    assert gitops_repo.tip() == anchor
+
+
+def test_a_run_that_pushed_but_did_not_record_it_reports_the_push(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
+) -> None:
+    anchor = gitops_repo.tip()
+    first = push_switch(gitops_repo, sshd, bot_key, anchor)
+    assert push_switch(gitops_repo, sshd, bot_key, anchor) == first
+    assert git(gitops_repo.remote, "rev-parse", f"{BRANCH}~1").strip() == anchor  # pushed once
+
+
+def test_a_deploy_key_github_does_not_take_yet_is_tried_again(
+    gitops_repo: GitopsRepo,
+    sshd: Sshd,
+    bot_key: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Right after `pulumi up` registers the deploy key, GitHub may refuse it for a moment."""
+    authorized = sshd.key.parent / "authorized_keys"
+    granted = authorized.read_text()
+    authorized.write_text("")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        authorized.write_text(granted)  # the key is taken from now on
+
+    monkeypatch.setattr(signing_switch, "_sleep", sleep)
+    anchor = gitops_repo.tip()
+    assert push_switch(gitops_repo, sshd, bot_key, anchor)[0] == PUSHED
+    assert waits == [signing_switch.FETCH_DELAYS[0]]
+
+
+def test_the_operators_git_config_changes_nothing(
+    gitops_repo: GitopsRepo,
+    sshd: Sshd,
+    bot_key: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ~/.gitconfig that rewrites the URL or signs pushes would send the push elsewhere or fail it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    url = sshd.url(gitops_repo.remote)
+    (home / ".gitconfig").write_text(
+        f'[url "file:///nonexistent/"]\n\tinsteadOf = {url}\n[push]\n\tgpgSign = true\n'
+    )
+    monkeypatch.setenv("HOME", str(home))
+    anchor = gitops_repo.tip()
+    assert push_switch(gitops_repo, sshd, bot_key, anchor)[0] == PUSHED
 
 
 def test_gits_variables_in_the_operators_shell_change_nothing(

@@ -146,3 +146,22 @@ def test_the_stack_switches_signing_on_at_the_anchor_with_the_write_key_and_the_
     assert switch.urn in source.dependencies
     assert dev_program.outputs["signingSwitch"] == "pushed"
     assert dev_program.outputs["signingSwitchCommit"] == switch.outputs["commit"]
+
+
+def test_a_failed_switch_warns_with_its_reason_and_the_stack_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reason = "fetch main from git@github.com:example-org/hello-gitops.git: ssh: connect to host port 22"
+    program = run_program(
+        extra_outputs={SWITCH: lambda name, inputs: {"outcome": "failed", "commit": "", "reason": reason}}
+    )
+    assert program.outputs["signingSwitch"] == "failed"
+    assert program.one(
+        "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"
+    )  # Flux is declared all the same
+    (warning,) = [r for r in caplog.records if "signing was not switched on" in r.getMessage()]
+    assert reason in warning.getMessage() and "the next `pulumi up` tries again" in warning.getMessage()
+
+
+def test_a_switch_that_pushed_warns_nothing(caplog: pytest.LogCaptureFixture, dev_program: Program) -> None:
+    assert "signing was not switched on" not in caplog.text
