@@ -21,6 +21,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import runpy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -412,6 +413,34 @@ def _resource_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             "sha256Digest": digest,
         }
     return {}
+
+
+def create_in_own_process(provider: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+    """`provider.create(props)` as the Pulumi CLI runs a dynamic provider: pickled into the state
+    (`serialize_provider`), unpickled in a process of its own started in the program's working directory
+    (pulumi/pulumi#17763) with nothing else of the program loaded. Returns the id and the outputs."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    loader = (
+        "import base64, json, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.readline()))\n"
+        "result = provider.create(json.loads(sys.stdin.readline()))\n"
+        "print(json.dumps({'id': result.id, **result.outs}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", loader],
+        input=f"{serialize_provider(provider)}\n{json.dumps(dict(props))}\n",
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 class InvokeFailure(Exception):

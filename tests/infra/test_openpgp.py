@@ -4,19 +4,16 @@ tests/cluster/test_signed_commits.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
 
 from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
 from jenkins.cli import DEFAULT_BOT
 from plane.sandbox import OpenPgpSigner, git
 from tests.conftest import require
-from tests.infra.conftest import ROOT
+from tests.infra.conftest import create_in_own_process
 
 
 @pytest.fixture(scope="module")
@@ -109,24 +106,6 @@ def test_each_create_makes_a_new_key_and_only_a_new_user_id_replaces_it() -> Non
 
 
 def test_the_provider_runs_from_the_state_in_a_process_of_its_own() -> None:
-    """Pulumi pickles the provider into the state and unpickles it in `python -m pulumi.dynamic`, which
-    the CLI starts in the program's working directory (pulumi/pulumi#17763); nothing else of the
-    program is loaded there."""
-    loader = (
-        "import base64, sys, dill\n"
-        "provider = dill.loads(base64.b64decode(sys.stdin.read()))\n"
-        "outs = provider.create({'user_id': 'x <x@example.com>'}).outs\n"
-        "print(sorted(outs), outs['private_key'].startswith('-----BEGIN PGP PRIVATE KEY BLOCK-----'))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", loader],
-        input=serialize_provider(OpenPgpKeyProvider()),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['fingerprint', 'private_key', 'public_key', 'user_id'] True"
+    outs = create_in_own_process(OpenPgpKeyProvider(), {"user_id": "x <x@example.com>"})
+    assert sorted(outs) == ["fingerprint", "id", "private_key", "public_key", "user_id"]
+    assert outs["private_key"].startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")

@@ -8,13 +8,10 @@ tests/cluster/test_signed_commits.py deploys only what the bot's key signed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
 
 from infra import signing_switch
 from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
@@ -24,7 +21,7 @@ from jenkins.cli import DEFAULT_BOT
 from jenkins.core import is_bot_commit, newest_human
 from jenkins.gitops import Git
 from tests.conftest import require
-from tests.infra.conftest import ROOT
+from tests.infra.conftest import create_in_own_process
 from tests.jenkins import conftest as jenkins_fixtures
 from tests.jenkins import test_ssh
 from tests.jenkins.conftest import GitopsRepo, git
@@ -168,29 +165,13 @@ def test_a_key_the_repository_does_not_know_fails_and_pushes_nothing(
 def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
     gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
 ) -> None:
-    """As infra/openpgp.py's provider: unpickled in `python -m pulumi.dynamic`, in the program's working
-    directory (pulumi/pulumi#17763), with nothing else of the program loaded."""
     anchor = gitops_repo.tip()
     props = {
         "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor,
         "deploy_key": sshd.key.read_text(), "known_hosts": sshd.known_hosts.read_text(),
         "signing_key": bot_key["private_key"], "head": anchor,
     }  # fmt: skip
-    loader = (
-        "import base64, json, sys, dill\n"
-        "provider = dill.loads(base64.b64decode(sys.stdin.readline()))\n"
-        "result = provider.create(json.loads(sys.stdin.readline()))\n"
-        "print(json.dumps({'id': result.id, **result.outs}))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-    result = subprocess.run(
-        [sys.executable, "-c", loader],
-        input=serialize_provider(SigningSwitchProvider()) + "\n" + json.dumps(props) + "\n",
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    outs = json.loads(result.stdout)
+    outs = create_in_own_process(SigningSwitchProvider(), props)
     assert (outs["outcome"], outs["commit"], outs["id"]) == (PUSHED, gitops_repo.tip(), gitops_repo.tip())
     # The outputs carry no key: only the inputs, which the resource marks secret, do.
     assert sorted(outs) == ["anchor", "branch", "commit", "id", "outcome", "reason", "url"]
