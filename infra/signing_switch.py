@@ -9,11 +9,15 @@ so day 0 applies what the anchor holds (the overlays' `replicas: 0`) and reports
 same step the bot's history check starts from (jenkins/signing.py): the newest commit on the branch
 signed by the bot's key.
 
-It goes only directly on the anchor, the commit the stack trusts. When the branch has moved since the
-anchor was read (someone pushed between the read and the push), nothing is pushed: signing on top of
-the push would vouch for it. The push carries a lease on the anchor (`--force-with-lease`), so a push
-that lands between this fetch and this push is never overwritten, and a force-push that rewound the
-branch is never undone. The first release then signs as before, after its history check.
+It goes only on a branch the bot has never committed to: where a stack released before (an existing
+stack, or a new one on a repository an earlier stack released), the bot's newest commit is where the
+release's check of a person's image change starts (jenkins/actions.py `hand_change`), and a new bot
+commit would move that start past such a change; nothing is pushed there (`bot-history`), and the
+first release signs as it always did. And it goes only directly on the anchor, the commit the stack
+trusts: when the branch has moved since the anchor was read, nothing is pushed (`branch-moved`), since
+signing on top of that push would vouch for it. The push carries a lease on the anchor
+(`--force-with-lease`), so a push that lands between this fetch and this push is never overwritten,
+and a force-push that rewound the branch is never undone.
 
 The signature is made here, without gpg on the operator's machine: a signed commit is the commit object
 with a `gpgsig` header holding an ASCII-armored detached OpenPGP signature over the object without that
@@ -54,6 +58,7 @@ MESSAGE = (
 )
 PUSHED = "pushed"
 MOVED = "branch-moved"
+BOT_HISTORY = "bot-history"
 FAILED = "failed"
 GIT_TIMEOUT = 120.0  # seconds for one fetch or push
 FETCH_DELAYS = (5.0, 10.0, 20.0)  # seconds before each further fetch attempt
@@ -106,13 +111,14 @@ def _run_git(
         raise SigningSwitchError(f"{what}: no answer in {GIT_TIMEOUT:.0f} s") from None
 
 
-def _fetch(repo: Path, url: str, ref: str, env: Mapping[str, str], what: str) -> None:
-    """Fetch `ref` with its parent. A deploy key GitHub registered moments ago may not be usable at once:
-    a refused or failed connection is tried again (FETCH_DELAYS); a host key that is not GitHub's is not."""
+def _fetch(repo: Path, ref: str, env: Mapping[str, str], what: str) -> None:
+    """Fetch `ref`'s history from the remote `origin`, commits and trees only where the server allows it
+    (`--filter=blob:none`; a server that does not, sends everything). A deploy key GitHub registered
+    moments ago may not be usable at once: a refused or failed connection is tried again (FETCH_DELAYS);
+    a host key that is not GitHub's is not."""
     for delay in (*FETCH_DELAYS, None):
-        result = _run_git(
-            repo, ("fetch", "--quiet", "--no-tags", "--depth=2", url, f"+{ref}:refs/switch/head"), env, what
-        )
+        fetch = ("fetch", "--quiet", "--no-tags", "--filter=blob:none", "origin", f"+{ref}:refs/switch/head")
+        result = _run_git(repo, fetch, env, what)
         if result.returncode == 0:
             return
         error = result.stderr.decode(errors="replace").strip()
@@ -121,22 +127,15 @@ def _fetch(repo: Path, url: str, ref: str, env: Mapping[str, str], what: str) ->
         _sleep(delay)
 
 
-def _is_switch(repo: Path, head: str, anchor: str, env: Mapping[str, str]) -> bool:
-    """head is a switch commit on anchor (pushed by an earlier run that did not get to record it): the
-    bot's empty commit on the anchor with this module's message."""
-    shown = _run_git(repo, ("cat-file", "commit", head), env, "read the head")
-    if shown.returncode != 0:
-        return False
-    headers, _, message = shown.stdout.decode(errors="replace").partition("\n\n")
-    lines = headers.splitlines()
-    if [line for line in lines if line.startswith("parent ")] != [f"parent {anchor}"]:
-        return False  # (only then is the anchor among the fetched commits)
-    tree = _git(repo, "rev-parse", f"{anchor}^{{tree}}", env=env, what="read the anchor's tree")
-    return (
-        message == MESSAGE
-        and f"tree {tree}" in lines
-        and any(line.startswith(f"author {BOT_USER_ID} ") for line in lines)
-    )
+def _bot_commit(repo: Path, env: Mapping[str, str]) -> str:
+    """The newest commit on the fetched head's first-parent line that the bot authored, or "". Read as
+    the release reads it (jenkins/gitops.py `newest_by`: author email, any case, no mailmap): that commit
+    is where the release's check of a person's image change starts, and a switch on top would move it."""
+    email = BOT_USER_ID[BOT_USER_ID.index("<") + 1 : -1]
+    return _git(
+        repo, "log", "--no-mailmap", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
+        f"--author=<{email}>", "--format=%H", "refs/switch/head", env=env, what="read the branch's history",
+    )  # fmt: skip
 
 
 def switch_on(
@@ -145,8 +144,9 @@ def switch_on(
     """Push the signed empty commit on `anchor` to `branch` of the repository at `url` (over SSH with
     `deploy_key`, the host checked against `known_hosts`), if the branch is still at `anchor`.
 
-    Returns (outcome, commit): (PUSHED, the new commit), also when an earlier run pushed it; or (MOVED,
-    "") when the branch's head is no longer the anchor. Raises SigningSwitchError when git or SSH fails."""
+    Returns (outcome, commit): (PUSHED, the new commit); (MOVED, "") when the branch's head is not the
+    anchor; (BOT_HISTORY, "") when the branch already holds a commit by the bot (a stack released there
+    before: its first release signs). Raises SigningSwitchError when git or SSH fails."""
     with tempfile.TemporaryDirectory(prefix="gitops-switch-") as scratch:  # mode 0700
         work = Path(scratch)
         key_file, hosts_file = work / "deploy_key", work / "known_hosts"
@@ -160,11 +160,14 @@ def switch_on(
         env = {**_environ(work), "GIT_SSH_COMMAND": ssh}
         repo = work / "repo.git"
         _git(work, "init", "--quiet", "--bare", str(repo), env=env, what="git init")
+        _git(repo, "remote", "add", "origin", url, env=env, what="name the repository")
         ref = f"refs/heads/{branch}"
-        _fetch(repo, url, ref, env, f"fetch {branch} from {url} with the write deploy key")
+        _fetch(repo, ref, env, f"fetch {branch} from {url} with the write deploy key")
         head = _git(repo, "rev-parse", "refs/switch/head", env=env, what="read the fetched head")
         if head != anchor:
-            return (PUSHED, head) if _is_switch(repo, head, anchor, env) else (MOVED, "")
+            return MOVED, ""
+        if _bot_commit(repo, env):
+            return BOT_HISTORY, ""
         tree = _git(repo, "rev-parse", f"{anchor}^{{tree}}", env=env, what="read the anchor's tree")
         commit = signed_commit_object(tree, anchor, signing_key, int(time.time()))
         sha = _git(
@@ -174,7 +177,7 @@ def switch_on(
         what = f"push the signed commit to {branch} of {url}"
         push = _run_git(
             repo,
-            ("push", "--porcelain", f"--force-with-lease={ref}:{anchor}", url, f"{sha}:{ref}"),
+            ("push", "--porcelain", f"--force-with-lease={ref}:{anchor}", "origin", f"{sha}:{ref}"),
             env,
             what,
         )
@@ -212,19 +215,19 @@ class SigningSwitchProvider(ResourceProvider):
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # Made once, when the stack is created: a re-anchor does not switch again (the branch's signed
-        # history already starts below it, and a new bot commit there would become the point the
-        # release's hand-change check starts from). Only a failed attempt is tried again, on the same
-        # anchor.
-        retry = olds.get("outcome") == FAILED and olds.get("anchor") == news.get("anchor")
+        # Made once, when the stack is created: a later re-anchor switches nothing (what the release
+        # trusts is already settled then). Only a failed attempt is made again, by the next `pulumi up`,
+        # on the anchor of that moment and under the same rules.
+        retry = olds.get("outcome") == FAILED
         return DiffResult(changes=retry, replaces=["outcome"] if retry else [], delete_before_replace=False)
 
 
 class SigningSwitch(pulumi.dynamic.Resource, module="gitops", name="SigningSwitch"):
     """The signed empty commit on the trust anchor. `outcome`: "pushed" (`commit` its SHA);
     "branch-moved" (the branch's head was not the anchor: nothing pushed, the first release signs);
-    "failed" (`reason` says why: nothing pushed, the first release signs, the next `pulumi up` tries
-    again)."""
+    "bot-history" (the branch holds a commit by the bot already: nothing pushed, the first release
+    signs); "failed" (`reason` says why: nothing pushed, the first release signs, the next `pulumi up`
+    tries again)."""
 
     outcome: pulumi.Output[str]
     commit: pulumi.Output[str]

@@ -15,7 +15,15 @@ import pytest
 
 from infra import signing_switch
 from infra.openpgp import BOT_USER_ID, OpenPgpKeyProvider
-from infra.signing_switch import FAILED, MOVED, PUSHED, SigningSwitchError, SigningSwitchProvider, switch_on
+from infra.signing_switch import (
+    BOT_HISTORY,
+    FAILED,
+    MOVED,
+    PUSHED,
+    SigningSwitchError,
+    SigningSwitchProvider,
+    switch_on,
+)
 from jenkins import signing
 from jenkins.cli import DEFAULT_BOT
 from jenkins.core import is_bot_commit, newest_human
@@ -177,7 +185,7 @@ def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
     assert sorted(outs) == ["anchor", "branch", "commit", "id", "outcome", "reason", "url"]
 
 
-def test_it_is_made_once_and_only_a_failed_attempt_on_the_same_anchor_is_tried_again() -> None:
+def test_it_is_made_once_and_only_a_failed_attempt_is_tried_again() -> None:
     """Pulumi hands `diff` the old outputs (pulumi/dynamic/__main__.py `Diff`: request.olds)."""
     provider = SigningSwitchProvider()
     outs = {"url": "git@github.com:o/r.git", "branch": "main", "anchor": "a" * 40, "outcome": PUSHED,
@@ -190,7 +198,8 @@ def test_it_is_made_once_and_only_a_failed_attempt_on_the_same_anchor_is_tried_a
     failed = {**outs, "outcome": FAILED, "commit": ""}
     retry = provider.diff("x", failed, news)
     assert (retry.changes, bool(retry.replaces)) == (True, True)
-    assert provider.diff("x", failed, {**news, "anchor": "b" * 40}).changes is False
+    # Tried again on the anchor of that moment (where the same rules decide: bot history, moved head).
+    assert provider.diff("x", failed, {**news, "anchor": "b" * 40}).changes is True
 
 
 def test_a_head_the_program_read_that_is_not_the_anchor_needs_no_ssh() -> None:
@@ -225,13 +234,35 @@ def test_a_failure_is_recorded_not_raised_and_names_no_key(
     assert gitops_repo.tip() == anchor
 
 
-def test_a_run_that_pushed_but_did_not_record_it_reports_the_push(
+def test_a_branch_the_bot_committed_to_before_gets_nothing(
     gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
 ) -> None:
+    """A stack re-created on a repository an earlier stack released (or an existing stack re-anchored):
+    the bot's newest commit is where the release's check of a person's image change starts
+    (jenkins/actions.py hand_change, through `newest_by`); a switch on top would move that start past a
+    person's change made since. Read as the release reads it."""
+    dev = gitops_repo.dev
+    git(dev, "commit", "--quiet", "--allow-empty", "-m", "release by an earlier stack [skip ci]",
+        env={"GIT_AUTHOR_NAME": DEFAULT_BOT.name, "GIT_AUTHOR_EMAIL": DEFAULT_BOT.email.upper()})  # fmt: skip
+    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    anchor = gitops_repo.app_commit("a person's change since")
+    assert Git(gitops_repo.remote).newest_by(anchor, DEFAULT_BOT.email)  # the release has a starting point
+
+    assert push_switch(gitops_repo, sshd, bot_key, anchor) == (BOT_HISTORY, "")
+    assert gitops_repo.tip() == anchor
+
+
+def test_a_server_that_serves_partial_clones_gets_the_same_commit(
+    gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
+) -> None:
+    """GitHub serves `--filter=blob:none`; the test remote does only when told (uploadpack.allowFilter)."""
+    git(gitops_repo.remote, "config", "uploadpack.allowFilter", "true")
     anchor = gitops_repo.tip()
-    first = push_switch(gitops_repo, sshd, bot_key, anchor)
-    assert push_switch(gitops_repo, sshd, bot_key, anchor) == first
-    assert git(gitops_repo.remote, "rev-parse", f"{BRANCH}~1").strip() == anchor  # pushed once
+    outcome, commit = push_switch(gitops_repo, sshd, bot_key, anchor)
+    assert (outcome, gitops_repo.tip()) == (PUSHED, commit)
+    remote = gitops_repo.remote
+    assert git(remote, "rev-parse", f"{commit}^{{tree}}") == git(remote, "rev-parse", f"{anchor}^{{tree}}")
+    subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=remote, check=True, capture_output=True)
 
 
 def test_a_deploy_key_github_does_not_take_yet_is_tried_again(
