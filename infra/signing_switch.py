@@ -54,7 +54,7 @@ from infra.openpgp import BOT_USER_ID
 MESSAGE = (
     "Switch release signing on [skip ci]\n\n"
     "The first commit signed with the release bot's key, on the stack's trust anchor: Flux deploys\n"
-    'only commits that key signed (docs/release.md, "Signed releases").\n'
+    'only commits that key signed (docs/release.md, "Signed commits").\n'
 )
 PUSHED = "pushed"
 MOVED = "branch-moved"
