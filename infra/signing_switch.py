@@ -50,6 +50,7 @@ import pysequoia
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
 
 from infra.openpgp import BOT_USER_ID
+from jenkins.gitops import Git, GitError
 
 MESSAGE = (
     "Switch release signing on [skip ci]\n\n"
@@ -127,15 +128,15 @@ def _fetch(repo: Path, ref: str, env: Mapping[str, str], what: str) -> None:
         _sleep(delay)
 
 
-def _bot_commit(repo: Path, env: Mapping[str, str]) -> str:
-    """The newest commit on the fetched head's first-parent line that the bot authored, or "". Read as
-    the release reads it (jenkins/gitops.py `newest_by`: author email, any case, no mailmap): that commit
-    is where the release's check of a person's image change starts, and a switch on top would move it."""
+def _bot_commit(repo: Path) -> str:
+    """The newest commit on the fetched head's first-parent line that the bot authored, or "", read by
+    the release's own code (jenkins/gitops.py `newest_by`): that commit is where the release's check of a
+    person's image change starts, and a switch on top would move it."""
     email = BOT_USER_ID[BOT_USER_ID.index("<") + 1 : -1]
-    return _git(
-        repo, "log", "--no-mailmap", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
-        f"--author=<{email}>", "--format=%H", "refs/switch/head", env=env, what="read the branch's history",
-    )  # fmt: skip
+    try:
+        return Git(repo).newest_by("refs/switch/head", email) or ""
+    except GitError as error:
+        raise SigningSwitchError(f"read the branch's history: {error}") from None
 
 
 def switch_on(
@@ -166,7 +167,7 @@ def switch_on(
         head = _git(repo, "rev-parse", "refs/switch/head", env=env, what="read the fetched head")
         if head != anchor:
             return MOVED, ""
-        if _bot_commit(repo, env):
+        if _bot_commit(repo):
             return BOT_HISTORY, ""
         tree = _git(repo, "rev-parse", f"{anchor}^{{tree}}", env=env, what="read the anchor's tree")
         commit = signed_commit_object(tree, anchor, signing_key, int(time.time()))
