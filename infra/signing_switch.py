@@ -266,15 +266,13 @@ class SigningSwitch(pulumi.dynamic.Resource, module="gitops", name="SigningSwitc
             },
             opts,
         )
-        self.outcome.apply(lambda outcome: self._warn_if_failed(outcome))
+        pulumi.Output.all(self.outcome, self.reason).apply(lambda done: self._warn_if_failed(*done))
 
-    def _warn_if_failed(self, outcome: str) -> None:
+    def _warn_if_failed(self, outcome: str, reason: str) -> None:
         if outcome == FAILED:
-            self.reason.apply(
-                lambda reason: pulumi.log.warn(
-                    f"signing was not switched on ({reason}): Flux applies nothing until the first "
-                    'release signs; the next `pulumi up` tries again (docs/release.md, "Signing '
-                    'switched on at creation")',
-                    resource=self,
-                )
+            pulumi.log.warn(
+                f"signing was not switched on ({reason}): Flux applies nothing until the first release "
+                'signs; the next `pulumi up` tries again (docs/release.md, "Signing switched on at '
+                'creation")',
+                resource=self,
             )
