@@ -77,6 +77,7 @@ SCALAR_KEYS = (
     "commitStatusToken",
     "pullsToken",
     "trustAnchor",
+    "releaseFrom",
 )
 OBJECT_KEYS = {
     "cluster": (
@@ -94,6 +95,13 @@ OBJECT_KEYS = {
     "registry": ("keepImages", "day0Image"),
     "preview": ("enabled", "environment", "reviewers", "githubEnterprise", "oidcProviderArn"),
 }
+
+# What the release side configures (infra/stack.py declares it only in the stack of the first environment):
+# a stack with `releaseFrom` takes its releases from that stack and sets none of these.
+RELEASE_KEYS = ("jenkins", "registry", "preview", "pullsToken", "trustAnchor", "requiredApprovals")
+# `pulumi.StackReference` names: <organization>/<project>/<stack> (a self-managed backend's organization
+# is literally `organization`); each part of letters, digits, `-`, `_` and `.` (Pulumi's docs, "Stacks").
+_STACK_NAME = re.compile(r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<project>[\w.-]+)/(?P<stack>[\w.-]+)$")
 
 # Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
 # reach the program unmarked, so nothing keeps them out of plain outputs.
@@ -214,16 +222,18 @@ class StackConfig:
     branch: str
     region: str
     cluster: ClusterConfig | None
-    jenkins: JenkinsConfig
+    jenkins: JenkinsConfig | None
+    """None in a stack with `release_from`: the release side's Jenkins serves it."""
     flux: FluxConfig
     network: NetworkConfig
-    registry: RegistryConfig
+    registry: RegistryConfig | None
+    """None in a stack with `release_from`: its nodes pull from the release side's registry."""
     preview: PreviewConfig
-    pulls_token: Secret = field(repr=False)
+    pulls_token: Secret | None = field(default=None, repr=False)
     """Fine-grained GitHub token with "Pull requests: read" and "Commit statuses: read" only: the release
     asks GitHub with it which commits on `branch` are merged pull requests, `promote --to` what Flux
-    reported for the environment before (jenkins/pulls.py). Required: without it no release can
-    sign, so nothing would ever deploy."""
+    reported for the environment before (jenkins/pulls.py). Required in the release side's stack: without
+    it no release can sign, so nothing would ever deploy."""
     environment: str = "dev"
     """The environment this stack deploys (default: the stack's name); names its deploy reports."""
     trust_anchor: str | None = None
@@ -234,6 +244,14 @@ class StackConfig:
     kubeconfig: Secret | None = field(default=None, repr=False)
     commit_status_token: Secret | None = field(default=None, repr=False)
     """Fine-grained GitHub token with "Commit statuses: write" only, for Flux's deploy reports."""
+    release_from: str | None = None
+    """`releaseFrom`: the stack (<organization>/<project>/<stack>) whose Jenkins, registry and bot key
+    release into this stack's environment; None: this stack is the release side (the first environment)."""
+
+    @property
+    def releases(self) -> bool:
+        """True in the release side's stack: it declares the Jenkins, the registry and the bot's key."""
+        return self.release_from is None
 
     @property
     def owner(self) -> str:
@@ -638,7 +656,23 @@ PULLS_TOKEN_COMMAND = (
 )
 
 
-def _first_run(config: pulumi.Config) -> None:
+RELEASE_FROM_COMMAND = (
+    f"`pulumi config set {PROJECT}:releaseFrom <organization>/{PROJECT}/<stack of the first environment>` "
+    "(`pulumi stack ls --all` names it; docs/environments.md)"
+)
+
+
+def _later_environment(config: pulumi.Config, stack: str) -> bool:
+    """True when the stack's environment is listed after the first one (it takes its releases from the
+    first's stack); False when it is the first, or unknown (its own check names that)."""
+    try:
+        names = environments.read(PROJECT_DIR)
+    except environments.EnvironmentsError:
+        return False
+    return (config.get("environment") or stack) in names[1:]
+
+
+def _first_run(config: pulumi.Config, stack: str) -> None:
     """On a first run, name every key the operator still has to set, with its command, in one error."""
 
     def parsed(name: str, absent: Any) -> Any:
@@ -657,7 +691,10 @@ def _first_run(config: pulumi.Config) -> None:
         missing.append((_key("repository"), f"`pulumi config set {_key('repository')} <owner>/<name>`"))
     if pulumi.Config("github").get("owner") is None:
         missing.append(("github:owner", "`pulumi config set github:owner <owner>`"))
-    cidr_objects = [("jenkins", "allowedCidrs")]
+    promoted = config.get("releaseFrom") is not None or _later_environment(config, stack)
+    if config.get("releaseFrom") is None and promoted:
+        missing.append((_key("releaseFrom"), RELEASE_FROM_COMMAND))
+    cidr_objects = [] if promoted else [("jenkins", "allowedCidrs")]
     if config.get("kubeconfig") is None:
         cidr_objects.insert(0, ("cluster", "publicAccessCidrs"))
     cidrs_missing = False
@@ -668,10 +705,15 @@ def _first_run(config: pulumi.Config) -> None:
             missing.append((key, f"`pulumi config set --path '{key}[0]' <CIDR>`"))
             cidrs_missing = True
     preview = parsed("preview", {})
-    if preview is not None and preview.get("enabled", True) is not False and "reviewers" not in preview:
+    if (
+        not promoted
+        and preview is not None
+        and preview.get("enabled", True) is not False
+        and "reviewers" not in preview
+    ):
         key = _key("preview.reviewers")
         missing.append((key, f"`pulumi config set --path '{key}[0]' <login>`"))
-    if config.get("pullsToken") is None:
+    if not promoted and config.get("pullsToken") is None:
         missing.append((_key("pullsToken"), PULLS_TOKEN_COMMAND))
     if len(missing) < 2:
         return  # one missing key is reported by its own check, with the same command
@@ -686,7 +728,8 @@ def load(stack: str | None = None) -> StackConfig:
     naming the first bad key."""
     refuse_plain_credentials()
     config = pulumi.Config(PROJECT)
-    _first_run(config)
+    stack = pulumi.get_stack() if stack is None else stack
+    _first_run(config, stack)
     repository = _string(
         config,
         "repository",
@@ -720,8 +763,8 @@ def load(stack: str | None = None) -> StackConfig:
     branch = _string(
         config, "branch", "main", lambda v: bool(_BRANCH.fullmatch(v)), "use a branch name like main"
     )
-    environment = _environment(config, pulumi.get_stack() if stack is None else stack)
-    required_approvals = _approvals(config)
+    environment, names = _environment(config, stack)
+    release_from = _release_from(config, stack, environment, names)
     region = pulumi.Config("aws").get("region")
     if region is None or not _REGION.fullmatch(region):
         problem = "missing" if region is None else f"{region!r} is not an AWS region"
@@ -734,21 +777,32 @@ def load(stack: str | None = None) -> StackConfig:
             f"{_key('cluster')} (create an EKS cluster), not both"
         )
     cluster_raw = None if kubeconfig_text is not None else _object(config, "cluster", required=True)
-    jenkins_raw = _object(config, "jenkins", required=True)
+    common = {
+        "repository": repository,
+        "branch": branch,
+        "region": region,
+        "environment": environment,
+        "cluster": None if cluster_raw is None else _cluster(cluster_raw),
+        "flux": _flux(_object(config, "flux")),
+        "network": _network(_object(config, "network")),
+        "kubeconfig": None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
+        "commit_status_token": _optional_secret(config, "commitStatusToken"),
+    }
+    if release_from is not None:
+        # The preview gate is the repository's, declared by the release side's stack.
+        return StackConfig(
+            **common,
+            jenkins=None,
+            registry=None,
+            preview=PreviewConfig(reviewers=(), enabled=False),
+            release_from=release_from,
+        )
     return StackConfig(
-        repository=repository,
-        branch=branch,
-        region=region,
-        environment=environment,
-        required_approvals=required_approvals,
-        cluster=None if cluster_raw is None else _cluster(cluster_raw),
-        jenkins=_jenkins(jenkins_raw, region),
-        flux=_flux(_object(config, "flux")),
-        network=_network(_object(config, "network")),
+        **common,
+        required_approvals=_approvals(config),
+        jenkins=_jenkins(_object(config, "jenkins", required=True), region),
         registry=_registry(_object(config, "registry")),
         preview=_preview(_object(config, "preview")),
-        kubeconfig=None if kubeconfig_text is None else _kubeconfig(kubeconfig_text),
-        commit_status_token=_optional_secret(config, "commitStatusToken"),
         pulls_token=_required_secret(config, "pullsToken", PULLS_TOKEN_COMMAND),
         trust_anchor=_trust_anchor(config),
     )
@@ -759,10 +813,11 @@ def load(stack: str | None = None) -> StackConfig:
 MAX_APPROVALS = 10
 
 
-def _environment(config: pulumi.Config, stack: str) -> str:
-    """`environment` (default: the stack's name): one of k8s/environments.yaml, whose overlay Flux applies.
-    Its name is also the commit status context's last part, written into a CEL string literal: the
-    file's name rule (jenkins/environments.py) leaves no quote in it."""
+def _environment(config: pulumi.Config, stack: str) -> tuple[str, tuple[str, ...]]:
+    """`environment` (default: the stack's name): one of k8s/environments.yaml, whose overlay Flux applies;
+    with the file's names in promotion order. Its name is also the commit status context's last part,
+    written into a CEL string literal: the file's name rule (jenkins/environments.py) leaves no quote in
+    it."""
     hint = f"`pulumi config set {_key('environment')} <one of them>`"
     try:
         names = environments.read(PROJECT_DIR)
@@ -776,6 +831,44 @@ def _environment(config: pulumi.Config, stack: str) -> str:
             f"{_key('environment')}: {value!r}{default} is not an environment of {environments.FILE} "
             f"({', '.join(names)}); set one: {hint}, or add its overlay k8s/overlays/{value} and list it"
         )
+    return value, names
+
+
+def _release_from(config: pulumi.Config, stack: str, environment: str, names: tuple[str, ...]) -> str | None:
+    """`releaseFrom`: required in the stack of a later environment, refused in the first's; in a stack
+    that has it, the release side's keys (RELEASE_KEYS) are refused, since nothing here would read them."""
+    value = config.get("releaseFrom")
+    first = names[0]
+    if value is None:
+        if environment != first:
+            raise ConfigError(
+                f"{_key('releaseFrom')}: missing; {environment} comes after {first} in {environments.FILE}, "
+                f"so its releases come from the stack that releases {first} (its Jenkins promotes to "
+                f"{environment}): {RELEASE_FROM_COMMAND}"
+            )
+        return None
+    if environment == first:
+        raise ConfigError(
+            f"{_key('releaseFrom')}: this stack deploys {first}, the first environment of "
+            f"{environments.FILE}, and so releases itself; remove it: "
+            f"`pulumi config rm {_key('releaseFrom')}`"
+        )
+    match = _STACK_NAME.fullmatch(value)
+    if match is None:
+        raise ConfigError(
+            f"{_key('releaseFrom')}: {value!r} is not a fully qualified stack name; {RELEASE_FROM_COMMAND}"
+        )
+    if match["project"] == PROJECT and match["stack"] == stack:
+        raise ConfigError(
+            f"{_key('releaseFrom')}: {value!r} names this stack; name the stack that releases {first}"
+        )
+    for name in RELEASE_KEYS:
+        if config.get(name) is not None:
+            raise ConfigError(
+                f"{_key(name)}: set, but this stack takes its releases from {value} ({_key('releaseFrom')}), "
+                f"whose Jenkins, registry and branch rules serve every environment; remove it: "
+                f"`pulumi config rm {_key(name)}`"
+            )
     return value
 
 

@@ -88,10 +88,14 @@ def signed_push_webhook(
 class DeployKeysArgs:
     repository_name: str
     """The repository's name (without owner; the owner is the `github:owner` provider setting)."""
+    releases: bool = True
+    """False in the stack of a later environment: only Flux's read key; the release side's stack holds
+    the Jenkins keys and the bot's signing key."""
 
 
 class DeployKeys(pulumi.ComponentResource):
-    """ED25519 key pairs registered as deploy keys: `flux` and `checkout` read-only, `jenkins` read/write.
+    """ED25519 key pairs registered as deploy keys: `flux` and `checkout` read-only, `jenkins` read/write;
+    in a later environment's stack (`releases` False) `flux` only.
 
     Private keys exist only as Pulumi secrets (`flux_private_key`, `jenkins_private_key`,
     `checkout_private_key`); consumers put them where they are needed (a flux-system Secret, AWS Secrets
@@ -122,17 +126,22 @@ class DeployKeys(pulumi.ComponentResource):
             )
             return key, deploy_key
 
+        # Every stack on the repository adds its own Flux key; a later environment's says whose it is.
+        flux_title = "flux" if args.releases else f"flux, stack {pulumi.get_stack()}"
         self.flux_key, self.flux_deploy_key = key_pair(
-            "flux", "flux (read-only, managed by Pulumi)", read_only=True
+            "flux", f"{flux_title} (read-only, managed by Pulumi)", read_only=True
         )
+        self.flux_private_key: pulumi.Output[str] = pulumi.Output.secret(self.flux_key.private_key_openssh)
+        self.flux_public_key: pulumi.Output[str] = self.flux_key.public_key_openssh
+        if not args.releases:
+            self.register_outputs({"flux_public_key": self.flux_public_key})
+            return
         self.jenkins_key, self.jenkins_deploy_key = key_pair(
             "jenkins", "jenkins (write: manifest commits, managed by Pulumi)", read_only=False
         )
         self.checkout_key, self.checkout_deploy_key = key_pair(
             "checkout", "jenkins checkout (read-only, managed by Pulumi)", read_only=True
         )
-        self.flux_private_key: pulumi.Output[str] = pulumi.Output.secret(self.flux_key.private_key_openssh)
-        self.flux_public_key: pulumi.Output[str] = self.flux_key.public_key_openssh
         self.jenkins_private_key: pulumi.Output[str] = pulumi.Output.secret(
             self.jenkins_key.private_key_openssh
         )

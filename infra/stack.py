@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import codeowners
 from infra import config as stack_config
 from infra.app_url import app_url_command, load_balancer_service
 from infra.branch_protection import BranchProtection, BranchProtectionArgs
-from infra.ci_preview import PreviewAccess, PreviewAccessArgs, check_gate
+from infra.ci_preview import PreviewAccess, PreviewAccessArgs, PreviewGate, check_gate
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import ConfigError, StackConfig
 from infra.deploy_keys import (
     DeployKeys,
     DeployKeysArgs,
+    HookRanges,
     github_git_ranges,
     github_hook_ranges,
     github_known_hosts,
@@ -28,8 +31,13 @@ from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs, ecr_repository_name
 from infra.signing_switch import SigningSwitch
 from infra.trust_anchor import TrustAnchor, TrustAnchorArgs, branch_head
+from jenkins import environments
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class ReleaseSideError(Exception):
+    """The stack `releaseFrom` names cannot release this stack's environment; the message says why."""
 
 
 def head_commit() -> str:
@@ -52,15 +60,8 @@ def build() -> None:
     """Declare the stack. Config errors surface before any data source is read; the preview gate's
     checks (GitHub's and AWS's answers) before any resource is declared."""
     config = stack_config.load()
-    day0_commit = head_commit() if config.registry.day0_image else None
     app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s" / "base"))
-    # What GitHub and AWS say about the preview gate, checked before any resource is declared.
-    gate = (
-        check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
-    )
-    # The reviewers are real GitHub users by now; the code owners file must name them.
-    codeowners.check(config.preview.reviewers)
-    head = branch_head(config.repository_name, config.branch)
+    checked = _release_checks(config) if config.releases else None
 
     network = Network(
         "network",
@@ -70,19 +71,92 @@ def build() -> None:
             nat_gateways=config.network.nat_gateways,
         ),
     )
+    provider, kubeconfig, in_cluster_after = _kubernetes(config, network)
+    known_hosts = github_known_hosts()
+    hook_ranges = github_hook_ranges()
+    keys = DeployKeys(
+        "deploy-keys", DeployKeysArgs(repository_name=config.repository_name, releases=config.releases)
+    )
+    if checked is not None:
+        signing_public_key = keys.signing_public_key
+        source_after = _release_side(config, checked, network, keys, known_hosts, hook_ranges)
+    else:
+        assert config.release_from is not None  # load() sets it in every stack that does not release
+        signing_public_key = release_side_key(config.release_from, config.environment)
+        source_after = []
+        pulumi.export("releaseFrom", config.release_from)
+    gitops = GitOps(
+        "gitops",
+        GitOpsArgs(
+            config=config.flux,
+            repository=config.repository,
+            branch=config.branch,
+            environment=config.environment,
+            provider=provider,
+            identity=keys.flux_private_key,
+            identity_pub=keys.flux_public_key,
+            signing_public_key=signing_public_key,
+            known_hosts=known_hosts,
+            hook_ranges=hook_ranges,
+            commit_status_token=(
+                None if config.commit_status_token is None else config.commit_status_token.reveal()
+            ),
+            # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
+            # pruned while the nodes that run Flux, the cluster and its VPC still exist.
+            outlived_by=in_cluster_after,
+            # Flux's first reconcile finds the bot-signed tip, not the unsigned head it would refuse.
+            source_after=source_after,
+            receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
+        ),
+    )
+    pulumi.export("environment", config.environment)
+    pulumi.export("kubeconfig", kubeconfig)
+    pulumi.export("fluxWebhookUrl", gitops.webhook_url)
+    # Run it once Flux has applied k8s/ (README, "Check that it works").
+    pulumi.export("appUrlCommand", app_url)
+
+
+@dataclass(frozen=True)
+class ReleaseChecks:
+    """What the release side's stack reads from GitHub and git before it declares anything."""
+
+    day0_commit: str | None
+    gate: PreviewGate | None
+    head: str
+
+
+def _release_checks(config: StackConfig) -> ReleaseChecks:
+    day0_commit = head_commit() if config.registry is not None and config.registry.day0_image else None
+    # What GitHub and AWS say about the preview gate, checked before any resource is declared.
+    gate = (
+        check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None
+    )
+    # The reviewers are real GitHub users by now; the code owners file must name them.
+    codeowners.check(config.preview.reviewers)
+    return ReleaseChecks(day0_commit, gate, branch_head(config.repository_name, config.branch))
+
+
+def _release_side(
+    config: StackConfig,
+    checked: ReleaseChecks,
+    network: Network,
+    keys: DeployKeys,
+    known_hosts: str,
+    hook_ranges: HookRanges,
+) -> list[pulumi.Resource]:
+    """The release side, in the first environment's stack only: the registry, the trust anchor and its
+    signing switch, Jenkins, the branch ruleset and the preview gate. Returns what Flux's source waits
+    for."""
+    assert config.jenkins is not None and config.registry is not None and config.pulls_token is not None
+    head = checked.head
     registry = Registry(
         "registry",
         RegistryArgs(
             repository_name=ecr_repository_name(pulumi.get_stack(), config.repository_name),
             keep_images=config.registry.keep_images,
-            day0_commit=day0_commit,
+            day0_commit=checked.day0_commit,
         ),
     )
-    provider, kubeconfig, in_cluster_after = _kubernetes(config, network)
-
-    known_hosts = github_known_hosts()
-    hook_ranges = github_hook_ranges()
-    keys = DeployKeys("deploy-keys", DeployKeysArgs(repository_name=config.repository_name))
     anchor = TrustAnchor(
         "trust-anchor",
         TrustAnchorArgs(
@@ -129,31 +203,6 @@ def build() -> None:
             pulls_token=config.pulls_token.reveal(),
         ),
     )
-    gitops = GitOps(
-        "gitops",
-        GitOpsArgs(
-            config=config.flux,
-            repository=config.repository,
-            branch=config.branch,
-            environment=config.environment,
-            provider=provider,
-            identity=keys.flux_private_key,
-            identity_pub=keys.flux_public_key,
-            signing_public_key=keys.signing_public_key,
-            known_hosts=known_hosts,
-            hook_ranges=hook_ranges,
-            commit_status_token=(
-                None if config.commit_status_token is None else config.commit_status_token.reveal()
-            ),
-            # Safe destroy: everything Flux created (the app's load balancer, the Receiver's) must be
-            # pruned while the nodes that run Flux, the cluster and its VPC still exist.
-            outlived_by=in_cluster_after,
-            # Flux's first reconcile finds the bot-signed tip, not the unsigned head it would refuse.
-            source_after=[switch],
-            receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
-        ),
-    )
-
     BranchProtection(
         "branch-protection",
         BranchProtectionArgs(
@@ -162,12 +211,12 @@ def build() -> None:
             required_approvals=config.required_approvals,
         ),
     )
-    if gate is not None:
+    if checked.gate is not None:
         preview = PreviewAccess(
             "preview",
             PreviewAccessArgs(
                 config=config.preview,
-                gate=gate,
+                gate=checked.gate,
                 owner=config.owner,
                 repository_name=config.repository_name,
                 region=config.region,
@@ -175,20 +224,18 @@ def build() -> None:
         )
         pulumi.export("previewRoleArn", preview.role.arn)
 
-    pulumi.export("kubeconfig", kubeconfig)
     pulumi.export("ecrRepositoryUrl", registry.repository_url)
     pulumi.export("jenkinsUrl", jenkins.url)
     pulumi.export("trustAnchor", anchor.commit)
     pulumi.export("trustAnchorUrn", anchor.urn_to_replace)
     pulumi.export("signingSwitch", switch.outcome)
     pulumi.export("signingSwitchCommit", switch.commit)
-    pulumi.export("fluxWebhookUrl", gitops.webhook_url)
-    # Run it once Flux has applied k8s/ (README, "Check that it works").
-    pulumi.export("appUrlCommand", app_url)
     pulumi.export("jenkinsAdminPasswordSecret", jenkins.admin_password_secret_name)
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
     # Public: what an operator compares with `git log --show-signature` and Flux's SourceVerified reason.
     pulumi.export("botSigningKeyFingerprint", keys.signing_key_fingerprint)
+    # Public, for the later environments' stacks (releaseFrom): the key their Flux verifies commits with.
+    pulumi.export("botSigningPublicKey", keys.signing_public_key)
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
     pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
     pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
@@ -197,6 +244,49 @@ def build() -> None:
         pulumi.export("jenkinsLoadBalancer", jenkins.load_balancer_dns_name)
     if registry.day0_image is not None:
         pulumi.export("day0Image", registry.day0_image)
+    # Flux's first reconcile finds the bot-signed tip, not the unsigned head it would refuse.
+    return [switch]
+
+
+def release_side_key(release_from: str, environment: str) -> pulumi.Output[str]:
+    """The bot's public key from the release side's stack (`releaseFrom`), once its outputs show it is
+    the first environment's stack of this version, in this stack's AWS account."""
+    reference = pulumi.StackReference("release-side", stack_name=release_from)
+    account = aws.get_caller_identity_output().account_id
+    return pulumi.Output.all(
+        reference.get_output("botSigningPublicKey"),
+        reference.get_output("environment"),
+        reference.get_output("ecrRepositoryUrl"),
+        account,
+    ).apply(lambda v: check_release_side(release_from, environment, *v))
+
+
+def check_release_side(
+    release_from: str, environment: str, key: object, released: object, registry: object, account: str
+) -> str:
+    """The release side's public key; ReleaseSideError naming the stack and what to do when its outputs
+    do not make it the release side of this stack's environment."""
+    first = environments.read(PROJECT_DIR)[0]
+    where = f"gitops-eks:releaseFrom {release_from}"
+    if not isinstance(key, str) or not isinstance(released, str) or not isinstance(registry, str):
+        raise ReleaseSideError(
+            f"{where}: the stack exports no botSigningPublicKey, environment or ecrRepositoryUrl, so it is "
+            f"not the release side of this version; run `pulumi up` in it from this checkout first, then "
+            "here again"
+        )
+    if released != first:
+        raise ReleaseSideError(
+            f"{where}: that stack deploys {released!r}, not {first!r}, the first environment of "
+            f"{environments.FILE}, whose stack releases every environment; name the {first} stack"
+        )
+    owner = registry.split(".", 1)[0]
+    if owner != account:
+        raise ReleaseSideError(
+            f"{where}: its registry {registry} is in AWS account {owner}, this stack in {account}; the "
+            f"{environment} nodes pull with the account's own ECR read access, which another account's "
+            "repository refuses; create both stacks in one account"
+        )
+    return key
 
 
 def _kubernetes(

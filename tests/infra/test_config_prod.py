@@ -4,17 +4,21 @@ program runs as the `prod` stack under the mocks."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 import yaml
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra import policies
-from infra.config import AGENTS_FIELDS, CREDENTIAL_KEYS, OBJECT_KEYS, SCALAR_KEYS
+from infra.config import CREDENTIAL_KEYS, OBJECT_KEYS, RELEASE_KEYS, SCALAR_KEYS
+from infra.gitops import COMMIT_SIGNERS, SIGNER_KEY
 from tests.infra.conftest import (
+    DELETE,
     OPERATOR_CIDRS,
     OPERATOR_CONFIG,
+    PULUMI_ORG,
     ROOT,
     Program,
     apply_overrides,
@@ -24,33 +28,71 @@ from tests.infra.conftest import (
 )
 from tests.infra.test_policies import http_policy_violations, program_resources, stack_violations
 
+KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
 STACK = "prod"
 EGRESS = "your egress address is `curl -s https://checkip.amazonaws.com` (add /32)"
-# What the header asks the operator to set, besides the GitHub token: previews are the dev stack's.
-OPERATOR = {key: value for key, value in OPERATOR_CONFIG.items() if not key.startswith("preview.")}
-CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
-HOSTNAME = "jenkins.example.com"
-HTTPS = {"jenkins.certificateArn": CERTIFICATE, "jenkins.hostname": HOSTNAME}
+RELEASE_FROM = f"{PULUMI_ORG}/gitops-eks/dev"
+# What the header asks the operator to set, besides the GitHub token: the release side's keys (Jenkins,
+# previews, the pulls token) are the dev stack's.
+OPERATOR = {
+    "repository": OPERATOR_CONFIG["repository"],
+    "github:owner": OPERATOR_CONFIG["github:owner"],
+    "cluster.publicAccessCidrs": OPERATOR_CIDRS,
+    "releaseFrom": RELEASE_FROM,
+}
+RELEASE_KEY_VALUES = {
+    "jenkins": {"instanceType": "t3.medium"},
+    "registry": {"keepImages": 30},
+    "preview": {"enabled": False},
+    "pullsToken": "github_pat_x",
+    "trustAnchor": "0" * 40,
+    "requiredApprovals": 1,
+}
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def release_side(program: Program) -> Callable[[str, dict], dict]:
+    """A StackReference's outputs as the engine gives them: every output the dev program exported, with
+    the names of the secret ones (pulumi/stack_reference.py reads `outputs` and `secretOutputNames`)."""
+
+    def outputs(_name: str, _inputs: dict) -> dict:
+        return {"outputs": dict(program.outputs), "secretOutputNames": sorted(program.secret_outputs)}
+
+    return outputs
+
+
+def run_prod(dev: Program, overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Program:
+    """The program as the `prod` stack, Pulumi.prod.yaml plus what its header asks for, its StackReference
+    answered with what the dev program exported."""
+    return run_program(
+        config=apply_overrides(committed_config(STACK), {**OPERATOR, **(overrides or {})}),
+        stack=STACK,
+        extra_outputs={STACK_REFERENCE: release_side(dev)},
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
-def prod_program() -> Program:
-    """The program run as the `prod` stack with Pulumi.prod.yaml and what its header asks for."""
-    return run_program(config=apply_overrides(committed_config(STACK), {**OPERATOR, **HTTPS}), stack=STACK)
+def dev_outputs() -> Program:
+    """The dev stack as the operator runs it (Pulumi.dev.yaml), the release side prod references."""
+    return run_program()
+
+
+@pytest.fixture(scope="module")
+def prod_program(dev_outputs: Program) -> Program:
+    return run_prod(dev_outputs)
 
 
 def test_the_committed_prod_file_names_every_operator_key_on_the_first_run() -> None:
     message = config_error({}, config=committed_config(STACK), stack=STACK)
     assert message == (
-        "gitops-eks:repository, github:owner, gitops-eks:cluster.publicAccessCidrs, "
-        "gitops-eks:jenkins.allowedCidrs, gitops-eks:pullsToken: missing; set each before the first run: "
+        "gitops-eks:repository, github:owner, gitops-eks:releaseFrom, gitops-eks:cluster.publicAccessCidrs: "
+        "missing; set each before the first run: "
         "`pulumi config set gitops-eks:repository <owner>/<name>`; "
         "`pulumi config set github:owner <owner>`; "
-        "`pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]' <CIDR>`; "
-        "`pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]' <CIDR>`; "
-        "`pulumi config set --secret gitops-eks:pullsToken` (a fine-grained token for this repository with "
-        "only Pull requests: Read-only; the release checks with it that what it signs was reviewed); "
-        + EGRESS
+        "`pulumi config set gitops-eks:releaseFrom <organization>/gitops-eks/<stack of the first "
+        "environment>` (`pulumi stack ls --all` names it; docs/environments.md); "
+        "`pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]' <CIDR>`; " + EGRESS
     )
 
 
@@ -59,14 +101,11 @@ def test_the_header_gives_the_command_for_every_key_the_file_leaves_to_the_opera
         line for line in (ROOT / "Pulumi.prod.yaml").read_text().splitlines() if line.startswith("#")
     )
     for command in (
+        "pulumi config set gitops-eks:releaseFrom <organization>/gitops-eks/dev",
         "pulumi config set gitops-eks:repository <owner>/<name>",
         "pulumi config set github:owner <owner>",
         "pulumi config set --path 'gitops-eks:cluster.publicAccessCidrs[0]'",
-        "pulumi config set --path 'gitops-eks:jenkins.allowedCidrs[0]'",
-        "pulumi config set --path 'gitops-eks:jenkins.hostname'",
-        "pulumi config set --path 'gitops-eks:jenkins.certificateArn'",
         "pulumi config set --secret github:token",
-        "pulumi config set --secret gitops-eks:pullsToken",
         "pulumi config set --secret gitops-eks:commitStatusToken",
     ):
         assert command in header
@@ -78,11 +117,12 @@ def test_the_committed_prod_file_holds_only_keys_the_stack_reads_and_no_placehol
     assert set(committed) <= known
     for name, fields in OBJECT_KEYS.items():
         assert set(committed.get(f"gitops-eks:{name}", {})) <= set(fields)
-    assert set(committed["gitops-eks:jenkins"]["agents"]) <= set(AGENTS_FIELDS)
+    # The release side's keys are the dev stack's: prod refuses each (below).
+    assert {f"gitops-eks:{key}" for key in RELEASE_KEYS}.isdisjoint(committed)
     # Operator values and credentials are absent, not stood in for.
     assert "github:owner" not in committed and "gitops-eks:repository" not in committed
+    assert "gitops-eks:releaseFrom" not in committed
     assert "publicAccessCidrs" not in committed["gitops-eks:cluster"]
-    assert {"allowedCidrs", "certificateArn", "hostname"}.isdisjoint(committed["gitops-eks:jenkins"])
     assert set(CREDENTIAL_KEYS).isdisjoint(committed)
     body = [
         line
@@ -113,43 +153,50 @@ def test_prod_nodes_and_api_endpoint(prod_program: Program) -> None:
     assert eks["publicAccessCidrs"] == OPERATOR_CIDRS
 
 
-def test_prod_jenkins_agents_and_https(prod_program: Program) -> None:
-    (instance,) = prod_program.of_type("aws:ec2/instance:Instance")
-    assert instance.inputs["instanceType"] == "m7i.large"
-    (volume,) = prod_program.of_type("aws:ebs/volume:Volume")
-    assert volume.inputs["size"] == 100
-    # The build agents' pool (infra/jenkins/agents.py names its parts after the component).
-    assert prod_program.one("aws:autoscaling/group:Group", "jenkins-agents-agents").inputs["maxSize"] == 2
-    template = prod_program.one("aws:ec2/launchTemplate:LaunchTemplate", "jenkins-agents-agent")
-    assert template.inputs["instanceType"] == "t3.large"
-    listeners = {r.inputs["port"]: r.inputs for r in prod_program.of_type("aws:lb/listener:Listener")}
-    assert listeners[443]["certificateArn"] == CERTIFICATE
+def test_prod_declares_no_release_side_only_a_read_key_for_its_flux(prod_program: Program) -> None:
+    """The release side (Jenkins, registry, bot key, trust anchor, ruleset) is the dev stack's."""
+    declared = prod_program.types()
+    for absent in (
+        "aws:ec2/instance:Instance",
+        "aws:ecr/repository:Repository",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:dlm/lifecyclePolicy:LifecyclePolicy",
+        "github:index/repositoryRuleset:RepositoryRuleset",
+        "gitops:infra:JenkinsServer",
+        "gitops:infra:Registry",
+        "gitops:infra:TrustAnchor",
+        "gitops:infra:OpenPgpKey",
+    ):
+        assert absent not in declared, absent
+    assert not [r for r in prod_program.resources if "signing" in r.name or "trust-anchor" in r.name]
+    (key,) = prod_program.of_type("github:index/repositoryDeployKey:RepositoryDeployKey")
+    assert key.inputs["readOnly"] is True
+    assert key.inputs["title"] == "flux, stack prod (read-only, managed by Pulumi)"
+    assert set(prod_program.outputs) == {
+        "environment",
+        "releaseFrom",
+        "kubeconfig",
+        "fluxWebhookUrl",
+        "appUrlCommand",
+    }
+    assert prod_program.outputs["releaseFrom"] == RELEASE_FROM
 
 
-def test_prod_resources_are_its_own_not_dev_s(prod_program: Program) -> None:
-    """One set per stack (docs/environments.md): the registry and the snapshot policy carry the stack."""
-    assert prod_program.one("aws:ecr/repository:Repository").inputs["name"] == "prod/hello-gitops"
-    policy = prod_program.one("aws:dlm/lifecyclePolicy:LifecyclePolicy").inputs["policyDetails"]
-    assert policy["targetTags"] == {"gitops-eks:jenkins-home-backup": "gitops-eks-prod"}
-    # JENKINS_HOME snapshot retention is the same in every stack (infra/jenkins/backup.py), not a key.
-    assert policy["schedules"][0]["retainRule"] == {"count": 14}
-
-
-def test_prod_keeps_a_hundred_images_and_polls_every_five_minutes(prod_program: Program) -> None:
-    policy = prod_program.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"]
-    keep = [
-        r["selection"]["countNumber"]
-        for r in json.loads(policy)["rules"]
-        if r["selection"].get("tagPatternList") == ["*"]
-    ]
-    assert keep == [100]
-    flux = [
-        r
-        for r in prod_program.resources
-        if r.type.startswith("kubernetes:") and r.inputs.get("kind") in {"GitRepository", "Kustomization"}
-    ]
-    assert {r.inputs["kind"] for r in flux} == {"GitRepository", "Kustomization"}
-    assert {r.inputs["spec"]["interval"] for r in flux} == {"5m"}
+def test_prod_flux_verifies_with_the_release_side_s_key_and_follows_its_overlay(
+    dev_outputs: Program, prod_program: Program
+) -> None:
+    """Flux verifies the branch tip only (source-controller `verify.mode: HEAD`), so every environment on
+    the branch must trust the key that signs it: the one the dev stack exported."""
+    (reference,) = [r for r in prod_program.reads if r.type == STACK_REFERENCE]
+    assert reference.id == RELEASE_FROM  # pulumi/stack_reference.py reads the stack named as the id
+    secrets = {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in prod_program.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"]["name"] == COMMIT_SIGNERS
+    }
+    assert secrets[COMMIT_SIGNERS]["stringData"] == {SIGNER_KEY: dev_outputs.outputs["botSigningPublicKey"]}
+    paths = {program.one(KUSTOMIZATION).inputs["spec"]["path"] for program in (dev_outputs, prod_program)}
+    assert paths == {"./k8s/overlays/dev", "./k8s/overlays/prod"}
 
 
 def test_prod_declares_no_preview_gate(prod_program: Program) -> None:
@@ -158,9 +205,8 @@ def test_prod_declares_no_preview_gate(prod_program: Program) -> None:
     assert not prod_program.of_type("github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable")
 
 
-def test_prod_passes_every_policy_and_the_http_advice_only_without_https(prod_program: Program) -> None:
-    """The policy pack (infra/policies.py) against the prod stack: no resource or stack problem, and its
-    advisory plain-HTTP policy, silent with the HTTPS the header asks for, flags a prod run without it."""
+def test_prod_passes_every_policy(prod_program: Program) -> None:
+    """The policy pack (infra/policies.py) against the prod stack: no resource or stack problem."""
     found = {
         r.name: problems
         for r in prod_program.resources
@@ -171,18 +217,115 @@ def test_prod_passes_every_policy_and_the_http_advice_only_without_https(prod_pr
         (r.type, r.name, r.inputs)
         for r in prod_program.of_type("github:index/repositoryDeployKey:RepositoryDeployKey")
     ]
-    assert len(keys) == 3 and stack_violations(keys) == []
+    assert len(keys) == 1 and stack_violations(keys) == []
     assert http_policy_violations(program_resources(prod_program)) == []
-    plain = run_program(config=apply_overrides(committed_config(STACK), OPERATOR), stack=STACK)
-    assert len(http_policy_violations(program_resources(plain))) == 1
 
 
-def test_prod_reports_its_deploys_under_its_own_context() -> None:
+def test_prod_polls_every_five_minutes(prod_program: Program) -> None:
+    flux = [
+        r
+        for r in prod_program.resources
+        if r.type.startswith("kubernetes:") and r.inputs.get("kind") in {"GitRepository", "Kustomization"}
+    ]
+    assert {r.inputs["kind"] for r in flux} == {"GitRepository", "Kustomization"}
+    assert {r.inputs["spec"]["interval"] for r in flux} == {"5m"}
+
+
+def test_prod_reports_its_deploys_under_its_own_context(dev_outputs: Program) -> None:
     """The environment defaults to the stack's name, so dev's and prod's Flux post distinct contexts."""
-    program = run_program(
-        config=apply_overrides(committed_config(STACK), {**OPERATOR, **HTTPS, "commitStatusToken": "t"}),
-        secrets=["commitStatusToken"],
-        stack=STACK,
-    )
+    program = run_prod(dev_outputs, {"commitStatusToken": "t"}, secrets=["commitStatusToken"])
     (provider,) = program.of_type("kubernetes:notification.toolkit.fluxcd.io/v1beta3:Provider")
     assert provider.inputs["spec"]["commitStatusExpr"] == "'gitops-eks/prod'"
+
+
+# --- wrong input: each refusal names the key and what to do, and nothing is declared ----------------
+
+
+def prod_config(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    return apply_overrides(committed_config(STACK), {**OPERATOR, **overrides})
+
+
+def test_a_later_environment_without_release_from_is_refused_naming_the_command() -> None:
+    message = config_error({}, config=prod_config({"releaseFrom": DELETE}), stack=STACK)
+    assert message.startswith(
+        "gitops-eks:releaseFrom: missing; prod comes after dev in k8s/environments.yaml, so its releases "
+        "come from the stack that releases dev"
+    )
+    assert "`pulumi config set gitops-eks:releaseFrom <organization>/gitops-eks/" in message
+
+
+def test_release_from_in_the_first_environment_s_stack_is_refused() -> None:
+    message = config_error({"releaseFrom": RELEASE_FROM})
+    assert message == (
+        "gitops-eks:releaseFrom: this stack deploys dev, the first environment of k8s/environments.yaml, "
+        "and so releases itself; remove it: `pulumi config rm gitops-eks:releaseFrom`"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["dev", "org/dev", "org/gitops-eks/dev/x", "org/gitops eks/dev", "/gitops-eks/dev", "org//dev"]
+)
+def test_a_release_from_that_is_not_a_fully_qualified_stack_name_is_refused(value: str) -> None:
+    message = config_error({}, config=prod_config({"releaseFrom": value}), stack=STACK)
+    assert message.startswith(f"gitops-eks:releaseFrom: {value!r} is not a fully qualified stack name; ")
+
+
+def test_a_release_from_naming_the_stack_itself_is_refused() -> None:
+    message = config_error(
+        {}, config=prod_config({"releaseFrom": f"{PULUMI_ORG}/gitops-eks/prod"}), stack=STACK
+    )
+    assert message.startswith("gitops-eks:releaseFrom: 'example-pulumi-org/gitops-eks/prod' names this stack")
+
+
+@pytest.mark.parametrize("key", RELEASE_KEYS)
+def test_a_release_side_key_in_a_later_environment_s_stack_is_refused(key: str) -> None:
+    value = RELEASE_KEY_VALUES[key]
+    message = config_error({}, config=prod_config({key: value}), stack=STACK)
+    assert message == (
+        f"gitops-eks:{key}: set, but this stack takes its releases from {RELEASE_FROM} "
+        "(gitops-eks:releaseFrom), whose Jenkins, registry and branch rules serve every environment; "
+        f"remove it: `pulumi config rm gitops-eks:{key}`"
+    )
+
+
+def test_every_release_side_key_has_a_value_in_the_refusal_test() -> None:
+    assert set(RELEASE_KEY_VALUES) == set(RELEASE_KEYS)
+
+
+def release_side_error(outputs: dict[str, Any]) -> str:
+    """Run prod against a release side that exported `outputs`; the ReleaseSideError's message."""
+    from infra.stack import ReleaseSideError
+
+    answer = {STACK_REFERENCE: lambda _n, _i: {"outputs": outputs, "secretOutputNames": []}}
+    with pytest.raises(ReleaseSideError) as raised:
+        run_program(config=prod_config({}), stack=STACK, extra_outputs=answer)
+    return str(raised.value)
+
+
+def test_a_release_side_of_an_earlier_version_is_refused(dev_outputs: Program) -> None:
+    """A dev stack not yet updated to this version exports no public key: say to update it first."""
+    old = {k: v for k, v in dev_outputs.outputs.items() if k not in {"botSigningPublicKey", "environment"}}
+    assert release_side_error(old) == (
+        f"gitops-eks:releaseFrom {RELEASE_FROM}: the stack exports no botSigningPublicKey, environment or "
+        "ecrRepositoryUrl, so it is not the release side of this version; run `pulumi up` in it from this "
+        "checkout first, then here again"
+    )
+
+
+def test_a_release_side_that_is_not_the_first_environment_s_stack_is_refused(dev_outputs: Program) -> None:
+    message = release_side_error({**dev_outputs.outputs, "environment": "prod"})
+    assert message == (
+        f"gitops-eks:releaseFrom {RELEASE_FROM}: that stack deploys 'prod', not 'dev', the first environment "
+        "of k8s/environments.yaml, whose stack releases every environment; name the dev stack"
+    )
+
+
+def test_a_release_side_in_another_aws_account_is_refused(dev_outputs: Program) -> None:
+    """The nodes pull with AmazonEC2ContainerRegistryReadOnly (infra/cluster.py): their own account's
+    repositories; another account's needs a repository policy the stack does not declare."""
+    url = "210987654321.dkr.ecr.us-east-1.amazonaws.com/dev/hello-gitops"
+    message = release_side_error({**dev_outputs.outputs, "ecrRepositoryUrl": url})
+    assert message.startswith(
+        f"gitops-eks:releaseFrom {RELEASE_FROM}: its registry {url} is in AWS account 210987654321, this "
+        "stack in 123456789012;"
+    )
