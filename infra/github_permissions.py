@@ -157,8 +157,22 @@ PREVIEW_TYPES = frozenset(
 )
 
 
-def stack_types(previews: bool) -> frozenset[str]:
-    """The GitHub types and data sources the stack declares or reads, with previews on or off."""
+# What only the release side's stack declares or reads (infra/stack.py `_release_side`): the branch ruleset
+# and the workflow permissions beside it, and the branch head its trust anchor records.
+RELEASE_TYPES = frozenset(
+    {
+        "github:index/repositoryRuleset:RepositoryRuleset",
+        "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions",
+        "github:index/getBranch:getBranch",
+    }
+)
+
+
+def stack_types(previews: bool, releases: bool = True) -> frozenset[str]:
+    """The GitHub types and data sources the stack declares or reads, with previews on or off, as the
+    release side's stack or a later environment's (which has no previews either)."""
+    if not releases:
+        return frozenset(PERMISSIONS) - PREVIEW_TYPES - RELEASE_TYPES
     return frozenset(PERMISSIONS) if previews else frozenset(PERMISSIONS) - PREVIEW_TYPES
 
 

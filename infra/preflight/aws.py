@@ -180,10 +180,12 @@ def quotas(config: StackConfig) -> Iterator[Row]:
     )
     per_zone = Counter(subnets.get(g["SubnetId"], "?") for g in live)
     yield _quota_row(region, NAT_PER_AZ, max(per_zone.values(), default=0), 1, "one NAT gateway in a zone")
-    # What the stack may run at once, all On-Demand: nodes at maxSize, the Jenkins controller, and each
-    # agent pool (build and release, infra/jenkins/pools.py) at maxAgents.
-    wanted = Counter({config.jenkins.instance_type: 1})
-    wanted[config.jenkins.agents.instance_type] += len(POOLS) * config.jenkins.agents.max_agents
+    # What the stack may run at once, all On-Demand: nodes at maxSize, and in the release side's stack the
+    # Jenkins controller and each agent pool (build and release, infra/jenkins/pools.py) at maxAgents.
+    wanted: Counter[str] = Counter()
+    if config.jenkins is not None:
+        wanted[config.jenkins.instance_type] += 1
+        wanted[config.jenkins.agents.instance_type] += len(POOLS) * config.jenkins.agents.max_agents
     if config.cluster is not None:
         wanted[config.cluster.instance_type] += config.cluster.max_size
     states = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]

@@ -67,13 +67,13 @@ PROVEN_ELSEWHERE = {"contents", "metadata"}
 
 
 @functools.cache
-def probes(previews: bool) -> tuple[Probe, ...]:
+def probes(previews: bool, releases: bool = True) -> tuple[Probe, ...]:
     """One probe per distinct request, for every permission `github:token` needs with previews on or off
     (infra/github_permissions.py `stack_types`): the same map the README's list and the map's test read,
     so they cannot drift apart."""
     requests: dict[tuple[str, str], list[str]] = {}
     users: dict[str, list[str]] = {}
-    types = stack_types(previews)
+    types = stack_types(previews, releases)
     for name, access in token_permissions(types).items():
         api = API_NAMES[name]
         for type_, permissions in PERMISSIONS.items():
@@ -183,6 +183,15 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         f"repository {config.repository}",
         f"{repo.body.get('visibility', 'private' if repo.body.get('private') else 'public')}",
     )
+    if not config.releases:
+        # The branch, its ruleset, the code owners and the plan's rulesets are the release side's; this
+        # stack declares Flux's deploy key and webhook only.
+        yield skip(
+            f"branch {config.branch}",
+            f"its head, ruleset and code owners are the release side's ({config.release_from})",
+        )
+        yield from _permissions(api, config, probes(previews=False, releases=False), None)
+        return
     branch = api.call(
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
@@ -444,6 +453,8 @@ class ExtraToken:
     unset: Row | None
     """What preflight says when the key is not set; None for a required key (the stack's own config
     check refuses it unset, and preflight with it: exit 2)."""
+    release_side: bool = False
+    """Only the release side's stack has it (a later environment's stack refuses it: infra/config.py)."""
 
 
 EXTRA_TOKENS = (
@@ -463,6 +474,7 @@ EXTRA_TOKENS = (
         ),
         lambda config: config.pulls_token,
         None,
+        release_side=True,
     ),
 )
 
@@ -492,6 +504,9 @@ def checks(config: StackConfig, token: Secret | None, encrypted: frozenset[str])
     for extra in EXTRA_TOKENS:
         if f"{PROJECT}:{extra.key}" in encrypted:
             rows.append(skip(extra.key, "encrypted in the stack file: install the Pulumi CLI to check it"))
+        elif extra.release_side and not config.releases:
+            holder = f"the release side's stack {config.release_from} holds it"
+            rows.append(skip(extra.key, f"not read here: {holder}"))
         elif (value := extra.value(config)) is None:
             rows += [extra.unset] if extra.unset else []
         elif api is not None and not any(

@@ -319,5 +319,16 @@ def test_previews_off_need_fewer_permissions() -> None:
     assert stack_types(previews=False) == types
 
 
+def test_a_later_environment_s_stack_needs_the_deploy_key_and_webhook_permissions_only() -> None:
+    """A stack with releaseFrom declares no ruleset, environment or trust anchor (infra/stack.py): what it
+    declares and reads is `stack_types(previews=False, releases=False)`."""
+    from tests.infra.test_config_prod import run_prod
+
+    program = run_prod(run_program())
+    types = _github_types(program)
+    assert token_permissions(types) == {"Administration": "write", "Webhooks": "write"}
+    assert stack_types(previews=False, releases=False) == types
+
+
 def test_previews_on_use_every_type(dev_program: Program) -> None:
     assert stack_types(previews=True) == _github_types(dev_program)

@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from infra.codeowners import render
+from infra.config import RELEASE_KEYS
 from infra.github_permissions import API_NAMES, stack_types, token_permissions
 from infra.preflight import __main__ as cli
 from infra.preflight.github import accepted_permissions, plan_features, probes
@@ -333,6 +334,29 @@ def test_a_previews_off_stack_needs_only_the_previews_off_token(
     for feature in ("GitHub environments", "GitHub required reviewers"):
         assert rows[feature].startswith("-") and "previews are off" in rows[feature]
     assert rows["GitHub rulesets"].startswith("✓")
+
+
+def test_a_later_environment_s_stack_asks_only_for_what_it_declares(
+    fake: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prod stack that takes its releases from dev's (releaseFrom) declares Flux's deploy key and
+    webhook, its VPC and cluster: the token needs Administration and Webhooks only (the map tied to the
+    program in test_github_permissions.py), no Jenkins counts against the vCPUs, and the pulls token is
+    the release side's."""
+    fake.set_config("gitops-eks:environment", "prod")
+    fake.set_config("gitops-eks:releaseFrom", "example-org/gitops-eks/dev")
+    for key in RELEASE_KEYS:
+        fake.set_config(f"gitops-eks:{key}", None)
+    fake.github.tokens[TOKEN] = {"administration=write", "repository_hooks=write", "metadata=read"}
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1, out  # the Pulumi CLI is missing here
+    assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"], out
+    assert rows["branch main"].startswith("-")
+    assert rows["pullsToken"].startswith("-")
+    assert "the release side's stack example-org/gitops-eks/dev holds it" in rows["pullsToken"]
+    assert "jenkins" not in rows["quota On-Demand standard vCPUs"]
+    assert "vCPUs of 3 x t3.medium of" in rows["quota On-Demand standard vCPUs"]
+    assert rows["GitHub OIDC provider"].startswith("-")
 
 
 def test_a_private_repository_needs_the_enterprise_key_as_pulumi_up_does(
