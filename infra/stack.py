@@ -60,8 +60,9 @@ def build() -> None:
     """Declare the stack. Config errors surface before any data source is read; the preview gate's
     checks (GitHub's and AWS's answers) before any resource is declared."""
     config = stack_config.load()
+    day0_commit = head_commit() if config.registry is not None and config.registry.day0_image else None
     app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s" / "base"))
-    checked = _release_checks(config) if config.releases else None
+    checked = _release_checks(config, day0_commit) if config.releases else None
 
     network = Network(
         "network",
@@ -125,8 +126,7 @@ class ReleaseChecks:
     head: str
 
 
-def _release_checks(config: StackConfig) -> ReleaseChecks:
-    day0_commit = head_commit() if config.registry is not None and config.registry.day0_image else None
+def _release_checks(config: StackConfig, day0_commit: str | None) -> ReleaseChecks:
     # What GitHub and AWS say about the preview gate, checked before any resource is declared.
     gate = (
         check_gate(config.preview, config.owner, config.repository_name) if config.preview.enabled else None

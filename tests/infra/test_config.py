@@ -435,9 +435,11 @@ def test_day0_image_outside_a_git_checkout_is_refused(
 
 
 def test_the_environment_defaults_to_the_stack_name_and_can_be_set() -> None:
+    later = {"releaseFrom": "example-pulumi-org/gitops-eks/dev", **dict.fromkeys(config.RELEASE_KEYS, DELETE)}
     assert load().environment == "dev"
-    assert load(stack="prod").environment == "prod"
-    assert load({"environment": "prod"}, stack="prod-eu").environment == "prod"
+    assert load(later, stack="prod").environment == "prod"
+    assert load({**later, "environment": "prod"}, stack="prod-eu").environment == "prod"
+    assert load({"environment": "dev"}, stack="dev-eu").environment == "dev"
 
 
 @pytest.mark.parametrize("value", ["staging", "Prod", "prod'", "", "dev/eu"])

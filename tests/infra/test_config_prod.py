@@ -14,7 +14,9 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from infra import policies
 from infra.config import CREDENTIAL_KEYS, OBJECT_KEYS, RELEASE_KEYS, SCALAR_KEYS
 from infra.gitops import COMMIT_SIGNERS, SIGNER_KEY
+from infra.stack import ReleaseSideError, check_release_side
 from tests.infra.conftest import (
+    ACCOUNT,
     DELETE,
     OPERATOR_CIDRS,
     OPERATOR_CONFIG,
@@ -292,13 +294,20 @@ def test_every_release_side_key_has_a_value_in_the_refusal_test() -> None:
     assert set(RELEASE_KEY_VALUES) == set(RELEASE_KEYS)
 
 
-def release_side_error(outputs: dict[str, Any]) -> str:
-    """Run prod against a release side that exported `outputs`; the ReleaseSideError's message."""
-    from infra.stack import ReleaseSideError
-
-    answer = {STACK_REFERENCE: lambda _n, _i: {"outputs": outputs, "secretOutputNames": []}}
+def release_side_error(outputs: Mapping[str, Any]) -> str:
+    """What prod's program refuses a release side with, given the outputs that stack exported. The check
+    runs inside an `apply` of the StackReference's outputs (the happy path above runs it under the
+    mocks); its refusals are asserted here on the function, since an exception inside an apply outlives
+    the mocked program's run."""
     with pytest.raises(ReleaseSideError) as raised:
-        run_program(config=prod_config({}), stack=STACK, extra_outputs=answer)
+        check_release_side(
+            RELEASE_FROM,
+            "prod",
+            outputs.get("botSigningPublicKey"),
+            outputs.get("environment"),
+            outputs.get("ecrRepositoryUrl"),
+            ACCOUNT,
+        )
     return str(raised.value)
 
 

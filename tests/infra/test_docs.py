@@ -172,6 +172,15 @@ def test_the_outputs_the_readme_lists_are_the_ones_exported(dev_program: Program
     assert sorted(set(dev_program.outputs) - named) == []
 
 
+def test_the_outputs_the_readme_lists_for_a_later_environment_are_the_ones_it_exports() -> None:
+    from tests.infra.test_config_prod import run_prod
+
+    text = README.read_text()
+    listed = text[text.index("A later environment's stack ([Environments]") :]
+    listed = listed[: listed.index("\n\n")]
+    assert set(code_spans(listed)) == set(run_prod(run_program()).outputs)
+
+
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped (`_` and `-` kept), spaces to `-`."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")

@@ -417,8 +417,10 @@ def test_a_stack_that_followed_k8s_moves_to_its_overlay_under_the_same_kustomiza
     and only spec.path changes, an update in place; the controller then applies the overlay and prunes
     only what left the inventory (`inventory.Diff(old, new)`), so the Deployment keeps its identity
     (tests/cluster/test_flux.py shows the UID kept on the real controllers)."""
-    for stack in ("dev", "prod"):
-        program = run_program({"environment": stack})
+    from tests.infra.test_config_prod import run_prod
+
+    dev = run_program()
+    for stack, program in (("dev", dev), ("prod", run_prod(dev))):
         (kustomization,) = [
             r for r in program.of_type(KUSTOMIZATION) if r.name == "gitops-sync-kustomization"
         ]
