@@ -130,7 +130,7 @@ EXAMPLES = """examples:
   python -m jenkins rollback --image-repository 127.0.0.1:5000/hello --to 3f2c1a9 \\
       --reason "5xx after 9e8d7c6" --dry-run
   python -m jenkins unhold --dry-run --json
-  GITOPS_ENVIRONMENT=prod python -m jenkins promote --to prod \\
+  GITOPS_ENVIRONMENT=dev python -m jenkins promote --to prod \\
       --image-repository 127.0.0.1:5000/hello --dry-run
   python -m jenkins status --json
   A person's push to the protected branch is refused: in production, rollback, unhold and promote
@@ -214,8 +214,9 @@ def parser() -> argparse.ArgumentParser:
         "--to",
         default=None,
         metavar="ENVIRONMENT",
-        help="deploy to this stack's environment the exact image the environment before it in "
-        f"{environments.FILE} runs, once Flux reported it healthy there (needs GITOPS_PULLS_TOKEN)",
+        help="deploy to ENVIRONMENT, which comes after this stack's (GITOPS_ENVIRONMENT) in "
+        f"{environments.FILE}, the exact image the environment before it runs, once Flux reported it "
+        "healthy there (needs GITOPS_PULLS_TOKEN)",
     )
 
     status = command("status", [])
@@ -504,7 +505,8 @@ def read_environments(root: Path) -> tuple[str, ...]:
 
 def check_target(root: Path, args: argparse.Namespace) -> str:
     """The environment `promote --to` copies from (the one before the target); InputError for a target
-    that is not a later environment of this stack. Sets args.environment to the target."""
+    that is not after this stack's environment (GITOPS_ENVIRONMENT) or is the first one. Sets
+    args.environment to the target."""
     if args.commit is not None or args.digest is not None:
         raise InputError(
             "--to copies the commit and digest the environment before it runs: give no --commit or --digest"
@@ -523,12 +525,16 @@ def check_target(root: Path, args: argparse.Namespace) -> str:
             f"--to {target!r}: the first environment of {environments.FILE}, which `release` deploys every "
             f"commit to; promotion goes to a later one ({later})"
         )
-    # Set but empty is an unset stack variable upstream (as for --environment), not "any stack".
+    # The releasing stack (the first environment's Jenkins) promotes to every later environment: one
+    # signer for the branch Flux verifies. Set but empty is an unset stack variable upstream (as for
+    # --environment), not "any stack".
     stack = os.environ.get("GITOPS_ENVIRONMENT")
-    if stack is not None and stack != target:
+    if stack is not None and (stack not in names or names.index(stack) >= position):
+        order = " -> ".join(names)
         raise InputError(
-            f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT); run the promotion to "
-            f"{target} in {target}'s own stack, whose Jenkins and registry are {target}'s"
+            f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT), and a stack promotes only "
+            f"to environments after its own in {environments.FILE} ({order}); run it where "
+            f"GITOPS_ENVIRONMENT is an environment before {target}, the first one's Jenkins"
         )
     if args.environment is not None and args.environment != target:
         raise InputError(f"--environment {args.environment!r} and --to {target!r}: give one")
