@@ -427,14 +427,15 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport | status
     if not args.image_name or any(char.isspace() for char in args.image_name):
         raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
     check_text("--image-name", args.image_name)
-    manifest_path = check_manifest(root, *manifest_dir(root, args), args.image_name)
+    directory, chosen_by, environment = manifest_dir(root, args)
+    manifest_path = check_manifest(root, directory, chosen_by, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
     with (
         signing.from_env(os.environ) as signer,
         git.scratch() if args.dry_run else contextlib.nullcontext(git) as work,
     ):
-        return _run(args, git, work, manifest_path, signer, source)
+        return _run(args, git, work, manifest_path, environment, signer, source)
 
 
 def _run(
@@ -442,6 +443,7 @@ def _run(
     git: Git,
     work: Git,
     manifest_path: str,
+    environment: str,
     signer: Signer | None,
     source: str | None = None,
 ) -> actions.Report:
@@ -454,6 +456,7 @@ def _run(
         bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
+        environment=environment,
         signer=signer,
     )
     if args.command == "unhold":
@@ -686,13 +689,14 @@ def inside(flag: str, value: str) -> PurePosixPath:
     return relative
 
 
-def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
-    """The directory of the manifest to edit, and how the user chose it (for messages): --manifest-dir,
-    else the overlay of --environment ($GITOPS_ENVIRONMENT, else the first environment)."""
-    if args.manifest_dir is not None:
-        if args.environment is not None:
-            raise InputError("--manifest-dir and --environment: give one (the overlay of an environment)")
-        return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}"
+def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str, str]:
+    """The directory of the manifest to edit, how the user chose it (for messages) and the environment
+    whose deploy it is (it names the registry's mark): the overlay of --environment ($GITOPS_ENVIRONMENT,
+    else the first environment); or --manifest-dir, deployed by the environment whose overlay it is,
+    else by the one --environment's default names (a manifest outside the overlays is the stack's own,
+    as in the layout before them)."""
+    if args.manifest_dir is not None and args.environment is not None:
+        raise InputError("--manifest-dir and --environment: give one (the overlay of an environment)")
     try:
         names = environments.read(root)
         if args.environment is not None:
@@ -702,7 +706,13 @@ def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
             chosen, what = os.environ["GITOPS_ENVIRONMENT"], "GITOPS_ENVIRONMENT"
         else:
             chosen, what = names[0], "the first environment"
-        return environments.overlay(environments.check(names, chosen, what)), f"{what} {chosen!r}"
+        if args.manifest_dir is not None:
+            given = PurePosixPath(args.manifest_dir)
+            owner = next((name for name in names if PurePosixPath(environments.overlay(name)) == given), None)
+            environment = owner or environments.check(names, chosen, what)
+            return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}", environment
+        environment = environments.check(names, chosen, what)
+        return environments.overlay(environment), f"{what} {chosen!r}", environment
     except environments.EnvironmentsError as exc:
         raise InputError(str(exc)) from None
 

@@ -205,14 +205,7 @@ def test_a_rollback_in_a_later_environment_leaves_the_first_alone(
 ) -> None:
     """The first environment's Jenkins (GITOPS_ENVIRONMENT=dev) rolls prod back and lifts prod's hold:
     each a commit that changes prod's overlay only."""
-    dev = gitops_repo.dev
-    prod = Path(MANIFEST.replace("/dev/", "/prod/"))
-    (dev / prod).parent.mkdir(parents=True)
-    for name in ("kustomization.yaml", "deployment.yaml"):
-        (dev / prod).with_name(name).write_bytes((dev / MANIFEST).with_name(name).read_bytes())
-    git(dev, "add", "k8s")
-    git(dev, "commit", "--quiet", "-m", "prod overlay")
-    git(dev, "push", "--quiet", "origin", "HEAD:main")
+    prod = gitops_repo.add_overlay("prod")
     old = gitops_repo.app_commit("v1")
     push_test_image(image_repository, old)
     ws = gitops_repo.workspace(gitops_repo.app_commit("v2"))
@@ -224,10 +217,10 @@ def test_a_rollback_in_a_later_environment_leaves_the_first_alone(
         {**base, "JOB_BASE_NAME": "gitops-rollback", "COMMIT": old, "REASON": "5xx", "ENVIRONMENT": "prod"},
     )
     assert held.returncode == 0 and held.json["outcome"] == "changed", held.output
-    assert gitops_repo.changed_paths(gitops_repo.tip()) == [str(prod)]
+    assert gitops_repo.changed_paths(gitops_repo.tip()) == [prod]
     assert manifest.read_hold(git(gitops_repo.remote, "show", f"main:{prod}")) is not None
 
     lifted = run_operate(ws, {**base, "JOB_BASE_NAME": "gitops-unhold", "ENVIRONMENT": "prod"})
     assert lifted.returncode == 0 and lifted.json["outcome"] == "changed", lifted.output
-    assert gitops_repo.changed_paths(gitops_repo.tip()) == [str(prod)]
+    assert gitops_repo.changed_paths(gitops_repo.tip()) == [prod]
     assert git(gitops_repo.remote, "show", f"main:{MANIFEST}") == dev_before
