@@ -28,8 +28,8 @@ DEPLOYED_PATTERN = "deployed*"
 # How many images the first lifecycle rule may keep, as `imageCountMoreThan`: it expires the oldest of the
 # images carrying a mark beyond this count, so it must exceed how many can carry one: one per
 # environment of k8s/environments.yaml, plus the legacy `deployed`, plus the mark of an environment
-# since removed from the file (nothing moves or deletes it). Far above any list of environments: a
-# larger count keeps nothing an image without a mark.
+# since removed from the file (nothing moves or deletes it). Far above any list of environments; a
+# larger count never keeps an image that carries no mark.
 MARKED_IMAGES = 100
 
 
