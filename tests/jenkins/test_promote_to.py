@@ -186,7 +186,7 @@ def test_dev_pinned_without_a_digest_is_refused(
 def test_an_image_missing_from_the_target_repository_is_refused_with_what_to_copy(
     two_envs: GitopsRepo, github: FakeGitHubAPI, push_test_image, image_repository: str
 ) -> None:
-    """Production stacks each have their own repository: the image must be copied there first."""
+    """A --image-repository without the image dev runs (another registry): it must be copied there first."""
     commit, digest, applied = release_to_dev(two_envs, github, push_test_image, image_repository)
     statuses(github).post_status(applied, DEV, "success")
     prod_repository = f"{image_repository}-prod"
