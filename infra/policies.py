@@ -65,9 +65,9 @@ def _is_world(cidr: Any) -> bool:
 # --- per-resource checks: each returns the problems it finds in one resource's props -----------------
 
 
-# The one tag that may move: the release's marker of the deployed image (infra/registry.py). An exact
-# name, no wildcard, so no commit tag can ever be overwritten.
-MOVABLE_TAGS = [{"filter": "deployed", "filterType": "WILDCARD"}]
+# The only tags that may move: the release's marks of what each environment deploys (infra/registry.py
+# DEPLOYED_PATTERN). No commit tag (40 hex digits) starts with `deployed`, so none can be overwritten.
+MOVABLE_TAGS = [{"filter": "deployed*", "filterType": "WILDCARD"}]
 
 
 def ecr_problems(props: Props) -> list[str]:
@@ -78,7 +78,7 @@ def ecr_problems(props: Props) -> list[str]:
         mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and exclusions == MOVABLE_TAGS)
     ):
         problems.append(
-            "ECR tags must be IMMUTABLE (only the `deployed` marker may move): a pushed commit image can "
+            "ECR tags must be IMMUTABLE (only the `deployed*` marks may move): a pushed commit image can "
             "never be overwritten"
         )
     if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):

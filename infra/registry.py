@@ -1,10 +1,11 @@
 """The app's ECR repository: immutable tags, scan on push, KMS encryption, a lifecycle policy, and an
 optional day-0 image so the cluster has something to pull before Jenkins' first release.
 
-What is deployed never expires: the release moves the one mutable tag, DEPLOYED_TAG, to the digest the
-manifest deploys (also after a rollback, so what a hold pins is covered), and the lifecycle policy's
-first rule matches that tag. AWS: "An image that matches the tagging requirements of a rule cannot be
-expired by a rule with a lower priority" (Amazon ECR User Guide, Lifecycle policies; see docs/release.md).
+What is deployed never expires: after every deploy to an environment (also after a rollback, so what a
+hold pins is covered) the release moves that environment's mark, `deployed-<environment>`, to the digest
+its overlay deploys, and the lifecycle policy's first rule matches every mark. AWS: "An image that matches
+the tagging requirements of a rule cannot be expired by a rule with a lower priority" (Amazon ECR User
+Guide, Lifecycle policies; see docs/release.md).
 """
 
 from __future__ import annotations
@@ -19,8 +20,17 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
-# The tag jenkins/registry.py moves to the deployed digest (the same value: tests/infra checks it).
-DEPLOYED_TAG = "deployed"
+# The marks jenkins/registry.py moves (deployed_tag: `deployed-<environment>`), and `deployed`, the one
+# mark of the releases before one registry served several environments, which existing repositories
+# still carry. In an ECR wildcard `*` stands for any run of characters, none included, so the pattern
+# matches all of them; a commit tag (40 hex digits) never starts with it (docs/release.md).
+DEPLOYED_PATTERN = "deployed*"
+# How many images the first lifecycle rule may keep, as `imageCountMoreThan`: it expires the oldest of the
+# images carrying a mark beyond this count, so it must exceed how many can carry one: one per
+# environment of k8s/environments.yaml, plus the legacy `deployed`, plus the mark of an environment
+# since removed from the file (nothing moves or deletes it). Far above any list of environments; a
+# larger count never keeps an image that carries no mark.
+MARKED_IMAGES = 100
 
 
 @dataclass(frozen=True)
@@ -40,21 +50,21 @@ def ecr_repository_name(stack: str, repository_name: str) -> str:
 
 
 def lifecycle_policy(keep_images: int) -> str:
-    """The deployed image stays; untagged images (superseded pushes, failed builds) go after a day; of
-    the commit images the newest N stay."""
+    """Every image an environment deploys stays; untagged images (superseded pushes, failed builds) go
+    after a day; of the commit images the newest N stay."""
     return json.dumps(
         {
             "rules": [
                 {
-                    # Only one image can carry the tag, so "more than 1" never expires it; and being
-                    # matched here, no lower-priority rule may expire it either.
+                    # Fewer images carry a mark than MARKED_IMAGES, so this rule expires none; and being
+                    # matched here, no lower-priority rule may expire them either.
                     "rulePriority": 1,
-                    "description": f"keep the deployed image (tag {DEPLOYED_TAG})",
+                    "description": f"keep every deployed image (tags {DEPLOYED_PATTERN})",
                     "selection": {
                         "tagStatus": "tagged",
-                        "tagPatternList": [DEPLOYED_TAG],
+                        "tagPatternList": [DEPLOYED_PATTERN],
                         "countType": "imageCountMoreThan",
-                        "countNumber": 1,
+                        "countNumber": MARKED_IMAGES,
                     },
                     "action": {"type": "expire"},
                 },
@@ -94,11 +104,11 @@ class Registry(pulumi.ComponentResource):
         self.repository = aws.ecr.Repository(
             f"{name}-repo",
             name=args.repository_name,
-            # Every tag is immutable except DEPLOYED_TAG, which follows what the manifest deploys.
+            # Every tag is immutable except the marks, each following what its environment deploys.
             image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
             image_tag_mutability_exclusion_filters=[
                 aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
-                    filter=DEPLOYED_TAG, filter_type="WILDCARD"
+                    filter=DEPLOYED_PATTERN, filter_type="WILDCARD"
                 )
             ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),

@@ -55,6 +55,7 @@ class Context:
     bot: Identity
     policy: RetryPolicy
     dry_run: bool
+    environment: str  # whose deploy this is: names its mark in the registry (registry.deployed_tag)
     signer: Signer | None = None  # signs every commit pushed (GITOPS_SIGNING_KEY_FILE)
 
 
@@ -418,7 +419,8 @@ def unhold(ctx: Context, by: str) -> Report:
 
 
 def protect(ctx: Context, repository: str, text: str, pushed: str | None) -> None:
-    """Tag what the manifest deploys so the registry's lifecycle policy never expires it.
+    """Tag what the manifest deploys with its environment's mark, so the registry's lifecycle policy
+    never expires it.
 
     text is the manifest this run left on the branch. Another run (a rollback racing this promote) may
     push and mark in between, so after marking, the branch is read again and what it deploys by then is
@@ -440,8 +442,8 @@ def protect(ctx: Context, repository: str, text: str, pushed: str | None) -> Non
         if digest == marked:
             return
         try:
-            with log.step(f"mark {digest} as deployed in {repository}"):
-                registry.mark_deployed(repository, digest)
+            with log.step(f"mark {digest} as deployed to {ctx.environment} in {repository}"):
+                registry.mark_deployed(repository, digest, ctx.environment)
         except registry.RegistryError as exc:
             landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
             raise ActionError(

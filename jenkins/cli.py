@@ -130,7 +130,7 @@ EXAMPLES = """examples:
   python -m jenkins rollback --image-repository 127.0.0.1:5000/hello --to 3f2c1a9 \\
       --reason "5xx after 9e8d7c6" --dry-run
   python -m jenkins unhold --dry-run --json
-  GITOPS_ENVIRONMENT=prod python -m jenkins promote --to prod \\
+  GITOPS_ENVIRONMENT=dev python -m jenkins promote --to prod \\
       --image-repository 127.0.0.1:5000/hello --dry-run
   python -m jenkins status --json
   A person's push to the protected branch is refused: in production, rollback, unhold and promote
@@ -214,8 +214,9 @@ def parser() -> argparse.ArgumentParser:
         "--to",
         default=None,
         metavar="ENVIRONMENT",
-        help="deploy to this stack's environment the exact image the environment before it in "
-        f"{environments.FILE} runs, once Flux reported it healthy there (needs GITOPS_PULLS_TOKEN)",
+        help="deploy to ENVIRONMENT, which comes after this stack's (GITOPS_ENVIRONMENT) in "
+        f"{environments.FILE}, the exact image the environment before it runs, once Flux reported it "
+        "healthy there (needs GITOPS_PULLS_TOKEN)",
     )
 
     status = command("status", [])
@@ -426,14 +427,15 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport | status
     if not args.image_name or any(char.isspace() for char in args.image_name):
         raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
     check_text("--image-name", args.image_name)
-    manifest_path = check_manifest(root, *manifest_dir(root, args), args.image_name)
+    directory, chosen_by, environment = manifest_dir(root, args)
+    manifest_path = check_manifest(root, directory, chosen_by, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
     with (
         signing.from_env(os.environ) as signer,
         git.scratch() if args.dry_run else contextlib.nullcontext(git) as work,
     ):
-        return _run(args, git, work, manifest_path, signer, source)
+        return _run(args, git, work, manifest_path, environment, signer, source)
 
 
 def _run(
@@ -441,6 +443,7 @@ def _run(
     git: Git,
     work: Git,
     manifest_path: str,
+    environment: str,
     signer: Signer | None,
     source: str | None = None,
 ) -> actions.Report:
@@ -453,6 +456,7 @@ def _run(
         bot=bot_identity(),
         policy=RetryPolicy(max_attempts=args.max_attempts),
         dry_run=args.dry_run,
+        environment=environment,
         signer=signer,
     )
     if args.command == "unhold":
@@ -504,7 +508,8 @@ def read_environments(root: Path) -> tuple[str, ...]:
 
 def check_target(root: Path, args: argparse.Namespace) -> str:
     """The environment `promote --to` copies from (the one before the target); InputError for a target
-    that is not a later environment of this stack. Sets args.environment to the target."""
+    that is not after this stack's environment (GITOPS_ENVIRONMENT) or is the first one. Sets
+    args.environment to the target."""
     if args.commit is not None or args.digest is not None:
         raise InputError(
             "--to copies the commit and digest the environment before it runs: give no --commit or --digest"
@@ -523,12 +528,16 @@ def check_target(root: Path, args: argparse.Namespace) -> str:
             f"--to {target!r}: the first environment of {environments.FILE}, which `release` deploys every "
             f"commit to; promotion goes to a later one ({later})"
         )
-    # Set but empty is an unset stack variable upstream (as for --environment), not "any stack".
+    # The releasing stack (the first environment's Jenkins) promotes to every later environment: one
+    # signer for the branch Flux verifies. Set but empty is an unset stack variable upstream (as for
+    # --environment), not "any stack".
     stack = os.environ.get("GITOPS_ENVIRONMENT")
-    if stack is not None and stack != target:
+    if stack is not None and (stack not in names or names.index(stack) >= position):
+        order = " -> ".join(names)
         raise InputError(
-            f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT); run the promotion to "
-            f"{target} in {target}'s own stack, whose Jenkins and registry are {target}'s"
+            f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT), and a stack promotes only "
+            f"to environments after its own in {environments.FILE} ({order}); run it where "
+            f"GITOPS_ENVIRONMENT is an environment before {target}, the first one's Jenkins"
         )
     if args.environment is not None and args.environment != target:
         raise InputError(f"--environment {args.environment!r} and --to {target!r}: give one")
@@ -680,13 +689,14 @@ def inside(flag: str, value: str) -> PurePosixPath:
     return relative
 
 
-def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
-    """The directory of the manifest to edit, and how the user chose it (for messages): --manifest-dir,
-    else the overlay of --environment ($GITOPS_ENVIRONMENT, else the first environment)."""
-    if args.manifest_dir is not None:
-        if args.environment is not None:
-            raise InputError("--manifest-dir and --environment: give one (the overlay of an environment)")
-        return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}"
+def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str, str]:
+    """The directory of the manifest to edit, how the user chose it (for messages) and the environment
+    whose deploy it is (it names the registry's mark): the overlay of --environment ($GITOPS_ENVIRONMENT,
+    else the first environment); or --manifest-dir, deployed by the environment whose overlay it is,
+    else by the one --environment's default names (a manifest outside the overlays is the stack's own,
+    as in the layout before them)."""
+    if args.manifest_dir is not None and args.environment is not None:
+        raise InputError("--manifest-dir and --environment: give one (the overlay of an environment)")
     try:
         names = environments.read(root)
         if args.environment is not None:
@@ -696,7 +706,13 @@ def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str]:
             chosen, what = os.environ["GITOPS_ENVIRONMENT"], "GITOPS_ENVIRONMENT"
         else:
             chosen, what = names[0], "the first environment"
-        return environments.overlay(environments.check(names, chosen, what)), f"{what} {chosen!r}"
+        if args.manifest_dir is not None:
+            given = PurePosixPath(args.manifest_dir)
+            owner = next((name for name in names if PurePosixPath(environments.overlay(name)) == given), None)
+            environment = owner or environments.check(names, chosen, what)
+            return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}", environment
+        environment = environments.check(names, chosen, what)
+        return environments.overlay(environment), f"{what} {chosen!r}", environment
     except environments.EnvironmentsError as exc:
         raise InputError(str(exc)) from None
 

@@ -8,9 +8,11 @@ on one line, a digest that matches the registry) is the CLI's, and the JSON outc
 What it reads from the build's environment (each with the Jenkins source that sets it in
 tests/jenkins/test_jenkinsfile_reads.py):
 - JOB_BASE_NAME: which job runs, hence which action (ACTIONS);
-- the job's parameters COMMIT, REASON, DIGEST, TO and DRY_RUN (Jenkins puts every parameter in the
-  environment under its name, so a value never passes through the pipeline script's text); gitops-promote
-  with TO runs `promote --to TO` (the image the environment before TO runs), with COMMIT and DIGEST empty;
+- the job's parameters COMMIT, REASON, DIGEST, TO, ENVIRONMENT and DRY_RUN (Jenkins puts every
+  parameter in the environment under its name, so a value never passes through the pipeline script's
+  text); gitops-promote with TO runs `promote --to TO` (the image the environment before TO runs), with
+  COMMIT and DIGEST empty; ENVIRONMENT names the environment whose overlay the job edits (`--environment`;
+  empty: the stack's own, GITOPS_ENVIRONMENT), so the release side's Jenkins operates every environment;
 - GITOPS_STARTED_BY: the JSON of `currentBuild.getBuildCauses('hudson.model.Cause$UserIdCause')`, which
   the Jenkinsfile sets; the signed-in user who started the build becomes `--by`;
 - IMAGE_REPOSITORY and GITOPS_BRANCH: casc.yaml's node properties, as for the release.
@@ -30,9 +32,9 @@ ACTIONS = {"gitops-rollback": "rollback", "gitops-unhold": "unhold", "gitops-pro
 # Each job's string parameters as casc.yaml declares them (every job also has the boolean DRY_RUN);
 # tests/jenkins/test_operate.py holds casc.yaml to this table.
 PARAMETERS = {
-    "gitops-rollback": ("COMMIT", "REASON"),
-    "gitops-unhold": (),
-    "gitops-promote": ("COMMIT", "DIGEST", "TO"),
+    "gitops-rollback": ("COMMIT", "REASON", "ENVIRONMENT"),
+    "gitops-unhold": ("ENVIRONMENT",),
+    "gitops-promote": ("COMMIT", "DIGEST", "TO", "ENVIRONMENT"),
 }
 
 
@@ -70,6 +72,8 @@ def command(env: Mapping[str, str]) -> list[str]:
         raise OperateError(f"DRY_RUN={dry_run!r}: must be true or false")
     # FLAG=VALUE, one word each: a value that starts with `-` stays a value, never becomes a flag.
     argv = [action, f"--by={started_by(env.get('GITOPS_STARTED_BY', ''))}"]
+    # Empty: the stack's own environment (the CLI's default, GITOPS_ENVIRONMENT); the CLI checks the name.
+    environment = env.get("ENVIRONMENT", "").strip()
     if "TO" in PARAMETERS[job] and (target := env.get("TO", "").strip()):
         given = [name for name in ("COMMIT", "DIGEST") if env.get(name, "").strip()]
         if given:
@@ -77,8 +81,15 @@ def command(env: Mapping[str, str]) -> list[str]:
                 f"TO={target!r} and {' and '.join(given)}: TO deploys the commit and digest the environment "
                 "before it runs; leave COMMIT and DIGEST empty, or TO empty to deploy a commit of your choice"
             )
+        if environment not in ("", target):
+            raise OperateError(
+                f"TO={target!r} and ENVIRONMENT={environment!r}: TO is the environment the promotion "
+                "deploys to; leave ENVIRONMENT empty or give it the same value"
+            )
         argv += [f"--image-repository={env.get('IMAGE_REPOSITORY', '')}", f"--to={target}"]
         return [*argv, *(["--dry-run"] if dry_run == "true" else [])]
+    if environment:
+        argv.append(f"--environment={environment}")
     if "COMMIT" in PARAMETERS[job]:
         argv.append(f"--image-repository={env.get('IMAGE_REPOSITORY', '')}")
         commit = env.get("COMMIT", "").strip()

@@ -40,9 +40,6 @@ MANIFEST_TYPES = ", ".join(
 )
 DOCKER_HUB = "registry-1.docker.io"
 TIMEOUT = 30
-# The one mutable tag in the app's ECR repository: it follows what the manifest deploys, and the
-# lifecycle policy (infra/registry.py) never expires the image that carries it.
-DEPLOYED_TAG = "deployed"
 
 
 class RegistryError(Exception):
@@ -55,6 +52,15 @@ class Reference:
 
     registry: str
     name: str
+
+
+def deployed_tag(environment: str) -> str:
+    """The mutable tag that follows what the environment's overlay deploys: `deployed-<environment>`.
+
+    One registry serves every environment, so each keeps its own mark (one tag moved by every
+    environment's deploy would leave the others' images unmarked); the lifecycle policy
+    (infra/registry.py) never expires an image that carries one."""
+    return f"deployed-{environment}"
 
 
 def is_ecr(repository: str) -> bool:
@@ -129,8 +135,9 @@ def resolve_digest(repository: str, tag: str) -> str | None:
     return digest
 
 
-def mark_deployed(repository: str, digest: str) -> bool:
-    """Move DEPLOYED_TAG to DIGEST in an ECR repository, so its lifecycle policy keeps that image.
+def mark_deployed(repository: str, digest: str, environment: str) -> bool:
+    """Move the environment's mark (deployed_tag) to DIGEST in an ECR repository, so its lifecycle
+    policy keeps that image.
 
     Other registries have no lifecycle policy of ours: False, nothing done.
     """
@@ -140,7 +147,7 @@ def mark_deployed(repository: str, digest: str) -> bool:
     from jenkins import ecr
 
     try:
-        ecr.tag_image(match["account"], match["region"], match["name"], digest, DEPLOYED_TAG)
+        ecr.tag_image(match["account"], match["region"], match["name"], digest, deployed_tag(environment))
     except ecr.EcrError as exc:
         raise RegistryError(str(exc)) from None
     return True

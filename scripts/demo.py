@@ -151,21 +151,21 @@ def demo(scratch: Path, registry: str, wheels_url: str | None) -> None:
 
 
 def promote_to_prod(repo: GitOpsRepo, repository: str) -> None:
-    """`promote --to prod` as prod's Jenkins runs it (GITOPS_ENVIRONMENT=prod, the pulls token): first
-    before dev's Flux reported the release, then after it reported success."""
+    """`promote --to prod` as the release side runs it (dev's Jenkins: GITOPS_ENVIRONMENT=dev, the pulls
+    token): first before dev's Flux reported the release, then after it reported success."""
     with ReviewedMerges.served() as github:
         github.name_remote(repo.work)
-        env = {**github.env, "GITOPS_ENVIRONMENT": "prod"}
+        env = {**github.env, "GITOPS_ENVIRONMENT": "dev"}
         applied = repo.tip()  # dev's release commit, the revision dev's Flux applies
         args = ["--to", "prod", "--image-repository", repository, "--json"]
-        say(f"$ GITOPS_ENVIRONMENT=prod python -m jenkins promote {' '.join(args)}")
+        say(f"$ GITOPS_ENVIRONMENT=dev python -m jenkins promote {' '.join(args)}")
         refused = jenkins_cli(repo.work, "promote", args, echo=True, env=env)
         if refused.returncode != 1 or repo.tip() != applied:
             raise DemoError(f"promotion before dev's report should be refused, got exit {refused.returncode}")
         say("-> refused (exit 1), nothing written: dev's Flux has not reported this release yet")
         github.github.repositories[github.repository].post_status(applied, "gitops-eks/dev", "success")
         say(f"dev's Flux reports what it applied: commit status gitops-eks/dev = success on {applied[:12]}")
-        say(f"$ GITOPS_ENVIRONMENT=prod python -m jenkins promote {' '.join(args)}")
+        say(f"$ GITOPS_ENVIRONMENT=dev python -m jenkins promote {' '.join(args)}")
         promoted = expect(jenkins_cli(repo.work, "promote", args, echo=True, env=env), "changed")
         outcome = promoted.outcome
         say(f"-> {outcome['image']} written to k8s/overlays/prod, commit {outcome['commit']}")

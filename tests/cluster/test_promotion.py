@@ -9,6 +9,8 @@ notification-controller's, posted to plane/fakegithub.py, and `promote --to` rea
 - a commit released to dev rolls out, dev's Flux reports `success`, and `promote --to prod` moves prod to
   that exact digest, which rolls out in prod;
 - a rollback in prod leaves dev alone;
+- every command runs as the release side's Jenkins does: GITOPS_ENVIRONMENT=dev, `promote --to prod`,
+  `rollback --environment prod`;
 - a dev release that never becomes Ready (its pods add a capability the namespace's `restricted` Pod
   Security level forbids, so the ReplicaSet controller's creates are refused) gets no `success`, and
   promotion refuses it.
@@ -155,10 +157,12 @@ def envs(flux: FluxLoop) -> Iterator[dict[str, Environment]]:
         git(flux.repo.work, "push", "--quiet", "origin", f":refs/heads/{BRANCH}")
 
 
-def cli(flux: FluxLoop, environment: str, *args: str, github_ca: Path | None = None) -> tuple[int, str]:
-    """The release module as the environment's Jenkins runs it: the bot's key, the pulls token; for
-    promotion, GitHub is the commit-status API Flux posts to (its CA trusted through SSL_CERT_FILE)."""
-    env = {**flux.bot_env, "GITOPS_ENVIRONMENT": environment, "GITOPS_BRANCH": BRANCH}
+def cli(flux: FluxLoop, *args: str, github_ca: Path | None = None) -> tuple[int, str]:
+    """The release module as the release side's Jenkins runs it (the first environment's stack, which
+    releases to dev and promotes to, rolls back and holds every later environment): the bot's key, the
+    pulls token; for promotion, GitHub is the commit-status API Flux posts to (its CA trusted through
+    SSL_CERT_FILE)."""
+    env = {**flux.bot_env, "GITOPS_ENVIRONMENT": ENVIRONMENTS[0], "GITOPS_BRANCH": BRANCH}
     if github_ca is not None:
         env |= {
             "GITOPS_PULLS_TOKEN": flux.github.token,
@@ -200,7 +204,7 @@ def release_to_dev(flux: FluxLoop, repository: str, label: str, patch: str | Non
     """An app change released to dev: (its commit, the image reference, dev's bot commit)."""
     commit = signed_app_change(flux, label, patch)
     digest = push_image(repository, commit)
-    code, out = cli(flux, "dev", "promote", "--image-repository", repository, "--commit", commit)
+    code, out = cli(flux, "promote", "--image-repository", repository, "--commit", commit)
     assert code == 0, out
     return commit, f"{repository}:{commit}@{digest}", tip(flux)
 
@@ -247,7 +251,7 @@ def test_promotion_follows_flux_s_report_and_a_prod_rollback_leaves_dev_alone(
     cluster.wait_for("dev's success report", lambda: "success" in reported(flux, applied, "dev"), timeout=60)
 
     # 2. Promoted to prod: that exact digest, which prod's Flux rolls out.
-    code, out = cli(flux, "prod", "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
+    code, out = cli(flux, "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
     assert code == 0, out
     promoted = tip(flux)
     entry = manifest.read_image(at_tip(flux, prod.overlay))
@@ -259,12 +263,21 @@ def test_promotion_follows_flux_s_report_and_a_prod_rollback_leaves_dev_alone(
     _, second_image, applied = release_to_dev(flux, repository, "second release")
     roll_out(dev, applied, second_image)
     cluster.wait_for("dev's success report", lambda: "success" in reported(flux, applied, "dev"), timeout=60)
-    code, out = cli(flux, "prod", "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
+    code, out = cli(flux, "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
     assert code == 0, out
     roll_out(prod, tip(flux), second_image)
     dev_overlay = at_tip(flux, dev.overlay)
-    args = ("rollback", "--image-repository", repository, "--to", first, "--reason", "5xx in prod")
-    code, out = cli(flux, "prod", *args)
+    args = (
+        "--environment",
+        "prod",
+        "--image-repository",
+        repository,
+        "--to",
+        first,
+        "--reason",
+        "5xx in prod",
+    )
+    code, out = cli(flux, "rollback", *args)
     assert code == 0, out
     roll_out(prod, tip(flux), first_image)
     assert at_tip(flux, dev.overlay) == dev_overlay
@@ -280,7 +293,7 @@ def test_promotion_follows_flux_s_report_and_a_prod_rollback_leaves_dev_alone(
     cluster.wait_for("dev to apply the release that cannot roll out", lambda: dev.image() == bad_image)
     cluster.wait_for("the ReplicaSet controller's FailedCreate", lambda: replica_failure(dev), timeout=60)
     assert not dev.available(bad_image)
-    code, out = cli(flux, "prod", "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
+    code, out = cli(flux, "promote", "--to", "prod", "--image-repository", repository, github_ca=ca)
     assert code == 1, out
     assert f"dev is not reported healthy: the commit status {status_context('dev')} on {applied}" in out
     assert "success" not in reported(flux, applied, "dev")

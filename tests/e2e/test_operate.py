@@ -173,12 +173,13 @@ def test_the_incident_recipe_runs_as_the_jobs(
         assert (entry.new_tag, entry.digest) == (bad, resolve_digest(repository, bad))
         assert description(promoted).startswith("changed:")
 
-        # TO runs `promote --to`, into the stack's own environment only: this stack deploys dev.
+        # TO runs `promote --to TO`; ENVIRONMENT, the environment a job acts on, may only repeat it.
         env = {"JOB_BASE_NAME": "gitops-promote", "GITOPS_STARTED_BY": STARTED_BY_ALICE, "DRY_RUN": "false"}
         before = gitops.tip()
-        elsewhere, status = run_operator_job(pipeline, "gitops-promote-5", {**env, "TO": "prod"})
+        parameters = {**env, "TO": "prod", "ENVIRONMENT": "dev"}
+        elsewhere, status = run_operator_job(pipeline, "gitops-promote-5", parameters)
         assert status != 0 and outcome(elsewhere)["exit_code"] == 2, console(elsewhere)
-        assert "--to 'prod': this stack deploys 'dev' (GITOPS_ENVIRONMENT)" in console(elsewhere)
+        assert "TO='prod' and ENVIRONMENT='dev'" in console(elsewhere)
         assert gitops.tip() == before
 
         # A push around review (the write deploy key) plants code in the release module: the operator

@@ -94,12 +94,12 @@ CASES = {
         {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
         "IMMUTABLE",
     ),
-    "ecr deployed marker movable": (
+    "ecr deployed marks movable": (
         "ecr-immutable-and-scanned",
         ECR,
         {
             "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
-            "imageTagMutabilityExclusionFilters": [{"filter": "deployed", "filterType": "WILDCARD"}],
+            "imageTagMutabilityExclusionFilters": [{"filter": "deployed*", "filterType": "WILDCARD"}],
             "imageScanningConfiguration": {"scanOnPush": True},
         },
         None,

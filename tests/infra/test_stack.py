@@ -4,12 +4,14 @@ bring-your-own-cluster mode and the order `pulumi destroy` will delete things in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from infra.registry import DEPLOYED_TAG
+from infra.registry import DEPLOYED_PATTERN
+from jenkins import environments
 from jenkins import registry as jenkins_registry
 from tests.infra.conftest import DELETE, OPERATOR_CIDRS, ROOT, Program, Resource, config_error, run_program
 from tests.infra.leaks import leaks
@@ -185,9 +187,9 @@ def test_every_kubernetes_resource_goes_through_the_stack_provider(dev_program: 
 def test_ecr_repository_is_immutable_scanned_and_encrypted(dev_program: Program) -> None:
     repo = dev_program.one(ECR).inputs
     assert repo["name"] == "dev/hello-gitops"
-    # Immutable but for the deployed marker the release moves (issue 8 point 11).
+    # Immutable but for the environments' marks the release moves (issue 8 point 11).
     assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
-    assert repo["imageTagMutabilityExclusionFilters"] == [{"filter": DEPLOYED_TAG, "filterType": "WILDCARD"}]
+    assert repo["imageTagMutabilityExclusionFilters"] == [{"filter": "deployed*", "filterType": "WILDCARD"}]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
     assert not repo.get("forceDelete", False)
@@ -237,14 +239,39 @@ def test_lifecycle_never_expires_the_deployed_image(dev_program: Program) -> Non
             patterns = selection.get("tagPatternList") or selection.get("tagPrefixList")
             assert patterns and all(p.count("*") <= 4 for p in patterns)
     first = rules[0]
-    # The deployed marker is matched first; only one image can carry it, so "more than 1" keeps it.
+    # Every environment's mark is matched first; fewer images carry one than the count, so none expires.
     assert first["selection"] == {
         "tagStatus": "tagged",
-        "tagPatternList": [DEPLOYED_TAG],
+        "tagPatternList": ["deployed*"],
         "countType": "imageCountMoreThan",
-        "countNumber": 1,
+        "countNumber": 100,
     }
-    assert DEPLOYED_TAG == jenkins_registry.DEPLOYED_TAG  # the tag the release moves
+    # One image per environment's mark, the legacy `deployed`, and room for marks of removed environments.
+    assert first["selection"]["countNumber"] > len(environments.read(ROOT)) + 1
+
+
+def aws_wildcard(pattern: str) -> re.Pattern[str]:
+    """An ECR tag pattern as AWS defines it: `*` stands for any run of characters, none included. Amazon
+    ECR User Guide, "Lifecycle policy properties", tagPatternList: "if your images are tagged as prod,
+    prod1, prod2, and so on, you would use the tag pattern list prod* to specify all of them"; the
+    tag-mutability exclusion filter is of filterType WILDCARD, its value matching ^[0-9a-zA-Z._*-]{1,128}$
+    (ECR API reference, ImageTagMutabilityExclusionFilter)."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def test_the_marks_pattern_matches_every_environments_mark_and_the_legacy_one_but_no_commit_tag() -> None:
+    """The pattern of the exclusion filter and the lifecycle rule covers every tag the release moves
+    (jenkins/registry.py deployed_tag) and `deployed`, which repositories from before still carry on
+    the image they deploy; commit tags (40 hex digits) stay immutable and are not kept forever."""
+    assert all(
+        aws_wildcard("prod*").fullmatch(tag) for tag in ("prod", "prod1", "prod2")
+    )  # the docs' example
+    matches = aws_wildcard(DEPLOYED_PATTERN).fullmatch
+    for name in environments.read(ROOT):
+        assert matches(jenkins_registry.deployed_tag(name))
+    assert matches("deployed")
+    assert not matches("3f2c1a9" + "0" * 33) and not matches("d" * 40)
+    assert re.fullmatch(r"[0-9a-zA-Z._*-]{1,128}", DEPLOYED_PATTERN) and DEPLOYED_PATTERN.count("*") <= 4
 
 
 def test_no_day0_image_unless_asked(dev_program: Program) -> None:

@@ -112,6 +112,19 @@ class GitopsRepo:
     def changed_paths(self, commit: str) -> list[str]:
         return git(self.remote, "diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
 
+    def add_overlay(self, environment: str) -> str:
+        """Another environment's overlay beside dev's (the same kustomization, day 0), pushed; returns
+        its manifest's path."""
+        path = MANIFEST.replace("/dev/", f"/{environment}/")
+        git(self.dev, "pull", "--quiet", "--rebase", "origin", "main")
+        (self.dev / path).parent.mkdir(parents=True)
+        for name in ("kustomization.yaml", "deployment.yaml"):
+            (self.dev / path).with_name(name).write_bytes((self.dev / MANIFEST).with_name(name).read_bytes())
+        git(self.dev, "add", "k8s")
+        git(self.dev, "commit", "--quiet", "-m", f"{environment} overlay")
+        git(self.dev, "push", "--quiet", "origin", "HEAD:main")
+        return path
+
 
 @pytest.fixture
 def gitops_repo(tmp_path: Path) -> GitopsRepo:

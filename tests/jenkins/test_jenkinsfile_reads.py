@@ -286,6 +286,7 @@ OPERATE_ENV: dict[str, Source] = {
     "REASON": PARAMETER_ENV,
     "DIGEST": PARAMETER_ENV,
     "TO": PARAMETER_ENV,
+    "ENVIRONMENT": PARAMETER_ENV,
     "DRY_RUN": Source(
         "jenkinsci/jenkins",
         "core/src/main/java/hudson/model/BooleanParameterValue.java",

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jenkins import operate
+from jenkins import manifest, operate
 from tests.conftest import ROOT
-from tests.jenkins.conftest import Cli, GitopsRepo, git
+from tests.jenkins.conftest import MANIFEST, Cli, GitopsRepo, git
 from tests.jenkins.test_cli_errors import snapshot
 
 CASC = yaml.safe_load((ROOT / "jenkins" / "server" / "casc.yaml").read_text())
@@ -90,6 +90,23 @@ BAD = {
         {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "TO": "dev", "GITOPS_ENVIRONMENT": "dev"},
         "--to 'dev': the first environment",
     ),
+    "promote to another environment than ENVIRONMENT": (
+        {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "TO": "prod", "ENVIRONMENT": "dev"},
+        "TO='prod' and ENVIRONMENT='dev'",
+    ),
+    # The CLI checks the name against k8s/environments.yaml (cli.manifest_dir) before anything else.
+    "rollback in an unknown environment": (
+        {**ROLLBACK, "COMMIT": "HEAD", "REASON": "x", "ENVIRONMENT": "qa"},
+        "--environment 'qa': not an environment of k8s/environments.yaml (dev, prod)",
+    ),
+    "unhold in an unknown environment": (
+        {**ROLLBACK, "JOB_BASE_NAME": "gitops-unhold", "ENVIRONMENT": "Prod"},
+        "--environment 'Prod': not an environment of k8s/environments.yaml (dev, prod)",
+    ),
+    "option-like environment": (
+        {**ROLLBACK, "JOB_BASE_NAME": "gitops-unhold", "ENVIRONMENT": "--dry-run"},
+        "--environment '--dry-run': not an environment",
+    ),
     "promote digest malformed": (
         {**ROLLBACK, "JOB_BASE_NAME": "gitops-promote", "COMMIT": "HEAD", "DIGEST": "sha256:x"},
         "--digest 'sha256:x'",
@@ -152,3 +169,58 @@ def test_promote_with_to_asks_the_cli_for_a_promotion_and_empty_to_keeps_a_chose
         f"--image-repository={REPO}",
         "--commit=abc",
     ]
+
+
+def test_environment_names_the_overlay_and_empty_keeps_the_stacks_own() -> None:
+    """ENVIRONMENT is `--environment` for every job (the release side operates every environment);
+    empty leaves the CLI's default, the stack's GITOPS_ENVIRONMENT; with TO it may only repeat TO."""
+    base = {"IMAGE_REPOSITORY": REPO, "GITOPS_STARTED_BY": ALICE}
+    rollback = {**base, "JOB_BASE_NAME": "gitops-rollback", "COMMIT": "abc", "REASON": "5xx"}
+    assert operate.command({**rollback, "ENVIRONMENT": " prod "}) == [
+        "rollback",
+        "--by=alice",
+        "--environment=prod",
+        f"--image-repository={REPO}",
+        "--to=abc",
+        "--reason=5xx",
+    ]
+    assert "--environment" not in " ".join(operate.command({**rollback, "ENVIRONMENT": " "}))
+    unhold = {**base, "JOB_BASE_NAME": "gitops-unhold", "ENVIRONMENT": "prod", "DRY_RUN": "true"}
+    assert operate.command(unhold) == ["unhold", "--by=alice", "--environment=prod", "--dry-run"]
+    promote = {**base, "JOB_BASE_NAME": "gitops-promote"}
+    assert operate.command({**promote, "COMMIT": "abc", "ENVIRONMENT": "prod"}) == [
+        "promote",
+        "--by=alice",
+        "--environment=prod",
+        f"--image-repository={REPO}",
+        "--commit=abc",
+    ]
+    assert operate.command({**promote, "TO": "prod", "ENVIRONMENT": "prod"}) == operate.command(
+        {**promote, "TO": "prod"}
+    )
+
+
+def test_a_rollback_in_a_later_environment_leaves_the_first_alone(
+    gitops_repo: GitopsRepo, image_repository: str, push_test_image: Callable[[str, str], str]
+) -> None:
+    """The first environment's Jenkins (GITOPS_ENVIRONMENT=dev) rolls prod back and lifts prod's hold:
+    each a commit that changes prod's overlay only."""
+    prod = gitops_repo.add_overlay("prod")
+    old = gitops_repo.app_commit("v1")
+    push_test_image(image_repository, old)
+    ws = gitops_repo.workspace(gitops_repo.app_commit("v2"))
+    base = {"IMAGE_REPOSITORY": image_repository, "GITOPS_STARTED_BY": ALICE, "GITOPS_ENVIRONMENT": "dev"}
+    dev_before = git(gitops_repo.remote, "show", f"main:{MANIFEST}")
+
+    held = run_operate(
+        ws,
+        {**base, "JOB_BASE_NAME": "gitops-rollback", "COMMIT": old, "REASON": "5xx", "ENVIRONMENT": "prod"},
+    )
+    assert held.returncode == 0 and held.json["outcome"] == "changed", held.output
+    assert gitops_repo.changed_paths(gitops_repo.tip()) == [prod]
+    assert manifest.read_hold(git(gitops_repo.remote, "show", f"main:{prod}")) is not None
+
+    lifted = run_operate(ws, {**base, "JOB_BASE_NAME": "gitops-unhold", "ENVIRONMENT": "prod"})
+    assert lifted.returncode == 0 and lifted.json["outcome"] == "changed", lifted.output
+    assert gitops_repo.changed_paths(gitops_repo.tip()) == [prod]
+    assert git(gitops_repo.remote, "show", f"main:{MANIFEST}") == dev_before

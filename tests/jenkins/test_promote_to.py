@@ -9,6 +9,7 @@ the context Flux posts per environment is infra/gitops.py `status_context` (`git
 
 from __future__ import annotations
 
+import argparse
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from infra.gitops import status_context
 from jenkins import actions
+from jenkins import cli as cli_module
 from plane.fakegithubapi import FakeGitHubAPI, Repository, serve
 from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
 
@@ -25,6 +27,7 @@ REPOSITORY = "acme/app"
 TOKEN = "github_pat_11STATUSESREAD000000000_test"
 PROD = "k8s/overlays/prod/kustomization.yaml"
 DEV = status_context("dev")
+AFTER = "and a stack promotes only to environments after its own in k8s/environments.yaml (dev -> prod)"
 
 
 @pytest.fixture
@@ -60,7 +63,9 @@ def workspace(repo: GitopsRepo) -> Path:
     return path
 
 
-def cli(repo: GitopsRepo, github: FakeGitHubAPI, *args: str, environment: str = "prod", token: str = TOKEN):
+def cli(repo: GitopsRepo, github: FakeGitHubAPI, *args: str, environment: str = "dev", token: str = TOKEN):
+    """The CLI as the release side's Jenkins runs it (GITOPS_ENVIRONMENT: the first environment, whose
+    stack releases to it and promotes to every later one)."""
     env = {
         "GITOPS_PULLS_TOKEN": token,
         "GITOPS_GITHUB_API_URL": github.url,
@@ -181,7 +186,7 @@ def test_dev_pinned_without_a_digest_is_refused(
 def test_an_image_missing_from_the_target_repository_is_refused_with_what_to_copy(
     two_envs: GitopsRepo, github: FakeGitHubAPI, push_test_image, image_repository: str
 ) -> None:
-    """Production stacks each have their own repository: the image must be copied there first."""
+    """A --image-repository without the image dev runs (another registry): it must be copied there first."""
     commit, digest, applied = release_to_dev(two_envs, github, push_test_image, image_repository)
     statuses(github).post_status(applied, DEV, "success")
     prod_repository = f"{image_repository}-prod"
@@ -202,15 +207,25 @@ def test_an_image_missing_from_the_target_repository_is_refused_with_what_to_cop
 @pytest.mark.parametrize(
     ("args", "environment", "expected"),
     [
-        (["--to", "qa"], "prod", "--to 'qa': not an environment of k8s/environments.yaml (dev, prod)"),
+        (["--to", "qa"], "dev", "--to 'qa': not an environment of k8s/environments.yaml (dev, prod)"),
         (["--to", "dev"], "dev", "--to 'dev': the first environment of k8s/environments.yaml"),
-        (["--to", "prod"], "dev", "--to 'prod': this stack deploys 'dev' (GITOPS_ENVIRONMENT)"),
-        (["--to", "prod"], "", "--to 'prod': this stack deploys '' (GITOPS_ENVIRONMENT)"),
-        (["--to", "prod", "--commit", "HEAD"], "prod", "give no --commit or --digest"),
-        (["--to", "prod", "--environment", "dev"], "prod", "--environment 'dev' and --to 'prod': give one"),
-        (["--to", "prod", "--manifest-dir", "k8s/overlays/prod"], "prod", "--to and --manifest-dir"),
+        (["--to", "prod"], "prod", f"--to 'prod': this stack deploys 'prod' (GITOPS_ENVIRONMENT), {AFTER}"),
+        (["--to", "prod"], "", f"--to 'prod': this stack deploys '' (GITOPS_ENVIRONMENT), {AFTER}"),
+        (["--to", "prod"], "qa", f"--to 'prod': this stack deploys 'qa' (GITOPS_ENVIRONMENT), {AFTER}"),
+        (["--to", "prod", "--commit", "HEAD"], "dev", "give no --commit or --digest"),
+        (["--to", "prod", "--environment", "dev"], "dev", "--environment 'dev' and --to 'prod': give one"),
+        (["--to", "prod", "--manifest-dir", "k8s/overlays/prod"], "dev", "--to and --manifest-dir"),
     ],
-    ids=["unknown", "first", "not-this-stack", "empty-stack", "commit", "environment", "manifest-dir"],
+    ids=[
+        "unknown",
+        "first",
+        "its-own-environment",
+        "empty-stack",
+        "unknown-stack",
+        "commit",
+        "environment",
+        "manifest-dir",
+    ],
 )
 def test_bad_targets_are_bad_input(
     two_envs: GitopsRepo, github: FakeGitHubAPI, args: list[str], environment: str, expected: str
@@ -223,6 +238,48 @@ def test_bad_targets_are_bad_input(
     assert done.json["outcome"] == "error"
     assert two_envs.tip() == before
     assert github.requests == []  # refused before any question to GitHub
+
+
+@pytest.mark.parametrize(
+    ("stack", "target", "source"),
+    [
+        ("dev", "staging", "dev"),
+        ("dev", "prod", "staging"),
+        ("staging", "prod", "staging"),
+        (None, "prod", "staging"),
+    ],
+)
+def test_a_stack_promotes_to_every_environment_after_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: str | None, target: str, source: str
+) -> None:
+    """Three environments: the first one's stack (the release side) promotes to both later ones, from
+    the environment just before the target; without GITOPS_ENVIRONMENT any later target is allowed."""
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "environments.yaml").write_text("environments: [dev, staging, prod]\n")
+    if stack is None:
+        monkeypatch.delenv("GITOPS_ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("GITOPS_ENVIRONMENT", stack)
+    args = argparse.Namespace(to=target, commit=None, digest=None, manifest_dir=None, environment=None)
+    assert cli_module.check_target(tmp_path, args) == source
+    assert args.environment == target
+
+
+@pytest.mark.parametrize(("stack", "target"), [("prod", "prod"), ("prod", "staging"), ("staging", "staging")])
+def test_a_stack_never_promotes_to_its_own_or_an_earlier_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: str, target: str
+) -> None:
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "environments.yaml").write_text("environments: [dev, staging, prod]\n")
+    monkeypatch.setenv("GITOPS_ENVIRONMENT", stack)
+    args = argparse.Namespace(to=target, commit=None, digest=None, manifest_dir=None, environment=None)
+    with pytest.raises(cli_module.InputError) as refused:
+        cli_module.check_target(tmp_path, args)
+    assert str(refused.value) == (
+        f"--to {target!r}: this stack deploys {stack!r} (GITOPS_ENVIRONMENT), and a stack promotes only to "
+        "environments after its own in k8s/environments.yaml (dev -> staging -> prod); run it where "
+        f"GITOPS_ENVIRONMENT is an environment before {target}, the first one's Jenkins"
+    )
 
 
 def test_without_a_token_promotion_is_bad_input(two_envs: GitopsRepo, github: FakeGitHubAPI) -> None:

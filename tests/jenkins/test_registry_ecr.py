@@ -10,9 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.registry import lifecycle_policy
+from infra.registry import DEPLOYED_PATTERN, lifecycle_policy
 from jenkins import registry
-from jenkins.registry import DEPLOYED_TAG, RegistryError
+from jenkins.registry import RegistryError, deployed_tag
 from tests.conftest import ROOT
 from tests.jenkins.conftest import Cli, GitopsRepo, run_cli
 from tests.jenkins.dockerspy import spy_on_docker
@@ -141,14 +141,14 @@ def test_login_is_a_noop_for_other_registries(tmp_path: Path, monkeypatch: pytes
 
 @pytest.fixture
 def protected_repository(aws_env: str, request: pytest.FixtureRequest) -> str:
-    """A repository configured as infra/registry.py declares it: immutable tags but the deployed marker,
-    and the lifecycle policy (moto validates it against ECR's schema)."""
+    """A repository configured as infra/registry.py declares it: immutable tags but the environments'
+    marks, and the lifecycle policy (moto validates it against ECR's schema)."""
     name = f"gitops/{request.node.name.lower().replace('_', '-')[:60].strip('-[]')}"
     client = boto3.client("ecr", region_name="eu-west-1")
     uri = client.create_repository(
         repositoryName=name,
         imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filter": DEPLOYED_TAG, "filterType": "WILDCARD"}],
+        imageTagMutabilityExclusionFilters=[{"filter": DEPLOYED_PATTERN, "filterType": "WILDCARD"}],
     )["repository"]["repositoryUri"]
     client.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=lifecycle_policy(30))
     yield uri
@@ -170,8 +170,9 @@ def put_commit_image(repository_uri: str, commit: str) -> str:
     return put["image"]["imageId"]["imageDigest"]
 
 
-def deployed_digest(repository_uri: str) -> str | None:
-    return registry.resolve_digest(repository_uri, DEPLOYED_TAG)
+def deployed_digest(repository_uri: str, environment: str = "dev") -> str | None:
+    """What the environment's mark (`deployed-<environment>`) points at."""
+    return registry.resolve_digest(repository_uri, deployed_tag(environment))
 
 
 def test_the_deployed_marker_follows_promote_rollback_and_hold(
@@ -221,7 +222,7 @@ def test_a_noop_promote_marks_an_unmarked_deployed_image(
     assert run_cli(ws, "promote", "--image-repository", protected_repository).returncode == 0
     client = boto3.client("ecr", region_name="eu-west-1")
     client.batch_delete_image(
-        repositoryName=protected_repository.split("/", 1)[1], imageIds=[{"imageTag": DEPLOYED_TAG}]
+        repositoryName=protected_repository.split("/", 1)[1], imageIds=[{"imageTag": deployed_tag("dev")}]
     )
     assert deployed_digest(protected_repository) is None  # e.g. a repository from before the marker
 
@@ -231,9 +232,47 @@ def test_a_noop_promote_marks_an_unmarked_deployed_image(
     assert deployed_digest(protected_repository) == digest
 
 
+def test_each_environment_keeps_its_own_mark(protected_repository: str, gitops_repo: GitopsRepo) -> None:
+    """One registry serves every environment: a deploy to dev moves `deployed-dev` only, a deploy (and a
+    rollback) in prod `deployed-prod` only, so neither environment's image is left unmarked."""
+    gitops_repo.add_overlay("prod")
+    first, second = gitops_repo.app_commit("v1"), gitops_repo.app_commit("v2")
+    digests = {sha: put_commit_image(protected_repository, sha) for sha in (first, second)}
+    ws = gitops_repo.workspace(second)
+    to_prod = ("--image-repository", protected_repository, "--environment", "prod")
+
+    assert run_cli(ws, "promote", *to_prod, "--commit", first).returncode == 0
+    assert run_cli(ws, "promote", "--image-repository", protected_repository).returncode == 0  # dev
+    assert (deployed_digest(protected_repository, "prod"), deployed_digest(protected_repository)) == (
+        digests[first],
+        digests[second],
+    )
+    assert run_cli(ws, "promote", *to_prod, "--commit", second).returncode == 0
+    rolled = run_cli(ws, "rollback", *to_prod, "--to", first, "--reason", "INC-2")
+    assert rolled.returncode == 0, rolled.output
+    assert deployed_digest(protected_repository, "prod") == digests[first]
+    assert deployed_digest(protected_repository) == digests[second]
+
+
+def test_a_manifest_dir_is_marked_as_the_environment_whose_overlay_it_is(
+    protected_repository: str, gitops_repo: GitopsRepo
+) -> None:
+    """--manifest-dir k8s/overlays/prod deploys prod (its mark moves), whatever the stack's environment."""
+    gitops_repo.add_overlay("prod")
+    sha = gitops_repo.app_commit("v1")
+    digest = put_commit_image(protected_repository, sha)
+    done = run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", protected_repository,
+                   "--manifest-dir", "./k8s/overlays/prod/", env={"GITOPS_ENVIRONMENT": "dev"})  # fmt: skip
+    assert done.returncode == 0, done.output
+    assert (deployed_digest(protected_repository, "prod"), deployed_digest(protected_repository)) == (
+        digest,
+        None,
+    )
+
+
 def promote_twice_into_an_all_immutable_repository(gitops_repo: GitopsRepo, name: str) -> tuple[str, Cli]:
-    """A repository whose every tag is immutable (no exclusion for `deployed`): the first promotion
-    tags its image `deployed`, the second cannot move the tag. Returns (second commit, its --json run)."""
+    """A repository whose every tag is immutable (no exclusion for the marks): the first promotion
+    tags its image `deployed-dev`, the second cannot move the tag. Returns (second commit, its --json run)."""
     client = boto3.client("ecr", region_name="eu-west-1")
     uri = client.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")["repository"][
         "repositoryUri"
@@ -251,7 +290,7 @@ def test_marking_needs_the_movable_tag_and_says_so(aws_env: str, gitops_repo: Gi
 
     assert result.returncode == 1
     assert "marking it as deployed failed" in result.json["error"]
-    assert "image tag mutability exclusion for 'deployed'" in result.json["error"]
+    assert "image tag mutability exclusion for 'deployed-dev'" in result.json["error"]
     assert "re-run" in result.stderr
 
 

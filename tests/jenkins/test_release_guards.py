@@ -15,11 +15,11 @@ import boto3
 import pytest
 import yaml
 
+from infra.registry import DEPLOYED_PATTERN
 from jenkins import actions, core, manifest, registry
 from jenkins.cli import DEFAULT_BOT
 from jenkins.core import Decision, Outcome, RetryPolicy
 from jenkins.gitops import Edit, Git, Identity, commit_manifest
-from jenkins.registry import DEPLOYED_TAG
 from tests.jenkins.conftest import BOT_EMAIL, MANIFEST, GitopsRepo, git, run_cli
 from tests.jenkins.test_manifest import DIGEST, ORIGINAL, kustomize
 from tests.jenkins.test_registry_ecr import deployed_digest, protected_repository, put_commit_image
@@ -39,7 +39,7 @@ def context(ws: Path) -> actions.Context:
     """What the CLI builds for a run in ws with the default flags."""
     return actions.Context(
         git=Git(ws), remote="origin", branch="main", manifest_path=MANIFEST, image_name="hello-gitops",
-        bot=DEFAULT_BOT, policy=RetryPolicy(max_attempts=5), dry_run=False,
+        bot=DEFAULT_BOT, policy=RetryPolicy(max_attempts=5), dry_run=False, environment="dev",
     )  # fmt: skip
 
 
@@ -77,7 +77,7 @@ def test_a_force_push_that_rewinds_the_branch_during_a_run_is_not_undone(gitops_
     )  # the removed commit stays removed
 
 
-# --- the `deployed` mark ----------------------------------------------------------------------------
+# --- the `deployed-<environment>` mark ---------------------------------------------------------------
 
 
 def test_a_release_rerun_after_a_failed_mark_marks(aws_env: str, gitops_repo: GitopsRepo) -> None:
@@ -97,7 +97,7 @@ def test_a_release_rerun_after_a_failed_mark_marks(aws_env: str, gitops_repo: Gi
     client.put_image_tag_mutability(
         repositoryName=name,
         imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filter": DEPLOYED_TAG, "filterType": "WILDCARD"}],
+        imageTagMutabilityExclusionFilters=[{"filter": DEPLOYED_PATTERN, "filterType": "WILDCARD"}],
     )
 
     again = run_cli(ws, "release", "--image-repository", uri, "--json")
@@ -122,7 +122,7 @@ def test_a_rollback_racing_a_promote_leaves_deployed_on_what_the_manifest_deploy
     real_mark = registry.mark_deployed
     marks: list[str] = []
 
-    def mark_after_a_rollback(repository: str, digest: str) -> bool:
+    def mark_after_a_rollback(repository: str, digest: str, environment: str) -> bool:
         if not marks:
             rolled = run_cli(
                 gitops_repo.workspace(v2), "rollback", "--image-repository", repository, "--to", v1,
@@ -130,7 +130,7 @@ def test_a_rollback_racing_a_promote_leaves_deployed_on_what_the_manifest_deploy
             )  # fmt: skip
             assert rolled.returncode == 0, rolled.output
         marks.append(digest)
-        return real_mark(repository, digest)
+        return real_mark(repository, digest, environment)
 
     monkeypatch.setattr(registry, "mark_deployed", mark_after_a_rollback)
 

@@ -398,7 +398,7 @@ def test_a_commit_force_pushed_away_during_the_retry_loop_is_not_deployed(
     ctx = actions.Context(
         git=ForcePushOnFirstPlan(ws, rewrite), remote="origin", branch="main", manifest_path=MANIFEST,
         image_name=manifest.DEFAULT_IMAGE_NAME, bot=Identity("gitops-bot", BOT_EMAIL),
-        policy=RetryPolicy(max_attempts=3, base_delay=0.01), dry_run=False,
+        policy=RetryPolicy(max_attempts=3, base_delay=0.01), dry_run=False, environment="dev",
     )  # fmt: skip
     report = actions.promote(ctx, image_repository, doomed, digest)
 
