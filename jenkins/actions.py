@@ -318,14 +318,15 @@ def promote_from(
         digest = registry.resolve_digest(repository, entry.new_tag)
     if digest is None:
         raise ActionError(
-            f"{image} is not in the registry; {source} runs {entry.reference}. Copy that image by digest "
-            f'into {repository} with the tag {entry.new_tag} (docs/environments.md, "Promoting between '
-            'registries"), then re-run'
+            f"{image} is not in the registry; {source} runs {entry.reference}. Give --image-repository the "
+            f"repository {source} pulls from (every environment pulls from the release side's, "
+            'docs/environments.md, "Promotion model"), or copy that image by digest into '
+            f"{repository} with the tag {entry.new_tag}, then re-run"
         )
     if digest != entry.digest:
         raise ActionError(
             f"the registry has {image} as {digest}, but {source} runs {entry.digest}: not the same image. "
-            'Copy it keeping its digest (docs/environments.md, "Promoting between registries"), then re-run'
+            "Give --image-repository the repository it pulls from, or copy it keeping its digest, then re-run"
         )
     return promote(ctx, repository, entry.new_tag, digest, by, promoted_from=source)
 
