@@ -100,8 +100,12 @@ OBJECT_KEYS = {
 # a stack with `releaseFrom` takes its releases from that stack and sets none of these.
 RELEASE_KEYS = ("jenkins", "registry", "preview", "pullsToken", "trustAnchor", "requiredApprovals")
 # `pulumi.StackReference` names: <organization>/<project>/<stack> (a self-managed backend's organization
-# is literally `organization`); each part of letters, digits, `-`, `_` and `.` (Pulumi's docs, "Stacks").
-_STACK_NAME = re.compile(r"^(?P<org>[A-Za-z0-9][\w.-]*)/(?P<project>[\w.-]+)/(?P<stack>[\w.-]+)$")
+# is literally `organization`), or the bare <stack> of a legacy self-managed backend, which knows no other
+# form; each part of letters, digits, `-`, `_` and `.` (Pulumi's docs, "Stacks" and
+# `fullyQualifiedStackName`).
+_STACK_NAME = re.compile(
+    r"^(?:(?P<org>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<project>[A-Za-z0-9_.-]+)/)?(?P<stack>[A-Za-z0-9_.-]+)$"
+)
 
 # Credentials: set without `--secret` they sit in clear text in Pulumi.<stack>.yaml (and so in git) and
 # reach the program unmarked, so nothing keeps them out of plain outputs.
@@ -844,7 +848,9 @@ def _release_from(config: pulumi.Config, stack: str, environment: str, names: tu
             raise ConfigError(
                 f"{_key('releaseFrom')}: missing; {environment} comes after {first} in {environments.FILE}, "
                 f"so its releases come from the stack that releases {first} (its Jenkins promotes to "
-                f"{environment}): {RELEASE_FROM_COMMAND}"
+                f"{environment}): {RELEASE_FROM_COMMAND}. A stack alone on its repository is its first "
+                f"environment instead: `pulumi config set {_key('environment')} {first}` "
+                '(docs/environments.md, "Creating the prod stack", says what each does to a running stack)'
             )
         return None
     if environment == first:
@@ -855,20 +861,25 @@ def _release_from(config: pulumi.Config, stack: str, environment: str, names: tu
         )
     match = _STACK_NAME.fullmatch(value)
     if match is None:
+        raise ConfigError(f"{_key('releaseFrom')}: {value!r} is not a stack name; {RELEASE_FROM_COMMAND}")
+    if match["project"] not in (None, PROJECT):
         raise ConfigError(
-            f"{_key('releaseFrom')}: {value!r} is not a fully qualified stack name; {RELEASE_FROM_COMMAND}"
+            f"{_key('releaseFrom')}: {value!r} is a stack of the project {match['project']!r}; name a stack "
+            f"of {PROJECT}, this project, whose program releases: {RELEASE_FROM_COMMAND}"
         )
-    if match["project"] == PROJECT and match["stack"] == stack:
+    if match["stack"] == stack:
         raise ConfigError(
             f"{_key('releaseFrom')}: {value!r} names this stack; name the stack that releases {first}"
         )
-    for name in RELEASE_KEYS:
-        if config.get(name) is not None:
-            raise ConfigError(
-                f"{_key(name)}: set, but this stack takes its releases from {value} ({_key('releaseFrom')}), "
-                f"whose Jenkins, registry and branch rules serve every environment; remove it: "
-                f"`pulumi config rm {_key(name)}`"
-            )
+    unread = [name for name in RELEASE_KEYS if config.get(name) is not None]
+    if unread:
+        keys = ", ".join(_key(name) for name in unread)
+        raise ConfigError(
+            f"{keys}: set, but this stack takes its releases from {value} ({_key('releaseFrom')}), whose "
+            "Jenkins, registry and branch rules serve every environment; remove "
+            f"{'it' if len(unread) == 1 else 'them'}: "
+            + "; ".join(f"`pulumi config rm {_key(name)}`" for name in unread)
+        )
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,14 @@ def build() -> None:
     day0_commit = head_commit() if config.registry is not None and config.registry.day0_image else None
     app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s" / "base"))
     checked = _release_checks(config, day0_commit) if config.releases else None
+    released_by = None if checked is not None else release_side_key(config)
+    # A later environment's stack declares nothing until the release side's outputs are checked: a
+    # refusal then changes nothing, with `--skip-preview` too.
+    after = (
+        None
+        if released_by is None
+        else pulumi.ResourceOptions(depends_on=[released_by.key.apply(lambda _: released_by.reference)])
+    )
 
     network = Network(
         "network",
@@ -71,19 +80,22 @@ def build() -> None:
             availability_zones=config.network.availability_zones,
             nat_gateways=config.network.nat_gateways,
         ),
+        opts=after,
     )
-    provider, kubeconfig, in_cluster_after = _kubernetes(config, network)
+    provider, kubeconfig, in_cluster_after = _kubernetes(config, network, after)
     known_hosts = github_known_hosts()
     hook_ranges = github_hook_ranges()
     keys = DeployKeys(
-        "deploy-keys", DeployKeysArgs(repository_name=config.repository_name, releases=config.releases)
+        "deploy-keys",
+        DeployKeysArgs(repository_name=config.repository_name, releases=config.releases),
+        opts=after,
     )
     if checked is not None:
         signing_public_key = keys.signing_public_key
         source_after = _release_side(config, checked, network, keys, known_hosts, hook_ranges)
     else:
-        assert config.release_from is not None  # load() sets it in every stack that does not release
-        signing_public_key = release_side_key(config.release_from, config.environment)
+        assert released_by is not None and config.release_from is not None
+        signing_public_key = released_by.key
         source_after = []
         pulumi.export("releaseFrom", config.release_from)
     gitops = GitOps(
@@ -109,6 +121,7 @@ def build() -> None:
             source_after=source_after,
             receiver_source_cidr=None if config.byo_cluster else config.network.cidr_block,
         ),
+        opts=after,
     )
     pulumi.export("environment", config.environment)
     pulumi.export("kubeconfig", kubeconfig)
@@ -234,8 +247,11 @@ def _release_side(
     pulumi.export("jenkinsDeployKeySecret", jenkins.deploy_key_secret_name)
     # Public: what an operator compares with `git log --show-signature` and Flux's SourceVerified reason.
     pulumi.export("botSigningKeyFingerprint", keys.signing_key_fingerprint)
-    # Public, for the later environments' stacks (releaseFrom): the key their Flux verifies commits with.
+    # Public, for the later environments' stacks (releaseFrom): the key their Flux verifies commits with,
+    # and the repository and branch it writes their overlays on (RELEASE_SIDE_OUTPUTS).
     pulumi.export("botSigningPublicKey", keys.signing_public_key)
+    pulumi.export("repository", config.repository)
+    pulumi.export("branch", config.branch)
     # `aws ssm start-session --document-name <this>`: the controller shell, logged (docs/jenkins-agents.md).
     pulumi.export("jenkinsSessionDocument", jenkins.session_document_name)
     pulumi.export("jenkinsAgentsGroup", jenkins.agents.group_name)
@@ -248,54 +264,75 @@ def _release_side(
     return [switch]
 
 
-def release_side_key(release_from: str, environment: str) -> pulumi.Output[str]:
-    """The bot's public key from the release side's stack (`releaseFrom`), once its outputs show it is
-    the first environment's stack of this version, in this stack's AWS account."""
-    reference = pulumi.StackReference("release-side", stack_name=release_from)
+@dataclass(frozen=True)
+class ReleasedBy:
+    """The release side's stack as a later environment's stack reads it."""
+
+    reference: pulumi.StackReference
+    key: pulumi.Output[str]
+    """The bot's public key, once `check_release_side` accepted the stack's outputs."""
+
+
+# What a later environment's stack reads from the release side's (exported by `build` there).
+RELEASE_SIDE_OUTPUTS = ("botSigningPublicKey", "environment", "ecrRepositoryUrl", "repository", "branch")
+
+
+def release_side_key(config: StackConfig) -> ReleasedBy:
+    """The release side's stack (`releaseFrom`) and its bot key, checked against this stack."""
+    assert config.release_from is not None
+    reference = pulumi.StackReference("release-side", stack_name=config.release_from)
     account = aws.get_caller_identity_output().account_id
-    return pulumi.Output.all(
-        reference.get_output("botSigningPublicKey"),
-        reference.get_output("environment"),
-        reference.get_output("ecrRepositoryUrl"),
-        account,
-    ).apply(lambda v: check_release_side(release_from, environment, *v))
+    outputs = [reference.get_output(name) for name in RELEASE_SIDE_OUTPUTS]
+    key = pulumi.Output.all(account, *outputs).apply(
+        lambda v: check_release_side(config, v[0], dict(zip(RELEASE_SIDE_OUTPUTS, v[1:], strict=True)))
+    )
+    return ReleasedBy(reference, key)
 
 
-def check_release_side(
-    release_from: str, environment: str, key: object, released: object, registry: object, account: str
-) -> str:
+def check_release_side(config: StackConfig, account: str, outputs: Mapping[str, object]) -> str:
     """The release side's public key; ReleaseSideError naming the stack and what to do when its outputs
-    do not make it the release side of this stack's environment."""
+    do not make it the release side of this stack's environment, branch and account."""
     first = environments.read(PROJECT_DIR)[0]
-    where = f"gitops-eks:releaseFrom {release_from}"
-    if not isinstance(key, str) or not isinstance(released, str) or not isinstance(registry, str):
+    where = f"gitops-eks:releaseFrom {config.release_from}"
+    missing = [name for name in RELEASE_SIDE_OUTPUTS if not isinstance(outputs.get(name), str)]
+    if missing:
         raise ReleaseSideError(
-            f"{where}: the stack exports no botSigningPublicKey, environment or ecrRepositoryUrl, so it is "
-            f"not the release side of this version; run `pulumi up` in it from this checkout first, then "
-            "here again"
+            f"{where}: the stack exports no {', '.join(missing)}, so it is not the release side of this "
+            "version: run `pulumi up` in it from this checkout first (or, if it was destroyed, create it "
+            "again), then `pulumi up` here"
         )
+    released, registry = str(outputs["environment"]), str(outputs["ecrRepositoryUrl"])
     if released != first:
         raise ReleaseSideError(
             f"{where}: that stack deploys {released!r}, not {first!r}, the first environment of "
             f"{environments.FILE}, whose stack releases every environment; name the {first} stack"
         )
+    for key, mine in (("repository", config.repository), ("branch", config.branch)):
+        if outputs[key] != mine:
+            raise ReleaseSideError(
+                f"gitops-eks:{key}: {mine!r}, but the release side {config.release_from} writes "
+                f"{outputs[key]!r}, so no promotion would ever reach this stack's Flux; set it: "
+                f"`pulumi config set gitops-eks:{key} {outputs[key]}`"
+            )
     owner = registry.split(".", 1)[0]
     if owner != account:
         raise ReleaseSideError(
             f"{where}: its registry {registry} is in AWS account {owner}, this stack in {account}; the "
-            f"{environment} nodes pull with the account's own ECR read access, which another account's "
-            "repository refuses; create both stacks in one account"
+            f"{config.environment} nodes pull with the account's own ECR read access, which another "
+            "account's repository refuses; create both stacks in one account"
         )
-    return key
+    return str(outputs["botSigningPublicKey"])
 
 
 def _kubernetes(
-    config: StackConfig, network: Network
+    config: StackConfig, network: Network, opts: pulumi.ResourceOptions | None
 ) -> tuple[k8s.Provider, pulumi.Output[str], list[pulumi.Resource]]:
     """The Kubernetes provider, the kubeconfig (secret) and what in-cluster resources must outlive."""
     if config.kubeconfig is not None:
         kubeconfig = pulumi.Output.secret(config.kubeconfig.reveal())
-        provider = k8s.Provider("byo-cluster", kubeconfig=kubeconfig, enable_server_side_apply=True)
+        provider = k8s.Provider(
+            "byo-cluster", kubeconfig=kubeconfig, enable_server_side_apply=True, opts=opts
+        )
         return provider, kubeconfig, []
     assert config.cluster is not None  # load() guarantees exactly one of kubeconfig and cluster
     cluster = Cluster(
@@ -306,5 +343,6 @@ def _kubernetes(
             public_subnet_ids=network.public_subnet_ids,
             private_subnet_ids=network.private_subnet_ids,
         ),
+        opts=opts,
     )
     return cluster.provider, cluster.kubeconfig, [cluster.eks, cluster.node_group, network.vpc]

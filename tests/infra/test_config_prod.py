@@ -4,9 +4,14 @@ program runs as the `prod` stack under the mocks."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 from pulumi_policy.proxy import unknown_checking_proxy
@@ -14,9 +19,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from infra import policies
 from infra.config import CREDENTIAL_KEYS, OBJECT_KEYS, RELEASE_KEYS, SCALAR_KEYS
 from infra.gitops import COMMIT_SIGNERS, SIGNER_KEY
-from infra.stack import ReleaseSideError, check_release_side
 from tests.infra.conftest import (
-    ACCOUNT,
     DELETE,
     OPERATOR_CIDRS,
     OPERATOR_CONFIG,
@@ -254,6 +257,18 @@ def test_a_later_environment_without_release_from_is_refused_naming_the_command(
         "come from the stack that releases dev"
     )
     assert "`pulumi config set gitops-eks:releaseFrom <organization>/gitops-eks/" in message
+    # A prod stack of an earlier version released itself, alone on its repository: the way out that keeps
+    # it so is named too.
+    assert "A stack alone on its repository is its first environment instead: " in message
+    assert "`pulumi config set gitops-eks:environment dev`" in message
+
+
+def test_a_lone_stack_named_prod_is_told_both_ways_out() -> None:
+    """The default environment is the stack's name: an earlier version's lone `prod` stack (its own
+    Jenkins and registry) meets the same refusal on its unchanged config."""
+    message = config_error({}, stack=STACK)
+    assert message.startswith("gitops-eks:releaseFrom: missing; prod comes after dev")
+    assert "`pulumi config set gitops-eks:environment dev`" in message
 
 
 def test_release_from_in_the_first_environment_s_stack_is_refused() -> None:
@@ -265,18 +280,44 @@ def test_release_from_in_the_first_environment_s_stack_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["dev", "org/dev", "org/gitops-eks/dev/x", "org/gitops eks/dev", "/gitops-eks/dev", "org//dev"]
+    "value",
+    [
+        "org/dev",
+        "org/gitops-eks/dev/x",
+        "org/gitops eks/dev",
+        "/gitops-eks/dev",
+        "org//dev",
+        "org/gitops-eks/dév",
+    ],
 )
-def test_a_release_from_that_is_not_a_fully_qualified_stack_name_is_refused(value: str) -> None:
+def test_a_release_from_that_is_not_a_stack_name_is_refused(value: str) -> None:
+    """Pulumi's forms: <organization>/<project>/<stack>, or a legacy self-managed backend's bare <stack>;
+    each part letters, digits, `-`, `_`, `.` ("Stacks", docs/verified-identifiers.md)."""
     message = config_error({}, config=prod_config({"releaseFrom": value}), stack=STACK)
-    assert message.startswith(f"gitops-eks:releaseFrom: {value!r} is not a fully qualified stack name; ")
+    assert message.startswith(f"gitops-eks:releaseFrom: {value!r} is not a stack name; ")
 
 
-def test_a_release_from_naming_the_stack_itself_is_refused() -> None:
-    message = config_error(
-        {}, config=prod_config({"releaseFrom": f"{PULUMI_ORG}/gitops-eks/prod"}), stack=STACK
+@pytest.mark.parametrize("value", ["dev", "organization/gitops-eks/dev", f"{PULUMI_ORG}/gitops-eks/dev.eu-1"])
+def test_both_stack_name_forms_are_taken(value: str) -> None:
+    from infra import config as stack_config
+    from tests.infra.conftest import flatten
+
+    pulumi.runtime.set_all_config(flatten(prod_config({"releaseFrom": value})), [])
+    assert stack_config.load(STACK).release_from == value
+
+
+def test_a_release_from_in_another_project_is_refused() -> None:
+    message = config_error({}, config=prod_config({"releaseFrom": f"{PULUMI_ORG}/other/dev"}), stack=STACK)
+    assert message.startswith(
+        "gitops-eks:releaseFrom: 'example-pulumi-org/other/dev' is a stack of the project 'other'; name a "
+        "stack of gitops-eks, this project"
     )
-    assert message.startswith("gitops-eks:releaseFrom: 'example-pulumi-org/gitops-eks/prod' names this stack")
+
+
+@pytest.mark.parametrize("value", [f"{PULUMI_ORG}/gitops-eks/prod", "prod"])
+def test_a_release_from_naming_the_stack_itself_is_refused(value: str) -> None:
+    message = config_error({}, config=prod_config({"releaseFrom": value}), stack=STACK)
+    assert message.startswith(f"gitops-eks:releaseFrom: {value!r} names this stack")
 
 
 @pytest.mark.parametrize("key", RELEASE_KEYS)
@@ -290,34 +331,76 @@ def test_a_release_side_key_in_a_later_environment_s_stack_is_refused(key: str) 
     )
 
 
+def test_every_release_side_key_set_is_named_in_one_refusal() -> None:
+    """An earlier version's prod file sets several: one run names them all."""
+    message = config_error({}, config=prod_config(RELEASE_KEY_VALUES), stack=STACK)
+    keys = ", ".join(f"gitops-eks:{key}" for key in RELEASE_KEYS)
+    assert message.startswith(f"{keys}: set, but this stack takes its releases from {RELEASE_FROM} ")
+    assert message.endswith("; ".join(f"`pulumi config rm gitops-eks:{key}`" for key in RELEASE_KEYS))
+
+
 def test_every_release_side_key_has_a_value_in_the_refusal_test() -> None:
     assert set(RELEASE_KEY_VALUES) == set(RELEASE_KEYS)
 
 
-def release_side_error(outputs: Mapping[str, Any]) -> str:
-    """What prod's program refuses a release side with, given the outputs that stack exported. The check
-    runs inside an `apply` of the StackReference's outputs (the happy path above runs it under the
-    mocks); its refusals are asserted here on the function, since an exception inside an apply outlives
-    the mocked program's run."""
-    with pytest.raises(ReleaseSideError) as raised:
-        check_release_side(
-            RELEASE_FROM,
-            "prod",
-            outputs.get("botSigningPublicKey"),
-            outputs.get("environment"),
-            outputs.get("ecrRepositoryUrl"),
-            ACCOUNT,
-        )
-    return str(raised.value)
+REFUSE_IN_OWN_PROCESS = """
+import json, sys
+from infra.stack import ReleaseSideError
+from tests.infra.conftest import _build, _start
+
+given = json.load(sys.stdin)
+answer = {"outputs": given["outputs"], "secretOutputNames": []}
+_mocks, monitor = _start(
+    None, config=given["config"], stack=given["stack"],
+    extra_outputs={given["type"]: lambda _name, _inputs: answer},
+)
+try:
+    _build()
+    error = None
+except ReleaseSideError as exc:
+    error = str(exc)
+print(json.dumps({"error": error, "registered": [urn for urn, _ in monitor.registrations]}))
+"""
+
+
+def release_side_error(outputs: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> str:
+    """Run prod's program against a release side that exported `outputs`; the ReleaseSideError's message,
+    after asserting that nothing was declared. In a process of its own: the refusal is raised inside an
+    `apply`, and the mocked runtime's outstanding registrations would fail the next test's program."""
+    given = {
+        "config": prod_config(overrides or {}),
+        "stack": STACK,
+        "type": STACK_REFERENCE,
+        "outputs": dict(outputs),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", REFUSE_IN_OWN_PROCESS],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["registered"] == [], "resources were declared before the release side was checked"
+    assert result["error"] is not None, "the program accepted the release side"
+    return result["error"]
 
 
 def test_a_release_side_of_an_earlier_version_is_refused(dev_outputs: Program) -> None:
     """A dev stack not yet updated to this version exports no public key: say to update it first."""
-    old = {k: v for k, v in dev_outputs.outputs.items() if k not in {"botSigningPublicKey", "environment"}}
+    old = {
+        k: v
+        for k, v in dev_outputs.outputs.items()
+        if k not in {"botSigningPublicKey", "environment", "repository", "branch"}
+    }
     assert release_side_error(old) == (
-        f"gitops-eks:releaseFrom {RELEASE_FROM}: the stack exports no botSigningPublicKey, environment or "
-        "ecrRepositoryUrl, so it is not the release side of this version; run `pulumi up` in it from this "
-        "checkout first, then here again"
+        f"gitops-eks:releaseFrom {RELEASE_FROM}: the stack exports no botSigningPublicKey, environment, "
+        "repository, branch, so it is not the release side of this version: run `pulumi up` in it from "
+        "this checkout first (or, if it was destroyed, create it again), then `pulumi up` here"
     )
 
 
@@ -326,6 +409,26 @@ def test_a_release_side_that_is_not_the_first_environment_s_stack_is_refused(dev
     assert message == (
         f"gitops-eks:releaseFrom {RELEASE_FROM}: that stack deploys 'prod', not 'dev', the first environment "
         "of k8s/environments.yaml, whose stack releases every environment; name the dev stack"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "overrides"),
+    [
+        ("branch", {"branch": "release"}),
+        ("repository", {"repository": "example-org/other-repo"}),
+    ],
+)
+def test_a_later_environment_on_another_branch_or_repository_than_its_release_side_is_refused(
+    dev_outputs: Program, key: str, overrides: dict[str, Any]
+) -> None:
+    """Only the release side's Jenkins writes prod's overlay, on its own repository and branch: a prod
+    Flux that follows another would never see a promotion."""
+    message = release_side_error(dev_outputs.outputs, overrides)
+    mine, theirs = overrides[key], dev_outputs.outputs[key]
+    assert message == (
+        f"gitops-eks:{key}: {mine!r}, but the release side {RELEASE_FROM} writes {theirs!r}, so no "
+        f"promotion would ever reach this stack's Flux; set it: `pulumi config set gitops-eks:{key} {theirs}`"
     )
 
 

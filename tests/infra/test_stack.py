@@ -322,13 +322,16 @@ def test_outputs_are_exported_and_the_kubeconfig_is_secret(dev_program: Program)
         "signingSwitchCommit",
         "environment",
         "botSigningPublicKey",
+        "repository",
+        "branch",
     }
     assert "kubeconfig" in dev_program.secret_outputs
     # What a later environment's stack reads through its StackReference (infra/stack.py), in the clear:
     # a public key and a name.
     assert outputs["environment"] == "dev"
     assert outputs["botSigningPublicKey"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-    assert not {"environment", "botSigningPublicKey"} & dev_program.secret_outputs
+    assert (outputs["repository"], outputs["branch"]) == ("example-org/hello-gitops", "main")
+    assert not {"environment", "botSigningPublicKey", "repository", "branch"} & dev_program.secret_outputs
     assert json.loads(outputs["kubeconfig"])["clusters"][0]["name"] == "cluster-eks"
     assert outputs["ecrRepositoryUrl"] == dev_program.one(ECR).outputs["repositoryUrl"]
     assert outputs["jenkinsUrl"].startswith("http")
