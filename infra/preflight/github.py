@@ -184,13 +184,7 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         f"{repo.body.get('visibility', 'private' if repo.body.get('private') else 'public')}",
     )
     if not config.releases:
-        # The branch, its ruleset, the code owners and the plan's rulesets are the release side's; this
-        # stack declares Flux's deploy key and webhook only.
-        yield skip(
-            f"branch {config.branch}",
-            f"its head, ruleset and code owners are the release side's ({config.release_from})",
-        )
-        yield from _permissions(api, config, probes(previews=False, releases=False), None)
+        yield from _later_environment(api, config)
         return
     branch = api.call(
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
@@ -227,6 +221,35 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         yield from _codeowners(api, config)
     if config.preview.enabled:
         yield from _preview_team(api, config)
+
+
+def _later_environment(api: GitHub, config: StackConfig) -> Iterator[Row]:
+    """A later environment's stack declares Flux's deploy key and webhook only: the ruleset, the code
+    owners and the plan's rulesets are the release side's. Its Flux follows the branch (with its deploy
+    key); the token reads it only if granted Contents, which this stack does not need."""
+    check = f"branch {config.branch}"
+    branch = api.call(
+        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
+    )
+    if branch.status == 200:
+        sha = branch.body.get("commit", {}).get("sha")
+        yield ok(check, f"at {str(sha)[:12]}; its ruleset and code owners are the release side's")
+    elif branch.status == 404:
+        yield fail(
+            check,
+            branch.said(),
+            f"set gitops-eks:branch to the branch the release side ({config.release_from}) writes",
+        )
+    else:
+        yield skip(check, f"{UNREAD_BRANCH} ({branch.said()})")
+    yield from _permissions(api, config, probes(previews=False, releases=False), None)
+
+
+# Why a later environment's stack may not read its branch: Flux reads it with its own deploy key.
+UNREAD_BRANCH = (
+    "not readable with github:token, which this stack needs no Contents permission for (Flux reads the "
+    "branch with its deploy key); grant the token Contents: Read-only to let preflight check it"
+)
 
 
 def _probe_path(config: StackConfig, probe: Probe, sha: str | None) -> str | None:
@@ -483,7 +506,12 @@ def _extra_token(config: StackConfig, extra: ExtraToken, token: Secret, api: Git
     branch = api.call(
         "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
     )
-    sha = branch.body.get("commit", {}).get("sha") if branch.status == 200 else None
+    if branch.status != 200:
+        yield skip(
+            extra.key, f"needs the branch's head commit, which github:token could not read ({branch.said()})"
+        )
+        return
+    sha = branch.body.get("commit", {}).get("sha")
     for row in _permissions(GitHub(token, api.base), config, extra.probes, sha):
         yield Row(row.mark, f"{extra.key} {row.check}", row.detail, row.fix)
 

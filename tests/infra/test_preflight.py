@@ -351,12 +351,54 @@ def test_a_later_environment_s_stack_asks_only_for_what_it_declares(
     code, rows, out = preflight(fake, capsys)
     assert code == 1, out  # the Pulumi CLI is missing here
     assert [check for check, line in rows.items() if line.startswith("✗")] == ["Pulumi backend"], out
-    assert rows["branch main"].startswith("-")
+    # The minimal token cannot read the branch; Flux reads it with its deploy key.
+    assert (
+        rows["branch main"].startswith("-") and "grant the token Contents: Read-only" in rows["branch main"]
+    )
     assert rows["pullsToken"].startswith("-")
     assert "the release side's stack example-org/gitops-eks/dev holds it" in rows["pullsToken"]
     assert "jenkins" not in rows["quota On-Demand standard vCPUs"]
     assert "vCPUs of 3 x t3.medium of" in rows["quota On-Demand standard vCPUs"]
     assert rows["GitHub OIDC provider"].startswith("-")
+
+
+def later_environment(fake: World, permissions: set[str]) -> None:
+    """The world's stack as prod's: releaseFrom set, the release side's keys removed."""
+    fake.set_config("gitops-eks:environment", "prod")
+    fake.set_config("gitops-eks:releaseFrom", "example-org/gitops-eks/dev")
+    for key in RELEASE_KEYS:
+        fake.set_config(f"gitops-eks:{key}", None)
+    fake.github.tokens[TOKEN] = permissions
+
+
+def test_a_later_environment_s_missing_branch_blocks(fake: World, capsys: pytest.CaptureFixture[str]) -> None:
+    later_environment(
+        fake, {"administration=write", "repository_hooks=write", "metadata=read", "contents=read"}
+    )
+    fake.set_config("gitops-eks:branch", "no-such-branch")
+    code, rows, out = preflight(fake, capsys)
+    assert code == 1
+    assert rows["branch no-such-branch"].startswith("✗"), out
+    assert "set gitops-eks:branch to the branch the release side" in fix_after(out, "branch no-such-branch")
+
+
+def test_a_later_environment_s_status_token_is_checked_when_the_branch_can_be_read(
+    fake: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status_token = "github_pat_status_token_for_preflight"
+    readable = {"administration=write", "repository_hooks=write", "metadata=read", "contents=read"}
+    later_environment(fake, readable)
+    fake.github.tokens[status_token] = {"statuses=write", "metadata=read"}
+    secrets = {"github:token": TOKEN, "gitops-eks:commitStatusToken": status_token}
+    pulumi_cli(fake, tmp_path, monkeypatch, secrets)
+    _code, rows, out = preflight(fake, capsys)
+    assert rows["branch main"].startswith("✓"), out
+    assert rows["commitStatusToken permission statuses=write"].startswith("✓"), out
+    # Without Contents the branch's head is unknown: the token is not checked, and the row says why.
+    fake.github.tokens[TOKEN] = readable - {"contents=read"}
+    _code, rows, out = preflight(fake, capsys)
+    assert rows["commitStatusToken"].startswith("-"), out
+    assert "github:token could not read" in rows["commitStatusToken"]
 
 
 def test_a_private_repository_needs_the_enterprise_key_as_pulumi_up_does(
