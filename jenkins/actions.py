@@ -339,13 +339,15 @@ def hand_change(ctx: Context, tip: str, current: core.ImageEntry) -> core.HandCh
     (the manifest moved there since, as in an upgrade to the overlays, or is a new environment's), it is
     the manifest as merged: the newest commit that added the path. A bot that never committed has none:
     the manifest as it is is the starting point."""
-    bot = ctx.git.newest_by(tip, ctx.bot.email)
-    if bot is None and ctx.git.is_shallow():
+    if ctx.git.is_shallow() and ctx.git.newest_by(tip, ctx.bot.email, ctx.manifest_path) is None:
         ctx.git.unshallow(ctx.remote)
-        bot = ctx.git.newest_by(tip, ctx.bot.email)
-    if bot is None:
+    # The bot's newest commit to this manifest: its commits to other environments' overlays say
+    # nothing about what a person did to this one.
+    bot = ctx.git.newest_by(tip, ctx.bot.email, ctx.manifest_path)
+    if bot is None and ctx.git.newest_by(tip, ctx.bot.email) is None:
         return None
-    base = bot if _entry_at(ctx, bot) is not None else ctx.git.added_in(ctx.remote, tip, ctx.manifest_path)
+    present = bot is not None and _entry_at(ctx, bot) is not None
+    base = bot if present else ctx.git.added_in(ctx.remote, tip, ctx.manifest_path)
     if base is None or _entry_at(ctx, base) in (None, current):
         return None
     for sha, email in ctx.git.file_changes(base, tip, ctx.manifest_path):
@@ -449,7 +451,8 @@ def protect(ctx: Context, repository: str, text: str, pushed: str | None) -> Non
             landed = f"manifest commit {pushed[:12]} is on {ctx.remote}/{ctx.branch} and " if pushed else ""
             raise ActionError(
                 f"the {landed}manifest deploys {digest}, but marking it as deployed failed: {exc}. Until "
-                "it is marked the lifecycle policy may expire it: re-run (a noop that marks it again)",
+                f"it is marked the lifecycle policy may expire it: run the same job or command again; while "
+                f"{ctx.environment}'s overlay still deploys it, that is a no-op that marks it",
                 commit=pushed,
             ) from None
         marked = digest

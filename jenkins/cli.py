@@ -428,6 +428,8 @@ def run(args: argparse.Namespace) -> actions.Report | stage.StageReport | status
         raise InputError(f"--image-name {args.image_name!r}: one word, no spaces (the `images:` entry)")
     check_text("--image-name", args.image_name)
     directory, chosen_by, environment = manifest_dir(root, args)
+    if args.command in ("release", "promote") and source is None:
+        check_released_here(root, environment)
     manifest_path = check_manifest(root, directory, chosen_by, args.image_name)
     if args.command != "unhold":
         check_repository(args.image_repository)
@@ -543,6 +545,22 @@ def check_target(root: Path, args: argparse.Namespace) -> str:
         raise InputError(f"--environment {args.environment!r} and --to {target!r}: give one")
     args.environment = target
     return names[position - 1]
+
+
+def check_released_here(root: Path, environment: str) -> None:
+    """InputError for a release or a promotion of a chosen commit into an environment after the stack's
+    own: a later environment takes releases only by `promote --to`, gated on Flux's report for the
+    environment before it (a rollback, with its hold, is the way to pin a commit there)."""
+    names = read_environments(root)
+    stack = os.environ.get("GITOPS_ENVIRONMENT", "")
+    if stack in names and environment in names and names.index(environment) > names.index(stack):
+        before = names[names.index(environment) - 1]
+        raise InputError(
+            f"{environment!r}: this stack releases {stack!r} (GITOPS_ENVIRONMENT), and {environment} takes "
+            f"releases only by promotion: `promote --to {environment}` deploys what {before} runs once its "
+            f"Flux reported it healthy; to pin a commit of your choice there, `rollback --environment "
+            f"{environment} --to <commit> --reason <why>` (a hold)"
+        )
 
 
 def github(git: Git, remote: str, *, required: bool) -> Callable[[str], actions.StateOf] | None:
@@ -709,6 +727,12 @@ def manifest_dir(root: Path, args: argparse.Namespace) -> tuple[str, str, str]:
         if args.manifest_dir is not None:
             given = PurePosixPath(args.manifest_dir)
             owner = next((name for name in names if PurePosixPath(environments.overlay(name)) == given), None)
+            if owner is None and given.parts[:2] == PurePosixPath(environments.OVERLAYS).parts:
+                # Its deploy would move another environment's mark: the overlay must be listed first.
+                raise InputError(
+                    f"--manifest-dir {args.manifest_dir!r}: the overlay of no environment of "
+                    f"{environments.FILE} ({', '.join(names)}); list it there, or give --environment"
+                )
             environment = owner or environments.check(names, chosen, what)
             return args.manifest_dir, f"--manifest-dir {args.manifest_dir!r}", environment
         environment = environments.check(names, chosen, what)

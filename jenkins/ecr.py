@@ -98,7 +98,7 @@ def tag_image(account: str, region: str, name: str, digest: str, tag: str) -> No
         raise EcrError(
             f"tagging {digest} as {tag} in {where} failed: {aws_error(exc)}; the caller needs "
             "ecr:BatchGetImage and ecr:PutImage, and the repository must let the tag move "
-            f"(an image tag mutability exclusion for {tag!r})"
+            f"(an image tag mutability exclusion matching {tag!r}; the stack declares `deployed*`)"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise EcrError(

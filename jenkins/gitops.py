@@ -236,14 +236,15 @@ class Git:
         out = self.run("log", "--first-parent", f"--max-count={limit}", "--format=%H %ae", sha)
         return [(sha, email) for sha, _, email in (line.partition(" ") for line in out.splitlines())]
 
-    def newest_by(self, tip: str, email: str) -> str | None:
-        """The newest commit on tip's first-parent line whose author email is email (any case)."""
+    def newest_by(self, tip: str, email: str, path: str | None = None) -> str | None:
+        """The newest commit on tip's first-parent line whose author email is email (any case), and
+        that changed path when given."""
         # The author header line holds `<email>` as written: a fixed-string match on it. --no-mailmap:
         # git log maps identities by default (log.mailmap), also for --author, and a .mailmap in the
         # repository must not turn a person into the bot.
         out = self.run(
             "log", "--no-mailmap", "--first-parent", "-1", "--fixed-strings", "--regexp-ignore-case",
-            f"--author=<{email}>", "--format=%H", tip,
+            f"--author=<{email}>", "--format=%H", tip, *(("--", path) if path else ()),
         )  # fmt: skip
         return out.strip() or None
 

@@ -7,9 +7,9 @@ template and role, with one fresh instance per build (infra/jenkins/agents.py, c
 - `release-agent` runs nothing the build ran: no make, no docker (not even installed), no unhashed
   install. It checks out with the read-only key, installs requirements-release.txt by hash, re-verifies
   the digest and runs `python -m jenkins promote` with the write key and the signing key bound around
-  that one command. Its role reads the repository's images and moves the `deployed` tag (what
-  `promote` marks, jenkins/ecr.py tag_image: BatchGetImage + PutImage); it cannot upload a layer and
-  gets no registry login.
+  that one command. Its role reads the repository's images and moves the environments' marks, the
+  `deployed-<environment>` tags (what `promote` marks, jenkins/ecr.py tag_image: BatchGetImage +
+  PutImage); it cannot upload a layer and gets no registry login.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ECR_PUSH_ACTIONS = (
     "ecr:UploadLayerPart",
 )
 # What `promote` calls (jenkins/ecr.py): DescribeImages (tag -> digest), BatchGetImage + PutImage (the
-# `deployed` tag on a manifest already there). No layer upload, no GetAuthorizationToken.
+# `deployed-<environment>` mark on a manifest already there). No layer upload, no GetAuthorizationToken.
 ECR_RELEASE_ACTIONS = ("ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage")
 
 BUILD = AgentPool(

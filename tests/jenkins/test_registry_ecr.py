@@ -257,12 +257,15 @@ def test_each_environment_keeps_its_own_mark(protected_repository: str, gitops_r
 def test_a_manifest_dir_is_marked_as_the_environment_whose_overlay_it_is(
     protected_repository: str, gitops_repo: GitopsRepo
 ) -> None:
-    """--manifest-dir k8s/overlays/prod deploys prod (its mark moves), whatever the stack's environment."""
+    """--manifest-dir k8s/overlays/prod deploys prod (its mark moves), whatever the stack's environment:
+    here the release side's (dev) pinning a commit in prod with a rollback, the way a chosen commit
+    reaches a later environment."""
     gitops_repo.add_overlay("prod")
     sha = gitops_repo.app_commit("v1")
     digest = put_commit_image(protected_repository, sha)
-    done = run_cli(gitops_repo.workspace(sha), "promote", "--image-repository", protected_repository,
-                   "--manifest-dir", "./k8s/overlays/prod/", env={"GITOPS_ENVIRONMENT": "dev"})  # fmt: skip
+    done = run_cli(gitops_repo.workspace(sha), "rollback", "--image-repository", protected_repository,
+                   "--manifest-dir", "./k8s/overlays/prod/", "--to", sha, "--reason", "INC-1",
+                   env={"GITOPS_ENVIRONMENT": "dev"})  # fmt: skip
     assert done.returncode == 0, done.output
     assert (deployed_digest(protected_repository, "prod"), deployed_digest(protected_repository)) == (
         digest,
@@ -290,7 +293,7 @@ def test_marking_needs_the_movable_tag_and_says_so(aws_env: str, gitops_repo: Gi
 
     assert result.returncode == 1
     assert "marking it as deployed failed" in result.json["error"]
-    assert "image tag mutability exclusion for 'deployed-dev'" in result.json["error"]
+    assert "image tag mutability exclusion matching 'deployed-dev'" in result.json["error"]
     assert "re-run" in result.stderr
 
 
