@@ -64,7 +64,7 @@ def build() -> None:
     day0_commit = head_commit() if config.registry is not None and config.registry.day0_image else None
     app_url = app_url_command(load_balancer_service(PROJECT_DIR / "k8s" / "base"))
     checked = _release_checks(config, day0_commit) if config.releases else None
-    released_by = None if checked is not None else release_side_key(config)
+    released_by = None if checked is not None else read_release_side(config)
     # A later environment's stack declares nothing until the release side's outputs are checked: a
     # refusal then changes nothing, with `--skip-preview` too.
     after = (
@@ -277,7 +277,7 @@ class ReleasedBy:
 RELEASE_SIDE_OUTPUTS = ("botSigningPublicKey", "environment", "ecrRepositoryUrl", "repository", "branch")
 
 
-def release_side_key(config: StackConfig) -> ReleasedBy:
+def read_release_side(config: StackConfig) -> ReleasedBy:
     """The release side's stack (`releaseFrom`) and its bot key, checked against this stack."""
     assert config.release_from is not None
     reference = pulumi.StackReference("release-side", stack_name=config.release_from)
