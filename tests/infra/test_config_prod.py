@@ -66,13 +66,18 @@ def release_side(program: Program) -> Callable[[str, dict], dict]:
     return outputs
 
 
-def run_prod(dev: Program, overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Program:
+def run_prod(
+    dev: Program,
+    overrides: Mapping[str, Any] | None = None,
+    extra_outputs: Mapping[str, Callable[[str, dict], dict]] | None = None,
+    **kwargs: Any,
+) -> Program:
     """The program as the `prod` stack, Pulumi.prod.yaml plus what its header asks for, its StackReference
     answered with what the dev program exported."""
     return run_program(
         config=apply_overrides(committed_config(STACK), {**OPERATOR, **(overrides or {})}),
         stack=STACK,
-        extra_outputs={STACK_REFERENCE: release_side(dev)},
+        extra_outputs={**(extra_outputs or {}), STACK_REFERENCE: release_side(dev)},
         **kwargs,
     )
 

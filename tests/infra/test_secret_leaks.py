@@ -168,3 +168,22 @@ def test_a_byo_kubeconfig_stays_out_of_plain_state() -> None:
     assert not leaks(KEY, state)
     assert not leaks(BYO_KUBECONFIG, state)
     assert leaks(KEY, program.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
+
+
+def test_a_later_environment_s_stack_keeps_every_secret_out_of_plain_state(program: Program) -> None:
+    """prod (releaseFrom), its StackReference answered by this dev program's outputs: neither its own
+    Flux key and status token nor anything of dev's (its keys, its tokens) reaches prod's plain state
+    or outputs; dev's secret outputs stay secret through the reference."""
+    from tests.infra.test_config_prod import run_prod
+
+    prod = run_prod(
+        program,
+        {"commitStatusToken": STATUS_TOKEN},
+        secrets=["commitStatusToken"],
+        extra_outputs={TLS_KEY: multi_line_keys, OPENPGP_KEY: openpgp_key},
+    )
+    state = plain_state(prod)
+    everything = [*secrets_of(prod), *secrets_of(program), STATUS_TOKEN, PULLS_TOKEN]
+    assert secrets_of(prod), "prod's own Flux key is searched for too"
+    assert [s[:40] for s in everything if leaks(s, state)] == []
+    assert {"kubeconfig", "fluxWebhookUrl"} <= prod.secret_outputs
