@@ -6,7 +6,7 @@ a registry mark."""
 from __future__ import annotations
 
 from jenkins import manifest
-from tests.jenkins.conftest import MANIFEST, GitopsRepo, git, run_cli
+from tests.jenkins.conftest import MANIFEST, Cli, GitopsRepo, git, run_cli
 from tests.jenkins.test_promote_to import DEV, PROD, cli, github, release_to_dev, statuses, two_envs
 from tests.jenkins.test_registry_ecr import deployed_digest, protected_repository, put_commit_image
 
@@ -32,6 +32,13 @@ def hand_pin(repo: GitopsRepo, path: str, tag: str, digest: str) -> str:
     return git(repo.dev, "rev-parse", "HEAD").strip()
 
 
+def assert_held(repo: GitopsRepo, done: Cli, person: str, path: str, tag: str) -> None:
+    """The run kept the person's change as a hold naming their commit: the overlay still deploys tag."""
+    assert done.json["outcome"] == "held", done.output
+    assert person in done.json["reason"]
+    assert manifest.read_image(git(repo.remote, "show", f"main:{path}")).new_tag == tag
+
+
 def test_a_persons_change_of_prods_image_survives_a_later_dev_release(
     two_envs: GitopsRepo, github, push_test_image, image_repository: str
 ) -> None:
@@ -48,11 +55,7 @@ def test_a_persons_change_of_prods_image_survives_a_later_dev_release(
     _, _, applied3 = release_to_dev(two_envs, github, push_test_image, image_repository)
     statuses(github).post_status(applied3, DEV, "success")
 
-    done = cli(two_envs, github, *to_prod)
-
-    assert done.json["outcome"] == "held", done.output
-    assert person in done.json["reason"]
-    assert manifest.read_image(git(two_envs.remote, "show", f"main:{PROD}")).new_tag == v2
+    assert_held(two_envs, cli(two_envs, github, *to_prod), person, PROD, v2)
 
 
 def test_a_persons_change_of_devs_image_survives_a_promotion_to_prod(
@@ -73,9 +76,7 @@ def test_a_persons_change_of_devs_image_survives_a_promotion_to_prod(
 
     done = cli(two_envs, github, "promote", "--image-repository", image_repository, "--commit", v3, "--json")
 
-    assert done.json["outcome"] == "held", done.output
-    assert person in done.json["reason"]
-    assert manifest.read_image(git(two_envs.remote, "show", f"main:{MANIFEST}")).new_tag == v1
+    assert_held(two_envs, done, person, MANIFEST, v1)
 
 
 def test_a_commit_dev_never_ran_does_not_reach_prod_without_the_flux_gate(
