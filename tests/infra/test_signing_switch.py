@@ -48,10 +48,11 @@ def bot_key() -> dict[str, str]:
     return OpenPgpKeyProvider().create({"user_id": BOT_USER_ID}).outs
 
 
-def push_switch(
+def switch_args(
     repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], anchor: str, **kw: str
-) -> tuple[str, str]:
-    args = {
+) -> dict[str, str]:
+    """The switch's inputs for this repository over this sshd, `kw` replacing any of them."""
+    return {
         "url": sshd.url(repo.remote),
         "branch": BRANCH,
         "anchor": anchor,
@@ -60,7 +61,12 @@ def push_switch(
         "signing_key": bot_key["private_key"],
         **kw,
     }
-    return switch_on(**args)
+
+
+def push_switch(
+    repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str], anchor: str, **kw: str
+) -> tuple[str, str]:
+    return switch_on(**switch_args(repo, sshd, bot_key, anchor, **kw))
 
 
 def test_on_the_anchor_it_pushes_an_empty_commit_the_bot_reads_as_its_own_signed_one(
@@ -174,11 +180,7 @@ def test_the_provider_runs_from_the_state_in_a_process_of_its_own(
     gitops_repo: GitopsRepo, sshd: Sshd, bot_key: dict[str, str]
 ) -> None:
     anchor = gitops_repo.tip()
-    props = {
-        "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor,
-        "deploy_key": sshd.key.read_text(), "known_hosts": sshd.known_hosts.read_text(),
-        "signing_key": bot_key["private_key"], "head": anchor,
-    }  # fmt: skip
+    props = switch_args(gitops_repo, sshd, bot_key, anchor, head=anchor)
     outs = create_in_own_process(SigningSwitchProvider(), props)
     assert (outs["outcome"], outs["commit"], outs["id"]) == (PUSHED, gitops_repo.tip(), gitops_repo.tip())
     # The outputs carry no key: only the inputs, which the resource marks secret, do.
@@ -222,12 +224,10 @@ def test_a_failure_is_recorded_not_raised_and_names_no_key(
     monkeypatch.setattr(signing_switch, "FETCH_DELAYS", ())
     anchor = gitops_repo.tip()
     keygen(tmp_path / "other_host")
-    result = SigningSwitchProvider().create({
-        "url": sshd.url(gitops_repo.remote), "branch": BRANCH, "anchor": anchor, "head": anchor,
-        "deploy_key": sshd.key.read_text(),
-        "known_hosts": f"[127.0.0.1]:{sshd.port} {(tmp_path / 'other_host.pub').read_text()}",
-        "signing_key": bot_key["private_key"],
-    })  # fmt: skip
+    other = f"[127.0.0.1]:{sshd.port} {(tmp_path / 'other_host.pub').read_text()}"
+    result = SigningSwitchProvider().create(
+        switch_args(gitops_repo, sshd, bot_key, anchor, head=anchor, known_hosts=other)
+    )
     assert result.outs["outcome"] == FAILED
     assert "Host key verification failed" in result.outs["reason"]
     assert "PRIVATE" not in json.dumps(result.outs)
