@@ -186,9 +186,7 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
     if not config.releases:
         yield from _later_environment(api, config)
         return
-    branch = api.call(
-        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
-    )
+    branch = _branch(api, config)
     if branch.status == 403 and branch.headers.get("x-accepted-github-permissions"):
         # "Get a branch" takes contents=read: the stack reads the branch's head (getBranch) as the release's
         # trust anchor, so a token without it fails `pulumi up` too.
@@ -223,14 +221,19 @@ def _repository(api: GitHub, config: StackConfig) -> Iterator[Row]:
         yield from _preview_team(api, config)
 
 
+def _branch(api: GitHub, config: StackConfig) -> Answer:
+    """GitHub's "Get a branch" for the stack's branch (Contents: read)."""
+    return api.call(
+        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
+    )
+
+
 def _later_environment(api: GitHub, config: StackConfig) -> Iterator[Row]:
     """A later environment's stack declares Flux's deploy key and webhook only: the ruleset, the code
     owners and the plan's rulesets are the release side's. Its Flux follows the branch (with its deploy
     key); the token reads it only if granted Contents, which this stack does not need."""
     check = f"branch {config.branch}"
-    branch = api.call(
-        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
-    )
+    branch = _branch(api, config)
     if branch.status == 200:
         sha = branch.body.get("commit", {}).get("sha")
         yield ok(check, f"at {str(sha)[:12]}; its ruleset and code owners are the release side's")
@@ -503,9 +506,7 @@ EXTRA_TOKENS = (
 
 
 def _extra_token(config: StackConfig, extra: ExtraToken, token: Secret, api: GitHub) -> Iterator[Row]:
-    branch = api.call(
-        "GET", f"/repos/{config.repository}/branches/{urllib.parse.quote(config.branch, safe='')}"
-    )
+    branch = _branch(api, config)
     if branch.status != 200:
         yield skip(
             extra.key, f"needs the branch's head commit, which github:token could not read ({branch.said()})"
